@@ -1,0 +1,221 @@
+//! Events the engine emits and the snapshot it keeps of each deployment.
+//!
+//! Owns: the shapes of [`Event`] (journaled, broadcast, printed as JSON lines) and [`Snapshot`].
+//! Must not touch: how they are produced or rendered.
+
+use serde::{Deserialize, Serialize};
+
+use super::signals::Verdict;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Succeeded,
+    RolledBack,
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::RolledBack => "rolled_back",
+            Outcome::Failed => "failed",
+        }
+    }
+    /// The CLI exit code for this outcome.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Outcome::Succeeded => 0,
+            _ => 1,
+        }
+    }
+}
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pending,
+    Progressing,
+    Paused,
+    WaitingApproval,
+    RollingBack,
+    Succeeded,
+    RolledBack,
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Progressing => "progressing",
+            Status::Paused => "paused",
+            Status::WaitingApproval => "waiting_approval",
+            Status::RollingBack => "rolling_back",
+            Status::Succeeded => "succeeded",
+            Status::RolledBack => "rolled_back",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+/// A revision's share of a component's traffic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Weight {
+    pub revision: String,
+    pub version: String,
+    pub weight: u32,
+}
+
+/// One thing that happened, as journaled and printed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub ts: String,
+    pub deployment: String,
+    pub run: i64,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    Started {
+        version: String,
+        strategy: String,
+        environment: String,
+        provider: String,
+        steps: usize,
+        dry_run: bool,
+        initiator: String,
+    },
+    StepStarted {
+        step: usize,
+        component: String,
+        description: String,
+    },
+    StepCompleted {
+        step: usize,
+        component: String,
+    },
+    InstancesReady {
+        component: String,
+        revision: String,
+        ready: u32,
+        desired: u32,
+    },
+    TrafficShifted {
+        component: String,
+        weights: Vec<Weight>,
+    },
+    Analysis {
+        component: String,
+        verdicts: Vec<Verdict>,
+        /// Milliseconds until the next decision.
+        next_in_ms: Option<u64>,
+    },
+    GateWaiting {
+        gate: String,
+        component: String,
+        hint: String,
+    },
+    GateApproved {
+        gate: String,
+        by: String,
+        comment: Option<String>,
+    },
+    GateRejected {
+        gate: String,
+        by: String,
+        reason: String,
+    },
+    Paused {
+        by: String,
+        reason: String,
+    },
+    Resumed {
+        by: String,
+    },
+    Promoted {
+        by: String,
+    },
+    Failure {
+        reason: String,
+    },
+    RollbackStarted {
+        reason: String,
+        target: Vec<Weight>,
+        plan: Vec<String>,
+    },
+    RollbackStep {
+        component: String,
+        description: String,
+    },
+    RollbackCompleted {
+        component: String,
+    },
+    CommandRefused {
+        command: String,
+        by: String,
+        reason: String,
+    },
+    Finished {
+        outcome: Outcome,
+        reason: String,
+    },
+}
+
+impl EventKind {
+    /// The `kind` tag as a string.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Started { .. } => "started",
+            EventKind::StepStarted { .. } => "step_started",
+            EventKind::StepCompleted { .. } => "step_completed",
+            EventKind::InstancesReady { .. } => "instances_ready",
+            EventKind::TrafficShifted { .. } => "traffic_shifted",
+            EventKind::Analysis { .. } => "analysis",
+            EventKind::GateWaiting { .. } => "gate_waiting",
+            EventKind::GateApproved { .. } => "gate_approved",
+            EventKind::GateRejected { .. } => "gate_rejected",
+            EventKind::Paused { .. } => "paused",
+            EventKind::Resumed { .. } => "resumed",
+            EventKind::Promoted { .. } => "promoted",
+            EventKind::Failure { .. } => "failure",
+            EventKind::RollbackStarted { .. } => "rollback_started",
+            EventKind::RollbackStep { .. } => "rollback_step",
+            EventKind::RollbackCompleted { .. } => "rollback_completed",
+            EventKind::CommandRefused { .. } => "command_refused",
+            EventKind::Finished { .. } => "finished",
+        }
+    }
+}
+
+/// The latest state of one deployment run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub deployment: String,
+    pub run: i64,
+    pub version: String,
+    pub strategy: String,
+    pub environment: String,
+    pub status: Status,
+    pub step: usize,
+    pub steps: usize,
+    pub step_description: String,
+    /// The gate being waited at, if any.
+    pub gate: Option<String>,
+    pub traffic: Vec<ComponentTraffic>,
+    pub last_verdicts: Vec<Verdict>,
+    pub reason: Option<String>,
+    pub outcome: Option<Outcome>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComponentTraffic {
+    pub component: String,
+    pub weights: Vec<Weight>,
+}

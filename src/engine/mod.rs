@@ -1,0 +1,363 @@
+//! The orchestration engine: one tokio task per deployment run, commands in, events and snapshots out.
+//!
+//! Owns: starting runs (plan, revisions, journal), routing commands to the task that owns a run,
+//! the event broadcast and the snapshot watch. Must not touch: any UI, terminal or printing.
+
+pub mod event;
+mod rollback;
+mod run;
+pub mod signals;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::plan::{self, Plan, Previous};
+use crate::provider::{Provider, RevisionKey};
+use crate::spec::{Component, Spec};
+use crate::store::{NewRun, RevisionRow, Store, StoreError};
+
+pub use event::{Event, EventKind, Outcome, Snapshot, Status};
+pub use signals::{Builtin, Judgement, SignalSource, Verdict};
+
+/// What an operator (or another process) asks of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Command {
+    Pause,
+    Resume,
+    Approve {
+        gate: Option<String>,
+        comment: Option<String>,
+    },
+    Reject {
+        reason: String,
+    },
+    Promote,
+    Rollback {
+        to: Option<String>,
+    },
+}
+
+impl Command {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Pause => "pause",
+            Command::Resume => "resume",
+            Command::Approve { .. } => "approve",
+            Command::Reject { .. } => "reject",
+            Command::Promote => "promote",
+            Command::Rollback { .. } => "rollback",
+        }
+    }
+}
+
+/// A command with who sent it and where the answer goes.
+#[derive(Debug)]
+pub struct Envelope {
+    pub command: Command,
+    pub actor: String,
+    pub reply: Option<oneshot::Sender<Result<String, String>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Refused(String),
+    #[error("run {0} is not running in this process")]
+    NotHere(i64),
+}
+
+/// How a run is started.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub dry_run: bool,
+    pub auto_approve: bool,
+    pub initiator: String,
+}
+
+/// Everything the engine is built from.
+pub struct EngineConfig {
+    pub store: Store,
+    pub provider: Arc<dyn Provider>,
+    pub signals: Arc<dyn SignalSource>,
+    /// The clock is tokio's paused clock (dry runs): don't tick while only a human can move things.
+    pub virtual_clock: bool,
+    /// Take commands written to the store by other processes.
+    pub poll_store: bool,
+}
+
+struct Inner {
+    store: Store,
+    provider: Arc<dyn Provider>,
+    signals: Arc<dyn SignalSource>,
+    virtual_clock: bool,
+    events: broadcast::Sender<Event>,
+    snapshots: watch::Sender<BTreeMap<i64, Snapshot>>,
+    runs: Mutex<HashMap<i64, mpsc::UnboundedSender<Envelope>>>,
+    stop: Arc<AtomicBool>,
+    wall_start: chrono::DateTime<chrono::Utc>,
+    clock_start: tokio::time::Instant,
+}
+
+/// The engine. Clone to share.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+/// A started run.
+pub struct RunHandle {
+    pub run_id: i64,
+    pub deployment: String,
+    pub plan: Plan,
+    pub join: JoinHandle<Outcome>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The active (serving) revision of each component of a spec, from the store.
+pub fn previous_revisions(
+    store: &Store,
+    spec: &Spec,
+    dry_run: bool,
+) -> Result<BTreeMap<String, RevisionRow>, StoreError> {
+    let mut out = BTreeMap::new();
+    for c in &spec.components {
+        if let Some(r) = store.active_revision(&c.id, &spec.environment, dry_run)? {
+            out.insert(c.id.clone(), r);
+        }
+    }
+    Ok(out)
+}
+
+/// The plan for a spec given what the store says is running.
+pub fn plan_for(spec: &Spec, previous: &BTreeMap<String, RevisionRow>) -> Plan {
+    plan::build(spec, &|id| {
+        previous.get(id).map(|r| Previous {
+            version: r.version.clone(),
+            replicas: r.replicas.clamp(1, 10_000) as u32,
+        })
+    })
+}
+
+impl Engine {
+    pub fn new(cfg: EngineConfig) -> Engine {
+        let (events, _) = broadcast::channel(1024);
+        let (snapshots, _) = watch::channel(BTreeMap::new());
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                store: cfg.store,
+                provider: cfg.provider,
+                signals: cfg.signals,
+                virtual_clock: cfg.virtual_clock,
+                events,
+                snapshots,
+                runs: Mutex::new(HashMap::new()),
+                stop: Arc::new(AtomicBool::new(false)),
+                wall_start: chrono::Utc::now(),
+                clock_start: tokio::time::Instant::now(),
+            }),
+        };
+        if cfg.poll_store {
+            engine.spawn_store_poller();
+        }
+        engine
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Events from every run of this engine.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// The latest snapshot of every run of this engine.
+    pub fn snapshots(&self) -> watch::Receiver<BTreeMap<i64, Snapshot>> {
+        self.inner.snapshots.subscribe()
+    }
+
+    /// The engine's notion of now: wall time, advanced by tokio's clock (virtual in dry runs).
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        let elapsed = tokio::time::Instant::now().duration_since(self.inner.clock_start);
+        self.inner.wall_start + chrono::Duration::from_std(elapsed).unwrap_or_default()
+    }
+
+    /// Start a deployment run of a checked spec.
+    pub async fn start(&self, spec: Spec, opts: RunOptions) -> Result<RunHandle, EngineError> {
+        let store = self.inner.store.clone();
+        let spec2 = spec.clone();
+        let dry = opts.dry_run;
+        let previous = store
+            .call(move |s| previous_revisions(s, &spec2, dry))
+            .await?;
+        let plan = plan_for(&spec, &previous);
+        let new_run = NewRun {
+            deployment: spec.id.clone(),
+            kind: "deploy".into(),
+            name: spec.name.clone(),
+            version: spec.version.clone(),
+            strategy: spec.strategy.clone(),
+            environment: spec.environment.clone(),
+            provider: self.inner.provider.name().to_string(),
+            dry_run: opts.dry_run,
+            spec_json: serde_json::to_string(&spec).unwrap_or_default(),
+            plan_json: serde_json::to_string(&plan).unwrap_or_default(),
+            initiator: opts.initiator.clone(),
+        };
+        let run_id = store.call(move |s| s.create_run(&new_run)).await?;
+        let mut comps = Vec::new();
+        for c in spec.ordered_components() {
+            let comp = c.clone();
+            let (env, ver) = (spec.environment.clone(), spec.version.clone());
+            let cfg = serde_json::to_string(&comp).unwrap_or_default();
+            let replicas = comp.replicas.clamp(1, 10_000) as u32;
+            let cid = comp.id.clone();
+            let (_, key) = store
+                .call(move |s| s.insert_revision(run_id, &cid, &env, &ver, dry, replicas, &cfg))
+                .await?;
+            comps.push(run::CompState::new(comp, RevisionKey(key), previous.get(&c.id)));
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.lock_runs().insert(run_id, tx);
+        let runner = run::Run::new(self.clone(), spec, plan.clone(), run_id, opts, comps, rx);
+        let engine = self.clone();
+        let join = tokio::spawn(async move {
+            let outcome = runner.execute().await;
+            engine.lock_runs().remove(&run_id);
+            outcome
+        });
+        Ok(RunHandle {
+            run_id,
+            deployment: plan.deployment.clone(),
+            plan,
+            join,
+        })
+    }
+
+    /// Start a run that rolls a finished deployment back to its last good revision or a named version.
+    pub async fn start_rollback(
+        &self,
+        spec: Spec,
+        dry_run: bool,
+        to: Option<String>,
+        actor: &str,
+    ) -> Result<RunHandle, EngineError> {
+        rollback::start_standalone(self, spec, dry_run, to, actor).await
+    }
+
+    /// Send a command to a run owned by this engine and wait for its answer.
+    pub async fn command(&self, run_id: i64, command: Command, actor: &str) -> Result<String, EngineError> {
+        let tx = self
+            .lock_runs()
+            .get(&run_id)
+            .cloned()
+            .ok_or(EngineError::NotHere(run_id))?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Envelope {
+            command,
+            actor: actor.to_string(),
+            reply: Some(reply),
+        })
+        .map_err(|_| EngineError::NotHere(run_id))?;
+        match rx.await {
+            Ok(Ok(msg)) => Ok(msg),
+            Ok(Err(msg)) => Err(EngineError::Refused(msg)),
+            Err(_) => Err(EngineError::NotHere(run_id)),
+        }
+    }
+
+    /// Runs this engine owns now.
+    pub fn owned_runs(&self) -> Vec<i64> {
+        self.lock_runs().keys().copied().collect()
+    }
+
+    fn lock_runs(&self) -> std::sync::MutexGuard<'_, HashMap<i64, mpsc::UnboundedSender<Envelope>>> {
+        self.inner.runs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Poll the store for commands other processes wrote for our runs, on a real-time thread
+    /// (so a paused tokio clock never spins while a human decides).
+    fn spawn_store_poller(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        let stop = self.inner.stop.clone();
+        let store = self.inner.store.clone();
+        let spawned = std::thread::Builder::new()
+            .name("cutover-commands".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(200));
+                    let Some(inner) = weak.upgrade() else { break };
+                    let owned: Vec<(i64, mpsc::UnboundedSender<Envelope>)> = inner
+                        .runs
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .iter()
+                        .map(|(k, v)| (*k, v.clone()))
+                        .collect();
+                    drop(inner);
+                    if owned.is_empty() {
+                        continue;
+                    }
+                    let ids: Vec<i64> = owned.iter().map(|(k, _)| *k).collect();
+                    let Ok(rows) = store.take_commands(&ids) else { continue };
+                    for row in rows {
+                        let result = match serde_json::from_str::<Command>(&row.args_json) {
+                            Err(e) => format!("error: unreadable command: {e}"),
+                            Ok(command) => match owned.iter().find(|(k, _)| *k == row.run_id) {
+                                None => "error: run is not active".to_string(),
+                                Some((_, tx)) => {
+                                    let (reply, rx) = oneshot::channel();
+                                    let sent = tx.send(Envelope {
+                                        command,
+                                        actor: row.actor.clone(),
+                                        reply: Some(reply),
+                                    });
+                                    match sent {
+                                        Err(_) => "error: run has finished".to_string(),
+                                        Ok(()) => wait_reply(rx),
+                                    }
+                                }
+                            },
+                        };
+                        let _ = store.complete_command(row.id, &result);
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the command poller: {e}");
+        }
+    }
+}
+
+fn wait_reply(mut rx: oneshot::Receiver<Result<String, String>>) -> String {
+    for _ in 0..300 {
+        match rx.try_recv() {
+            Ok(Ok(m)) => return format!("ok: {m}"),
+            Ok(Err(m)) => return format!("error: {m}"),
+            Err(oneshot::error::TryRecvError::Closed) => return "error: run has finished".into(),
+            Err(oneshot::error::TryRecvError::Empty) => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+        }
+    }
+    "error: the run did not answer within 15s".into()
+}
+
+/// Look up the component spec a recorded revision ran with.
+pub(crate) fn component_of(row: &RevisionRow) -> Option<Component> {
+    serde_json::from_str(&row.config_json).ok()
+}

@@ -1,0 +1,499 @@
+//! Rolling back: choosing a target that may be returned to, planning, and executing the return.
+//!
+//! Owns: the rollback procedure of a run (automatic or by command) and standalone rollback runs of
+//! finished deployments. Never rolls back a rollback; never targets a revision that failed or was
+//! rolled back. Must not touch: forward strategy steps.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::event::*;
+use super::run::{CompState, OldRev, Run, Stop};
+use super::{EngineError, RunHandle, RunOptions};
+use crate::plan::Plan;
+use crate::provider::{RevisionKey, RevisionSpec};
+use crate::spec::{human, Spec};
+use crate::store::{NewRun, RevisionRow, Store};
+
+/// Where one component goes back to.
+#[derive(Debug, Clone)]
+struct Target {
+    ci: usize,
+    rev: Option<OldRev>,
+}
+
+/// The newest good revision of a component with this version (not the one being replaced).
+fn find_version(
+    store: &Store,
+    comp: &str,
+    env: &str,
+    dry_run: bool,
+    version: &str,
+    exclude: &str,
+) -> Result<RevisionRow, String> {
+    let revs = store
+        .revisions(comp, env, dry_run)
+        .map_err(|e| e.to_string())?;
+    let matching: Vec<&RevisionRow> = revs
+        .iter()
+        .filter(|r| r.version == version && r.rev_key != exclude)
+        .collect();
+    if matching.is_empty() {
+        let known: Vec<String> = revs.iter().map(|r| format!("{} ({})", r.version, r.status)).collect();
+        return Err(format!(
+            "no revision of {comp} with version {version} is recorded in {env}{}",
+            if known.is_empty() { String::new() } else { format!("; known: {}", known.join(", ")) }
+        ));
+    }
+    match matching.iter().find(|r| !r.is_bad()) {
+        Some(r) => {
+            if super::component_of(r).is_none() {
+                return Err(format!("{}: its configuration is not recorded; cannot restart it", r.rev_key));
+            }
+            Ok((*r).clone())
+        }
+        None => Err(format!(
+            "refusing: {} was {} (a rollback never targets a revision that failed or was rolled back)",
+            matching[0].rev_key, matching[0].status
+        )),
+    }
+}
+
+fn old_from_row(r: &RevisionRow) -> Option<OldRev> {
+    Some(OldRev {
+        key: RevisionKey(r.rev_key.clone()),
+        version: r.version.clone(),
+        replicas: r.replicas.clamp(1, 10_000) as u32,
+        component: super::component_of(r)?,
+        running: false,
+    })
+}
+
+impl Run {
+    /// Can the run roll back to this version? Explains a refusal.
+    pub(crate) async fn check_target(&self, version: &str) -> Result<(), String> {
+        let store = self.engine.inner.store.clone();
+        let env = self.spec.environment.clone();
+        let dry = self.opts.dry_run;
+        let comps: Vec<(String, String)> = self
+            .comps
+            .iter()
+            .map(|c| (c.comp.id.clone(), c.new_key.0.clone()))
+            .collect();
+        let version = version.to_string();
+        store
+            .call(move |s| {
+                Ok(comps
+                    .iter()
+                    .map(|(c, k)| find_version(s, c, &env, dry, &version, k).map(|_| ()))
+                    .collect::<Result<Vec<()>, String>>())
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map(|_| ())
+    }
+
+    /// End the run after a stop: roll back when allowed, else fail.
+    pub(crate) async fn stop(mut self, stop: Stop) -> Outcome {
+        match stop {
+            Stop::Fail(reason) => {
+                self.emit(EventKind::Failure {
+                    reason: reason.clone(),
+                })
+                .await;
+                let r = &self.spec.rollback;
+                if r.enabled && r.automatic {
+                    self.rollback(reason, None).await
+                } else {
+                    self.mark_new("failed").await;
+                    let why = if r.enabled {
+                        format!("{reason}; automatic rollback is off: traffic left as it is, run `cutover rollback {}`", self.spec.id)
+                    } else {
+                        format!("{reason}; rollback is disabled: traffic left as it is")
+                    };
+                    self.finish(Outcome::Failed, why).await
+                }
+            }
+            Stop::Rollback { to, by } => {
+                let reason = match &to {
+                    Some(v) => format!("rollback to {v} requested by {by}"),
+                    None => format!("rollback requested by {by}"),
+                };
+                self.rollback(reason, to).await
+            }
+        }
+    }
+
+    async fn mark_new(&self, status: &'static str) {
+        let keys: Vec<String> = self.comps.iter().map(|c| c.new_key.0.clone()).collect();
+        let _ = self
+            .engine
+            .inner
+            .store
+            .call(move |s| {
+                for k in &keys {
+                    s.set_revision_status(k, status)?;
+                }
+                Ok(())
+            })
+            .await;
+    }
+
+    /// Return traffic to the previous revision (or `to`), within `rollback.timeout`.
+    pub(crate) async fn rollback(mut self, reason: String, to: Option<String>) -> Outcome {
+        self.status = Status::RollingBack;
+        self.gate = None;
+        self.paused = false;
+        // Choose targets.
+        let mut targets = Vec::new();
+        for ci in (0..self.comps.len()).rev() {
+            let c = &self.comps[ci];
+            if to.is_none() && !c.touched {
+                continue;
+            }
+            let rev = match &to {
+                None => c.old.clone(),
+                Some(v) => {
+                    let store = self.engine.inner.store.clone();
+                    let (id, env, dry, v2, k) = (
+                        c.comp.id.clone(),
+                        self.spec.environment.clone(),
+                        self.opts.dry_run,
+                        v.clone(),
+                        c.new_key.0.clone(),
+                    );
+                    let found = store
+                        .call(move |s| Ok(find_version(s, &id, &env, dry, &v2, &k)))
+                        .await;
+                    match found {
+                        Ok(Ok(row)) => {
+                            let mut o = old_from_row(&row);
+                            if let (Some(o), Some(cur)) = (o.as_mut(), c.old.as_ref()) {
+                                o.running = cur.key == o.key && cur.running;
+                            }
+                            o
+                        }
+                        Ok(Err(msg)) => return self.finish(Outcome::Failed, format!("{reason}: {msg}")).await,
+                        Err(e) => return self.finish(Outcome::Failed, format!("{reason}: {e}")).await,
+                    }
+                }
+            };
+            targets.push(Target { ci, rev });
+        }
+        let mut plan_lines = Vec::new();
+        let mut target_weights = Vec::new();
+        for t in &targets {
+            let c = &self.comps[t.ci];
+            match &t.rev {
+                None => plan_lines.push(format!(
+                    "{}: remove {} (no previous revision to return to)",
+                    c.comp.id, c.new_key
+                )),
+                Some(o) => {
+                    if !o.running {
+                        plan_lines.push(format!("{}: start {} with {} replica(s)", c.comp.id, o.key, o.replicas));
+                    }
+                    plan_lines.push(format!(
+                        "{}: shift 100% to {} ({})",
+                        c.comp.id, o.key, self.spec.rollback.strategy.kind
+                    ));
+                    plan_lines.push(format!("{}: remove {}", c.comp.id, c.new_key));
+                    target_weights.push(Weight {
+                        revision: o.key.0.clone(),
+                        version: o.version.clone(),
+                        weight: 100,
+                    });
+                }
+            }
+        }
+        self.emit(EventKind::RollbackStarted {
+            reason: reason.clone(),
+            target: target_weights,
+            plan: plan_lines,
+        })
+        .await;
+        let timeout = self.spec.rollback.timeout.duration();
+        let result = match tokio::time::timeout(timeout, self.execute_rollback(&targets)).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("the rollback did not finish within {}", human(timeout.as_millis() as u64))),
+        };
+        match result {
+            Ok(()) => {
+                let versions: Vec<String> = targets
+                    .iter()
+                    .filter_map(|t| t.rev.as_ref().map(|o| o.version.clone()))
+                    .collect();
+                let to_text = if versions.is_empty() {
+                    "removed the new revision".to_string()
+                } else {
+                    let mut v = versions.clone();
+                    v.dedup();
+                    format!("rolled back to {}", v.join(", "))
+                };
+                self.finish(Outcome::RolledBack, format!("{to_text}: {reason}")).await
+            }
+            Err(e) => {
+                self.mark_new("failed").await;
+                self.finish(Outcome::Failed, format!("{reason}; rollback failed: {e}")).await
+            }
+        }
+    }
+
+    async fn execute_rollback(&mut self, targets: &[Target]) -> Result<(), String> {
+        let provider = self.engine.inner.provider.clone();
+        let store = self.engine.inner.store.clone();
+        for t in targets {
+            let comp = self.comps[t.ci].comp.id.clone();
+            let new_key = self.comps[t.ci].new_key.clone();
+            if let Some(o) = &t.rev {
+                let rev = RevisionSpec {
+                    key: o.key.clone(),
+                    deployment: self.spec.id.clone(),
+                    version: o.version.clone(),
+                    environment: self.spec.environment.clone(),
+                    component: o.component.clone(),
+                };
+                provider
+                    .apply_revision(&rev, o.replicas)
+                    .await
+                    .map_err(|e| format!("{comp}: cannot start {}: {e}", o.key))?;
+                self.emit(EventKind::RollbackStep {
+                    component: comp.clone(),
+                    description: format!("{} scaled to {} replica(s)", o.key, o.replicas),
+                })
+                .await;
+                wait_ready(self, &comp, &o.key, o.replicas).await?;
+                let current_new = self.comps[t.ci].new_weight;
+                let mut steps: Vec<u32> = Vec::new();
+                if self.spec.rollback.strategy.kind == "gradual" {
+                    steps = self
+                        .spec
+                        .rollback
+                        .strategy
+                        .steps
+                        .iter()
+                        .map(|s| (*s).clamp(0, 99) as u32)
+                        .filter(|s| *s < current_new)
+                        .collect();
+                }
+                steps.push(0);
+                let hold = self.spec.rollback.strategy.interval.duration();
+                for (i, left) in steps.iter().enumerate() {
+                    let mut weights = vec![(o.key.clone(), 100 - left)];
+                    let others: Vec<RevisionKey> = self.comps[t.ci]
+                        .old
+                        .iter()
+                        .filter(|old| old.running && old.key != o.key)
+                        .map(|old| old.key.clone())
+                        .collect();
+                    for k in others {
+                        weights.push((k, 0));
+                    }
+                    if self.comps[t.ci].new_replicas > 0 {
+                        weights.push((new_key.clone(), *left));
+                    }
+                    provider
+                        .set_weights(&comp, &weights)
+                        .await
+                        .map_err(|e| format!("{comp}: cannot set weights: {e}"))?;
+                    self.comps[t.ci].new_weight = *left;
+                    self.emit(EventKind::TrafficShifted {
+                        component: comp.clone(),
+                        weights: weights
+                            .iter()
+                            .map(|(k, w)| Weight {
+                                revision: k.0.clone(),
+                                version: if *k == new_key { self.spec.version.clone() } else { o.version.clone() },
+                                weight: *w,
+                            })
+                            .collect(),
+                    })
+                    .await;
+                    if i + 1 < steps.len() {
+                        tokio::time::sleep(hold).await;
+                    }
+                }
+            } else {
+                let _ = provider.set_weights(&comp, &[]).await;
+            }
+            provider
+                .remove_revision(&comp, &new_key)
+                .await
+                .map_err(|e| format!("{comp}: cannot remove {new_key}: {e}"))?;
+            self.comps[t.ci].new_replicas = 0;
+            let mut retire = None;
+            if let Some(old) = &self.comps[t.ci].old {
+                let replaced = t.rev.as_ref().is_none_or(|o| o.key != old.key);
+                if old.running && replaced {
+                    provider
+                        .remove_revision(&comp, &old.key)
+                        .await
+                        .map_err(|e| format!("{comp}: cannot remove {}: {e}", old.key))?;
+                    retire = Some(old.key.0.clone());
+                }
+            }
+            let (nk, tk) = (new_key.0.clone(), t.rev.as_ref().map(|o| o.key.0.clone()));
+            let _ = store
+                .call(move |s| {
+                    s.set_revision_status(&nk, "rolled_back")?;
+                    if let Some(k) = retire {
+                        s.set_revision_status(&k, "retired")?;
+                    }
+                    if let Some(k) = tk {
+                        s.set_revision_status(&k, "active")?;
+                    }
+                    Ok(())
+                })
+                .await;
+            if let (Some(o), Some(old)) = (&t.rev, self.comps[t.ci].old.as_mut()) {
+                old.running = old.key == o.key;
+            }
+            self.emit(EventKind::RollbackCompleted { component: comp }).await;
+        }
+        Ok(())
+    }
+}
+
+async fn wait_ready(run: &Run, comp: &str, key: &RevisionKey, want: u32) -> Result<(), String> {
+    let provider = run.engine.inner.provider.clone();
+    let start = Instant::now();
+    loop {
+        let st = provider
+            .revision_status(comp, key)
+            .await
+            .map_err(|e| format!("{comp}: {e}"))?;
+        if st.ready() >= want {
+            return Ok(());
+        }
+        if start.elapsed() > Duration::from_secs(3600) {
+            return Err(format!("{comp}: {key} never became ready"));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A run that rolls a finished deployment back (the "current" revision of each component is the
+/// one serving now; the target is `to` or the newest good revision before it).
+pub(super) async fn start_standalone(
+    engine: &super::Engine,
+    spec: Spec,
+    dry_run: bool,
+    to: Option<String>,
+    actor: &str,
+) -> Result<RunHandle, EngineError> {
+    let store = engine.inner.store.clone();
+    let spec2 = spec.clone();
+    let to2 = to.clone();
+    let chosen = store
+        .call(move |s| {
+            let mut out = Vec::new();
+            for c in spec2.ordered_components() {
+                let revs = s.revisions(&c.id, &spec2.environment, dry_run)?;
+                let Some(current) = revs.iter().find(|r| r.status == "active").cloned() else {
+                    out.push(Err(format!("{}: nothing is serving in {}; nothing to roll back", c.id, spec2.environment)));
+                    continue;
+                };
+                let target = match &to2 {
+                    Some(v) => find_version(s, &c.id, &spec2.environment, dry_run, v, &current.rev_key),
+                    None => revs
+                        .iter()
+                        .find(|r| r.rev_id < current.rev_id && !r.is_bad() && r.status != "deploying")
+                        .cloned()
+                        .ok_or_else(|| format!("{}: no earlier good revision to roll back to", c.id)),
+                };
+                out.push(target.map(|t| (current, t)));
+            }
+            Ok(out)
+        })
+        .await?;
+    let mut pairs = Vec::new();
+    for c in chosen {
+        pairs.push(c.map_err(EngineError::Refused)?);
+    }
+    let version = pairs
+        .first()
+        .map(|(_, t)| t.version.clone())
+        .unwrap_or_default();
+    let plan = Plan {
+        deployment: spec.id.clone(),
+        version: version.clone(),
+        strategy: spec.strategy.clone(),
+        environment: spec.environment.clone(),
+        steps: Vec::new(),
+        expected_ms: 0,
+        gates: 0,
+        rollback: format!("{} rollback", spec.rollback.strategy.kind),
+    };
+    let new_run = NewRun {
+        deployment: spec.id.clone(),
+        kind: "rollback".into(),
+        name: spec.name.clone(),
+        version: version.clone(),
+        strategy: spec.strategy.clone(),
+        environment: spec.environment.clone(),
+        provider: engine.inner.provider.name().to_string(),
+        dry_run,
+        spec_json: serde_json::to_string(&spec).unwrap_or_default(),
+        plan_json: serde_json::to_string(&plan).unwrap_or_default(),
+        initiator: actor.to_string(),
+    };
+    let run_id = store.call(move |s| s.create_run(&new_run)).await?;
+    // The run's "new" revision is the one serving now; its "old" is the target.
+    let mut comps = Vec::new();
+    for (current, target) in &pairs {
+        let Some(comp) = super::component_of(current) else {
+            return Err(EngineError::Refused(format!("{}: configuration not recorded", current.rev_key)));
+        };
+        let mut st = CompState::new(comp, RevisionKey(current.rev_key.clone()), Some(target));
+        st.new_replicas = current.replicas.clamp(1, 10_000) as u32;
+        st.new_weight = 100;
+        st.touched = true;
+        if let Some(o) = st.old.as_mut() {
+            o.running = false;
+        }
+        comps.push(st);
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    engine.lock_runs().insert(run_id, tx);
+    let mut spec_for_run = spec.clone();
+    spec_for_run.version = pairs
+        .first()
+        .map(|(c, _)| c.version.clone())
+        .unwrap_or(version);
+    let opts = RunOptions {
+        dry_run,
+        auto_approve: false,
+        initiator: actor.to_string(),
+    };
+    let mut runner = Run::new(engine.clone(), spec_for_run, plan.clone(), run_id, opts, comps, rx);
+    let reason = match &to {
+        Some(v) => format!("rollback to {v} requested by {actor}"),
+        None => format!("rollback requested by {actor}"),
+    };
+    let eng = engine.clone();
+    let join = tokio::spawn(async move {
+        runner.status = Status::RollingBack;
+        runner.emit(EventKind::Started {
+            version: runner.spec.version.clone(),
+            strategy: "rollback".into(),
+            environment: runner.spec.environment.clone(),
+            provider: runner.engine.inner.provider.name().to_string(),
+            steps: 0,
+            dry_run,
+            initiator: runner.opts.initiator.clone(),
+        })
+        .await;
+        // A rollback run is never rolled back itself: its failure ends it as failed.
+        let outcome = runner.rollback(reason, None).await;
+        eng.lock_runs().remove(&run_id);
+        outcome
+    });
+    Ok(RunHandle {
+        run_id,
+        deployment: spec.id.clone(),
+        plan,
+        join,
+    })
+}

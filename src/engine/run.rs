@@ -1,0 +1,786 @@
+//! One deployment run: executes its plan step by step over the provider, judging signals,
+//! waiting at gates, obeying commands, and ending in exactly one outcome.
+//!
+//! Owns: the run's state machine (current step, pause, promote, gate) and journaling what it does.
+//! Must not touch: other runs, the UI, or how signals are measured.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::event::*;
+use super::signals::{Judgement, OnFail, SignalContext, Verdict};
+use super::{Command, Engine, Envelope, RunOptions};
+use crate::plan::{Action, Plan};
+use crate::provider::{RevisionKey, RevisionSpec};
+use crate::spec::{human, Component, Spec};
+use crate::store::RevisionRow;
+
+/// The previous revision of a component, as the run knows it.
+#[derive(Debug, Clone)]
+pub(crate) struct OldRev {
+    pub key: RevisionKey,
+    pub version: String,
+    pub replicas: u32,
+    pub component: Component,
+    /// Instances still running.
+    pub running: bool,
+}
+
+/// A component's state during a run.
+#[derive(Debug, Clone)]
+pub(crate) struct CompState {
+    pub comp: Component,
+    pub new_key: RevisionKey,
+    pub new_replicas: u32,
+    pub new_weight: u32,
+    pub old: Option<OldRev>,
+    /// The run has changed something for this component.
+    pub touched: bool,
+}
+
+impl CompState {
+    pub fn new(comp: Component, new_key: RevisionKey, prev: Option<&RevisionRow>) -> CompState {
+        let old = prev.map(|r| OldRev {
+            key: RevisionKey(r.rev_key.clone()),
+            version: r.version.clone(),
+            replicas: r.replicas.clamp(1, 10_000) as u32,
+            component: super::component_of(r).unwrap_or_else(|| comp.clone()),
+            running: true,
+        });
+        CompState {
+            comp,
+            new_key,
+            new_replicas: 0,
+            new_weight: 0,
+            old,
+            touched: false,
+        }
+    }
+
+    pub fn weights(&self, version: &str) -> Vec<Weight> {
+        let mut w = Vec::new();
+        if let Some(o) = &self.old {
+            if o.running {
+                w.push(Weight {
+                    revision: o.key.0.clone(),
+                    version: o.version.clone(),
+                    weight: 100 - self.new_weight.min(100),
+                });
+            }
+        }
+        if self.new_replicas > 0 || self.new_weight > 0 {
+            w.push(Weight {
+                revision: self.new_key.0.clone(),
+                version: version.to_string(),
+                weight: self.new_weight,
+            });
+        }
+        w
+    }
+}
+
+/// Why a step could not go on.
+#[derive(Debug)]
+pub(crate) enum Stop {
+    /// Something failed: roll back (if allowed) with this reason.
+    Fail(String),
+    /// An operator asked for a rollback.
+    Rollback { to: Option<String>, by: String },
+}
+
+pub(crate) struct Run {
+    pub engine: Engine,
+    pub spec: Spec,
+    pub plan: Plan,
+    pub run_id: i64,
+    pub opts: RunOptions,
+    pub comps: Vec<CompState>,
+    pub rx: mpsc::UnboundedReceiver<Envelope>,
+    pub status: Status,
+    pub step: usize,
+    pub paused: bool,
+    pub promoting: bool,
+    pub gate: Option<String>,
+    pub last_verdicts: Vec<Verdict>,
+    pub reason: Option<String>,
+    pub started: Instant,
+    pub errors_in_row: u32,
+}
+
+impl Run {
+    pub fn new(
+        engine: Engine,
+        spec: Spec,
+        plan: Plan,
+        run_id: i64,
+        opts: RunOptions,
+        comps: Vec<CompState>,
+        rx: mpsc::UnboundedReceiver<Envelope>,
+    ) -> Run {
+        Run {
+            engine,
+            spec,
+            plan,
+            run_id,
+            opts,
+            comps,
+            rx,
+            status: Status::Pending,
+            step: 0,
+            paused: false,
+            promoting: false,
+            gate: None,
+            last_verdicts: Vec::new(),
+            reason: None,
+            started: Instant::now(),
+            errors_in_row: 0,
+        }
+    }
+
+    /// Journal an event, update the snapshot, broadcast it.
+    pub async fn emit(&mut self, kind: EventKind) {
+        let ev = Event {
+            ts: self
+                .engine
+                .now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            deployment: self.spec.id.clone(),
+            run: self.run_id,
+            kind,
+        };
+        let snap = self.snapshot();
+        let json = serde_json::to_string(&ev).unwrap_or_default();
+        let snap_json = serde_json::to_string(&snap).unwrap_or_default();
+        let (run, ts, name, status, step) = (
+            self.run_id,
+            ev.ts.clone(),
+            ev.kind.name().to_string(),
+            self.status.as_str(),
+            self.step,
+        );
+        let res = self
+            .engine
+            .inner
+            .store
+            .call(move |s| {
+                s.append_event(run, &ts, &name, &json)?;
+                s.update_run(run, status, step, &snap_json)
+            })
+            .await;
+        if let Err(e) = res {
+            tracing::error!(run = self.run_id, "journal write failed: {e}");
+        }
+        self.engine.inner.snapshots.send_modify(|m| {
+            m.insert(self.run_id, snap);
+        });
+        let _ = self.engine.inner.events.send(ev);
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            deployment: self.spec.id.clone(),
+            run: self.run_id,
+            version: self.spec.version.clone(),
+            strategy: self.spec.strategy.clone(),
+            environment: self.spec.environment.clone(),
+            status: self.status,
+            step: self.step,
+            steps: self.plan.steps.len(),
+            step_description: self
+                .plan
+                .steps
+                .get(self.step)
+                .map(|s| s.description.clone())
+                .unwrap_or_default(),
+            gate: self.gate.clone(),
+            traffic: self
+                .comps
+                .iter()
+                .map(|c| ComponentTraffic {
+                    component: c.comp.id.clone(),
+                    weights: c.weights(&self.spec.version),
+                })
+                .collect(),
+            last_verdicts: self.last_verdicts.clone(),
+            reason: self.reason.clone(),
+            outcome: None,
+        }
+    }
+
+    fn interval(&self) -> Duration {
+        if self.spec.strategy == "canary" {
+            self.spec.canary().analysis_interval.duration().max(Duration::from_millis(100))
+        } else {
+            Duration::from_secs(10)
+        }
+    }
+
+    fn deadline(&self) -> Duration {
+        self.spec.rolling().progress_deadline.duration()
+    }
+
+    pub async fn execute(mut self) -> Outcome {
+        self.status = Status::Progressing;
+        let started = EventKind::Started {
+            version: self.spec.version.clone(),
+            strategy: self.spec.strategy.clone(),
+            environment: self.spec.environment.clone(),
+            provider: self.engine.inner.provider.name().to_string(),
+            steps: self.plan.steps.len(),
+            dry_run: self.opts.dry_run,
+            initiator: self.opts.initiator.clone(),
+        };
+        self.emit(started).await;
+        let steps = self.plan.steps.clone();
+        for step in &steps {
+            self.step = step.index;
+            let Some(ci) = self.comps.iter().position(|c| c.comp.id == step.component) else {
+                continue;
+            };
+            if let Err(stop) = self.hold_if_paused().await {
+                return self.stop(stop).await;
+            }
+            self.emit(EventKind::StepStarted {
+                step: step.index,
+                component: step.component.clone(),
+                description: step.description.clone(),
+            })
+            .await;
+            if let Err(stop) = self.do_step(ci, &step.action).await {
+                return self.stop(stop).await;
+            }
+            self.emit(EventKind::StepCompleted {
+                step: step.index,
+                component: step.component.clone(),
+            })
+            .await;
+        }
+        self.succeed().await
+    }
+
+    async fn do_step(&mut self, ci: usize, action: &Action) -> Result<(), Stop> {
+        let provider = self.engine.inner.provider.clone();
+        match action {
+            Action::StartRevision { replicas } | Action::ScaleNew { replicas } => {
+                self.comps[ci].touched = true;
+                let rev = self.rev_spec(ci);
+                provider
+                    .apply_revision(&rev, *replicas)
+                    .await
+                    .map_err(|e| Stop::Fail(format!("{}: cannot start {}: {e}", rev.component.id, rev.key)))?;
+                self.comps[ci].new_replicas = *replicas;
+                let key = self.comps[ci].new_key.clone();
+                self.wait_ready(ci, &key, *replicas).await?;
+                self.check(ci).await
+            }
+            Action::ScaleOld { replicas } => {
+                if let Some(old) = self.comps[ci].old.clone() {
+                    let rev = self.old_spec(ci, &old);
+                    provider
+                        .apply_revision(&rev, *replicas)
+                        .await
+                        .map_err(|e| Stop::Fail(format!("{}: cannot scale {}: {e}", old.component.id, old.key)))?;
+                }
+                Ok(())
+            }
+            Action::ShiftTraffic { percent } => {
+                self.comps[ci].touched = true;
+                self.set_new_weight(ci, *percent).await?;
+                self.check(ci).await
+            }
+            Action::Analyse { label, duration_ms } => {
+                if self.promoting {
+                    return Ok(());
+                }
+                self.analyse(ci, label, Duration::from_millis(*duration_ms)).await
+            }
+            Action::Gate { name } => {
+                if self.promoting {
+                    return Ok(());
+                }
+                self.gate(ci, name).await
+            }
+            Action::StopOld => {
+                self.comps[ci].touched = true;
+                if let Some(old) = self.comps[ci].old.clone() {
+                    let comp = self.comps[ci].comp.id.clone();
+                    let _ = provider.set_weights(&comp, &[]).await;
+                    provider
+                        .remove_revision(&comp, &old.key)
+                        .await
+                        .map_err(|e| Stop::Fail(format!("{comp}: cannot stop {}: {e}", old.key)))?;
+                    if let Some(o) = self.comps[ci].old.as_mut() {
+                        o.running = false;
+                    }
+                }
+                Ok(())
+            }
+            Action::RetireOld => {
+                if let Some(old) = self.comps[ci].old.clone() {
+                    let comp = self.comps[ci].comp.id.clone();
+                    provider
+                        .remove_revision(&comp, &old.key)
+                        .await
+                        .map_err(|e| Stop::Fail(format!("{comp}: cannot retire {}: {e}", old.key)))?;
+                    if let Some(o) = self.comps[ci].old.as_mut() {
+                        o.running = false;
+                    }
+                    let key = old.key.0.clone();
+                    let _ = self
+                        .engine
+                        .inner
+                        .store
+                        .call(move |s| s.set_revision_status(&key, "retired"))
+                        .await;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub fn rev_spec(&self, ci: usize) -> RevisionSpec {
+        let c = &self.comps[ci];
+        RevisionSpec {
+            key: c.new_key.clone(),
+            deployment: self.spec.id.clone(),
+            version: self.spec.version.clone(),
+            environment: self.spec.environment.clone(),
+            component: c.comp.clone(),
+        }
+    }
+
+    pub fn old_spec(&self, _ci: usize, old: &OldRev) -> RevisionSpec {
+        RevisionSpec {
+            key: old.key.clone(),
+            deployment: self.spec.id.clone(),
+            version: old.version.clone(),
+            environment: self.spec.environment.clone(),
+            component: old.component.clone(),
+        }
+    }
+
+    async fn set_new_weight(&mut self, ci: usize, percent: u32) -> Result<(), Stop> {
+        let c = &self.comps[ci];
+        let mut weights = Vec::new();
+        if let Some(o) = c.old.as_ref().filter(|o| o.running) {
+            weights.push((o.key.clone(), 100 - percent.min(100)));
+        }
+        weights.push((c.new_key.clone(), percent));
+        let comp = c.comp.id.clone();
+        self.engine
+            .inner
+            .provider
+            .set_weights(&comp, &weights)
+            .await
+            .map_err(|e| Stop::Fail(format!("{comp}: cannot set traffic weights: {e}")))?;
+        self.comps[ci].new_weight = percent;
+        let w = self.comps[ci].weights(&self.spec.version);
+        self.emit(EventKind::TrafficShifted {
+            component: comp,
+            weights: w,
+        })
+        .await;
+        Ok(())
+    }
+
+    /// Wait until `want` instances of a revision are ready, within the progress deadline.
+    async fn wait_ready(&mut self, ci: usize, key: &RevisionKey, want: u32) -> Result<(), Stop> {
+        let comp = self.comps[ci].comp.id.clone();
+        let mut budget = self.deadline();
+        let poll = Duration::from_millis(500);
+        loop {
+            let st = self
+                .engine
+                .inner
+                .provider
+                .revision_status(&comp, key)
+                .await
+                .map_err(|e| Stop::Fail(format!("{comp}: {e}")))?;
+            if st.ready() >= want {
+                self.emit(EventKind::InstancesReady {
+                    component: comp,
+                    revision: key.0.clone(),
+                    ready: st.ready(),
+                    desired: want,
+                })
+                .await;
+                return Ok(());
+            }
+            if st.unhealthy() > 0 {
+                let detail = st.instances.iter().find_map(|i| i.detail.clone()).unwrap_or_default();
+                return Err(Stop::Fail(format!(
+                    "{comp}: {} of {want} instance(s) of {key} unhealthy: {detail}",
+                    st.unhealthy()
+                )));
+            }
+            if budget.is_zero() {
+                return Err(Stop::Fail(format!(
+                    "{comp}: progress deadline exceeded: {}/{want} instance(s) of {key} ready after {}",
+                    st.ready(),
+                    human(self.deadline().as_millis() as u64)
+                )));
+            }
+            let t0 = Instant::now();
+            self.sleep_handling(poll.min(budget)).await?;
+            if !self.paused {
+                budget = budget.saturating_sub(t0.elapsed());
+            }
+            self.hold_if_paused().await?;
+        }
+    }
+
+    /// Hold for `total`, judging signals every interval; the time paused does not count.
+    async fn analyse(&mut self, ci: usize, label: &str, total: Duration) -> Result<(), Stop> {
+        let mut remaining = total;
+        let interval = self.interval();
+        while !remaining.is_zero() {
+            self.hold_if_paused().await?;
+            if self.promoting {
+                return Ok(());
+            }
+            let tick = interval.min(remaining);
+            let t0 = Instant::now();
+            self.sleep_handling(tick).await?;
+            remaining = remaining.saturating_sub(t0.elapsed().min(tick));
+            if self.promoting {
+                return Ok(());
+            }
+            let next = (!remaining.is_zero()).then(|| interval.min(remaining));
+            let verdicts = self.judge(ci, next).await;
+            self.decide(&verdicts, remaining.is_zero(), label).await?;
+        }
+        Ok(())
+    }
+
+    /// One judgement right now (after a step that changed something).
+    async fn check(&mut self, ci: usize) -> Result<(), Stop> {
+        let verdicts = self.judge(ci, None).await;
+        self.decide(&verdicts, false, "").await
+    }
+
+    async fn judge(&mut self, ci: usize, next: Option<Duration>) -> Vec<Verdict> {
+        let c = &self.comps[ci];
+        let baseline = c.old.as_ref().filter(|o| o.running).map(|o| o.key.clone());
+        let ctx = SignalContext {
+            spec: &self.spec,
+            component: &c.comp,
+            canary: &c.new_key,
+            baseline: baseline.as_ref(),
+            provider: self.engine.inner.provider.as_ref(),
+        };
+        let verdicts = self.engine.inner.signals.evaluate(&ctx).await;
+        self.last_verdicts = verdicts.clone();
+        let component = c.comp.id.clone();
+        self.emit(EventKind::Analysis {
+            component,
+            verdicts: verdicts.clone(),
+            next_in_ms: next.map(|d| d.as_millis() as u64),
+        })
+        .await;
+        verdicts
+    }
+
+    /// Turn verdicts into a decision: roll back, pause, or go on.
+    async fn decide(&mut self, verdicts: &[Verdict], window_end: bool, label: &str) -> Result<(), Stop> {
+        if let Some(t) = self.timeout_trigger() {
+            return Err(Stop::Fail(t));
+        }
+        if let Some(v) = verdicts
+            .iter()
+            .find(|v| v.judgement == Judgement::Fail && v.on_fail == OnFail::Rollback)
+        {
+            return Err(Stop::Fail(format!(
+                "{} {} failed: {} (expected {})",
+                v.source, v.signal, v.message, v.expected
+            )));
+        }
+        let errors = verdicts.iter().filter(|v| v.judgement == Judgement::Error).count();
+        self.errors_in_row = if errors > 0 { self.errors_in_row + 1 } else { 0 };
+        let pause_reason = if let Some(v) = verdicts
+            .iter()
+            .find(|v| v.judgement == Judgement::Fail && v.on_fail == OnFail::Pause)
+        {
+            Some(format!("{} {}: {}", v.source, v.signal, v.message))
+        } else if self.errors_in_row >= 3 {
+            let v = verdicts.iter().find(|v| v.judgement == Judgement::Error);
+            Some(format!(
+                "3 analyses in a row could not measure: {}",
+                v.map(|v| v.message.clone()).unwrap_or_default()
+            ))
+        } else if window_end {
+            verdicts
+                .iter()
+                .find(|v| v.judgement == Judgement::NoData)
+                .map(|v| format!("no data at the end of {label}: {}; resume to go on or roll back", v.message))
+        } else {
+            None
+        };
+        if let Some(reason) = pause_reason {
+            self.errors_in_row = 0;
+            self.pause("engine", &reason).await;
+        }
+        Ok(())
+    }
+
+    fn timeout_trigger(&self) -> Option<String> {
+        let elapsed = self.started.elapsed();
+        self.spec
+            .rollback
+            .triggers
+            .iter()
+            .filter(|t| t.kind == "timeout")
+            .filter_map(|t| t.duration)
+            .find(|d| elapsed > d.duration())
+            .map(|d| format!("timeout trigger: the deployment ran longer than {}", human(d.0)))
+    }
+
+    async fn gate(&mut self, ci: usize, name: &str) -> Result<(), Stop> {
+        let component = self.comps[ci].comp.id.clone();
+        self.gate = Some(name.to_string());
+        self.status = Status::WaitingApproval;
+        let hint = format!("cutover approve {} --gate {name}", self.spec.id);
+        self.emit(EventKind::GateWaiting {
+            gate: name.to_string(),
+            component,
+            hint,
+        })
+        .await;
+        if self.opts.auto_approve {
+            return self.approve_gate("auto-approve", None).await;
+        }
+        let interval = self.interval();
+        loop {
+            if self.gate.is_none() || self.promoting {
+                self.status = Status::Progressing;
+                return Ok(());
+            }
+            if self.engine.inner.virtual_clock {
+                // Only a person can move this on: wait for a command without ticking the clock.
+                match self.rx.recv().await {
+                    Some(env) => self.handle(env).await?,
+                    None => std::future::pending::<()>().await,
+                }
+            } else {
+                self.sleep_handling(interval).await?;
+                if self.gate.is_some() && !self.paused {
+                    let verdicts = self.judge(ci, Some(interval)).await;
+                    if let Some(v) = verdicts
+                        .iter()
+                        .find(|v| v.judgement == Judgement::Fail && v.on_fail == OnFail::Rollback)
+                    {
+                        return Err(Stop::Fail(format!(
+                            "while waiting at gate {name}: {} {} failed: {}",
+                            v.source, v.signal, v.message
+                        )));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn approve_gate(&mut self, by: &str, comment: Option<String>) -> Result<(), Stop> {
+        if let Some(gate) = self.gate.take() {
+            self.status = if self.paused { Status::Paused } else { Status::Progressing };
+            self.emit(EventKind::GateApproved {
+                gate,
+                by: by.to_string(),
+                comment,
+            })
+            .await;
+        }
+        Ok(())
+    }
+
+    async fn pause(&mut self, by: &str, reason: &str) {
+        if !self.paused {
+            self.paused = true;
+            self.status = Status::Paused;
+            self.reason = Some(reason.to_string());
+            self.emit(EventKind::Paused {
+                by: by.to_string(),
+                reason: reason.to_string(),
+            })
+            .await;
+        }
+    }
+
+    /// While paused, only commands move the run.
+    async fn hold_if_paused(&mut self) -> Result<(), Stop> {
+        while self.paused {
+            match self.rx.recv().await {
+                Some(env) => self.handle(env).await?,
+                None => std::future::pending::<()>().await,
+            }
+        }
+        Ok(())
+    }
+
+    /// Sleep, handling any commands that arrive meanwhile.
+    async fn sleep_handling(&mut self, d: Duration) -> Result<(), Stop> {
+        let until = Instant::now() + d;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => return Ok(()),
+                env = self.rx.recv() => match env {
+                    Some(env) => self.handle(env).await?,
+                    None => {
+                        tokio::time::sleep_until(until).await;
+                        return Ok(());
+                    }
+                },
+            }
+        }
+    }
+
+    /// Apply one command; an error return stops the run's current step.
+    async fn handle(&mut self, env: Envelope) -> Result<(), Stop> {
+        let Envelope {
+            command,
+            actor,
+            reply,
+        } = env;
+        let answer = |reply: Option<tokio::sync::oneshot::Sender<Result<String, String>>>, r: Result<String, String>| {
+            if let Some(tx) = reply {
+                let _ = tx.send(r);
+            }
+        };
+        match command {
+            Command::Pause => {
+                if self.paused {
+                    answer(reply, Err("already paused".into()));
+                } else {
+                    self.pause(&actor, "paused by operator").await;
+                    answer(reply, Ok("paused".into()));
+                }
+            }
+            Command::Resume => {
+                if !self.paused {
+                    answer(reply, Err("not paused".into()));
+                } else {
+                    self.paused = false;
+                    self.reason = None;
+                    self.status = if self.gate.is_some() {
+                        Status::WaitingApproval
+                    } else {
+                        Status::Progressing
+                    };
+                    self.emit(EventKind::Resumed { by: actor }).await;
+                    answer(reply, Ok("resumed".into()));
+                }
+            }
+            Command::Approve { gate, comment } => match (&self.gate, gate) {
+                (None, _) => {
+                    self.refuse("approve", &actor, "no gate is waiting").await;
+                    answer(reply, Err("no gate is waiting".into()));
+                }
+                (Some(g), Some(want)) if *g != want => {
+                    let msg = format!("gate `{want}` is not waiting (waiting: `{g}`)");
+                    self.refuse("approve", &actor, &msg).await;
+                    answer(reply, Err(msg));
+                }
+                (Some(g), _) => {
+                    let g = g.clone();
+                    self.approve_gate(&actor, comment).await?;
+                    answer(reply, Ok(format!("approved gate {g}")));
+                }
+            },
+            Command::Reject { reason } => match self.gate.take() {
+                None => {
+                    self.refuse("reject", &actor, "no gate is waiting").await;
+                    answer(reply, Err("no gate is waiting".into()));
+                }
+                Some(g) => {
+                    self.emit(EventKind::GateRejected {
+                        gate: g.clone(),
+                        by: actor.clone(),
+                        reason: reason.clone(),
+                    })
+                    .await;
+                    answer(reply, Ok(format!("rejected gate {g}")));
+                    return Err(Stop::Fail(format!("gate {g} rejected by {actor}: {reason}")));
+                }
+            },
+            Command::Promote => {
+                self.promoting = true;
+                self.paused = false;
+                self.gate = None;
+                self.status = Status::Progressing;
+                self.emit(EventKind::Promoted { by: actor }).await;
+                answer(reply, Ok("promoting: skipping the remaining analysis and gates".into()));
+            }
+            Command::Rollback { to } => {
+                if let Some(v) = &to {
+                    if let Err(msg) = self.check_target(v).await {
+                        self.refuse("rollback", &actor, &msg).await;
+                        answer(reply, Err(msg));
+                        return Ok(());
+                    }
+                }
+                answer(reply, Ok("rolling back".into()));
+                return Err(Stop::Rollback { to, by: actor });
+            }
+        }
+        Ok(())
+    }
+
+    async fn refuse(&mut self, command: &str, by: &str, reason: &str) {
+        self.emit(EventKind::CommandRefused {
+            command: command.to_string(),
+            by: by.to_string(),
+            reason: reason.to_string(),
+        })
+        .await;
+    }
+
+    async fn succeed(self) -> Outcome {
+        let store = self.engine.inner.store.clone();
+        let keys: Vec<String> = self.comps.iter().map(|c| c.new_key.0.clone()).collect();
+        let _ = store
+            .call(move |s| {
+                for k in &keys {
+                    s.set_revision_status(k, "active")?;
+                }
+                Ok(())
+            })
+            .await;
+        let reason = if self.promoting {
+            format!("{} promoted to 100% by operator", self.spec.version)
+        } else {
+            format!("{} serves 100% of traffic", self.spec.version)
+        };
+        self.finish(Outcome::Succeeded, reason).await
+    }
+
+    pub async fn finish(mut self, outcome: Outcome, reason: String) -> Outcome {
+        self.status = match outcome {
+            Outcome::Succeeded => Status::Succeeded,
+            Outcome::RolledBack => Status::RolledBack,
+            Outcome::Failed => Status::Failed,
+        };
+        self.gate = None;
+        self.reason = Some(reason.clone());
+        self.emit(EventKind::Finished {
+            outcome,
+            reason: reason.clone(),
+        })
+        .await;
+        let (run, o) = (self.run_id, outcome.as_str());
+        let res = self
+            .engine
+            .inner
+            .store
+            .call(move |s| s.finish_run(run, o, &reason))
+            .await;
+        if let Err(e) = res {
+            tracing::error!(run = self.run_id, "cannot record the outcome: {e}");
+        }
+        let mut snap = self.snapshot();
+        snap.outcome = Some(outcome);
+        self.engine.inner.snapshots.send_modify(|m| {
+            m.insert(self.run_id, snap);
+        });
+        outcome
+    }
+}

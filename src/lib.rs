@@ -1,0 +1,11 @@
+//! cutover: a deployment orchestration engine hosted in a terminal operations console.
+//!
+//! The library holds everything but the command line: specs, plans, the engine, providers and
+//! the state store. It has no UI imports.
+
+pub mod engine;
+pub mod identity;
+pub mod plan;
+pub mod provider;
+pub mod spec;
+pub mod store;

@@ -1,0 +1,378 @@
+//! Rules that relate spec fields to each other and to the strategies cutover runs.
+//!
+//! Owns: every check that a decoded spec must pass before it can be planned, reported as
+//! `field.path: message` diagnostics. Must not touch: YAML text or positions (that is `yaml`/`decode`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::decode::{did_you_mean, Decoder};
+use super::expr::Expr;
+use super::model::*;
+
+const HEALTH_TYPES: &[&str] = &["http", "tcp", "exec", "grpc"];
+
+/// Check every rule, appending violations to the decoder.
+pub fn check(spec: &Spec, d: &mut Decoder) {
+    check_identity(spec, d);
+    check_components(spec, d);
+    check_strategy(spec, d);
+    check_rollback(spec, d);
+}
+
+fn one_of(d: &mut Decoder, path: &str, value: &str, allowed: &[&str]) -> bool {
+    if allowed.contains(&value) {
+        return true;
+    }
+    let hint = match did_you_mean(value, allowed) {
+        Some(s) => format!("; did you mean `{s}`?"),
+        None => String::new(),
+    };
+    d.field(
+        path,
+        format!("`{value}` is not one of {}{hint}", allowed.join(", ")),
+    );
+    false
+}
+
+fn check_identity(spec: &Spec, d: &mut Decoder) {
+    if !spec.id.is_empty()
+        && !spec
+            .id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    {
+        d.field("id", "may hold only letters, digits, '.', '-' and '_'");
+    }
+    for (field, value) in [
+        ("id", &spec.id),
+        ("name", &spec.name),
+        ("version", &spec.version),
+        ("environment", &spec.environment),
+    ] {
+        if value.trim().is_empty() && !d.diags.iter().any(|x| x.to_string().starts_with(field)) {
+            d.field(field, "must not be empty");
+        }
+    }
+    if !spec.strategy.is_empty() {
+        one_of(d, "strategy", &spec.strategy, STRATEGIES);
+    }
+    if !spec.infrastructure.provider.is_empty() {
+        one_of(
+            d,
+            "infrastructure.provider",
+            &spec.infrastructure.provider,
+            PROVIDERS,
+        );
+    }
+}
+
+fn check_components(spec: &Spec, d: &mut Decoder) {
+    if spec.components.is_empty() {
+        if !d.diags.iter().any(|x| x.to_string().starts_with("components")) {
+            d.field("components", "at least one component is required");
+        }
+        return;
+    }
+    let mut seen = BTreeSet::new();
+    for (i, c) in spec.components.iter().enumerate() {
+        let p = format!("components[{i}]");
+        if !c.id.is_empty() && !seen.insert(c.id.as_str()) {
+            d.field(&format!("{p}.id"), format!("duplicate component id `{}`", c.id));
+        }
+        if !(1..=10_000).contains(&c.replicas) {
+            d.field(&format!("{p}.replicas"), "must be between 1 and 10000");
+        }
+        if let Some(hc) = &c.health_check {
+            check_health(hc, c, &format!("{p}.healthCheck"), d);
+        }
+        check_local(spec, c, &p, d);
+    }
+    let ids: Vec<&str> = spec.components.iter().map(|c| c.id.as_str()).collect();
+    for (i, c) in spec.components.iter().enumerate() {
+        for (j, dep) in c.dependencies.iter().enumerate() {
+            let p = format!("components[{i}].dependencies[{j}]");
+            if dep == &c.id {
+                d.field(&p, "a component cannot depend on itself");
+            } else if !ids.contains(&dep.as_str()) {
+                let hint = did_you_mean(dep, &ids)
+                    .map(|s| format!("; did you mean `{s}`?"))
+                    .unwrap_or_default();
+                d.field(&p, format!("unknown component `{dep}`{hint}"));
+            }
+        }
+    }
+    if let Err(cycle) = super::component_order(spec) {
+        d.field(
+            "components",
+            format!("dependency cycle: {}", cycle.join(" -> ")),
+        );
+    }
+}
+
+fn check_health(hc: &HealthCheck, c: &Component, p: &str, d: &mut Decoder) {
+    if !hc.kind.is_empty() && one_of(d, &format!("{p}.type"), &hc.kind, HEALTH_TYPES) {
+        let needs_port = matches!(hc.kind.as_str(), "http" | "tcp" | "grpc");
+        if hc.kind == "http" && hc.endpoint.as_deref().unwrap_or("").is_empty() {
+            d.field(&format!("{p}.endpoint"), "required for an http health check");
+        }
+        if let Some(ep) = &hc.endpoint {
+            if hc.kind == "http" && !ep.starts_with('/') {
+                d.field(&format!("{p}.endpoint"), "must start with '/'");
+            }
+        }
+        if needs_port && hc.port.is_none() {
+            d.field(
+                &format!("{p}.port"),
+                format!("required for a {} health check", hc.kind),
+            );
+        }
+        if hc.kind == "exec" && hc.command.is_empty() {
+            d.field(&format!("{p}.command"), "required for an exec health check");
+        }
+    }
+    match &hc.port {
+        Some(PortRef::Number(n)) if !(1..=65535).contains(n) => {
+            d.field(&format!("{p}.port"), "must be between 1 and 65535");
+        }
+        Some(PortRef::Name(name)) => {
+            if let Some(run) = &c.run {
+                if !run.ports.contains(name) {
+                    d.field(
+                        &format!("{p}.port"),
+                        format!("names no port in run.ports (`{name}`)"),
+                    );
+                }
+            }
+        }
+        _ => {}
+    }
+    for (field, v) in [
+        ("failureThreshold", hc.failure_threshold),
+        ("successThreshold", hc.success_threshold),
+    ] {
+        if v < 1 {
+            d.field(&format!("{p}.{field}"), "must be >= 1");
+        }
+    }
+    if hc.period_seconds.0 == 0 {
+        d.field(&format!("{p}.periodSeconds"), "must be > 0");
+    }
+    if hc.timeout_seconds.0 == 0 {
+        d.field(&format!("{p}.timeoutSeconds"), "must be > 0");
+    }
+}
+
+fn check_local(spec: &Spec, c: &Component, p: &str, d: &mut Decoder) {
+    if let Some(run) = &c.run {
+        if run.command.is_empty() || run.command[0].trim().is_empty() {
+            d.field(&format!("{p}.run.command"), "must name a program to run");
+        }
+        let mut names = BTreeSet::new();
+        for (i, port) in run.ports.iter().enumerate() {
+            if !names.insert(port) {
+                d.field(&format!("{p}.run.ports[{i}]"), format!("duplicate port name `{port}`"));
+            }
+        }
+    }
+    if let Some(listen) = &c.listen {
+        if listen.parse::<std::net::SocketAddr>().is_err() {
+            d.field(
+                &format!("{p}.listen"),
+                format!("`{listen}` is not an address like 127.0.0.1:18080"),
+            );
+        }
+    }
+    if spec.infrastructure.provider == "local" {
+        if c.run.is_none() {
+            d.field(&format!("{p}.run"), "required with provider local");
+        }
+        if c.listen.is_none() {
+            d.field(&format!("{p}.listen"), "required with provider local");
+        }
+    }
+}
+
+fn check_percent_steps(d: &mut Decoder, base: &str, what: &str, pcts: &[i64]) {
+    if pcts.is_empty() {
+        d.field(base, format!("at least one {what} is required"));
+        return;
+    }
+    let mut prev: Option<i64> = None;
+    for (i, p) in pcts.iter().enumerate() {
+        let path = format!("{base}[{i}].percentage");
+        if !(1..=100).contains(p) {
+            d.field(&path, "must be between 1 and 100");
+        } else if let Some(prev) = prev.filter(|prev| p <= prev) {
+            d.field(
+                &path,
+                format!("must be greater than the previous {what} ({prev})"),
+            );
+        }
+        prev = Some(*p);
+    }
+    if let Some(last) = pcts.last() {
+        if *last != 100 {
+            d.field(
+                &format!("{base}[{}].percentage", pcts.len() - 1),
+                format!("the last {what} must be 100"),
+            );
+        }
+    }
+}
+
+fn check_condition(d: &mut Decoder, path: &str, cond: &str) {
+    if let Err(e) = Expr::parse(cond) {
+        d.field(path, format!("`{cond}` does not parse: {e}"));
+    }
+}
+
+fn check_strategy(spec: &Spec, d: &mut Decoder) {
+    let m = &spec.metadata;
+    let present = [
+        ("blueGreenConfig", "blue-green", m.blue_green_config.is_some()),
+        ("canaryConfig", "canary", m.canary_config.is_some()),
+        ("rollingConfig", "rolling", m.rolling_config.is_some()),
+    ];
+    for (key, strategy, is_there) in present {
+        if is_there && spec.strategy != strategy && STRATEGIES.contains(&spec.strategy.as_str()) {
+            d.field(
+                &format!("metadata.{key}"),
+                format!(
+                    "configures {strategy}, but strategy is {}; remove it or change strategy",
+                    spec.strategy
+                ),
+            );
+        }
+    }
+    if let Some(bg) = &m.blue_green_config {
+        let base = "metadata.blueGreenConfig.switchTraffic";
+        if one_of(d, &format!("{base}.type"), &bg.switch_traffic.kind, &["gradual", "immediate"]) {
+            let pcts: Vec<i64> = bg.switch_traffic.steps.iter().map(|s| s.percentage).collect();
+            if bg.switch_traffic.kind == "gradual" {
+                check_percent_steps(d, &format!("{base}.steps"), "step", &pcts);
+            } else if !pcts.is_empty() && pcts != [100] {
+                d.field(
+                    &format!("{base}.steps"),
+                    "an immediate switch has no intermediate steps; use type: gradual",
+                );
+            }
+        }
+        check_triggers(d, "metadata.blueGreenConfig.rollbackTriggers", &bg.rollback_triggers);
+    }
+    if let Some(c) = &m.canary_config {
+        let base = "metadata.canaryConfig";
+        let pcts: Vec<i64> = c.stages.iter().map(|s| s.percentage).collect();
+        check_percent_steps(d, &format!("{base}.stages"), "stage", &pcts);
+        let mut names = BTreeMap::new();
+        for (i, s) in c.stages.iter().enumerate() {
+            if let Some(j) = names.insert(s.name.as_str(), i) {
+                d.field(
+                    &format!("{base}.stages[{i}].name"),
+                    format!("duplicate stage name `{}` (also stages[{j}])", s.name),
+                );
+            }
+        }
+        for (i, metric) in c.metrics.iter().enumerate() {
+            let p = format!("{base}.metrics[{i}]");
+            if !metric.operator.is_empty() {
+                one_of(d, &format!("{p}.operator"), &metric.operator, OPERATORS);
+            }
+            if !metric.threshold.is_finite() {
+                d.field(&format!("{p}.threshold"), "must be a finite number");
+            }
+        }
+        for (i, r) in c.progression_rules.iter().enumerate() {
+            let p = format!("{base}.progressionRules[{i}]");
+            if !r.condition.is_empty() {
+                check_condition(d, &format!("{p}.condition"), &r.condition);
+            }
+            if !r.action.is_empty() {
+                one_of(d, &format!("{p}.action"), &r.action, RULE_ACTIONS);
+            }
+        }
+        if c.analysis_interval.0 == 0 {
+            d.field(&format!("{base}.analysisInterval"), "must be > 0");
+        }
+    }
+    if let Some(r) = &m.rolling_config {
+        let base = "metadata.rollingConfig";
+        if r.batch_size < 1 {
+            d.field(&format!("{base}.batchSize"), "must be >= 1");
+        }
+        for (field, v) in [("maxSurge", r.max_surge), ("maxUnavailable", r.max_unavailable)] {
+            match v {
+                IntOrPercent::Count(c) if c < 0 => {
+                    d.field(&format!("{base}.{field}"), "must be >= 0")
+                }
+                IntOrPercent::Percent(p) if !(0..=100).contains(&p) => {
+                    d.field(&format!("{base}.{field}"), "percentage must be between 0% and 100%")
+                }
+                _ => {}
+            }
+        }
+        if r.max_surge.is_zero() && r.max_unavailable.is_zero() {
+            d.field(
+                &format!("{base}.maxSurge"),
+                "maxSurge and maxUnavailable cannot both be zero (the rollout could never progress)",
+            );
+        }
+        if r.progress_deadline.0 == 0 {
+            d.field(&format!("{base}.progressDeadline"), "must be > 0");
+        }
+    }
+}
+
+fn check_triggers(d: &mut Decoder, base: &str, triggers: &[Trigger]) {
+    for (i, t) in triggers.iter().enumerate() {
+        let p = format!("{base}[{i}]");
+        if !t.kind.is_empty() {
+            one_of(d, &format!("{p}.type"), &t.kind, TRIGGER_TYPES);
+        }
+        match &t.condition {
+            Some(c) => check_condition(d, &format!("{p}.condition"), c),
+            None => match t.kind.as_str() {
+                "custom" | "metric" => {
+                    d.field(&format!("{p}.condition"), format!("required for a {} trigger", t.kind))
+                }
+                "error-rate" if t.threshold.is_none() => d.field(
+                    &format!("{p}.threshold"),
+                    "an error-rate trigger needs a threshold or a condition",
+                ),
+                "timeout" if t.duration.is_none() => d.field(
+                    &format!("{p}.duration"),
+                    "a timeout trigger needs a duration",
+                ),
+                _ => {}
+            },
+        }
+    }
+}
+
+fn check_rollback(spec: &Spec, d: &mut Decoder) {
+    let r = &spec.rollback;
+    check_triggers(d, "rollback.triggers", &r.triggers);
+    if one_of(
+        d,
+        "rollback.strategy.type",
+        &r.strategy.kind,
+        &["immediate", "gradual"],
+    ) && r.strategy.kind == "gradual"
+    {
+        let mut prev = 100;
+        for (i, s) in r.strategy.steps.iter().enumerate() {
+            let p = format!("rollback.strategy.steps[{i}]");
+            if !(0..=99).contains(s) {
+                d.field(&p, "must be between 0 and 99 (percent left on the new revision)");
+            } else if *s >= prev {
+                d.field(&p, format!("must be lower than the previous step ({prev})"));
+            }
+            prev = *s;
+        }
+    }
+    if r.automatic && !r.enabled {
+        d.field(
+            "rollback.automatic",
+            "automatic rollback needs rollback.enabled: true",
+        );
+    }
+}

@@ -1,0 +1,584 @@
+//! The state store: one SQLite file per state dir, the bus between cutover processes.
+//!
+//! Owns: runs (one per deployment attempt), revisions per component and environment, the append-only
+//! event journal, and commands sent from one process to the engine that owns a run.
+//! Must not touch: engine decisions. All calls are blocking; async callers use [`Store::call`].
+
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+
+pub use schema::VERSION as SCHEMA_VERSION;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state store: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("state store: cannot create {path}: {source}")]
+    Dir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("state store schema version {found} is newer than this cutover understands ({supported}); upgrade cutover")]
+    TooNew { found: i64, supported: i64 },
+    #[error("state store: background task failed: {0}")]
+    Join(String),
+    #[error("state store: {0}")]
+    Data(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A handle to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({})", self.path.display())
+    }
+}
+
+/// RFC 3339 now, in UTC with milliseconds.
+pub fn now_ts() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRow {
+    pub run_id: i64,
+    pub deployment: String,
+    pub kind: String,
+    pub name: String,
+    pub version: String,
+    pub strategy: String,
+    pub environment: String,
+    pub provider: String,
+    pub dry_run: bool,
+    pub status: String,
+    pub step: i64,
+    pub outcome: Option<String>,
+    pub reason: Option<String>,
+    pub initiator: String,
+    pub owner_pid: Option<i64>,
+    pub started_at: String,
+    pub updated_at: String,
+    pub finished_at: Option<String>,
+    #[serde(skip)]
+    pub spec_json: String,
+    #[serde(skip)]
+    pub plan_json: String,
+    #[serde(skip)]
+    pub snapshot_json: String,
+}
+
+impl RunRow {
+    pub fn is_finished(&self) -> bool {
+        self.outcome.is_some()
+    }
+}
+
+const RUN_COLS: &str = "run_id, deployment, kind, name, version, strategy, environment, provider, dry_run, status, step, outcome, reason, initiator, owner_pid, started_at, updated_at, finished_at, spec_json, plan_json, snapshot_json";
+
+fn run_row(r: &Row) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        run_id: r.get(0)?,
+        deployment: r.get(1)?,
+        kind: r.get(2)?,
+        name: r.get(3)?,
+        version: r.get(4)?,
+        strategy: r.get(5)?,
+        environment: r.get(6)?,
+        provider: r.get(7)?,
+        dry_run: r.get::<_, i64>(8)? != 0,
+        status: r.get(9)?,
+        step: r.get(10)?,
+        outcome: r.get(11)?,
+        reason: r.get(12)?,
+        initiator: r.get(13)?,
+        owner_pid: r.get(14)?,
+        started_at: r.get(15)?,
+        updated_at: r.get(16)?,
+        finished_at: r.get(17)?,
+        spec_json: r.get(18)?,
+        plan_json: r.get(19)?,
+        snapshot_json: r.get(20)?,
+    })
+}
+
+/// What a new run records.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub deployment: String,
+    pub kind: String,
+    pub name: String,
+    pub version: String,
+    pub strategy: String,
+    pub environment: String,
+    pub provider: String,
+    pub dry_run: bool,
+    pub spec_json: String,
+    pub plan_json: String,
+    pub initiator: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RevisionRow {
+    pub rev_id: i64,
+    pub rev_key: String,
+    pub run_id: i64,
+    pub component: String,
+    pub environment: String,
+    pub version: String,
+    pub dry_run: bool,
+    pub status: String,
+    pub replicas: i64,
+    pub created_at: String,
+    #[serde(skip)]
+    pub config_json: String,
+}
+
+impl RevisionRow {
+    /// Failed or rolled back: never a rollback target.
+    pub fn is_bad(&self) -> bool {
+        matches!(self.status.as_str(), "failed" | "rolled_back")
+    }
+}
+
+const REV_COLS: &str = "rev_id, rev_key, run_id, component, environment, version, dry_run, status, replicas, created_at, config_json";
+
+fn rev_row(r: &Row) -> rusqlite::Result<RevisionRow> {
+    Ok(RevisionRow {
+        rev_id: r.get(0)?,
+        rev_key: r.get(1)?,
+        run_id: r.get(2)?,
+        component: r.get(3)?,
+        environment: r.get(4)?,
+        version: r.get(5)?,
+        dry_run: r.get::<_, i64>(6)? != 0,
+        status: r.get(7)?,
+        replicas: r.get(8)?,
+        created_at: r.get(9)?,
+        config_json: r.get(10)?,
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRow {
+    pub seq: i64,
+    pub run_id: i64,
+    pub ts: String,
+    pub kind: String,
+    pub json: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CommandRow {
+    pub id: i64,
+    pub run_id: i64,
+    pub kind: String,
+    pub args_json: String,
+    pub actor: String,
+    pub created_at: String,
+    pub result: Option<String>,
+}
+
+impl Store {
+    /// Open (creating if needed) the store in a state dir.
+    pub fn open(dir: &Path) -> Result<Store> {
+        create_private_dir(dir)?;
+        let path = dir.join("cutover.db");
+        let mut conn = Connection::open(&path)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        schema::migrate(&mut conn)?;
+        Ok(Store {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(f(&conn)?)
+    }
+
+    /// Run a blocking store call off the async runtime's threads.
+    pub async fn call<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T> + Send + 'static,
+    {
+        let s = self.clone();
+        tokio::task::spawn_blocking(move || f(&s))
+            .await
+            .map_err(|e| StoreError::Join(e.to_string()))?
+    }
+
+    // ---- runs ----
+
+    pub fn create_run(&self, n: &NewRun) -> Result<i64> {
+        let ts = now_ts();
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO runs (deployment, kind, name, version, strategy, environment, provider, dry_run,
+                   spec_json, plan_json, status, initiator, owner_pid, started_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?12, ?13, ?13)",
+                params![
+                    n.deployment,
+                    n.kind,
+                    n.name,
+                    n.version,
+                    n.strategy,
+                    n.environment,
+                    n.provider,
+                    n.dry_run as i64,
+                    n.spec_json,
+                    n.plan_json,
+                    n.initiator,
+                    std::process::id() as i64,
+                    ts
+                ],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    pub fn update_run(&self, run: i64, status: &str, step: usize, snapshot_json: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE runs SET status = ?2, step = ?3, snapshot_json = ?4, updated_at = ?5 WHERE run_id = ?1",
+                params![run, status, step as i64, snapshot_json, now_ts()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    pub fn finish_run(&self, run: i64, outcome: &str, reason: &str) -> Result<()> {
+        let ts = now_ts();
+        self.with(|c| {
+            c.execute(
+                "UPDATE runs SET status = ?2, outcome = ?2, reason = ?3, finished_at = ?4, updated_at = ?4,
+                   owner_pid = NULL WHERE run_id = ?1",
+                params![run, outcome, reason, ts],
+            )
+            .map(|_| ())
+        })
+    }
+
+    pub fn run(&self, run: i64) -> Result<Option<RunRow>> {
+        self.with(|c| {
+            c.query_row(
+                &format!("SELECT {RUN_COLS} FROM runs WHERE run_id = ?1"),
+                [run],
+                run_row,
+            )
+            .optional()
+        })
+    }
+
+    /// `ID` is the latest run of that deployment; `ID#N` or a bare run number names one run.
+    pub fn find_run(&self, ident: &str) -> Result<Option<RunRow>> {
+        if let Some((dep, n)) = ident.rsplit_once('#') {
+            let Ok(n) = n.parse::<i64>() else {
+                return Ok(None);
+            };
+            return Ok(self.run(n)?.filter(|r| r.deployment == dep));
+        }
+        let latest = self.with(|c| {
+            c.query_row(
+                &format!(
+                    "SELECT {RUN_COLS} FROM runs WHERE deployment = ?1 ORDER BY run_id DESC LIMIT 1"
+                ),
+                [ident],
+                run_row,
+            )
+            .optional()
+        })?;
+        if latest.is_some() {
+            return Ok(latest);
+        }
+        match ident.parse::<i64>() {
+            Ok(n) => self.run(n),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Runs, newest first; optionally in one environment.
+    pub fn runs(&self, env: Option<&str>, limit: usize) -> Result<Vec<RunRow>> {
+        self.with(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {RUN_COLS} FROM runs WHERE (?1 IS NULL OR environment = ?1)
+                 ORDER BY run_id DESC LIMIT ?2"
+            ))?;
+            let rows = st.query_map(params![env, limit as i64], run_row)?;
+            rows.collect()
+        })
+    }
+
+    /// Runs that have not finished.
+    pub fn active_runs(&self) -> Result<Vec<RunRow>> {
+        self.with(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {RUN_COLS} FROM runs WHERE outcome IS NULL ORDER BY run_id"
+            ))?;
+            let rows = st.query_map([], run_row)?;
+            rows.collect()
+        })
+    }
+
+    // ---- events ----
+
+    pub fn append_event(&self, run: i64, ts: &str, kind: &str, json: &str) -> Result<i64> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO events (run_id, ts, kind, json) VALUES (?1, ?2, ?3, ?4)",
+                params![run, ts, kind, json],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    pub fn events(&self, run: i64, after_seq: i64) -> Result<Vec<EventRow>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT seq, run_id, ts, kind, json FROM events WHERE run_id = ?1 AND seq > ?2 ORDER BY seq",
+            )?;
+            let rows = st.query_map(params![run, after_seq], |r| {
+                Ok(EventRow {
+                    seq: r.get(0)?,
+                    run_id: r.get(1)?,
+                    ts: r.get(2)?,
+                    kind: r.get(3)?,
+                    json: r.get(4)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    // ---- revisions ----
+
+    /// Record a new revision; returns its row id and key.
+    pub fn insert_revision(
+        &self,
+        run: i64,
+        component: &str,
+        environment: &str,
+        version: &str,
+        dry_run: bool,
+        replicas: u32,
+        config_json: &str,
+    ) -> Result<(i64, String)> {
+        let ts = now_ts();
+        self.with(|c| {
+            let tx = c.unchecked_transaction()?;
+            tx.execute(
+                "INSERT INTO revisions (rev_key, run_id, component, environment, version, dry_run, status,
+                   replicas, config_json, created_at, updated_at)
+                 VALUES ('', ?1, ?2, ?3, ?4, ?5, 'deploying', ?6, ?7, ?8, ?8)",
+                params![run, component, environment, version, dry_run as i64, replicas, config_json, ts],
+            )?;
+            let id = tx.last_insert_rowid();
+            let key = format!("{component}@{version}.r{id}");
+            tx.execute(
+                "UPDATE revisions SET rev_key = ?2 WHERE rev_id = ?1",
+                params![id, key],
+            )?;
+            tx.commit()?;
+            Ok((id, key))
+        })
+    }
+
+    pub fn set_revision_status(&self, key: &str, status: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE revisions SET status = ?2, updated_at = ?3 WHERE rev_key = ?1",
+                params![key, status, now_ts()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Revisions of a component in an environment, newest first.
+    pub fn revisions(&self, component: &str, environment: &str, dry_run: bool) -> Result<Vec<RevisionRow>> {
+        self.with(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {REV_COLS} FROM revisions WHERE component = ?1 AND environment = ?2 AND dry_run = ?3
+                 ORDER BY rev_id DESC"
+            ))?;
+            let rows = st.query_map(params![component, environment, dry_run as i64], rev_row)?;
+            rows.collect()
+        })
+    }
+
+    /// The revision serving a component now.
+    pub fn active_revision(&self, component: &str, environment: &str, dry_run: bool) -> Result<Option<RevisionRow>> {
+        Ok(self
+            .revisions(component, environment, dry_run)?
+            .into_iter()
+            .find(|r| r.status == "active"))
+    }
+
+    pub fn revision(&self, key: &str) -> Result<Option<RevisionRow>> {
+        self.with(|c| {
+            c.query_row(
+                &format!("SELECT {REV_COLS} FROM revisions WHERE rev_key = ?1"),
+                [key],
+                rev_row,
+            )
+            .optional()
+        })
+    }
+
+    // ---- commands ----
+
+    pub fn enqueue_command(&self, run: i64, kind: &str, args_json: &str, actor: &str) -> Result<i64> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO commands (run_id, kind, args_json, actor, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![run, kind, args_json, actor, now_ts()],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    /// Commands not yet taken, for the given runs; marks them taken.
+    pub fn take_commands(&self, runs: &[i64]) -> Result<Vec<CommandRow>> {
+        if runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = runs.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(",");
+        self.with(|c| {
+            let tx = c.unchecked_transaction()?;
+            let rows: Vec<CommandRow> = {
+                let mut st = tx.prepare(&format!(
+                    "SELECT id, run_id, kind, args_json, actor, created_at, result FROM commands
+                     WHERE consumed_at IS NULL AND run_id IN ({list}) ORDER BY id"
+                ))?;
+                let rows = st.query_map([], |r| {
+                    Ok(CommandRow {
+                        id: r.get(0)?,
+                        run_id: r.get(1)?,
+                        kind: r.get(2)?,
+                        args_json: r.get(3)?,
+                        actor: r.get(4)?,
+                        created_at: r.get(5)?,
+                        result: r.get(6)?,
+                    })
+                })?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            let ts = now_ts();
+            for row in &rows {
+                tx.execute(
+                    "UPDATE commands SET consumed_at = ?2 WHERE id = ?1",
+                    params![row.id, ts],
+                )?;
+            }
+            tx.commit()?;
+            Ok(rows)
+        })
+    }
+
+    pub fn complete_command(&self, id: i64, result: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE commands SET result = ?2 WHERE id = ?1",
+                params![id, result],
+            )
+            .map(|_| ())
+        })
+    }
+
+    pub fn command_result(&self, id: i64) -> Result<Option<String>> {
+        self.with(|c| {
+            c.query_row("SELECT result FROM commands WHERE id = ?1", [id], |r| {
+                r.get::<_, Option<String>>(0)
+            })
+        })
+    }
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| StoreError::Dir {
+            path: dir.display().to_string(),
+            source,
+        })
+}
+
+/// Whether the process that owns a run is still alive (Linux: /proc).
+pub fn pid_alive(pid: i64) -> bool {
+    pid > 0 && Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_run(dep: &str) -> NewRun {
+        NewRun {
+            deployment: dep.into(),
+            kind: "deploy".into(),
+            name: "n".into(),
+            version: "1".into(),
+            strategy: "canary".into(),
+            environment: "dev".into(),
+            provider: "simulated".into(),
+            dry_run: true,
+            spec_json: "{}".into(),
+            plan_json: "{}".into(),
+            initiator: "me".into(),
+        }
+    }
+
+    #[test]
+    fn runs_revisions_events_and_commands_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let r1 = s.create_run(&new_run("app")).unwrap();
+        let r2 = s.create_run(&new_run("app")).unwrap();
+        assert_eq!(s.find_run("app").unwrap().unwrap().run_id, r2);
+        assert_eq!(s.find_run(&format!("app#{r1}")).unwrap().unwrap().run_id, r1);
+        assert!(s.find_run("nope").unwrap().is_none());
+        let (_, key) = s.insert_revision(r1, "api", "dev", "1", true, 3, "{}").unwrap();
+        s.set_revision_status(&key, "active").unwrap();
+        assert_eq!(s.active_revision("api", "dev", true).unwrap().unwrap().rev_key, key);
+        assert!(s.active_revision("api", "dev", false).unwrap().is_none());
+        s.append_event(r1, &now_ts(), "x", "{}").unwrap();
+        assert_eq!(s.events(r1, 0).unwrap().len(), 1);
+        let c = s.enqueue_command(r2, "pause", "{}", "me").unwrap();
+        assert_eq!(s.take_commands(&[r2]).unwrap().len(), 1);
+        assert!(s.take_commands(&[r2]).unwrap().is_empty());
+        s.complete_command(c, "ok").unwrap();
+        assert_eq!(s.command_result(c).unwrap().as_deref(), Some("ok"));
+        s.finish_run(r1, "succeeded", "done").unwrap();
+        assert_eq!(s.active_runs().unwrap().len(), 1);
+        // Reopening keeps everything and does not re-run migrations.
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.runs(None, 10).unwrap().len(), 2);
+    }
+}

@@ -1,0 +1,90 @@
+//! Versioned migrations of the state store.
+//!
+//! Owns: the SQL schema and its upgrade path (`PRAGMA user_version`). Must not touch: queries.
+
+use rusqlite::Connection;
+
+/// Each entry upgrades the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: deployments (one row per run), revisions, the event journal, commands between processes.
+    "CREATE TABLE runs (
+        run_id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        deployment  TEXT NOT NULL,
+        kind        TEXT NOT NULL DEFAULT 'deploy',
+        name        TEXT NOT NULL,
+        version     TEXT NOT NULL,
+        strategy    TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        provider    TEXT NOT NULL,
+        dry_run     INTEGER NOT NULL DEFAULT 0,
+        spec_json   TEXT NOT NULL,
+        plan_json   TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        step        INTEGER NOT NULL DEFAULT 0,
+        snapshot_json TEXT NOT NULL DEFAULT '{}',
+        outcome     TEXT,
+        reason      TEXT,
+        initiator   TEXT NOT NULL,
+        owner_pid   INTEGER,
+        started_at  TEXT NOT NULL,
+        updated_at  TEXT NOT NULL,
+        finished_at TEXT
+    );
+    CREATE INDEX runs_by_deployment ON runs(deployment, run_id);
+    CREATE INDEX runs_by_env ON runs(environment, run_id);
+    CREATE TABLE revisions (
+        rev_id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        rev_key     TEXT NOT NULL UNIQUE,
+        run_id      INTEGER NOT NULL REFERENCES runs(run_id),
+        component   TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        version     TEXT NOT NULL,
+        dry_run     INTEGER NOT NULL DEFAULT 0,
+        status      TEXT NOT NULL,
+        replicas    INTEGER NOT NULL,
+        config_json TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        updated_at  TEXT NOT NULL
+    );
+    CREATE INDEX revisions_by_component ON revisions(component, environment, dry_run, rev_id);
+    CREATE TABLE events (
+        seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id  INTEGER NOT NULL REFERENCES runs(run_id),
+        ts      TEXT NOT NULL,
+        kind    TEXT NOT NULL,
+        json    TEXT NOT NULL
+    );
+    CREATE INDEX events_by_run ON events(run_id, seq);
+    CREATE TABLE commands (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id      INTEGER NOT NULL REFERENCES runs(run_id),
+        kind        TEXT NOT NULL,
+        args_json   TEXT NOT NULL,
+        actor       TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        consumed_at TEXT,
+        result      TEXT
+    );
+    CREATE INDEX commands_pending ON commands(run_id, consumed_at);",
+];
+
+/// The schema version this build writes.
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Bring the database up to [`VERSION`]; refuse a newer one.
+pub fn migrate(conn: &mut Connection) -> Result<(), super::StoreError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > VERSION {
+        return Err(super::StoreError::TooNew {
+            found: current,
+            supported: VERSION,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
