@@ -1,1 +1,120 @@
-fn main() {}
+//! The `cutover` command line: parses arguments and hands off to `cli::*`.
+//! Errors become messages and exit codes here (0 ok, 1 deployment failed, 2 bad input, 3 interrupted).
+
+mod cli;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "cutover", version, about = "Deployment orchestration from the terminal: blue-green, canary, rolling, recreate")]
+pub struct Cli {
+    /// State directory (SQLite store, logs); default: the XDG data dir
+    #[arg(long, global = true, env = "CUTOVER_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Workspace configuration file; default ./cutover.yaml, else the XDG config dir
+    #[arg(long, global = true, env = "CUTOVER_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Check specs; print every problem as FILE:LINE:COL: message or FILE: field.path: message
+    Validate {
+        #[arg(required = true)]
+        specs: Vec<PathBuf>,
+    },
+    /// Show the ordered steps a spec will take, with the rollback at each step and the expected duration
+    Plan {
+        spec: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a deployment
+    Apply {
+        spec: PathBuf,
+        /// No console: print events (the console arrives in a later release; apply is headless today)
+        #[arg(long)]
+        headless: bool,
+        /// One JSON object per line
+        #[arg(long)]
+        json: bool,
+        /// Run the plan against the simulated provider on a virtual clock
+        #[arg(long)]
+        dry_run: bool,
+        /// Approve every gate
+        #[arg(long)]
+        auto_approve: bool,
+        /// Simulated provider faults: [VERSION:]unhealthy|start-error|METRIC=VALUE[@AFTER] (repeatable)
+        #[arg(long = "sim-fault", value_name = "FAULT")]
+        sim_faults: Vec<String>,
+    },
+    /// Live state of deployments, or of one
+    Status {
+        id: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Past deployments, newest first
+    History {
+        #[arg(long)]
+        env: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Roll back now, to the last good revision or a named version
+    Rollback {
+        id: String,
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve the gate a deployment waits at
+    Approve {
+        id: String,
+        #[arg(long)]
+        gate: Option<String>,
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Reject the gate a deployment waits at (it rolls back)
+    Reject {
+        id: String,
+        #[arg(long, required = true)]
+        reason: String,
+    },
+    /// Gates waiting for a decision
+    Approvals {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pause a running deployment
+    Pause { id: String },
+    /// Resume a paused deployment
+    Resume { id: String },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match cli::run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("cutover: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -247,7 +247,7 @@ fn canary(spec: &Spec, b: &mut Builder, n: u32, v: &str, p: &Previous) {
     }
     b.push(
         Action::RetireOld,
-        format!("retire old revision {}", p.version),
+        format!("retire the old revision ({})", p.version),
     );
 }
 
@@ -393,7 +393,7 @@ fn rolling(spec: &Spec, b: &mut Builder, n: u32, v: &str, p: &Previous) {
     }
     b.push(
         Action::RetireOld,
-        format!("retire old revision {}", p.version),
+        format!("retire the old revision ({})", p.version),
     );
 }
 

@@ -253,10 +253,11 @@ impl Engine {
         &self,
         spec: Spec,
         dry_run: bool,
+        from_run: i64,
         to: Option<String>,
         actor: &str,
     ) -> Result<RunHandle, EngineError> {
-        rollback::start_standalone(self, spec, dry_run, to, actor).await
+        rollback::start_standalone(self, spec, dry_run, from_run, to, actor).await
     }
 
     /// Send a command to a run owned by this engine and wait for its answer.

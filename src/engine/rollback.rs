@@ -380,6 +380,7 @@ pub(super) async fn start_standalone(
     engine: &super::Engine,
     spec: Spec,
     dry_run: bool,
+    from_run: i64,
     to: Option<String>,
     actor: &str,
 ) -> Result<RunHandle, EngineError> {
@@ -391,7 +392,11 @@ pub(super) async fn start_standalone(
             let mut out = Vec::new();
             for c in spec2.ordered_components() {
                 let revs = s.revisions(&c.id, &spec2.environment, dry_run)?;
-                let Some(current) = revs.iter().find(|r| r.status == "active").cloned() else {
+                // The run's own revision if it still serves (an interrupted or failed run), else the active one.
+                let own = revs.iter().find(|r| {
+                    r.run_id == from_run && matches!(r.status.as_str(), "active" | "deploying" | "failed")
+                });
+                let Some(current) = own.or_else(|| revs.iter().find(|r| r.status == "active")).cloned() else {
                     out.push(Err(format!("{}: nothing is serving in {}; nothing to roll back", c.id, spec2.environment)));
                     continue;
                 };

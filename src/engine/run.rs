@@ -491,10 +491,7 @@ impl Run {
             .iter()
             .find(|v| v.judgement == Judgement::Fail && v.on_fail == OnFail::Rollback)
         {
-            return Err(Stop::Fail(format!(
-                "{} {} failed: {} (expected {})",
-                v.source, v.signal, v.message, v.expected
-            )));
+            return Err(Stop::Fail(format!("{} {} failed: {}", v.source, v.signal, v.message)));
         }
         let errors = verdicts.iter().filter(|v| v.judgement == Judgement::Error).count();
         self.errors_in_row = if errors > 0 { self.errors_in_row + 1 } else { 0 };

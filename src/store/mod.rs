@@ -280,6 +280,17 @@ impl Store {
         })
     }
 
+    /// The owning process lets go of a run it did not finish (interrupted).
+    pub fn release_run(&self, run: i64) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE runs SET owner_pid = NULL, updated_at = ?2 WHERE run_id = ?1",
+                params![run, now_ts()],
+            )
+            .map(|_| ())
+        })
+    }
+
     pub fn run(&self, run: i64) -> Result<Option<RunRow>> {
         self.with(|c| {
             c.query_row(

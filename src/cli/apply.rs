@@ -1,0 +1,177 @@
+//! `cutover apply`: run one deployment headless, printing events, exiting with the outcome.
+//!
+//! Owns: choosing the provider and clock for a run, Ctrl-C/SIGTERM (pause and persist, exit 3).
+//! Must not touch: engine decisions.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Result;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::print::{human_line, json_line};
+use super::{load_spec, open_store, FAILED, INTERRUPTED, INVALID};
+use cutover::engine::{self, Builtin, Command, Engine, EngineConfig, EventKind, RunOptions};
+use cutover::provider::simulated::{Fault, Simulated};
+use cutover::provider::RevisionKey;
+use cutover::spec::Spec;
+use cutover::store::Store;
+
+/// Build the runtime: a paused (virtual) clock for dry runs, real time otherwise.
+pub fn runtime(virtual_clock: bool) -> Result<tokio::runtime::Runtime> {
+    let rt = if virtual_clock {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?
+    };
+    Ok(rt)
+}
+
+/// The provider for a spec, or a message saying why it cannot run here.
+pub fn simulated_provider(spec: &Spec, dry_run: bool, faults: Vec<Fault>) -> Result<Arc<Simulated>, String> {
+    if !dry_run && spec.infrastructure.provider != "simulated" {
+        return Err(format!(
+            "provider `{}` is not available in this build yet; use --dry-run (simulated provider, virtual clock) or infrastructure.provider: simulated",
+            spec.infrastructure.provider
+        ));
+    }
+    Ok(Arc::new(Simulated::new(faults)))
+}
+
+/// Put what the store says is serving into the simulation.
+pub fn seed(sim: &Simulated, store: &Store, spec: &Spec) -> Result<()> {
+    for (comp, rev) in engine::previous_revisions(store, spec, true)? {
+        sim.seed(&comp, RevisionKey(rev.rev_key.clone()), &rev.version, rev.replicas.clamp(1, 10_000) as u32);
+    }
+    Ok(())
+}
+
+pub fn apply(
+    dir: &Path,
+    path: &Path,
+    json: bool,
+    dry_run: bool,
+    auto_approve: bool,
+    faults: &[String],
+) -> Result<u8> {
+    let spec = match load_spec(path) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let mut parsed = Vec::new();
+    for f in faults {
+        match Fault::parse(f) {
+            Ok(f) => parsed.push(f),
+            Err(e) => {
+                eprintln!("--sim-fault: {e}");
+                return Ok(INVALID);
+            }
+        }
+    }
+    let sim = match simulated_provider(&spec, dry_run, parsed) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            return Ok(INVALID);
+        }
+    };
+    let rt = runtime(dry_run)?;
+    rt.block_on(run(dir, spec, sim, json, dry_run, auto_approve))
+}
+
+async fn run(
+    dir: &Path,
+    spec: Spec,
+    sim: Arc<Simulated>,
+    json: bool,
+    dry_run: bool,
+    auto_approve: bool,
+) -> Result<u8> {
+    let store = open_store(dir)?;
+    seed(&sim, &store, &spec)?;
+    let engine = Engine::new(EngineConfig {
+        store: store.clone(),
+        provider: sim,
+        signals: Arc::new(Builtin),
+        virtual_clock: dry_run,
+        poll_store: true,
+    });
+    let mut events = engine.subscribe();
+    let user = cutover::identity::current_user();
+    let handle = engine
+        .start(
+            spec,
+            RunOptions {
+                dry_run: true,
+                auto_approve,
+                initiator: user.clone(),
+            },
+        )
+        .await?;
+    let steps = handle.plan.steps.len();
+    let run_id = handle.run_id;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Ok(ev) => {
+                    if json {
+                        println!("{}", json_line(&ev));
+                    } else if let Some(line) = human_line(&ev, steps) {
+                        println!("{line}");
+                    }
+                    if let EventKind::GateWaiting { gate, hint, .. } = &ev.kind {
+                        if json && !auto_approve {
+                            eprintln!("gate {gate} waits for approval: {hint}");
+                        }
+                    }
+                    if matches!(ev.kind, EventKind::Finished { .. }) {
+                        break;
+                    }
+                }
+                Err(RecvError::Lagged(n)) => eprintln!("(skipped {n} events; see `cutover status`)"),
+                Err(RecvError::Closed) => break,
+            },
+            _ = tokio::signal::ctrl_c() => return interrupted(&engine, &store, run_id, &user, json).await,
+            _ = term.recv() => return interrupted(&engine, &store, run_id, &user, json).await,
+        }
+    }
+    match handle.join.await {
+        Ok(outcome) => Ok(outcome.exit_code() as u8),
+        Err(e) => {
+            eprintln!("the deployment task failed: {e}");
+            Ok(FAILED)
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM: pause the run, persist it, exit 3.
+async fn interrupted(engine: &Engine, store: &Store, run_id: i64, user: &str, json: bool) -> Result<u8> {
+    let _ = engine.command(run_id, Command::Pause, user).await;
+    let s = store.clone();
+    let run = store.call(move |st| {
+        st.release_run(run_id)?;
+        st.run(run_id)
+    })
+    .await?;
+    let dep = run.map(|r| r.deployment).unwrap_or_default();
+    if json {
+        let line = serde_json::json!({
+            "ts": cutover::store::now_ts(),
+            "deployment": dep,
+            "run": run_id,
+            "kind": "interrupted",
+            "reason": "interrupted: the run was paused and saved",
+        });
+        println!("{line}");
+    } else {
+        eprintln!("interrupted: run #{run_id} of {dep} is paused and saved in {}", s.path().display());
+    }
+    Ok(INTERRUPTED)
+}

@@ -1,0 +1,169 @@
+//! Commands that act on a deployment from any terminal: approve, reject, pause, resume, rollback.
+//!
+//! Owns: delivering commands through the store to the process that owns a run, and rolling back
+//! finished deployments in this process. Must not touch: engine internals.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::apply::runtime;
+use super::print::{human_line, json_line};
+use super::{open_store, FAILED, INVALID, OK};
+use cutover::engine::{Builtin, Command, Engine, EngineConfig, EngineError, EventKind};
+use cutover::provider::simulated::Simulated;
+use cutover::provider::RevisionKey;
+use cutover::spec::Spec;
+use cutover::store::{pid_alive, RunRow, Store};
+
+fn owner_alive(r: &RunRow) -> bool {
+    !r.is_finished() && r.owner_pid.is_some_and(pid_alive)
+}
+
+/// Write a command for the owning engine and wait for its answer.
+fn deliver(store: &Store, r: &RunRow, command: &Command) -> Result<std::result::Result<String, String>> {
+    let actor = cutover::identity::current_user();
+    let id = store.enqueue_command(r.run_id, command.name(), &serde_json::to_string(command)?, &actor)?;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        if let Some(res) = store.command_result(id)? {
+            return Ok(match res.strip_prefix("ok: ") {
+                Some(m) => Ok(m.to_string()),
+                None => Err(res.strip_prefix("error: ").unwrap_or(&res).to_string()),
+            });
+        }
+        let still = store.run(r.run_id)?.is_some_and(|r| owner_alive(&r));
+        if !still {
+            return Ok(Err("the run finished or its process exited before taking the command".into()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(Err("no answer from the process that runs this deployment within 20s".into()))
+}
+
+fn find(store: &Store, id: &str, dir: &Path) -> Result<Option<RunRow>> {
+    let r = store.find_run(id)?;
+    if r.is_none() {
+        eprintln!("no deployment `{id}` in {}", dir.display());
+    }
+    Ok(r)
+}
+
+pub fn send(dir: &Path, id: &str, command: Command) -> Result<u8> {
+    let store = open_store(dir)?;
+    let Some(r) = find(&store, id, dir)? else { return Ok(INVALID) };
+    if r.is_finished() {
+        eprintln!("{} run #{} has finished ({}); nothing to {}", r.deployment, r.run_id, r.status, command.name());
+        return Ok(FAILED);
+    }
+    if !owner_alive(&r) {
+        eprintln!(
+            "{} run #{} is {} but no cutover process runs it (it was interrupted); `cutover rollback {}` still works",
+            r.deployment, r.run_id, r.status, r.deployment
+        );
+        return Ok(FAILED);
+    }
+    match deliver(&store, &r, &command)? {
+        Ok(msg) => {
+            println!("{} run #{}: {msg}", r.deployment, r.run_id);
+            Ok(OK)
+        }
+        Err(msg) => {
+            eprintln!("{} run #{}: {} refused: {msg}", r.deployment, r.run_id, command.name());
+            Ok(FAILED)
+        }
+    }
+}
+
+pub fn rollback(dir: &Path, id: &str, to: Option<String>, json: bool) -> Result<u8> {
+    let store = open_store(dir)?;
+    let Some(r) = find(&store, id, dir)? else { return Ok(INVALID) };
+    if owner_alive(&r) {
+        return match deliver(&store, &r, &Command::Rollback { to })? {
+            Err(msg) => {
+                eprintln!("{} run #{}: rollback refused: {msg}", r.deployment, r.run_id);
+                Ok(FAILED)
+            }
+            Ok(_) => {
+                // Follow the run to its end.
+                let start = Instant::now();
+                while start.elapsed() < Duration::from_secs(3600) {
+                    if let Some(now) = store.run(r.run_id)? {
+                        if let Some(outcome) = &now.outcome {
+                            println!("{} run #{}: {outcome}: {}", now.deployment, now.run_id, now.reason.unwrap_or_default());
+                            return Ok(if outcome == "rolled_back" { OK } else { FAILED });
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Ok(FAILED)
+            }
+        };
+    }
+    let spec: Spec = match serde_json::from_str(&r.spec_json) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{} run #{}: its spec is not readable: {e}", r.deployment, r.run_id);
+            return Ok(FAILED);
+        }
+    };
+    if r.provider != "simulated" {
+        eprintln!("provider `{}` is not available in this build yet", r.provider);
+        return Ok(INVALID);
+    }
+    let rt = runtime(r.dry_run)?;
+    rt.block_on(standalone(store, r, spec, to, json))
+}
+
+async fn standalone(store: Store, r: RunRow, spec: Spec, to: Option<String>, json: bool) -> Result<u8> {
+    let sim = Arc::new(Simulated::new(Vec::new()));
+    for c in &spec.components {
+        let revs = store.revisions(&c.id, &spec.environment, true)?;
+        for rev in revs.iter().filter(|x| x.status == "active" || (x.run_id == r.run_id && x.status != "rolled_back" && x.status != "retired")) {
+            sim.seed(&c.id, RevisionKey(rev.rev_key.clone()), &rev.version, rev.replicas.clamp(1, 10_000) as u32);
+        }
+    }
+    let engine = Engine::new(EngineConfig {
+        store: store.clone(),
+        provider: sim,
+        signals: Arc::new(Builtin),
+        virtual_clock: r.dry_run,
+        poll_store: false,
+    });
+    let mut events = engine.subscribe();
+    let actor = cutover::identity::current_user();
+    let handle = match engine.start_rollback(spec, true, r.run_id, to, &actor).await {
+        Ok(h) => h,
+        Err(EngineError::Refused(msg)) => {
+            eprintln!("{}: rollback refused: {msg}", r.deployment);
+            return Ok(FAILED);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    loop {
+        match events.recv().await {
+            Ok(ev) => {
+                if json {
+                    println!("{}", json_line(&ev));
+                } else if let Some(line) = human_line(&ev, 0) {
+                    println!("{line}");
+                }
+                if matches!(ev.kind, EventKind::Finished { .. }) {
+                    break;
+                }
+            }
+            Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => break,
+        }
+    }
+    let outcome = handle.join.await?;
+    if !r.is_finished() {
+        let reason = format!("rolled back by {actor} in run #{}", handle.run_id);
+        let o = if outcome == cutover::engine::Outcome::RolledBack { "rolled_back" } else { "failed" };
+        store.finish_run(r.run_id, o, &reason)?;
+    }
+    Ok(if outcome == cutover::engine::Outcome::RolledBack { OK } else { FAILED })
+}

@@ -1,0 +1,260 @@
+//! Read-only commands: `plan`, `status`, `history`, `approvals`.
+//!
+//! Owns: presenting plans and stored runs. Must not touch: the engine or any run's state.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::print::weights;
+use super::{load_spec, open_store, INVALID, OK};
+use cutover::engine::{self, Snapshot};
+use cutover::plan::{self, Plan, Previous};
+use cutover::spec::human;
+use cutover::store::{pid_alive, RunRow};
+
+fn print_plan(p: &Plan) {
+    println!(
+        "plan for {} {} ({}) in {}: {} step(s), expected {}",
+        p.deployment,
+        p.version,
+        p.strategy,
+        p.environment,
+        p.steps.len(),
+        p.expected_human()
+    );
+    for s in &p.steps {
+        println!("  {:>2}. [{}] {}", s.index + 1, s.component, s.description);
+        println!("      if it fails here: {}", s.on_failure);
+    }
+    println!("rollback: {}", p.rollback);
+}
+
+pub fn plan(dir: &Path, path: &Path, json: bool) -> Result<u8> {
+    let spec = match load_spec(path) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let previous = match cutover::store::Store::open(dir) {
+        Ok(store) => engine::previous_revisions(&store, &spec, true).unwrap_or_default(),
+        Err(_) => Default::default(),
+    };
+    let first = spec.components.iter().any(|c| !previous.contains_key(&c.id));
+    let actual = engine::plan_for(&spec, &previous);
+    // What the strategy does against a running revision, even before one is recorded.
+    let strategy_plan = plan::build(&spec, &|id| {
+        Some(match previous.get(id) {
+            Some(r) => Previous {
+                version: r.version.clone(),
+                replicas: r.replicas.clamp(1, 10_000) as u32,
+            },
+            None => Previous {
+                version: "the running revision".into(),
+                replicas: spec
+                    .components
+                    .iter()
+                    .find(|c| c.id == id)
+                    .map(|c| c.replicas.clamp(1, 10_000) as u32)
+                    .unwrap_or(1),
+            },
+        })
+    });
+    if json {
+        let v = serde_json::json!({
+            "deployment": strategy_plan.deployment,
+            "version": strategy_plan.version,
+            "strategy": strategy_plan.strategy,
+            "environment": strategy_plan.environment,
+            "steps": strategy_plan.steps,
+            "expected_ms": strategy_plan.expected_ms,
+            "expected": strategy_plan.expected_human(),
+            "gates": strategy_plan.gates,
+            "rollback": strategy_plan.rollback,
+            "first_deployment": first,
+            "first_deployment_steps": if first { Some(&actual.steps) } else { None },
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(OK);
+    }
+    print_plan(&strategy_plan);
+    if first {
+        println!();
+        println!(
+            "note: no revision of {} is recorded as serving in {}; this first apply will run:",
+            spec.id, spec.environment
+        );
+        for s in &actual.steps {
+            println!("  {:>2}. [{}] {}", s.index + 1, s.component, s.description);
+        }
+    }
+    Ok(OK)
+}
+
+fn live_status(r: &RunRow) -> String {
+    if r.is_finished() {
+        return r.status.clone();
+    }
+    match r.owner_pid {
+        Some(pid) if pid_alive(pid) => r.status.clone(),
+        _ => format!("{} (not running: its process has exited)", r.status),
+    }
+}
+
+fn snapshot(r: &RunRow) -> Option<Snapshot> {
+    serde_json::from_str(&r.snapshot_json).ok()
+}
+
+pub fn status(dir: &Path, id: Option<&str>, json: bool) -> Result<u8> {
+    let store = open_store(dir)?;
+    match id {
+        None => {
+            let mut seen = BTreeSet::new();
+            let runs: Vec<RunRow> = store
+                .runs(None, 500)?
+                .into_iter()
+                .filter(|r| seen.insert(r.deployment.clone()))
+                .collect();
+            if json {
+                for r in &runs {
+                    println!("{}", serde_json::to_string(&status_json(r))?);
+                }
+                return Ok(OK);
+            }
+            if runs.is_empty() {
+                println!("no deployments recorded in {}", dir.display());
+                return Ok(OK);
+            }
+            println!("{:<28} {:>5} {:<12} {:<12} {:<11} {:<28} STEP", "DEPLOYMENT", "RUN", "VERSION", "ENV", "STRATEGY", "STATUS");
+            for r in &runs {
+                let step = snapshot(r)
+                    .map(|s| format!("{}/{}", (s.step + 1).min(s.steps), s.steps))
+                    .unwrap_or_default();
+                println!(
+                    "{:<28} {:>5} {:<12} {:<12} {:<11} {:<28} {step}",
+                    r.deployment, r.run_id, r.version, r.environment, r.strategy, live_status(r)
+                );
+            }
+            Ok(OK)
+        }
+        Some(id) => {
+            let Some(r) = store.find_run(id)? else {
+                eprintln!("no deployment `{id}` in {}", dir.display());
+                return Ok(INVALID);
+            };
+            if json {
+                println!("{}", serde_json::to_string(&status_json(&r))?);
+                return Ok(OK);
+            }
+            println!("{} run #{} ({}): {} {} {} in {}", r.deployment, r.run_id, r.kind, r.name, r.version, r.strategy, r.environment);
+            println!("  status:    {}", live_status(&r));
+            println!("  started:   {} by {}", r.started_at, r.initiator);
+            if let Some(f) = &r.finished_at {
+                println!("  finished:  {f}");
+            }
+            if let Some(reason) = &r.reason {
+                println!("  reason:    {reason}");
+            }
+            if let Some(s) = snapshot(&r) {
+                if s.steps > 0 {
+                    println!("  step:      {}/{} {}", (s.step + 1).min(s.steps), s.steps, s.step_description);
+                }
+                if let Some(g) = &s.gate {
+                    println!("  gate:      {g} waits for approval: cutover approve {} --gate {g}", r.deployment);
+                }
+                for t in &s.traffic {
+                    println!("  traffic:   {}: {}", t.component, weights(&t.weights));
+                }
+                for v in &s.last_verdicts {
+                    println!("  verdict:   {} {:?}: {}", v.signal, v.judgement, v.message);
+                }
+            }
+            Ok(OK)
+        }
+    }
+}
+
+fn status_json(r: &RunRow) -> serde_json::Value {
+    serde_json::json!({
+        "deployment": r.deployment,
+        "run": r.run_id,
+        "kind": r.kind,
+        "version": r.version,
+        "strategy": r.strategy,
+        "environment": r.environment,
+        "status": r.status,
+        "running": !r.is_finished() && r.owner_pid.is_some_and(pid_alive),
+        "outcome": r.outcome,
+        "reason": r.reason,
+        "initiator": r.initiator,
+        "started_at": r.started_at,
+        "finished_at": r.finished_at,
+        "snapshot": snapshot(r),
+    })
+}
+
+fn duration_of(r: &RunRow) -> Option<u64> {
+    let start = chrono::DateTime::parse_from_rfc3339(&r.started_at).ok()?;
+    let end = chrono::DateTime::parse_from_rfc3339(r.finished_at.as_ref()?).ok()?;
+    u64::try_from((end - start).num_milliseconds()).ok()
+}
+
+pub fn history(dir: &Path, env: Option<&str>, json: bool, limit: usize) -> Result<u8> {
+    let store = open_store(dir)?;
+    let runs = store.runs(env, limit)?;
+    if json {
+        for r in &runs {
+            let mut v = status_json(r);
+            v["duration_ms"] = serde_json::json!(duration_of(r));
+            v.as_object_mut().map(|o| o.remove("snapshot"));
+            println!("{}", serde_json::to_string(&v)?);
+        }
+        return Ok(OK);
+    }
+    if runs.is_empty() {
+        println!("no deployments recorded{}", env.map(|e| format!(" in {e}")).unwrap_or_default());
+        return Ok(OK);
+    }
+    println!("{:>5} {:<24} {:<8} {:<10} {:<11} {:<11} {:<12} {:>8} {:<10} REASON", "RUN", "DEPLOYMENT", "KIND", "VERSION", "ENV", "STRATEGY", "OUTCOME", "TOOK", "BY");
+    for r in &runs {
+        println!(
+            "{:>5} {:<24} {:<8} {:<10} {:<11} {:<11} {:<12} {:>8} {:<10} {}",
+            r.run_id,
+            r.deployment,
+            r.kind,
+            r.version,
+            r.environment,
+            r.strategy,
+            r.outcome.clone().unwrap_or_else(|| live_status(r)),
+            duration_of(r).map(human).unwrap_or_else(|| "-".into()),
+            r.initiator,
+            r.reason.clone().unwrap_or_default()
+        );
+    }
+    Ok(OK)
+}
+
+pub fn approvals(dir: &Path, json: bool) -> Result<u8> {
+    let store = open_store(dir)?;
+    let waiting: Vec<(RunRow, String)> = store
+        .active_runs()?
+        .into_iter()
+        .filter_map(|r| {
+            let gate = snapshot(&r)?.gate?;
+            Some((r, gate))
+        })
+        .collect();
+    if json {
+        for (r, g) in &waiting {
+            println!("{}", serde_json::json!({"deployment": r.deployment, "run": r.run_id, "gate": g, "environment": r.environment, "version": r.version, "initiator": r.initiator, "since": r.updated_at}));
+        }
+        return Ok(OK);
+    }
+    if waiting.is_empty() {
+        println!("no gates are waiting");
+    }
+    for (r, g) in &waiting {
+        println!("{} run #{} {} in {}: gate {g} (started by {}) -> cutover approve {} --gate {g}", r.deployment, r.run_id, r.version, r.environment, r.initiator, r.deployment);
+    }
+    Ok(OK)
+}

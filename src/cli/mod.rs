@@ -1,0 +1,96 @@
+//! Command implementations for the `cutover` binary: argument handling, printing, exit codes.
+//!
+//! Owns: turning library results into terminal output. Must not touch: engine decisions.
+
+mod apply;
+mod control;
+mod inspect;
+mod print;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::{Cli, Cmd};
+use cutover::spec::{self, LoadError, Spec};
+use cutover::store::Store;
+
+/// Exit codes of the contract.
+pub const OK: u8 = 0;
+pub const FAILED: u8 = 1;
+pub const INVALID: u8 = 2;
+pub const INTERRUPTED: u8 = 3;
+
+pub fn run(cli: Cli) -> Result<u8> {
+    let state_dir = state_dir(cli.state_dir.as_deref());
+    match cli.command {
+        Cmd::Validate { specs } => Ok(validate(&specs)),
+        Cmd::Plan { spec, json } => inspect::plan(&state_dir, &spec, json),
+        Cmd::Apply {
+            spec,
+            headless: _,
+            json,
+            dry_run,
+            auto_approve,
+            sim_faults,
+        } => apply::apply(&state_dir, &spec, json, dry_run, auto_approve, &sim_faults),
+        Cmd::Status { id, json } => inspect::status(&state_dir, id.as_deref(), json),
+        Cmd::History { env, json, limit } => inspect::history(&state_dir, env.as_deref(), json, limit),
+        Cmd::Rollback { id, to, json } => control::rollback(&state_dir, &id, to, json),
+        Cmd::Approve { id, gate, comment } => control::send(
+            &state_dir,
+            &id,
+            cutover::engine::Command::Approve { gate, comment },
+        ),
+        Cmd::Reject { id, reason } => {
+            control::send(&state_dir, &id, cutover::engine::Command::Reject { reason })
+        }
+        Cmd::Approvals { json } => inspect::approvals(&state_dir, json),
+        Cmd::Pause { id } => control::send(&state_dir, &id, cutover::engine::Command::Pause),
+        Cmd::Resume { id } => control::send(&state_dir, &id, cutover::engine::Command::Resume),
+    }
+}
+
+/// `--state-dir`, else `$XDG_DATA_HOME/cutover`, else `~/.local/share/cutover`.
+pub fn state_dir(given: Option<&Path>) -> PathBuf {
+    if let Some(p) = given {
+        return p.to_path_buf();
+    }
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
+        return PathBuf::from(x).join("cutover");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
+    PathBuf::from(home).join(".local/share/cutover")
+}
+
+pub fn open_store(dir: &Path) -> Result<Store> {
+    Store::open(dir).with_context(|| format!("opening the state store in {}", dir.display()))
+}
+
+/// Load a spec; on problems print them all and return the exit code to use.
+pub fn load_spec(path: &Path) -> std::result::Result<Spec, u8> {
+    match spec::load_file(path) {
+        Ok(s) => Ok(s),
+        Err(e) => {
+            eprintln!("{e}");
+            if let LoadError::Invalid { diags, .. } = &e {
+                eprintln!("{}: {} problem(s)", path.display(), diags.len());
+            }
+            Err(INVALID)
+        }
+    }
+}
+
+fn validate(paths: &[PathBuf]) -> u8 {
+    let mut code = OK;
+    for p in paths {
+        match spec::load_file(p) {
+            Ok(s) => println!("{}: ok ({} {}, {} component(s))", p.display(), s.strategy, s.version, s.components.len()),
+            Err(e) => {
+                println!("{e}");
+                code = INVALID;
+            }
+        }
+    }
+    code
+}
