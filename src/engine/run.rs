@@ -306,7 +306,10 @@ impl Run {
                 self.comps[ci].touched = true;
                 if let Some(old) = self.comps[ci].old.clone() {
                     let comp = self.comps[ci].comp.id.clone();
-                    let _ = provider.set_weights(&comp, &[]).await;
+                    provider
+                        .set_weights(&comp, &[])
+                        .await
+                        .map_err(|e| Stop::Fail(format!("{comp}: cannot take {} off traffic: {e}", old.key)))?;
                     provider
                         .remove_revision(&comp, &old.key)
                         .await
@@ -734,8 +737,16 @@ impl Run {
     async fn succeed(self) -> Outcome {
         let store = self.engine.inner.store.clone();
         let keys: Vec<String> = self.comps.iter().map(|c| c.new_key.0.clone()).collect();
+        let old: Vec<String> = self
+            .comps
+            .iter()
+            .filter_map(|c| c.old.as_ref().map(|o| o.key.0.clone()))
+            .collect();
         let _ = store
             .call(move |s| {
+                for k in &old {
+                    s.set_revision_status(k, "retired")?;
+                }
                 for k in &keys {
                     s.set_revision_status(k, "active")?;
                 }

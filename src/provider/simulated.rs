@@ -267,7 +267,6 @@ impl Provider for Simulated {
         m.insert("error_rate".into(), 0.001);
         m.insert("response_time".into(), 45.0);
         m.insert("success_rate".into(), 0.999);
-        let total = r.started.len().max(1) as f64;
         let mut failure_rate = 0.0;
         for k in self.active_faults(r, now) {
             match k {
@@ -281,7 +280,7 @@ impl Provider for Simulated {
                 FaultKind::StartError => {}
             }
         }
-        m.insert("failure_rate".into(), failure_rate * total / total);
+        m.entry("failure_rate".into()).or_insert(failure_rate);
         Ok(m)
     }
 

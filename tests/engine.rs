@@ -1,0 +1,436 @@
+//! Engine scenarios on paused tokio time: every strategy succeeds, fails at each step and rolls
+//! back with traffic on the previous revision, and obeys pause/resume, approve, promote, rollback.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cutover::engine::{
+    Builtin, Command, Engine, EngineConfig, EventKind, Outcome, RunHandle, RunOptions, Status,
+};
+use cutover::provider::simulated::{Fault, FaultKind, Simulated};
+use cutover::provider::{
+    Metrics, Provider, ProviderError, RevisionKey, RevisionSpec, RevisionStatus,
+};
+use cutover::spec::{self, Spec};
+use cutover::store::Store;
+
+/// Fails the Nth mutating call (1-based), once.
+struct Flaky {
+    inner: Arc<Simulated>,
+    calls: AtomicUsize,
+    fail_at: usize,
+}
+
+impl Flaky {
+    fn tick(&self, what: &str) -> Result<(), ProviderError> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == self.fail_at {
+            return Err(ProviderError::Failed(format!("injected failure on call {n} ({what})")));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Provider for Flaky {
+    fn name(&self) -> &'static str {
+        "simulated"
+    }
+    async fn apply_revision(&self, rev: &RevisionSpec, replicas: u32) -> Result<(), ProviderError> {
+        self.tick("apply")?;
+        self.inner.apply_revision(rev, replicas).await
+    }
+    async fn set_weights(&self, c: &str, w: &[(RevisionKey, u32)]) -> Result<(), ProviderError> {
+        self.tick("weights")?;
+        self.inner.set_weights(c, w).await
+    }
+    async fn revision_status(&self, c: &str, r: &RevisionKey) -> Result<RevisionStatus, ProviderError> {
+        self.inner.revision_status(c, r).await
+    }
+    async fn metrics(&self, c: &str, r: &RevisionKey) -> Result<Metrics, ProviderError> {
+        self.inner.metrics(c, r).await
+    }
+    async fn remove_revision(&self, c: &str, r: &RevisionKey) -> Result<(), ProviderError> {
+        self.tick("remove")?;
+        self.inner.remove_revision(c, r).await
+    }
+}
+
+fn spec_for(strategy: &str, version: &str) -> Spec {
+    let text = match strategy {
+        "canary" => include_str!("../specs/canary.yaml"),
+        "blue-green" => include_str!("../specs/blue-green.yaml"),
+        "rolling" => include_str!("../specs/rolling.yaml"),
+        _ => include_str!("../specs/recreate.yaml"),
+    };
+    let text = text.replace("'1.2.0'", &format!("'{version}'"));
+    match spec::load_str(&text) {
+        Ok(s) => s,
+        Err(d) => panic!("spec does not load: {d:?}"),
+    }
+}
+
+struct World {
+    _dir: tempfile::TempDir,
+    store: Store,
+    sim: Arc<Simulated>,
+}
+
+fn world(faults: Vec<Fault>) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    World {
+        _dir: dir,
+        store,
+        sim: Arc::new(Simulated::new(faults)),
+    }
+}
+
+fn engine(w: &World, provider: Arc<dyn Provider>) -> Engine {
+    Engine::new(EngineConfig {
+        store: w.store.clone(),
+        provider,
+        signals: Arc::new(Builtin),
+        virtual_clock: true,
+        poll_store: false,
+    })
+}
+
+fn opts(auto_approve: bool) -> RunOptions {
+    RunOptions {
+        dry_run: true,
+        auto_approve,
+        initiator: "tester".into(),
+    }
+}
+
+async fn deploy(e: &Engine, spec: Spec, auto: bool) -> RunHandle {
+    e.start(spec, opts(auto)).await.unwrap()
+}
+
+/// World with 1.1.0 serving (a first deployment).
+async fn with_v1(strategy: &str, faults: Vec<Fault>) -> World {
+    let w = world(faults);
+    let e = engine(&w, w.sim.clone());
+    let h = deploy(&e, spec_for(strategy, "1.1.0"), true).await;
+    assert_eq!(h.join.await.unwrap(), Outcome::Succeeded);
+    w
+}
+
+fn only_on(w: &World, version_prefix: &str) {
+    let weights = w.sim.weights("api");
+    let on: Vec<_> = weights.iter().filter(|(_, v)| **v > 0).collect();
+    assert_eq!(on.len(), 1, "weights {weights:?}");
+    assert!(on[0].0 .0.starts_with(&format!("api@{version_prefix}")), "weights {weights:?}");
+    assert_eq!(*on[0].1, 100);
+    let revs = w.sim.revisions("api");
+    assert_eq!(revs.len(), 1, "only one revision should remain: {revs:?}");
+}
+
+const STRATEGIES: [&str; 4] = ["canary", "blue-green", "rolling", "recreate"];
+
+#[tokio::test(start_paused = true)]
+async fn first_deployment_works_for_every_strategy() {
+    for s in STRATEGIES {
+        let w = world(vec![]);
+        let e = engine(&w, w.sim.clone());
+        let h = deploy(&e, spec_for(s, "1.1.0"), false).await;
+        assert_eq!(h.join.await.unwrap(), Outcome::Succeeded, "{s}");
+        only_on(&w, "1.1.0");
+        let active = w.store.active_revision("api", "production", true).unwrap().unwrap();
+        assert_eq!(active.version, "1.1.0");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_strategy_succeeds_against_a_previous_revision() {
+    for s in STRATEGIES {
+        let w = with_v1(s, vec![]).await;
+        let e = engine(&w, w.sim.clone());
+        let h = deploy(&e, spec_for(s, "1.2.0"), true).await;
+        assert!(h.plan.steps.len() > 2, "{s}: a real strategy plan");
+        assert_eq!(h.join.await.unwrap(), Outcome::Succeeded, "{s}");
+        only_on(&w, "1.2.0");
+        let revs = w.store.revisions("api", "production", true).unwrap();
+        assert_eq!(revs[0].status, "active");
+        assert_eq!(revs[1].status, "retired");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_seed_canary_takes_twenty_virtual_minutes() {
+    let w = with_v1("canary", vec![]).await;
+    let e = engine(&w, w.sim.clone());
+    let start = tokio::time::Instant::now();
+    let wall = std::time::Instant::now();
+    let h = deploy(&e, spec_for("canary", "1.2.0"), true).await;
+    assert_eq!(h.join.await.unwrap(), Outcome::Succeeded);
+    let virt = start.elapsed();
+    assert!(virt >= Duration::from_secs(20 * 60), "virtual {virt:?}");
+    assert!(wall.elapsed() < Duration::from_secs(5), "wall {:?}", wall.elapsed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn failure_at_each_step_rolls_back_to_the_previous_revision() {
+    for s in STRATEGIES {
+        // Count the mutating calls of a clean run.
+        let w = with_v1(s, vec![]).await;
+        let counter = Arc::new(Flaky {
+            inner: w.sim.clone(),
+            calls: AtomicUsize::new(0),
+            fail_at: usize::MAX,
+        });
+        let e = engine(&w, counter.clone());
+        let h = deploy(&e, spec_for(s, "1.2.0"), true).await;
+        assert_eq!(h.join.await.unwrap(), Outcome::Succeeded);
+        let total = counter.calls.load(Ordering::SeqCst);
+        assert!(total >= 3, "{s}: {total} calls");
+        for fail_at in 1..=total {
+            let w = with_v1(s, vec![]).await;
+            let flaky = Arc::new(Flaky {
+                inner: w.sim.clone(),
+                calls: AtomicUsize::new(0),
+                fail_at,
+            });
+            let e = engine(&w, flaky);
+            let mut rx = e.subscribe();
+            let h = deploy(&e, spec_for(s, "1.2.0"), true).await;
+            let outcome = h.join.await.unwrap();
+            assert_eq!(outcome, Outcome::RolledBack, "{s}: failing call {fail_at}/{total}");
+            only_on(&w, "1.1.0");
+            let mut saw_failure = false;
+            while let Ok(ev) = rx.try_recv() {
+                if let EventKind::Failure { reason } = &ev.kind {
+                    assert!(reason.contains("injected failure"), "{reason}");
+                    saw_failure = true;
+                }
+            }
+            assert!(saw_failure, "{s}: call {fail_at}");
+            let revs = w.store.revisions("api", "production", true).unwrap();
+            assert_eq!(revs[0].status, "rolled_back", "{s}");
+            assert_eq!(revs[1].status, "active", "{s}");
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn unhealthy_or_bad_metrics_roll_back_every_strategy() {
+    let faults = [
+        Fault { version: Some("1.2.0".into()), kind: FaultKind::Unhealthy, after: Duration::ZERO },
+        Fault { version: Some("1.2.0".into()), kind: FaultKind::Unhealthy, after: Duration::from_secs(120) },
+        Fault {
+            version: Some("1.2.0".into()),
+            kind: FaultKind::Metric("failure_rate".into(), 0.5),
+            after: Duration::from_secs(60),
+        },
+    ];
+    for s in STRATEGIES {
+        for f in &faults {
+            let w = with_v1(s, vec![f.clone()]).await;
+            let e = engine(&w, w.sim.clone());
+            let h = deploy(&e, spec_for(s, "1.2.0"), true).await;
+            let outcome = h.join.await.unwrap();
+            if s == "recreate" && f.after > Duration::ZERO {
+                // Recreate finishes before a late fault can be seen.
+                continue;
+            }
+            assert_eq!(outcome, Outcome::RolledBack, "{s} {f:?}");
+            only_on(&w, "1.1.0");
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn automatic_rollback_disabled_ends_failed() {
+    let w = with_v1("canary", vec![Fault::parse("1.2.0:error_rate=0.5@3m").unwrap()]).await;
+    let e = engine(&w, w.sim.clone());
+    let mut spec = spec_for("canary", "1.2.0");
+    spec.rollback.automatic = false;
+    let h = deploy(&e, spec, true).await;
+    assert_eq!(h.join.await.unwrap(), Outcome::Failed);
+    // Traffic was left where it was: the canary still has its 10%.
+    let weights = w.sim.weights("api");
+    assert_eq!(weights.values().filter(|v| **v > 0).count(), 2, "{weights:?}");
+    let run = w.store.find_run("my-app-v1.2.0").unwrap().unwrap();
+    assert_eq!(run.outcome.as_deref(), Some("failed"));
+    assert!(run.reason.unwrap().contains("automatic rollback is off"));
+}
+
+async fn wait_status(e: &Engine, run: i64, want: Status) {
+    let mut rx = e.snapshots();
+    for _ in 0..10_000 {
+        if rx.borrow().get(&run).map(|s| s.status) == Some(want) {
+            return;
+        }
+        if tokio::time::timeout(Duration::from_secs(3600), rx.changed()).await.is_err() {
+            break;
+        }
+    }
+    panic!("run {run} never reached {want:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn gate_waits_for_approval_then_finishes() {
+    let w = with_v1("canary", vec![]).await;
+    let e = engine(&w, w.sim.clone());
+    let h = deploy(&e, spec_for("canary", "1.2.0"), false).await;
+    wait_status(&e, h.run_id, Status::WaitingApproval).await;
+    // A gate name that is not waiting is refused; the right one is accepted.
+    let wrong = e
+        .command(h.run_id, Command::Approve { gate: Some("nope".into()), comment: None }, "bob")
+        .await;
+    assert!(wrong.is_err());
+    let ok = e
+        .command(h.run_id, Command::Approve { gate: Some("canary-50".into()), comment: Some("lgtm".into()) }, "bob")
+        .await
+        .unwrap();
+    assert!(ok.contains("canary-50"));
+    assert_eq!(h.join.await.unwrap(), Outcome::Succeeded);
+    only_on(&w, "1.2.0");
+}
+
+#[tokio::test(start_paused = true)]
+async fn reject_at_gate_rolls_back() {
+    let w = with_v1("canary", vec![]).await;
+    let e = engine(&w, w.sim.clone());
+    let h = deploy(&e, spec_for("canary", "1.2.0"), false).await;
+    wait_status(&e, h.run_id, Status::WaitingApproval).await;
+    e.command(h.run_id, Command::Reject { reason: "not today".into() }, "carol").await.unwrap();
+    assert_eq!(h.join.await.unwrap(), Outcome::RolledBack);
+    only_on(&w, "1.1.0");
+}
+
+#[tokio::test(start_paused = true)]
+async fn pause_holds_the_run_and_resume_continues() {
+    let w = with_v1("canary", vec![]).await;
+    let e = engine(&w, w.sim.clone());
+    let h = deploy(&e, spec_for("canary", "1.2.0"), true).await;
+    wait_status(&e, h.run_id, Status::Progressing).await;
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    e.command(h.run_id, Command::Pause, "alice").await.unwrap();
+    assert!(e.command(h.run_id, Command::Pause, "alice").await.is_err(), "double pause is refused");
+    let step_at_pause = e.snapshots().borrow().get(&h.run_id).unwrap().step;
+    // A long wait changes nothing while paused.
+    tokio::time::sleep(Duration::from_secs(6 * 3600)).await;
+    let snap = e.snapshots().borrow().get(&h.run_id).unwrap().clone();
+    assert_eq!(snap.status, Status::Paused);
+    assert_eq!(snap.step, step_at_pause);
+    e.command(h.run_id, Command::Resume, "alice").await.unwrap();
+    assert_eq!(h.join.await.unwrap(), Outcome::Succeeded);
+}
+
+#[tokio::test(start_paused = true)]
+async fn promote_skips_the_remaining_analysis_and_gates() {
+    let w = with_v1("canary", vec![]).await;
+    let e = engine(&w, w.sim.clone());
+    let start = tokio::time::Instant::now();
+    let h = deploy(&e, spec_for("canary", "1.2.0"), false).await;
+    wait_status(&e, h.run_id, Status::Progressing).await;
+    tokio::time::sleep(Duration::from_secs(90)).await;
+    e.command(h.run_id, Command::Promote, "alice").await.unwrap();
+    assert_eq!(h.join.await.unwrap(), Outcome::Succeeded);
+    assert!(start.elapsed() < Duration::from_secs(10 * 60), "promotion skipped the 20m of analysis");
+    only_on(&w, "1.2.0");
+}
+
+#[tokio::test(start_paused = true)]
+async fn manual_rollback_during_a_run_returns_to_the_previous_revision() {
+    let w = with_v1("blue-green", vec![]).await;
+    let e = engine(&w, w.sim.clone());
+    let h = deploy(&e, spec_for("blue-green", "1.2.0"), true).await;
+    wait_status(&e, h.run_id, Status::Progressing).await;
+    tokio::time::sleep(Duration::from_secs(400)).await;
+    e.command(h.run_id, Command::Rollback { to: None }, "alice").await.unwrap();
+    assert_eq!(h.join.await.unwrap(), Outcome::RolledBack);
+    only_on(&w, "1.1.0");
+}
+
+#[tokio::test(start_paused = true)]
+async fn rollback_to_a_named_version_and_refusals() {
+    // 1.0.0 -> 1.1.0 -> 1.2.0 (running); roll back to 1.0.0 by name.
+    let w = with_v1("canary", vec![]).await;
+    let e = engine(&w, w.sim.clone());
+    let h = deploy(&e, spec_for("canary", "1.2.0"), true).await;
+    assert_eq!(h.join.await.unwrap(), Outcome::Succeeded);
+    let h = deploy(&e, spec_for("canary", "1.3.0"), true).await;
+    wait_status(&e, h.run_id, Status::Progressing).await;
+    tokio::time::sleep(Duration::from_secs(200)).await;
+    let refused = e
+        .command(h.run_id, Command::Rollback { to: Some("9.9.9".into()) }, "alice")
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("9.9.9"), "{refused}");
+    e.command(h.run_id, Command::Rollback { to: Some("1.1.0".into()) }, "alice").await.unwrap();
+    assert_eq!(h.join.await.unwrap(), Outcome::RolledBack);
+    only_on(&w, "1.1.0");
+    // 1.3.0 was rolled back: a later rollback may never target it.
+    let spec = spec_for("canary", "1.1.0");
+    let run = w.store.find_run("my-app-v1.2.0").unwrap().unwrap();
+    let err = e
+        .start_rollback(spec.clone(), true, run.run_id, Some("1.3.0".into()), "alice")
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("rolled_back"), "{err}");
+    // Rolling back the finished deployment to 1.2.0 (good, retired) works.
+    let h = e.start_rollback(spec, true, run.run_id, Some("1.2.0".into()), "alice").await.unwrap();
+    assert_eq!(h.join.await.unwrap(), Outcome::RolledBack);
+    only_on(&w, "1.2.0");
+}
+
+#[tokio::test(start_paused = true)]
+async fn progress_deadline_rolls_back() {
+    // Instances never become ready (but are not reported unhealthy either): the deadline decides.
+    let w = with_v1("rolling", vec![]).await;
+    let e = engine(&w, w.sim.clone());
+    let mut spec = spec_for("rolling", "1.2.0");
+    let hc = spec.components[0].health_check.as_mut().unwrap();
+    hc.initial_delay_seconds = cutover::spec::Secs::from_secs(3600);
+    let h = deploy(&e, spec, true).await;
+    let mut rx = e.subscribe();
+    assert_eq!(h.join.await.unwrap(), Outcome::RolledBack);
+    let mut reason = String::new();
+    while let Ok(ev) = rx.try_recv() {
+        if let EventKind::Failure { reason: r } = ev.kind {
+            reason = r;
+        }
+    }
+    assert!(reason.contains("progress deadline"), "{reason}");
+    only_on(&w, "1.1.0");
+}
+
+#[tokio::test(start_paused = true)]
+async fn rollback_timeout_ends_failed() {
+    // Recreate stops 1.1.0 first; 1.2.0 is unhealthy; 1.1.0 needs 40s to be ready again, but the
+    // rollback may take only 1s: the run ends failed (a rollback is never rolled back).
+    let w = with_v1("recreate", vec![Fault::parse("1.2.0:unhealthy").unwrap()]).await;
+    let e = engine(&w, w.sim.clone());
+    let mut spec = spec_for("recreate", "1.2.0");
+    spec.rollback.timeout = cutover::spec::Millis(1000);
+    let h = deploy(&e, spec, true).await;
+    assert_eq!(h.join.await.unwrap(), Outcome::Failed);
+    let run = w.store.find_run("my-app-v1.2.0").unwrap().unwrap();
+    let reason = run.reason.unwrap();
+    assert!(reason.contains("did not finish within 1s"), "{reason}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_journal_records_where_a_run_stood() {
+    let w = with_v1("canary", vec![]).await;
+    let e = engine(&w, w.sim.clone());
+    let h = deploy(&e, spec_for("canary", "1.2.0"), false).await;
+    wait_status(&e, h.run_id, Status::WaitingApproval).await;
+    // Read the store as another process would.
+    let run = w.store.run(h.run_id).unwrap().unwrap();
+    assert_eq!(run.status, "waiting_approval");
+    assert_eq!(run.step, 6);
+    let events = w.store.events(h.run_id, 0).unwrap();
+    assert_eq!(events.first().unwrap().kind, "started");
+    assert_eq!(events.last().unwrap().kind, "gate_waiting");
+    e.command(h.run_id, Command::Approve { gate: None, comment: None }, "bob").await.unwrap();
+    h.join.await.unwrap();
+    let events = w.store.events(h.run_id, 0).unwrap();
+    assert_eq!(events.last().unwrap().kind, "finished");
+}
