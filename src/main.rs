@@ -9,7 +9,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "cutover", version, about = "Deployment orchestration from the terminal: blue-green, canary, rolling, recreate")]
+#[command(
+    name = "cutover",
+    version,
+    about = "Deployment orchestration from the terminal: blue-green, canary, rolling, recreate"
+)]
 pub struct Cli {
     /// State directory (SQLite store, logs); default: the XDG data dir
     #[arg(long, global = true, env = "CUTOVER_STATE_DIR")]
@@ -23,6 +27,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
+    /// The bundled demo: a healthy canary with an approval gate and a bad version that rolls back
+    Demo,
     /// Check specs; print every problem as FILE:LINE:COL: message or FILE: field.path: message
     Validate {
         #[arg(required = true)]

@@ -92,7 +92,9 @@ impl Builder<'_> {
             _ => {}
         }
         let mut on_failure = match (self.prev, self.old_gone, self.traffic_moved) {
-            (None, _, _) => "remove the new revision (no previous revision to return to)".to_string(),
+            (None, _, _) => {
+                "remove the new revision (no previous revision to return to)".to_string()
+            }
             (Some(p), true, _) => format!(
                 "restart {} with {} replica(s), route 100% to it, remove the new revision",
                 p.version, p.replicas
@@ -101,10 +103,9 @@ impl Builder<'_> {
                 "shift 100% back to {} ({}), restore its replicas, remove the new revision",
                 p.version, self.rollback_kind
             ),
-            (Some(p), false, false) => format!(
-                "remove the new revision; {} keeps all traffic",
-                p.version
-            ),
+            (Some(p), false, false) => {
+                format!("remove the new revision; {} keeps all traffic", p.version)
+            }
         };
         if !self.earlier.is_empty() {
             on_failure.push_str(&format!(
@@ -168,7 +169,8 @@ pub fn build(spec: &Spec, previous: &dyn Fn(&str) -> Option<Previous>) -> Plan {
         .count();
     let r = &spec.rollback;
     let rollback = if !r.enabled {
-        "rollback disabled: a failure stops the run (failed) and leaves traffic where it is".to_string()
+        "rollback disabled: a failure stops the run (failed) and leaves traffic where it is"
+            .to_string()
     } else {
         format!(
             "{}{} rollback to the previous revision, within {}; never to a revision that failed",
@@ -205,7 +207,11 @@ fn canary(spec: &Spec, b: &mut Builder, n: u32, v: &str, p: &Previous) {
     let mut started = false;
     for stage in &cfg.stages {
         let pct = stage.percentage.clamp(1, 100) as u32;
-        let replicas = if pct == 100 { n } else { canary_replicas(n, pct) };
+        let replicas = if pct == 100 {
+            n
+        } else {
+            canary_replicas(n, pct)
+        };
         if !started {
             b.push(
                 Action::StartRevision { replicas },
@@ -220,7 +226,11 @@ fn canary(spec: &Spec, b: &mut Builder, n: u32, v: &str, p: &Previous) {
         }
         b.push(
             Action::ShiftTraffic { percent: pct },
-            format!("shift {pct}% of traffic to {v} ({}% stays on {})", 100 - pct, p.version),
+            format!(
+                "shift {pct}% of traffic to {v} ({}% stays on {})",
+                100 - pct,
+                p.version
+            ),
         );
         if stage.duration.0 > 0 {
             b.push(
@@ -241,7 +251,10 @@ fn canary(spec: &Spec, b: &mut Builder, n: u32, v: &str, p: &Previous) {
                 Action::Gate {
                     name: stage.name.clone(),
                 },
-                format!("gate {}: wait for approval (autoPromote: false)", stage.name),
+                format!(
+                    "gate {}: wait for approval (autoPromote: false)",
+                    stage.name
+                ),
             );
         }
     }
@@ -255,7 +268,10 @@ fn blue_green(spec: &Spec, b: &mut Builder, n: u32, v: &str, p: &Previous) {
     let cfg = spec.blue_green();
     b.push(
         Action::StartRevision { replicas: n },
-        format!("start green {v} with {n} replica(s) beside blue {}", p.version),
+        format!(
+            "start green {v} with {n} replica(s) beside blue {}",
+            p.version
+        ),
     );
     if cfg.warmup_duration.0 > 0 {
         b.push(
@@ -263,17 +279,30 @@ fn blue_green(spec: &Spec, b: &mut Builder, n: u32, v: &str, p: &Previous) {
                 label: "warmup".into(),
                 duration_ms: cfg.warmup_duration.0,
             },
-            format!("warm up green for {} (no traffic yet)", human(cfg.warmup_duration.0)),
+            format!(
+                "warm up green for {} (no traffic yet)",
+                human(cfg.warmup_duration.0)
+            ),
         );
     }
     let steps: Vec<(u32, u64, bool)> = if cfg.switch_traffic.kind == "gradual" {
         cfg.switch_traffic
             .steps
             .iter()
-            .map(|s| (s.percentage.clamp(1, 100) as u32, s.duration.0, s.auto_promote))
+            .map(|s| {
+                (
+                    s.percentage.clamp(1, 100) as u32,
+                    s.duration.0,
+                    s.auto_promote,
+                )
+            })
             .collect()
     } else {
-        let auto = cfg.switch_traffic.steps.first().is_none_or(|s| s.auto_promote);
+        let auto = cfg
+            .switch_traffic
+            .steps
+            .first()
+            .is_none_or(|s| s.auto_promote);
         vec![(100, 0, auto)]
     };
     for (pct, dur, auto) in steps {
@@ -306,13 +335,14 @@ fn blue_green(spec: &Spec, b: &mut Builder, n: u32, v: &str, p: &Previous) {
                 label: "verify".into(),
                 duration_ms: verify,
             },
-            format!("verify the switch for {} (blue {} kept)", human(verify), p.version),
+            format!(
+                "verify the switch for {} (blue {} kept)",
+                human(verify),
+                p.version
+            ),
         );
     }
-    b.push(
-        Action::RetireOld,
-        format!("retire blue {}", p.version),
-    );
+    b.push(Action::RetireOld, format!("retire blue {}", p.version));
 }
 
 /// One rolling batch: replicas of new and old after it.
@@ -322,7 +352,11 @@ pub fn rolling_batches(spec: &Spec, n: u32, old: u32) -> Vec<(u32, u32)> {
     let surge = cfg.max_surge.resolve(n as u64, true) as u32;
     let unavailable = cfg.max_unavailable.resolve(n as u64, false) as u32;
     // Kubernetes: if both resolve to zero, allow one unavailable so the rollout can move.
-    let unavailable = if surge == 0 && unavailable == 0 { 1 } else { unavailable };
+    let unavailable = if surge == 0 && unavailable == 0 {
+        1
+    } else {
+        unavailable
+    };
     let (mut new, mut old) = (0u32, old);
     let mut out = Vec::new();
     for _ in 0..(2 * (n + old) + 4) {
@@ -366,7 +400,11 @@ fn rolling(spec: &Spec, b: &mut Builder, n: u32, v: &str, p: &Previous) {
         if old < cur_old {
             b.push(
                 Action::ScaleOld { replicas: old },
-                format!("batch {}/{count}: scale {} down to {old} replica(s)", i + 1, p.version),
+                format!(
+                    "batch {}/{count}: scale {} down to {old} replica(s)",
+                    i + 1,
+                    p.version
+                ),
             );
         }
         cur_new = new;
@@ -387,7 +425,10 @@ fn rolling(spec: &Spec, b: &mut Builder, n: u32, v: &str, p: &Previous) {
                     label: format!("batch-{}", i + 1),
                     duration_ms: cfg.pause_between_batches.0,
                 },
-                format!("pause {} between batches", human(cfg.pause_between_batches.0)),
+                format!(
+                    "pause {} between batches",
+                    human(cfg.pause_between_batches.0)
+                ),
             );
         }
     }
@@ -400,7 +441,10 @@ fn rolling(spec: &Spec, b: &mut Builder, n: u32, v: &str, p: &Previous) {
 fn recreate(b: &mut Builder, n: u32, v: &str, p: &Previous) {
     b.push(
         Action::StopOld,
-        format!("stop {} (recreate: the service is down until {v} is ready)", p.version),
+        format!(
+            "stop {} (recreate: the service is down until {v} is ready)",
+            p.version
+        ),
     );
     b.push(
         Action::StartRevision { replicas: n },
@@ -430,9 +474,11 @@ mod tests {
     #[test]
     fn rolling_without_surge_removes_first() {
         let mut spec = Spec::default();
-        let mut cfg = crate::spec::RollingConfig::default();
-        cfg.max_surge = crate::spec::IntOrPercent::Count(0);
-        cfg.max_unavailable = crate::spec::IntOrPercent::Count(1);
+        let cfg = crate::spec::RollingConfig {
+            max_surge: crate::spec::IntOrPercent::Count(0),
+            max_unavailable: crate::spec::IntOrPercent::Count(1),
+            ..Default::default()
+        };
         spec.metadata.rolling_config = Some(cfg);
         let b = rolling_batches(&spec, 2, 2);
         assert_eq!(b, vec![(0, 1), (1, 0), (2, 0)]);

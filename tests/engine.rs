@@ -27,7 +27,9 @@ impl Flaky {
     fn tick(&self, what: &str) -> Result<(), ProviderError> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         if n == self.fail_at {
-            return Err(ProviderError::Failed(format!("injected failure on call {n} ({what})")));
+            return Err(ProviderError::Failed(format!(
+                "injected failure on call {n} ({what})"
+            )));
         }
         Ok(())
     }
@@ -46,7 +48,11 @@ impl Provider for Flaky {
         self.tick("weights")?;
         self.inner.set_weights(c, w).await
     }
-    async fn revision_status(&self, c: &str, r: &RevisionKey) -> Result<RevisionStatus, ProviderError> {
+    async fn revision_status(
+        &self,
+        c: &str,
+        r: &RevisionKey,
+    ) -> Result<RevisionStatus, ProviderError> {
         self.inner.revision_status(c, r).await
     }
     async fn metrics(&self, c: &str, r: &RevisionKey) -> Result<Metrics, ProviderError> {
@@ -123,7 +129,10 @@ fn only_on(w: &World, version_prefix: &str) {
     let weights = w.sim.weights("api");
     let on: Vec<_> = weights.iter().filter(|(_, v)| **v > 0).collect();
     assert_eq!(on.len(), 1, "weights {weights:?}");
-    assert!(on[0].0 .0.starts_with(&format!("api@{version_prefix}")), "weights {weights:?}");
+    assert!(
+        on[0].0 .0.starts_with(&format!("api@{version_prefix}")),
+        "weights {weights:?}"
+    );
     assert_eq!(*on[0].1, 100);
     let revs = w.sim.revisions("api");
     assert_eq!(revs.len(), 1, "only one revision should remain: {revs:?}");
@@ -139,7 +148,11 @@ async fn first_deployment_works_for_every_strategy() {
         let h = deploy(&e, spec_for(s, "1.1.0"), false).await;
         assert_eq!(h.join.await.unwrap(), Outcome::Succeeded, "{s}");
         only_on(&w, "1.1.0");
-        let active = w.store.active_revision("api", "production", true).unwrap().unwrap();
+        let active = w
+            .store
+            .active_revision("api", "production", true)
+            .unwrap()
+            .unwrap();
         assert_eq!(active.version, "1.1.0");
     }
 }
@@ -169,7 +182,11 @@ async fn the_seed_canary_takes_twenty_virtual_minutes() {
     assert_eq!(h.join.await.unwrap(), Outcome::Succeeded);
     let virt = start.elapsed();
     assert!(virt >= Duration::from_secs(20 * 60), "virtual {virt:?}");
-    assert!(wall.elapsed() < Duration::from_secs(5), "wall {:?}", wall.elapsed());
+    assert!(
+        wall.elapsed() < Duration::from_secs(5),
+        "wall {:?}",
+        wall.elapsed()
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -198,7 +215,11 @@ async fn failure_at_each_step_rolls_back_to_the_previous_revision() {
             let mut rx = e.subscribe();
             let h = deploy(&e, spec_for(s, "1.2.0"), true).await;
             let outcome = h.join.await.unwrap();
-            assert_eq!(outcome, Outcome::RolledBack, "{s}: failing call {fail_at}/{total}");
+            assert_eq!(
+                outcome,
+                Outcome::RolledBack,
+                "{s}: failing call {fail_at}/{total}"
+            );
             only_on(&w, "1.1.0");
             let mut saw_failure = false;
             while let Ok(ev) = rx.try_recv() {
@@ -218,8 +239,16 @@ async fn failure_at_each_step_rolls_back_to_the_previous_revision() {
 #[tokio::test(start_paused = true)]
 async fn unhealthy_or_bad_metrics_roll_back_every_strategy() {
     let faults = [
-        Fault { version: Some("1.2.0".into()), kind: FaultKind::Unhealthy, after: Duration::ZERO },
-        Fault { version: Some("1.2.0".into()), kind: FaultKind::Unhealthy, after: Duration::from_secs(120) },
+        Fault {
+            version: Some("1.2.0".into()),
+            kind: FaultKind::Unhealthy,
+            after: Duration::ZERO,
+        },
+        Fault {
+            version: Some("1.2.0".into()),
+            kind: FaultKind::Unhealthy,
+            after: Duration::from_secs(120),
+        },
         Fault {
             version: Some("1.2.0".into()),
             kind: FaultKind::Metric("failure_rate".into(), 0.5),
@@ -244,7 +273,11 @@ async fn unhealthy_or_bad_metrics_roll_back_every_strategy() {
 
 #[tokio::test(start_paused = true)]
 async fn automatic_rollback_disabled_ends_failed() {
-    let w = with_v1("canary", vec![Fault::parse("1.2.0:error_rate=0.5@3m").unwrap()]).await;
+    let w = with_v1(
+        "canary",
+        vec![Fault::parse("1.2.0:error_rate=0.5@3m").unwrap()],
+    )
+    .await;
     let e = engine(&w, w.sim.clone());
     let mut spec = spec_for("canary", "1.2.0");
     spec.rollback.automatic = false;
@@ -252,7 +285,11 @@ async fn automatic_rollback_disabled_ends_failed() {
     assert_eq!(h.join.await.unwrap(), Outcome::Failed);
     // Traffic was left where it was: the canary still has its 10%.
     let weights = w.sim.weights("api");
-    assert_eq!(weights.values().filter(|v| **v > 0).count(), 2, "{weights:?}");
+    assert_eq!(
+        weights.values().filter(|v| **v > 0).count(),
+        2,
+        "{weights:?}"
+    );
     let run = w.store.find_run("my-app-v1.2.0").unwrap().unwrap();
     assert_eq!(run.outcome.as_deref(), Some("failed"));
     assert!(run.reason.unwrap().contains("automatic rollback is off"));
@@ -264,7 +301,10 @@ async fn wait_status(e: &Engine, run: i64, want: Status) {
         if rx.borrow().get(&run).map(|s| s.status) == Some(want) {
             return;
         }
-        if tokio::time::timeout(Duration::from_secs(3600), rx.changed()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(3600), rx.changed())
+            .await
+            .is_err()
+        {
             break;
         }
     }
@@ -279,11 +319,25 @@ async fn gate_waits_for_approval_then_finishes() {
     wait_status(&e, h.run_id, Status::WaitingApproval).await;
     // A gate name that is not waiting is refused; the right one is accepted.
     let wrong = e
-        .command(h.run_id, Command::Approve { gate: Some("nope".into()), comment: None }, "bob")
+        .command(
+            h.run_id,
+            Command::Approve {
+                gate: Some("nope".into()),
+                comment: None,
+            },
+            "bob",
+        )
         .await;
     assert!(wrong.is_err());
     let ok = e
-        .command(h.run_id, Command::Approve { gate: Some("canary-50".into()), comment: Some("lgtm".into()) }, "bob")
+        .command(
+            h.run_id,
+            Command::Approve {
+                gate: Some("canary-50".into()),
+                comment: Some("lgtm".into()),
+            },
+            "bob",
+        )
         .await
         .unwrap();
     assert!(ok.contains("canary-50"));
@@ -297,7 +351,15 @@ async fn reject_at_gate_rolls_back() {
     let e = engine(&w, w.sim.clone());
     let h = deploy(&e, spec_for("canary", "1.2.0"), false).await;
     wait_status(&e, h.run_id, Status::WaitingApproval).await;
-    e.command(h.run_id, Command::Reject { reason: "not today".into() }, "carol").await.unwrap();
+    e.command(
+        h.run_id,
+        Command::Reject {
+            reason: "not today".into(),
+        },
+        "carol",
+    )
+    .await
+    .unwrap();
     assert_eq!(h.join.await.unwrap(), Outcome::RolledBack);
     only_on(&w, "1.1.0");
 }
@@ -310,7 +372,10 @@ async fn pause_holds_the_run_and_resume_continues() {
     wait_status(&e, h.run_id, Status::Progressing).await;
     tokio::time::sleep(Duration::from_secs(120)).await;
     e.command(h.run_id, Command::Pause, "alice").await.unwrap();
-    assert!(e.command(h.run_id, Command::Pause, "alice").await.is_err(), "double pause is refused");
+    assert!(
+        e.command(h.run_id, Command::Pause, "alice").await.is_err(),
+        "double pause is refused"
+    );
     let step_at_pause = e.snapshots().borrow().get(&h.run_id).unwrap().step;
     // A long wait changes nothing while paused.
     tokio::time::sleep(Duration::from_secs(6 * 3600)).await;
@@ -329,9 +394,14 @@ async fn promote_skips_the_remaining_analysis_and_gates() {
     let h = deploy(&e, spec_for("canary", "1.2.0"), false).await;
     wait_status(&e, h.run_id, Status::Progressing).await;
     tokio::time::sleep(Duration::from_secs(90)).await;
-    e.command(h.run_id, Command::Promote, "alice").await.unwrap();
+    e.command(h.run_id, Command::Promote, "alice")
+        .await
+        .unwrap();
     assert_eq!(h.join.await.unwrap(), Outcome::Succeeded);
-    assert!(start.elapsed() < Duration::from_secs(10 * 60), "promotion skipped the 20m of analysis");
+    assert!(
+        start.elapsed() < Duration::from_secs(10 * 60),
+        "promotion skipped the 20m of analysis"
+    );
     only_on(&w, "1.2.0");
 }
 
@@ -342,7 +412,9 @@ async fn manual_rollback_during_a_run_returns_to_the_previous_revision() {
     let h = deploy(&e, spec_for("blue-green", "1.2.0"), true).await;
     wait_status(&e, h.run_id, Status::Progressing).await;
     tokio::time::sleep(Duration::from_secs(400)).await;
-    e.command(h.run_id, Command::Rollback { to: None }, "alice").await.unwrap();
+    e.command(h.run_id, Command::Rollback { to: None }, "alice")
+        .await
+        .unwrap();
     assert_eq!(h.join.await.unwrap(), Outcome::RolledBack);
     only_on(&w, "1.1.0");
 }
@@ -358,24 +430,47 @@ async fn rollback_to_a_named_version_and_refusals() {
     wait_status(&e, h.run_id, Status::Progressing).await;
     tokio::time::sleep(Duration::from_secs(200)).await;
     let refused = e
-        .command(h.run_id, Command::Rollback { to: Some("9.9.9".into()) }, "alice")
+        .command(
+            h.run_id,
+            Command::Rollback {
+                to: Some("9.9.9".into()),
+            },
+            "alice",
+        )
         .await
         .unwrap_err();
     assert!(refused.to_string().contains("9.9.9"), "{refused}");
-    e.command(h.run_id, Command::Rollback { to: Some("1.1.0".into()) }, "alice").await.unwrap();
+    e.command(
+        h.run_id,
+        Command::Rollback {
+            to: Some("1.1.0".into()),
+        },
+        "alice",
+    )
+    .await
+    .unwrap();
     assert_eq!(h.join.await.unwrap(), Outcome::RolledBack);
     only_on(&w, "1.1.0");
     // 1.3.0 was rolled back: a later rollback may never target it.
     let spec = spec_for("canary", "1.1.0");
     let run = w.store.find_run("my-app-v1.2.0").unwrap().unwrap();
     let err = e
-        .start_rollback(spec.clone(), true, run.run_id, Some("1.3.0".into()), "alice")
+        .start_rollback(
+            spec.clone(),
+            true,
+            run.run_id,
+            Some("1.3.0".into()),
+            "alice",
+        )
         .await
         .err()
         .expect("refused");
     assert!(err.to_string().contains("rolled_back"), "{err}");
     // Rolling back the finished deployment to 1.2.0 (good, retired) works.
-    let h = e.start_rollback(spec, true, run.run_id, Some("1.2.0".into()), "alice").await.unwrap();
+    let h = e
+        .start_rollback(spec, true, run.run_id, Some("1.2.0".into()), "alice")
+        .await
+        .unwrap();
     assert_eq!(h.join.await.unwrap(), Outcome::RolledBack);
     only_on(&w, "1.2.0");
 }
@@ -429,7 +524,16 @@ async fn the_journal_records_where_a_run_stood() {
     let events = w.store.events(h.run_id, 0).unwrap();
     assert_eq!(events.first().unwrap().kind, "started");
     assert_eq!(events.last().unwrap().kind, "gate_waiting");
-    e.command(h.run_id, Command::Approve { gate: None, comment: None }, "bob").await.unwrap();
+    e.command(
+        h.run_id,
+        Command::Approve {
+            gate: None,
+            comment: None,
+        },
+        "bob",
+    )
+    .await
+    .unwrap();
     h.join.await.unwrap();
     let events = w.store.events(h.run_id, 0).unwrap();
     assert_eq!(events.last().unwrap().kind, "finished");

@@ -34,7 +34,11 @@ pub fn runtime(virtual_clock: bool) -> Result<tokio::runtime::Runtime> {
 }
 
 /// The provider for a spec, or a message saying why it cannot run here.
-pub fn simulated_provider(spec: &Spec, dry_run: bool, faults: Vec<Fault>) -> Result<Arc<Simulated>, String> {
+pub fn simulated_provider(
+    spec: &Spec,
+    dry_run: bool,
+    faults: Vec<Fault>,
+) -> Result<Arc<Simulated>, String> {
     if !dry_run && spec.infrastructure.provider != "simulated" {
         return Err(format!(
             "provider `{}` is not available in this build yet; use --dry-run (simulated provider, virtual clock) or infrastructure.provider: simulated",
@@ -47,7 +51,12 @@ pub fn simulated_provider(spec: &Spec, dry_run: bool, faults: Vec<Fault>) -> Res
 /// Put what the store says is serving into the simulation.
 pub fn seed(sim: &Simulated, store: &Store, spec: &Spec) -> Result<()> {
     for (comp, rev) in engine::previous_revisions(store, spec, true)? {
-        sim.seed(&comp, RevisionKey(rev.rev_key.clone()), &rev.version, rev.replicas.clamp(1, 10_000) as u32);
+        sim.seed(
+            &comp,
+            RevisionKey(rev.rev_key.clone()),
+            &rev.version,
+            rev.replicas.clamp(1, 10_000) as u32,
+        );
     }
     Ok(())
 }
@@ -122,9 +131,9 @@ async fn run(
             ev = events.recv() => match ev {
                 Ok(ev) => {
                     if json {
-                        println!("{}", json_line(&ev));
+                        out!("{}", json_line(&ev));
                     } else if let Some(line) = human_line(&ev, steps) {
-                        println!("{line}");
+                        out!("{line}");
                     }
                     if let EventKind::GateWaiting { gate, hint, .. } = &ev.kind {
                         if json && !auto_approve {
@@ -152,14 +161,21 @@ async fn run(
 }
 
 /// Ctrl-C or SIGTERM: pause the run, persist it, exit 3.
-async fn interrupted(engine: &Engine, store: &Store, run_id: i64, user: &str, json: bool) -> Result<u8> {
+async fn interrupted(
+    engine: &Engine,
+    store: &Store,
+    run_id: i64,
+    user: &str,
+    json: bool,
+) -> Result<u8> {
     let _ = engine.command(run_id, Command::Pause, user).await;
     let s = store.clone();
-    let run = store.call(move |st| {
-        st.release_run(run_id)?;
-        st.run(run_id)
-    })
-    .await?;
+    let run = store
+        .call(move |st| {
+            st.release_run(run_id)?;
+            st.run(run_id)
+        })
+        .await?;
     let dep = run.map(|r| r.deployment).unwrap_or_default();
     if json {
         let line = serde_json::json!({
@@ -169,9 +185,12 @@ async fn interrupted(engine: &Engine, store: &Store, run_id: i64, user: &str, js
             "kind": "interrupted",
             "reason": "interrupted: the run was paused and saved",
         });
-        println!("{line}");
+        out!("{line}");
     } else {
-        eprintln!("interrupted: run #{run_id} of {dep} is paused and saved in {}", s.path().display());
+        eprintln!(
+            "interrupted: run #{run_id} of {dep} is paused and saved in {}",
+            s.path().display()
+        );
     }
     Ok(INTERRUPTED)
 }

@@ -24,9 +24,18 @@ fn owner_alive(r: &RunRow) -> bool {
 }
 
 /// Write a command for the owning engine and wait for its answer.
-fn deliver(store: &Store, r: &RunRow, command: &Command) -> Result<std::result::Result<String, String>> {
+fn deliver(
+    store: &Store,
+    r: &RunRow,
+    command: &Command,
+) -> Result<std::result::Result<String, String>> {
     let actor = cutover::identity::current_user();
-    let id = store.enqueue_command(r.run_id, command.name(), &serde_json::to_string(command)?, &actor)?;
+    let id = store.enqueue_command(
+        r.run_id,
+        command.name(),
+        &serde_json::to_string(command)?,
+        &actor,
+    )?;
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(20) {
         if let Some(res) = store.command_result(id)? {
@@ -37,11 +46,15 @@ fn deliver(store: &Store, r: &RunRow, command: &Command) -> Result<std::result::
         }
         let still = store.run(r.run_id)?.is_some_and(|r| owner_alive(&r));
         if !still {
-            return Ok(Err("the run finished or its process exited before taking the command".into()));
+            return Ok(Err(
+                "the run finished or its process exited before taking the command".into(),
+            ));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Ok(Err("no answer from the process that runs this deployment within 20s".into()))
+    Ok(Err(
+        "no answer from the process that runs this deployment within 20s".into(),
+    ))
 }
 
 fn find(store: &Store, id: &str, dir: &Path) -> Result<Option<RunRow>> {
@@ -54,9 +67,17 @@ fn find(store: &Store, id: &str, dir: &Path) -> Result<Option<RunRow>> {
 
 pub fn send(dir: &Path, id: &str, command: Command) -> Result<u8> {
     let store = open_store(dir)?;
-    let Some(r) = find(&store, id, dir)? else { return Ok(INVALID) };
+    let Some(r) = find(&store, id, dir)? else {
+        return Ok(INVALID);
+    };
     if r.is_finished() {
-        eprintln!("{} run #{} has finished ({}); nothing to {}", r.deployment, r.run_id, r.status, command.name());
+        eprintln!(
+            "{} run #{} has finished ({}); nothing to {}",
+            r.deployment,
+            r.run_id,
+            r.status,
+            command.name()
+        );
         return Ok(FAILED);
     }
     if !owner_alive(&r) {
@@ -68,11 +89,16 @@ pub fn send(dir: &Path, id: &str, command: Command) -> Result<u8> {
     }
     match deliver(&store, &r, &command)? {
         Ok(msg) => {
-            println!("{} run #{}: {msg}", r.deployment, r.run_id);
+            out!("{} run #{}: {msg}", r.deployment, r.run_id);
             Ok(OK)
         }
         Err(msg) => {
-            eprintln!("{} run #{}: {} refused: {msg}", r.deployment, r.run_id, command.name());
+            eprintln!(
+                "{} run #{}: {} refused: {msg}",
+                r.deployment,
+                r.run_id,
+                command.name()
+            );
             Ok(FAILED)
         }
     }
@@ -80,11 +106,16 @@ pub fn send(dir: &Path, id: &str, command: Command) -> Result<u8> {
 
 pub fn rollback(dir: &Path, id: &str, to: Option<String>, json: bool) -> Result<u8> {
     let store = open_store(dir)?;
-    let Some(r) = find(&store, id, dir)? else { return Ok(INVALID) };
+    let Some(r) = find(&store, id, dir)? else {
+        return Ok(INVALID);
+    };
     if owner_alive(&r) {
         return match deliver(&store, &r, &Command::Rollback { to })? {
             Err(msg) => {
-                eprintln!("{} run #{}: rollback refused: {msg}", r.deployment, r.run_id);
+                eprintln!(
+                    "{} run #{}: rollback refused: {msg}",
+                    r.deployment, r.run_id
+                );
                 Ok(FAILED)
             }
             Ok(_) => {
@@ -93,7 +124,12 @@ pub fn rollback(dir: &Path, id: &str, to: Option<String>, json: bool) -> Result<
                 while start.elapsed() < Duration::from_secs(3600) {
                     if let Some(now) = store.run(r.run_id)? {
                         if let Some(outcome) = &now.outcome {
-                            println!("{} run #{}: {outcome}: {}", now.deployment, now.run_id, now.reason.unwrap_or_default());
+                            out!(
+                                "{} run #{}: {outcome}: {}",
+                                now.deployment,
+                                now.run_id,
+                                now.reason.unwrap_or_default()
+                            );
                             return Ok(if outcome == "rolled_back" { OK } else { FAILED });
                         }
                     }
@@ -106,24 +142,44 @@ pub fn rollback(dir: &Path, id: &str, to: Option<String>, json: bool) -> Result<
     let spec: Spec = match serde_json::from_str(&r.spec_json) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("{} run #{}: its spec is not readable: {e}", r.deployment, r.run_id);
+            eprintln!(
+                "{} run #{}: its spec is not readable: {e}",
+                r.deployment, r.run_id
+            );
             return Ok(FAILED);
         }
     };
     if r.provider != "simulated" {
-        eprintln!("provider `{}` is not available in this build yet", r.provider);
+        eprintln!(
+            "provider `{}` is not available in this build yet",
+            r.provider
+        );
         return Ok(INVALID);
     }
     let rt = runtime(r.dry_run)?;
     rt.block_on(standalone(store, r, spec, to, json))
 }
 
-async fn standalone(store: Store, r: RunRow, spec: Spec, to: Option<String>, json: bool) -> Result<u8> {
+async fn standalone(
+    store: Store,
+    r: RunRow,
+    spec: Spec,
+    to: Option<String>,
+    json: bool,
+) -> Result<u8> {
     let sim = Arc::new(Simulated::new(Vec::new()));
     for c in &spec.components {
         let revs = store.revisions(&c.id, &spec.environment, true)?;
-        for rev in revs.iter().filter(|x| x.status == "active" || (x.run_id == r.run_id && x.status != "rolled_back" && x.status != "retired")) {
-            sim.seed(&c.id, RevisionKey(rev.rev_key.clone()), &rev.version, rev.replicas.clamp(1, 10_000) as u32);
+        for rev in revs.iter().filter(|x| {
+            x.status == "active"
+                || (x.run_id == r.run_id && x.status != "rolled_back" && x.status != "retired")
+        }) {
+            sim.seed(
+                &c.id,
+                RevisionKey(rev.rev_key.clone()),
+                &rev.version,
+                rev.replicas.clamp(1, 10_000) as u32,
+            );
         }
     }
     let engine = Engine::new(EngineConfig {
@@ -135,7 +191,10 @@ async fn standalone(store: Store, r: RunRow, spec: Spec, to: Option<String>, jso
     });
     let mut events = engine.subscribe();
     let actor = cutover::identity::current_user();
-    let handle = match engine.start_rollback(spec, true, r.run_id, to, &actor).await {
+    let handle = match engine
+        .start_rollback(spec, true, r.run_id, to, &actor)
+        .await
+    {
         Ok(h) => h,
         Err(EngineError::Refused(msg)) => {
             eprintln!("{}: rollback refused: {msg}", r.deployment);
@@ -147,9 +206,9 @@ async fn standalone(store: Store, r: RunRow, spec: Spec, to: Option<String>, jso
         match events.recv().await {
             Ok(ev) => {
                 if json {
-                    println!("{}", json_line(&ev));
+                    out!("{}", json_line(&ev));
                 } else if let Some(line) = human_line(&ev, 0) {
-                    println!("{line}");
+                    out!("{line}");
                 }
                 if matches!(ev.kind, EventKind::Finished { .. }) {
                     break;
@@ -162,8 +221,16 @@ async fn standalone(store: Store, r: RunRow, spec: Spec, to: Option<String>, jso
     let outcome = handle.join.await?;
     if !r.is_finished() {
         let reason = format!("rolled back by {actor} in run #{}", handle.run_id);
-        let o = if outcome == cutover::engine::Outcome::RolledBack { "rolled_back" } else { "failed" };
+        let o = if outcome == cutover::engine::Outcome::RolledBack {
+            "rolled_back"
+        } else {
+            "failed"
+        };
         store.finish_run(r.run_id, o, &reason)?;
     }
-    Ok(if outcome == cutover::engine::Outcome::RolledBack { OK } else { FAILED })
+    Ok(if outcome == cutover::engine::Outcome::RolledBack {
+        OK
+    } else {
+        FAILED
+    })
 }

@@ -15,7 +15,7 @@ use cutover::spec::human;
 use cutover::store::{pid_alive, RunRow};
 
 fn print_plan(p: &Plan) {
-    println!(
+    out!(
         "plan for {} {} ({}) in {}: {} step(s), expected {}",
         p.deployment,
         p.version,
@@ -25,10 +25,10 @@ fn print_plan(p: &Plan) {
         p.expected_human()
     );
     for s in &p.steps {
-        println!("  {:>2}. [{}] {}", s.index + 1, s.component, s.description);
-        println!("      if it fails here: {}", s.on_failure);
+        out!("  {:>2}. [{}] {}", s.index + 1, s.component, s.description);
+        out!("      if it fails here: {}", s.on_failure);
     }
-    println!("rollback: {}", p.rollback);
+    out!("rollback: {}", p.rollback);
 }
 
 pub fn plan(dir: &Path, path: &Path, json: bool) -> Result<u8> {
@@ -40,7 +40,10 @@ pub fn plan(dir: &Path, path: &Path, json: bool) -> Result<u8> {
         Ok(store) => engine::previous_revisions(&store, &spec, true).unwrap_or_default(),
         Err(_) => Default::default(),
     };
-    let first = spec.components.iter().any(|c| !previous.contains_key(&c.id));
+    let first = spec
+        .components
+        .iter()
+        .any(|c| !previous.contains_key(&c.id));
     let actual = engine::plan_for(&spec, &previous);
     // What the strategy does against a running revision, even before one is recorded.
     let strategy_plan = plan::build(&spec, &|id| {
@@ -74,18 +77,19 @@ pub fn plan(dir: &Path, path: &Path, json: bool) -> Result<u8> {
             "first_deployment": first,
             "first_deployment_steps": if first { Some(&actual.steps) } else { None },
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        out!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(OK);
     }
     print_plan(&strategy_plan);
     if first {
-        println!();
-        println!(
+        out!();
+        out!(
             "note: no revision of {} is recorded as serving in {}; this first apply will run:",
-            spec.id, spec.environment
+            spec.id,
+            spec.environment
         );
         for s in &actual.steps {
-            println!("  {:>2}. [{}] {}", s.index + 1, s.component, s.description);
+            out!("  {:>2}. [{}] {}", s.index + 1, s.component, s.description);
         }
     }
     Ok(OK)
@@ -117,22 +121,35 @@ pub fn status(dir: &Path, id: Option<&str>, json: bool) -> Result<u8> {
                 .collect();
             if json {
                 for r in &runs {
-                    println!("{}", serde_json::to_string(&status_json(r))?);
+                    out!("{}", serde_json::to_string(&status_json(r))?);
                 }
                 return Ok(OK);
             }
             if runs.is_empty() {
-                println!("no deployments recorded in {}", dir.display());
+                out!("no deployments recorded in {}", dir.display());
                 return Ok(OK);
             }
-            println!("{:<28} {:>5} {:<12} {:<12} {:<11} {:<28} STEP", "DEPLOYMENT", "RUN", "VERSION", "ENV", "STRATEGY", "STATUS");
+            out!(
+                "{:<28} {:>5} {:<12} {:<12} {:<11} {:<28} STEP",
+                "DEPLOYMENT",
+                "RUN",
+                "VERSION",
+                "ENV",
+                "STRATEGY",
+                "STATUS"
+            );
             for r in &runs {
                 let step = snapshot(r)
                     .map(|s| format!("{}/{}", (s.step + 1).min(s.steps), s.steps))
                     .unwrap_or_default();
-                println!(
+                out!(
                     "{:<28} {:>5} {:<12} {:<12} {:<11} {:<28} {step}",
-                    r.deployment, r.run_id, r.version, r.environment, r.strategy, live_status(r)
+                    r.deployment,
+                    r.run_id,
+                    r.version,
+                    r.environment,
+                    r.strategy,
+                    live_status(r)
                 );
             }
             Ok(OK)
@@ -143,30 +160,47 @@ pub fn status(dir: &Path, id: Option<&str>, json: bool) -> Result<u8> {
                 return Ok(INVALID);
             };
             if json {
-                println!("{}", serde_json::to_string(&status_json(&r))?);
+                out!("{}", serde_json::to_string(&status_json(&r))?);
                 return Ok(OK);
             }
-            println!("{} run #{} ({}): {} {} {} in {}", r.deployment, r.run_id, r.kind, r.name, r.version, r.strategy, r.environment);
-            println!("  status:    {}", live_status(&r));
-            println!("  started:   {} by {}", r.started_at, r.initiator);
+            out!(
+                "{} run #{} ({}): {} {} {} in {}",
+                r.deployment,
+                r.run_id,
+                r.kind,
+                r.name,
+                r.version,
+                r.strategy,
+                r.environment
+            );
+            out!("  status:    {}", live_status(&r));
+            out!("  started:   {} by {}", r.started_at, r.initiator);
             if let Some(f) = &r.finished_at {
-                println!("  finished:  {f}");
+                out!("  finished:  {f}");
             }
             if let Some(reason) = &r.reason {
-                println!("  reason:    {reason}");
+                out!("  reason:    {reason}");
             }
             if let Some(s) = snapshot(&r) {
                 if s.steps > 0 {
-                    println!("  step:      {}/{} {}", (s.step + 1).min(s.steps), s.steps, s.step_description);
+                    out!(
+                        "  step:      {}/{} {}",
+                        (s.step + 1).min(s.steps),
+                        s.steps,
+                        s.step_description
+                    );
                 }
                 if let Some(g) = &s.gate {
-                    println!("  gate:      {g} waits for approval: cutover approve {} --gate {g}", r.deployment);
+                    out!(
+                        "  gate:      {g} waits for approval: cutover approve {} --gate {g}",
+                        r.deployment
+                    );
                 }
                 for t in &s.traffic {
-                    println!("  traffic:   {}: {}", t.component, weights(&t.weights));
+                    out!("  traffic:   {}: {}", t.component, weights(&t.weights));
                 }
                 for v in &s.last_verdicts {
-                    println!("  verdict:   {} {:?}: {}", v.signal, v.judgement, v.message);
+                    out!("  verdict:   {} {:?}: {}", v.signal, v.judgement, v.message);
                 }
             }
             Ok(OK)
@@ -207,17 +241,31 @@ pub fn history(dir: &Path, env: Option<&str>, json: bool, limit: usize) -> Resul
             let mut v = status_json(r);
             v["duration_ms"] = serde_json::json!(duration_of(r));
             v.as_object_mut().map(|o| o.remove("snapshot"));
-            println!("{}", serde_json::to_string(&v)?);
+            out!("{}", serde_json::to_string(&v)?);
         }
         return Ok(OK);
     }
     if runs.is_empty() {
-        println!("no deployments recorded{}", env.map(|e| format!(" in {e}")).unwrap_or_default());
+        out!(
+            "no deployments recorded{}",
+            env.map(|e| format!(" in {e}")).unwrap_or_default()
+        );
         return Ok(OK);
     }
-    println!("{:>5} {:<24} {:<8} {:<10} {:<11} {:<11} {:<12} {:>8} {:<10} REASON", "RUN", "DEPLOYMENT", "KIND", "VERSION", "ENV", "STRATEGY", "OUTCOME", "TOOK", "BY");
+    out!(
+        "{:>5} {:<24} {:<8} {:<10} {:<11} {:<11} {:<12} {:>8} {:<10} REASON",
+        "RUN",
+        "DEPLOYMENT",
+        "KIND",
+        "VERSION",
+        "ENV",
+        "STRATEGY",
+        "OUTCOME",
+        "TOOK",
+        "BY"
+    );
     for r in &runs {
-        println!(
+        out!(
             "{:>5} {:<24} {:<8} {:<10} {:<11} {:<11} {:<12} {:>8} {:<10} {}",
             r.run_id,
             r.deployment,
@@ -246,15 +294,26 @@ pub fn approvals(dir: &Path, json: bool) -> Result<u8> {
         .collect();
     if json {
         for (r, g) in &waiting {
-            println!("{}", serde_json::json!({"deployment": r.deployment, "run": r.run_id, "gate": g, "environment": r.environment, "version": r.version, "initiator": r.initiator, "since": r.updated_at}));
+            out!(
+                "{}",
+                serde_json::json!({"deployment": r.deployment, "run": r.run_id, "gate": g, "environment": r.environment, "version": r.version, "initiator": r.initiator, "since": r.updated_at})
+            );
         }
         return Ok(OK);
     }
     if waiting.is_empty() {
-        println!("no gates are waiting");
+        out!("no gates are waiting");
     }
     for (r, g) in &waiting {
-        println!("{} run #{} {} in {}: gate {g} (started by {}) -> cutover approve {} --gate {g}", r.deployment, r.run_id, r.version, r.environment, r.initiator, r.deployment);
+        out!(
+            "{} run #{} {} in {}: gate {g} (started by {}) -> cutover approve {} --gate {g}",
+            r.deployment,
+            r.run_id,
+            r.version,
+            r.environment,
+            r.initiator,
+            r.deployment
+        );
     }
     Ok(OK)
 }

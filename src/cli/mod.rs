@@ -2,8 +2,19 @@
 //!
 //! Owns: turning library results into terminal output. Must not touch: engine decisions.
 
+/// Print a line to stdout; a closed pipe (`| head`) never stops a deployment, so errors are ignored.
+macro_rules! out {
+    () => {
+        $crate::cli::emit(format_args!(""))
+    };
+    ($($t:tt)*) => {
+        $crate::cli::emit(format_args!($($t)*))
+    };
+}
+
 mod apply;
 mod control;
+mod demo;
 mod inspect;
 mod print;
 
@@ -15,6 +26,14 @@ use crate::{Cli, Cmd};
 use cutover::spec::{self, LoadError, Spec};
 use cutover::store::Store;
 
+pub fn emit(args: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_fmt(args);
+    let _ = out.write_all(b"\n");
+    let _ = out.flush();
+}
+
 /// Exit codes of the contract.
 pub const OK: u8 = 0;
 pub const FAILED: u8 = 1;
@@ -24,6 +43,7 @@ pub const INTERRUPTED: u8 = 3;
 pub fn run(cli: Cli) -> Result<u8> {
     let state_dir = state_dir(cli.state_dir.as_deref());
     match cli.command {
+        Cmd::Demo => demo::demo(),
         Cmd::Validate { specs } => Ok(validate(&specs)),
         Cmd::Plan { spec, json } => inspect::plan(&state_dir, &spec, json),
         Cmd::Apply {
@@ -35,7 +55,9 @@ pub fn run(cli: Cli) -> Result<u8> {
             sim_faults,
         } => apply::apply(&state_dir, &spec, json, dry_run, auto_approve, &sim_faults),
         Cmd::Status { id, json } => inspect::status(&state_dir, id.as_deref(), json),
-        Cmd::History { env, json, limit } => inspect::history(&state_dir, env.as_deref(), json, limit),
+        Cmd::History { env, json, limit } => {
+            inspect::history(&state_dir, env.as_deref(), json, limit)
+        }
         Cmd::Rollback { id, to, json } => control::rollback(&state_dir, &id, to, json),
         Cmd::Approve { id, gate, comment } => control::send(
             &state_dir,
@@ -85,9 +107,15 @@ fn validate(paths: &[PathBuf]) -> u8 {
     let mut code = OK;
     for p in paths {
         match spec::load_file(p) {
-            Ok(s) => println!("{}: ok ({} {}, {} component(s))", p.display(), s.strategy, s.version, s.components.len()),
+            Ok(s) => out!(
+                "{}: ok ({} {}, {} component(s))",
+                p.display(),
+                s.strategy,
+                s.version,
+                s.components.len()
+            ),
             Err(e) => {
-                println!("{e}");
+                out!("{e}");
                 code = INVALID;
             }
         }

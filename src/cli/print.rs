@@ -7,7 +7,8 @@ use cutover::engine::signals::{fmt_num, Judgement};
 use cutover::spec::human;
 
 pub fn json_line(ev: &Event) -> String {
-    serde_json::to_string(ev).unwrap_or_else(|e| format!("{{\"kind\":\"error\",\"reason\":\"{e}\"}}"))
+    serde_json::to_string(ev)
+        .unwrap_or_else(|e| format!("{{\"kind\":\"error\",\"reason\":\"{e}\"}}"))
 }
 
 pub fn weights(ws: &[Weight]) -> String {

@@ -221,15 +221,21 @@ impl Engine {
         let run_id = store.call(move |s| s.create_run(&new_run)).await?;
         let mut comps = Vec::new();
         for c in spec.ordered_components() {
-            let comp = c.clone();
-            let (env, ver) = (spec.environment.clone(), spec.version.clone());
-            let cfg = serde_json::to_string(&comp).unwrap_or_default();
-            let replicas = comp.replicas.clamp(1, 10_000) as u32;
-            let cid = comp.id.clone();
-            let (_, key) = store
-                .call(move |s| s.insert_revision(run_id, &cid, &env, &ver, dry, replicas, &cfg))
-                .await?;
-            comps.push(run::CompState::new(comp, RevisionKey(key), previous.get(&c.id)));
+            let rev = crate::store::NewRevision {
+                run: run_id,
+                component: c.id.clone(),
+                environment: spec.environment.clone(),
+                version: spec.version.clone(),
+                dry_run: dry,
+                replicas: c.replicas.clamp(1, 10_000) as u32,
+                config_json: serde_json::to_string(c).unwrap_or_default(),
+            };
+            let (_, key) = store.call(move |s| s.insert_revision(&rev)).await?;
+            comps.push(run::CompState::new(
+                c.clone(),
+                RevisionKey(key),
+                previous.get(&c.id),
+            ));
         }
         let (tx, rx) = mpsc::unbounded_channel();
         self.lock_runs().insert(run_id, tx);
@@ -261,7 +267,12 @@ impl Engine {
     }
 
     /// Send a command to a run owned by this engine and wait for its answer.
-    pub async fn command(&self, run_id: i64, command: Command, actor: &str) -> Result<String, EngineError> {
+    pub async fn command(
+        &self,
+        run_id: i64,
+        command: Command,
+        actor: &str,
+    ) -> Result<String, EngineError> {
         let tx = self
             .lock_runs()
             .get(&run_id)
@@ -286,7 +297,9 @@ impl Engine {
         self.lock_runs().keys().copied().collect()
     }
 
-    fn lock_runs(&self) -> std::sync::MutexGuard<'_, HashMap<i64, mpsc::UnboundedSender<Envelope>>> {
+    fn lock_runs(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<i64, mpsc::UnboundedSender<Envelope>>> {
         self.inner.runs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -314,7 +327,9 @@ impl Engine {
                         continue;
                     }
                     let ids: Vec<i64> = owned.iter().map(|(k, _)| *k).collect();
-                    let Ok(rows) = store.take_commands(&ids) else { continue };
+                    let Ok(rows) = store.take_commands(&ids) else {
+                        continue;
+                    };
                     for row in rows {
                         let result = match serde_json::from_str::<Command>(&row.args_json) {
                             Err(e) => format!("error: unreadable command: {e}"),

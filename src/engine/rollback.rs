@@ -41,10 +41,17 @@ fn find_version(
         .filter(|r| r.version == version && r.rev_key != exclude)
         .collect();
     if matching.is_empty() {
-        let known: Vec<String> = revs.iter().map(|r| format!("{} ({})", r.version, r.status)).collect();
+        let known: Vec<String> = revs
+            .iter()
+            .map(|r| format!("{} ({})", r.version, r.status))
+            .collect();
         return Err(format!(
             "no revision of {comp} with version {version} is recorded in {env}{}",
-            if known.is_empty() { String::new() } else { format!("; known: {}", known.join(", ")) }
+            if known.is_empty() {
+                String::new()
+            } else {
+                format!("; known: {}", known.join(", "))
+            }
         ));
     }
     match matching.iter().find(|r| !r.is_bad()) {
@@ -175,8 +182,14 @@ impl Run {
                             }
                             o
                         }
-                        Ok(Err(msg)) => return self.finish(Outcome::Failed, format!("{reason}: {msg}")).await,
-                        Err(e) => return self.finish(Outcome::Failed, format!("{reason}: {e}")).await,
+                        Ok(Err(msg)) => {
+                            return self
+                                .finish(Outcome::Failed, format!("{reason}: {msg}"))
+                                .await
+                        }
+                        Err(e) => {
+                            return self.finish(Outcome::Failed, format!("{reason}: {e}")).await
+                        }
                     }
                 }
             };
@@ -193,7 +206,10 @@ impl Run {
                 )),
                 Some(o) => {
                     if !o.running {
-                        plan_lines.push(format!("{}: start {} with {} replica(s)", c.comp.id, o.key, o.replicas));
+                        plan_lines.push(format!(
+                            "{}: start {} with {} replica(s)",
+                            c.comp.id, o.key, o.replicas
+                        ));
                     }
                     plan_lines.push(format!(
                         "{}: shift 100% to {} ({})",
@@ -217,7 +233,10 @@ impl Run {
         let timeout = self.spec.rollback.timeout.duration();
         let result = match tokio::time::timeout(timeout, self.execute_rollback(&targets)).await {
             Ok(r) => r,
-            Err(_) => Err(format!("the rollback did not finish within {}", human(timeout.as_millis() as u64))),
+            Err(_) => Err(format!(
+                "the rollback did not finish within {}",
+                human(timeout.as_millis() as u64)
+            )),
         };
         match result {
             Ok(()) => {
@@ -232,11 +251,13 @@ impl Run {
                     v.dedup();
                     format!("rolled back to {}", v.join(", "))
                 };
-                self.finish(Outcome::RolledBack, format!("{to_text}: {reason}")).await
+                self.finish(Outcome::RolledBack, format!("{to_text}: {reason}"))
+                    .await
             }
             Err(e) => {
                 self.mark_new("failed").await;
-                self.finish(Outcome::Failed, format!("{reason}; rollback failed: {e}")).await
+                self.finish(Outcome::Failed, format!("{reason}; rollback failed: {e}"))
+                    .await
             }
         }
     }
@@ -305,7 +326,11 @@ impl Run {
                             .iter()
                             .map(|(k, w)| Weight {
                                 revision: k.0.clone(),
-                                version: if *k == new_key { self.spec.version.clone() } else { o.version.clone() },
+                                version: if *k == new_key {
+                                    self.spec.version.clone()
+                                } else {
+                                    o.version.clone()
+                                },
                                 weight: *w,
                             })
                             .collect(),
@@ -350,7 +375,8 @@ impl Run {
             if let (Some(o), Some(old)) = (&t.rev, self.comps[t.ci].old.as_mut()) {
                 old.running = old.key == o.key;
             }
-            self.emit(EventKind::RollbackCompleted { component: comp }).await;
+            self.emit(EventKind::RollbackCompleted { component: comp })
+                .await;
         }
         Ok(())
     }
@@ -394,19 +420,32 @@ pub(super) async fn start_standalone(
                 let revs = s.revisions(&c.id, &spec2.environment, dry_run)?;
                 // The run's own revision if it still serves (an interrupted or failed run), else the active one.
                 let own = revs.iter().find(|r| {
-                    r.run_id == from_run && matches!(r.status.as_str(), "active" | "deploying" | "failed")
+                    r.run_id == from_run
+                        && matches!(r.status.as_str(), "active" | "deploying" | "failed")
                 });
-                let Some(current) = own.or_else(|| revs.iter().find(|r| r.status == "active")).cloned() else {
-                    out.push(Err(format!("{}: nothing is serving in {}; nothing to roll back", c.id, spec2.environment)));
+                let Some(current) = own
+                    .or_else(|| revs.iter().find(|r| r.status == "active"))
+                    .cloned()
+                else {
+                    out.push(Err(format!(
+                        "{}: nothing is serving in {}; nothing to roll back",
+                        c.id, spec2.environment
+                    )));
                     continue;
                 };
                 let target = match &to2 {
-                    Some(v) => find_version(s, &c.id, &spec2.environment, dry_run, v, &current.rev_key),
+                    Some(v) => {
+                        find_version(s, &c.id, &spec2.environment, dry_run, v, &current.rev_key)
+                    }
                     None => revs
                         .iter()
-                        .find(|r| r.rev_id < current.rev_id && !r.is_bad() && r.status != "deploying")
+                        .find(|r| {
+                            r.rev_id < current.rev_id && !r.is_bad() && r.status != "deploying"
+                        })
                         .cloned()
-                        .ok_or_else(|| format!("{}: no earlier good revision to roll back to", c.id)),
+                        .ok_or_else(|| {
+                            format!("{}: no earlier good revision to roll back to", c.id)
+                        }),
                 };
                 out.push(target.map(|t| (current, t)));
             }
@@ -449,7 +488,10 @@ pub(super) async fn start_standalone(
     let mut comps = Vec::new();
     for (current, target) in &pairs {
         let Some(comp) = super::component_of(current) else {
-            return Err(EngineError::Refused(format!("{}: configuration not recorded", current.rev_key)));
+            return Err(EngineError::Refused(format!(
+                "{}: configuration not recorded",
+                current.rev_key
+            )));
         };
         let mut st = CompState::new(comp, RevisionKey(current.rev_key.clone()), Some(target));
         st.new_replicas = current.replicas.clamp(1, 10_000) as u32;
@@ -472,7 +514,15 @@ pub(super) async fn start_standalone(
         auto_approve: false,
         initiator: actor.to_string(),
     };
-    let mut runner = Run::new(engine.clone(), spec_for_run, plan.clone(), run_id, opts, comps, rx);
+    let mut runner = Run::new(
+        engine.clone(),
+        spec_for_run,
+        plan.clone(),
+        run_id,
+        opts,
+        comps,
+        rx,
+    );
     let reason = match &to {
         Some(v) => format!("rollback to {v} requested by {actor}"),
         None => format!("rollback requested by {actor}"),
@@ -480,16 +530,17 @@ pub(super) async fn start_standalone(
     let eng = engine.clone();
     let join = tokio::spawn(async move {
         runner.status = Status::RollingBack;
-        runner.emit(EventKind::Started {
-            version: runner.spec.version.clone(),
-            strategy: "rollback".into(),
-            environment: runner.spec.environment.clone(),
-            provider: runner.engine.inner.provider.name().to_string(),
-            steps: 0,
-            dry_run,
-            initiator: runner.opts.initiator.clone(),
-        })
-        .await;
+        runner
+            .emit(EventKind::Started {
+                version: runner.spec.version.clone(),
+                strategy: "rollback".into(),
+                environment: runner.spec.environment.clone(),
+                provider: runner.engine.inner.provider.name().to_string(),
+                steps: 0,
+                dry_run,
+                initiator: runner.opts.initiator.clone(),
+            })
+            .await;
         // A rollback run is never rolled back itself: its failure ends it as failed.
         let outcome = runner.rollback(reason, None).await;
         eng.lock_runs().remove(&run_id);

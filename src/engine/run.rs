@@ -211,7 +211,11 @@ impl Run {
 
     fn interval(&self) -> Duration {
         if self.spec.strategy == "canary" {
-            self.spec.canary().analysis_interval.duration().max(Duration::from_millis(100))
+            self.spec
+                .canary()
+                .analysis_interval
+                .duration()
+                .max(Duration::from_millis(100))
         } else {
             Duration::from_secs(10)
         }
@@ -269,7 +273,12 @@ impl Run {
                 provider
                     .apply_revision(&rev, *replicas)
                     .await
-                    .map_err(|e| Stop::Fail(format!("{}: cannot start {}: {e}", rev.component.id, rev.key)))?;
+                    .map_err(|e| {
+                        Stop::Fail(format!(
+                            "{}: cannot start {}: {e}",
+                            rev.component.id, rev.key
+                        ))
+                    })?;
                 self.comps[ci].new_replicas = *replicas;
                 let key = self.comps[ci].new_key.clone();
                 self.wait_ready(ci, &key, *replicas).await?;
@@ -281,7 +290,12 @@ impl Run {
                     provider
                         .apply_revision(&rev, *replicas)
                         .await
-                        .map_err(|e| Stop::Fail(format!("{}: cannot scale {}: {e}", old.component.id, old.key)))?;
+                        .map_err(|e| {
+                            Stop::Fail(format!(
+                                "{}: cannot scale {}: {e}",
+                                old.component.id, old.key
+                            ))
+                        })?;
                 }
                 Ok(())
             }
@@ -294,7 +308,8 @@ impl Run {
                 if self.promoting {
                     return Ok(());
                 }
-                self.analyse(ci, label, Duration::from_millis(*duration_ms)).await
+                self.analyse(ci, label, Duration::from_millis(*duration_ms))
+                    .await
             }
             Action::Gate { name } => {
                 if self.promoting {
@@ -306,10 +321,9 @@ impl Run {
                 self.comps[ci].touched = true;
                 if let Some(old) = self.comps[ci].old.clone() {
                     let comp = self.comps[ci].comp.id.clone();
-                    provider
-                        .set_weights(&comp, &[])
-                        .await
-                        .map_err(|e| Stop::Fail(format!("{comp}: cannot take {} off traffic: {e}", old.key)))?;
+                    provider.set_weights(&comp, &[]).await.map_err(|e| {
+                        Stop::Fail(format!("{comp}: cannot take {} off traffic: {e}", old.key))
+                    })?;
                     provider
                         .remove_revision(&comp, &old.key)
                         .await
@@ -326,7 +340,9 @@ impl Run {
                     provider
                         .remove_revision(&comp, &old.key)
                         .await
-                        .map_err(|e| Stop::Fail(format!("{comp}: cannot retire {}: {e}", old.key)))?;
+                        .map_err(|e| {
+                            Stop::Fail(format!("{comp}: cannot retire {}: {e}", old.key))
+                        })?;
                     if let Some(o) = self.comps[ci].old.as_mut() {
                         o.running = false;
                     }
@@ -412,7 +428,11 @@ impl Run {
                 return Ok(());
             }
             if st.unhealthy() > 0 {
-                let detail = st.instances.iter().find_map(|i| i.detail.clone()).unwrap_or_default();
+                let detail = st
+                    .instances
+                    .iter()
+                    .find_map(|i| i.detail.clone())
+                    .unwrap_or_default();
                 return Err(Stop::Fail(format!(
                     "{comp}: {} of {want} instance(s) of {key} unhealthy: {detail}",
                     st.unhealthy()
@@ -486,7 +506,12 @@ impl Run {
     }
 
     /// Turn verdicts into a decision: roll back, pause, or go on.
-    async fn decide(&mut self, verdicts: &[Verdict], window_end: bool, label: &str) -> Result<(), Stop> {
+    async fn decide(
+        &mut self,
+        verdicts: &[Verdict],
+        window_end: bool,
+        label: &str,
+    ) -> Result<(), Stop> {
         if let Some(t) = self.timeout_trigger() {
             return Err(Stop::Fail(t));
         }
@@ -494,10 +519,20 @@ impl Run {
             .iter()
             .find(|v| v.judgement == Judgement::Fail && v.on_fail == OnFail::Rollback)
         {
-            return Err(Stop::Fail(format!("{} {} failed: {}", v.source, v.signal, v.message)));
+            return Err(Stop::Fail(format!(
+                "{} {} failed: {}",
+                v.source, v.signal, v.message
+            )));
         }
-        let errors = verdicts.iter().filter(|v| v.judgement == Judgement::Error).count();
-        self.errors_in_row = if errors > 0 { self.errors_in_row + 1 } else { 0 };
+        let errors = verdicts
+            .iter()
+            .filter(|v| v.judgement == Judgement::Error)
+            .count();
+        self.errors_in_row = if errors > 0 {
+            self.errors_in_row + 1
+        } else {
+            0
+        };
         let pause_reason = if let Some(v) = verdicts
             .iter()
             .find(|v| v.judgement == Judgement::Fail && v.on_fail == OnFail::Pause)
@@ -513,7 +548,12 @@ impl Run {
             verdicts
                 .iter()
                 .find(|v| v.judgement == Judgement::NoData)
-                .map(|v| format!("no data at the end of {label}: {}; resume to go on or roll back", v.message))
+                .map(|v| {
+                    format!(
+                        "no data at the end of {label}: {}; resume to go on or roll back",
+                        v.message
+                    )
+                })
         } else {
             None
         };
@@ -533,7 +573,12 @@ impl Run {
             .filter(|t| t.kind == "timeout")
             .filter_map(|t| t.duration)
             .find(|d| elapsed > d.duration())
-            .map(|d| format!("timeout trigger: the deployment ran longer than {}", human(d.0)))
+            .map(|d| {
+                format!(
+                    "timeout trigger: the deployment ran longer than {}",
+                    human(d.0)
+                )
+            })
     }
 
     async fn gate(&mut self, ci: usize, name: &str) -> Result<(), Stop> {
@@ -582,7 +627,11 @@ impl Run {
 
     async fn approve_gate(&mut self, by: &str, comment: Option<String>) -> Result<(), Stop> {
         if let Some(gate) = self.gate.take() {
-            self.status = if self.paused { Status::Paused } else { Status::Progressing };
+            self.status = if self.paused {
+                Status::Paused
+            } else {
+                Status::Progressing
+            };
             self.emit(EventKind::GateApproved {
                 gate,
                 by: by.to_string(),
@@ -641,7 +690,8 @@ impl Run {
             actor,
             reply,
         } = env;
-        let answer = |reply: Option<tokio::sync::oneshot::Sender<Result<String, String>>>, r: Result<String, String>| {
+        let answer = |reply: Option<tokio::sync::oneshot::Sender<Result<String, String>>>,
+                      r: Result<String, String>| {
             if let Some(tx) = reply {
                 let _ = tx.send(r);
             }
@@ -699,7 +749,9 @@ impl Run {
                     })
                     .await;
                     answer(reply, Ok(format!("rejected gate {g}")));
-                    return Err(Stop::Fail(format!("gate {g} rejected by {actor}: {reason}")));
+                    return Err(Stop::Fail(format!(
+                        "gate {g} rejected by {actor}: {reason}"
+                    )));
                 }
             },
             Command::Promote => {
@@ -708,7 +760,10 @@ impl Run {
                 self.gate = None;
                 self.status = Status::Progressing;
                 self.emit(EventKind::Promoted { by: actor }).await;
-                answer(reply, Ok("promoting: skipping the remaining analysis and gates".into()));
+                answer(
+                    reply,
+                    Ok("promoting: skipping the remaining analysis and gates".into()),
+                );
             }
             Command::Rollback { to } => {
                 if let Some(v) = &to {

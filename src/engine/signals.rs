@@ -141,7 +141,11 @@ fn condition_verdict(
             let failed = holds == fails_when_true;
             let vals = values_text(&expr, m);
             Verdict {
-                judgement: if failed { Judgement::Fail } else { Judgement::Pass },
+                judgement: if failed {
+                    Judgement::Fail
+                } else {
+                    Judgement::Pass
+                },
                 value,
                 message: match (failed, fails_when_true) {
                     (true, true) => format!("`{cond}` is true ({vals})"),
@@ -154,16 +158,32 @@ fn condition_verdict(
     }
 }
 
-fn trigger_verdict(t: &Trigger, i: usize, health_bad: Option<String>, m: &Metrics) -> Option<Verdict> {
+fn trigger_verdict(
+    t: &Trigger,
+    i: usize,
+    health_bad: Option<String>,
+    m: &Metrics,
+) -> Option<Verdict> {
     let name = t.name.clone().unwrap_or_else(|| format!("{}[{i}]", t.kind));
     if let Some(cond) = &t.condition {
-        return Some(condition_verdict(&name, "trigger", cond, m, true, OnFail::Rollback));
+        return Some(condition_verdict(
+            &name,
+            "trigger",
+            cond,
+            m,
+            true,
+            OnFail::Rollback,
+        ));
     }
     match t.kind.as_str() {
         "health-check" => Some(Verdict {
             signal: name,
             source: "trigger".into(),
-            judgement: if health_bad.is_some() { Judgement::Fail } else { Judgement::Pass },
+            judgement: if health_bad.is_some() {
+                Judgement::Fail
+            } else {
+                Judgement::Pass
+            },
             value: None,
             expected: "all instances healthy".into(),
             message: health_bad.unwrap_or_else(|| "ok".into()),
@@ -172,7 +192,14 @@ fn trigger_verdict(t: &Trigger, i: usize, health_bad: Option<String>, m: &Metric
         "error-rate" => {
             let threshold = t.threshold?;
             let cond = format!("error_rate > {threshold}");
-            Some(condition_verdict(&name, "trigger", &cond, m, true, OnFail::Rollback))
+            Some(condition_verdict(
+                &name,
+                "trigger",
+                &cond,
+                m,
+                true,
+                OnFail::Rollback,
+            ))
         }
         _ => None,
     }
@@ -195,17 +222,29 @@ impl SignalSource for Builtin {
                 out.push(Verdict {
                     signal: "health".into(),
                     source: "health".into(),
-                    judgement: if bad > 0 { Judgement::Fail } else { Judgement::Pass },
+                    judgement: if bad > 0 {
+                        Judgement::Fail
+                    } else {
+                        Judgement::Pass
+                    },
                     value: Some(bad as f64),
                     expected: "0 unhealthy instances".into(),
                     message: if bad > 0 {
-                        format!("{bad}/{} instance(s) unhealthy: {detail}", st.instances.len())
+                        format!(
+                            "{bad}/{} instance(s) unhealthy: {detail}",
+                            st.instances.len()
+                        )
                     } else {
                         format!("{}/{} ready", st.ready(), st.desired)
                     },
                     on_fail: OnFail::Rollback,
                 });
-                (bad > 0).then(|| format!("{bad}/{} instance(s) unhealthy: {detail}", st.instances.len()))
+                (bad > 0).then(|| {
+                    format!(
+                        "{bad}/{} instance(s) unhealthy: {detail}",
+                        st.instances.len()
+                    )
+                })
             }
             Err(e) => {
                 out.push(Verdict {
@@ -238,7 +277,11 @@ impl SignalSource for Builtin {
         if ctx.spec.strategy == "canary" {
             let cfg = ctx.spec.canary();
             for metric in &cfg.metrics {
-                let expected = format!("{} {}", op_text(&metric.operator), fmt_num(metric.threshold));
+                let expected = format!(
+                    "{} {}",
+                    op_text(&metric.operator),
+                    fmt_num(metric.threshold)
+                );
                 let v = match metrics.get(&metric.name) {
                     None => Verdict {
                         signal: metric.name.clone(),
@@ -275,13 +318,30 @@ impl SignalSource for Builtin {
                     rule.name.clone()
                 };
                 let v = match rule.action.as_str() {
-                    "promote" => {
-                        condition_verdict(&name, "rule", &rule.condition, &metrics, false, OnFail::Rollback)
-                    }
-                    "pause" => {
-                        condition_verdict(&name, "rule", &rule.condition, &metrics, true, OnFail::Pause)
-                    }
-                    _ => condition_verdict(&name, "rule", &rule.condition, &metrics, true, OnFail::Rollback),
+                    "promote" => condition_verdict(
+                        &name,
+                        "rule",
+                        &rule.condition,
+                        &metrics,
+                        false,
+                        OnFail::Rollback,
+                    ),
+                    "pause" => condition_verdict(
+                        &name,
+                        "rule",
+                        &rule.condition,
+                        &metrics,
+                        true,
+                        OnFail::Pause,
+                    ),
+                    _ => condition_verdict(
+                        &name,
+                        "rule",
+                        &rule.condition,
+                        &metrics,
+                        true,
+                        OnFail::Rollback,
+                    ),
                 };
                 out.push(v);
             }
@@ -309,13 +369,34 @@ mod tests {
     fn conditions_judge_and_explain() {
         let mut m = Metrics::new();
         m.insert("error_rate".into(), 0.3);
-        let v = condition_verdict("r", "rule", "error_rate < 0.05", &m, false, OnFail::Rollback);
+        let v = condition_verdict(
+            "r",
+            "rule",
+            "error_rate < 0.05",
+            &m,
+            false,
+            OnFail::Rollback,
+        );
         assert_eq!(v.judgement, Judgement::Fail);
         assert!(v.message.contains("error_rate = 0.3"), "{}", v.message);
-        let v = condition_verdict("t", "trigger", "failure_rate > 0.1", &m, true, OnFail::Rollback);
+        let v = condition_verdict(
+            "t",
+            "trigger",
+            "failure_rate > 0.1",
+            &m,
+            true,
+            OnFail::Rollback,
+        );
         assert_eq!(v.judgement, Judgement::NoData);
         m.insert("failure_rate".into(), 0.0);
-        let v = condition_verdict("t", "trigger", "failure_rate > 0.1", &m, true, OnFail::Rollback);
+        let v = condition_verdict(
+            "t",
+            "trigger",
+            "failure_rate > 0.1",
+            &m,
+            true,
+            OnFail::Rollback,
+        );
         assert_eq!(v.judgement, Judgement::Pass);
     }
 

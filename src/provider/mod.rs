@@ -97,5 +97,9 @@ pub trait Provider: Send + Sync {
     /// Built-in metrics of one revision.
     async fn metrics(&self, component: &str, rev: &RevisionKey) -> Result<Metrics, ProviderError>;
     /// Stop and forget a revision's instances.
-    async fn remove_revision(&self, component: &str, rev: &RevisionKey) -> Result<(), ProviderError>;
+    async fn remove_revision(
+        &self,
+        component: &str,
+        rev: &RevisionKey,
+    ) -> Result<(), ProviderError>;
 }

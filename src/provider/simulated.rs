@@ -166,8 +166,7 @@ impl Provider for Simulated {
     async fn apply_revision(&self, rev: &RevisionSpec, replicas: u32) -> Result<(), ProviderError> {
         let now = Instant::now();
         let start_error = self.faults.iter().any(|f| {
-            f.kind == FaultKind::StartError
-                && f.version.as_deref().is_none_or(|v| v == rev.version)
+            f.kind == FaultKind::StartError && f.version.as_deref().is_none_or(|v| v == rev.version)
         });
         if start_error {
             return Err(ProviderError::Failed(format!(
@@ -284,7 +283,11 @@ impl Provider for Simulated {
         Ok(m)
     }
 
-    async fn remove_revision(&self, component: &str, rev: &RevisionKey) -> Result<(), ProviderError> {
+    async fn remove_revision(
+        &self,
+        component: &str,
+        rev: &RevisionKey,
+    ) -> Result<(), ProviderError> {
         let mut st = self.lock();
         if let Some(c) = st.get_mut(component) {
             c.revisions.remove(rev);
@@ -304,7 +307,10 @@ mod tests {
         assert_eq!(f.version.as_deref(), Some("2.0.0"));
         assert_eq!(f.kind, FaultKind::Metric("error_rate".into(), 0.3));
         assert_eq!(f.after, Duration::from_secs(120));
-        assert_eq!(Fault::parse("unhealthy").unwrap().kind, FaultKind::Unhealthy);
+        assert_eq!(
+            Fault::parse("unhealthy").unwrap().kind,
+            FaultKind::Unhealthy
+        );
         assert!(Fault::parse("bogus").is_err());
         assert!(Fault::parse("error_rate=x").is_err());
     }

@@ -290,11 +290,33 @@ impl FromNode for serde_json::Value {
 }
 
 /// A length of time written as milliseconds (number) or with a unit (`"30s"`, `"5m"`, `"1h30m"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Millis(pub u64);
 
 /// A length of time written as seconds (number) or with a unit; used by health-check fields.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Secs(pub u64);
 
 impl Millis {
@@ -318,7 +340,9 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
     if s.is_empty() {
         return Err("empty duration".into());
     }
-    let bad = || format!("`{s}` is not a duration; write a number of milliseconds or e.g. \"30s\", \"5m\", \"1h30m\"");
+    let bad = || {
+        format!("`{s}` is not a duration; write a number of milliseconds or e.g. \"30s\", \"5m\", \"1h30m\"")
+    };
     let mut total: f64 = 0.0;
     let mut rest = s;
     while !rest.is_empty() {
@@ -398,7 +422,7 @@ pub fn human(ms: u64) -> String {
     if ms < 1000 {
         return format!("{ms}ms");
     }
-    if ms % 1000 != 0 && ms < 60_000 {
+    if !ms.is_multiple_of(1000) && ms < 60_000 {
         return format!("{:.1}s", ms as f64 / 1000.0);
     }
     let s = ms / 1000;
@@ -442,8 +466,14 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        assert_eq!(did_you_mean("replica", &["replicas", "version"]), Some("replicas"));
-        assert_eq!(did_you_mean("healthcheck", &["healthCheck"]), Some("healthCheck"));
+        assert_eq!(
+            did_you_mean("replica", &["replicas", "version"]),
+            Some("replicas")
+        );
+        assert_eq!(
+            did_you_mean("healthcheck", &["healthCheck"]),
+            Some("healthCheck")
+        );
         assert_eq!(did_you_mean("zzzzzz", &["replicas"]), None);
     }
 }

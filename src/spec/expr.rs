@@ -46,10 +46,20 @@ impl fmt::Display for ExprError {
 impl std::error::Error for ExprError {}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Cmp { Lt, Le, Gt, Ge, Eq, Ne }
+enum Cmp {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+}
 
 #[derive(Debug, Clone, PartialEq)]
-enum Operand { Var(usize), Num(f64) }
+enum Operand {
+    Var(usize),
+    Num(f64),
+}
 
 #[derive(Debug, Clone, PartialEq)]
 enum Node {
@@ -61,13 +71,32 @@ enum Node {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-enum Tok { Ident, Num(f64), Cmp(Cmp), And, Or, Not, LParen, RParen, True, False, Eof }
+enum Tok {
+    Ident,
+    Num(f64),
+    Cmp(Cmp),
+    And,
+    Or,
+    Not,
+    LParen,
+    RParen,
+    True,
+    False,
+    Eof,
+}
 
 #[derive(Debug, Clone)]
-struct Token { tok: Tok, start: usize, end: usize }
+struct Token {
+    tok: Tok,
+    start: usize,
+    end: usize,
+}
 
 fn err<T>(offset: usize, message: impl Into<String>) -> Result<T, ExprError> {
-    Err(ExprError { offset, message: message.into() })
+    Err(ExprError {
+        offset,
+        message: message.into(),
+    })
 }
 
 /// Backquoted token text for messages, shortened so huge inputs give short errors.
@@ -79,7 +108,9 @@ fn quote(text: &str) -> String {
     }
 }
 
-fn is_word(b: u8) -> bool { b.is_ascii_alphanumeric() || b == b'_' || b == b'.' }
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'.'
+}
 
 fn lex(src: &str) -> Result<Vec<Token>, ExprError> {
     let b = src.as_bytes();
@@ -87,12 +118,21 @@ fn lex(src: &str) -> Result<Vec<Token>, ExprError> {
     let (mut out, mut i) = (Vec::new(), 0);
     while i < b.len() {
         let (c, start) = (at(i), i);
-        if c.is_ascii_whitespace() { i += 1; continue; }
+        if c.is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
         let tok = if c.is_ascii_alphabetic() || c == b'_' {
-            while is_word(at(i)) { i += 1; }
+            while is_word(at(i)) {
+                i += 1;
+            }
             match src.get(start..i).unwrap_or("") {
-                "and" => Tok::And, "or" => Tok::Or, "not" => Tok::Not,
-                "true" => Tok::True, "false" => Tok::False, _ => Tok::Ident,
+                "and" => Tok::And,
+                "or" => Tok::Or,
+                "not" => Tok::Not,
+                "true" => Tok::True,
+                "false" => Tok::False,
+                _ => Tok::Ident,
             }
         } else if c.is_ascii_digit() || ((c == b'-' || c == b'.') && at(i + 1).is_ascii_digit()) {
             let (tok, end) = lex_number(src, start)?;
@@ -110,7 +150,9 @@ fn lex(src: &str) -> Result<Vec<Token>, ExprError> {
                 (b'=', b'<') => return err(start, "unknown operator `=<`; did you mean `<=`?"),
                 (b'=', b'>') => return err(start, "unknown operator `=>`; did you mean `>=`?"),
                 (b'=', _) => return err(start, "unknown operator `=`; did you mean `==`?"),
-                (b'&', _) => return err(start, "unknown operator `&`; did you mean `&&` or `and`?"),
+                (b'&', _) => {
+                    return err(start, "unknown operator `&`; did you mean `&&` or `and`?")
+                }
                 (b'|', _) => return err(start, "unknown operator `|`; did you mean `||` or `or`?"),
                 (b'<', _) => (Tok::Cmp(Cmp::Lt), 1),
                 (b'>', _) => (Tok::Cmp(Cmp::Gt), 1),
@@ -118,8 +160,14 @@ fn lex(src: &str) -> Result<Vec<Token>, ExprError> {
                 (b'(', _) => (Tok::LParen, 1),
                 (b')', _) => (Tok::RParen, 1),
                 _ => {
-                    let ch = src.get(start..).and_then(|s| s.chars().next()).unwrap_or('?');
-                    return err(start, format!("unexpected character {}", quote(&ch.to_string())));
+                    let ch = src
+                        .get(start..)
+                        .and_then(|s| s.chars().next())
+                        .unwrap_or('?');
+                    return err(
+                        start,
+                        format!("unexpected character {}", quote(&ch.to_string())),
+                    );
                 }
             };
             i += len;
@@ -127,26 +175,48 @@ fn lex(src: &str) -> Result<Vec<Token>, ExprError> {
         };
         out.push(Token { tok, start, end: i });
     }
-    out.push(Token { tok: Tok::Eof, start: b.len(), end: b.len() });
+    out.push(Token {
+        tok: Tok::Eof,
+        start: b.len(),
+        end: b.len(),
+    });
     Ok(out)
 }
 
 fn lex_number(src: &str, start: usize) -> Result<(Tok, usize), ExprError> {
     let b = src.as_bytes();
     let at = |i: usize| b.get(i).copied().unwrap_or(0);
-    let digits = |mut i: usize| { while at(i).is_ascii_digit() { i += 1; } i };
+    let digits = |mut i: usize| {
+        while at(i).is_ascii_digit() {
+            i += 1;
+        }
+        i
+    };
     let mut i = if at(start) == b'-' { start + 1 } else { start };
     i = digits(i);
-    if at(i) == b'.' && at(i + 1).is_ascii_digit() { i = digits(i + 1); }
-    let exp = if at(i + 1) == b'+' || at(i + 1) == b'-' { i + 2 } else { i + 1 };
-    if (at(i) == b'e' || at(i) == b'E') && at(exp).is_ascii_digit() { i = digits(exp); }
+    if at(i) == b'.' && at(i + 1).is_ascii_digit() {
+        i = digits(i + 1);
+    }
+    let exp = if at(i + 1) == b'+' || at(i + 1) == b'-' {
+        i + 2
+    } else {
+        i + 1
+    };
+    if (at(i) == b'e' || at(i) == b'E') && at(exp).is_ascii_digit() {
+        i = digits(exp);
+    }
     let mut end = i;
-    while is_word(at(end)) || at(end) == b'%' { end += 1; }
+    while is_word(at(end)) || at(end) == b'%' {
+        end += 1;
+    }
     let whole = quote(src.get(start..end).unwrap_or(""));
     if end > i {
         return if at(i).is_ascii_alphabetic() || at(i) == b'%' {
             let plain = src.get(start..i).unwrap_or("");
-            err(start, format!("number {whole} has a unit suffix; write a plain number such as `{plain}`"))
+            err(
+                start,
+                format!("number {whole} has a unit suffix; write a plain number such as `{plain}`"),
+            )
         } else {
             err(start, format!("malformed number {whole}"))
         };
@@ -167,15 +237,25 @@ struct Parser<'a> {
 }
 
 impl<'a> Parser<'a> {
-    fn peek(&self) -> &Token { self.toks.get(self.pos).unwrap_or(&self.eof) }
+    fn peek(&self) -> &Token {
+        self.toks.get(self.pos).unwrap_or(&self.eof)
+    }
     fn bump(&mut self) -> Token {
         let t = self.peek().clone();
-        if self.pos < self.toks.len() { self.pos += 1; }
+        if self.pos < self.toks.len() {
+            self.pos += 1;
+        }
         t
     }
-    fn text(&self, t: &Token) -> &'a str { self.src.get(t.start..t.end).unwrap_or("") }
+    fn text(&self, t: &Token) -> &'a str {
+        self.src.get(t.start..t.end).unwrap_or("")
+    }
     fn describe(&self, t: &Token) -> String {
-        if t.tok == Tok::Eof { "the end of the expression".into() } else { quote(self.text(t)) }
+        if t.tok == Tok::Eof {
+            "the end of the expression".into()
+        } else {
+            quote(self.text(t))
+        }
     }
     /// Error for a missing piece: "unterminated expression" at the end, else "..., found `x`".
     fn expected<T>(&self, what: &str) -> Result<T, ExprError> {
@@ -183,28 +263,50 @@ impl<'a> Parser<'a> {
         if t.tok == Tok::Eof {
             err(t.start, format!("unterminated expression: expected {what}"))
         } else {
-            err(t.start, format!("unexpected token {}; expected {what}", self.describe(t)))
+            err(
+                t.start,
+                format!("unexpected token {}; expected {what}", self.describe(t)),
+            )
         }
     }
 
-    fn parse_or(&mut self, depth: usize) -> Result<Node, ExprError> { self.list(depth, Tok::Or) }
+    fn parse_or(&mut self, depth: usize) -> Result<Node, ExprError> {
+        self.list(depth, Tok::Or)
+    }
 
     /// `sep`-separated list: `or` of `and`s, `and` of unaries.
     fn list(&mut self, depth: usize, sep: Tok) -> Result<Node, ExprError> {
         let mut items = Vec::new();
         loop {
-            items.push(if sep == Tok::Or { self.list(depth, Tok::And)? } else { self.parse_unary(depth)? });
-            if self.peek().tok != sep { break; }
+            items.push(if sep == Tok::Or {
+                self.list(depth, Tok::And)?
+            } else {
+                self.parse_unary(depth)?
+            });
+            if self.peek().tok != sep {
+                break;
+            }
             self.bump();
         }
-        if items.len() == 1 { if let Some(n) = items.pop() { return Ok(n); } }
-        Ok(if sep == Tok::Or { Node::Or(items) } else { Node::And(items) })
+        if items.len() == 1 {
+            if let Some(n) = items.pop() {
+                return Ok(n);
+            }
+        }
+        Ok(if sep == Tok::Or {
+            Node::Or(items)
+        } else {
+            Node::And(items)
+        })
     }
 
     fn parse_unary(&mut self, depth: usize) -> Result<Node, ExprError> {
         let t = self.peek().clone();
         if matches!(t.tok, Tok::Not | Tok::LParen) && depth >= MAX_DEPTH {
-            return err(t.start, format!("expression nested too deeply (limit {MAX_DEPTH} levels)"));
+            return err(
+                t.start,
+                format!("expression nested too deeply (limit {MAX_DEPTH} levels)"),
+            );
         }
         match t.tok {
             Tok::Not => {
@@ -215,13 +317,20 @@ impl<'a> Parser<'a> {
                 self.bump();
                 let inner = self.parse_or(depth + 1)?;
                 if self.peek().tok != Tok::RParen {
-                    return self.expected(&format!("`)` to close the `(` at column {}", t.start + 1));
+                    return self
+                        .expected(&format!("`)` to close the `(` at column {}", t.start + 1));
                 }
                 self.bump();
                 Ok(inner)
             }
-            Tok::True => { self.bump(); Ok(Node::Lit(true)) }
-            Tok::False => { self.bump(); Ok(Node::Lit(false)) }
+            Tok::True => {
+                self.bump();
+                Ok(Node::Lit(true))
+            }
+            Tok::False => {
+                self.bump();
+                Ok(Node::Lit(false))
+            }
             Tok::Ident | Tok::Num(_) => self.parse_cmp(),
             Tok::Eof if self.pos == 0 => err(0, "empty expression"),
             _ => self.expected("a condition"),
@@ -235,34 +344,58 @@ impl<'a> Parser<'a> {
             Tok::Cmp(op) => op,
             _ => {
                 let t = self.peek();
-                let found = if t.tok == Tok::Eof { String::new() } else { format!(", found {}", self.describe(t)) };
-                return err(t.start, format!("expected a comparison operator after {}{found}", quote(self.text(&lhs_tok))));
+                let found = if t.tok == Tok::Eof {
+                    String::new()
+                } else {
+                    format!(", found {}", self.describe(t))
+                };
+                return err(
+                    t.start,
+                    format!(
+                        "expected a comparison operator after {}{found}",
+                        quote(self.text(&lhs_tok))
+                    ),
+                );
             }
         };
         let op_tok = self.bump();
         if !matches!(self.peek().tok, Tok::Ident | Tok::Num(_)) {
-            return self.expected(&format!("a number or identifier after {}", quote(self.text(&op_tok))));
+            return self.expected(&format!(
+                "a number or identifier after {}",
+                quote(self.text(&op_tok))
+            ));
         }
         let rhs_tok = self.bump();
         let rhs = self.operand(&rhs_tok);
         if let Tok::Cmp(_) = self.peek().tok {
-            return err(self.peek().start, "comparisons cannot be chained; join them with `and`");
+            return err(
+                self.peek().start,
+                "comparisons cannot be chained; join them with `and`",
+            );
         }
         Ok(Node::Cmp(lhs, op, rhs))
     }
 
     fn operand(&mut self, t: &Token) -> Operand {
-        if let Tok::Num(v) = t.tok { return Operand::Num(v); }
+        if let Tok::Num(v) = t.tok {
+            return Operand::Num(v);
+        }
         let name = self.text(t);
         match self.idents.iter().position(|n| n == name) {
             Some(i) => Operand::Var(i),
-            None => { self.idents.push(name.to_string()); Operand::Var(self.idents.len() - 1) }
+            None => {
+                self.idents.push(name.to_string());
+                Operand::Var(self.idents.len() - 1)
+            }
         }
     }
 }
 
 fn eval_node(node: &Node, vals: &[f64]) -> bool {
-    let val = |o: &Operand| match o { Operand::Var(i) => vals.get(*i).copied().unwrap_or(f64::NAN), Operand::Num(n) => *n };
+    let val = |o: &Operand| match o {
+        Operand::Var(i) => vals.get(*i).copied().unwrap_or(f64::NAN),
+        Operand::Num(n) => *n,
+    };
     match node {
         Node::Lit(b) => *b,
         Node::Not(n) => !eval_node(n, vals),
@@ -270,7 +403,14 @@ fn eval_node(node: &Node, vals: &[f64]) -> bool {
         Node::Or(items) => items.iter().any(|n| eval_node(n, vals)),
         Node::Cmp(a, op, b) => {
             let (a, b) = (val(a), val(b));
-            match op { Cmp::Lt => a < b, Cmp::Le => a <= b, Cmp::Gt => a > b, Cmp::Ge => a >= b, Cmp::Eq => a == b, Cmp::Ne => a != b }
+            match op {
+                Cmp::Lt => a < b,
+                Cmp::Le => a <= b,
+                Cmp::Gt => a > b,
+                Cmp::Ge => a >= b,
+                Cmp::Eq => a == b,
+                Cmp::Ne => a != b,
+            }
         }
     }
 }
@@ -282,27 +422,47 @@ impl Expr {
     /// An [`ExprError`] with the byte offset and a message for any text outside the grammar.
     pub fn parse(src: &str) -> Result<Expr, ExprError> {
         let toks = lex(src)?;
-        let eof = Token { tok: Tok::Eof, start: src.len(), end: src.len() };
-        let mut p = Parser { src, toks, pos: 0, eof, idents: Vec::new() };
+        let eof = Token {
+            tok: Tok::Eof,
+            start: src.len(),
+            end: src.len(),
+        };
+        let mut p = Parser {
+            src,
+            toks,
+            pos: 0,
+            eof,
+            idents: Vec::new(),
+        };
         let root = p.parse_or(0)?;
         let t = p.peek().clone();
         match t.tok {
-            Tok::Eof => Ok(Expr { source: src.to_string(), root, idents: p.idents }),
+            Tok::Eof => Ok(Expr {
+                source: src.to_string(),
+                root,
+                idents: p.idents,
+            }),
             Tok::RParen => err(t.start, "unexpected token `)` with no matching `(`"),
             _ => {
                 let word = p.text(&t);
                 let hint = if matches!(word.to_ascii_lowercase().as_str(), "and" | "or" | "not") {
                     format!(" (keywords are lowercase: `{}`)", word.to_ascii_lowercase())
-                } else { String::new() };
+                } else {
+                    String::new()
+                };
                 err(t.start, format!("unexpected token {}; expected `and`, `or` or the end of the expression{hint}", quote(word)))
             }
         }
     }
 
-    pub fn source(&self) -> &str { &self.source }
+    pub fn source(&self) -> &str {
+        &self.source
+    }
 
     /// Distinct identifiers, in order of first appearance.
-    pub fn identifiers(&self) -> Vec<String> { self.idents.clone() }
+    pub fn identifiers(&self) -> Vec<String> {
+        self.idents.clone()
+    }
 
     /// Evaluate with a lookup; returns Ok(bool) or Err(missing identifier names) when any identifier
     /// needed has no value (None), or a value is NaN. Every identifier is checked, even ones a
@@ -316,23 +476,36 @@ impl Expr {
         for name in &self.idents {
             match lookup(name) {
                 Some(v) if !v.is_nan() => vals.push(v),
-                _ => { missing.push(name.clone()); vals.push(f64::NAN); }
+                _ => {
+                    missing.push(name.clone());
+                    vals.push(f64::NAN);
+                }
             }
         }
-        if missing.is_empty() { Ok(eval_node(&self.root, &vals)) } else { Err(missing) }
+        if missing.is_empty() {
+            Ok(eval_node(&self.root, &vals))
+        } else {
+            Err(missing)
+        }
     }
 }
 
 impl fmt::Display for Expr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(&self.source) }
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)
+    }
 }
 
 impl fmt::Debug for Expr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { write!(f, "Expr({:?})", self.source) }
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Expr({:?})", self.source)
+    }
 }
 
 impl PartialEq for Expr {
-    fn eq(&self, other: &Self) -> bool { self.source == other.source }
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
 }
 
 #[cfg(test)]
@@ -342,8 +515,20 @@ mod tests {
     /// Fully parenthesised rendering of the AST, to check precedence.
     fn shape(e: &Expr) -> String {
         fn go(n: &Node, ids: &[String]) -> String {
-            let op = |o: &Operand| match o { Operand::Var(i) => ids[*i].clone(), Operand::Num(v) => v.to_string() };
-            let join = |items: &[Node], sep: &str| format!("({})", items.iter().map(|n| go(n, ids)).collect::<Vec<_>>().join(sep));
+            let op = |o: &Operand| match o {
+                Operand::Var(i) => ids[*i].clone(),
+                Operand::Num(v) => v.to_string(),
+            };
+            let join = |items: &[Node], sep: &str| {
+                format!(
+                    "({})",
+                    items
+                        .iter()
+                        .map(|n| go(n, ids))
+                        .collect::<Vec<_>>()
+                        .join(sep)
+                )
+            };
             match n {
                 Node::Lit(b) => b.to_string(),
                 Node::Not(n) => format!("!{}", go(n, ids)),
@@ -354,21 +539,42 @@ mod tests {
         }
         go(&e.root, &e.idents)
     }
-    fn parse(s: &str) -> Expr { Expr::parse(s).unwrap_or_else(|e| panic!("{s:?}: {e}")) }
-    fn perr(s: &str) -> ExprError { Expr::parse(s).err().unwrap_or_else(|| panic!("{s:?} should fail")) }
+    fn parse(s: &str) -> Expr {
+        Expr::parse(s).unwrap_or_else(|e| panic!("{s:?}: {e}"))
+    }
+    fn perr(s: &str) -> ExprError {
+        Expr::parse(s)
+            .err()
+            .unwrap_or_else(|| panic!("{s:?} should fail"))
+    }
     fn with<'a>(vars: &'a [(&'a str, f64)]) -> impl Fn(&str) -> Option<f64> + 'a {
         move |n| vars.iter().find(|(k, _)| *k == n).map(|(_, v)| *v)
     }
-    fn run(s: &str, vars: &[(&str, f64)]) -> Result<bool, Vec<String>> { parse(s).eval(&with(vars)) }
+    fn run(s: &str, vars: &[(&str, f64)]) -> Result<bool, Vec<String>> {
+        parse(s).eval(&with(vars))
+    }
 
     #[test]
     fn precedence() {
-        assert_eq!(shape(&parse("a < 1 or b < 2 and c < 3")), "(aLt1 | (bLt2 & cLt3))");
+        assert_eq!(
+            shape(&parse("a < 1 or b < 2 and c < 3")),
+            "(aLt1 | (bLt2 & cLt3))"
+        );
         assert_eq!(shape(&parse("not a < 1 and b < 2")), "(!aLt1 & bLt2)");
-        assert_eq!(shape(&parse("(a < 1 or b < 2) and c < 3")), "((aLt1 | bLt2) & cLt3)");
-        assert_eq!(shape(&parse("!a<1 || b>2 && !(c==3)")), "(!aLt1 | (bGt2 & !cEq3))");
-        assert_eq!(shape(&parse("error_rate < 0.05 and not (response_time >= 200 or x == 1)")),
-                   "(error_rateLt0.05 & !(response_timeGe200 | xEq1))");
+        assert_eq!(
+            shape(&parse("(a < 1 or b < 2) and c < 3")),
+            "((aLt1 | bLt2) & cLt3)"
+        );
+        assert_eq!(
+            shape(&parse("!a<1 || b>2 && !(c==3)")),
+            "(!aLt1 | (bGt2 & !cEq3))"
+        );
+        assert_eq!(
+            shape(&parse(
+                "error_rate < 0.05 and not (response_time >= 200 or x == 1)"
+            )),
+            "(error_rateLt0.05 & !(response_timeGe200 | xEq1))"
+        );
         assert_eq!(run("true or false and false", &[]), Ok(true));
         assert_eq!(run("false and true or true", &[]), Ok(true));
         assert_eq!(run("not true or true", &[]), Ok(true));
@@ -377,21 +583,52 @@ mod tests {
     #[test]
     fn every_operator() {
         let v = [("x", 2.0), ("m.p_99", 3.0)];
-        for (s, want) in [("x < 3", true), ("x < 2", false), ("x <= 2", true), ("x <= 1.5", false),
-            ("x > 1", true), ("x > 2", false), ("x >= 2", true), ("x >= 2.5", false), ("x == 2", true),
-            ("x == 3", false), ("x != 3", true), ("x != 2", false), ("m.p_99 > x", true), ("1 < 2", true),
-            ("x<3 and x>1", true), ("x<3 && x>2", false), ("x>3 or x==2", true), ("x>3 || x<1", false),
-            ("not x > 3", true), ("! x < 3", false), ("!(x<3)", false), ("not not x < 3", true),
-            ("true", true), ("false", false), ("not false", true), ("x == 2e0", true), ("x > -1", true),
-            ("x < .5e1", true), ("x < 1.5E-2", false), ("x>=-2.5e+1", true)] {
+        for (s, want) in [
+            ("x < 3", true),
+            ("x < 2", false),
+            ("x <= 2", true),
+            ("x <= 1.5", false),
+            ("x > 1", true),
+            ("x > 2", false),
+            ("x >= 2", true),
+            ("x >= 2.5", false),
+            ("x == 2", true),
+            ("x == 3", false),
+            ("x != 3", true),
+            ("x != 2", false),
+            ("m.p_99 > x", true),
+            ("1 < 2", true),
+            ("x<3 and x>1", true),
+            ("x<3 && x>2", false),
+            ("x>3 or x==2", true),
+            ("x>3 || x<1", false),
+            ("not x > 3", true),
+            ("! x < 3", false),
+            ("!(x<3)", false),
+            ("not not x < 3", true),
+            ("true", true),
+            ("false", false),
+            ("not false", true),
+            ("x == 2e0", true),
+            ("x > -1", true),
+            ("x < .5e1", true),
+            ("x < 1.5E-2", false),
+            ("x>=-2.5e+1", true),
+        ] {
             assert_eq!(run(s, &v), Ok(want), "{s}");
         }
     }
 
     #[test]
     fn missing_identifiers_are_never_a_pass() {
-        assert_eq!(run("a < 1 or b < 2", &[("a", 0.0)]), Err(vec!["b".to_string()]));
-        assert_eq!(run("false and (b < 2 or c > 1 or b > 0)", &[]), Err(vec!["b".into(), "c".into()]));
+        assert_eq!(
+            run("a < 1 or b < 2", &[("a", 0.0)]),
+            Err(vec!["b".to_string()])
+        );
+        assert_eq!(
+            run("false and (b < 2 or c > 1 or b > 0)", &[]),
+            Err(vec!["b".into(), "c".into()])
+        );
         assert_eq!(run("a < 1", &[("a", f64::NAN)]), Err(vec!["a".to_string()]));
         assert_eq!(run("a < 1", &[("a", f64::INFINITY)]), Ok(false));
         let e = parse("b < 1 and a > 2 or b == a and c != 0");
@@ -432,9 +669,19 @@ mod tests {
             ("x >= +2", 5, "unexpected character `+`"),
         ];
         for (src, offset, msg) in cases {
-            assert_eq!(perr(src), ExprError { offset, message: msg.to_string() }, "{src:?}");
+            assert_eq!(
+                perr(src),
+                ExprError {
+                    offset,
+                    message: msg.to_string()
+                },
+                "{src:?}"
+            );
         }
-        assert_eq!(perr("a = 1").to_string(), "at column 3: unknown operator `=`; did you mean `==`?");
+        assert_eq!(
+            perr("a = 1").to_string(),
+            "at column 3: unknown operator `=`; did you mean `==`?"
+        );
     }
 
     #[test]
@@ -442,12 +689,23 @@ mod tests {
         let nest = |n: usize| format!("{}a < 1{}", "(".repeat(n), ")".repeat(n));
         assert_eq!(run(&nest(64), &[("a", 0.0)]), Ok(true));
         let e = perr(&nest(65));
-        assert_eq!((e.offset, e.message.as_str()), (64, "expression nested too deeply (limit 64 levels)"));
+        assert_eq!(
+            (e.offset, e.message.as_str()),
+            (64, "expression nested too deeply (limit 64 levels)")
+        );
         assert!(perr(&nest(10_000)).message.contains("nested too deeply"));
-        assert!(perr(&"(".repeat(10_000)).message.contains("nested too deeply"));
-        assert!(perr(&format!("{}a < 1", "not ".repeat(10_000))).message.contains("nested too deeply"));
-        assert!(perr(&format!("{}a < 1", "!".repeat(10_000))).message.contains("nested too deeply"));
-        assert!(perr(&")".repeat(10_000)).message.contains("unexpected token `)`"));
+        assert!(perr(&"(".repeat(10_000))
+            .message
+            .contains("nested too deeply"));
+        assert!(perr(&format!("{}a < 1", "not ".repeat(10_000)))
+            .message
+            .contains("nested too deeply"));
+        assert!(perr(&format!("{}a < 1", "!".repeat(10_000)))
+            .message
+            .contains("nested too deeply"));
+        assert!(perr(&")".repeat(10_000))
+            .message
+            .contains("unexpected token `)`"));
     }
 
     #[test]
@@ -457,15 +715,23 @@ mod tests {
         let e = perr(&format!("{} x", "y".repeat(100_000)));
         assert!(e.message.len() < 120, "{}", e.message);
         let src = "not (err.rate <= 1.5e-3 || x != -2) && true";
-        for i in 0..=src.len() { let _ = Expr::parse(&src[..i]); }
+        for i in 0..=src.len() {
+            let _ = Expr::parse(&src[..i]);
+        }
         let alphabet: Vec<char> = "ab1.e-+()<>=!&| \t_né%".chars().collect();
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         for _ in 0..5_000 {
-            let s: String = (0..(seed % 24) as usize).map(|_| {
-                seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17;
-                alphabet[(seed % alphabet.len() as u64) as usize]
-            }).collect();
-            if let Ok(e) = Expr::parse(&s) { let _ = e.eval(&|_| Some(1.0)); }
+            let s: String = (0..(seed % 24) as usize)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    alphabet[(seed % alphabet.len() as u64) as usize]
+                })
+                .collect();
+            if let Ok(e) = Expr::parse(&s) {
+                let _ = e.eval(&|_| Some(1.0));
+            }
         }
     }
 
@@ -478,6 +744,9 @@ mod tests {
         assert_eq!(e.clone(), e);
         assert_ne!(parse("error_rate<0.05"), e);
         let boxed: Box<dyn std::error::Error> = Box::new(perr("x"));
-        assert_eq!(boxed.to_string(), "at column 2: expected a comparison operator after `x`");
+        assert_eq!(
+            boxed.to_string(),
+            "at column 2: expected a comparison operator after `x`"
+        );
     }
 }

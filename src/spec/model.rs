@@ -165,7 +165,10 @@ impl FromNode for PortRef {
             _ => {
                 d.at(
                     n.pos,
-                    format!("{path}: expected a port number or name, found {}", n.type_name()),
+                    format!(
+                        "{path}: expected a port number or name, found {}",
+                        n.type_name()
+                    ),
                 );
                 PortRef::default()
             }
@@ -241,14 +244,28 @@ impl FromNode for Infrastructure {
         let o = d.obj(
             n,
             path,
-            &["provider", "region", "networking", "security", "monitoring", "namespace"],
+            &[
+                "provider",
+                "region",
+                "networking",
+                "security",
+                "monitoring",
+                "namespace",
+            ],
         );
         if let Some(net) = o.get("networking") {
             // Free-form beyond these keys would hide typos, so name what the seed uses.
             d.obj(
                 net,
                 &o.path("networking"),
-                &["subnets", "vpc", "loadBalancer", "securityGroups", "ingress", "serviceMesh"],
+                &[
+                    "subnets",
+                    "vpc",
+                    "loadBalancer",
+                    "securityGroups",
+                    "ingress",
+                    "serviceMesh",
+                ],
             );
         }
         let region = match o.get("region") {
@@ -282,7 +299,12 @@ impl FromNode for Security {
         let o = d.obj(
             n,
             path,
-            &["authentication", "authorization", "encryption", "networkPolicies"],
+            &[
+                "authentication",
+                "authorization",
+                "encryption",
+                "networkPolicies",
+            ],
         );
         if let Some(a) = o.get("authentication") {
             d.obj(a, &o.path("authentication"), &["type", "configuration"]);
@@ -343,13 +365,23 @@ impl FromNode for Monitoring {
         let known: [(&str, &[&str]); 4] = [
             (
                 "metrics",
-                &["enabled", "provider", "scrapeInterval", "retention", "endpoint", "url"],
+                &[
+                    "enabled",
+                    "provider",
+                    "scrapeInterval",
+                    "retention",
+                    "endpoint",
+                    "url",
+                ],
             ),
             (
                 "logging",
                 &["enabled", "level", "format", "destination", "retention"],
             ),
-            ("tracing", &["enabled", "provider", "samplingRate", "endpoint"]),
+            (
+                "tracing",
+                &["enabled", "provider", "samplingRate", "endpoint"],
+            ),
             ("alerting", &["enabled", "rules", "channels"]),
         ];
         for (key, allowed) in known {
@@ -382,7 +414,13 @@ impl FromNode for Validation {
         let o = d.obj(
             n,
             path,
-            &["preDeployment", "postDeployment", "healthChecks", "performance", "security"],
+            &[
+                "preDeployment",
+                "postDeployment",
+                "healthChecks",
+                "performance",
+                "security",
+            ],
         );
         Validation {
             pre_deployment: o.def(d, "preDeployment"),
@@ -516,7 +554,11 @@ impl FromNode for Analytics {
     fn decode(n: &Node, path: &str, d: &mut Decoder) -> Self {
         let o = d.obj(n, path, &["enabled", "metrics", "reporting", "retention"]);
         if let Some(r) = o.get("reporting") {
-            d.obj(r, &o.path("reporting"), &["dashboards", "alerts", "exports"]);
+            d.obj(
+                r,
+                &o.path("reporting"),
+                &["dashboards", "alerts", "exports"],
+            );
         }
         Analytics {
             enabled: o.or(d, "enabled", true),
@@ -576,7 +618,12 @@ impl FromNode for BlueGreenConfig {
         let o = d.obj(
             n,
             path,
-            &["switchTraffic", "environmentValidation", "rollbackTriggers", "warmupDuration"],
+            &[
+                "switchTraffic",
+                "environmentValidation",
+                "rollbackTriggers",
+                "warmupDuration",
+            ],
         );
         BlueGreenConfig {
             switch_traffic: o.def(d, "switchTraffic"),
@@ -873,7 +920,13 @@ impl FromNode for RollingConfig {
         let o = d.obj(
             n,
             path,
-            &["batchSize", "maxUnavailable", "maxSurge", "progressDeadline", "pauseBetweenBatches"],
+            &[
+                "batchSize",
+                "maxUnavailable",
+                "maxSurge",
+                "progressDeadline",
+                "pauseBetweenBatches",
+            ],
         );
         let def = RollingConfig::default();
         RollingConfig {

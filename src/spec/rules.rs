@@ -68,7 +68,11 @@ fn check_identity(spec: &Spec, d: &mut Decoder) {
 
 fn check_components(spec: &Spec, d: &mut Decoder) {
     if spec.components.is_empty() {
-        if !d.diags.iter().any(|x| x.to_string().starts_with("components")) {
+        if !d
+            .diags
+            .iter()
+            .any(|x| x.to_string().starts_with("components"))
+        {
             d.field("components", "at least one component is required");
         }
         return;
@@ -77,7 +81,10 @@ fn check_components(spec: &Spec, d: &mut Decoder) {
     for (i, c) in spec.components.iter().enumerate() {
         let p = format!("components[{i}]");
         if !c.id.is_empty() && !seen.insert(c.id.as_str()) {
-            d.field(&format!("{p}.id"), format!("duplicate component id `{}`", c.id));
+            d.field(
+                &format!("{p}.id"),
+                format!("duplicate component id `{}`", c.id),
+            );
         }
         if !(1..=10_000).contains(&c.replicas) {
             d.field(&format!("{p}.replicas"), "must be between 1 and 10000");
@@ -113,7 +120,10 @@ fn check_health(hc: &HealthCheck, c: &Component, p: &str, d: &mut Decoder) {
     if !hc.kind.is_empty() && one_of(d, &format!("{p}.type"), &hc.kind, HEALTH_TYPES) {
         let needs_port = matches!(hc.kind.as_str(), "http" | "tcp" | "grpc");
         if hc.kind == "http" && hc.endpoint.as_deref().unwrap_or("").is_empty() {
-            d.field(&format!("{p}.endpoint"), "required for an http health check");
+            d.field(
+                &format!("{p}.endpoint"),
+                "required for an http health check",
+            );
         }
         if let Some(ep) = &hc.endpoint {
             if hc.kind == "http" && !ep.starts_with('/') {
@@ -170,7 +180,10 @@ fn check_local(spec: &Spec, c: &Component, p: &str, d: &mut Decoder) {
         let mut names = BTreeSet::new();
         for (i, port) in run.ports.iter().enumerate() {
             if !names.insert(port) {
-                d.field(&format!("{p}.run.ports[{i}]"), format!("duplicate port name `{port}`"));
+                d.field(
+                    &format!("{p}.run.ports[{i}]"),
+                    format!("duplicate port name `{port}`"),
+                );
             }
         }
     }
@@ -229,7 +242,11 @@ fn check_condition(d: &mut Decoder, path: &str, cond: &str) {
 fn check_strategy(spec: &Spec, d: &mut Decoder) {
     let m = &spec.metadata;
     let present = [
-        ("blueGreenConfig", "blue-green", m.blue_green_config.is_some()),
+        (
+            "blueGreenConfig",
+            "blue-green",
+            m.blue_green_config.is_some(),
+        ),
         ("canaryConfig", "canary", m.canary_config.is_some()),
         ("rollingConfig", "rolling", m.rolling_config.is_some()),
     ];
@@ -246,8 +263,18 @@ fn check_strategy(spec: &Spec, d: &mut Decoder) {
     }
     if let Some(bg) = &m.blue_green_config {
         let base = "metadata.blueGreenConfig.switchTraffic";
-        if one_of(d, &format!("{base}.type"), &bg.switch_traffic.kind, &["gradual", "immediate"]) {
-            let pcts: Vec<i64> = bg.switch_traffic.steps.iter().map(|s| s.percentage).collect();
+        if one_of(
+            d,
+            &format!("{base}.type"),
+            &bg.switch_traffic.kind,
+            &["gradual", "immediate"],
+        ) {
+            let pcts: Vec<i64> = bg
+                .switch_traffic
+                .steps
+                .iter()
+                .map(|s| s.percentage)
+                .collect();
             if bg.switch_traffic.kind == "gradual" {
                 check_percent_steps(d, &format!("{base}.steps"), "step", &pcts);
             } else if !pcts.is_empty() && pcts != [100] {
@@ -257,7 +284,11 @@ fn check_strategy(spec: &Spec, d: &mut Decoder) {
                 );
             }
         }
-        check_triggers(d, "metadata.blueGreenConfig.rollbackTriggers", &bg.rollback_triggers);
+        check_triggers(
+            d,
+            "metadata.blueGreenConfig.rollbackTriggers",
+            &bg.rollback_triggers,
+        );
     }
     if let Some(c) = &m.canary_config {
         let base = "metadata.canaryConfig";
@@ -299,14 +330,18 @@ fn check_strategy(spec: &Spec, d: &mut Decoder) {
         if r.batch_size < 1 {
             d.field(&format!("{base}.batchSize"), "must be >= 1");
         }
-        for (field, v) in [("maxSurge", r.max_surge), ("maxUnavailable", r.max_unavailable)] {
+        for (field, v) in [
+            ("maxSurge", r.max_surge),
+            ("maxUnavailable", r.max_unavailable),
+        ] {
             match v {
                 IntOrPercent::Count(c) if c < 0 => {
                     d.field(&format!("{base}.{field}"), "must be >= 0")
                 }
-                IntOrPercent::Percent(p) if !(0..=100).contains(&p) => {
-                    d.field(&format!("{base}.{field}"), "percentage must be between 0% and 100%")
-                }
+                IntOrPercent::Percent(p) if !(0..=100).contains(&p) => d.field(
+                    &format!("{base}.{field}"),
+                    "percentage must be between 0% and 100%",
+                ),
                 _ => {}
             }
         }
@@ -331,9 +366,10 @@ fn check_triggers(d: &mut Decoder, base: &str, triggers: &[Trigger]) {
         match &t.condition {
             Some(c) => check_condition(d, &format!("{p}.condition"), c),
             None => match t.kind.as_str() {
-                "custom" | "metric" => {
-                    d.field(&format!("{p}.condition"), format!("required for a {} trigger", t.kind))
-                }
+                "custom" | "metric" => d.field(
+                    &format!("{p}.condition"),
+                    format!("required for a {} trigger", t.kind),
+                ),
                 "error-rate" if t.threshold.is_none() => d.field(
                     &format!("{p}.threshold"),
                     "an error-rate trigger needs a threshold or a condition",
@@ -362,7 +398,10 @@ fn check_rollback(spec: &Spec, d: &mut Decoder) {
         for (i, s) in r.strategy.steps.iter().enumerate() {
             let p = format!("rollback.strategy.steps[{i}]");
             if !(0..=99).contains(s) {
-                d.field(&p, "must be between 0 and 99 (percent left on the new revision)");
+                d.field(
+                    &p,
+                    "must be between 0 and 99 (percent left on the new revision)",
+                );
             } else if *s >= prev {
                 d.field(&p, format!("must be lower than the previous step ({prev})"));
             }

@@ -139,10 +139,16 @@ pub fn check_bytes(bytes: &[u8]) -> Result<&str, SyntaxError> {
         }
     };
     if text.trim().is_empty() {
-        return Err(syntax(None, "file is empty; expected a mapping of spec fields"));
+        return Err(syntax(
+            None,
+            "file is empty; expected a mapping of spec fields",
+        ));
     }
     for (n, line) in text.lines().enumerate() {
-        let indent: String = line.chars().take_while(|c| *c == ' ' || *c == '\t').collect();
+        let indent: String = line
+            .chars()
+            .take_while(|c| *c == ' ' || *c == '\t')
+            .collect();
         if let Some(col) = indent.find('\t') {
             return Err(syntax(
                 Some(Pos {
@@ -174,9 +180,14 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     };
     let mut docs = 0usize;
     loop {
-        let (ev, mark) = parser
-            .next_token()
-            .map_err(|e| syntax(Some(Pos::from_marker(e.marker())), e.info().to_string()))?;
+        let (ev, mark) = parser.next_token().map_err(|e| {
+            let msg = if e.info().contains("recursion limit") {
+                format!("nesting deeper than {MAX_DEPTH} levels; refused")
+            } else {
+                e.info().to_string()
+            };
+            syntax(Some(Pos::from_marker(e.marker())), msg)
+        })?;
         let pos = Pos::from_marker(&mark);
         match ev {
             Event::StreamEnd => break,
@@ -329,10 +340,7 @@ impl Builder {
                         }
                     };
                     if entries.iter().any(|(k, _)| k.name == name) {
-                        return Err(syntax(
-                            Some(node.pos),
-                            format!("duplicate key `{name}`"),
-                        ));
+                        return Err(syntax(Some(node.pos), format!("duplicate key `{name}`")));
                     }
                     *key = Some(Key {
                         name,
@@ -392,7 +400,9 @@ mod tests {
         let n = p("a: 1\nb:\n  c: x\n").unwrap();
         let Kind::Map(e) = n.kind else { panic!() };
         assert_eq!(e[1].0.pos, Pos { line: 2, col: 1 });
-        let Kind::Map(inner) = &e[1].1.kind else { panic!() };
+        let Kind::Map(inner) = &e[1].1.kind else {
+            panic!()
+        };
         assert_eq!(inner[0].0.pos, Pos { line: 3, col: 3 });
     }
 
@@ -427,8 +437,14 @@ mod tests {
         let e = p("a:\n\tb: 1\n").unwrap_err();
         assert_eq!(e.pos, Some(Pos { line: 2, col: 1 }));
         assert!(e.message.contains("tab"));
-        assert!(check_bytes(b"a: 1\n\x00\x01").unwrap_err().message.contains("binary"));
-        assert!(check_bytes(b"a: \xff\xfe").unwrap_err().message.contains("UTF-8"));
+        assert!(check_bytes(b"a: 1\n\x00\x01")
+            .unwrap_err()
+            .message
+            .contains("binary"));
+        assert!(check_bytes(b"a: \xff\xfe")
+            .unwrap_err()
+            .message
+            .contains("UTF-8"));
     }
 
     #[test]

@@ -130,6 +130,18 @@ pub struct NewRun {
     pub initiator: String,
 }
 
+/// What a new revision records.
+#[derive(Debug, Clone)]
+pub struct NewRevision {
+    pub run: i64,
+    pub component: String,
+    pub environment: String,
+    pub version: String,
+    pub dry_run: bool,
+    pub replicas: u32,
+    pub config_json: String,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct RevisionRow {
     pub rev_id: i64,
@@ -258,7 +270,13 @@ impl Store {
         })
     }
 
-    pub fn update_run(&self, run: i64, status: &str, step: usize, snapshot_json: &str) -> Result<()> {
+    pub fn update_run(
+        &self,
+        run: i64,
+        status: &str,
+        step: usize,
+        snapshot_json: &str,
+    ) -> Result<()> {
         self.with(|c| {
             c.execute(
                 "UPDATE runs SET status = ?2, step = ?3, snapshot_json = ?4, updated_at = ?5 WHERE run_id = ?1",
@@ -385,17 +403,18 @@ impl Store {
     // ---- revisions ----
 
     /// Record a new revision; returns its row id and key.
-    pub fn insert_revision(
-        &self,
-        run: i64,
-        component: &str,
-        environment: &str,
-        version: &str,
-        dry_run: bool,
-        replicas: u32,
-        config_json: &str,
-    ) -> Result<(i64, String)> {
+    pub fn insert_revision(&self, n: &NewRevision) -> Result<(i64, String)> {
         let ts = now_ts();
+        let NewRevision {
+            run,
+            component,
+            environment,
+            version,
+            dry_run,
+            replicas,
+            config_json,
+        } = n;
+        let dry_run = *dry_run;
         self.with(|c| {
             let tx = c.unchecked_transaction()?;
             tx.execute(
@@ -426,7 +445,12 @@ impl Store {
     }
 
     /// Revisions of a component in an environment, newest first.
-    pub fn revisions(&self, component: &str, environment: &str, dry_run: bool) -> Result<Vec<RevisionRow>> {
+    pub fn revisions(
+        &self,
+        component: &str,
+        environment: &str,
+        dry_run: bool,
+    ) -> Result<Vec<RevisionRow>> {
         self.with(|c| {
             let mut st = c.prepare(&format!(
                 "SELECT {REV_COLS} FROM revisions WHERE component = ?1 AND environment = ?2 AND dry_run = ?3
@@ -438,7 +462,12 @@ impl Store {
     }
 
     /// The revision serving a component now.
-    pub fn active_revision(&self, component: &str, environment: &str, dry_run: bool) -> Result<Option<RevisionRow>> {
+    pub fn active_revision(
+        &self,
+        component: &str,
+        environment: &str,
+        dry_run: bool,
+    ) -> Result<Option<RevisionRow>> {
         Ok(self
             .revisions(component, environment, dry_run)?
             .into_iter()
@@ -458,7 +487,13 @@ impl Store {
 
     // ---- commands ----
 
-    pub fn enqueue_command(&self, run: i64, kind: &str, args_json: &str, actor: &str) -> Result<i64> {
+    pub fn enqueue_command(
+        &self,
+        run: i64,
+        kind: &str,
+        args_json: &str,
+        actor: &str,
+    ) -> Result<i64> {
         self.with(|c| {
             c.execute(
                 "INSERT INTO commands (run_id, kind, args_json, actor, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -473,7 +508,11 @@ impl Store {
         if runs.is_empty() {
             return Ok(Vec::new());
         }
-        let list = runs.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(",");
+        let list = runs
+            .iter()
+            .map(|r| r.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
         self.with(|c| {
             let tx = c.unchecked_transaction()?;
             let rows: Vec<CommandRow> = {
@@ -572,11 +611,30 @@ mod tests {
         let r1 = s.create_run(&new_run("app")).unwrap();
         let r2 = s.create_run(&new_run("app")).unwrap();
         assert_eq!(s.find_run("app").unwrap().unwrap().run_id, r2);
-        assert_eq!(s.find_run(&format!("app#{r1}")).unwrap().unwrap().run_id, r1);
+        assert_eq!(
+            s.find_run(&format!("app#{r1}")).unwrap().unwrap().run_id,
+            r1
+        );
         assert!(s.find_run("nope").unwrap().is_none());
-        let (_, key) = s.insert_revision(r1, "api", "dev", "1", true, 3, "{}").unwrap();
+        let (_, key) = s
+            .insert_revision(&NewRevision {
+                run: r1,
+                component: "api".into(),
+                environment: "dev".into(),
+                version: "1".into(),
+                dry_run: true,
+                replicas: 3,
+                config_json: "{}".into(),
+            })
+            .unwrap();
         s.set_revision_status(&key, "active").unwrap();
-        assert_eq!(s.active_revision("api", "dev", true).unwrap().unwrap().rev_key, key);
+        assert_eq!(
+            s.active_revision("api", "dev", true)
+                .unwrap()
+                .unwrap()
+                .rev_key,
+            key
+        );
         assert!(s.active_revision("api", "dev", false).unwrap().is_none());
         s.append_event(r1, &now_ts(), "x", "{}").unwrap();
         assert_eq!(s.events(r1, 0).unwrap().len(), 1);
