@@ -46,6 +46,13 @@ fn deliver(
         }
         let still = store.run(r.run_id)?.is_some_and(|r| owner_alive(&r));
         if !still {
+            // The run answers in the store before it moves on: look once more.
+            if let Some(res) = store.command_result(id)? {
+                return Ok(match res.strip_prefix("ok: ") {
+                    Some(m) => Ok(m.to_string()),
+                    None => Err(res.strip_prefix("error: ").unwrap_or(&res).to_string()),
+                });
+            }
             return Ok(Err(
                 "the run finished or its process exited before taking the command".into(),
             ));

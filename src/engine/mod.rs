@@ -63,6 +63,8 @@ pub struct Envelope {
     pub command: Command,
     pub actor: String,
     pub reply: Option<oneshot::Sender<Result<String, String>>>,
+    /// The row of a command that came through the store; answered there.
+    pub store_id: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -283,6 +285,7 @@ impl Engine {
             command,
             actor: actor.to_string(),
             reply: Some(reply),
+            store_id: None,
         })
         .map_err(|_| EngineError::NotHere(run_id))?;
         match rx.await {
@@ -331,25 +334,24 @@ impl Engine {
                         continue;
                     };
                     for row in rows {
-                        let result = match serde_json::from_str::<Command>(&row.args_json) {
-                            Err(e) => format!("error: unreadable command: {e}"),
+                        let failed = match serde_json::from_str::<Command>(&row.args_json) {
+                            Err(e) => Some(format!("error: unreadable command: {e}")),
                             Ok(command) => match owned.iter().find(|(k, _)| *k == row.run_id) {
-                                None => "error: run is not active".to_string(),
-                                Some((_, tx)) => {
-                                    let (reply, rx) = oneshot::channel();
-                                    let sent = tx.send(Envelope {
+                                None => Some("error: run is not active".to_string()),
+                                Some((_, tx)) => tx
+                                    .send(Envelope {
                                         command,
                                         actor: row.actor.clone(),
-                                        reply: Some(reply),
-                                    });
-                                    match sent {
-                                        Err(_) => "error: run has finished".to_string(),
-                                        Ok(()) => wait_reply(rx),
-                                    }
-                                }
+                                        reply: None,
+                                        store_id: Some(row.id),
+                                    })
+                                    .err()
+                                    .map(|_| "error: run has finished".to_string()),
                             },
                         };
-                        let _ = store.complete_command(row.id, &result);
+                        if let Some(result) = failed {
+                            let _ = store.complete_command(row.id, &result);
+                        }
                     }
                 }
             });
@@ -357,20 +359,6 @@ impl Engine {
             tracing::error!("cannot start the command poller: {e}");
         }
     }
-}
-
-fn wait_reply(mut rx: oneshot::Receiver<Result<String, String>>) -> String {
-    for _ in 0..300 {
-        match rx.try_recv() {
-            Ok(Ok(m)) => return format!("ok: {m}"),
-            Ok(Err(m)) => return format!("error: {m}"),
-            Err(oneshot::error::TryRecvError::Closed) => return "error: run has finished".into(),
-            Err(oneshot::error::TryRecvError::Empty) => {
-                std::thread::sleep(Duration::from_millis(50))
-            }
-        }
-    }
-    "error: the run did not answer within 15s".into()
 }
 
 /// Look up the component spec a recorded revision ran with.

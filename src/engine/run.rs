@@ -107,6 +107,7 @@ pub(crate) struct Run {
     pub reason: Option<String>,
     pub started: Instant,
     pub errors_in_row: u32,
+    pub outcome: Option<Outcome>,
 }
 
 impl Run {
@@ -136,6 +137,7 @@ impl Run {
             reason: None,
             started: Instant::now(),
             errors_in_row: 0,
+            outcome: None,
         }
     }
 
@@ -205,7 +207,7 @@ impl Run {
                 .collect(),
             last_verdicts: self.last_verdicts.clone(),
             reason: self.reason.clone(),
-            outcome: None,
+            outcome: self.outcome,
         }
     }
 
@@ -683,13 +685,47 @@ impl Run {
         }
     }
 
-    /// Apply one command; an error return stops the run's current step.
+    /// Apply one command and answer it (to the caller and, for commands from another process,
+    /// in the store before the run moves on); an error return stops the run's current step.
     async fn handle(&mut self, env: Envelope) -> Result<(), Stop> {
         let Envelope {
             command,
             actor,
             reply,
+            store_id,
         } = env;
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        let flow = self.apply_command(command, actor, Some(tx)).await;
+        let result = rx
+            .try_recv()
+            .unwrap_or_else(|_| Err("the command was not answered".into()));
+        if let Some(id) = store_id {
+            let text = match &result {
+                Ok(m) => format!("ok: {m}"),
+                Err(m) => format!("error: {m}"),
+            };
+            let written = self
+                .engine
+                .inner
+                .store
+                .call(move |s| s.complete_command(id, &text))
+                .await;
+            if let Err(e) = written {
+                tracing::error!(run = self.run_id, "cannot answer command {id}: {e}");
+            }
+        }
+        if let Some(r) = reply {
+            let _ = r.send(result);
+        }
+        flow
+    }
+
+    async fn apply_command(
+        &mut self,
+        command: Command,
+        actor: String,
+        reply: Option<tokio::sync::oneshot::Sender<Result<String, String>>>,
+    ) -> Result<(), Stop> {
         let answer = |reply: Option<tokio::sync::oneshot::Sender<Result<String, String>>>,
                       r: Result<String, String>| {
             if let Some(tx) = reply {
@@ -824,6 +860,7 @@ impl Run {
         };
         self.gate = None;
         self.reason = Some(reason.clone());
+        self.outcome = Some(outcome);
         self.emit(EventKind::Finished {
             outcome,
             reason: reason.clone(),
@@ -839,8 +876,7 @@ impl Run {
         if let Err(e) = res {
             tracing::error!(run = self.run_id, "cannot record the outcome: {e}");
         }
-        let mut snap = self.snapshot();
-        snap.outcome = Some(outcome);
+        let snap = self.snapshot();
         self.engine.inner.snapshots.send_modify(|m| {
             m.insert(self.run_id, snap);
         });

@@ -48,6 +48,8 @@ impl fmt::Display for Diagnostic {
 #[derive(Debug, Default)]
 pub struct Decoder {
     pub diags: Vec<Diagnostic>,
+    /// Paths that already have a type error: rule checks stay quiet about them.
+    errored: std::collections::BTreeSet<String>,
 }
 
 impl Decoder {
@@ -59,13 +61,24 @@ impl Decoder {
     }
 
     pub fn field(&mut self, path: &str, message: impl Into<String>) {
+        if self.errored.contains(path) {
+            return;
+        }
+        self.errored.insert(path.to_string());
         self.diags.push(Diagnostic::Field {
             path: path.to_string(),
             message: message.into(),
         });
     }
 
+    /// A type or syntax error at a node, for a field path.
+    pub fn at_path(&mut self, n: &Node, path: &str, message: String) {
+        self.errored.insert(path.to_string());
+        self.at(n.pos, message);
+    }
+
     fn type_error(&mut self, n: &Node, path: &str, expected: &str) {
+        self.errored.insert(path.to_string());
         self.at(
             n.pos,
             format!("{path}: expected {expected}, found {}", n.type_name()),
@@ -201,9 +214,13 @@ impl FromNode for String {
     fn decode(n: &Node, path: &str, d: &mut Decoder) -> Self {
         match &n.kind {
             Kind::Str(s) => s.clone(),
-            Kind::Int(i) => i.to_string(),
-            Kind::Float(f) => f.to_string(),
-            Kind::Bool(b) => b.to_string(),
+            Kind::Int(_) | Kind::Float(_) | Kind::Bool(_) => match (&n.raw, &n.kind) {
+                (Some(raw), _) => raw.clone(),
+                (None, Kind::Int(i)) => i.to_string(),
+                (None, Kind::Float(f)) => f.to_string(),
+                (None, Kind::Bool(b)) => b.to_string(),
+                _ => String::new(),
+            },
             _ => {
                 d.type_error(n, path, "a string");
                 String::new()
@@ -382,7 +399,7 @@ fn decode_time(n: &Node, path: &str, d: &mut Decoder, unit_ms: f64) -> u64 {
         Kind::Str(s) => match parse_duration(s) {
             Ok(ms) => ms as f64,
             Err(e) => {
-                d.at(n.pos, format!("{path}: {e}"));
+                d.at_path(n, path, format!("{path}: {e}"));
                 return 0;
             }
         },

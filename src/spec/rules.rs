@@ -133,7 +133,11 @@ fn check_health(hc: &HealthCheck, c: &Component, p: &str, d: &mut Decoder) {
         if needs_port && hc.port.is_none() {
             d.field(
                 &format!("{p}.port"),
-                format!("required for a {} health check", hc.kind),
+                format!(
+                    "required for {} {} health check",
+                    if hc.kind == "http" { "an" } else { "a" },
+                    hc.kind
+                ),
             );
         }
         if hc.kind == "exec" && hc.command.is_empty() {

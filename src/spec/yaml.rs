@@ -38,6 +38,8 @@ impl Pos {
 pub struct Node {
     pub kind: Kind,
     pub pos: Pos,
+    /// The source text of a plain scalar (so `version: 1.10` keeps its text).
+    pub raw: Option<String>,
 }
 
 /// A mapping key: always a scalar turned into text.
@@ -145,6 +147,10 @@ pub fn check_bytes(bytes: &[u8]) -> Result<&str, SyntaxError> {
         ));
     }
     for (n, line) in text.lines().enumerate() {
+        let content = line.trim_start_matches([' ', '\t']);
+        if content.is_empty() || content.starts_with('#') {
+            continue;
+        }
         let indent: String = line
             .chars()
             .take_while(|c| *c == ' ' || *c == '\t')
@@ -217,8 +223,9 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
             }
             Event::Scalar(value, style, anchor, _tag) => {
                 b.bump(pos)?;
+                let raw = (style == TScalarStyle::Plain).then(|| value.clone());
                 let kind = scalar_kind(value, style);
-                b.push_value(Node { kind, pos }, anchor)?;
+                b.push_value(Node { kind, pos, raw }, anchor)?;
             }
             Event::SequenceStart(anchor, _) => {
                 b.bump(pos)?;
@@ -244,7 +251,14 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
                     Frame::Seq(items) => Kind::Seq(items),
                     Frame::Map { entries, .. } => Kind::Map(entries),
                 };
-                b.push_value(Node { kind, pos: fpos }, anchor)?;
+                b.push_value(
+                    Node {
+                        kind,
+                        pos: fpos,
+                        raw: None,
+                    },
+                    anchor,
+                )?;
             }
         }
     }

@@ -1,0 +1,878 @@
+//! The `cutover` binary against its command-line contract: validate, plan, apply (dry run on the
+//! virtual clock), status, history, rollback, approve, and the exit codes.
+//!
+//! Every test has its own state directory (`--state-dir`) and working directory; every child
+//! process runs under a deadline and is killed if it overruns.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const DEPLOYMENT: &str = "my-app-v1.2.0";
+/// Generous bound for any single command; dry runs take milliseconds.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn spec(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("specs")
+        .join(name)
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap()
+}
+
+struct Out {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+    took: Duration,
+}
+
+impl Out {
+    fn code(&self) -> i32 {
+        self.status.code().expect("exited normally")
+    }
+    fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+    fn explain(&self) -> String {
+        format!(
+            "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Kills the child when dropped (a failed assertion never leaves a process behind).
+struct Guard(Option<Child>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn drain(r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let mut r = r;
+        let _ = r.read_to_string(&mut s);
+        s
+    })
+}
+
+/// A scratch world: a state dir and a working dir, isolated from the user's XDG dirs.
+struct World {
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    fn new() -> World {
+        World {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_cutover"));
+        c.arg("--state-dir")
+            .arg(self.state())
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("CUTOVER_STATE_DIR")
+            .env_remove("CUTOVER_CONFIG")
+            .env("XDG_DATA_HOME", self.dir.path().join("xdg-data"))
+            .env("XDG_CONFIG_HOME", self.dir.path().join("xdg-config"))
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    }
+
+    /// Run to completion within the deadline.
+    fn run(&self, args: &[&str]) -> Out {
+        let start = Instant::now();
+        let mut child = Guard(Some(self.command(args).spawn().expect("spawn cutover")));
+        let c = child.0.as_mut().unwrap();
+        let out = drain(c.stdout.take().unwrap());
+        let err = drain(c.stderr.take().unwrap());
+        let status = loop {
+            if let Some(s) = c.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "cutover {args:?} did not finish within {DEADLINE:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        child.0 = None;
+        Out {
+            status,
+            stdout: out.join().unwrap(),
+            stderr: err.join().unwrap(),
+            took: start.elapsed(),
+        }
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// specs/NAME with every `1.2.0` made `1.1.0`.
+    fn v110(&self, name: &str) -> PathBuf {
+        self.write(
+            &format!("v110-{name}"),
+            &read(&spec(name)).replace("1.2.0", "1.1.0"),
+        )
+    }
+
+    /// Deploy 1.1.0 of `name` (a first deployment) so that 1.2.0 has something to replace.
+    fn seed_v110(&self, name: &str) {
+        let p = self.v110(name);
+        let out = self.run(&["apply", s(&p), "--dry-run", "--headless", "--json"]);
+        assert_eq!(out.code(), 0, "seeding 1.1.0: {}", out.explain());
+        assert_eq!(finished(&events(&out.stdout))["outcome"], "succeeded");
+    }
+
+    fn json_lines(&self, args: &[&str]) -> Vec<Value> {
+        let out = self.run(args);
+        assert_eq!(out.code(), 0, "{}", out.explain());
+        out.stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect()
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Parse JSON-lines events, checking the contract: every line is an object with an RFC 3339
+/// `ts`, a `deployment` and a `kind`; the last one is `finished` with an outcome and a reason.
+fn events(stdout: &str) -> Vec<Value> {
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(!lines.is_empty(), "no events on stdout");
+    let evs: Vec<Value> = lines
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<Value>(l)
+                .unwrap_or_else(|e| panic!("line is not JSON ({e}): {l}"))
+        })
+        .collect();
+    for ev in &evs {
+        let ts = ev["ts"].as_str().unwrap_or_else(|| panic!("no ts: {ev}"));
+        chrono::DateTime::parse_from_rfc3339(ts)
+            .unwrap_or_else(|e| panic!("ts `{ts}` is not RFC 3339: {e}"));
+        assert!(
+            ev["deployment"].as_str().is_some_and(|d| !d.is_empty()),
+            "no deployment: {ev}"
+        );
+        assert!(
+            ev["kind"].as_str().is_some_and(|k| !k.is_empty()),
+            "no kind: {ev}"
+        );
+    }
+    let last = evs.last().unwrap();
+    assert_eq!(last["kind"], "finished", "last line: {last}");
+    assert!(
+        matches!(
+            last["outcome"].as_str(),
+            Some("succeeded" | "rolled_back" | "failed")
+        ),
+        "outcome: {last}"
+    );
+    assert!(last["reason"].as_str().is_some(), "reason: {last}");
+    assert_eq!(
+        evs.iter().filter(|e| e["kind"] == "finished").count(),
+        1,
+        "exactly one finished event"
+    );
+    evs
+}
+
+fn finished(evs: &[Value]) -> &Value {
+    evs.last().unwrap()
+}
+
+fn kinds(evs: &[Value]) -> Vec<&str> {
+    evs.iter().map(|e| e["kind"].as_str().unwrap()).collect()
+}
+
+fn ts(ev: &Value) -> chrono::DateTime<chrono::FixedOffset> {
+    chrono::DateTime::parse_from_rfc3339(ev["ts"].as_str().unwrap()).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// validate
+// ---------------------------------------------------------------------------------------------
+
+fn all_specs() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("specs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .collect();
+    v.sort();
+    assert!(v.len() >= 5);
+    v
+}
+
+#[test]
+fn validate_accepts_every_seed_spec() {
+    let w = World::new();
+    let specs = all_specs();
+    let mut args = vec!["validate"];
+    args.extend(specs.iter().map(|p| s(p)));
+    let out = w.run(&args);
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    for p in &specs {
+        assert!(
+            out.stdout.contains(&format!("{}: ok", p.display())),
+            "{}",
+            out.explain()
+        );
+    }
+}
+
+#[test]
+fn validate_reports_every_problem_of_every_file() {
+    let w = World::new();
+    let basic = read(&spec("basic.yaml"));
+    let bad1 = w.write(
+        "bad1.yaml",
+        &basic
+            .replace("    replicas: 3\n", "    replica: 3\n")
+            .replace("strategy: 'blue-green'", "strategy: 'canery'"),
+    );
+    let bad2 = w.write(
+        "bad2.yaml",
+        &read(&spec("canary.yaml"))
+            .replace("percentage: 50,", "percentage: 5,")
+            .replace("operator: 'lt', unit: 'ms'", "operator: 'less', unit: 'ms'"),
+    );
+    let empty = w.write("empty.yaml", "\n# nothing here\n");
+    let binary = w.write("binary.yaml", "id: a\nname: \u{0}\u{1}\u{2}\n");
+    let good = spec("rolling.yaml");
+    let out = w.run(&[
+        "validate",
+        s(&bad1),
+        s(&good),
+        s(&bad2),
+        s(&empty),
+        s(&binary),
+    ]);
+    assert_eq!(out.code(), 2, "{}", out.explain());
+    let all = out.all();
+    let expect = [
+        format!("{}:13:5: components[0].replica: unknown key `replica`; did you mean `replicas`?", bad1.display()),
+        format!(
+            "{}: strategy: `canery` is not one of blue-green, canary, rolling, recreate; did you mean `canary`?",
+            bad1.display()
+        ),
+        format!(
+            "{}: metadata.canaryConfig.stages[1].percentage: must be greater than the previous stage (10)",
+            bad2.display()
+        ),
+        format!(
+            "{}: metadata.canaryConfig.metrics[1].operator: `less` is not one of lt, lte, gt, gte, eq",
+            bad2.display()
+        ),
+        format!("{}: file is empty; expected a mapping of spec fields", empty.display()),
+        format!("{}:2:7: binary data (NUL byte): this is not a YAML text file", binary.display()),
+    ];
+    for e in &expect {
+        assert!(
+            all.lines().any(|l| l == e),
+            "missing line `{e}` in:\n{}",
+            out.explain()
+        );
+    }
+    let ok_line = format!("{}: ok", good.display());
+    assert!(
+        all.lines().any(|l| l.starts_with(&ok_line)),
+        "{}",
+        out.explain()
+    );
+    // Every diagnostic line has the contract's shape: FILE:LINE:COL: msg or FILE: path: msg.
+    for line in all.lines().filter(|l| !l.trim().is_empty()) {
+        let file = [&bad1, &good, &bad2, &empty, &binary]
+            .iter()
+            .map(|p| p.display().to_string())
+            .find(|f| line.starts_with(&format!("{f}:")))
+            .unwrap_or_else(|| panic!("line does not start with a file name: {line}"));
+        let rest = &line[file.len()..];
+        let positioned = {
+            let mut parts = rest.splitn(4, ':');
+            parts.next() == Some("")
+                && parts
+                    .next()
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                && parts
+                    .next()
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                && parts.next().is_some_and(|m| m.starts_with(' '))
+        };
+        assert!(positioned || rest.starts_with(": "), "bad shape: {line}");
+    }
+}
+
+#[test]
+fn validate_missing_file_and_no_args() {
+    let w = World::new();
+    let out = w.run(&["validate", "does-not-exist.yaml"]);
+    assert_eq!(out.code(), 2, "{}", out.explain());
+    assert!(
+        out.all().contains("does-not-exist.yaml"),
+        "{}",
+        out.explain()
+    );
+    let out = w.run(&["validate"]);
+    assert_eq!(out.code(), 2, "{}", out.explain());
+}
+
+// ---------------------------------------------------------------------------------------------
+// plan
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn plan_canary_lists_the_steps_in_order() {
+    let w = World::new();
+    let out = w.run(&["plan", s(&spec("canary.yaml"))]);
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    let text = &out.stdout;
+    let mut from = 0;
+    for step in [
+        "start canary 1.2.0",
+        "shift 10%",
+        "analyse canary-10 for 10m",
+        "shift 50%",
+        "gate canary-50",
+        "shift 100%",
+        "retire",
+    ] {
+        match text[from..].find(step) {
+            Some(i) => from += i + step.len(),
+            None => panic!("`{step}` not found (in order) in:\n{text}"),
+        }
+    }
+    assert!(
+        text.lines().next().unwrap().contains("expected 20m"),
+        "{text}"
+    );
+    assert!(text.contains("if it fails here:"), "{text}");
+    assert!(text.contains("\nrollback: "), "{text}");
+}
+
+#[test]
+fn plan_json_has_steps() {
+    let w = World::new();
+    let out = w.run(&["plan", s(&spec("canary.yaml")), "--json"]);
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    let v: Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout));
+    let steps = v["steps"].as_array().expect("steps array");
+    assert_eq!(steps.len(), 10, "{v:#}");
+    let descriptions: Vec<&str> = steps
+        .iter()
+        .map(|s| s["description"].as_str().unwrap())
+        .collect();
+    assert!(
+        descriptions[0].starts_with("start canary 1.2.0"),
+        "{descriptions:?}"
+    );
+    assert!(
+        descriptions.iter().any(|d| d.starts_with("gate canary-50")),
+        "{descriptions:?}"
+    );
+    assert!(
+        descriptions.last().unwrap().starts_with("retire"),
+        "{descriptions:?}"
+    );
+    assert!(steps
+        .iter()
+        .all(|s| s["on_failure"].as_str().is_some_and(|f| !f.is_empty())));
+    assert_eq!(v["expected_ms"], 1_200_000);
+    assert!(v["expected"].as_str().unwrap().starts_with("20m"), "{v:#}");
+    assert_eq!(v["gates"], 1);
+}
+
+#[test]
+fn plan_invalid_spec_exits_2() {
+    let w = World::new();
+    let bad = w.write("bad.yaml", "id: only-an-id\n");
+    let out = w.run(&["plan", s(&bad)]);
+    assert_eq!(out.code(), 2, "{}", out.explain());
+    assert!(
+        out.stderr.contains(&format!(
+            "{}: name: required field is missing",
+            bad.display()
+        )),
+        "{}",
+        out.explain()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// apply
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn apply_first_deployment_prints_json_lines() {
+    let w = World::new();
+    let p = w.v110("canary.yaml");
+    let out = w.run(&["apply", s(&p), "--dry-run", "--headless", "--json"]);
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    let evs = events(&out.stdout);
+    assert!(evs.iter().all(|e| e["deployment"] == "my-app-v1.1.0"));
+    assert_eq!(evs[0]["kind"], "started");
+    assert_eq!(finished(&evs)["outcome"], "succeeded");
+}
+
+#[test]
+fn apply_canary_on_the_virtual_clock_is_fast() {
+    let w = World::new();
+    w.seed_v110("canary.yaml");
+    let out = w.run(&[
+        "apply",
+        s(&spec("canary.yaml")),
+        "--dry-run",
+        "--headless",
+        "--json",
+        "--auto-approve",
+    ]);
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    assert!(out.took < Duration::from_secs(5), "took {:?}", out.took);
+    let evs = events(&out.stdout);
+    assert!(evs.iter().all(|e| e["deployment"] == DEPLOYMENT));
+    assert_eq!(finished(&evs)["outcome"], "succeeded");
+    // Two 10-minute stages ran on the virtual clock.
+    let span = ts(finished(&evs)) - ts(&evs[0]);
+    assert!(span >= chrono::Duration::minutes(20), "virtual span {span}");
+    let k = kinds(&evs);
+    assert!(
+        k.contains(&"traffic_shifted") && k.contains(&"analysis"),
+        "{k:?}"
+    );
+    let approved = evs
+        .iter()
+        .find(|e| e["kind"] == "gate_approved")
+        .expect("the gate is approved");
+    assert_eq!(approved["gate"], "canary-50");
+    assert_eq!(approved["by"], "auto-approve");
+    let shifts: Vec<u64> = evs
+        .iter()
+        .filter(|e| e["kind"] == "traffic_shifted")
+        .filter_map(|e| {
+            e["weights"]
+                .as_array()?
+                .iter()
+                .find(|w| w["version"] == "1.2.0")
+                .and_then(|w| w["weight"].as_u64())
+        })
+        .collect();
+    for want in [10, 50, 100] {
+        assert!(shifts.contains(&want), "no shift to {want}%: {shifts:?}");
+    }
+}
+
+#[test]
+fn apply_with_bad_metric_rolls_back() {
+    let w = World::new();
+    w.seed_v110("canary.yaml");
+    let out = w.run(&[
+        "apply",
+        s(&spec("canary.yaml")),
+        "--dry-run",
+        "--headless",
+        "--json",
+        "--auto-approve",
+        "--sim-fault",
+        "error_rate=0.3@3m",
+    ]);
+    assert_eq!(out.code(), 1, "{}", out.explain());
+    let evs = events(&out.stdout);
+    let last = finished(&evs);
+    assert_eq!(last["outcome"], "rolled_back", "{last}");
+    assert!(
+        last["reason"].as_str().unwrap().contains("error_rate"),
+        "{last}"
+    );
+    assert!(kinds(&evs).contains(&"rollback_started"));
+    // Traffic ends back on 1.1.0.
+    let back = evs
+        .iter()
+        .rev()
+        .find(|e| e["kind"] == "traffic_shifted")
+        .expect("a traffic shift");
+    let on_old: u64 = back["weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["version"] == "1.1.0")
+        .map(|w| w["weight"].as_u64().unwrap())
+        .sum();
+    assert_eq!(on_old, 100, "{back}");
+}
+
+#[test]
+fn apply_without_automatic_rollback_fails() {
+    let w = World::new();
+    w.seed_v110("canary.yaml");
+    let text = read(&spec("canary.yaml"));
+    assert!(text.contains("automatic: true"));
+    let p = w.write(
+        "manual.yaml",
+        &text.replace("automatic: true", "automatic: false"),
+    );
+    let out = w.run(&[
+        "apply",
+        s(&p),
+        "--dry-run",
+        "--headless",
+        "--json",
+        "--auto-approve",
+        "--sim-fault",
+        "error_rate=0.3@3m",
+    ]);
+    assert_eq!(out.code(), 1, "{}", out.explain());
+    let evs = events(&out.stdout);
+    assert_eq!(finished(&evs)["outcome"], "failed", "{}", finished(&evs));
+    assert!(!kinds(&evs).contains(&"rollback_started"));
+}
+
+#[test]
+fn apply_invalid_spec_exits_2() {
+    let w = World::new();
+    let bad = w.write(
+        "bad.yaml",
+        &read(&spec("canary.yaml")).replace("strategy: 'canary'", "strategy: 'canery'"),
+    );
+    let out = w.run(&["apply", s(&bad), "--dry-run", "--headless", "--json"]);
+    assert_eq!(out.code(), 2, "{}", out.explain());
+    assert!(
+        out.stderr.contains("did you mean `canary`?"),
+        "{}",
+        out.explain()
+    );
+    let out = w.run(&["apply", "missing.yaml", "--dry-run", "--headless", "--json"]);
+    assert_eq!(out.code(), 2, "{}", out.explain());
+    let out = w.run(&[
+        "apply",
+        s(&spec("canary.yaml")),
+        "--dry-run",
+        "--sim-fault",
+        "nonsense==",
+    ]);
+    assert_eq!(out.code(), 2, "{}", out.explain());
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let w = World::new();
+    let out = w.run(&["frobnicate"]);
+    assert_eq!(out.code(), 2, "{}", out.explain());
+    assert!(out.stderr.contains("frobnicate"), "{}", out.explain());
+    let out = w.run(&["apply", s(&spec("canary.yaml")), "--no-such-flag"]);
+    assert_eq!(out.code(), 2, "{}", out.explain());
+    let out = w.run(&[]);
+    assert_eq!(out.code(), 2, "{}", out.explain());
+}
+
+#[test]
+fn every_strategy_dry_runs_to_success_after_a_first_deployment() {
+    for (name, strategy) in [
+        ("blue-green.yaml", "blue-green"),
+        ("rolling.yaml", "rolling"),
+        ("recreate.yaml", "recreate"),
+    ] {
+        let w = World::new();
+        w.seed_v110(name);
+        let out = w.run(&[
+            "apply",
+            s(&spec(name)),
+            "--dry-run",
+            "--headless",
+            "--json",
+            "--auto-approve",
+        ]);
+        assert_eq!(out.code(), 0, "{name}: {}", out.explain());
+        assert!(
+            out.took < Duration::from_secs(5),
+            "{name}: took {:?}",
+            out.took
+        );
+        let evs = events(&out.stdout);
+        assert_eq!(evs[0]["strategy"], strategy, "{name}");
+        assert_eq!(
+            finished(&evs)["outcome"],
+            "succeeded",
+            "{name}: {}",
+            finished(&evs)
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// status, history, rollback
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn status_and_history_list_runs() {
+    let w = World::new();
+    w.seed_v110("canary.yaml");
+    let out = w.run(&[
+        "apply",
+        s(&spec("canary.yaml")),
+        "--dry-run",
+        "--headless",
+        "--json",
+        "--auto-approve",
+        "--sim-fault",
+        "error_rate=0.3@3m",
+    ]);
+    assert_eq!(out.code(), 1, "{}", out.explain());
+
+    let history = w.json_lines(&["history", "--json"]);
+    assert_eq!(history.len(), 2, "{history:?}");
+    assert_eq!(history[0]["deployment"], DEPLOYMENT, "newest first");
+    assert_eq!(history[0]["outcome"], "rolled_back");
+    assert_eq!(history[0]["version"], "1.2.0");
+    assert_eq!(history[1]["deployment"], "my-app-v1.1.0");
+    assert_eq!(history[1]["outcome"], "succeeded");
+    assert!(history[0]["run"].as_i64() > history[1]["run"].as_i64());
+
+    let other_env = w.json_lines(&["history", "--env", "staging", "--json"]);
+    assert!(other_env.is_empty(), "{other_env:?}");
+
+    let status = w.json_lines(&["status", "--json"]);
+    let ids: Vec<&str> = status
+        .iter()
+        .map(|s| s["deployment"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&DEPLOYMENT) && ids.contains(&"my-app-v1.1.0"),
+        "{ids:?}"
+    );
+
+    let one = w.json_lines(&["status", DEPLOYMENT, "--json"]);
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0]["outcome"], "rolled_back");
+    assert_eq!(one[0]["running"], false);
+
+    let out = w.run(&["status", "no-such-deployment", "--json"]);
+    assert_ne!(out.code(), 0, "{}", out.explain());
+}
+
+#[test]
+fn rollback_to_a_named_version() {
+    let w = World::new();
+    w.seed_v110("canary.yaml");
+    let out = w.run(&[
+        "apply",
+        s(&spec("canary.yaml")),
+        "--dry-run",
+        "--headless",
+        "--json",
+        "--auto-approve",
+    ]);
+    assert_eq!(out.code(), 0, "{}", out.explain());
+
+    let out = w.run(&["rollback", DEPLOYMENT, "--to", "1.1.0"]);
+    assert_eq!(out.code(), 0, "{}", out.explain());
+
+    let history = w.json_lines(&["history", "--json"]);
+    assert_eq!(history.len(), 3, "{history:?}");
+    assert_eq!(history[0]["kind"], "rollback", "{}", history[0]);
+    assert_eq!(history[0]["deployment"], DEPLOYMENT);
+    assert_eq!(history[0]["outcome"], "rolled_back");
+    assert_eq!(history[0]["version"], "1.1.0");
+    assert_eq!(history[1]["kind"], "deploy");
+}
+
+#[test]
+fn rollback_to_an_unknown_version_names_it() {
+    let w = World::new();
+    w.seed_v110("canary.yaml");
+    let out = w.run(&[
+        "apply",
+        s(&spec("canary.yaml")),
+        "--dry-run",
+        "--headless",
+        "--json",
+        "--auto-approve",
+    ]);
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    let out = w.run(&["rollback", DEPLOYMENT, "--to", "9.9.9"]);
+    assert_ne!(out.code(), 0, "{}", out.explain());
+    assert!(out.all().contains("9.9.9"), "{}", out.explain());
+    let history = w.json_lines(&["history", "--json"]);
+    assert_eq!(
+        history.len(),
+        2,
+        "a refused rollback records no run: {history:?}"
+    );
+    let out = w.run(&["rollback", "no-such-deployment"]);
+    assert_ne!(out.code(), 0, "{}", out.explain());
+}
+
+// ---------------------------------------------------------------------------------------------
+// a gate approved from another process
+// ---------------------------------------------------------------------------------------------
+
+struct GateRun {
+    approve: Out,
+    child_status: ExitStatus,
+    events: Vec<Value>,
+}
+
+/// Start a headless dry run without --auto-approve, wait for it to stop at the gate, approve
+/// from a second process, and collect the run's end.
+fn approve_at_gate(w: &World) -> GateRun {
+    w.seed_v110("canary.yaml");
+    let mut cmd = w.command(&[
+        "apply",
+        s(&spec("canary.yaml")),
+        "--dry-run",
+        "--headless",
+        "--json",
+    ]);
+    let mut guard = Guard(Some(cmd.spawn().expect("spawn apply")));
+    let child = guard.0.as_mut().unwrap();
+    let err = drain(child.stderr.take().unwrap());
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+
+    // Read events until the gate waits.
+    let mut lines = Vec::new();
+    let start = Instant::now();
+    loop {
+        let left = Duration::from_secs(10).saturating_sub(start.elapsed());
+        assert!(
+            !left.is_zero(),
+            "no gate_waiting within 10s; got:\n{}",
+            lines.join("\n")
+        );
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let ev: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+                lines.push(line);
+                assert_ne!(ev["kind"], "finished", "finished before the gate: {ev}");
+                if ev["kind"] == "gate_waiting" {
+                    assert_eq!(ev["gate"], "canary-50", "{ev}");
+                    break;
+                }
+            }
+            Err(e) => panic!(
+                "child stdout ended ({e:?}) before the gate; got:\n{}",
+                lines.join("\n")
+            ),
+        }
+    }
+
+    // The waiting gate is visible from another process.
+    let status = w.json_lines(&["status", DEPLOYMENT, "--json"]);
+    assert_eq!(status[0]["status"], "waiting_approval", "{}", status[0]);
+    assert_eq!(status[0]["running"], true, "{}", status[0]);
+    assert_eq!(status[0]["snapshot"]["gate"], "canary-50", "{}", status[0]);
+    let waiting = w.json_lines(&["approvals", "--json"]);
+    assert!(
+        waiting
+            .iter()
+            .any(|a| a["deployment"] == DEPLOYMENT && a["gate"] == "canary-50"),
+        "{waiting:?}"
+    );
+
+    let approve = w.run(&["approve", DEPLOYMENT, "--gate", "canary-50"]);
+
+    // The run goes on to the end.
+    let start = Instant::now();
+    let child = guard.0.as_mut().unwrap();
+    let child_status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the run did not finish within 10s of the approval; approve said:\n{}",
+            approve.explain()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    guard.0 = None;
+    reader.join().unwrap();
+    lines.extend(rx.try_iter());
+    let stderr = err.join().unwrap();
+    assert!(
+        stderr.contains("gate canary-50 waits for approval"),
+        "stderr: {stderr}"
+    );
+    let events = events(&lines.join("\n"));
+    GateRun {
+        approve,
+        child_status,
+        events,
+    }
+}
+
+#[test]
+fn headless_run_waits_at_the_gate_until_approved_from_another_process() {
+    let w = World::new();
+    let run = approve_at_gate(&w);
+    assert_eq!(
+        run.child_status.code(),
+        Some(0),
+        "approve said:\n{}",
+        run.approve.explain()
+    );
+    assert_eq!(
+        finished(&run.events)["outcome"],
+        "succeeded",
+        "{}",
+        finished(&run.events)
+    );
+    let approved = run
+        .events
+        .iter()
+        .find(|e| e["kind"] == "gate_approved")
+        .expect("a gate_approved event");
+    assert_eq!(approved["gate"], "canary-50");
+    let history = w.json_lines(&["history", "--json"]);
+    assert_eq!(history[0]["outcome"], "succeeded");
+}
+
+#[test]
+
+fn approve_exits_0_when_its_approval_is_taken() {
+    let w = World::new();
+    let run = approve_at_gate(&w);
+    assert_eq!(finished(&run.events)["outcome"], "succeeded");
+    assert_eq!(run.approve.code(), 0, "{}", run.approve.explain());
+}
