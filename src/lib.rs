@@ -3,8 +3,11 @@
 //! The library holds everything but the command line: specs, plans, the engine, providers and
 //! the state store. It has no UI imports.
 
+pub mod demo_service;
 pub mod engine;
 pub mod identity;
+pub mod load;
+pub mod local;
 pub mod plan;
 pub mod provider;
 pub mod spec;

@@ -101,10 +101,68 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// The local host that owns local workloads: status (default) or stop
+    Host {
+        #[command(subcommand)]
+        action: Option<HostAction>,
+    },
+    /// The sample HTTP (and gRPC health) service used by the demo and tests
+    DemoService {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        grpc_port: Option<u16>,
+        #[arg(long)]
+        version: String,
+        /// Probability (0..1) that `/` answers 500
+        #[arg(long, default_value_t = 0.0)]
+        error_rate: f64,
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        #[arg(long, default_value_t = 0)]
+        jitter_ms: u64,
+        /// `/health` answers 503 and gRPC health NOT_SERVING
+        #[arg(long)]
+        fail_health: bool,
+        /// Exit with status 1 after this many seconds
+        #[arg(long)]
+        crash_after_s: Option<u64>,
+    },
+    /// Open-loop HTTP load with bounded concurrency
+    Load {
+        #[arg(long)]
+        target: String,
+        #[arg(long)]
+        rps: u32,
+        /// e.g. 30s, 2m (a bare number is milliseconds)
+        #[arg(long)]
+        duration: String,
+        #[arg(long, default_value_t = 256)]
+        concurrency: usize,
+        /// Per-request timeout, e.g. 5s
+        #[arg(long, default_value = "5s")]
+        timeout: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Pause a running deployment
     Pause { id: String },
     /// Resume a paused deployment
     Resume { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HostAction {
+    /// What the host runs: components, revisions, instances, probes, traffic
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop the host and every workload it owns
+    Stop,
+    /// Run the host in the foreground (started in the background on demand)
+    #[command(hide = true)]
+    Serve,
 }
 
 fn main() -> ExitCode {

@@ -55,8 +55,13 @@ impl Provider for Flaky {
     ) -> Result<RevisionStatus, ProviderError> {
         self.inner.revision_status(c, r).await
     }
-    async fn metrics(&self, c: &str, r: &RevisionKey) -> Result<Metrics, ProviderError> {
-        self.inner.metrics(c, r).await
+    async fn metrics(
+        &self,
+        c: &str,
+        r: &RevisionKey,
+        w: Duration,
+    ) -> Result<Metrics, ProviderError> {
+        self.inner.metrics(c, r, w).await
     }
     async fn remove_revision(&self, c: &str, r: &RevisionKey) -> Result<(), ProviderError> {
         self.tick("remove")?;

@@ -12,8 +12,9 @@ use tokio::sync::broadcast::error::RecvError;
 use super::print::{human_line, json_line};
 use super::{load_spec, open_store, FAILED, INTERRUPTED, INVALID};
 use cutover::engine::{self, Builtin, Command, Engine, EngineConfig, EventKind, RunOptions};
+use cutover::local::client::{ensure_host, LocalProvider};
 use cutover::provider::simulated::{Fault, Simulated};
-use cutover::provider::RevisionKey;
+use cutover::provider::{Provider, RevisionKey};
 use cutover::spec::Spec;
 use cutover::store::Store;
 
@@ -41,7 +42,7 @@ pub fn simulated_provider(
 ) -> Result<Arc<Simulated>, String> {
     if !dry_run && spec.infrastructure.provider != "simulated" {
         return Err(format!(
-            "provider `{}` is not available in this build yet; use --dry-run (simulated provider, virtual clock) or infrastructure.provider: simulated",
+            "provider `{}` is not available in this build yet; use --dry-run (simulated provider, virtual clock), or provider local or simulated",
             spec.infrastructure.provider
         ));
     }
@@ -83,6 +84,25 @@ pub fn apply(
             }
         }
     }
+    let rt = runtime(dry_run)?;
+    if !dry_run && spec.infrastructure.provider == "local" {
+        if !parsed.is_empty() {
+            eprintln!("--sim-fault only applies to the simulated provider (--dry-run)");
+            return Ok(INVALID);
+        }
+        return rt.block_on(async {
+            let exe = std::env::current_exe()?;
+            let client = match ensure_host(dir, &exe).await {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(FAILED);
+                }
+            };
+            let provider = Arc::new(LocalProvider::new(client));
+            run(dir, spec, provider, false, json, false, auto_approve).await
+        });
+    }
     let sim = match simulated_provider(&spec, dry_run, parsed) {
         Ok(p) => p,
         Err(e) => {
@@ -90,23 +110,26 @@ pub fn apply(
             return Ok(INVALID);
         }
     };
-    let rt = runtime(dry_run)?;
-    rt.block_on(run(dir, spec, sim, json, dry_run, auto_approve))
+    rt.block_on(async {
+        let store = open_store(dir)?;
+        seed(&sim, &store, &spec)?;
+        run(dir, spec, sim, true, json, dry_run, auto_approve).await
+    })
 }
 
 async fn run(
     dir: &Path,
     spec: Spec,
-    sim: Arc<Simulated>,
+    provider: Arc<dyn Provider>,
+    simulated_world: bool,
     json: bool,
     dry_run: bool,
     auto_approve: bool,
 ) -> Result<u8> {
     let store = open_store(dir)?;
-    seed(&sim, &store, &spec)?;
     let engine = Engine::new(EngineConfig {
         store: store.clone(),
-        provider: sim,
+        provider,
         signals: Arc::new(Builtin),
         virtual_clock: dry_run,
         poll_store: true,
@@ -117,7 +140,7 @@ async fn run(
         .start(
             spec,
             RunOptions {
-                dry_run: true,
+                dry_run: simulated_world,
                 auto_approve,
                 initiator: user.clone(),
             },

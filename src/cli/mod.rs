@@ -15,14 +15,16 @@ macro_rules! out {
 mod apply;
 mod control;
 mod demo;
+mod host;
 mod inspect;
 mod print;
+mod tools;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::{Cli, Cmd};
+use crate::{Cli, Cmd, HostAction};
 use cutover::spec::{self, LoadError, Spec};
 use cutover::store::Store;
 
@@ -68,6 +70,51 @@ pub fn run(cli: Cli) -> Result<u8> {
             control::send(&state_dir, &id, cutover::engine::Command::Reject { reason })
         }
         Cmd::Approvals { json } => inspect::approvals(&state_dir, json),
+        Cmd::Host { action } => match action {
+            None => host::status(&state_dir, false),
+            Some(HostAction::Status { json }) => host::status(&state_dir, json),
+            Some(HostAction::Stop) => host::stop(&state_dir),
+            Some(HostAction::Serve) => host::serve(&state_dir),
+        },
+        Cmd::DemoService {
+            port,
+            grpc_port,
+            version,
+            error_rate,
+            latency_ms,
+            jitter_ms,
+            fail_health,
+            crash_after_s,
+        } => tools::demo_service(cutover::demo_service::DemoOptions {
+            port,
+            grpc_port,
+            version,
+            error_rate,
+            latency_ms,
+            jitter_ms,
+            fail_health,
+            crash_after_s,
+        }),
+        Cmd::Load {
+            target,
+            rps,
+            duration,
+            concurrency,
+            timeout,
+            json,
+        } => {
+            let parse = |what: &str, s: &str| {
+                spec::parse_duration(s).map_err(|e| anyhow::anyhow!("--{what}: {e}"))
+            };
+            let opts = cutover::load::LoadOptions {
+                target,
+                rps,
+                duration: std::time::Duration::from_millis(parse("duration", &duration)?),
+                concurrency,
+                timeout: std::time::Duration::from_millis(parse("timeout", &timeout)?),
+            };
+            tools::load(opts, json)
+        }
         Cmd::Pause { id } => control::send(&state_dir, &id, cutover::engine::Command::Pause),
         Cmd::Resume { id } => control::send(&state_dir, &id, cutover::engine::Command::Resume),
     }

@@ -494,6 +494,9 @@ impl Run {
             canary: &c.new_key,
             baseline: baseline.as_ref(),
             provider: self.engine.inner.provider.as_ref(),
+            window: self
+                .interval()
+                .clamp(Duration::from_secs(1), Duration::from_secs(60)),
         };
         let verdicts = self.engine.inner.signals.evaluate(&ctx).await;
         self.last_verdicts = verdicts.clone();

@@ -53,6 +53,8 @@ pub struct SignalContext<'a> {
     /// The revision it replaces, if any.
     pub baseline: Option<&'a RevisionKey>,
     pub provider: &'a dyn Provider,
+    /// The span of recent traffic to judge (the analysis interval).
+    pub window: std::time::Duration,
 }
 
 /// A source of verdicts. Real probes, Prometheus and statistical judges plug in here.
@@ -259,7 +261,7 @@ impl SignalSource for Builtin {
                 None
             }
         };
-        let metrics = match ctx.provider.metrics(comp, ctx.canary).await {
+        let metrics = match ctx.provider.metrics(comp, ctx.canary, ctx.window).await {
             Ok(m) => m,
             Err(e) => {
                 out.push(Verdict {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::spec::Component;
 
 /// Names one revision of one component, unique in a state store.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RevisionKey(pub String);
 
 impl std::fmt::Display for RevisionKey {
@@ -94,8 +94,13 @@ pub trait Provider: Send + Sync {
         component: &str,
         rev: &RevisionKey,
     ) -> Result<RevisionStatus, ProviderError>;
-    /// Built-in metrics of one revision.
-    async fn metrics(&self, component: &str, rev: &RevisionKey) -> Result<Metrics, ProviderError>;
+    /// Built-in metrics of one revision over the last `window`.
+    async fn metrics(
+        &self,
+        component: &str,
+        rev: &RevisionKey,
+        window: std::time::Duration,
+    ) -> Result<Metrics, ProviderError>;
     /// Stop and forget a revision's instances.
     async fn remove_revision(
         &self,

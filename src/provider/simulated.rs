@@ -250,7 +250,12 @@ impl Provider for Simulated {
         })
     }
 
-    async fn metrics(&self, component: &str, rev: &RevisionKey) -> Result<Metrics, ProviderError> {
+    async fn metrics(
+        &self,
+        component: &str,
+        rev: &RevisionKey,
+        _window: Duration,
+    ) -> Result<Metrics, ProviderError> {
         let now = Instant::now();
         let st = self.lock();
         let c = st

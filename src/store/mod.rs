@@ -564,6 +564,83 @@ impl Store {
     }
 }
 
+/// A revision the local host runs.
+#[derive(Debug, Clone)]
+pub struct HostRevision {
+    pub rev_key: String,
+    pub component: String,
+    pub spec_json: String,
+    pub replicas: u32,
+    pub weight: u32,
+}
+
+impl Store {
+    pub fn host_put_revision(
+        &self,
+        key: &str,
+        component: &str,
+        spec_json: &str,
+        replicas: u32,
+    ) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO host_revisions (rev_key, component, spec_json, replicas, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(rev_key) DO UPDATE SET spec_json = ?3, replicas = ?4, updated_at = ?5",
+                params![key, component, spec_json, replicas, now_ts()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Record a component's weights (revisions not named get 0).
+    pub fn host_set_weights(&self, component: &str, weights: &[(String, u32)]) -> Result<()> {
+        self.with(|c| {
+            let tx = c.unchecked_transaction()?;
+            tx.execute(
+                "UPDATE host_revisions SET weight = 0 WHERE component = ?1",
+                [component],
+            )?;
+            for (k, w) in weights {
+                tx.execute(
+                    "UPDATE host_revisions SET weight = ?2 WHERE rev_key = ?1",
+                    params![k, w],
+                )?;
+            }
+            tx.commit()
+        })
+    }
+
+    pub fn host_remove_revision(&self, key: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute("DELETE FROM host_revisions WHERE rev_key = ?1", [key])
+                .map(|_| ())
+        })
+    }
+
+    pub fn host_revisions(&self) -> Result<Vec<HostRevision>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT rev_key, component, spec_json, replicas, weight FROM host_revisions ORDER BY rowid",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok(HostRevision {
+                    rev_key: r.get(0)?,
+                    component: r.get(1)?,
+                    spec_json: r.get(2)?,
+                    replicas: r.get(3)?,
+                    weight: r.get(4)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    pub fn host_clear(&self) -> Result<()> {
+        self.with(|c| c.execute("DELETE FROM host_revisions", []).map(|_| ()))
+    }
+}
+
 fn create_private_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     if dir.is_dir() {

@@ -66,6 +66,15 @@ const MIGRATIONS: &[&str] = &[
         result      TEXT
     );
     CREATE INDEX commands_pending ON commands(run_id, consumed_at);",
+    // 2: what the local host runs, so a restarted host can replace it cleanly.
+    "CREATE TABLE host_revisions (
+        rev_key    TEXT PRIMARY KEY,
+        component  TEXT NOT NULL,
+        spec_json  TEXT NOT NULL,
+        replicas   INTEGER NOT NULL,
+        weight     INTEGER NOT NULL DEFAULT 0,
+        updated_at TEXT NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.

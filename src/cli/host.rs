@@ -1,0 +1,139 @@
+//! `cutover host [status|stop]` and the hidden `host serve` that runs the host itself.
+//!
+//! Owns: presenting the host's state and stopping it. Must not touch: the host's internals.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::{FAILED, OK};
+use cutover::local::client::HostClient;
+use cutover::local::proto::HostStatus;
+
+pub fn serve(dir: &Path) -> Result<u8> {
+    std::fs::create_dir_all(dir)?;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CUTOVER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let exe = std::env::current_exe()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    match rt.block_on(cutover::local::server::serve(dir, exe)) {
+        Ok(()) => Ok(OK),
+        Err(cutover::local::server::ServeError::AlreadyRunning(d)) => {
+            eprintln!("a host already runs for {d}");
+            Ok(OK)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn render(s: &HostStatus) {
+    out!(
+        "host pid {} for {} (since {})",
+        s.pid,
+        s.state_dir,
+        s.started_at
+    );
+    if s.components.is_empty() {
+        out!("  no workloads");
+    }
+    for c in &s.components {
+        out!("  {} on {}", c.component, c.listen);
+        for r in &c.revisions {
+            out!(
+                "    {} ({}) weight {}%  requests {}  5xx {}  transport errors {}",
+                r.key,
+                r.version,
+                r.weight,
+                r.requests,
+                r.server_errors,
+                r.transport_errors
+            );
+            for i in &r.instances {
+                let ports: Vec<String> = i.ports.iter().map(|(n, p)| format!("{n}={p}")).collect();
+                out!(
+                    "      {} pid {} ports {} {} {} restarts {} probe {} {}{}",
+                    i.id,
+                    i.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                    ports.join(","),
+                    if i.running { "running" } else { "down" },
+                    if i.ready { "ready" } else { "not-ready" },
+                    i.restarts,
+                    i.probe.kind,
+                    i.probe
+                        .last_latency_ms
+                        .map(|l| format!("{l}ms"))
+                        .unwrap_or_default(),
+                    i.probe
+                        .last_error
+                        .as_ref()
+                        .map(|e| format!(" ({} failures: {e})", i.probe.consecutive_failures))
+                        .unwrap_or_default()
+                );
+            }
+        }
+    }
+}
+
+pub fn status(dir: &Path, json: bool) -> Result<u8> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let client = HostClient::new(dir);
+    match rt.block_on(client.status()) {
+        Ok(s) => {
+            if json {
+                out!("{}", serde_json::to_string(&s)?);
+            } else {
+                render(&s);
+            }
+            Ok(OK)
+        }
+        Err(_) => {
+            if json {
+                out!(
+                    "{}",
+                    serde_json::json!({"running": false, "state_dir": dir.display().to_string()})
+                );
+            } else {
+                out!("no host runs for {}", dir.display());
+            }
+            Ok(OK)
+        }
+    }
+}
+
+pub fn stop(dir: &Path) -> Result<u8> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let client = HostClient::new(dir);
+    if !rt.block_on(client.ping()) {
+        out!("no host runs for {}", dir.display());
+        return Ok(OK);
+    }
+    match rt.block_on(client.stop()) {
+        Ok(()) => {
+            // Wait until the socket is gone (the host removes it on exit).
+            for _ in 0..200 {
+                if !rt.block_on(client.ping()) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            out!("host stopped; every workload it ran is stopped");
+            Ok(OK)
+        }
+        Err(e) => {
+            eprintln!("host stop failed: {e}");
+            Ok(FAILED)
+        }
+    }
+}

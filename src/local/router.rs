@@ -1,0 +1,480 @@
+//! The weighted HTTP reverse proxy in front of one component's revisions.
+//!
+//! Owns: accepting traffic on the component's `listen` address, splitting it across revisions by
+//! weight (smooth weighted round-robin) and across each revision's ready instances (round-robin),
+//! forwarding with streamed bodies, and recording per-revision metrics. Must not touch: processes,
+//! probes (it reads the readiness flags they set) or the store.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::metrics::{Outcome, Window};
+use crate::provider::RevisionKey;
+
+/// One instance the router may send to.
+#[derive(Debug)]
+pub struct Backend {
+    pub id: String,
+    pub addr: SocketAddr,
+    /// Set by the probes.
+    pub ready: AtomicBool,
+    /// Cleared when the instance is being retired: no new requests.
+    pub routable: AtomicBool,
+    pub inflight: AtomicUsize,
+}
+
+impl Backend {
+    pub fn new(id: String, addr: SocketAddr) -> Backend {
+        Backend {
+            id,
+            addr,
+            ready: AtomicBool::new(false),
+            routable: AtomicBool::new(true),
+            inflight: AtomicUsize::new(0),
+        }
+    }
+
+    fn usable(&self) -> bool {
+        self.ready.load(Ordering::Relaxed) && self.routable.load(Ordering::Relaxed)
+    }
+}
+
+struct RevRoute {
+    key: RevisionKey,
+    weight: u32,
+    current: i64,
+    rr: usize,
+    backends: Vec<Arc<Backend>>,
+    window: Arc<Window>,
+}
+
+#[derive(Default)]
+struct Table {
+    revs: Vec<RevRoute>,
+}
+
+impl Table {
+    /// Smooth weighted round-robin over revisions with a usable backend, then round-robin inside.
+    fn pick(&mut self) -> Option<(Arc<Backend>, Arc<Window>)> {
+        let candidates: Vec<usize> = (0..self.revs.len())
+            .filter(|i| {
+                self.revs[*i].weight > 0 && self.revs[*i].backends.iter().any(|b| b.usable())
+            })
+            .collect();
+        if candidates.is_empty() {
+            return None;
+        }
+        let total: i64 = candidates.iter().map(|i| self.revs[*i].weight as i64).sum();
+        let mut best = candidates[0];
+        for &i in &candidates {
+            self.revs[i].current += self.revs[i].weight as i64;
+            if self.revs[i].current > self.revs[best].current {
+                best = i;
+            }
+        }
+        let r = &mut self.revs[best];
+        r.current -= total;
+        let n = r.backends.len();
+        for k in 0..n {
+            let b = &r.backends[(r.rr + k) % n];
+            if b.usable() {
+                let chosen = b.clone();
+                r.rr = (r.rr + k + 1) % n;
+                return Some((chosen, r.window.clone()));
+            }
+        }
+        None
+    }
+}
+
+type ProxyBody = BoxBody<Bytes, hyper::Error>;
+
+/// A component's router. Dropping the handle does not stop it; call [`Router::shutdown`].
+pub struct Router {
+    pub component: String,
+    pub listen: SocketAddr,
+    table: Arc<Mutex<Table>>,
+    stop: watch::Sender<bool>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+struct Shared {
+    table: Arc<Mutex<Table>>,
+    client: Client<HttpConnector, Incoming>,
+    timeout: Duration,
+}
+
+impl Router {
+    /// Bind the listen address and start serving.
+    pub async fn start(
+        component: &str,
+        listen: SocketAddr,
+        upstream_timeout: Duration,
+    ) -> std::io::Result<Arc<Router>> {
+        let listener = TcpListener::bind(listen).await?;
+        let listen = listener.local_addr()?;
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(64)
+            .build(connector);
+        let table = Arc::new(Mutex::new(Table::default()));
+        let shared = Arc::new(Shared {
+            table: table.clone(),
+            client,
+            timeout: upstream_timeout,
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(serve(listener, shared, stop_rx));
+        Ok(Arc::new(Router {
+            component: component.to_string(),
+            listen,
+            table,
+            stop,
+            task: Mutex::new(Some(task)),
+        }))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Add or replace a revision's backends (weights are kept).
+    pub fn set_backends(
+        &self,
+        key: &RevisionKey,
+        backends: Vec<Arc<Backend>>,
+        window: Arc<Window>,
+    ) {
+        let mut t = self.lock();
+        match t.revs.iter_mut().find(|r| r.key == *key) {
+            Some(r) => {
+                r.backends = backends;
+                r.window = window;
+            }
+            None => t.revs.push(RevRoute {
+                key: key.clone(),
+                weight: 0,
+                current: 0,
+                rr: 0,
+                backends,
+                window,
+            }),
+        }
+    }
+
+    /// Set weights; revisions not named get 0. Applies to the next request.
+    pub fn set_weights(&self, weights: &[(RevisionKey, u32)]) {
+        let mut t = self.lock();
+        for r in t.revs.iter_mut() {
+            r.weight = weights
+                .iter()
+                .find(|(k, _)| *k == r.key)
+                .map(|(_, w)| *w)
+                .unwrap_or(0);
+            r.current = 0;
+        }
+    }
+
+    pub fn weights(&self) -> Vec<(RevisionKey, u32)> {
+        self.lock()
+            .revs
+            .iter()
+            .map(|r| (r.key.clone(), r.weight))
+            .collect()
+    }
+
+    /// Forget a revision (its backends get no new requests).
+    pub fn remove_revision(&self, key: &RevisionKey) {
+        let mut t = self.lock();
+        for r in t.revs.iter().filter(|r| r.key == *key) {
+            for b in &r.backends {
+                b.routable.store(false, Ordering::Relaxed);
+            }
+        }
+        t.revs.retain(|r| r.key != *key);
+    }
+
+    pub fn revision_count(&self) -> usize {
+        self.lock().revs.len()
+    }
+
+    /// Stop accepting, let in-flight requests finish (up to `grace`).
+    pub async fn shutdown(&self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            if tokio::time::timeout(grace, task).await.is_err() {
+                tracing::warn!(component = %self.component, "router did not drain within {grace:?}");
+            }
+        }
+    }
+}
+
+async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!("router accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let shared = shared.clone();
+                let svc = hyper::service::service_fn(move |req| {
+                    let shared = shared.clone();
+                    async move { Ok::<_, Infallible>(proxy(req, peer, shared).await) }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc);
+                let fut = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _ = fut.await;
+                });
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = h
+        .get_all(hyper::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        h.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        h.remove(name);
+    }
+}
+
+fn plain(status: StatusCode, msg: &str) -> Response<ProxyBody> {
+    let body = Full::new(Bytes::from(format!("{msg}\n")))
+        .map_err(|never| match never {})
+        .boxed();
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain"),
+    );
+    r
+}
+
+/// Keeps an instance counted as busy until the response body has been sent.
+struct Tracked {
+    inner: Incoming,
+    backend: Arc<Backend>,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.backend.inflight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Body for Tracked {
+    type Data = Bytes;
+    type Error = hyper::Error;
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+async fn proxy(
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+) -> Response<ProxyBody> {
+    let picked = shared
+        .table
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .pick();
+    let Some((backend, window)) = picked else {
+        return plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cutover: no ready instance",
+        );
+    };
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let uri = match format!("http://{}{}", backend.addr, path).parse::<hyper::Uri>() {
+        Ok(u) => u,
+        Err(_) => return plain(StatusCode::BAD_REQUEST, "cutover: bad request target"),
+    };
+    *req.uri_mut() = uri;
+    let headers = req.headers_mut();
+    strip_hop_by_hop(headers);
+    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {}", peer.ip()),
+        None => peer.ip().to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert("x-forwarded-for", v);
+    }
+    backend.inflight.fetch_add(1, Ordering::Relaxed);
+    let start = Instant::now();
+    let result = tokio::time::timeout(shared.timeout, shared.client.request(req)).await;
+    let latency = start.elapsed();
+    match result {
+        Ok(Ok(resp)) => {
+            window.record(Outcome::Status(resp.status().as_u16()), latency);
+            let (mut parts, body) = resp.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            let body = Tracked {
+                inner: body,
+                backend,
+            }
+            .boxed();
+            Response::from_parts(parts, body)
+        }
+        Ok(Err(e)) => {
+            backend.inflight.fetch_sub(1, Ordering::Relaxed);
+            window.record(Outcome::Transport, latency);
+            tracing::debug!("upstream {} failed: {e}", backend.id);
+            plain(
+                StatusCode::BAD_GATEWAY,
+                &format!("cutover: upstream {} failed", backend.id),
+            )
+        }
+        Err(_) => {
+            backend.inflight.fetch_sub(1, Ordering::Relaxed);
+            window.record(Outcome::Transport, latency);
+            plain(
+                StatusCode::GATEWAY_TIMEOUT,
+                &format!("cutover: upstream {} timed out", backend.id),
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend(id: &str, ready: bool) -> Arc<Backend> {
+        let b = Backend::new(id.into(), "127.0.0.1:1".parse().unwrap());
+        b.ready.store(ready, Ordering::Relaxed);
+        Arc::new(b)
+    }
+
+    fn table(weights: &[(u32, Vec<Arc<Backend>>)]) -> Table {
+        Table {
+            revs: weights
+                .iter()
+                .enumerate()
+                .map(|(i, (w, b))| RevRoute {
+                    key: RevisionKey(format!("r{i}")),
+                    weight: *w,
+                    current: 0,
+                    rr: 0,
+                    backends: b.clone(),
+                    window: Arc::new(Window::new()),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn smooth_weighted_round_robin_is_exact_over_short_windows() {
+        let mut t = table(&[
+            (90, vec![backend("a", true)]),
+            (10, vec![backend("b", true)]),
+        ]);
+        for _ in 0..5 {
+            let picks: Vec<String> = (0..10).map(|_| t.pick().unwrap().0.id.clone()).collect();
+            assert_eq!(picks.iter().filter(|p| *p == "b").count(), 1, "{picks:?}");
+        }
+        let mut t = table(&[(1, vec![backend("a", true)]), (1, vec![backend("b", true)])]);
+        let picks: Vec<String> = (0..4).map(|_| t.pick().unwrap().0.id.clone()).collect();
+        assert_eq!(picks, ["a", "b", "a", "b"]);
+    }
+
+    #[test]
+    fn only_ready_routable_instances_get_traffic() {
+        let b1 = backend("b1", true);
+        let b2 = backend("b2", false);
+        let mut t = table(&[
+            (50, vec![b1.clone(), b2.clone()]),
+            (50, vec![backend("x", false)]),
+        ]);
+        for _ in 0..10 {
+            assert_eq!(t.pick().unwrap().0.id, "b1");
+        }
+        b2.ready.store(true, Ordering::Relaxed);
+        let picks: Vec<String> = (0..4).map(|_| t.pick().unwrap().0.id.clone()).collect();
+        assert!(picks.contains(&"b2".to_string()));
+        b1.routable.store(false, Ordering::Relaxed);
+        b2.routable.store(false, Ordering::Relaxed);
+        assert!(t.pick().is_none());
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_stripped() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("transfer-encoding", HeaderValue::from_static("chunked"));
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-keep"));
+    }
+}
