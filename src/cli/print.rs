@@ -60,6 +60,12 @@ pub fn human_line(ev: &Event, steps: usize) -> Option<String> {
             ready,
             desired,
         } => format!("    {component}: {revision} ready {ready}/{desired}"),
+        EventKind::InstanceRestarted {
+            component,
+            instance,
+            restarts,
+            detail,
+        } => format!("!! {component}: {instance} {detail} (restart {restarts})"),
         EventKind::TrafficShifted { component, weights: w } => {
             format!("    {component} traffic: {}", weights(w))
         }

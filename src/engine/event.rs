@@ -111,6 +111,13 @@ pub enum EventKind {
         component: String,
         weights: Vec<Weight>,
     },
+    /// An instance's process exited or crashed and was restarted.
+    InstanceRestarted {
+        component: String,
+        instance: String,
+        restarts: u32,
+        detail: String,
+    },
     Analysis {
         component: String,
         verdicts: Vec<Verdict>,
@@ -177,6 +184,7 @@ impl EventKind {
             EventKind::StepCompleted { .. } => "step_completed",
             EventKind::InstancesReady { .. } => "instances_ready",
             EventKind::TrafficShifted { .. } => "traffic_shifted",
+            EventKind::InstanceRestarted { .. } => "instance_restarted",
             EventKind::Analysis { .. } => "analysis",
             EventKind::GateWaiting { .. } => "gate_waiting",
             EventKind::GateApproved { .. } => "gate_approved",

@@ -203,9 +203,35 @@ impl Engine {
         let store = self.inner.store.clone();
         let spec2 = spec.clone();
         let dry = opts.dry_run;
-        let previous = store
+        let mut previous = store
             .call(move |s| previous_revisions(s, &spec2, dry))
             .await?;
+        // The store may remember a revision the platform no longer runs (a stopped host, a
+        // deleted namespace): such a revision is not "previous", and is retired in the store.
+        let mut gone = Vec::new();
+        for (comp, row) in &previous {
+            let key = RevisionKey(row.rev_key.clone());
+            if self
+                .inner
+                .provider
+                .revision_status(comp, &key)
+                .await
+                .is_err()
+            {
+                gone.push(comp.clone());
+            }
+        }
+        for comp in gone {
+            if let Some(row) = previous.remove(&comp) {
+                tracing::warn!(
+                    "{}: not running on the provider any more; retired",
+                    row.rev_key
+                );
+                store
+                    .call(move |s| s.set_revision_status(&row.rev_key, "retired"))
+                    .await?;
+            }
+        }
         let plan = plan_for(&spec, &previous);
         let new_run = NewRun {
             deployment: spec.id.clone(),

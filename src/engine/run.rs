@@ -108,6 +108,8 @@ pub(crate) struct Run {
     pub started: Instant,
     pub errors_in_row: u32,
     pub outcome: Option<Outcome>,
+    /// Restart counts already reported, per instance.
+    pub restarts_seen: std::collections::HashMap<String, u32>,
 }
 
 impl Run {
@@ -138,6 +140,7 @@ impl Run {
             started: Instant::now(),
             errors_in_row: 0,
             outcome: None,
+            restarts_seen: std::collections::HashMap::new(),
         }
     }
 
@@ -406,6 +409,23 @@ impl Run {
         Ok(())
     }
 
+    /// Report instances that restarted since we last looked.
+    async fn report_restarts(&mut self, component: &str, st: &crate::provider::RevisionStatus) {
+        for i in &st.instances {
+            let seen = self.restarts_seen.get(&i.id).copied().unwrap_or(0);
+            if i.restarts > seen {
+                self.restarts_seen.insert(i.id.clone(), i.restarts);
+                self.emit(EventKind::InstanceRestarted {
+                    component: component.to_string(),
+                    instance: i.id.clone(),
+                    restarts: i.restarts,
+                    detail: i.detail.clone().unwrap_or_else(|| "restarted".into()),
+                })
+                .await;
+            }
+        }
+    }
+
     /// Wait until `want` instances of a revision are ready, within the progress deadline.
     async fn wait_ready(&mut self, ci: usize, key: &RevisionKey, want: u32) -> Result<(), Stop> {
         let comp = self.comps[ci].comp.id.clone();
@@ -419,6 +439,7 @@ impl Run {
                 .revision_status(&comp, key)
                 .await
                 .map_err(|e| Stop::Fail(format!("{comp}: {e}")))?;
+            self.report_restarts(&comp, &st).await;
             if st.ready() >= want {
                 self.emit(EventKind::InstancesReady {
                     component: comp,
@@ -501,6 +522,11 @@ impl Run {
         let verdicts = self.engine.inner.signals.evaluate(&ctx).await;
         self.last_verdicts = verdicts.clone();
         let component = c.comp.id.clone();
+        let new_key = c.new_key.clone();
+        let provider = self.engine.inner.provider.clone();
+        if let Ok(st) = provider.revision_status(&component, &new_key).await {
+            self.report_restarts(&component, &st).await;
+        }
         self.emit(EventKind::Analysis {
             component,
             verdicts: verdicts.clone(),
@@ -549,7 +575,7 @@ impl Run {
                 "3 analyses in a row could not measure: {}",
                 v.map(|v| v.message.clone()).unwrap_or_default()
             ))
-        } else if window_end {
+        } else if window_end && self.expects_traffic() {
             verdicts
                 .iter()
                 .find(|v| v.judgement == Judgement::NoData)
@@ -567,6 +593,11 @@ impl Run {
             self.pause("engine", &reason).await;
         }
         Ok(())
+    }
+
+    /// Some new revision takes traffic, so its metrics should have data.
+    fn expects_traffic(&self) -> bool {
+        self.comps.iter().any(|c| c.new_weight > 0)
     }
 
     fn timeout_trigger(&self) -> Option<String> {

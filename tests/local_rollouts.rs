@@ -1,0 +1,392 @@
+//! Real rollouts on the local runtime under load: processes, the weighted router, probes.
+//!
+//! For blue-green, canary and rolling: after 1.0.0 is applied, a rollout of 1.1.0 under >= 200
+//! requests/s completes with zero failed requests, and the share of responses per `x-version`
+//! follows the weights at each step. A version serving 30% errors, or failing its health check,
+//! is rolled back and traffic returns entirely to the old version. No process is left behind.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use cutover::load::{self, LoadOptions, Sample};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cutover");
+
+/// These tests measure traffic shares in real time: run them one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Stops the host (and so every instance) even when a test fails.
+struct Host {
+    dir: tempfile::TempDir,
+}
+
+impl Host {
+    fn new() -> Host {
+        Host {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    fn id(&self) -> String {
+        self.dir.path().display().to_string()
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(BIN)
+            .arg("--state-dir")
+            .arg(self.dir.path())
+            .args(["host", "stop"])
+            .stdout(Stdio::null())
+            .status();
+        let left = cutover::local::process::find_owned(&self.id());
+        if !std::thread::panicking() {
+            assert!(left.is_empty(), "processes left behind: {left:?}");
+        }
+    }
+}
+
+fn strategy_block(strategy: &str) -> &'static str {
+    match strategy {
+        "canary" => {
+            "metadata:
+  canaryConfig:
+    stages:
+      - {name: canary-20, percentage: 20, duration: 4s}
+      - {name: canary-50, percentage: 50, duration: 4s}
+      - {name: full, percentage: 100, duration: 0}
+    metrics:
+      - {name: error_rate, threshold: 0.05, operator: lt}
+    analysisInterval: 1s
+"
+        }
+        "blue-green" => {
+            "metadata:
+  blueGreenConfig:
+    switchTraffic:
+      type: gradual
+      steps:
+        - {percentage: 25, duration: 4s}
+        - {percentage: 75, duration: 4s}
+        - {percentage: 100, duration: 0}
+      verifyDuration: 2s
+    warmupDuration: 1s
+"
+        }
+        "rolling" => {
+            "metadata:
+  rollingConfig:
+    batchSize: 1
+    maxSurge: 1
+    maxUnavailable: 0
+    progressDeadline: 30s
+    pauseBetweenBatches: 3s
+"
+        }
+        _ => "",
+    }
+}
+
+fn write_spec(
+    dir: &Path,
+    strategy: &str,
+    version: &str,
+    port: u16,
+    replicas: u32,
+    extra: &[&str],
+) -> PathBuf {
+    let mut args = String::new();
+    for a in extra {
+        args.push_str(&format!(", '{a}'"));
+    }
+    let text = format!(
+        "id: shop
+name: shop
+version: '{version}'
+strategy: {strategy}
+environment: test
+components:
+  - id: web
+    name: web
+    version: '{version}'
+    replicas: {replicas}
+    listen: 127.0.0.1:{port}
+    run:
+      command: ['{{self}}', demo-service, --port, '{{port}}', --version, '{{version}}', --latency-ms, '1'{args}]
+    healthCheck: {{type: http, endpoint: /health, port: 8080, periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 2}}
+infrastructure:
+  provider: local
+rollback:
+  enabled: true
+  automatic: true
+  triggers:
+    - {{type: error-rate, threshold: 0.1}}
+  strategy: {{type: immediate}}
+  timeout: 30s
+{}",
+        strategy_block(strategy)
+    );
+    let path = dir.join(format!("{strategy}-{version}.yaml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+struct Applied {
+    code: i32,
+    events: Vec<serde_json::Value>,
+}
+
+async fn apply(host: &Host, spec: &Path) -> Applied {
+    let mut child = tokio::process::Command::new(BIN)
+        .arg("--state-dir")
+        .arg(host.path())
+        .arg("apply")
+        .arg(spec)
+        .args(["--headless", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut events = Vec::new();
+    let read = async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            events.push(serde_json::from_str::<serde_json::Value>(&line).unwrap());
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), read)
+        .await
+        .expect("apply finished within 2 minutes");
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    Applied {
+        code: status.code().unwrap_or(-1),
+        events,
+    }
+}
+
+fn ts(ev: &serde_json::Value) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(ev["ts"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// (when, weight of `version`) for each traffic shift.
+fn shifts(events: &[serde_json::Value], version: &str) -> Vec<(DateTime<Utc>, u64)> {
+    events
+        .iter()
+        .filter(|e| e["kind"] == "traffic_shifted")
+        .map(|e| {
+            let w = e["weights"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|w| w["version"] == version)
+                .map(|w| w["weight"].as_u64().unwrap())
+                .sum();
+            (ts(e), w)
+        })
+        .collect()
+}
+
+struct Timed {
+    sent: DateTime<Utc>,
+    version: Option<String>,
+    status: Option<u16>,
+}
+
+/// Load at `rps` until `stop`, recording every response with its send time.
+fn start_load(
+    port: u16,
+    rps: u32,
+    duration: Duration,
+) -> (
+    tokio::task::JoinHandle<load::LoadReport>,
+    Arc<Mutex<Vec<Timed>>>,
+) {
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let s2 = samples.clone();
+    let start = Utc::now();
+    let handle = tokio::spawn(async move {
+        let mut opts = LoadOptions::new(format!("http://127.0.0.1:{port}/"), rps, duration);
+        opts.timeout = Duration::from_secs(5);
+        load::run_with_observer(opts, move |s: Sample| {
+            let sent = start + chrono::Duration::from_std(s.at).unwrap();
+            s2.lock().unwrap().push(Timed {
+                sent,
+                version: s.version,
+                status: s.status,
+            });
+        })
+        .await
+        .unwrap()
+    });
+    (handle, samples)
+}
+
+async fn deploy_under_load(strategy: &str) {
+    let _serial = SERIAL.lock().await;
+    let host = Host::new();
+    let port = free_port();
+    let replicas = if strategy == "rolling" { 3 } else { 2 };
+    let v1 = write_spec(host.path(), strategy, "1.0.0", port, replicas, &[]);
+    let v2 = write_spec(host.path(), strategy, "1.1.0", port, replicas, &[]);
+    let first = apply(&host, &v1).await;
+    assert_eq!(first.code, 0, "first deployment: {:?}", first.events.last());
+    let (load, samples) = start_load(port, 250, Duration::from_secs(30));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let t0 = Instant::now();
+    let second = apply(&host, &v2).await;
+    let took = t0.elapsed();
+    let last = second.events.last().unwrap();
+    assert_eq!(second.code, 0, "{strategy}: {last}");
+    assert_eq!(last["outcome"], "succeeded");
+    // Keep the load going a little after the switch, then stop it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    load.abort();
+    let samples = std::mem::take(&mut *samples.lock().unwrap());
+    assert!(
+        samples.len() > 250 * 5,
+        "{strategy}: only {} responses",
+        samples.len()
+    );
+    let failed: Vec<&Timed> = samples
+        .iter()
+        .filter(|s| s.status.is_none_or(|c| c >= 400))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{strategy}: {} failed requests, e.g. status {:?}",
+        failed.len(),
+        failed[0].status
+    );
+    // The share of 1.1.0 follows each weight while it holds.
+    let steps = shifts(&second.events, "1.1.0");
+    assert!(steps.len() >= 3, "{strategy}: {steps:?}");
+    let mut checked = 0;
+    for (i, (at, weight)) in steps.iter().enumerate() {
+        let until = steps
+            .get(i + 1)
+            .map(|s| s.0)
+            .unwrap_or(*at + chrono::Duration::seconds(1));
+        let from = *at + chrono::Duration::milliseconds(200);
+        let to = until - chrono::Duration::milliseconds(200);
+        let window: Vec<&Timed> = samples
+            .iter()
+            .filter(|s| s.sent >= from && s.sent < to)
+            .collect();
+        if window.len() < 150 {
+            continue;
+        }
+        let new = window
+            .iter()
+            .filter(|s| s.version.as_deref() == Some("1.1.0"))
+            .count();
+        let share = new as f64 * 100.0 / window.len() as f64;
+        assert!(
+            (share - *weight as f64).abs() <= 5.0,
+            "{strategy}: weight {weight}% but {share:.1}% of {} responses came from 1.1.0",
+            window.len()
+        );
+        checked += 1;
+    }
+    assert!(
+        checked >= 2,
+        "{strategy}: too few weight steps long enough to measure ({steps:?})"
+    );
+    eprintln!(
+        "{strategy}: rollout took {took:?}, {} responses, 0 failed, {checked} weight steps within 5 points",
+        samples.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_under_load_has_no_failed_requests_and_follows_weights() {
+    deploy_under_load("canary").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_under_load_has_no_failed_requests_and_follows_weights() {
+    deploy_under_load("blue-green").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_under_load_has_no_failed_requests_and_follows_weights() {
+    deploy_under_load("rolling").await;
+}
+
+async fn bad_version_rolls_back(extra: &[&str], reason_has: &str) {
+    let _serial = SERIAL.lock().await;
+    let host = Host::new();
+    let port = free_port();
+    let v1 = write_spec(host.path(), "canary", "1.0.0", port, 2, &[]);
+    let bad = write_spec(host.path(), "canary", "1.2.0", port, 2, extra);
+    assert_eq!(apply(&host, &v1).await.code, 0);
+    let (load, samples) = start_load(port, 250, Duration::from_secs(30));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let res = apply(&host, &bad).await;
+    let last = res.events.last().unwrap().clone();
+    assert_eq!(res.code, 1, "{last}");
+    assert_eq!(last["outcome"], "rolled_back", "{last}");
+    let reason = last["reason"].as_str().unwrap();
+    assert!(reason.contains(reason_has), "{reason}");
+    let back = shifts(&res.events, "1.0.0").last().unwrap().0;
+    // Everything sent after the rollback is answered by 1.0.0.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    load.abort();
+    let samples = std::mem::take(&mut *samples.lock().unwrap());
+    let after: Vec<&Timed> = samples
+        .iter()
+        .filter(|s| s.sent > back + chrono::Duration::milliseconds(100))
+        .collect();
+    assert!(
+        after.len() > 250,
+        "{} responses after the rollback",
+        after.len()
+    );
+    assert!(after
+        .iter()
+        .all(|s| s.version.as_deref() == Some("1.0.0") && s.status == Some(200)));
+    if let Some(first_bad) = samples
+        .iter()
+        .filter(|s| s.version.as_deref() == Some("1.2.0") && s.status == Some(500))
+        .map(|s| s.sent)
+        .min()
+    {
+        let reaction = back - first_bad;
+        eprintln!(
+            "bad canary off traffic {} ms after its first failed request",
+            reaction.num_milliseconds()
+        );
+        assert!(
+            reaction < chrono::Duration::seconds(3),
+            "reaction {reaction}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_serving_30_percent_errors_is_rolled_back() {
+    bad_version_rolls_back(&["--error-rate", "0.3"], "error_rate").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_failing_its_health_check_is_rolled_back() {
+    bad_version_rolls_back(&["--fail-health"], "unhealthy").await;
+}

@@ -1,0 +1,787 @@
+//! The local runtime for real: `cutover host` with supervised processes, health probes of every
+//! type, crash restarts, the weighted router, stopping and replacing a host.
+//!
+//! Every test has its own state dir (a temp dir, also the host id) and its own free listen port,
+//! so tests run in parallel. A guard stops the host when the test ends, even on panic, and checks
+//! that no process of that host is left. Every wait is bounded by a deadline.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use cutover::local::client::{ensure_host, HostClient, LocalProvider};
+use cutover::local::process::find_owned;
+use cutover::local::proto::{HostStatus, InstanceView, RevisionView};
+use cutover::provider::{Provider, RevisionKey, RevisionSpec};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_cutover");
+/// Bound for any one command.
+const DEADLINE: Duration = Duration::from_secs(15);
+
+struct Out {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+    took: Duration,
+}
+
+impl Out {
+    fn code(&self) -> i32 {
+        self.status.code().unwrap_or(-1)
+    }
+
+    fn explain(&self) -> String {
+        format!(
+            "exit {:?} after {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.status, self.took, self.stdout, self.stderr
+        )
+    }
+
+    /// The `finished` event of `apply --json`.
+    fn finished(&self) -> Value {
+        self.stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["kind"] == "finished")
+            .unwrap_or_else(|| panic!("no finished event\n{}", self.explain()))
+    }
+}
+
+fn drain(r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let mut r = r;
+        let _ = r.read_to_string(&mut s);
+        s
+    })
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Alive and not a zombie.
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state is the field after the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .map(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+/// Poll `f` until it returns Some, or panic with `what` at the deadline.
+fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "timed out after {limit:?}: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A test's world: a state dir with its own host, and a listen port for the component.
+/// Dropping it stops the host and checks that nothing the host ran is left.
+struct World {
+    dir: tempfile::TempDir,
+    /// The state dir exactly as passed to `--state-dir`: the host id.
+    state: String,
+    port: u16,
+}
+
+impl World {
+    fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().display().to_string();
+        World {
+            dir,
+            state,
+            port: free_port(),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--state-dir")
+            .arg(&self.state)
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("CUTOVER_STATE_DIR")
+            .env_remove("CUTOVER_CONFIG")
+            .env("XDG_CONFIG_HOME", self.path().join("xdg-config"))
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    }
+
+    /// Run a command to completion within the deadline (killed if it overruns).
+    fn run(&self, args: &[&str]) -> Out {
+        self.try_run(args).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like `run`, but never panics (for the guard).
+    fn try_run(&self, args: &[&str]) -> Result<Out, String> {
+        let start = Instant::now();
+        let mut child = self
+            .command(args)
+            .spawn()
+            .map_err(|e| format!("spawn cutover: {e}"))?;
+        let out = drain(child.stdout.take().unwrap());
+        let err = drain(child.stderr.take().unwrap());
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(s)) => break s,
+                Ok(None) => {}
+                Err(e) => return Err(format!("wait for cutover {args:?}: {e}")),
+            }
+            if start.elapsed() > DEADLINE {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "cutover {args:?} did not finish within {DEADLINE:?}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        Ok(Out {
+            status,
+            stdout: out.join().unwrap_or_default(),
+            stderr: err.join().unwrap_or_default(),
+            took: start.elapsed(),
+        })
+    }
+
+    /// A one-component local spec listening on this world's port.
+    fn spec_text(&self, version: &str, replicas: u32, run: &str, health: &str) -> String {
+        format!(
+            "id: rt
+name: rt
+version: '{version}'
+strategy: canary
+environment: local
+components:
+  - id: web
+    name: web
+    version: '{version}'
+    replicas: {replicas}
+    listen: 127.0.0.1:{port}
+    run: {run}
+    healthCheck: {health}
+infrastructure:
+  provider: local
+",
+            port = self.port
+        )
+    }
+
+    fn write_spec(
+        &self,
+        name: &str,
+        version: &str,
+        replicas: u32,
+        run: &str,
+        health: &str,
+    ) -> PathBuf {
+        let p = self.path().join(name);
+        std::fs::write(&p, self.spec_text(version, replicas, run, health)).unwrap();
+        p
+    }
+
+    fn apply(&self, spec: &Path) -> Out {
+        self.run(&["apply", spec.to_str().unwrap(), "--json"])
+    }
+
+    /// `host status --json`: None when no host runs.
+    fn status(&self) -> Option<HostStatus> {
+        let out = self.run(&["host", "status", "--json"]);
+        assert_eq!(out.code(), 0, "{}", out.explain());
+        let v: Value = serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| {
+            panic!("host status --json: {e}\n{}", out.explain());
+        });
+        if v.get("running") == Some(&Value::Bool(false)) {
+            return None;
+        }
+        Some(serde_json::from_value(v).unwrap())
+    }
+
+    fn running_status(&self) -> HostStatus {
+        self.status().expect("a host runs")
+    }
+
+    /// The revisions the host runs for component `web`.
+    fn revisions(&self) -> Vec<RevisionView> {
+        self.running_status()
+            .components
+            .into_iter()
+            .filter(|c| c.component == "web")
+            .flat_map(|c| c.revisions)
+            .collect()
+    }
+
+    /// Stop the host; wait until nothing it ran is left. Returns what is left.
+    fn stop(&self) -> Vec<u32> {
+        let host_pid = std::fs::read_to_string(self.path().join("host.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok());
+        if let Err(e) = self.try_run(&["host", "stop"]) {
+            eprintln!("{e}");
+        }
+        let start = Instant::now();
+        loop {
+            let left = find_owned(&self.state);
+            let host_left = host_pid.is_some_and(alive);
+            if (left.is_empty() && !host_left) || start.elapsed() > Duration::from_secs(10) {
+                let mut left = left;
+                if host_left {
+                    left.extend(host_pid);
+                }
+                return left;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let left = self.stop();
+        if !left.is_empty() {
+            // Do not leak them into other tests, whatever happens.
+            for pid in &left {
+                // SAFETY: kill(2) has no memory-safety preconditions.
+                unsafe {
+                    libc::kill(*pid as i32, libc::SIGKILL);
+                }
+            }
+            if !std::thread::panicking() {
+                panic!("processes left after `host stop`: {left:?}");
+            }
+        }
+    }
+}
+
+/// A plain HTTP/1.1 GET over a fresh connection: status, headers (lowercased names), body.
+struct Reply {
+    code: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn get(port: u16, path: &str, extra: &str) -> std::io::Result<Reply> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.set_write_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra}Connection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let code = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad response: {text:?}")))?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Ok(Reply {
+        code,
+        headers,
+        body: body.to_string(),
+    })
+}
+
+const DEMO: &str = "{command: ['{self}', demo-service, --port, '{port}', --version, '{version}']}";
+const DEMO_FAILING: &str =
+    "{command: ['{self}', demo-service, --port, '{port}', --version, '{version}', --fail-health]}";
+const HTTP_PROBE: &str = "{type: http, endpoint: /health, port: 8080, periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 2}";
+
+fn probe(kind_and_target: &str) -> String {
+    format!("{{{kind_and_target}, periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 2}}")
+}
+
+/// Apply a first deployment that must succeed; its instances are ready with probe `kind`, and
+/// the component answers on its listen port.
+fn assert_probe_passes(w: &World, run: &str, health: &str, kind: &str) {
+    let spec = w.write_spec("pass.yaml", "1.0.0", 1, run, health);
+    let out = w.apply(&spec);
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    assert_eq!(out.finished()["outcome"], "succeeded", "{}", out.explain());
+    let revs = w.revisions();
+    assert_eq!(revs.len(), 1, "{revs:?}");
+    assert_eq!(revs[0].weight, 100);
+    assert_eq!(revs[0].instances.len(), 1);
+    let i = &revs[0].instances[0];
+    assert!(i.running && i.ready, "{i:?}");
+    assert_eq!(i.probe.kind, kind, "{i:?}");
+    assert!(
+        i.probe.ready && !i.probe.failing && i.probe.checks >= 1,
+        "{i:?}"
+    );
+    assert_eq!(i.probe.last_error, None);
+    let r = get(w.port, "/", "").unwrap();
+    assert_eq!(r.code, 200, "{}", r.body);
+    assert_eq!(r.header("x-version"), Some("1.0.0"));
+}
+
+/// Apply a first deployment that must fail its health check: exit 1, the reason names the
+/// failure, and the new revision is gone from the host.
+fn assert_probe_fails(w: &World, run: &str, health: &str, expect: &[&str]) {
+    let spec = w.write_spec("fail.yaml", "1.0.0", 1, run, health);
+    let out = w.apply(&spec);
+    assert_eq!(out.code(), 1, "{}", out.explain());
+    assert!(out.took < Duration::from_secs(10), "{}", out.explain());
+    let fin = out.finished();
+    assert_eq!(fin["outcome"], "rolled_back", "{}", out.explain());
+    let reason = fin["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("unhealthy"), "{reason}");
+    for e in expect {
+        assert!(reason.contains(e), "reason lacks {e:?}: {reason}");
+    }
+    assert!(w.revisions().is_empty(), "{:?}", w.running_status());
+    wait_for(
+        "the failed instance to be stopped",
+        Duration::from_secs(8),
+        || find_owned(&w.state).is_empty().then_some(()),
+    );
+}
+
+#[test]
+fn http_probe_passes() {
+    let w = World::new();
+    assert_probe_passes(&w, DEMO, HTTP_PROBE, "http");
+}
+
+#[test]
+fn http_probe_fails_on_503() {
+    let w = World::new();
+    assert_probe_fails(
+        &w,
+        DEMO_FAILING,
+        HTTP_PROBE,
+        &["http probe", "GET /health: HTTP 503"],
+    );
+}
+
+/// The service listens on its first port (`http`); the probe targets a port by name.
+const DEMO_TWO_PORTS: &str =
+    "{command: ['{self}', demo-service, --port, '{port}', --version, '{version}'], ports: [http, admin]}";
+
+#[test]
+fn tcp_probe_passes_on_the_listening_port() {
+    let w = World::new();
+    assert_probe_passes(&w, DEMO_TWO_PORTS, &probe("type: tcp, port: http"), "tcp");
+}
+
+#[test]
+fn tcp_probe_fails_on_a_port_nothing_listens_on() {
+    let w = World::new();
+    assert_probe_fails(
+        &w,
+        DEMO_TWO_PORTS,
+        &probe("type: tcp, port: admin"),
+        &["tcp probe", "connect 127.0.0.1:"],
+    );
+}
+
+#[test]
+fn exec_probe_passes() {
+    let w = World::new();
+    assert_probe_passes(&w, DEMO, &probe("type: exec, command: ['true']"), "exec");
+}
+
+#[test]
+fn exec_probe_fails() {
+    let w = World::new();
+    assert_probe_fails(
+        &w,
+        DEMO,
+        &probe("type: exec, command: ['false']"),
+        &["exec probe", "exit status: 1"],
+    );
+}
+
+#[test]
+fn exec_probe_expands_placeholders() {
+    let w = World::new();
+    // Passes only if {version}, {replica}, {port} and {port.http} were replaced by this
+    // instance's values.
+    assert_probe_passes(
+        &w,
+        DEMO,
+        &probe(
+            "type: exec, command: [sh, -c, 'test \"$0\" = 1.0.0/0 && test \"$1\" -gt 1023 && test \"$1\" = \"$2\"', '{version}/{replica}', '{port}', '{port.http}']",
+        ),
+        "exec",
+    );
+}
+
+const DEMO_GRPC: &str = "{command: ['{self}', demo-service, --port, '{port}', --grpc-port, '{port.grpc}', --version, '{version}'], ports: [http, grpc]}";
+const DEMO_GRPC_FAILING: &str = "{command: ['{self}', demo-service, --port, '{port}', --grpc-port, '{port.grpc}', --version, '{version}', --fail-health], ports: [http, grpc]}";
+
+#[test]
+fn grpc_probe_passes_against_the_demo_health_server() {
+    let w = World::new();
+    assert_probe_passes(&w, DEMO_GRPC, &probe("type: grpc, port: grpc"), "grpc");
+}
+
+#[test]
+fn grpc_probe_fails_on_not_serving() {
+    let w = World::new();
+    assert_probe_fails(
+        &w,
+        DEMO_GRPC_FAILING,
+        &probe("type: grpc, port: grpc"),
+        &["grpc probe", "NOT_SERVING"],
+    );
+}
+
+#[test]
+fn a_command_that_cannot_start_fails_early_and_clearly() {
+    let w = World::new();
+    let spec = w.write_spec(
+        "missing.yaml",
+        "1.0.0",
+        1,
+        "{command: [/no/such/binary, --port, '{port}']}",
+        HTTP_PROBE,
+    );
+    let out = w.apply(&spec);
+    assert_eq!(out.code(), 1, "{}", out.explain());
+    assert!(out.took < Duration::from_secs(5), "{}", out.explain());
+    let fin = out.finished();
+    assert!(
+        fin["outcome"] == "failed" || fin["outcome"] == "rolled_back",
+        "{fin}"
+    );
+    let reason = fin["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("/no/such/binary"), "{reason}");
+    assert!(w.revisions().is_empty(), "{:?}", w.running_status());
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A revision of component `web` from a spec with this world's listen port.
+fn revision(w: &World, key: &str, version: &str, run: &str, health: &str) -> RevisionSpec {
+    let spec = cutover::spec::load_str(&w.spec_text(version, 1, run, health))
+        .unwrap_or_else(|d| panic!("spec: {d:?}"));
+    RevisionSpec {
+        key: RevisionKey(key.into()),
+        deployment: spec.id.clone(),
+        version: version.into(),
+        environment: spec.environment.clone(),
+        component: spec.components[0].clone(),
+    }
+}
+
+fn instance(w: &World, key: &str) -> Option<InstanceView> {
+    w.revisions()
+        .into_iter()
+        .find(|r| r.key.0 == key)
+        .and_then(|r| r.instances.into_iter().next())
+}
+
+#[test]
+fn a_crashing_instance_is_restarted_and_reported() {
+    let w = World::new();
+    let rt = runtime();
+    let client = rt.block_on(ensure_host(w.path(), Path::new(BIN))).unwrap();
+    let provider = LocalProvider::new(client);
+    let run = "{command: ['{self}', demo-service, --port, '{port}', --version, '{version}', --crash-after-s, '1']}";
+    let rev = revision(&w, "web@crash", "1.0.0", run, HTTP_PROBE);
+    rt.block_on(provider.apply_revision(&rev, 1)).unwrap();
+    let first_pid = instance(&w, "web@crash").and_then(|i| i.pid).unwrap();
+    let t0 = Instant::now();
+    let i = wait_for("a restart after the crash", Duration::from_secs(8), || {
+        instance(&w, "web@crash").filter(|i| i.restarts >= 1)
+    });
+    assert!(t0.elapsed() < Duration::from_secs(6));
+    assert_eq!(i.last_exit.as_deref(), Some("exited with code 1"), "{i:?}");
+    // Restarted with a fresh process; the old one is gone.
+    let i = wait_for("the restarted process", Duration::from_secs(5), || {
+        instance(&w, "web@crash").filter(|i| i.running && i.pid.is_some())
+    });
+    assert_ne!(i.pid, Some(first_pid));
+    assert!(!alive(first_pid));
+    // The provider reports the crash too.
+    let st = rt
+        .block_on(provider.revision_status("web", &RevisionKey("web@crash".into())))
+        .unwrap();
+    assert!(st.instances[0].restarts >= 1, "{st:?}");
+    // And the human view names it.
+    let out = w.run(&["host", "status"]);
+    assert!(out.stdout.contains("restarts"), "{}", out.explain());
+}
+
+#[test]
+fn host_stop_leaves_nothing_and_apply_starts_a_new_host() {
+    let w = World::new();
+    let spec = w.write_spec("v1.yaml", "1.0.0", 2, DEMO, HTTP_PROBE);
+    let out = w.apply(&spec);
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    let st = w.running_status();
+    assert_eq!(st.state_dir, w.state);
+    let host_pid = st.pid;
+    let pids: Vec<u32> = st.components[0].revisions[0]
+        .instances
+        .iter()
+        .filter_map(|i| i.pid)
+        .collect();
+    assert_eq!(pids.len(), 2);
+    assert_eq!(
+        find_owned(&w.state).into_iter().collect::<BTreeSet<_>>(),
+        pids.iter().copied().collect::<BTreeSet<_>>()
+    );
+
+    // The socket is owner-only.
+    let sock = w.path().join("host.sock");
+    let meta = std::fs::metadata(&sock).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+
+    let out = w.run(&["host", "stop"]);
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    assert!(out.stdout.contains("host stopped"), "{}", out.explain());
+    assert!(!sock.exists(), "the socket is removed");
+    wait_for("the host process to exit", Duration::from_secs(5), || {
+        (!alive(host_pid)).then_some(())
+    });
+    for p in &pids {
+        assert!(!alive(*p), "instance {p} left behind");
+    }
+    assert!(find_owned(&w.state).is_empty());
+    assert!(get(w.port, "/", "").is_err(), "the router is closed");
+    assert!(w.status().is_none());
+    // Stopping again is harmless.
+    let out = w.run(&["host", "stop"]);
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    assert!(out.stdout.contains("no host runs"), "{}", out.explain());
+
+    // The next apply starts a new host on demand.
+    let other = w.path().join("other-env.yaml");
+    std::fs::write(
+        &other,
+        std::fs::read_to_string(&spec)
+            .unwrap()
+            .replace("environment: local", "environment: after-stop"),
+    )
+    .unwrap();
+    let out = w.apply(&other);
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    let st = w.running_status();
+    assert_ne!(st.pid, host_pid);
+    let r = get(w.port, "/", "").unwrap();
+    assert_eq!(r.code, 200);
+    assert_eq!(r.header("x-version"), Some("1.0.0"));
+}
+
+/// One canary stage straight to 100%: a quick rollout of a new version over the live one.
+const ONE_STAGE: &str = "metadata:
+  canaryConfig:
+    stages:
+      - {name: all, percentage: 100, duration: 0}
+";
+
+#[test]
+fn apply_after_host_stop_deploys_the_new_version() {
+    let w = World::new();
+    let v1 = w.write_spec("v1.yaml", "1.0.0", 1, DEMO, HTTP_PROBE);
+    let out = w.apply(&v1);
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    let out = w.run(&["host", "stop"]);
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    let v2 = w.path().join("v2.yaml");
+    std::fs::write(&v2, w.spec_text("1.1.0", 1, DEMO, HTTP_PROBE) + ONE_STAGE).unwrap();
+    let out = w.apply(&v2);
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    assert_eq!(out.finished()["outcome"], "succeeded", "{}", out.explain());
+    let r = get(w.port, "/", "").unwrap();
+    assert_eq!(r.header("x-version"), Some("1.1.0"));
+}
+
+#[test]
+fn a_restarted_host_replaces_what_ran() {
+    let w = World::new();
+    let spec = w.write_spec("v1.yaml", "1.0.0", 2, DEMO, HTTP_PROBE);
+    let out = w.apply(&spec);
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    let before = w.running_status();
+    let rev = &before.components[0].revisions[0];
+    let old: BTreeSet<u32> = rev.instances.iter().filter_map(|i| i.pid).collect();
+    assert_eq!(old.len(), 2);
+
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe {
+        libc::kill(before.pid as i32, libc::SIGKILL);
+    }
+    wait_for("the host to die", Duration::from_secs(5), || {
+        (!alive(before.pid)).then_some(())
+    });
+    // Its instances outlive it (own process groups) until a new host takes over.
+    assert_eq!(
+        find_owned(&w.state).into_iter().collect::<BTreeSet<_>>(),
+        old
+    );
+    assert!(w.status().is_none(), "host status does not start a host");
+
+    let rt = runtime();
+    let client = rt.block_on(ensure_host(w.path(), Path::new(BIN))).unwrap();
+    let after = rt.block_on(client.status()).unwrap();
+    assert_ne!(after.pid, before.pid);
+    let revs = wait_for("the revision ready again", Duration::from_secs(8), || {
+        let revs = w.revisions();
+        revs.iter()
+            .all(|r| r.instances.iter().all(|i| i.ready))
+            .then_some(revs)
+    });
+    assert_eq!(revs.len(), 1);
+    assert_eq!(revs[0].key, rev.key);
+    assert_eq!(revs[0].weight, rev.weight);
+    assert_eq!(revs[0].weight, 100);
+    let new: BTreeSet<u32> = revs[0].instances.iter().filter_map(|i| i.pid).collect();
+    assert_eq!(new.len(), 2);
+    assert!(new.is_disjoint(&old), "{new:?} vs {old:?}");
+    for p in &old {
+        assert!(!alive(*p), "old instance {p} still runs");
+    }
+    assert_eq!(
+        find_owned(&w.state).into_iter().collect::<BTreeSet<_>>(),
+        new
+    );
+    let r = get(w.port, "/", "").unwrap();
+    assert_eq!(r.code, 200, "{}", r.body);
+    assert_eq!(r.header("x-version"), Some("1.0.0"));
+    // The API answers on the same socket.
+    assert!(rt.block_on(HostClient::new(w.path()).ping()));
+}
+
+#[test]
+fn router_answers_503_without_a_ready_instance_and_502_when_the_backend_is_down() {
+    let w = World::new();
+    let rt = runtime();
+    let provider = LocalProvider::new(rt.block_on(ensure_host(w.path(), Path::new(BIN))).unwrap());
+    let sick = revision(&w, "web@sick", "0.9.0", DEMO_FAILING, HTTP_PROBE);
+    rt.block_on(provider.apply_revision(&sick, 1)).unwrap();
+    rt.block_on(provider.set_weights("web", &[(sick.key.clone(), 100)]))
+        .unwrap();
+    let r = get(w.port, "/", "").unwrap();
+    assert_eq!(r.code, 503, "{}", r.body);
+    assert!(r.body.contains("no ready instance"), "{}", r.body);
+
+    // Ready by an exec probe, but nothing listens on its port: the router answers 502.
+    let mute = revision(
+        &w,
+        "web@mute",
+        "1.0.0",
+        "{command: [sleep, '30']}",
+        &probe("type: exec, command: ['true']"),
+    );
+    rt.block_on(provider.apply_revision(&mute, 1)).unwrap();
+    rt.block_on(provider.set_weights("web", &[(mute.key.clone(), 100)]))
+        .unwrap();
+    wait_for("the mute instance ready", Duration::from_secs(5), || {
+        instance(&w, "web@mute").filter(|i| i.ready)
+    });
+    let r = get(w.port, "/", "").unwrap();
+    assert_eq!(r.code, 502, "{}", r.body);
+    let revs = w.revisions();
+    let mute_view = revs.iter().find(|r| r.key == mute.key).unwrap();
+    assert!(mute_view.transport_errors >= 1, "{mute_view:?}");
+}
+
+#[test]
+fn router_forwards_with_x_forwarded_for_and_without_hop_by_hop_headers() {
+    let w = World::new();
+    let rt = runtime();
+    let provider = LocalProvider::new(rt.block_on(ensure_host(w.path(), Path::new(BIN))).unwrap());
+    // The instance does not listen; this test listens on its port instead and echoes headers.
+    let rev = revision(
+        &w,
+        "web@echo",
+        "1.0.0",
+        "{command: [sleep, '30']}",
+        &probe("type: exec, command: ['true']"),
+    );
+    rt.block_on(provider.apply_revision(&rev, 1)).unwrap();
+    rt.block_on(provider.set_weights("web", &[(rev.key.clone(), 100)]))
+        .unwrap();
+    let i = wait_for("the instance ready", Duration::from_secs(5), || {
+        instance(&w, "web@echo").filter(|i| i.ready)
+    });
+    let backend = TcpListener::bind(("127.0.0.1", i.ports["http"])).unwrap();
+    backend.set_nonblocking(true).unwrap();
+    let echo = std::thread::spawn(move || -> String {
+        let mut s = wait_for("the router to connect", Duration::from_secs(10), || {
+            backend.accept().ok().map(|(s, _)| s)
+        });
+        s.set_nonblocking(false).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && head.len() < 64 * 1024 {
+            match s.read(&mut byte) {
+                Ok(1) => head.push(byte[0]),
+                _ => break,
+            }
+        }
+        let head = String::from_utf8_lossy(&head).to_string();
+        let _ = write!(
+            s,
+            "HTTP/1.1 200 OK\r\nx-version: echo\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{head}",
+            head.len()
+        );
+        head
+    });
+    let r = get(
+        w.port,
+        "/echo?q=1",
+        "X-Forwarded-For: 10.1.2.3\r\nX-Hop: secret\r\nX-Keep: 1\r\nTE: trailers\r\nConnection: x-hop\r\n",
+    )
+    .unwrap();
+    let seen = echo.join().unwrap().to_ascii_lowercase();
+    assert_eq!(r.code, 200, "{}", r.body);
+    assert_eq!(r.header("x-version"), Some("echo"));
+    assert!(seen.starts_with("get /echo?q=1 http/1.1\r\n"), "{seen}");
+    assert!(
+        seen.contains("x-forwarded-for: 10.1.2.3, 127.0.0.1\r\n"),
+        "{seen}"
+    );
+    assert!(seen.contains("x-keep: 1\r\n"), "{seen}");
+    assert!(!seen.contains("x-hop"), "{seen}");
+    assert!(!seen.contains("\r\nte:"), "{seen}");
+}
