@@ -14,8 +14,9 @@ use super::apply::runtime;
 use super::print::{human_line, json_line};
 use super::{open_store, FAILED, INVALID, OK};
 use cutover::engine::{Builtin, Command, Engine, EngineConfig, EngineError, EventKind};
+use cutover::local::client::{ensure_host, LocalProvider};
 use cutover::provider::simulated::Simulated;
-use cutover::provider::RevisionKey;
+use cutover::provider::{Provider, RevisionKey};
 use cutover::spec::Spec;
 use cutover::store::{pid_alive, RunRow, Store};
 
@@ -156,15 +157,31 @@ pub fn rollback(dir: &Path, id: &str, to: Option<String>, json: bool) -> Result<
             return Ok(FAILED);
         }
     };
-    if r.provider != "simulated" {
-        eprintln!(
-            "provider `{}` is not available in this build yet",
-            r.provider
-        );
-        return Ok(INVALID);
+    match r.provider.as_str() {
+        "simulated" => {
+            let rt = runtime(true)?;
+            rt.block_on(standalone(store, r, spec, to, json, None))
+        }
+        "local" => {
+            let rt = runtime(false)?;
+            rt.block_on(async {
+                let exe = std::env::current_exe()?;
+                let client = match ensure_host(dir, &exe).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("{e}");
+                        return Ok(FAILED);
+                    }
+                };
+                let local: Arc<dyn Provider> = Arc::new(LocalProvider::new(client));
+                standalone(store, r, spec, to, json, Some(local)).await
+            })
+        }
+        other => {
+            eprintln!("provider `{other}` is not available in this build yet");
+            Ok(INVALID)
+        }
     }
-    let rt = runtime(r.dry_run)?;
-    rt.block_on(standalone(store, r, spec, to, json))
 }
 
 async fn standalone(
@@ -173,9 +190,11 @@ async fn standalone(
     spec: Spec,
     to: Option<String>,
     json: bool,
+    real: Option<Arc<dyn Provider>>,
 ) -> Result<u8> {
+    let simulated = real.is_none();
     let sim = Arc::new(Simulated::new(Vec::new()));
-    for c in &spec.components {
+    for c in spec.components.iter().filter(|_| simulated) {
         let revs = store.revisions(&c.id, &spec.environment, true)?;
         for rev in revs.iter().filter(|x| {
             x.status == "active"
@@ -189,17 +208,21 @@ async fn standalone(
             );
         }
     }
+    let provider: Arc<dyn Provider> = match real {
+        Some(p) => p,
+        None => sim,
+    };
     let engine = Engine::new(EngineConfig {
         store: store.clone(),
-        provider: sim,
+        provider,
         signals: Arc::new(Builtin),
-        virtual_clock: r.dry_run,
+        virtual_clock: simulated,
         poll_store: false,
     });
     let mut events = engine.subscribe();
     let actor = cutover::identity::current_user();
     let handle = match engine
-        .start_rollback(spec, true, r.run_id, to, &actor)
+        .start_rollback(spec, simulated, r.run_id, to, &actor)
         .await
     {
         Ok(h) => h,

@@ -59,13 +59,18 @@ fn render(s: &HostStatus) {
             for i in &r.instances {
                 let ports: Vec<String> = i.ports.iter().map(|(n, p)| format!("{n}={p}")).collect();
                 out!(
-                    "      {} pid {} ports {} {} {} restarts {} probe {} {}{}",
+                    "      {} pid {} ports {} {} {} restarts {}{} probe {} {}{}",
                     i.id,
                     i.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
                     ports.join(","),
                     if i.running { "running" } else { "down" },
                     if i.ready { "ready" } else { "not-ready" },
                     i.restarts,
+                    i.last_exit
+                        .as_ref()
+                        .filter(|_| i.restarts > 0 || !i.running)
+                        .map(|e| format!(" (last: {e})"))
+                        .unwrap_or_default(),
                     i.probe.kind,
                     i.probe
                         .last_latency_ms

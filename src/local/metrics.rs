@@ -132,8 +132,8 @@ impl Window {
     pub fn metrics_at(&self, now: Instant, window: Duration) -> Metrics {
         let secs = window.as_secs().clamp(1, HISTORY_SECS);
         let now_sec = self.second(now);
-        // The current second is partial: include it, and count the window as `secs` long.
-        let from = now_sec.saturating_sub(secs.saturating_sub(1));
+        // The last `secs` whole seconds plus the current, partial one.
+        let from = now_sec.saturating_sub(secs);
         let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         let mut requests = 0u64;
         let mut errors = 0u64;
@@ -151,8 +151,8 @@ impl Window {
             }
         }
         drop(slots);
-        let elapsed = now.saturating_duration_since(self.origin).as_secs_f64();
-        let span = (secs as f64).min(elapsed.max(1.0));
+        let since_origin = now.saturating_duration_since(self.origin).as_secs_f64();
+        let span = (since_origin - from as f64).max(1.0);
         let mut m = Metrics::new();
         m.insert("requests".into(), requests as f64);
         m.insert("request_rate".into(), requests as f64 / span);
@@ -235,10 +235,18 @@ mod tests {
         w.record_at(later, Outcome::Status(200), Duration::from_millis(1));
         let m = w.metrics_at(later, Duration::from_secs(2));
         assert_eq!(m["requests"], 1.0);
+        // Just after a second boundary the previous whole second still counts.
+        w.record_at(
+            later + Duration::from_millis(990),
+            Outcome::Status(200),
+            Duration::from_millis(1),
+        );
+        let m = w.metrics_at(later + Duration::from_millis(1010), Duration::from_secs(1));
+        assert_eq!(m["requests"], 2.0, "{m:?}");
         assert_eq!(m["error_rate"], 0.0);
-        let m = w.metrics_at(later, Duration::from_secs(30));
-        assert_eq!(m["requests"], 2.0);
-        assert_eq!(m["error_rate"], 0.5);
+        let m = w.metrics_at(later + Duration::from_millis(1010), Duration::from_secs(30));
+        assert_eq!(m["requests"], 3.0);
+        assert!((m["error_rate"] - 1.0 / 3.0).abs() < 1e-9);
     }
 
     #[test]
