@@ -876,3 +876,69 @@ fn approve_exits_0_when_its_approval_is_taken() {
     assert_eq!(finished(&run.events)["outcome"], "succeeded");
     assert_eq!(run.approve.code(), 0, "{}", run.approve.explain());
 }
+
+#[test]
+fn interrupt_pauses_and_saves_the_run_with_exit_3() {
+    let w = World::new();
+    w.seed_v110("canary.yaml");
+    let mut cmd = w.command(&["apply", s(&spec("canary.yaml")), "--dry-run", "--json"]);
+    let mut guard = Guard(Some(cmd.spawn().expect("spawn apply")));
+    let child = guard.0.as_mut().unwrap();
+    let _err = drain(child.stderr.take().unwrap());
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let start = Instant::now();
+    loop {
+        let left = Duration::from_secs(10).saturating_sub(start.elapsed());
+        let line = rx
+            .recv_timeout(left)
+            .expect("a gate_waiting event within 10s");
+        let ev: Value = serde_json::from_str(&line).unwrap();
+        if ev["kind"] == "gate_waiting" {
+            break;
+        }
+    }
+    let pid = child.id() as i32;
+    // SAFETY: signalling our own child process.
+    unsafe {
+        libc::kill(pid, libc::SIGINT);
+    }
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "apply did not stop on SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    guard.0 = None;
+    reader.join().unwrap();
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert_eq!(status.code(), Some(3), "exit code 3 = interrupted");
+    let last: Value = serde_json::from_str(rest.last().unwrap()).unwrap();
+    assert_eq!(last["kind"], "interrupted", "{last}");
+    assert_eq!(last["deployment"], DEPLOYMENT);
+    // The run is saved, paused, and owned by no process.
+    let st = w.json_lines(&["status", DEPLOYMENT, "--json"]);
+    assert_eq!(st[0]["status"], "paused", "{}", st[0]);
+    assert_eq!(st[0]["running"], false, "{}", st[0]);
+    assert!(st[0]["outcome"].is_null());
+    // It can still be rolled back from another command; the interrupted run then ends rolled back.
+    let out = w.run(&["rollback", DEPLOYMENT]);
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    let history = w.json_lines(&["history", "--json"]);
+    assert_eq!(history[0]["kind"], "rollback", "{}", history[0]);
+    assert_eq!(history[0]["outcome"], "rolled_back");
+    assert_eq!(history[1]["outcome"], "rolled_back", "{}", history[1]);
+}

@@ -217,9 +217,22 @@ pub struct Snapshot {
     /// The gate being waited at, if any.
     pub gate: Option<String>,
     pub traffic: Vec<ComponentTraffic>,
+    /// The instances of the revisions involved, as last seen.
+    #[serde(default)]
+    pub instances: Vec<InstanceHealth>,
     pub last_verdicts: Vec<Verdict>,
     pub reason: Option<String>,
     pub outcome: Option<Outcome>,
+}
+
+/// One instance's health as the engine last saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceHealth {
+    pub component: String,
+    pub revision: String,
+    pub version: String,
+    #[serde(flatten)]
+    pub status: crate::provider::InstanceStatus,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -110,6 +110,8 @@ pub(crate) struct Run {
     pub outcome: Option<Outcome>,
     /// Restart counts already reported, per instance.
     pub restarts_seen: std::collections::HashMap<String, u32>,
+    /// Instance health per revision key, as last seen.
+    pub health: std::collections::BTreeMap<String, Vec<InstanceHealth>>,
 }
 
 impl Run {
@@ -141,6 +143,7 @@ impl Run {
             errors_in_row: 0,
             outcome: None,
             restarts_seen: std::collections::HashMap::new(),
+            health: std::collections::BTreeMap::new(),
         }
     }
 
@@ -208,6 +211,7 @@ impl Run {
                     weights: c.weights(&self.spec.version),
                 })
                 .collect(),
+            instances: self.health.values().flatten().cloned().collect(),
             last_verdicts: self.last_verdicts.clone(),
             reason: self.reason.clone(),
             outcome: self.outcome,
@@ -409,6 +413,39 @@ impl Run {
         Ok(())
     }
 
+    fn remember_health(
+        &mut self,
+        component: &str,
+        key: &RevisionKey,
+        version: &str,
+        st: &crate::provider::RevisionStatus,
+    ) {
+        let list = st
+            .instances
+            .iter()
+            .map(|i| InstanceHealth {
+                component: component.to_string(),
+                revision: key.0.clone(),
+                version: version.to_string(),
+                status: i.clone(),
+            })
+            .collect();
+        self.health.insert(key.0.clone(), list);
+        // Forget revisions that are gone.
+        let live: Vec<String> = self
+            .comps
+            .iter()
+            .flat_map(|c| {
+                let mut v = vec![c.new_key.0.clone()];
+                if let Some(o) = c.old.as_ref().filter(|o| o.running) {
+                    v.push(o.key.0.clone());
+                }
+                v
+            })
+            .collect();
+        self.health.retain(|k, _| live.contains(k));
+    }
+
     /// Report instances that restarted since we last looked.
     async fn report_restarts(&mut self, component: &str, st: &crate::provider::RevisionStatus) {
         for i in &st.instances {
@@ -523,9 +560,21 @@ impl Run {
         self.last_verdicts = verdicts.clone();
         let component = c.comp.id.clone();
         let new_key = c.new_key.clone();
+        let old = c
+            .old
+            .as_ref()
+            .filter(|o| o.running)
+            .map(|o| (o.key.clone(), o.version.clone()));
         let provider = self.engine.inner.provider.clone();
         if let Ok(st) = provider.revision_status(&component, &new_key).await {
             self.report_restarts(&component, &st).await;
+            let version = self.spec.version.clone();
+            self.remember_health(&component, &new_key, &version, &st);
+        }
+        if let Some((key, version)) = old {
+            if let Ok(st) = provider.revision_status(&component, &key).await {
+                self.remember_health(&component, &key, &version, &st);
+            }
         }
         self.emit(EventKind::Analysis {
             component,

@@ -514,6 +514,9 @@ impl Host {
                             .last_error
                             .map(|e| format!("{} probe: {e}", v.probe.kind))
                     },
+                    probe: v.probe.kind,
+                    last_latency_ms: v.probe.last_latency_ms,
+                    consecutive_failures: v.probe.consecutive_failures,
                 }
             })
             .collect();

@@ -43,6 +43,13 @@ pub struct InstanceStatus {
     pub restarts: u32,
     /// The last probe error or exit, if any.
     pub detail: Option<String>,
+    /// The probe type (http, tcp, exec, grpc), if the platform probes.
+    #[serde(default)]
+    pub probe: String,
+    #[serde(default)]
+    pub last_latency_ms: Option<f64>,
+    #[serde(default)]
+    pub consecutive_failures: u32,
 }
 
 /// A revision's instances.

@@ -241,6 +241,9 @@ impl Provider for Simulated {
                     unhealthy: sick,
                     restarts: 0,
                     detail: sick.then(|| "simulated: health check failing".to_string()),
+                    probe: "simulated".into(),
+                    last_latency_ms: Some(1.0),
+                    consecutive_failures: if sick { 3 } else { 0 },
                 }
             })
             .collect();
