@@ -3,6 +3,7 @@
 //! The library holds everything but the command line: specs, plans, the engine, providers and
 //! the state store. It has no UI imports.
 
+pub mod analysis;
 pub mod demo_service;
 pub mod engine;
 pub mod identity;

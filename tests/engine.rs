@@ -103,7 +103,7 @@ fn engine(w: &World, provider: Arc<dyn Provider>) -> Engine {
     Engine::new(EngineConfig {
         store: w.store.clone(),
         provider,
-        signals: Arc::new(Builtin),
+        signals: Arc::new(Builtin::default()),
         virtual_clock: true,
         poll_store: false,
     })
@@ -542,4 +542,106 @@ async fn the_journal_records_where_a_run_stood() {
     h.join.await.unwrap();
     let events = w.store.events(h.run_id, 0).unwrap();
     assert_eq!(events.last().unwrap().kind, "finished");
+}
+
+fn with_metric_source(spec: &mut Spec, source: &str) {
+    let text = format!(
+        "
+id: x
+name: x
+version: '1'
+strategy: canary
+environment: e
+components: [{{id: api}}]
+infrastructure: {{provider: simulated}}
+metadata:
+  canaryConfig:
+    metrics:
+      - {{name: m, threshold: 1, operator: lt, source: {source}}}
+"
+    );
+    let parsed = spec::load_str(&text).unwrap_or_else(|d| panic!("{d:?}"));
+    let cfg = spec.metadata.canary_config.as_mut().unwrap();
+    cfg.metrics = parsed.metadata.canary_config.unwrap().metrics;
+    cfg.progression_rules.clear();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_metrics_source_outage_pauses_rather_than_promotes() {
+    let w = with_v1("canary", vec![]).await;
+    let e = engine(&w, w.sim.clone());
+    let mut spec = spec_for("canary", "1.2.0");
+    with_metric_source(&mut spec, "{type: exec, command: [sh, -c, 'exit 7']}");
+    let mut rx = e.subscribe();
+    let h = deploy(&e, spec, true).await;
+    wait_status(&e, h.run_id, Status::Paused).await;
+    let snap = e.snapshots().borrow().get(&h.run_id).unwrap().clone();
+    let reason = snap.reason.clone().unwrap();
+    assert!(
+        reason.contains("could not be measured 4 times in a row"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("exit status: 7"),
+        "the command's own failure: {reason}"
+    );
+    // Every measurement was an error, never a pass, with its counts.
+    let mut errors = 0;
+    while let Ok(ev) = rx.try_recv() {
+        if let EventKind::Analysis { verdicts, .. } = &ev.kind {
+            for v in verdicts.iter().filter(|v| v.signal == "m") {
+                assert_eq!(v.judgement, cutover::engine::Judgement::Error, "{v:?}");
+                let c = v.counts.clone().unwrap();
+                assert_eq!(c.error_limit, 4);
+                errors += 1;
+            }
+        }
+    }
+    assert!(errors >= 4);
+    // The canary still has its first stage's traffic: nothing promoted, nothing rolled back.
+    let weights = w.sim.weights("api");
+    assert_eq!(
+        weights.values().filter(|v| **v > 0).count(),
+        2,
+        "{weights:?}"
+    );
+    e.command(h.run_id, Command::Rollback { to: None }, "alice")
+        .await
+        .unwrap();
+    assert_eq!(h.join.await.unwrap(), Outcome::RolledBack);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_exec_metric_source_judges_the_canary() {
+    // The canary's value (from an exec source that sees CUTOVER_VERSION) fails the threshold.
+    let w = with_v1("canary", vec![]).await;
+    let e = engine(&w, w.sim.clone());
+    let mut spec = spec_for("canary", "1.2.0");
+    with_metric_source(
+        &mut spec,
+        "{type: exec, command: [sh, -c, 'if [ \"$CUTOVER_VERSION\" = 1.2.0 ]; then echo 5; else echo 0.5; fi']}",
+    );
+    let mut rx = e.subscribe();
+    let h = deploy(&e, spec, true).await;
+    assert_eq!(h.join.await.unwrap(), Outcome::RolledBack);
+    let mut seen = None;
+    while let Ok(ev) = rx.try_recv() {
+        if let EventKind::Finished { reason, .. } = &ev.kind {
+            seen = Some(reason.clone());
+        }
+        if let EventKind::Analysis { verdicts, .. } = &ev.kind {
+            if let Some(v) = verdicts
+                .iter()
+                .find(|v| v.signal == "m" && v.value.is_some())
+            {
+                assert_eq!(v.value, Some(5.0));
+                assert_eq!(v.baseline, Some(0.5), "the baseline is measured too");
+            }
+        }
+    }
+    let reason = seen.unwrap();
+    assert!(
+        reason.contains("m = 5") && reason.contains("must be < 1"),
+        "{reason}"
+    );
 }

@@ -130,7 +130,7 @@ async fn run(
     let engine = Engine::new(EngineConfig {
         store: store.clone(),
         provider,
-        signals: Arc::new(Builtin),
+        signals: Arc::new(Builtin::default()),
         virtual_clock: dry_run,
         poll_store: true,
     });

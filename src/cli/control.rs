@@ -215,7 +215,7 @@ async fn standalone(
     let engine = Engine::new(EngineConfig {
         store: store.clone(),
         provider,
-        signals: Arc::new(Builtin),
+        signals: Arc::new(Builtin::default()),
         virtual_clock: simulated,
         poll_store: false,
     });

@@ -57,7 +57,7 @@ async fn run(dir: &std::path::Path) -> Result<u8> {
     let engine = Engine::new(EngineConfig {
         store: store.clone(),
         provider: sim,
-        signals: Arc::new(Builtin),
+        signals: Arc::new(Builtin::default()),
         virtual_clock: true,
         poll_store: false,
     });

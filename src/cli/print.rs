@@ -73,19 +73,52 @@ pub fn human_line(ev: &Event, steps: usize) -> Option<String> {
             component,
             verdicts,
             next_in_ms,
+            decision,
+            reason,
         } => {
             let parts: Vec<String> = verdicts
                 .iter()
                 .filter(|v| v.source != "health" || v.judgement != Judgement::Pass)
-                .map(|v| match v.value {
-                    Some(x) if v.source == "metric" => format!("{} {} {} ({})", v.signal, fmt_num(x), mark(v.judgement), v.expected),
-                    _ => format!("{} {}", v.signal, mark(v.judgement)),
+                .map(|v| {
+                    let base = v
+                        .baseline
+                        .map(|b| format!(", baseline {}", fmt_num(b)))
+                        .unwrap_or_default();
+                    let counts = match (&v.counts, v.judgement) {
+                        (Some(c), Judgement::Fail) if v.source != "health" && v.source != "trigger" => {
+                            format!(", {}/{} failures", c.failures, c.failure_limit + 1)
+                        }
+                        (Some(c), Judgement::NoData) => format!(", {}/{} no data", c.no_data_in_row, c.no_data_limit),
+                        (Some(c), Judgement::Error) => format!(", {}/{} errors", c.errors_in_row, c.error_limit),
+                        _ => String::new(),
+                    };
+                    match v.value {
+                        Some(x) if v.source == "metric" => format!(
+                            "{} {} {} ({}{base}{counts})",
+                            v.signal,
+                            fmt_num(x),
+                            mark(v.judgement),
+                            v.expected
+                        ),
+                        _ => format!("{} {}{}", v.signal, mark(v.judgement), if counts.is_empty() { String::new() } else { format!(" ({})", counts.trim_start_matches(", ")) }),
+                    }
                 })
                 .collect();
-            let next = next_in_ms.map(|ms| format!("; next in {}", human(ms))).unwrap_or_default();
+            let next = next_in_ms
+                .map(|ms| format!("; next in {}", human(ms)))
+                .unwrap_or_default();
+            let verdict = match (decision.as_str(), reason) {
+                ("pause", Some(r)) => format!(" => pause: {r}"),
+                ("rollback", Some(r)) => format!(" => rollback: {r}"),
+                _ => String::new(),
+            };
             format!(
-                "    {component} analysis: {}{next}",
-                if parts.is_empty() { "healthy".to_string() } else { parts.join(", ") }
+                "    {component} analysis: {}{next}{verdict}",
+                if parts.is_empty() {
+                    "healthy".to_string()
+                } else {
+                    parts.join(", ")
+                }
             )
         }
         EventKind::GateWaiting { gate, hint, .. } => {

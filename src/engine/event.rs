@@ -123,6 +123,12 @@ pub enum EventKind {
         verdicts: Vec<Verdict>,
         /// Milliseconds until the next decision.
         next_in_ms: Option<u64>,
+        /// continue | pause | rollback
+        #[serde(default)]
+        decision: String,
+        /// Why, when the decision is not to continue.
+        #[serde(default)]
+        reason: Option<String>,
     },
     GateWaiting {
         gate: String,

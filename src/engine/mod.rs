@@ -3,10 +3,13 @@
 //! Owns: starting runs (plan, revisions, journal), routing commands to the task that owns a run,
 //! the event broadcast and the snapshot watch. Must not touch: any UI, terminal or printing.
 
+pub mod decide;
 pub mod event;
+mod metric_judge;
 mod rollback;
 mod run;
 pub mod signals;
+pub mod sources;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +25,7 @@ use crate::provider::{Provider, RevisionKey};
 use crate::spec::{Component, Spec};
 use crate::store::{NewRun, RevisionRow, Store, StoreError};
 
+pub use decide::{Counts, Tally};
 pub use event::{Event, EventKind, Outcome, Snapshot, Status};
 pub use signals::{Builtin, Judgement, SignalSource, Verdict};
 

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::event::*;
-use super::signals::{Judgement, OnFail, SignalContext, Verdict};
+use super::signals::Verdict;
 use super::{Command, Engine, Envelope, RunOptions};
 use crate::plan::{Action, Plan};
 use crate::provider::{RevisionKey, RevisionSpec};
@@ -106,7 +106,8 @@ pub(crate) struct Run {
     pub last_verdicts: Vec<Verdict>,
     pub reason: Option<String>,
     pub started: Instant,
-    pub errors_in_row: u32,
+    /// Counts toward the analysis limits, per signal.
+    pub tallies: std::collections::BTreeMap<String, super::decide::Tally>,
     pub outcome: Option<Outcome>,
     /// Restart counts already reported, per instance.
     pub restarts_seen: std::collections::HashMap<String, u32>,
@@ -140,7 +141,7 @@ impl Run {
             last_verdicts: Vec::new(),
             reason: None,
             started: Instant::now(),
-            errors_in_row: 0,
+            tallies: std::collections::BTreeMap::new(),
             outcome: None,
             restarts_seen: std::collections::HashMap::new(),
             health: std::collections::BTreeMap::new(),
@@ -218,7 +219,7 @@ impl Run {
         }
     }
 
-    fn interval(&self) -> Duration {
+    pub(crate) fn interval(&self) -> Duration {
         if self.spec.strategy == "canary" {
             self.spec
                 .canary()
@@ -413,7 +414,7 @@ impl Run {
         Ok(())
     }
 
-    fn remember_health(
+    pub(crate) fn remember_health(
         &mut self,
         component: &str,
         key: &RevisionKey,
@@ -447,7 +448,11 @@ impl Run {
     }
 
     /// Report instances that restarted since we last looked.
-    async fn report_restarts(&mut self, component: &str, st: &crate::provider::RevisionStatus) {
+    pub(crate) async fn report_restarts(
+        &mut self,
+        component: &str,
+        st: &crate::provider::RevisionStatus,
+    ) {
         for i in &st.instances {
             let seen = self.restarts_seen.get(&i.id).copied().unwrap_or(0);
             if i.restarts > seen {
@@ -531,139 +536,11 @@ impl Run {
                 return Ok(());
             }
             let next = (!remaining.is_zero()).then(|| interval.min(remaining));
-            let verdicts = self.judge(ci, next).await;
-            self.decide(&verdicts, remaining.is_zero(), label).await?;
+            let verdicts = self.judge(ci).await;
+            self.decide(verdicts, remaining.is_zero(), label, next)
+                .await?;
         }
         Ok(())
-    }
-
-    /// One judgement right now (after a step that changed something).
-    async fn check(&mut self, ci: usize) -> Result<(), Stop> {
-        let verdicts = self.judge(ci, None).await;
-        self.decide(&verdicts, false, "").await
-    }
-
-    async fn judge(&mut self, ci: usize, next: Option<Duration>) -> Vec<Verdict> {
-        let c = &self.comps[ci];
-        let baseline = c.old.as_ref().filter(|o| o.running).map(|o| o.key.clone());
-        let ctx = SignalContext {
-            spec: &self.spec,
-            component: &c.comp,
-            canary: &c.new_key,
-            baseline: baseline.as_ref(),
-            provider: self.engine.inner.provider.as_ref(),
-            window: self
-                .interval()
-                .clamp(Duration::from_secs(1), Duration::from_secs(60)),
-        };
-        let verdicts = self.engine.inner.signals.evaluate(&ctx).await;
-        self.last_verdicts = verdicts.clone();
-        let component = c.comp.id.clone();
-        let new_key = c.new_key.clone();
-        let old = c
-            .old
-            .as_ref()
-            .filter(|o| o.running)
-            .map(|o| (o.key.clone(), o.version.clone()));
-        let provider = self.engine.inner.provider.clone();
-        if let Ok(st) = provider.revision_status(&component, &new_key).await {
-            self.report_restarts(&component, &st).await;
-            let version = self.spec.version.clone();
-            self.remember_health(&component, &new_key, &version, &st);
-        }
-        if let Some((key, version)) = old {
-            if let Ok(st) = provider.revision_status(&component, &key).await {
-                self.remember_health(&component, &key, &version, &st);
-            }
-        }
-        self.emit(EventKind::Analysis {
-            component,
-            verdicts: verdicts.clone(),
-            next_in_ms: next.map(|d| d.as_millis() as u64),
-        })
-        .await;
-        verdicts
-    }
-
-    /// Turn verdicts into a decision: roll back, pause, or go on.
-    async fn decide(
-        &mut self,
-        verdicts: &[Verdict],
-        window_end: bool,
-        label: &str,
-    ) -> Result<(), Stop> {
-        if let Some(t) = self.timeout_trigger() {
-            return Err(Stop::Fail(t));
-        }
-        if let Some(v) = verdicts
-            .iter()
-            .find(|v| v.judgement == Judgement::Fail && v.on_fail == OnFail::Rollback)
-        {
-            return Err(Stop::Fail(format!(
-                "{} {} failed: {}",
-                v.source, v.signal, v.message
-            )));
-        }
-        let errors = verdicts
-            .iter()
-            .filter(|v| v.judgement == Judgement::Error)
-            .count();
-        self.errors_in_row = if errors > 0 {
-            self.errors_in_row + 1
-        } else {
-            0
-        };
-        let pause_reason = if let Some(v) = verdicts
-            .iter()
-            .find(|v| v.judgement == Judgement::Fail && v.on_fail == OnFail::Pause)
-        {
-            Some(format!("{} {}: {}", v.source, v.signal, v.message))
-        } else if self.errors_in_row >= 3 {
-            let v = verdicts.iter().find(|v| v.judgement == Judgement::Error);
-            Some(format!(
-                "3 analyses in a row could not measure: {}",
-                v.map(|v| v.message.clone()).unwrap_or_default()
-            ))
-        } else if window_end && self.expects_traffic() {
-            verdicts
-                .iter()
-                .find(|v| v.judgement == Judgement::NoData)
-                .map(|v| {
-                    format!(
-                        "no data at the end of {label}: {}; resume to go on or roll back",
-                        v.message
-                    )
-                })
-        } else {
-            None
-        };
-        if let Some(reason) = pause_reason {
-            self.errors_in_row = 0;
-            self.pause("engine", &reason).await;
-        }
-        Ok(())
-    }
-
-    /// Some new revision takes traffic, so its metrics should have data.
-    fn expects_traffic(&self) -> bool {
-        self.comps.iter().any(|c| c.new_weight > 0)
-    }
-
-    fn timeout_trigger(&self) -> Option<String> {
-        let elapsed = self.started.elapsed();
-        self.spec
-            .rollback
-            .triggers
-            .iter()
-            .filter(|t| t.kind == "timeout")
-            .filter_map(|t| t.duration)
-            .find(|d| elapsed > d.duration())
-            .map(|d| {
-                format!(
-                    "timeout trigger: the deployment ran longer than {}",
-                    human(d.0)
-                )
-            })
     }
 
     async fn gate(&mut self, ci: usize, name: &str) -> Result<(), Stop> {
@@ -695,16 +572,15 @@ impl Run {
             } else {
                 self.sleep_handling(interval).await?;
                 if self.gate.is_some() && !self.paused {
-                    let verdicts = self.judge(ci, Some(interval)).await;
-                    if let Some(v) = verdicts
-                        .iter()
-                        .find(|v| v.judgement == Judgement::Fail && v.on_fail == OnFail::Rollback)
-                    {
-                        return Err(Stop::Fail(format!(
-                            "while waiting at gate {name}: {} {} failed: {}",
-                            v.source, v.signal, v.message
-                        )));
-                    }
+                    let verdicts = self.judge(ci).await;
+                    self.decide(verdicts, false, name, Some(interval))
+                        .await
+                        .map_err(|stop| match stop {
+                            Stop::Fail(r) => {
+                                Stop::Fail(format!("while waiting at gate {name}: {r}"))
+                            }
+                            other => other,
+                        })?;
                 }
             }
         }
@@ -727,7 +603,7 @@ impl Run {
         Ok(())
     }
 
-    async fn pause(&mut self, by: &str, reason: &str) {
+    pub(crate) async fn pause(&mut self, by: &str, reason: &str) {
         if !self.paused {
             self.paused = true;
             self.status = Status::Paused;

@@ -42,6 +42,49 @@ pub struct Verdict {
     pub expected: String,
     pub message: String,
     pub on_fail: OnFail,
+    /// The same measurement on the baseline (the revision being replaced), when there is one.
+    #[serde(default)]
+    pub baseline: Option<f64>,
+    /// Statistical judges: the confidence interval of the shift canary - baseline.
+    #[serde(default)]
+    pub interval: Option<(f64, f64)>,
+    /// Counts toward the analysis limits (filled in by the run).
+    #[serde(default)]
+    pub counts: Option<super::decide::Counts>,
+    /// What this verdict led to (filled in by the run).
+    #[serde(default)]
+    pub decision: Option<String>,
+}
+
+impl Verdict {
+    /// A verdict with no baseline, interval, counts or decision yet.
+    pub fn new(
+        signal: &str,
+        source: &str,
+        judgement: Judgement,
+        expected: impl Into<String>,
+        message: impl Into<String>,
+        on_fail: OnFail,
+    ) -> Verdict {
+        Verdict {
+            signal: signal.to_string(),
+            source: source.to_string(),
+            judgement,
+            value: None,
+            expected: expected.into(),
+            message: message.into(),
+            on_fail,
+            baseline: None,
+            interval: None,
+            counts: None,
+            decision: None,
+        }
+    }
+
+    pub fn with_value(mut self, v: Option<f64>) -> Verdict {
+        self.value = v;
+        self
+    }
 }
 
 /// What a source is asked to judge.
@@ -50,8 +93,9 @@ pub struct SignalContext<'a> {
     pub component: &'a Component,
     /// The new revision.
     pub canary: &'a RevisionKey,
-    /// The revision it replaces, if any.
+    /// The revision it replaces, if any, and its version.
     pub baseline: Option<&'a RevisionKey>,
+    pub baseline_version: Option<&'a str>,
     pub provider: &'a dyn Provider,
     /// The span of recent traffic to judge (the analysis interval).
     pub window: std::time::Duration,
@@ -63,11 +107,13 @@ pub trait SignalSource: Send + Sync {
     async fn evaluate(&self, ctx: &SignalContext<'_>) -> Vec<Verdict>;
 }
 
-/// Judges provider health and built-in metrics against the spec.
+/// Judges provider health, built-in metrics and the spec's metric sources against the spec.
 #[derive(Debug, Default)]
-pub struct Builtin;
+pub struct Builtin {
+    metrics: super::metric_judge::MetricJudge,
+}
 
-fn compare(value: f64, op: &str, threshold: f64) -> bool {
+pub(crate) fn compare(value: f64, op: &str, threshold: f64) -> bool {
     match op {
         "lt" => value < threshold,
         "lte" => value <= threshold,
@@ -78,7 +124,7 @@ fn compare(value: f64, op: &str, threshold: f64) -> bool {
     }
 }
 
-fn op_text(op: &str) -> &'static str {
+pub(crate) fn op_text(op: &str) -> &'static str {
     match op {
         "lt" => "<",
         "lte" => "<=",
@@ -114,15 +160,7 @@ fn condition_verdict(
     fails_when_true: bool,
     on_fail: OnFail,
 ) -> Verdict {
-    let base = Verdict {
-        signal: name.to_string(),
-        source: source.to_string(),
-        judgement: Judgement::Error,
-        value: None,
-        expected: cond.to_string(),
-        message: String::new(),
-        on_fail,
-    };
+    let base = Verdict::new(name, source, Judgement::Error, cond, "", on_fail);
     let expr = match Expr::parse(cond) {
         Ok(e) => e,
         Err(e) => {
@@ -178,19 +216,18 @@ fn trigger_verdict(
         ));
     }
     match t.kind.as_str() {
-        "health-check" => Some(Verdict {
-            signal: name,
-            source: "trigger".into(),
-            judgement: if health_bad.is_some() {
+        "health-check" => Some(Verdict::new(
+            &name,
+            "trigger",
+            if health_bad.is_some() {
                 Judgement::Fail
             } else {
                 Judgement::Pass
             },
-            value: None,
-            expected: "all instances healthy".into(),
-            message: health_bad.unwrap_or_else(|| "ok".into()),
-            on_fail: OnFail::Rollback,
-        }),
+            "all instances healthy",
+            health_bad.unwrap_or_else(|| "ok".into()),
+            OnFail::Rollback,
+        )),
         "error-rate" => {
             let threshold = t.threshold?;
             let cond = format!("error_rate > {threshold}");
@@ -221,97 +258,69 @@ impl SignalSource for Builtin {
                     .iter()
                     .find_map(|i| i.detail.clone())
                     .unwrap_or_default();
-                out.push(Verdict {
-                    signal: "health".into(),
-                    source: "health".into(),
-                    judgement: if bad > 0 {
-                        Judgement::Fail
-                    } else {
-                        Judgement::Pass
-                    },
-                    value: Some(bad as f64),
-                    expected: "0 unhealthy instances".into(),
-                    message: if bad > 0 {
-                        format!(
-                            "{bad}/{} instance(s) unhealthy: {detail}",
-                            st.instances.len()
-                        )
-                    } else {
-                        format!("{}/{} ready", st.ready(), st.desired)
-                    },
-                    on_fail: OnFail::Rollback,
-                });
-                (bad > 0).then(|| {
-                    format!(
-                        "{bad}/{} instance(s) unhealthy: {detail}",
-                        st.instances.len()
+                let text = format!(
+                    "{bad}/{} instance(s) unhealthy: {detail}",
+                    st.instances.len()
+                );
+                out.push(
+                    Verdict::new(
+                        "health",
+                        "health",
+                        if bad > 0 {
+                            Judgement::Fail
+                        } else {
+                            Judgement::Pass
+                        },
+                        "0 unhealthy instances",
+                        if bad > 0 {
+                            text.clone()
+                        } else {
+                            format!("{}/{} ready", st.ready(), st.desired)
+                        },
+                        OnFail::Rollback,
                     )
-                })
+                    .with_value(Some(bad as f64)),
+                );
+                (bad > 0).then_some(text)
             }
             Err(e) => {
-                out.push(Verdict {
-                    signal: "health".into(),
-                    source: "health".into(),
-                    judgement: Judgement::Error,
-                    value: None,
-                    expected: "0 unhealthy instances".into(),
-                    message: e.to_string(),
-                    on_fail: OnFail::Pause,
-                });
+                out.push(Verdict::new(
+                    "health",
+                    "health",
+                    Judgement::Error,
+                    "0 unhealthy instances",
+                    e.to_string(),
+                    OnFail::Pause,
+                ));
                 None
             }
         };
-        let metrics = match ctx.provider.metrics(comp, ctx.canary, ctx.window).await {
-            Ok(m) => m,
-            Err(e) => {
-                out.push(Verdict {
-                    signal: "metrics".into(),
-                    source: "metric".into(),
-                    judgement: Judgement::Error,
-                    value: None,
-                    expected: String::new(),
-                    message: format!("cannot read metrics: {e}"),
-                    on_fail: OnFail::Pause,
-                });
-                Metrics::new()
-            }
+        let (metrics, metrics_error) =
+            match ctx.provider.metrics(comp, ctx.canary, ctx.window).await {
+                Ok(m) => (m, None),
+                Err(e) => (
+                    Metrics::new(),
+                    Some(format!("cannot read built-in metrics: {e}")),
+                ),
+            };
+        let baseline_metrics = match ctx.baseline {
+            Some(b) => ctx.provider.metrics(comp, b, ctx.window).await.ok(),
+            None => None,
         };
         if ctx.spec.strategy == "canary" {
             let cfg = ctx.spec.canary();
             for metric in &cfg.metrics {
-                let expected = format!(
-                    "{} {}",
-                    op_text(&metric.operator),
-                    fmt_num(metric.threshold)
+                out.push(
+                    self.metrics
+                        .judge(
+                            ctx,
+                            metric,
+                            &metrics,
+                            metrics_error.as_deref(),
+                            baseline_metrics.as_ref(),
+                        )
+                        .await,
                 );
-                let v = match metrics.get(&metric.name) {
-                    None => Verdict {
-                        signal: metric.name.clone(),
-                        source: "metric".into(),
-                        judgement: Judgement::NoData,
-                        value: None,
-                        expected,
-                        message: format!("no data for {}", metric.name),
-                        on_fail: OnFail::Rollback,
-                    },
-                    Some(value) => {
-                        let ok = compare(*value, &metric.operator, metric.threshold);
-                        Verdict {
-                            signal: metric.name.clone(),
-                            source: "metric".into(),
-                            judgement: if ok { Judgement::Pass } else { Judgement::Fail },
-                            value: Some(*value),
-                            message: format!(
-                                "{} = {} (must be {expected})",
-                                metric.name,
-                                fmt_num(*value)
-                            ),
-                            expected,
-                            on_fail: OnFail::Rollback,
-                        }
-                    }
-                };
-                out.push(v);
             }
             for (i, rule) in cfg.progression_rules.iter().enumerate() {
                 let name = if rule.name.is_empty() {
@@ -319,34 +328,34 @@ impl SignalSource for Builtin {
                 } else {
                     rule.name.clone()
                 };
-                let v = match rule.action.as_str() {
-                    "promote" => condition_verdict(
-                        &name,
-                        "rule",
-                        &rule.condition,
-                        &metrics,
-                        false,
-                        OnFail::Rollback,
-                    ),
-                    "pause" => condition_verdict(
-                        &name,
-                        "rule",
-                        &rule.condition,
-                        &metrics,
-                        true,
-                        OnFail::Pause,
-                    ),
-                    _ => condition_verdict(
-                        &name,
-                        "rule",
-                        &rule.condition,
-                        &metrics,
-                        true,
-                        OnFail::Rollback,
-                    ),
+                let (fails_when_true, on_fail) = match rule.action.as_str() {
+                    "promote" => (false, OnFail::Rollback),
+                    "pause" => (true, OnFail::Pause),
+                    _ => (true, OnFail::Rollback),
                 };
+                let mut v = condition_verdict(
+                    &name,
+                    "rule",
+                    &rule.condition,
+                    &metrics,
+                    fails_when_true,
+                    on_fail,
+                );
+                if let Some(e) = &metrics_error {
+                    v.judgement = Judgement::Error;
+                    v.message = e.clone();
+                }
                 out.push(v);
             }
+        } else if let Some(e) = &metrics_error {
+            out.push(Verdict::new(
+                "metrics",
+                "metric",
+                Judgement::Error,
+                "",
+                e.clone(),
+                OnFail::Pause,
+            ));
         }
         let mut triggers: Vec<&Trigger> = ctx.spec.rollback.triggers.iter().collect();
         if ctx.spec.strategy == "blue-green" {
@@ -355,12 +364,22 @@ impl SignalSource for Builtin {
             }
         }
         for (i, t) in triggers.into_iter().enumerate() {
-            if let Some(v) = trigger_verdict(t, i, health_bad.clone(), &metrics) {
+            if let Some(mut v) = trigger_verdict(t, i, health_bad.clone(), &metrics) {
+                if let (Some(b), Some(id)) = (
+                    &baseline_metrics,
+                    t.condition.as_ref().and_then(|c| first_ident(c)),
+                ) {
+                    v.baseline = b.get(&id).copied();
+                }
                 out.push(v);
             }
         }
         out
     }
+}
+
+fn first_ident(cond: &str) -> Option<String> {
+    Expr::parse(cond).ok()?.identifiers().into_iter().next()
 }
 
 #[cfg(test)]

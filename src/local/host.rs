@@ -453,6 +453,7 @@ impl Host {
             .collect();
         comp.router
             .set_backends(&rev.key, backends, rev_entry.window.clone());
+        self.write_sd(&comps);
         drop(comps);
         for i in retiring {
             tokio::spawn(i.retire());
@@ -461,6 +462,42 @@ impl Host {
         self.store
             .host_put_revision(&rev.key.0, &comp_id, &spec_json, replicas)
             .map_err(|e| e.to_string())
+    }
+
+    /// Write the live instances as Prometheus file-based service discovery targets
+    /// (`STATE/prometheus/targets.json`, replaced atomically).
+    fn write_sd(&self, comps: &BTreeMap<String, Comp>) {
+        let mut groups = Vec::new();
+        for (id, c) in comps {
+            for (key, r) in &c.revs {
+                for i in &r.instances {
+                    let Some(port) = i.ports.values().next() else {
+                        continue;
+                    };
+                    groups.push(serde_json::json!({
+                        "targets": [format!("127.0.0.1:{port}")],
+                        "labels": {
+                            "component": id,
+                            "version": r.spec.version,
+                            "revision": key.0,
+                            "environment": r.spec.environment,
+                            "deployment": r.spec.deployment,
+                            "instance_id": i.id,
+                        }
+                    }));
+                }
+            }
+        }
+        let dir = self.state_dir.join("prometheus");
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            let tmp = dir.join("targets.json.tmp");
+            std::fs::write(&tmp, serde_json::to_vec_pretty(&groups).unwrap_or_default())?;
+            std::fs::rename(&tmp, dir.join("targets.json"))
+        };
+        if let Err(e) = write() {
+            tracing::warn!("cannot write Prometheus targets: {e}");
+        }
     }
 
     pub async fn set_weights(
@@ -563,6 +600,7 @@ impl Host {
         if empty {
             comps.remove(component);
         }
+        self.write_sd(&comps);
         drop(comps);
         let _ = self.store.host_remove_revision(&key.0);
         if let Some(rev) = removed {
@@ -627,6 +665,7 @@ impl Host {
     pub async fn stop_all(&self) {
         let mut comps = self.comps.lock().await;
         let all: Vec<Comp> = std::mem::take(&mut *comps).into_values().collect();
+        self.write_sd(&comps);
         drop(comps);
         let mut tasks = Vec::new();
         for c in all {

@@ -3,6 +3,7 @@
 //! Owns: the path from a spec file to a checked [`Spec`] or a list of [`Diagnostic`]s naming
 //! every problem. Must not touch: planning or running deployments.
 
+pub mod canary;
 pub mod decode;
 pub mod expr;
 pub mod model;
@@ -11,6 +12,7 @@ pub mod yaml;
 
 use std::path::Path;
 
+pub use canary::*;
 pub use decode::{human, parse_duration, Decoder, Diagnostic, FromNode, Millis, Secs};
 pub use model::*;
 

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::canary::CanaryConfig;
 use super::decode::{Decoder, FromNode, Millis, Secs};
 use super::yaml::{Kind, Node};
 
@@ -687,132 +688,6 @@ impl FromNode for SwitchStep {
             duration: o.def(d, "duration"),
             validation: o.def(d, "validation"),
             auto_promote: o.or(d, "autoPromote", true),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CanaryConfig {
-    pub stages: Vec<CanaryStage>,
-    pub metrics: Vec<CanaryMetric>,
-    pub progression_rules: Vec<ProgressionRule>,
-    pub analysis_interval: Millis,
-}
-
-impl CanaryConfig {
-    /// Default stages when `stages` is empty: 10% for 5m, 50% for 5m, then 100%.
-    pub fn default_stages() -> Vec<CanaryStage> {
-        [(10, 300_000), (50, 300_000), (100, 0)]
-            .into_iter()
-            .map(|(p, ms)| CanaryStage {
-                name: format!("canary-{p}"),
-                percentage: p,
-                duration: Millis(ms),
-                auto_promote: true,
-            })
-            .collect()
-    }
-}
-
-impl Default for CanaryConfig {
-    fn default() -> Self {
-        CanaryConfig {
-            stages: CanaryConfig::default_stages(),
-            metrics: Vec::new(),
-            progression_rules: Vec::new(),
-            analysis_interval: Millis(60_000),
-        }
-    }
-}
-
-impl FromNode for CanaryConfig {
-    fn decode(n: &Node, path: &str, d: &mut Decoder) -> Self {
-        let o = d.obj(
-            n,
-            path,
-            &["stages", "metrics", "progressionRules", "analysisInterval"],
-        );
-        let stages: Vec<CanaryStage> = o.def(d, "stages");
-        CanaryConfig {
-            stages: if o.has("stages") {
-                stages
-            } else {
-                CanaryConfig::default_stages()
-            },
-            metrics: o.def(d, "metrics"),
-            progression_rules: o.def(d, "progressionRules"),
-            analysis_interval: o.or(d, "analysisInterval", Millis(60_000)),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CanaryStage {
-    pub name: String,
-    pub percentage: i64,
-    pub duration: Millis,
-    pub auto_promote: bool,
-}
-
-impl FromNode for CanaryStage {
-    fn decode(n: &Node, path: &str, d: &mut Decoder) -> Self {
-        let o = d.obj(n, path, &["name", "percentage", "duration", "autoPromote"]);
-        let percentage: i64 = o.req(d, "percentage");
-        CanaryStage {
-            name: o
-                .opt(d, "name")
-                .unwrap_or_else(|| format!("canary-{percentage}")),
-            percentage,
-            duration: o.def(d, "duration"),
-            auto_promote: o.or(d, "autoPromote", true),
-        }
-    }
-}
-
-/// The comparison operators a metric threshold takes.
-pub const OPERATORS: &[&str] = &["lt", "lte", "gt", "gte", "eq"];
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CanaryMetric {
-    pub name: String,
-    pub threshold: f64,
-    pub operator: String,
-    pub unit: Option<String>,
-}
-
-impl FromNode for CanaryMetric {
-    fn decode(n: &Node, path: &str, d: &mut Decoder) -> Self {
-        let o = d.obj(n, path, &["name", "threshold", "operator", "unit"]);
-        CanaryMetric {
-            name: o.req(d, "name"),
-            threshold: o.req(d, "threshold"),
-            operator: o.req(d, "operator"),
-            unit: o.opt(d, "unit"),
-        }
-    }
-}
-
-/// The actions a progression rule takes.
-pub const RULE_ACTIONS: &[&str] = &["promote", "rollback", "pause"];
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ProgressionRule {
-    pub name: String,
-    pub condition: String,
-    pub action: String,
-}
-
-impl FromNode for ProgressionRule {
-    fn decode(n: &Node, path: &str, d: &mut Decoder) -> Self {
-        let o = d.obj(n, path, &["name", "condition", "action"]);
-        ProgressionRule {
-            name: o.def(d, "name"),
-            condition: o.req(d, "condition"),
-            action: o.req(d, "action"),
         }
     }
 }

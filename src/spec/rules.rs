@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::canary::*;
 use super::decode::{did_you_mean, Decoder};
 use super::expr::Expr;
 use super::model::*;
@@ -315,6 +316,11 @@ fn check_strategy(spec: &Spec, d: &mut Decoder) {
             if !metric.threshold.is_finite() {
                 d.field(&format!("{p}.threshold"), "must be a finite number");
             }
+            one_of(d, &format!("{p}.judge"), &metric.judge, JUDGES);
+            one_of(d, &format!("{p}.direction"), &metric.direction, DIRECTIONS);
+            if let Some(src) = &metric.source {
+                check_source(d, &format!("{p}.source"), src);
+            }
         }
         for (i, r) in c.progression_rules.iter().enumerate() {
             let p = format!("{base}.progressionRules[{i}]");
@@ -324,6 +330,27 @@ fn check_strategy(spec: &Spec, d: &mut Decoder) {
             if !r.action.is_empty() {
                 one_of(d, &format!("{p}.action"), &r.action, RULE_ACTIONS);
             }
+        }
+        for (field, v) in [
+            ("failureLimit", c.failure_limit),
+            ("noDataLimit", c.no_data_limit),
+            ("errorLimit", c.error_limit),
+        ] {
+            if v < 0 {
+                d.field(&format!("{base}.{field}"), "must be >= 0");
+            }
+        }
+        let st = c.score_thresholds;
+        if !(0.0..=100.0).contains(&st.pass) || !(0.0..=100.0).contains(&st.marginal) {
+            d.field(
+                &format!("{base}.scoreThresholds"),
+                "pass and marginal must be between 0 and 100",
+            );
+        } else if st.marginal > st.pass {
+            d.field(
+                &format!("{base}.scoreThresholds.marginal"),
+                "must not be above pass",
+            );
         }
         if c.analysis_interval.0 == 0 {
             d.field(&format!("{base}.analysisInterval"), "must be > 0");
@@ -358,6 +385,31 @@ fn check_strategy(spec: &Spec, d: &mut Decoder) {
         if r.progress_deadline.0 == 0 {
             d.field(&format!("{base}.progressDeadline"), "must be > 0");
         }
+    }
+}
+
+fn check_source(d: &mut Decoder, p: &str, src: &MetricSource) {
+    if !one_of(d, &format!("{p}.type"), &src.kind, SOURCE_TYPES) {
+        return;
+    }
+    match src.kind.as_str() {
+        "prometheus" => {
+            match &src.address {
+                None => d.field(&format!("{p}.address"), "required for a prometheus source"),
+                Some(a) if !(a.starts_with("http://") || a.starts_with("https://")) => d.field(
+                    &format!("{p}.address"),
+                    format!("`{a}` is not an http:// or https:// address"),
+                ),
+                _ => {}
+            }
+            if src.query.as_deref().is_none_or(|q| q.trim().is_empty()) {
+                d.field(&format!("{p}.query"), "required for a prometheus source");
+            }
+        }
+        "exec" if src.command.is_empty() => {
+            d.field(&format!("{p}.command"), "required for an exec source")
+        }
+        _ => {}
     }
 }
 

@@ -1,0 +1,263 @@
+//! Judging a run's signals and deciding: go on, pause for a person, or roll back.
+//!
+//! Owns: asking the signal source for verdicts, counting each signal's failures, no-data and
+//! errors against the analysis limits, writing the counts and the decision into every verdict,
+//! and journaling it as an `analysis` event with when the next decision is due.
+//! Must not touch: traffic or revisions (the run's steps do that after a decision).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::event::EventKind;
+use super::run::{Run, Stop};
+use super::signals::{Judgement, OnFail, SignalContext, Verdict};
+use crate::spec::human;
+
+/// Counts toward the limits for one signal over a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tally {
+    /// Failed measurements so far.
+    pub failures: u32,
+    /// Measurements without data in a row.
+    pub no_data_in_row: u32,
+    /// Measurement errors in a row.
+    pub errors_in_row: u32,
+}
+
+/// A verdict's counts next to their limits, as shown to people.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    pub failures: u32,
+    pub failure_limit: u32,
+    pub no_data_in_row: u32,
+    pub no_data_limit: u32,
+    pub errors_in_row: u32,
+    pub error_limit: u32,
+}
+
+/// The limits in force (the canary config's, or the same defaults for other strategies).
+struct Limits {
+    failures: u32,
+    no_data: u32,
+    errors: u32,
+}
+
+enum Decision {
+    Continue,
+    Pause(String),
+    Rollback(String),
+}
+
+impl Run {
+    fn limits(&self) -> Limits {
+        let c = self.spec.canary();
+        Limits {
+            failures: c.failure_limit.max(0) as u32,
+            no_data: c.no_data_limit.max(1) as u32,
+            errors: c.error_limit.max(1) as u32,
+        }
+    }
+
+    /// One judgement right now (after a step that changed something).
+    pub(crate) async fn check(&mut self, ci: usize) -> Result<(), Stop> {
+        let verdicts = self.judge(ci).await;
+        self.decide(verdicts, false, "", None).await
+    }
+
+    /// Ask the signal source, and note instance health and restarts on the way.
+    pub(crate) async fn judge(&mut self, ci: usize) -> Vec<Verdict> {
+        let c = &self.comps[ci];
+        let baseline = c.old.as_ref().filter(|o| o.running).map(|o| o.key.clone());
+        let baseline_version = c
+            .old
+            .as_ref()
+            .filter(|o| o.running)
+            .map(|o| o.version.clone());
+        let ctx = SignalContext {
+            spec: &self.spec,
+            component: &c.comp,
+            canary: &c.new_key,
+            baseline: baseline.as_ref(),
+            baseline_version: baseline_version.as_deref(),
+            provider: self.engine.inner.provider.as_ref(),
+            window: self
+                .interval()
+                .clamp(Duration::from_secs(1), Duration::from_secs(60)),
+        };
+        let verdicts = self.engine.inner.signals.evaluate(&ctx).await;
+        let component = c.comp.id.clone();
+        let new_key = c.new_key.clone();
+        let provider = self.engine.inner.provider.clone();
+        if let Ok(st) = provider.revision_status(&component, &new_key).await {
+            self.report_restarts(&component, &st).await;
+            let version = self.spec.version.clone();
+            self.remember_health(&component, &new_key, &version, &st);
+        }
+        if let (Some(key), Some(version)) = (baseline, baseline_version) {
+            if let Ok(st) = provider.revision_status(&component, &key).await {
+                self.remember_health(&component, &key, &version, &st);
+            }
+        }
+        verdicts
+    }
+
+    /// Count, decide, explain, journal; then pause or stop the step as decided.
+    pub(crate) async fn decide(
+        &mut self,
+        mut verdicts: Vec<Verdict>,
+        window_end: bool,
+        label: &str,
+        next: Option<Duration>,
+    ) -> Result<(), Stop> {
+        let limits = self.limits();
+        let expects_data = self.expects_traffic();
+        let mut decision = match self.timeout_trigger() {
+            Some(t) => Decision::Rollback(t),
+            None => Decision::Continue,
+        };
+        for v in verdicts.iter_mut() {
+            let key = format!("{}:{}", v.source, v.signal);
+            let t = self.tallies.entry(key).or_default();
+            match v.judgement {
+                Judgement::Pass => {
+                    t.no_data_in_row = 0;
+                    t.errors_in_row = 0;
+                }
+                Judgement::Fail => {
+                    t.failures += 1;
+                    t.no_data_in_row = 0;
+                    t.errors_in_row = 0;
+                }
+                Judgement::NoData => {
+                    if expects_data {
+                        t.no_data_in_row += 1;
+                    }
+                    t.errors_in_row = 0;
+                }
+                Judgement::Error => {
+                    t.errors_in_row += 1;
+                    t.no_data_in_row = 0;
+                }
+            }
+            let t = t.clone();
+            v.counts = Some(Counts {
+                failures: t.failures,
+                failure_limit: limits.failures,
+                no_data_in_row: t.no_data_in_row,
+                no_data_limit: limits.no_data,
+                errors_in_row: t.errors_in_row,
+                error_limit: limits.errors,
+            });
+            // Health and triggers act at once; metrics and rules after their failure limit.
+            let immediate = matches!(v.source.as_str(), "health" | "trigger");
+            let this = match v.judgement {
+                Judgement::Fail
+                    if v.on_fail == OnFail::Rollback
+                        && (immediate || t.failures > limits.failures) =>
+                {
+                    let counted = if immediate {
+                        String::new()
+                    } else {
+                        format!(" [{} failure(s), limit {}]", t.failures, limits.failures)
+                    };
+                    Decision::Rollback(format!(
+                        "{} {} failed: {}{counted}",
+                        v.source, v.signal, v.message
+                    ))
+                }
+                Judgement::Fail if v.on_fail == OnFail::Pause => {
+                    Decision::Pause(format!("{} {}: {}", v.source, v.signal, v.message))
+                }
+                Judgement::Fail => Decision::Continue,
+                Judgement::Error if t.errors_in_row >= limits.errors => Decision::Pause(format!(
+                    "{} {} could not be measured {} times in a row: {}",
+                    v.source, v.signal, t.errors_in_row, v.message
+                )),
+                Judgement::NoData if expects_data && t.no_data_in_row >= limits.no_data => {
+                    Decision::Pause(format!(
+                        "{} {} had no data {} times in a row: {}",
+                        v.source, v.signal, t.no_data_in_row, v.message
+                    ))
+                }
+                Judgement::NoData if expects_data && window_end => Decision::Pause(format!(
+                    "no data at the end of {label} for {}: {}; resume to go on or roll back",
+                    v.signal, v.message
+                )),
+                _ => Decision::Continue,
+            };
+            v.decision = Some(
+                match &this {
+                    Decision::Continue => match v.judgement {
+                        Judgement::Pass => "pass",
+                        Judgement::Fail => "fail: counted",
+                        Judgement::NoData => "no data: counted",
+                        Judgement::Error => "error: counted",
+                    },
+                    Decision::Pause(_) => "pause",
+                    Decision::Rollback(_) => "rollback",
+                }
+                .to_string(),
+            );
+            decision = match (decision, this) {
+                (Decision::Rollback(r), _) | (_, Decision::Rollback(r)) => Decision::Rollback(r),
+                (Decision::Pause(r), _) | (_, Decision::Pause(r)) => Decision::Pause(r),
+                _ => Decision::Continue,
+            };
+        }
+        let (word, reason) = match &decision {
+            Decision::Continue => ("continue".to_string(), None),
+            Decision::Pause(r) => ("pause".to_string(), Some(r.clone())),
+            Decision::Rollback(r) => ("rollback".to_string(), Some(r.clone())),
+        };
+        self.last_verdicts = verdicts.clone();
+        let component = self
+            .plan
+            .steps
+            .get(self.step)
+            .map(|s| s.component.clone())
+            .unwrap_or_default();
+        let next_in_ms = match decision {
+            Decision::Continue => next.map(|d| d.as_millis() as u64),
+            _ => None,
+        };
+        self.emit(EventKind::Analysis {
+            component,
+            verdicts,
+            next_in_ms,
+            decision: word,
+            reason,
+        })
+        .await;
+        match decision {
+            Decision::Continue => Ok(()),
+            Decision::Pause(r) => {
+                self.pause("engine", &r).await;
+                Ok(())
+            }
+            Decision::Rollback(r) => Err(Stop::Fail(r)),
+        }
+    }
+
+    /// Some new revision takes traffic, so its metrics should have data.
+    pub(crate) fn expects_traffic(&self) -> bool {
+        self.comps.iter().any(|c| c.new_weight > 0)
+    }
+
+    fn timeout_trigger(&self) -> Option<String> {
+        let elapsed = self.started.elapsed();
+        self.spec
+            .rollback
+            .triggers
+            .iter()
+            .filter(|t| t.kind == "timeout")
+            .filter_map(|t| t.duration)
+            .find(|d| elapsed > d.duration())
+            .map(|d| {
+                format!(
+                    "timeout trigger: the deployment ran longer than {}",
+                    human(d.0)
+                )
+            })
+    }
+}

@@ -1,0 +1,270 @@
+//! Against a real Prometheus: the local host publishes its instances as file-based service
+//! discovery targets, Prometheus scrapes the demo service every second, and a bad canary is
+//! detected through PromQL and rolled back.
+//!
+//! Needs the `prometheus` binary (Debian package `prometheus`). Without it the test says so loudly
+//! and skips, except under CI (`CI=true`), where `.ci/run` installs it and a skip is a failure.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cutover");
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+fn prometheus_binary() -> Option<String> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        let p = dir.join("prometheus");
+        if p.is_file() {
+            return Some(p.display().to_string());
+        }
+    }
+    None
+}
+
+struct Cleanup {
+    state: tempfile::TempDir,
+    prometheus: Option<Child>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(mut p) = self.prometheus.take() {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+        let _ = Command::new(BIN)
+            .arg("--state-dir")
+            .arg(self.state.path())
+            .args(["host", "stop"])
+            .stdout(Stdio::null())
+            .status();
+    }
+}
+
+fn spec(version: &str, port: u16, prom: u16, extra: &str) -> String {
+    format!(
+        "id: shop
+name: shop
+version: '{version}'
+strategy: canary
+environment: prom
+components:
+  - id: web
+    name: web
+    version: '{version}'
+    replicas: 1
+    listen: 127.0.0.1:{port}
+    run:
+      command: ['{{self}}', demo-service, --port, '{{port}}', --version, '{{version}}'{extra}]
+    healthCheck: {{type: http, endpoint: /health, port: 8080, periodSeconds: 1, failureThreshold: 2}}
+infrastructure:
+  provider: local
+rollback: {{enabled: true, automatic: true, strategy: {{type: immediate}}, timeout: 30s}}
+metadata:
+  canaryConfig:
+    stages:
+      - {{name: canary-30, percentage: 30, duration: 40s}}
+      - {{name: full, percentage: 100, duration: 0}}
+    metrics:
+      - name: prom_error_rate
+        threshold: 0.05
+        operator: lt
+        source:
+          type: prometheus
+          address: http://127.0.0.1:{prom}
+          query: '(sum(rate(demo_requests_total{{version=\"{{{{version}}}}\",code=\"500\"}}[5s])) or vector(0)) / sum(rate(demo_requests_total{{version=\"{{{{version}}}}\"}}[5s]))'
+    analysisInterval: 1s
+    noDataLimit: 20
+"
+    )
+}
+
+fn apply(state: &Path, file: &Path) -> (i32, Vec<serde_json::Value>) {
+    let out = Command::new(BIN)
+        .arg("--state-dir")
+        .arg(state)
+        .arg("apply")
+        .arg(file)
+        .args(["--headless", "--json"])
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    let events = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (out.status.code().unwrap_or(-1), events)
+}
+
+/// One instant query's value, if it has one.
+fn promql(port: u16, query: &str) -> Option<f64> {
+    use std::io::{Read, Write};
+    let enc: String = query
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET /api/v1/query?query={enc} HTTP/1.0\r\nHost: localhost\r\n\r\n"
+    )
+    .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    let json: serde_json::Value = serde_json::from_str(body.split("\r\n\r\n").nth(1)?).ok()?;
+    json["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+}
+
+#[test]
+fn a_bad_canary_detected_through_promql_rolls_back() {
+    let Some(prom_bin) = prometheus_binary() else {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!(
+                "prometheus is not installed, and CI must not skip this test (.ci/run installs it)"
+            );
+        }
+        eprintln!("\n*** SKIPPED: prometheus is not installed (apt-get install prometheus) ***\n");
+        return;
+    };
+    let mut c = Cleanup {
+        state: tempfile::tempdir().unwrap(),
+        prometheus: None,
+    };
+    let state = c.state.path().to_path_buf();
+    let port = free_port();
+    let prom = free_port();
+    let v1 = state.join("v1.yaml");
+    std::fs::write(&v1, spec("1.0.0", port, prom, "")).unwrap();
+    let (code, events) = apply(&state, &v1);
+    assert_eq!(code, 0, "{:?}", events.last());
+    let targets = state.join("prometheus/targets.json");
+    let sd: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&targets).unwrap()).unwrap();
+    assert_eq!(sd[0]["labels"]["version"], "1.0.0", "{sd}");
+    assert_eq!(sd[0]["labels"]["component"], "web");
+    assert_eq!(sd[0]["labels"]["environment"], "prom");
+
+    let config = state.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}
+scrape_configs:
+  - job_name: cutover
+    file_sd_configs:
+      - files: ['{}']
+        refresh_interval: 1s
+",
+            targets.display()
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(state.join("prometheus.log")).unwrap();
+    c.prometheus = Some(
+        Command::new(prom_bin)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                state.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap(),
+    );
+    // Wait until Prometheus answers.
+    let start = Instant::now();
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", prom)).is_ok() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "prometheus did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Load through the router for the whole test.
+    let load = Command::new(BIN)
+        .args([
+            "load",
+            "--target",
+            &format!("http://127.0.0.1:{port}/"),
+            "--rps",
+            "100",
+            "--duration",
+            "60s",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _load = Kill(load);
+
+    // Wait until Prometheus has a rate for the running version (two scrapes under load).
+    let start = Instant::now();
+    while promql(
+        prom,
+        "sum(rate(demo_requests_total{version=\"1.0.0\"}[5s]))",
+    )
+    .is_none()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "prometheus never scraped 1.0.0"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+
+    let bad = state.join("bad.yaml");
+    std::fs::write(&bad, spec("1.1.0", port, prom, ", --error-rate, '0.3'")).unwrap();
+    let t0 = Instant::now();
+    let (code, events) = apply(&state, &bad);
+    let last = events.last().unwrap();
+    assert_eq!(code, 1, "{last}");
+    assert_eq!(last["outcome"], "rolled_back", "{last}");
+    let reason = last["reason"].as_str().unwrap();
+    assert!(reason.contains("prom_error_rate"), "{reason}");
+    // The failing verdict came from Prometheus: a value for the canary and one for the baseline.
+    let failing = events
+        .iter()
+        .filter(|e| e["kind"] == "analysis")
+        .flat_map(|e| e["verdicts"].as_array().cloned().unwrap_or_default())
+        .find(|v| v["signal"] == "prom_error_rate" && v["judgement"] == "fail")
+        .expect("a failing prom_error_rate verdict");
+    assert!(failing["value"].as_f64().unwrap() > 0.1, "{failing}");
+    assert!(
+        failing["baseline"].as_f64().is_some_and(|b| b < 0.01),
+        "{failing}"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(40),
+        "detected in {:?}",
+        t0.elapsed()
+    );
+    eprintln!(
+        "bad canary detected through PromQL and rolled back in {:?}",
+        t0.elapsed()
+    );
+}
