@@ -344,6 +344,7 @@ async fn handle(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let started = Instant::now();
     let path = req.uri().path().to_owned();
+    let authorized = req.headers().contains_key(hyper::header::AUTHORIZATION);
     // Drain the body frame by frame so uploads of any size are accepted without buffering.
     let mut body = req.into_body();
     while let Some(frame) = body.frame().await {
@@ -389,6 +390,18 @@ async fn handle(
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
             );
             return Ok(res);
+        }
+        // A protected area, so security checks have something to find.
+        p if p == "/admin" || p.starts_with("/admin/") => {
+            if authorized {
+                (StatusCode::OK, Bytes::from_static(b"admin\n"), true)
+            } else {
+                (
+                    StatusCode::UNAUTHORIZED,
+                    Bytes::from_static(b"authentication required\n"),
+                    true,
+                )
+            }
         }
         _ => (
             StatusCode::NOT_FOUND,

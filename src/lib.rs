@@ -13,3 +13,4 @@ pub mod plan;
 pub mod provider;
 pub mod spec;
 pub mod store;
+pub mod verify;

@@ -145,6 +145,13 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Run the spec's post-deployment, health, performance and security checks against the live
+    /// deployment: per-check results with evidence and an overall score 0-100
+    Verify {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Pause a running deployment
     Pause { id: String },
     /// Resume a paused deployment

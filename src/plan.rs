@@ -27,6 +27,10 @@ pub enum Action {
     StopOld,
     /// Remove the old revision (it no longer takes traffic).
     RetireOld,
+    /// Run `validation.preDeployment` before anything changes.
+    PreChecks,
+    /// Run `validation.postDeployment` once traffic has moved, before the old revision goes.
+    PostChecks,
 }
 
 /// One step of a plan.
@@ -153,6 +157,7 @@ pub fn build(spec: &Spec, previous: &dyn Fn(&str) -> Option<Previous>) -> Plan {
         steps.extend(b.steps);
         earlier.push(comp.id.clone());
     }
+    add_checks(spec, &mut steps);
     for (i, s) in steps.iter_mut().enumerate() {
         s.index = i;
     }
@@ -188,6 +193,50 @@ pub fn build(spec: &Spec, previous: &dyn Fn(&str) -> Option<Previous>) -> Plan {
         expected_ms,
         gates,
         rollback,
+    }
+}
+
+fn add_checks(spec: &Spec, steps: &mut Vec<Step>) {
+    let v = &spec.validation;
+    let Some(first) = steps.first().map(|s| s.component.clone()) else {
+        return;
+    };
+    if !v.post_deployment.is_empty() {
+        let last = steps
+            .last()
+            .map(|s| s.component.clone())
+            .unwrap_or_default();
+        // Before the last component's old revision goes, so a failure can return to it.
+        let at = match steps.last() {
+            Some(s) if matches!(s.action, Action::RetireOld) => steps.len() - 1,
+            _ => steps.len(),
+        };
+        let on_failure = steps
+            .get(at.saturating_sub(1))
+            .map(|s| s.on_failure.clone())
+            .unwrap_or_default();
+        steps.insert(
+            at,
+            Step {
+                index: 0,
+                component: last,
+                action: Action::PostChecks,
+                description: format!("post-deployment checks ({})", v.post_deployment.len()),
+                on_failure,
+            },
+        );
+    }
+    if !v.pre_deployment.is_empty() {
+        steps.insert(
+            0,
+            Step {
+                index: 0,
+                component: first,
+                action: Action::PreChecks,
+                description: format!("pre-deployment checks ({})", v.pre_deployment.len()),
+                on_failure: "stop: nothing has changed yet".into(),
+            },
+        );
     }
 }
 

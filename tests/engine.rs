@@ -645,3 +645,92 @@ async fn an_exec_metric_source_judges_the_canary() {
         "{reason}"
     );
 }
+
+fn with_validation(spec: &mut Spec, block: &str) {
+    let text = format!(
+        "
+id: x
+name: x
+version: '1'
+strategy: recreate
+environment: e
+components: [{{id: api}}]
+infrastructure: {{provider: simulated}}
+validation:
+{block}
+"
+    );
+    let parsed = spec::load_str(&text).unwrap_or_else(|d| panic!("{d:?}"));
+    spec.validation = parsed.validation;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_pre_deployment_check_stops_before_any_change() {
+    let w = with_v1("canary", vec![]).await;
+    let e = engine(&w, w.sim.clone());
+    let mut spec = spec_for("canary", "1.2.0");
+    with_validation(&mut spec, "  preDeployment:\n    - {name: migrations applied, type: exec, command: [sh, -c, 'exit 1']}");
+    let before = w.sim.revisions("api");
+    let h = deploy(&e, spec, true).await;
+    assert_eq!(h.plan.steps[0].action, cutover::plan::Action::PreChecks);
+    assert_eq!(h.join.await.unwrap(), Outcome::Failed);
+    assert_eq!(w.sim.revisions("api"), before, "nothing was started");
+    only_on(&w, "1.1.0");
+    let run = w.store.find_run("my-app-v1.2.0").unwrap().unwrap();
+    let reason = run.reason.unwrap();
+    assert!(
+        reason.contains("pre-deployment check failed: migrations applied"),
+        "{reason}"
+    );
+    assert!(reason.contains("nothing was changed"), "{reason}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_post_deployment_check_rolls_back() {
+    let w = with_v1("blue-green", vec![]).await;
+    let e = engine(&w, w.sim.clone());
+    let mut spec = spec_for("blue-green", "1.2.0");
+    with_validation(
+        &mut spec,
+        "  preDeployment:\n    - {type: exec, command: ['true']}\n  postDeployment:\n    - {name: smoke test, type: exec, command: [sh, -c, 'echo broken >&2; exit 2']}",
+    );
+    let mut rx = e.subscribe();
+    let h = deploy(&e, spec, true).await;
+    let post = h
+        .plan
+        .steps
+        .iter()
+        .position(|s| s.action == cutover::plan::Action::PostChecks)
+        .unwrap();
+    let retire = h
+        .plan
+        .steps
+        .iter()
+        .position(|s| s.action == cutover::plan::Action::RetireOld)
+        .unwrap();
+    assert!(
+        post < retire,
+        "post-deployment checks run while the old revision still runs"
+    );
+    assert_eq!(h.join.await.unwrap(), Outcome::RolledBack);
+    only_on(&w, "1.1.0");
+    let mut checks = Vec::new();
+    while let Ok(ev) = rx.try_recv() {
+        if let EventKind::Checks {
+            category,
+            passed,
+            results,
+        } = ev.kind
+        {
+            checks.push((category, passed, results));
+        }
+    }
+    assert_eq!(checks.len(), 2);
+    assert!(checks[0].1, "pre-deployment passed");
+    assert!(!checks[1].1);
+    assert!(
+        checks[1].2[0].evidence.contains("broken"),
+        "{:?}",
+        checks[1].2[0]
+    );
+}

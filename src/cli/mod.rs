@@ -19,6 +19,7 @@ mod host;
 mod inspect;
 mod print;
 mod tools;
+mod verify;
 
 use std::path::{Path, PathBuf};
 
@@ -115,6 +116,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             };
             tools::load(opts, json)
         }
+        Cmd::Verify { id, json } => verify::verify(&state_dir, &id, json),
         Cmd::Pause { id } => control::send(&state_dir, &id, cutover::engine::Command::Pause),
         Cmd::Resume { id } => control::send(&state_dir, &id, cutover::engine::Command::Resume),
     }

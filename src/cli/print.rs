@@ -121,6 +121,26 @@ pub fn human_line(ev: &Event, steps: usize) -> Option<String> {
                 }
             )
         }
+        EventKind::Checks {
+            category,
+            results,
+            passed,
+        } => {
+            let mut s = format!(
+                "    {category} checks: {}",
+                if *passed { "passed" } else { "FAILED" }
+            );
+            for r in results {
+                s.push_str(&format!(
+                    "\n      {:?} {}{}: {}",
+                    r.status,
+                    r.name,
+                    r.component.as_ref().map(|c| format!(" [{c}]")).unwrap_or_default(),
+                    r.evidence
+                ));
+            }
+            s
+        }
         EventKind::GateWaiting { gate, hint, .. } => {
             format!("|| gate {gate} waits for approval: run `{hint}` (or reject with `cutover reject {} --reason ...`)", ev.deployment)
         }

@@ -130,6 +130,12 @@ pub enum EventKind {
         #[serde(default)]
         reason: Option<String>,
     },
+    /// Validation checks ran (pre- or post-deployment).
+    Checks {
+        category: String,
+        results: Vec<crate::verify::CheckResult>,
+        passed: bool,
+    },
     GateWaiting {
         gate: String,
         component: String,
@@ -192,6 +198,7 @@ impl EventKind {
             EventKind::TrafficShifted { .. } => "traffic_shifted",
             EventKind::InstanceRestarted { .. } => "instance_restarted",
             EventKind::Analysis { .. } => "analysis",
+            EventKind::Checks { .. } => "checks",
             EventKind::GateWaiting { .. } => "gate_waiting",
             EventKind::GateApproved { .. } => "gate_approved",
             EventKind::GateRejected { .. } => "gate_rejected",

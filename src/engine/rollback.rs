@@ -123,6 +123,11 @@ impl Run {
                     self.finish(Outcome::Failed, why).await
                 }
             }
+            Stop::Abort(reason) => {
+                self.mark_new("failed").await;
+                self.finish(Outcome::Failed, format!("{reason}; nothing was changed"))
+                    .await
+            }
             Stop::Rollback { to, by } => {
                 let reason = match &to {
                     Some(v) => format!("rollback to {v} requested by {by}"),

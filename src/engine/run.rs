@@ -88,6 +88,8 @@ pub(crate) enum Stop {
     Fail(String),
     /// An operator asked for a rollback.
     Rollback { to: Option<String>, by: String },
+    /// Stop before anything changed (a pre-deployment check failed): no rollback needed.
+    Abort(String),
 }
 
 pub(crate) struct Run {
@@ -344,6 +346,8 @@ impl Run {
                 }
                 Ok(())
             }
+            Action::PreChecks => self.checks(true).await,
+            Action::PostChecks => self.checks(false).await,
             Action::RetireOld => {
                 if let Some(old) = self.comps[ci].old.clone() {
                     let comp = self.comps[ci].comp.id.clone();
@@ -366,6 +370,69 @@ impl Run {
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// Run the pre- or post-deployment checks; a failure aborts (pre) or fails the run (post).
+    async fn checks(&mut self, pre: bool) -> Result<(), Stop> {
+        let v = &self.spec.validation;
+        let (category, items) = if pre {
+            ("preDeployment", v.pre_deployment.clone())
+        } else {
+            ("postDeployment", v.post_deployment.clone())
+        };
+        let mut revisions = std::collections::BTreeMap::new();
+        let mut serving = Vec::new();
+        for c in &self.comps {
+            match (pre, c.old.as_ref().filter(|o| o.running)) {
+                (true, Some(o)) => {
+                    revisions.insert(c.comp.id.clone(), o.key.clone());
+                    serving.push(c.comp.id.clone());
+                }
+                (true, None) => {}
+                (false, _) => {
+                    revisions.insert(c.comp.id.clone(), c.new_key.clone());
+                    serving.push(c.comp.id.clone());
+                }
+            }
+        }
+        let target = crate::verify::Target {
+            spec: self.spec.clone(),
+            provider: Some(self.engine.inner.provider.clone()),
+            revisions,
+            serving,
+            exe: std::env::current_exe().unwrap_or_default(),
+        };
+        let results = crate::verify::run_category(category, &items, &target).await;
+        let bad: Vec<String> = results
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r.status,
+                    crate::verify::CheckStatus::Fail | crate::verify::CheckStatus::Error
+                )
+            })
+            .map(|r| format!("{}: {}", r.name, r.evidence))
+            .collect();
+        self.emit(EventKind::Checks {
+            category: category.to_string(),
+            results,
+            passed: bad.is_empty(),
+        })
+        .await;
+        if bad.is_empty() {
+            return Ok(());
+        }
+        let what = if pre {
+            "pre-deployment"
+        } else {
+            "post-deployment"
+        };
+        let reason = format!("{what} check failed: {}", bad.join("; "));
+        if pre {
+            Err(Stop::Abort(reason))
+        } else {
+            Err(Stop::Fail(reason))
         }
     }
 

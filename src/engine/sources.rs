@@ -169,22 +169,44 @@ pub async fn exec(argv: &[String], timeout: Duration, env: &[(String, String)]) 
     }
 }
 
-fn exec_blocking(argv: &[String], timeout: Duration, env: &[(String, String)]) -> Measured {
+/// Run a command for its exit status (0 passes), with a wall-clock timeout.
+pub async fn exec_status(argv: &[String], timeout: Duration) -> Result<(), String> {
+    let argv = argv.to_vec();
+    tokio::task::spawn_blocking(move || match run_blocking(&argv, timeout, &[]) {
+        Ok((status, _, _)) if status.success() => Ok(()),
+        Ok((status, _, err)) => Err(format!(
+            "`{}` failed ({status}){}",
+            argv.join(" "),
+            if err.trim().is_empty() {
+                String::new()
+            } else {
+                format!(": {}", err.trim().chars().take(200).collect::<String>())
+            }
+        )),
+        Err(e) => Err(e),
+    })
+    .await
+    .map_err(|e| format!("exec task failed: {e}"))?
+}
+
+/// Run to completion or the timeout; (status, stdout, stderr).
+fn run_blocking(
+    argv: &[String],
+    timeout: Duration,
+    env: &[(String, String)],
+) -> Result<(std::process::ExitStatus, String, String), String> {
     use std::io::Read;
     let Some((prog, args)) = argv.split_first() else {
-        return Measured::Error("empty command".into());
+        return Err("empty command".into());
     };
-    let mut child = match std::process::Command::new(prog)
+    let mut child = std::process::Command::new(prog)
         .args(args)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-    {
-        Ok(c) => c,
-        Err(e) => return Measured::Error(format!("cannot run `{prog}`: {e}")),
-    };
+        .map_err(|e| format!("cannot run `{prog}`: {e}"))?;
     let start = std::time::Instant::now();
     let status = loop {
         match child.try_wait() {
@@ -192,10 +214,10 @@ fn exec_blocking(argv: &[String], timeout: Duration, env: &[(String, String)]) -
             Ok(None) if start.elapsed() >= timeout => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Measured::Error(format!("`{prog}` did not finish within {timeout:?}"));
+                return Err(format!("`{prog}` did not finish within {timeout:?}"));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Measured::Error(format!("`{prog}`: {e}")),
+            Err(e) => return Err(format!("`{prog}`: {e}")),
         }
     };
     let mut stdout = String::new();
@@ -206,13 +228,19 @@ fn exec_blocking(argv: &[String], timeout: Duration, env: &[(String, String)]) -
     if let Some(mut e) = child.stderr.take() {
         let _ = e.read_to_string(&mut stderr);
     }
-    if !status.success() {
-        return Measured::Error(format!(
+    Ok((status, stdout, stderr))
+}
+
+fn exec_blocking(argv: &[String], timeout: Duration, env: &[(String, String)]) -> Measured {
+    let prog = argv.first().cloned().unwrap_or_default();
+    match run_blocking(argv, timeout, env) {
+        Err(e) => Measured::Error(e),
+        Ok((status, _, stderr)) if !status.success() => Measured::Error(format!(
             "`{prog}` failed ({status}): {}",
             stderr.trim().chars().take(200).collect::<String>()
-        ));
+        )),
+        Ok((_, stdout, _)) => parse_number(&stdout, &format!("`{prog}`")),
     }
-    parse_number(&stdout, &format!("`{prog}`"))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod decode;
 pub mod expr;
 pub mod model;
 pub mod rules;
+pub mod validation;
 pub mod yaml;
 
 use std::path::Path;
@@ -15,6 +16,7 @@ use std::path::Path;
 pub use canary::*;
 pub use decode::{human, parse_duration, Decoder, Diagnostic, FromNode, Millis, Secs};
 pub use model::*;
+pub use validation::*;
 
 /// Load and check a spec from text.
 pub fn load_str(text: &str) -> Result<Spec, Vec<Diagnostic>> {

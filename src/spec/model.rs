@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::canary::CanaryConfig;
 use super::decode::{Decoder, FromNode, Millis, Secs};
+use super::validation::Validation;
 use super::yaml::{Kind, Node};
 
 /// The strategies cutover runs.
@@ -395,40 +396,6 @@ impl FromNode for Monitoring {
             logging: o.def(d, "logging"),
             tracing: o.def(d, "tracing"),
             alerting: o.def(d, "alerting"),
-        }
-    }
-}
-
-/// The validation block; the item format of each list is defined with verification.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Validation {
-    pub pre_deployment: Vec<serde_json::Value>,
-    pub post_deployment: Vec<serde_json::Value>,
-    pub health_checks: Vec<serde_json::Value>,
-    pub performance: Vec<serde_json::Value>,
-    pub security: Vec<serde_json::Value>,
-}
-
-impl FromNode for Validation {
-    fn decode(n: &Node, path: &str, d: &mut Decoder) -> Self {
-        let o = d.obj(
-            n,
-            path,
-            &[
-                "preDeployment",
-                "postDeployment",
-                "healthChecks",
-                "performance",
-                "security",
-            ],
-        );
-        Validation {
-            pre_deployment: o.def(d, "preDeployment"),
-            post_deployment: o.def(d, "postDeployment"),
-            health_checks: o.def(d, "healthChecks"),
-            performance: o.def(d, "performance"),
-            security: o.def(d, "security"),
         }
     }
 }

@@ -9,6 +9,7 @@ use super::canary::*;
 use super::decode::{did_you_mean, Decoder};
 use super::expr::Expr;
 use super::model::*;
+use super::validation::*;
 
 const HEALTH_TYPES: &[&str] = &["http", "tcp", "exec", "grpc"];
 
@@ -18,6 +19,87 @@ pub fn check(spec: &Spec, d: &mut Decoder) {
     check_components(spec, d);
     check_strategy(spec, d);
     check_rollback(spec, d);
+    check_validation(spec, d);
+}
+
+fn check_validation(spec: &Spec, d: &mut Decoder) {
+    let v = &spec.validation;
+    let lists: [(&str, &Vec<CheckItem>, &[&str]); 5] = [
+        ("preDeployment", &v.pre_deployment, PRE_TYPES),
+        ("postDeployment", &v.post_deployment, POST_TYPES),
+        ("healthChecks", &v.health_checks, POST_TYPES),
+        ("performance", &v.performance, PERFORMANCE_TYPES),
+        ("security", &v.security, SECURITY_TYPES),
+    ];
+    let ids: Vec<&str> = spec.components.iter().map(|c| c.id.as_str()).collect();
+    for (list, items, types) in lists {
+        for (i, it) in items.iter().enumerate() {
+            let p = format!("validation.{list}[{i}]");
+            if it.kind.is_empty() {
+                d.field(
+                    &format!("{p}.type"),
+                    format!("required; one of {}", types.join(", ")),
+                );
+                continue;
+            }
+            if !one_of(d, &format!("{p}.type"), &it.kind, types) {
+                continue;
+            }
+            if let Some(c) = &it.component {
+                if !ids.contains(&c.as_str()) {
+                    d.field(
+                        &format!("{p}.component"),
+                        format!("unknown component `{c}`"),
+                    );
+                }
+            }
+            match it.kind.as_str() {
+                "http" | "requires-auth" if it.path.is_none() && it.url.is_none() => d.field(
+                    &format!("{p}.path"),
+                    "a path (on the component's listen address) or a url is required",
+                ),
+                "exec" if it.command.is_empty() => {
+                    d.field(&format!("{p}.command"), "required for an exec check")
+                }
+                "metric" => {
+                    if it.metric.is_none() {
+                        d.field(&format!("{p}.metric"), "required for a performance check");
+                    }
+                    match &it.operator {
+                        None => {
+                            d.field(&format!("{p}.operator"), "required for a performance check")
+                        }
+                        Some(op) => {
+                            one_of(d, &format!("{p}.operator"), op, OPERATORS);
+                        }
+                    }
+                    if it.threshold.is_none() {
+                        d.field(
+                            &format!("{p}.threshold"),
+                            "required for a performance check",
+                        );
+                    }
+                }
+                _ => {}
+            }
+            if let Some(s) = it.expect_status {
+                if !(100..=599).contains(&s) {
+                    d.field(
+                        &format!("{p}.expectStatus"),
+                        "must be an HTTP status (100-599)",
+                    );
+                }
+            }
+            if let Some(u) = &it.url {
+                if !u.starts_with("http://") {
+                    d.field(
+                        &format!("{p}.url"),
+                        "must start with http:// (https checks are not supported yet)",
+                    );
+                }
+            }
+        }
+    }
 }
 
 fn one_of(d: &mut Decoder, path: &str, value: &str, allowed: &[&str]) -> bool {
