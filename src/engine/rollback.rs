@@ -56,8 +56,19 @@ fn find_version(
     }
     match matching.iter().find(|r| !r.is_bad()) {
         Some(r) => {
-            if super::component_of(r).is_none() {
-                return Err(format!("{}: its configuration is not recorded; cannot restart it", r.rev_key));
+            let Some(comp) = super::component_of(r) else {
+                return Err(format!(
+                    "{}: its configuration is not recorded; cannot restart it",
+                    r.rev_key
+                ));
+            };
+            // Its program must still be there to be started again.
+            if let Some(prog) = comp.run.as_ref().and_then(|run| run.command.first()) {
+                let exe = std::env::current_exe().unwrap_or_default();
+                let prog = prog.replace("{self}", &exe.display().to_string());
+                if let Err(e) = crate::local::process::resolve(&prog) {
+                    return Err(format!("{}: its command is no longer present: {e}", r.rev_key));
+                }
             }
             Ok((*r).clone())
         }
@@ -216,9 +227,23 @@ impl Run {
                             c.comp.id, o.key, o.replicas
                         ));
                     }
+                    let strategy = &self.spec.rollback.strategy;
+                    if strategy.kind == "gradual" {
+                        for left in strategy.steps.iter().filter(|x| (**x as u32) < c.new_weight) {
+                            plan_lines.push(format!(
+                                "{}: traffic {} {}% / {} {}%, hold {}",
+                                c.comp.id,
+                                o.version,
+                                100 - left,
+                                self.spec.version,
+                                left,
+                                human(strategy.interval.0)
+                            ));
+                        }
+                    }
                     plan_lines.push(format!(
-                        "{}: shift 100% to {} ({})",
-                        c.comp.id, o.key, self.spec.rollback.strategy.kind
+                        "{}: traffic {} 100% ({})",
+                        c.comp.id, o.version, strategy.kind
                     ));
                     plan_lines.push(format!("{}: remove {}", c.comp.id, c.new_key));
                     target_weights.push(Weight {
