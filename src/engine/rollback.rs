@@ -229,7 +229,11 @@ impl Run {
                     }
                     let strategy = &self.spec.rollback.strategy;
                     if strategy.kind == "gradual" {
-                        for left in strategy.steps.iter().filter(|x| (**x as u32) < c.new_weight) {
+                        for left in strategy
+                            .steps
+                            .iter()
+                            .filter(|x| (**x as u32) < c.new_weight)
+                        {
                             plan_lines.push(format!(
                                 "{}: traffic {} {}% / {} {}%, hold {}",
                                 c.comp.id,

@@ -540,6 +540,7 @@ impl Run {
         let comp = self.comps[ci].comp.id.clone();
         let mut budget = self.deadline();
         let poll = Duration::from_millis(500);
+        let mut last_judged = Instant::now();
         loop {
             let st = self
                 .engine
@@ -583,6 +584,12 @@ impl Run {
                 budget = budget.saturating_sub(t0.elapsed());
             }
             self.hold_if_paused().await?;
+            // While the canary already takes traffic, keep judging it (triggers are continuous).
+            if self.comps[ci].new_weight > 0 && last_judged.elapsed() >= self.interval() {
+                last_judged = Instant::now();
+                let verdicts = self.judge(ci).await;
+                self.decide(verdicts, false, "", None).await?;
+            }
         }
     }
 
