@@ -734,3 +734,39 @@ async fn a_failing_post_deployment_check_rolls_back() {
         checks[1].2[0]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_statistical_judge_rolls_back_a_slower_canary_through_the_score() {
+    let w = with_v1("canary", vec![]).await;
+    let e = engine(&w, w.sim.clone());
+    let mut spec = spec_for("canary", "1.2.0");
+    // Latency-like samples: the canary about twice the baseline, with noise.
+    with_metric_source(
+        &mut spec,
+        "{type: exec, command: [sh, -c, 'n=$(od -An -N1 -tu1 /dev/urandom | tr -d \" \"); if [ \"$CUTOVER_VERSION\" = 1.2.0 ]; then echo $((100 + n % 20)); else echo $((50 + n % 20)); fi']}, judge: mann-whitney",
+    );
+    let mut rx = e.subscribe();
+    let h = deploy(&e, spec, true).await;
+    assert_eq!(h.join.await.unwrap(), Outcome::RolledBack);
+    let mut reason = String::new();
+    let mut saw_interval = false;
+    while let Ok(ev) = rx.try_recv() {
+        match &ev.kind {
+            EventKind::Finished { reason: r, .. } => reason = r.clone(),
+            EventKind::Analysis { verdicts, .. } => {
+                for v in verdicts
+                    .iter()
+                    .filter(|v| v.signal == "m" && v.judgement == cutover::engine::Judgement::Fail)
+                {
+                    let (lo, hi) = v.interval.expect("an interval");
+                    assert!(lo > 0.0 && hi > lo, "{v:?}");
+                    assert!(v.statistical);
+                    saw_interval = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(saw_interval);
+    assert!(reason.contains("canary score 0"), "{reason}");
+}

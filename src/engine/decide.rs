@@ -14,6 +14,10 @@ use super::run::{Run, Stop};
 use super::signals::{Judgement, OnFail, SignalContext, Verdict};
 use crate::spec::human;
 
+fn fmt(v: f64) -> String {
+    super::signals::fmt_num(v)
+}
+
 /// Counts toward the limits for one signal over a run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Tally {
@@ -149,9 +153,11 @@ impl Run {
                 errors_in_row: t.errors_in_row,
                 error_limit: limits.errors,
             });
-            // Health and triggers act at once; metrics and rules after their failure limit.
+            // Health and triggers act at once; metrics and rules after their failure limit;
+            // statistical metrics through the canary score (below).
             let immediate = matches!(v.source.as_str(), "health" | "trigger");
             let this = match v.judgement {
+                Judgement::Fail if v.statistical => Decision::Continue,
                 Judgement::Fail
                     if v.on_fail == OnFail::Rollback
                         && (immediate || t.failures > limits.failures) =>
@@ -188,6 +194,9 @@ impl Run {
             };
             v.decision = Some(
                 match &this {
+                    Decision::Continue if v.statistical && v.judgement == Judgement::Fail => {
+                        "counted in the canary score"
+                    }
                     Decision::Continue => match v.judgement {
                         Judgement::Pass => "pass",
                         Judgement::Fail => "fail: counted",
@@ -200,6 +209,14 @@ impl Run {
                 .to_string(),
             );
             decision = match (decision, this) {
+                (Decision::Rollback(r), _) | (_, Decision::Rollback(r)) => Decision::Rollback(r),
+                (Decision::Pause(r), _) | (_, Decision::Pause(r)) => Decision::Pause(r),
+                _ => Decision::Continue,
+            };
+        }
+        if let Some((score_verdict, d)) = self.canary_score(&verdicts, window_end) {
+            verdicts.push(score_verdict);
+            decision = match (decision, d) {
                 (Decision::Rollback(r), _) | (_, Decision::Rollback(r)) => Decision::Rollback(r),
                 (Decision::Pause(r), _) | (_, Decision::Pause(r)) => Decision::Pause(r),
                 _ => Decision::Continue,
@@ -237,6 +254,82 @@ impl Run {
             }
             Decision::Rollback(r) => Err(Stop::Fail(r)),
         }
+    }
+
+    /// Kayenta's group score over the statistical verdicts: below marginal rolls back; marginal
+    /// at the end of an analysis window pauses for a person.
+    fn canary_score(&self, verdicts: &[Verdict], window_end: bool) -> Option<(Verdict, Decision)> {
+        use crate::analysis::stats::{score_with_thresholds, MetricResult, ScoreClass};
+        let stat: Vec<&Verdict> = verdicts.iter().filter(|v| v.statistical).collect();
+        if stat.is_empty() {
+            return None;
+        }
+        let results: Vec<(MetricResult, bool, f64)> = stat
+            .iter()
+            .map(|v| {
+                let r = match v.judgement {
+                    Judgement::Pass => MetricResult::Pass,
+                    Judgement::Fail => MetricResult::High,
+                    Judgement::NoData => MetricResult::NoData,
+                    Judgement::Error => MetricResult::Error,
+                };
+                (r, v.critical, 1.0)
+            })
+            .collect();
+        // Score only when every statistical metric was measured: no data and errors go through
+        // their own limits (pause), never through the score (which would roll back).
+        if stat
+            .iter()
+            .any(|v| matches!(v.judgement, Judgement::NoData | Judgement::Error))
+        {
+            return None;
+        }
+        let th = self.spec.canary().score_thresholds;
+        let score = score_with_thresholds(&results, th.pass, th.marginal);
+        let expected = format!(
+            ">= {} to pass, >= {} marginal",
+            fmt(th.pass),
+            fmt(th.marginal)
+        );
+        let (judgement, decision) = match score.class {
+            ScoreClass::Pass => (Judgement::Pass, Decision::Continue),
+            ScoreClass::Marginal if window_end => (
+                Judgement::Fail,
+                Decision::Pause(format!(
+                    "canary score {} is marginal ({}); resume to go on or roll back",
+                    fmt(score.value),
+                    score.reason
+                )),
+            ),
+            ScoreClass::Marginal => (Judgement::Pass, Decision::Continue),
+            ScoreClass::Fail => (
+                Judgement::Fail,
+                Decision::Rollback(format!(
+                    "canary score {} is below {} ({})",
+                    fmt(score.value),
+                    fmt(th.marginal),
+                    score.reason
+                )),
+            ),
+        };
+        let mut v = Verdict::new(
+            "canary-score",
+            "score",
+            judgement,
+            expected,
+            format!("score {} ({})", fmt(score.value), score.reason),
+            OnFail::Rollback,
+        )
+        .with_value(Some(score.value));
+        v.decision = Some(
+            match &decision {
+                Decision::Continue => "continue",
+                Decision::Pause(_) => "pause",
+                Decision::Rollback(_) => "rollback",
+            }
+            .to_string(),
+        );
+        Some((v, decision))
     }
 
     /// Some new revision takes traffic, so its metrics should have data.

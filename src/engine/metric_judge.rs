@@ -123,7 +123,10 @@ impl MetricJudge {
             .map(|u| format!(" {u}"))
             .unwrap_or_default();
         if metric.judge == "mann-whitney" {
-            return self.statistical(ctx, metric, canary, base);
+            let mut v = self.statistical(ctx, metric, canary, base);
+            v.statistical = true;
+            v.critical = metric.critical;
+            return v;
         }
         let expected = format!(
             "{} {}",

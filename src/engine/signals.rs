@@ -54,6 +54,12 @@ pub struct Verdict {
     /// What this verdict led to (filled in by the run).
     #[serde(default)]
     pub decision: Option<String>,
+    /// From a statistical judge: counted in the canary score rather than acting alone.
+    #[serde(default)]
+    pub statistical: bool,
+    /// A critical statistical metric (any result but pass scores 0).
+    #[serde(default)]
+    pub critical: bool,
 }
 
 impl Verdict {
@@ -78,6 +84,8 @@ impl Verdict {
             interval: None,
             counts: None,
             decision: None,
+            statistical: false,
+            critical: false,
         }
     }
 
