@@ -9,7 +9,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{CheckStatus, Target};
 use crate::engine::signals::{compare, fmt_num};
@@ -324,6 +323,7 @@ async fn metric(item: &CheckItem, c: Option<&Component>, target: &Target) -> Out
 }
 
 async fn tls(c: Option<&Component>, target: &Target, timeout: Duration) -> Outcome {
+    use super::tls as t;
     let enc = &target.spec.infrastructure.security.encryption;
     if !enc.in_transit {
         return pass("not required: infrastructure.security.encryption.inTransit is false");
@@ -331,28 +331,71 @@ async fn tls(c: Option<&Component>, target: &Target, timeout: Duration) -> Outco
     let Some(listen) = c.and_then(|c| c.listen.clone()) else {
         return error("no listen address to check");
     };
-    let min = enc.min_tls_version.clone().unwrap_or_else(|| "1.2".into());
-    let probe = async {
-        let mut s = tokio::net::TcpStream::connect(&listen)
-            .await
-            .map_err(|e| format!("connect {listen}: {e}"))?;
-        s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
-            .await
-            .map_err(|e| format!("write: {e}"))?;
-        let mut buf = [0u8; 8];
-        let n = s.read(&mut buf).await.unwrap_or(0);
-        Ok::<_, String>(buf[..n].to_vec())
+    let min_text = enc.min_tls_version.clone().unwrap_or_else(|| "1.2".into());
+    let Some(min) = t::parse_version(&min_text) else {
+        return error(format!(
+            "encryption.minTlsVersion `{min_text}` is not 1.0, 1.1, 1.2 or 1.3"
+        ));
     };
-    match tokio::time::timeout(timeout, probe).await {
-        Err(_) => error(format!("{listen}: no answer within {timeout:?}")),
-        Ok(Err(e)) => error(e),
-        Ok(Ok(b)) if b.starts_with(b"HTTP/") => fail(format!(
-            "{listen} answers plain HTTP; encryption.inTransit requires TLS (minimum {min})"
+    tls_versions(&listen, min, timeout).await
+}
+
+/// The server must speak TLS, negotiate at least `min`, and refuse anything lower.
+pub async fn tls_versions(addr: &str, min: u16, timeout: Duration) -> Outcome {
+    use super::tls::{self as t, Answer};
+    let all = [t::TLS13, t::TLS12, t::TLS11, t::TLS10];
+    let best = match t::probe(addr, &all, timeout).await {
+        Err(e) => return error(e),
+        Ok(Answer::Version(v)) => v,
+        Ok(Answer::NotTls(b)) if b.starts_with(b"HTTP/") => {
+            return fail(format!(
+                "{addr} answers plain HTTP; TLS is required (encryption.inTransit)"
+            ))
+        }
+        Ok(Answer::NotTls(_)) => return fail(format!("{addr} does not speak TLS")),
+        Ok(Answer::Alert(a)) => {
+            return fail(format!(
+                "{addr} refused a TLS handshake offering 1.0-1.3 (alert {a})"
+            ))
+        }
+        Ok(Answer::Closed) => {
+            return fail(format!(
+                "{addr} closed the connection instead of answering TLS"
+            ))
+        }
+    };
+    if best < min {
+        return fail(format!(
+            "{addr} negotiates {}, below the minimum {}",
+            t::name(best),
+            t::name(min)
+        ));
+    }
+    let lower: Vec<u16> = all.iter().copied().filter(|v| *v < min).collect();
+    if lower.is_empty() {
+        return pass(format!(
+            "{addr} negotiates {} (minimum {})",
+            t::name(best),
+            t::name(min)
+        ));
+    }
+    match t::probe(addr, &lower, timeout).await {
+        Ok(Answer::Version(v)) => fail(format!(
+            "{addr} negotiates {} but also accepts {}, below the minimum {}",
+            t::name(best),
+            t::name(v),
+            t::name(min)
         )),
-        Ok(Ok(b)) => pass(format!(
-            "{listen} refuses plain HTTP ({}); the minimum version {min} is not verified by this build (no TLS client)",
-            if b.first() == Some(&0x15) { "TLS alert" } else { "closed" }
+        Ok(other) => pass(format!(
+            "{addr} negotiates {}; offered only versions below {} it refuses ({})",
+            t::name(best),
+            t::name(min),
+            match other {
+                Answer::Alert(a) => format!("alert {a}"),
+                _ => "closed".to_string(),
+            }
         )),
+        Err(e) => error(e),
     }
 }
 
@@ -477,5 +520,121 @@ infrastructure: {provider: kubernetes}
         let _ = task.await;
         let (st, _) = run(&tcp, None, &t).await;
         assert_eq!(st, CheckStatus::Fail, "nothing listens any more");
+    }
+
+    /// An `openssl s_server` limited to some versions, for the TLS probe.
+    struct SServer(std::process::Child);
+    impl Drop for SServer {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn openssl() -> bool {
+        let found = std::process::Command::new("openssl")
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "openssl is required under CI (.ci/run installs it)"
+            );
+            eprintln!("\n*** SKIPPED: openssl is not installed ***\n");
+        }
+        found
+    }
+
+    async fn s_server(dir: &std::path::Path, flags: &[&str]) -> (SServer, String) {
+        let (cert, key) = (dir.join("c.pem"), dir.join("k.pem"));
+        if !cert.exists() {
+            let ok = std::process::Command::new("openssl")
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "1",
+                    "-subj",
+                    "/CN=localhost",
+                    "-keyout",
+                ])
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("openssl")
+            .args(["s_server", "-quiet", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(&cert)
+            .arg("-key")
+            .arg(&key)
+            .args(flags)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr = format!("127.0.0.1:{port}");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(&addr).is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        (SServer(child), addr)
+    }
+
+    #[tokio::test]
+    async fn tls_versions_are_probed_against_a_real_server() {
+        if !openssl() {
+            return;
+        }
+        use crate::verify::tls::{TLS12, TLS13};
+        let dir = tempfile::tempdir().unwrap();
+        let t = Duration::from_secs(5);
+        // A TLS 1.2-only server: passes a 1.2 minimum, fails a 1.3 minimum.
+        let (_s, addr) = s_server(dir.path(), &["-tls1_2"]).await;
+        let (st, ev) = tls_versions(&addr, TLS12, t).await;
+        assert_eq!(st, CheckStatus::Pass, "{ev}");
+        assert!(ev.contains("TLS 1.2"), "{ev}");
+        let (st, ev) = tls_versions(&addr, TLS13, t).await;
+        assert_eq!(st, CheckStatus::Fail, "{ev}");
+        assert!(ev.contains("below the minimum TLS 1.3"), "{ev}");
+        // A server that speaks 1.3 and 1.2: a 1.3 minimum fails because 1.2 is still accepted.
+        let (_s2, addr2) = s_server(dir.path(), &[]).await;
+        let (st, ev) = tls_versions(&addr2, TLS13, t).await;
+        assert_eq!(st, CheckStatus::Fail, "{ev}");
+        assert!(
+            ev.contains("negotiates TLS 1.3 but also accepts TLS 1.2"),
+            "{ev}"
+        );
+        let (st, ev) = tls_versions(&addr2, TLS12, t).await;
+        assert_eq!(st, CheckStatus::Pass, "{ev}");
+        // Plain HTTP is not TLS.
+        let server = DemoServer::bind(DemoOptions::new(0, "1")).await.unwrap();
+        let plain = server.http_addr().to_string();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async move {
+            let _ = rx.await;
+        }));
+        let (st, ev) = tls_versions(&plain, TLS12, t).await;
+        assert_eq!(st, CheckStatus::Fail, "{ev}");
+        let _ = tx.send(());
+        let _ = task.await;
     }
 }

@@ -6,6 +6,7 @@
 //! decisions (the engine decides what a failed check means) or the store.
 
 pub mod checks;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
