@@ -9,9 +9,8 @@ use std::sync::Arc;
 use anyhow::Result;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::print::{human_line, json_line};
 use super::{load_spec, open_store, FAILED, INTERRUPTED, INVALID};
-use cutover::engine::{self, Builtin, Command, Engine, EngineConfig, EventKind, RunOptions};
+use cutover::engine::{self, Command, Engine, EventKind, RunOptions};
 use cutover::local::client::{ensure_host, LocalProvider};
 use cutover::provider::simulated::{Fault, Simulated};
 use cutover::provider::{Provider, RevisionKey};
@@ -127,13 +126,7 @@ async fn run(
     auto_approve: bool,
 ) -> Result<u8> {
     let store = open_store(dir)?;
-    let engine = Engine::new(EngineConfig {
-        store: store.clone(),
-        provider,
-        signals: Arc::new(Builtin::default()),
-        virtual_clock: dry_run,
-        poll_store: true,
-    });
+    let engine = super::print::engine(&store, provider, dry_run, true);
     let mut events = engine.subscribe();
     let user = cutover::identity::current_user();
     let handle = engine
@@ -153,17 +146,13 @@ async fn run(
         tokio::select! {
             ev = events.recv() => match ev {
                 Ok(ev) => {
-                    if json {
-                        out!("{}", json_line(&ev));
-                    } else if let Some(line) = human_line(&ev, steps) {
-                        out!("{line}");
-                    }
+                    let last = super::print::show(&ev, json, steps);
                     if let EventKind::GateWaiting { gate, hint, .. } = &ev.kind {
                         if json && !auto_approve {
                             eprintln!("gate {gate} waits for approval: {hint}");
                         }
                     }
-                    if matches!(ev.kind, EventKind::Finished { .. }) {
+                    if last {
                         break;
                     }
                 }

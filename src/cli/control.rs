@@ -8,12 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use tokio::sync::broadcast::error::RecvError;
 
 use super::apply::runtime;
-use super::print::{human_line, json_line};
 use super::{open_store, FAILED, INVALID, OK};
-use cutover::engine::{Builtin, Command, Engine, EngineConfig, EngineError, EventKind};
+use cutover::engine::{Command, EngineError};
 use cutover::local::client::{ensure_host, LocalProvider};
 use cutover::provider::simulated::Simulated;
 use cutover::provider::{Provider, RevisionKey};
@@ -212,13 +210,7 @@ async fn standalone(
         Some(p) => p,
         None => sim,
     };
-    let engine = Engine::new(EngineConfig {
-        store: store.clone(),
-        provider,
-        signals: Arc::new(Builtin::default()),
-        virtual_clock: simulated,
-        poll_store: false,
-    });
+    let engine = super::print::engine(&store, provider, simulated, false);
     let mut events = engine.subscribe();
     let actor = cutover::identity::current_user();
     let handle = match engine
@@ -232,22 +224,7 @@ async fn standalone(
         }
         Err(e) => return Err(e.into()),
     };
-    loop {
-        match events.recv().await {
-            Ok(ev) => {
-                if json {
-                    out!("{}", json_line(&ev));
-                } else if let Some(line) = human_line(&ev, 0) {
-                    out!("{line}");
-                }
-                if matches!(ev.kind, EventKind::Finished { .. }) {
-                    break;
-                }
-            }
-            Err(RecvError::Lagged(_)) => {}
-            Err(RecvError::Closed) => break,
-        }
-    }
+    super::print::follow(&mut events, json, 0).await;
     let outcome = handle.join.await?;
     if !r.is_finished() {
         let reason = format!("rolled back by {actor} in run #{}", handle.run_id);
