@@ -14,6 +14,20 @@ use super::run::{Run, Stop};
 use super::signals::{Judgement, OnFail, SignalContext, Verdict};
 use crate::spec::human;
 
+/// The statistical metrics that failed, with their words.
+fn failing_metrics(stat: &[&Verdict]) -> String {
+    let bad: Vec<String> = stat
+        .iter()
+        .filter(|v| v.judgement == Judgement::Fail)
+        .map(|v| format!("{}: {}", v.signal, v.message))
+        .collect();
+    if bad.is_empty() {
+        "no metric failed on its own".into()
+    } else {
+        bad.join("; ")
+    }
+}
+
 fn fmt(v: f64) -> String {
     super::signals::fmt_num(v)
 }
@@ -66,7 +80,9 @@ impl Run {
     /// One judgement right now (after a step that changed something).
     pub(crate) async fn check(&mut self, ci: usize) -> Result<(), Stop> {
         let verdicts = self.judge(ci).await;
-        self.decide(verdicts, false, "", None).await
+        // Right after a change no request may have reached the new revision yet: no data here
+        // is not counted.
+        self.decide_with(verdicts, false, "", None, false).await
     }
 
     /// Ask the signal source, and note instance health and restarts on the way.
@@ -109,13 +125,25 @@ impl Run {
     /// Count, decide, explain, journal; then pause or stop the step as decided.
     pub(crate) async fn decide(
         &mut self,
-        mut verdicts: Vec<Verdict>,
+        verdicts: Vec<Verdict>,
         window_end: bool,
         label: &str,
         next: Option<Duration>,
     ) -> Result<(), Stop> {
+        self.decide_with(verdicts, window_end, label, next, true)
+            .await
+    }
+
+    async fn decide_with(
+        &mut self,
+        mut verdicts: Vec<Verdict>,
+        window_end: bool,
+        label: &str,
+        next: Option<Duration>,
+        count_no_data: bool,
+    ) -> Result<(), Stop> {
         let limits = self.limits();
-        let expects_data = self.expects_traffic();
+        let expects_data = self.expects_traffic() && count_no_data;
         let mut decision = match self.timeout_trigger() {
             Some(t) => Decision::Rollback(t),
             None => Decision::Continue,
@@ -134,7 +162,7 @@ impl Run {
                     t.errors_in_row = 0;
                 }
                 Judgement::NoData => {
-                    if expects_data {
+                    if expects_data && !v.warming_up {
                         t.no_data_in_row += 1;
                     }
                     t.errors_in_row = 0;
@@ -186,6 +214,7 @@ impl Run {
                         v.source, v.signal, t.no_data_in_row, v.message
                     ))
                 }
+                Judgement::NoData if v.warming_up && !window_end => Decision::Continue,
                 Judgement::NoData if expects_data && window_end => Decision::Pause(format!(
                     "no data at the end of {label} for {}: {}; resume to go on or roll back",
                     v.signal, v.message
@@ -197,6 +226,7 @@ impl Run {
                     Decision::Continue if v.statistical && v.judgement == Judgement::Fail => {
                         "counted in the canary score"
                     }
+                    Decision::Continue if v.warming_up => "collecting samples",
                     Decision::Continue => match v.judgement {
                         Judgement::Pass => "pass",
                         Judgement::Fail => "fail: counted",
@@ -305,9 +335,10 @@ impl Run {
             ScoreClass::Fail => (
                 Judgement::Fail,
                 Decision::Rollback(format!(
-                    "canary score {} is below {} ({})",
+                    "canary score {} is below {}: {} ({})",
                     fmt(score.value),
                     fmt(th.marginal),
+                    failing_metrics(&stat),
                     score.reason
                 )),
             ),

@@ -241,6 +241,7 @@ impl MetricJudge {
             )
             .with_value(Some(c));
             v.baseline = Some(b);
+            v.warming_up = true;
             return v;
         }
         let cfg = JudgeConfig {

@@ -60,6 +60,9 @@ pub struct Verdict {
     /// A critical statistical metric (any result but pass scores 0).
     #[serde(default)]
     pub critical: bool,
+    /// Still collecting the samples a statistical judge needs: not counted as no data.
+    #[serde(default)]
+    pub warming_up: bool,
 }
 
 impl Verdict {
@@ -86,6 +89,7 @@ impl Verdict {
             decision: None,
             statistical: false,
             critical: false,
+            warming_up: false,
         }
     }
 
