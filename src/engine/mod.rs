@@ -3,6 +3,7 @@
 //! Owns: starting runs (plan, revisions, journal), routing commands to the task that owns a run,
 //! the event broadcast and the snapshot watch. Must not touch: any UI, terminal or printing.
 
+mod control;
 pub mod decide;
 pub mod event;
 mod metric_judge;
