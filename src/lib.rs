@@ -13,4 +13,5 @@ pub mod plan;
 pub mod provider;
 pub mod spec;
 pub mod store;
+pub mod tui;
 pub mod verify;

@@ -29,6 +29,12 @@ pub struct Cli {
 pub enum Cmd {
     /// The bundled demo: a healthy canary with an approval gate and a bad version that rolls back
     Demo,
+    /// The live console over every deployment in the state store (keys: ? for help)
+    Console {
+        /// Hide and refuse every key that changes a deployment
+        #[arg(long)]
+        read_only: bool,
+    },
     /// Check specs; print every problem as FILE:LINE:COL: message or FILE: field.path: message
     Validate {
         #[arg(required = true)]

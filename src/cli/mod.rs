@@ -13,6 +13,7 @@ macro_rules! out {
 }
 
 mod apply;
+mod console;
 mod control;
 mod demo;
 mod host;
@@ -47,6 +48,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     let state_dir = state_dir(cli.state_dir.as_deref());
     match cli.command {
         Cmd::Demo => demo::demo(),
+        Cmd::Console { read_only } => console::console(&state_dir, read_only),
         Cmd::Validate { specs } => Ok(validate(&specs)),
         Cmd::Plan { spec, json } => inspect::plan(&state_dir, &spec, json),
         Cmd::Apply {
