@@ -90,9 +90,23 @@ pub struct Host {
     comps: tokio::sync::Mutex<BTreeMap<String, Comp>>,
 }
 
+/// Ports this host has handed out (never handed out twice while it lives).
+static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// A free loopback port the host has not handed out before.
 fn free_port() -> std::io::Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
+    for _ in 0..64 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = l.local_addr()?.port();
+        let mut seen = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.insert(port) {
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::other(
+        "no fresh loopback port after 64 tries",
+    ))
 }
 
 /// Replace `{self}`, `{version}`, `{replica}`, `{port}` and `{port.NAME}`.
@@ -538,10 +552,12 @@ impl Host {
             .map(|i| {
                 let v = i.view();
                 let crashed = !v.running && v.last_exit.is_some();
+                // One crash is restarted (and reported); a second one is a crash loop.
+                let crash_loop = crashed && v.restarts >= 1;
                 InstanceStatus {
                     id: v.id,
                     ready: v.ready,
-                    unhealthy: v.probe.failing || crashed,
+                    unhealthy: v.probe.failing || crash_loop,
                     restarts: v.restarts,
                     detail: if crashed {
                         v.last_exit
