@@ -253,7 +253,7 @@ scrape_configs:
         .flat_map(|e| e["verdicts"].as_array().cloned().unwrap_or_default())
         .find(|v| v["signal"] == "prom_error_rate" && v["judgement"] == "fail")
         .expect("a failing prom_error_rate verdict");
-    assert!(failing["value"].as_f64().unwrap() > 0.1, "{failing}");
+    assert!(failing["value"].as_f64().unwrap() > 0.05, "{failing}");
     assert!(
         failing["baseline"].as_f64().is_some_and(|b| b < 0.01),
         "{failing}"
