@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 use super::print::human_line;
 use super::{open_store, OK};
-use cutover::engine::{Event, Snapshot};
+use cutover::engine::{remote, Event, Snapshot};
 use cutover::store::{pid_alive, Store};
 use cutover::tui::model::{Effect, Model, Row};
 use cutover::tui::view;
@@ -160,9 +160,12 @@ async fn run(
                                 let answers = tx.clone();
                                 model.message = Some(format!("{} sent to {deployment}...", command.name()));
                                 tokio::task::spawn_blocking(move || {
-                                    let text = deliver(&s, run, &command)
-                                        .map(|m| format!("{deployment}: {m}"))
-                                        .unwrap_or_else(|e| format!("{deployment}: {} refused: {e}", command.name()));
+                                    let actor = cutover::identity::current_user();
+                                    let text = match remote::send(&s, run, &command, &actor, Duration::from_secs(10)) {
+                                        Ok(Ok(m)) => format!("{deployment}: {m}"),
+                                        Ok(Err(e)) => format!("{deployment}: {} refused: {e}", command.name()),
+                                        Err(e) => format!("{deployment}: {e}"),
+                                    };
                                     let _ = answers.send(Input::Answer(text));
                                 });
                             }
@@ -186,23 +189,4 @@ async fn run(
         }
     }
     Ok(OK)
-}
-
-/// Write a command for the process that runs a deployment and wait for its answer.
-fn deliver(store: &Store, run: i64, command: &cutover::engine::Command) -> Result<String, String> {
-    let actor = cutover::identity::current_user();
-    let args = serde_json::to_string(command).map_err(|e| e.to_string())?;
-    let id = store
-        .enqueue_command(run, command.name(), &args, &actor)
-        .map_err(|e| e.to_string())?;
-    for _ in 0..200 {
-        if let Ok(Some(res)) = store.command_result(id) {
-            return match res.strip_prefix("ok: ") {
-                Some(m) => Ok(m.to_string()),
-                None => Err(res.strip_prefix("error: ").unwrap_or(&res).to_string()),
-            };
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Err("no answer within 10s".into())
 }

@@ -11,7 +11,7 @@ use anyhow::Result;
 
 use super::apply::runtime;
 use super::{open_store, FAILED, INVALID, OK};
-use cutover::engine::{Command, EngineError};
+use cutover::engine::{remote, Command, EngineError};
 use cutover::local::client::{ensure_host, LocalProvider};
 use cutover::provider::simulated::Simulated;
 use cutover::provider::{Provider, RevisionKey};
@@ -29,38 +29,13 @@ fn deliver(
     command: &Command,
 ) -> Result<std::result::Result<String, String>> {
     let actor = cutover::identity::current_user();
-    let id = store.enqueue_command(
+    Ok(remote::send(
+        store,
         r.run_id,
-        command.name(),
-        &serde_json::to_string(command)?,
+        command,
         &actor,
-    )?;
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(20) {
-        if let Some(res) = store.command_result(id)? {
-            return Ok(match res.strip_prefix("ok: ") {
-                Some(m) => Ok(m.to_string()),
-                None => Err(res.strip_prefix("error: ").unwrap_or(&res).to_string()),
-            });
-        }
-        let still = store.run(r.run_id)?.is_some_and(|r| owner_alive(&r));
-        if !still {
-            // The run answers in the store before it moves on: look once more.
-            if let Some(res) = store.command_result(id)? {
-                return Ok(match res.strip_prefix("ok: ") {
-                    Some(m) => Ok(m.to_string()),
-                    None => Err(res.strip_prefix("error: ").unwrap_or(&res).to_string()),
-                });
-            }
-            return Ok(Err(
-                "the run finished or its process exited before taking the command".into(),
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(Err(
-        "no answer from the process that runs this deployment within 20s".into(),
-    ))
+        Duration::from_secs(20),
+    )?)
 }
 
 fn find(store: &Store, id: &str, dir: &Path) -> Result<Option<RunRow>> {

@@ -129,10 +129,7 @@ impl Run {
             .try_recv()
             .unwrap_or_else(|_| Err("the command was not answered".into()));
         if let Some(id) = store_id {
-            let text = match &result {
-                Ok(m) => format!("ok: {m}"),
-                Err(m) => format!("error: {m}"),
-            };
+            let text = super::remote::encode_answer(&result);
             let written = self
                 .engine
                 .inner

@@ -7,6 +7,7 @@ mod control;
 pub mod decide;
 pub mod event;
 mod metric_judge;
+pub mod remote;
 mod rollback;
 mod run;
 pub mod signals;
@@ -366,18 +367,23 @@ impl Engine {
                     };
                     for row in rows {
                         let failed = match serde_json::from_str::<Command>(&row.args_json) {
-                            Err(e) => Some(format!("error: unreadable command: {e}")),
+                            Err(e) => Some(remote::encode_answer(&Err(format!(
+                                "unreadable command: {e}"
+                            )))),
                             Ok(command) => match owned.iter().find(|(k, _)| *k == row.run_id) {
-                                None => Some("error: run is not active".to_string()),
-                                Some((_, tx)) => tx
-                                    .send(Envelope {
+                                None => {
+                                    Some(remote::encode_answer(&Err("run is not active".into())))
+                                }
+                                Some((_, tx)) => {
+                                    tx.send(Envelope {
                                         command,
                                         actor: row.actor.clone(),
                                         reply: None,
                                         store_id: Some(row.id),
                                     })
                                     .err()
-                                    .map(|_| "error: run has finished".to_string()),
+                                    .map(|_| remote::encode_answer(&Err("run has finished".into())))
+                                }
                             },
                         };
                         if let Some(result) = failed {
