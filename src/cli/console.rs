@@ -54,9 +54,8 @@ fn load(store: &Store, selected: Option<&str>) -> Result<Vec<Row>> {
         }
         let finished = r.is_finished();
         let events = if selected == Some(r.deployment.as_str()) {
-            let all = store.events(r.run_id, 0)?;
-            let start = all.len().saturating_sub(200);
-            all[start..]
+            store
+                .recent_events(r.run_id, 200)?
                 .iter()
                 .filter_map(|e| serde_json::from_str::<Event>(&e.json).ok())
                 .filter_map(|e| human_line(&e, 0))

@@ -192,6 +192,16 @@ pub struct EventRow {
     pub json: String,
 }
 
+fn event_row(r: &Row) -> rusqlite::Result<EventRow> {
+    Ok(EventRow {
+        seq: r.get(0)?,
+        run_id: r.get(1)?,
+        ts: r.get(2)?,
+        kind: r.get(3)?,
+        json: r.get(4)?,
+    })
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct CommandRow {
     pub id: i64,
@@ -382,20 +392,25 @@ impl Store {
         })
     }
 
+    /// The newest `limit` events of a run, oldest first.
+    pub fn recent_events(&self, run: i64, limit: usize) -> Result<Vec<EventRow>> {
+        let mut rows = self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT seq, run_id, ts, kind, json FROM events WHERE run_id = ?1 ORDER BY seq DESC LIMIT ?2",
+            )?;
+            let rows = st.query_map(params![run, limit as i64], event_row)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        rows.reverse();
+        Ok(rows)
+    }
+
     pub fn events(&self, run: i64, after_seq: i64) -> Result<Vec<EventRow>> {
         self.with(|c| {
             let mut st = c.prepare(
                 "SELECT seq, run_id, ts, kind, json FROM events WHERE run_id = ?1 AND seq > ?2 ORDER BY seq",
             )?;
-            let rows = st.query_map(params![run, after_seq], |r| {
-                Ok(EventRow {
-                    seq: r.get(0)?,
-                    run_id: r.get(1)?,
-                    ts: r.get(2)?,
-                    kind: r.get(3)?,
-                    json: r.get(4)?,
-                })
-            })?;
+            let rows = st.query_map(params![run, after_seq], event_row)?;
             rows.collect()
         })
     }
@@ -713,8 +728,17 @@ mod tests {
             key
         );
         assert!(s.active_revision("api", "dev", false).unwrap().is_none());
-        s.append_event(r1, &now_ts(), "x", "{}").unwrap();
-        assert_eq!(s.events(r1, 0).unwrap().len(), 1);
+        for k in ["x", "y", "z"] {
+            s.append_event(r1, &now_ts(), k, "{}").unwrap();
+        }
+        assert_eq!(s.events(r1, 0).unwrap().len(), 3);
+        let recent: Vec<String> = s
+            .recent_events(r1, 2)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(recent, ["y", "z"]);
         let c = s.enqueue_command(r2, "pause", "{}", "me").unwrap();
         assert_eq!(s.take_commands(&[r2]).unwrap().len(), 1);
         assert!(s.take_commands(&[r2]).unwrap().is_empty());
