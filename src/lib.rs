@@ -9,6 +9,7 @@ pub mod engine;
 pub mod identity;
 pub mod load;
 pub mod local;
+pub mod net;
 pub mod plan;
 pub mod provider;
 pub mod spec;

@@ -6,11 +6,6 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-
 /// What one measurement gave.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Measured {
@@ -73,40 +68,16 @@ pub async fn prometheus(address: &str, query: &str, timeout: Duration) -> Measur
         );
     }
     let url = format!("{base}/api/v1/query?query={}", percent_encode(query));
-    let uri: hyper::Uri = match url.parse() {
-        Ok(u) => u,
-        Err(e) => return Measured::Error(format!("bad Prometheus address {address}: {e}")),
-    };
-    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let fetch = async {
-        let resp = client
-            .get(uri)
-            .await
-            .map_err(|e| format!("Prometheus at {base}: {e}"))?;
-        let status = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("Prometheus at {base}: {e}"))?
-            .to_bytes();
-        Ok::<_, String>((status, body))
-    };
-    let (status, body) = match tokio::time::timeout(timeout, fetch).await {
-        Err(_) => {
-            return Measured::Error(format!(
-                "Prometheus at {base} did not answer within {timeout:?}"
-            ))
-        }
-        Ok(Err(e)) => return Measured::Error(e),
-        Ok(Ok(x)) => x,
+    let (status, body) = match crate::net::http_get(&url, timeout).await {
+        Ok(x) => x,
+        Err(e) => return Measured::Error(format!("Prometheus at {base}: {e}")),
     };
     let json: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(j) => j,
         Err(_) => {
             return Measured::Error(format!(
                 "Prometheus at {base} answered HTTP {} with a body that is not JSON",
-                status.as_u16()
+                status
             ))
         }
     };

@@ -109,7 +109,9 @@ pub async fn check_once(
                     Err(format!("exec {prog}: {status}"))
                 }
             }
-            Check::Grpc { port, service } => grpc_check(*port, service, timeout).await,
+            Check::Grpc { port, service } => {
+                crate::net::grpc_health(&format!("127.0.0.1:{port}"), service, timeout).await
+            }
         }
     };
     match tokio::time::timeout(timeout, fut).await {
@@ -118,36 +120,6 @@ pub async fn check_once(
             "{} probe timed out after {timeout:?}",
             check.kind()
         )),
-    }
-}
-
-async fn grpc_check(port: u16, service: &str, timeout: Duration) -> Result<(), String> {
-    use tonic_health::pb::health_check_response::ServingStatus;
-    use tonic_health::pb::health_client::HealthClient;
-    use tonic_health::pb::HealthCheckRequest;
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
-        .map_err(|e| format!("grpc endpoint: {e}"))?
-        .connect_timeout(timeout)
-        .timeout(timeout);
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|e| format!("grpc connect 127.0.0.1:{port}: {e}"))?;
-    let mut client = HealthClient::new(channel);
-    let resp = client
-        .check(HealthCheckRequest {
-            service: service.to_string(),
-        })
-        .await
-        .map_err(|s| format!("grpc Check: {} {}", s.code(), s.message()))?;
-    let status = resp.into_inner().status;
-    if status == ServingStatus::Serving as i32 {
-        Ok(())
-    } else {
-        let name = ServingStatus::try_from(status)
-            .map(|s| s.as_str_name().to_string())
-            .unwrap_or_else(|_| status.to_string());
-        Err(format!("grpc health: {name}"))
     }
 }
 

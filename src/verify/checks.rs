@@ -5,11 +5,6 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-
 use super::{CheckStatus, Target};
 use crate::engine::signals::{compare, fmt_num};
 use crate::spec::{CheckItem, Component};
@@ -236,50 +231,15 @@ fn command_present(c: Option<&Component>, target: &Target) -> Outcome {
 }
 
 async fn http_get(url: &str, timeout: Duration) -> Result<(u16, String), String> {
-    let uri: hyper::Uri = url.parse().map_err(|e| format!("bad url {url}: {e}"))?;
-    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let fetch = async {
-        let resp = client
-            .get(uri)
-            .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("GET {url}: {e}"))?
-            .to_bytes();
-        Ok::<_, String>((status, String::from_utf8_lossy(&body).into_owned()))
-    };
-    tokio::time::timeout(timeout, fetch)
-        .await
-        .map_err(|_| format!("GET {url}: no answer within {timeout:?}"))?
+    let (status, body) = crate::net::http_get(url, timeout).await?;
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
 async fn grpc(addr: &str, service: &str, timeout: Duration) -> Outcome {
-    use tonic_health::pb::health_check_response::ServingStatus;
-    use tonic_health::pb::health_client::HealthClient;
-    use tonic_health::pb::HealthCheckRequest;
-    let endpoint = match tonic::transport::Endpoint::from_shared(format!("http://{addr}")) {
-        Ok(e) => e.connect_timeout(timeout).timeout(timeout),
-        Err(e) => return error(format!("grpc address {addr}: {e}")),
-    };
-    let channel = match endpoint.connect().await {
-        Ok(c) => c,
-        Err(e) => return fail(format!("grpc connect {addr}: {e}")),
-    };
-    match HealthClient::new(channel)
-        .check(HealthCheckRequest {
-            service: service.to_string(),
-        })
-        .await
-    {
-        Ok(r) if r.get_ref().status == ServingStatus::Serving as i32 => {
-            pass(format!("{addr}: SERVING"))
-        }
-        Ok(r) => fail(format!("{addr}: status {}", r.get_ref().status)),
-        Err(s) => fail(format!("{addr}: {} {}", s.code(), s.message())),
+    match crate::net::grpc_health(addr, service, timeout).await {
+        Ok(()) => pass(format!("{addr}: SERVING")),
+        Err(e) if e.starts_with("grpc address") => error(e),
+        Err(e) => fail(e),
     }
 }
 
