@@ -126,7 +126,7 @@ async fn run(
     auto_approve: bool,
 ) -> Result<u8> {
     let store = open_store(dir)?;
-    let engine = super::print::engine(&store, provider, dry_run, true);
+    let engine = super::engine(&store, provider, dry_run, true);
     let mut events = engine.subscribe();
     let user = cutover::identity::current_user();
     let handle = engine

@@ -185,7 +185,7 @@ async fn standalone(
         Some(p) => p,
         None => sim,
     };
-    let engine = super::print::engine(&store, provider, simulated, false);
+    let engine = super::engine(&store, provider, simulated, false);
     let mut events = engine.subscribe();
     let actor = cutover::identity::current_user();
     let handle = match engine

@@ -13,7 +13,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::apply::runtime;
 use super::print::human_line;
 use super::OK;
-use cutover::engine::{Builtin, Command, Engine, EngineConfig, EventKind, RunOptions};
+use cutover::engine::{Command, EventKind, RunOptions};
 use cutover::provider::simulated::{Fault, Simulated};
 use cutover::spec::{self, Spec};
 use cutover::store::Store;
@@ -54,13 +54,7 @@ async fn run(dir: &std::path::Path) -> Result<u8> {
         "1.2.0:error_rate=0.31@30s",
     )
     .map_err(anyhow::Error::msg)?]));
-    let engine = Engine::new(EngineConfig {
-        store: store.clone(),
-        provider: sim,
-        signals: Arc::new(Builtin::default()),
-        virtual_clock: true,
-        poll_store: false,
-    });
+    let engine = super::engine(&store, sim, true, false);
     for (name, text) in SPECS {
         let spec = load(text)?;
         out!("--- {name}: {} {}", spec.id, spec.version);

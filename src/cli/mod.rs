@@ -136,6 +136,22 @@ pub fn state_dir(given: Option<&Path>) -> PathBuf {
     PathBuf::from(home).join(".local/share/cutover")
 }
 
+/// An engine for a command-line run.
+pub fn engine(
+    store: &cutover::store::Store,
+    provider: std::sync::Arc<dyn cutover::provider::Provider>,
+    virtual_clock: bool,
+    poll_store: bool,
+) -> cutover::engine::Engine {
+    cutover::engine::Engine::new(cutover::engine::EngineConfig {
+        store: store.clone(),
+        provider,
+        signals: std::sync::Arc::new(cutover::engine::Builtin::default()),
+        virtual_clock,
+        poll_store,
+    })
+}
+
 pub fn open_store(dir: &Path) -> Result<Store> {
     Store::open(dir).with_context(|| format!("opening the state store in {}", dir.display()))
 }

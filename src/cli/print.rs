@@ -36,22 +36,6 @@ pub async fn follow(
     }
 }
 
-/// An engine for a command-line run.
-pub fn engine(
-    store: &cutover::store::Store,
-    provider: std::sync::Arc<dyn cutover::provider::Provider>,
-    virtual_clock: bool,
-    poll_store: bool,
-) -> cutover::engine::Engine {
-    cutover::engine::Engine::new(cutover::engine::EngineConfig {
-        store: store.clone(),
-        provider,
-        signals: std::sync::Arc::new(cutover::engine::Builtin::default()),
-        virtual_clock,
-        poll_store,
-    })
-}
-
 pub fn json_line(ev: &Event) -> String {
     serde_json::to_string(ev)
         .unwrap_or_else(|e| format!("{{\"kind\":\"error\",\"reason\":\"{e}\"}}"))

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::event::EventKind;
 use super::run::{Run, Stop};
-use super::signals::{Judgement, OnFail, SignalContext, Verdict};
+use super::signals::{fmt_num, Judgement, OnFail, SignalContext, Verdict};
 use crate::spec::human;
 
 /// The statistical metrics that failed, with their words.
@@ -26,10 +26,6 @@ fn failing_metrics(stat: &[&Verdict]) -> String {
     } else {
         bad.join("; ")
     }
-}
-
-fn fmt(v: f64) -> String {
-    super::signals::fmt_num(v)
 }
 
 /// Counts toward the limits for one signal over a run.
@@ -65,6 +61,25 @@ enum Decision {
     Continue,
     Pause(String),
     Rollback(String),
+}
+
+impl Decision {
+    fn word(&self) -> &'static str {
+        match self {
+            Decision::Continue => "continue",
+            Decision::Pause(_) => "pause",
+            Decision::Rollback(_) => "rollback",
+        }
+    }
+
+    /// The graver of two decisions (rollback over pause over continue; the first reason wins).
+    fn worst(self, other: Decision) -> Decision {
+        match (self, other) {
+            (Decision::Rollback(r), _) | (_, Decision::Rollback(r)) => Decision::Rollback(r),
+            (Decision::Pause(r), _) | (_, Decision::Pause(r)) => Decision::Pause(r),
+            _ => Decision::Continue,
+        }
+    }
 }
 
 impl Run {
@@ -233,29 +248,20 @@ impl Run {
                         Judgement::NoData => "no data: counted",
                         Judgement::Error => "error: counted",
                     },
-                    Decision::Pause(_) => "pause",
-                    Decision::Rollback(_) => "rollback",
+                    other => other.word(),
                 }
                 .to_string(),
             );
-            decision = match (decision, this) {
-                (Decision::Rollback(r), _) | (_, Decision::Rollback(r)) => Decision::Rollback(r),
-                (Decision::Pause(r), _) | (_, Decision::Pause(r)) => Decision::Pause(r),
-                _ => Decision::Continue,
-            };
+            decision = decision.worst(this);
         }
         if let Some((score_verdict, d)) = self.canary_score(&verdicts, window_end) {
             verdicts.push(score_verdict);
-            decision = match (decision, d) {
-                (Decision::Rollback(r), _) | (_, Decision::Rollback(r)) => Decision::Rollback(r),
-                (Decision::Pause(r), _) | (_, Decision::Pause(r)) => Decision::Pause(r),
-                _ => Decision::Continue,
-            };
+            decision = decision.worst(d);
         }
-        let (word, reason) = match &decision {
-            Decision::Continue => ("continue".to_string(), None),
-            Decision::Pause(r) => ("pause".to_string(), Some(r.clone())),
-            Decision::Rollback(r) => ("rollback".to_string(), Some(r.clone())),
+        let word = decision.word().to_string();
+        let reason = match &decision {
+            Decision::Continue => None,
+            Decision::Pause(r) | Decision::Rollback(r) => Some(r.clone()),
         };
         self.last_verdicts = verdicts.clone();
         let component = self
@@ -318,8 +324,8 @@ impl Run {
         let score = score_with_thresholds(&results, th.pass, th.marginal);
         let expected = format!(
             ">= {} to pass, >= {} marginal",
-            fmt(th.pass),
-            fmt(th.marginal)
+            fmt_num(th.pass),
+            fmt_num(th.marginal)
         );
         let (judgement, decision) = match score.class {
             ScoreClass::Pass => (Judgement::Pass, Decision::Continue),
@@ -327,7 +333,7 @@ impl Run {
                 Judgement::Fail,
                 Decision::Pause(format!(
                     "canary score {} is marginal ({}); resume to go on or roll back",
-                    fmt(score.value),
+                    fmt_num(score.value),
                     score.reason
                 )),
             ),
@@ -336,8 +342,8 @@ impl Run {
                 Judgement::Fail,
                 Decision::Rollback(format!(
                     "canary score {} is below {}: {} ({})",
-                    fmt(score.value),
-                    fmt(th.marginal),
+                    fmt_num(score.value),
+                    fmt_num(th.marginal),
                     failing_metrics(&stat),
                     score.reason
                 )),
@@ -348,18 +354,11 @@ impl Run {
             "score",
             judgement,
             expected,
-            format!("score {} ({})", fmt(score.value), score.reason),
+            format!("score {} ({})", fmt_num(score.value), score.reason),
             OnFail::Rollback,
         )
         .with_value(Some(score.value));
-        v.decision = Some(
-            match &decision {
-                Decision::Continue => "continue",
-                Decision::Pause(_) => "pause",
-                Decision::Rollback(_) => "rollback",
-            }
-            .to_string(),
-        );
+        v.decision = Some(decision.word().to_string());
         Some((v, decision))
     }
 
