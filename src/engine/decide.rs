@@ -100,41 +100,42 @@ impl Run {
         self.decide_with(verdicts, false, "", None, false).await
     }
 
-    /// Ask the signal source, and note instance health and restarts on the way.
+    /// Ask the signal source, and note instance health and restarts on the way. The new
+    /// revision's status is read once and shared with the source.
     pub(crate) async fn judge(&mut self, ci: usize) -> Vec<Verdict> {
-        let c = &self.comps[ci];
-        let baseline = c.old.as_ref().filter(|o| o.running).map(|o| o.key.clone());
-        let baseline_version = c
+        let provider = self.engine.inner.provider.clone();
+        let component = self.comps[ci].comp.id.clone();
+        let new_key = self.comps[ci].new_key.clone();
+        let baseline = self.comps[ci]
             .old
             .as_ref()
             .filter(|o| o.running)
-            .map(|o| o.version.clone());
+            .map(|o| (o.key.clone(), o.version.clone()));
+        let canary_status = provider.revision_status(&component, &new_key).await;
+        if let Ok(st) = &canary_status {
+            self.report_restarts(&component, st).await;
+            let version = self.spec.version.clone();
+            self.remember_health(&component, &new_key, &version, st);
+        }
+        if let Some((key, version)) = &baseline {
+            if let Ok(st) = provider.revision_status(&component, key).await {
+                self.remember_health(&component, key, version, &st);
+            }
+        }
+        let c = &self.comps[ci];
         let ctx = SignalContext {
             spec: &self.spec,
             component: &c.comp,
             canary: &c.new_key,
-            baseline: baseline.as_ref(),
-            baseline_version: baseline_version.as_deref(),
+            canary_status: &canary_status,
+            baseline: baseline.as_ref().map(|(k, _)| k),
+            baseline_version: baseline.as_ref().map(|(_, v)| v.as_str()),
             provider: self.engine.inner.provider.as_ref(),
             window: self
                 .interval()
                 .clamp(Duration::from_secs(1), Duration::from_secs(60)),
         };
-        let verdicts = self.engine.inner.signals.evaluate(&ctx).await;
-        let component = c.comp.id.clone();
-        let new_key = c.new_key.clone();
-        let provider = self.engine.inner.provider.clone();
-        if let Ok(st) = provider.revision_status(&component, &new_key).await {
-            self.report_restarts(&component, &st).await;
-            let version = self.spec.version.clone();
-            self.remember_health(&component, &new_key, &version, &st);
-        }
-        if let (Some(key), Some(version)) = (baseline, baseline_version) {
-            if let Ok(st) = provider.revision_status(&component, &key).await {
-                self.remember_health(&component, &key, &version, &st);
-            }
-        }
-        verdicts
+        self.engine.inner.signals.evaluate(&ctx).await
     }
 
     /// Count, decide, explain, journal; then pause or stop the step as decided.

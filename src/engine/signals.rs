@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::provider::{Metrics, Provider, RevisionKey};
+use crate::provider::{Metrics, Provider, ProviderError, RevisionKey, RevisionStatus};
 use crate::spec::expr::Expr;
 use crate::spec::{Component, Spec, Trigger};
 
@@ -103,8 +103,9 @@ impl Verdict {
 pub struct SignalContext<'a> {
     pub spec: &'a Spec,
     pub component: &'a Component,
-    /// The new revision.
+    /// The new revision, and its instances' status as just read from the provider.
     pub canary: &'a RevisionKey,
+    pub canary_status: &'a Result<RevisionStatus, ProviderError>,
     /// The revision it replaces, if any, and its version.
     pub baseline: Option<&'a RevisionKey>,
     pub baseline_version: Option<&'a str>,
@@ -262,7 +263,7 @@ impl SignalSource for Builtin {
         let mut out = Vec::new();
         let comp = &ctx.component.id;
         // Health of the new revision's instances.
-        let health_bad = match ctx.provider.revision_status(comp, ctx.canary).await {
+        let health_bad = match ctx.canary_status {
             Ok(st) => {
                 let bad = st.unhealthy();
                 let detail = st
