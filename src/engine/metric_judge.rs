@@ -117,9 +117,11 @@ impl MetricJudge {
             Some(Measured::Value(v)) => Some(*v),
             _ => None,
         };
+        // The seed's `unit: percentage` labels a 0..1 ratio: it is not a suffix for the number.
         let unit = metric
             .unit
             .as_deref()
+            .filter(|u| !matches!(*u, "percentage" | "percent" | "ratio"))
             .map(|u| format!(" {u}"))
             .unwrap_or_default();
         if metric.judge == "mann-whitney" {

@@ -26,6 +26,7 @@ pub enum Action {
     Down,
     NextPane,
     PrevPane,
+    /// Keep what was typed (filter mode).
     Open,
     Back,
     Help,
@@ -102,7 +103,6 @@ pub const NORMAL: &[Binding] = &[
         "previous pane",
     ),
     b("h/left", KeyCode::Left, Action::PrevPane, "previous pane"),
-    b("enter", KeyCode::Enter, Action::Open, "drill down"),
     b("esc", KeyCode::Esc, Action::Back, "back"),
     b(
         "/",
