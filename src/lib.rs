@@ -5,6 +5,7 @@
 
 pub mod analysis;
 pub mod demo_service;
+pub mod describe;
 pub mod engine;
 pub mod identity;
 pub mod load;

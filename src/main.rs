@@ -25,15 +25,40 @@ pub struct Cli {
     pub command: Cmd,
 }
 
+/// How the console looks and how often it may draw.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Looks {
+    /// Theme: default (ANSI 16), dark (truecolor), light, mono, or a path to a .yaml theme
+    #[arg(long, env = "CUTOVER_THEME")]
+    pub theme: Option<String>,
+    /// Colours: auto (NO_COLOR, COLORTERM, TERM), never, 16, 256 or truecolor
+    #[arg(long, default_value = "auto")]
+    pub color: String,
+    /// ASCII borders, bars and icons (automatic when the locale is not UTF-8)
+    #[arg(long)]
+    pub ascii: bool,
+    /// At most this many frames a second (it draws only when something changed)
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=120))]
+    pub fps: u32,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
-    /// The bundled demo: a healthy canary with an approval gate and a bad version that rolls back
-    Demo,
+    /// The console on the bundled demo: local services under load, a canary that stops at an
+    /// approval gate and a bad version that rolls back by itself
+    Demo {
+        #[command(flatten)]
+        looks: Looks,
+    },
     /// The live console over every deployment in the state store (keys: ? for help)
     Console {
+        /// Specs to start in this console (it runs them; quitting asks to pause or roll them back)
+        specs: Vec<PathBuf>,
         /// Hide and refuse every key that changes a deployment
         #[arg(long)]
         read_only: bool,
+        #[command(flatten)]
+        looks: Looks,
     },
     /// Check specs; print every problem as FILE:LINE:COL: message or FILE: field.path: message
     Validate {

@@ -1,109 +1,202 @@
-//! `cutover demo`: the bundled demo, headless for now (the console arrives with issue 5).
+//! `cutover demo`: the console on the bundled demo, in a private temporary state dir.
 //!
-//! Owns: running the demo specs in a private, temporary state dir on the simulated provider and
-//! virtual clock: a first version, a healthy canary that stops at an approval gate (approved by
-//! the demo after showing it), and a bad version that rolls back by itself. Must not touch: engine internals.
+//! Owns: the demo's script. It starts a private local host, the demo service as real processes
+//! behind cutover's router, load from inside this process, a healthy canary of `shop` that stops
+//! at an approval gate, and a bad `payments` version that rolls back by itself. Quitting stops
+//! every process it started and removes the state dir. Must not touch: engine internals.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use tokio::sync::broadcast::error::RecvError;
 
-use super::apply::runtime;
-use super::print::human_line;
-use super::OK;
-use cutover::engine::{Command, EventKind, RunOptions};
-use cutover::provider::simulated::{Fault, Simulated};
+use super::console::{self, Engines, Options, Setup};
+use cutover::engine::{Engine, RunOptions};
+use cutover::local::client::{ensure_host, LocalProvider};
 use cutover::spec::{self, Spec};
-use cutover::store::Store;
 
-const SPECS: [(&str, &str); 3] = [
-    ("v1", include_str!("../../specs/demo/v1.yaml")),
-    ("v2", include_str!("../../specs/demo/v2.yaml")),
-    ("v3", include_str!("../../specs/demo/v3.yaml")),
+const SPECS: [(&str, &str); 4] = [
+    (
+        "shop-1.0.0",
+        include_str!("../../specs/demo/console/shop-1.0.0.yaml"),
+    ),
+    (
+        "payments-2.0.0",
+        include_str!("../../specs/demo/console/payments-2.0.0.yaml"),
+    ),
+    (
+        "shop-1.1.0",
+        include_str!("../../specs/demo/console/shop-1.1.0.yaml"),
+    ),
+    (
+        "payments-2.1.0",
+        include_str!("../../specs/demo/console/payments-2.1.0.yaml"),
+    ),
 ];
 
-pub fn demo() -> Result<u8> {
-    let dir = tempfile_dir()?;
-    let rt = runtime(true)?;
-    let res = rt.block_on(run(&dir));
-    let _ = std::fs::remove_dir_all(&dir);
-    res
+/// Removes the demo's state dir however the demo ends.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
-fn tempfile_dir() -> Result<std::path::PathBuf> {
-    let base = std::env::temp_dir().join(format!("cutover-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
-    Ok(base)
+fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
 }
 
-fn load(text: &str) -> Result<Spec> {
-    spec::load_str(text).map_err(|d| anyhow::anyhow!("bundled demo spec is invalid: {d:?}"))
-}
-
-async fn run(dir: &std::path::Path) -> Result<u8> {
-    out!(
-        "cutover demo: simulated provider on a virtual clock, state in {}",
-        dir.display()
-    );
-    out!("(the live console for this demo arrives with the operations console)\n");
-    let store = Store::open(dir)?;
-    // 1.2.0 starts failing 30s into its canary.
-    let sim = Arc::new(Simulated::new(vec![Fault::parse(
-        "1.2.0:error_rate=0.31@30s",
-    )
-    .map_err(anyhow::Error::msg)?]));
-    let engine = super::engine(&store, sim, true, false);
+/// The bundled specs, with each service's `listen` moved to a free port.
+fn specs() -> Result<Vec<Spec>> {
+    let mut ports = std::collections::BTreeMap::new();
+    let mut out = Vec::new();
     for (name, text) in SPECS {
-        let spec = load(text)?;
-        out!("--- {name}: {} {}", spec.id, spec.version);
-        let mut events = engine.subscribe();
-        let handle = engine
-            .start(
-                spec,
-                RunOptions {
-                    dry_run: true,
-                    auto_approve: false,
-                    initiator: cutover::identity::current_user(),
-                },
-            )
-            .await?;
-        let steps = handle.plan.steps.len();
-        loop {
-            match events.recv().await {
-                Ok(ev) => {
-                    if let Some(line) = human_line(&ev, steps) {
-                        out!("{line}");
-                    }
-                    if let EventKind::GateWaiting { gate, .. } = &ev.kind {
-                        tokio::time::sleep(Duration::from_secs(90)).await;
-                        let c = Command::Approve {
-                            gate: Some(gate.clone()),
-                            comment: Some("looks good (demo)".into()),
-                        };
-                        let _ = engine.command(handle.run_id, c, "demo-approver").await;
-                    }
-                    if matches!(ev.kind, EventKind::Finished { .. }) {
-                        break;
-                    }
+        let mut s = spec::load_str(text)
+            .map_err(|d| anyhow::anyhow!("bundled demo spec {name} is invalid: {d:?}"))?;
+        for c in &mut s.components {
+            let port = match ports.get(&c.id) {
+                Some(p) => *p,
+                None => {
+                    let p = free_port()?;
+                    ports.insert(c.id.clone(), p);
+                    p
                 }
-                Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => break,
-            }
+            };
+            c.listen = Some(format!("127.0.0.1:{port}"));
         }
-        let _ = handle.join.await;
-        out!();
+        out.push(s);
     }
-    out!("history:");
-    for r in store.runs(None, 10)?.iter().rev() {
-        out!(
-            "  run #{} {} {}: {}",
-            r.run_id,
-            r.version,
-            r.outcome.clone().unwrap_or_default(),
-            r.reason.clone().unwrap_or_default()
-        );
+    Ok(out)
+}
+
+pub fn demo(opts: Options) -> Result<u8> {
+    let look = console::look(&opts)?;
+    let dir = std::env::temp_dir().join(format!("cutover-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let _cleanup = TempDir(dir.clone());
+    let specs = specs()?;
+    let store = super::open_store(&dir)?;
+    let _guard = console::init_logging(&dir);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let user = cutover::identity::current_user();
+    let exe = std::env::current_exe()?;
+    let client = rt
+        .block_on(ensure_host(&dir, &exe))
+        .map_err(|e| anyhow::anyhow!("starting the demo's local host: {e}"))?;
+    let engine = super::engine(
+        &store,
+        Arc::new(LocalProvider::new(client.clone())),
+        false,
+        true,
+    );
+    let result = console::with_terminal(|term, bytes| {
+        rt.block_on(async {
+            let (poke, pokes) = tokio::sync::mpsc::unbounded_channel();
+            let mut engines = Engines::new(&dir, &store, &user, poke);
+            engines.insert("local", engine.clone());
+            let script = tokio::spawn(script(engine.clone(), specs, user.clone()));
+            let setup = Setup {
+                store: store.clone(),
+                user: user.clone(),
+                read_only: false,
+                look,
+                fps: opts.fps,
+                demo: true,
+                specs: Vec::new(),
+                engines,
+                pokes,
+                bytes,
+            };
+            let r = console::run::run(term, setup).await;
+            script.abort();
+            r
+        })
+    });
+    // Stop every process the demo started: the host takes its services and routers with it.
+    rt.block_on(async {
+        if let Err(e) = client.stop().await {
+            tracing::warn!("stopping the demo host: {e}");
+        }
+    });
+    drop(rt);
+    wait_host_gone(&dir);
+    result
+}
+
+/// The host exits after answering stop; give it a moment so the state dir can go.
+fn wait_host_gone(dir: &Path) {
+    for _ in 0..50 {
+        if !cutover::local::server::socket_path(dir).exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
-    Ok(OK)
+}
+
+async fn start(
+    engine: &Engine,
+    spec: Spec,
+    user: &str,
+) -> Option<tokio::task::JoinHandle<cutover::engine::Outcome>> {
+    let what = format!("{} {}", spec.id, spec.version);
+    match engine
+        .start(
+            spec,
+            RunOptions {
+                dry_run: false,
+                auto_approve: false,
+                initiator: user.to_string(),
+            },
+        )
+        .await
+    {
+        Ok(h) => Some(h.join),
+        Err(e) => {
+            tracing::error!("demo: cannot start {what}: {e}");
+            None
+        }
+    }
+}
+
+/// First versions, then load, then the healthy canary and, a little later, the bad version.
+async fn script(engine: Engine, specs: Vec<Spec>, user: String) {
+    let mut specs = specs.into_iter();
+    let mut firsts = Vec::new();
+    let mut targets = Vec::new();
+    for s in specs.by_ref().take(2) {
+        if let Some(l) = s.components.first().and_then(|c| c.listen.clone()) {
+            targets.push(format!("http://{l}/"));
+        }
+        firsts.extend(start(&engine, s, &user).await);
+    }
+    for j in firsts {
+        let _ = j.await;
+    }
+    let mut load = Vec::new();
+    for t in targets {
+        let opts = cutover::load::LoadOptions::new(t, 40, Duration::from_secs(24 * 3600));
+        load.push(tokio::spawn(async move {
+            if let Err(e) = cutover::load::run(opts).await {
+                tracing::warn!("demo load: {e}");
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    if let Some(shop) = specs.next() {
+        let _ = start(&engine, shop, &user).await;
+    }
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    if let Some(bad) = specs.next() {
+        let _ = start(&engine, bad, &user).await;
+    }
+    // The load runs until the demo ends (this task is aborted then, and its load with it).
+    for l in load {
+        let _ = l.await;
+    }
 }

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::print::weights;
 use super::{load_spec, open_store, INVALID, OK};
+use cutover::describe::weights;
 use cutover::engine::{self, Snapshot};
 use cutover::plan::{self, Plan, Previous};
 use cutover::spec::human;

@@ -47,8 +47,12 @@ pub const INTERRUPTED: u8 = 3;
 pub fn run(cli: Cli) -> Result<u8> {
     let state_dir = state_dir(cli.state_dir.as_deref());
     match cli.command {
-        Cmd::Demo => demo::demo(),
-        Cmd::Console { read_only } => console::console(&state_dir, read_only),
+        Cmd::Demo { looks } => demo::demo(options(Vec::new(), false, looks)),
+        Cmd::Console {
+            specs,
+            read_only,
+            looks,
+        } => console::console(&state_dir, options(specs, read_only, looks)),
         Cmd::Validate { specs } => Ok(validate(&specs)),
         Cmd::Plan { spec, json } => inspect::plan(&state_dir, &spec, json),
         Cmd::Apply {
@@ -121,6 +125,17 @@ pub fn run(cli: Cli) -> Result<u8> {
         Cmd::Verify { id, json } => verify::verify(&state_dir, &id, json),
         Cmd::Pause { id } => control::send(&state_dir, &id, cutover::engine::Command::Pause),
         Cmd::Resume { id } => control::send(&state_dir, &id, cutover::engine::Command::Resume),
+    }
+}
+
+fn options(specs: Vec<PathBuf>, read_only: bool, l: crate::Looks) -> console::Options {
+    console::Options {
+        specs,
+        read_only,
+        theme: l.theme,
+        color: l.color,
+        ascii: l.ascii,
+        fps: l.fps,
     }
 }
 

@@ -122,6 +122,24 @@ impl Run {
                 self.remember_health(&component, key, version, &st);
             }
         }
+        let window = self
+            .interval()
+            .clamp(Duration::from_secs(1), Duration::from_secs(60));
+        // What each revision actually serves, for the traffic pane's measured share.
+        let mut keys = vec![new_key.clone()];
+        keys.extend(baseline.iter().map(|(k, _)| k.clone()));
+        for key in keys {
+            match provider.metrics(&component, &key, window).await {
+                Ok(m) => {
+                    if let Some(rps) = m.get("request_rate") {
+                        self.measured.insert(key.0.clone(), *rps);
+                    }
+                }
+                Err(_) => {
+                    self.measured.remove(&key.0);
+                }
+            }
+        }
         let c = &self.comps[ci];
         let ctx = SignalContext {
             spec: &self.spec,
@@ -131,9 +149,7 @@ impl Run {
             baseline: baseline.as_ref().map(|(k, _)| k),
             baseline_version: baseline.as_ref().map(|(_, v)| v.as_str()),
             provider: self.engine.inner.provider.as_ref(),
-            window: self
-                .interval()
-                .clamp(Duration::from_secs(1), Duration::from_secs(60)),
+            window,
         };
         self.engine.inner.signals.evaluate(&ctx).await
     }

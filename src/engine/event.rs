@@ -252,4 +252,7 @@ pub struct InstanceHealth {
 pub struct ComponentTraffic {
     pub component: String,
     pub weights: Vec<Weight>,
+    /// Requests per second each revision (by key) actually served, as last measured.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub measured_rps: std::collections::BTreeMap<String, f64>,
 }

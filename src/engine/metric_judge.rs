@@ -176,6 +176,7 @@ impl MetricJudge {
             }
         };
         v.baseline = base_value;
+        v.threshold = Some(metric.threshold);
         v
     }
 

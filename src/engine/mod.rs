@@ -3,6 +3,7 @@
 //! Owns: starting runs (plan, revisions, journal), routing commands to the task that owns a run,
 //! the event broadcast and the snapshot watch. Must not touch: any UI, terminal or printing.
 
+mod adopt;
 mod control;
 pub mod decide;
 pub mod event;

@@ -115,6 +115,8 @@ pub(crate) struct Run {
     pub restarts_seen: std::collections::HashMap<String, u32>,
     /// Instance health per revision key, as last seen.
     pub health: std::collections::BTreeMap<String, Vec<InstanceHealth>>,
+    /// Requests per second per revision key, as last measured by the provider.
+    pub measured: std::collections::BTreeMap<String, f64>,
 }
 
 impl Run {
@@ -147,6 +149,7 @@ impl Run {
             outcome: None,
             restarts_seen: std::collections::HashMap::new(),
             health: std::collections::BTreeMap::new(),
+            measured: std::collections::BTreeMap::new(),
         }
     }
 
@@ -209,9 +212,21 @@ impl Run {
             traffic: self
                 .comps
                 .iter()
-                .map(|c| ComponentTraffic {
-                    component: c.comp.id.clone(),
-                    weights: c.weights(&self.spec.version),
+                .map(|c| {
+                    let weights = c.weights(&self.spec.version);
+                    let measured_rps = weights
+                        .iter()
+                        .filter_map(|w| {
+                            self.measured
+                                .get(&w.revision)
+                                .map(|r| (w.revision.clone(), *r))
+                        })
+                        .collect();
+                    ComponentTraffic {
+                        component: c.comp.id.clone(),
+                        weights,
+                        measured_rps,
+                    }
                 })
                 .collect(),
             instances: self.health.values().flatten().cloned().collect(),
@@ -249,8 +264,21 @@ impl Run {
             initiator: self.opts.initiator.clone(),
         };
         self.emit(started).await;
+        self.steps_from(0).await
+    }
+
+    /// Go on with an adopted run from the step it was interrupted in (that step runs again:
+    /// every step is idempotent), as `by` asked.
+    pub async fn resume_adopted(mut self, by: String) -> Outcome {
+        self.status = Status::Progressing;
+        let from = self.step;
+        self.emit(EventKind::Resumed { by }).await;
+        self.steps_from(from).await
+    }
+
+    async fn steps_from(mut self, from: usize) -> Outcome {
         let steps = self.plan.steps.clone();
-        for step in &steps {
+        for step in steps.iter().filter(|s| s.index >= from) {
             self.step = step.index;
             let Some(ci) = self.comps.iter().position(|c| c.comp.id == step.component) else {
                 continue;

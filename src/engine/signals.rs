@@ -63,6 +63,9 @@ pub struct Verdict {
     /// Still collecting the samples a statistical judge needs: not counted as no data.
     #[serde(default)]
     pub warming_up: bool,
+    /// The numeric threshold a plain metric was judged against (for charts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
 }
 
 impl Verdict {
@@ -90,6 +93,7 @@ impl Verdict {
             statistical: false,
             critical: false,
             warming_up: false,
+            threshold: None,
         }
     }
 
@@ -165,6 +169,14 @@ pub fn fmt_num(v: f64) -> String {
     }
 }
 
+/// The number in a one-comparison condition such as `error_rate < 0.05`, for charts.
+fn simple_threshold(cond: &str) -> Option<f64> {
+    match cond.split_whitespace().collect::<Vec<_>>()[..] {
+        [_, op, n] if matches!(op, "<" | "<=" | ">" | ">=" | "==") => n.parse().ok(),
+        _ => None,
+    }
+}
+
 fn condition_verdict(
     name: &str,
     source: &str,
@@ -173,7 +185,8 @@ fn condition_verdict(
     fails_when_true: bool,
     on_fail: OnFail,
 ) -> Verdict {
-    let base = Verdict::new(name, source, Judgement::Error, cond, "", on_fail);
+    let mut base = Verdict::new(name, source, Judgement::Error, cond, "", on_fail);
+    base.threshold = simple_threshold(cond);
     let expr = match Expr::parse(cond) {
         Ok(e) => e,
         Err(e) => {

@@ -319,6 +319,37 @@ impl Store {
         })
     }
 
+    /// Take over an unfinished run whose owner is gone (released, or its process died).
+    /// Returns the run as it was, or `None` when it finished or a live process owns it.
+    pub fn claim_run(&self, run: i64, pid: i64) -> Result<Option<RunRow>> {
+        let Some(row) = self.run(run)? else {
+            return Ok(None);
+        };
+        if row.is_finished() || row.owner_pid.is_some_and(|p| p != pid && pid_alive(p)) {
+            return Ok(None);
+        }
+        // Only if nobody claimed it since we looked.
+        let changed = self.with(|c| {
+            c.execute(
+                "UPDATE runs SET owner_pid = ?2, updated_at = ?3
+                 WHERE run_id = ?1 AND outcome IS NULL AND owner_pid IS ?4",
+                params![run, pid, now_ts(), row.owner_pid],
+            )
+        })?;
+        Ok((changed == 1).then_some(row))
+    }
+
+    /// The revisions a run created.
+    pub fn run_revisions(&self, run: i64) -> Result<Vec<RevisionRow>> {
+        self.with(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {REV_COLS} FROM revisions WHERE run_id = ?1 ORDER BY rev_id"
+            ))?;
+            let rows = st.query_map([run], rev_row)?;
+            rows.collect()
+        })
+    }
+
     pub fn run(&self, run: i64) -> Result<Option<RunRow>> {
         self.with(|c| {
             c.query_row(

@@ -6,17 +6,32 @@
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-/// Where the console is.
+/// Which overlay or input the console is in (over any view).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// The deployment list and the selected deployment's panes.
+    /// Keys go to the view.
     Normal,
     /// The `?` help overlay.
     Help,
-    /// A yes/no question (promote, roll back, quit with runs in flight).
+    /// A yes/no question (promote, roll back).
     Confirm,
     /// Typing a `/` filter.
     Filter,
+    /// Typing a `:` command.
+    Command,
+    /// Quitting while this console runs deployments: pause them or roll them back.
+    Quit,
+}
+
+/// Which page the console shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// Deployments and the selected one's panes.
+    Main,
+    /// Past deployments with charts.
+    History,
+    /// One deployment's whole timeline and verdicts.
+    Drill,
 }
 
 /// What a key asks for.
@@ -24,13 +39,17 @@ pub enum Mode {
 pub enum Action {
     Up,
     Down,
+    Top,
+    Bottom,
     NextPane,
     PrevPane,
-    /// Keep what was typed (filter mode).
+    /// Drill down (views); keep what was typed (filter, command).
     Open,
     Back,
     Help,
     Filter,
+    Command,
+    History,
     Redraw,
     Quit,
     Pause,
@@ -40,6 +59,10 @@ pub enum Action {
     Rollback,
     Yes,
     No,
+    /// Quit dialog: pause the runs this console owns, then quit.
+    QuitPause,
+    /// Quit dialog: roll them back, then quit.
+    QuitRollback,
 }
 
 impl Action {
@@ -47,7 +70,12 @@ impl Action {
     pub fn mutates(self) -> bool {
         matches!(
             self,
-            Action::Pause | Action::Resume | Action::Approve | Action::Promote | Action::Rollback
+            Action::Pause
+                | Action::Resume
+                | Action::Approve
+                | Action::Promote
+                | Action::Rollback
+                | Action::QuitRollback
         )
     }
 }
@@ -71,8 +99,16 @@ const fn b(keys: &'static str, code: KeyCode, action: Action, help: &'static str
     }
 }
 
-/// The normal mode's keys, in help order.
-pub const NORMAL: &[Binding] = &[
+const REDRAW: Binding = Binding {
+    keys: "ctrl-l",
+    code: KeyCode::Char('l'),
+    ctrl: true,
+    action: Action::Redraw,
+    help: "redraw the screen",
+};
+
+/// The main view's keys, in help order.
+pub const MAIN: &[Binding] = &[
     b("k/up", KeyCode::Up, Action::Up, "previous deployment"),
     b(
         "k/up",
@@ -103,28 +139,50 @@ pub const NORMAL: &[Binding] = &[
         "previous pane",
     ),
     b("h/left", KeyCode::Left, Action::PrevPane, "previous pane"),
-    b("esc", KeyCode::Esc, Action::Back, "back"),
+    b(
+        "enter",
+        KeyCode::Enter,
+        Action::Open,
+        "drill down: the whole timeline and verdicts",
+    ),
+    b(
+        "H",
+        KeyCode::Char('H'),
+        Action::History,
+        "history of past deployments",
+    ),
+    b(
+        "esc",
+        KeyCode::Esc,
+        Action::Back,
+        "back, or clear the filter",
+    ),
     b(
         "/",
         KeyCode::Char('/'),
         Action::Filter,
         "filter deployments",
     ),
+    b(
+        ":",
+        KeyCode::Char(':'),
+        Action::Command,
+        "command line (:help lists commands)",
+    ),
     b("?", KeyCode::Char('?'), Action::Help, "this help"),
-    Binding {
-        keys: "ctrl-l",
-        code: KeyCode::Char('l'),
-        ctrl: true,
-        action: Action::Redraw,
-        help: "redraw the screen",
-    },
+    REDRAW,
     b(
         "p",
         KeyCode::Char('p'),
         Action::Pause,
         "pause the deployment",
     ),
-    b("r", KeyCode::Char('r'), Action::Resume, "resume it"),
+    b(
+        "r",
+        KeyCode::Char('r'),
+        Action::Resume,
+        "resume it (takes over an interrupted one)",
+    ),
     b(
         "a",
         KeyCode::Char('a'),
@@ -146,6 +204,58 @@ pub const NORMAL: &[Binding] = &[
     b("q", KeyCode::Char('q'), Action::Quit, "quit"),
 ];
 
+/// The history view's keys.
+pub const HISTORY: &[Binding] = &[
+    b("k/up", KeyCode::Up, Action::Up, "newer deployment"),
+    b("k/up", KeyCode::Char('k'), Action::Up, "newer deployment"),
+    b("j/down", KeyCode::Down, Action::Down, "older deployment"),
+    b(
+        "j/down",
+        KeyCode::Char('j'),
+        Action::Down,
+        "older deployment",
+    ),
+    b("g", KeyCode::Char('g'), Action::Top, "newest"),
+    b("G", KeyCode::Char('G'), Action::Bottom, "oldest"),
+    b(
+        "enter",
+        KeyCode::Enter,
+        Action::Open,
+        "drill down into this deployment",
+    ),
+    b(
+        "esc/H",
+        KeyCode::Esc,
+        Action::Back,
+        "back to the deployments",
+    ),
+    b(
+        "esc/H",
+        KeyCode::Char('H'),
+        Action::Back,
+        "back to the deployments",
+    ),
+    b(":", KeyCode::Char(':'), Action::Command, "command line"),
+    b("?", KeyCode::Char('?'), Action::Help, "this help"),
+    REDRAW,
+    b("q", KeyCode::Char('q'), Action::Quit, "quit"),
+];
+
+/// The drill-down's keys.
+pub const DRILL: &[Binding] = &[
+    b("k/up", KeyCode::Up, Action::Up, "scroll up"),
+    b("k/up", KeyCode::Char('k'), Action::Up, "scroll up"),
+    b("j/down", KeyCode::Down, Action::Down, "scroll down"),
+    b("j/down", KeyCode::Char('j'), Action::Down, "scroll down"),
+    b("g", KeyCode::Char('g'), Action::Top, "first event"),
+    b("G", KeyCode::Char('G'), Action::Bottom, "last event"),
+    b("esc", KeyCode::Esc, Action::Back, "back"),
+    b(":", KeyCode::Char(':'), Action::Command, "command line"),
+    b("?", KeyCode::Char('?'), Action::Help, "this help"),
+    REDRAW,
+    b("q", KeyCode::Char('q'), Action::Quit, "quit"),
+];
+
 const CONFIRM: &[Binding] = &[
     b("y", KeyCode::Char('y'), Action::Yes, "yes"),
     b("enter", KeyCode::Enter, Action::Yes, "yes"),
@@ -153,15 +263,42 @@ const CONFIRM: &[Binding] = &[
     b("esc", KeyCode::Esc, Action::No, "no"),
 ];
 
-/// The action for a key in a mode (`None`: the key does nothing there).
-pub fn action(mode: Mode, key: KeyEvent, read_only: bool) -> Option<Action> {
+/// The quit dialog's keys (shown in the dialog itself).
+pub const QUIT: &[Binding] = &[
+    b(
+        "p",
+        KeyCode::Char('p'),
+        Action::QuitPause,
+        "pause them and quit (any console resumes them with r)",
+    ),
+    b(
+        "u",
+        KeyCode::Char('u'),
+        Action::QuitRollback,
+        "roll them back, then quit",
+    ),
+    b("esc", KeyCode::Esc, Action::No, "stay"),
+    b("n", KeyCode::Char('n'), Action::No, "stay"),
+];
+
+fn table(view: View) -> &'static [Binding] {
+    match view {
+        View::Main => MAIN,
+        View::History => HISTORY,
+        View::Drill => DRILL,
+    }
+}
+
+/// The action for a key in a mode and view (`None`: the key does nothing there).
+pub fn action(mode: Mode, view: View, key: KeyEvent, read_only: bool) -> Option<Action> {
     let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
     if ctrl && key.code == KeyCode::Char('c') {
         return Some(Action::Quit);
     }
     let table = match mode {
-        Mode::Normal => NORMAL,
+        Mode::Normal => table(view),
         Mode::Confirm => CONFIRM,
+        Mode::Quit => QUIT,
         Mode::Help => {
             return matches!(
                 key.code,
@@ -169,8 +306,8 @@ pub fn action(mode: Mode, key: KeyEvent, read_only: bool) -> Option<Action> {
             )
             .then_some(Action::Back)
         }
-        // Filter mode takes text; only esc and enter are actions.
-        Mode::Filter => {
+        // Text input: only esc and enter are actions.
+        Mode::Filter | Mode::Command => {
             return match key.code {
                 KeyCode::Esc => Some(Action::Back),
                 KeyCode::Enter => Some(Action::Open),
@@ -185,14 +322,26 @@ pub fn action(mode: Mode, key: KeyEvent, read_only: bool) -> Option<Action> {
         .filter(|a| !(read_only && a.mutates()))
 }
 
-/// Help lines, generated from the table (duplicates by key label dropped).
-pub fn help(read_only: bool) -> Vec<(String, String)> {
+/// Help lines for a view, generated from its table (duplicates by key label dropped).
+pub fn help(view: View, read_only: bool) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
-    for bnd in NORMAL {
+    for bnd in table(view) {
         if read_only && bnd.action.mutates() {
             continue;
         }
         if out.iter().any(|(k, _)| k == bnd.keys) {
+            continue;
+        }
+        out.push((bnd.keys.to_string(), bnd.help.to_string()));
+    }
+    out
+}
+
+/// The quit dialog's choices, from its table.
+pub fn quit_choices(read_only: bool) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for bnd in QUIT {
+        if (read_only && bnd.action.mutates()) || out.iter().any(|(_, h)| h == bnd.help) {
             continue;
         }
         out.push((bnd.keys.to_string(), bnd.help.to_string()));
@@ -209,8 +358,13 @@ mod tests {
     }
 
     #[test]
-    fn every_normal_key_maps_and_read_only_drops_mutations() {
-        for bnd in NORMAL {
+    fn every_key_in_every_view_maps_and_read_only_drops_mutations() {
+        for (view, bnd) in MAIN
+            .iter()
+            .map(|b| (View::Main, b))
+            .chain(HISTORY.iter().map(|b| (View::History, b)))
+            .chain(DRILL.iter().map(|b| (View::Drill, b)))
+        {
             let ev = KeyEvent::new(
                 bnd.code,
                 if bnd.ctrl {
@@ -220,57 +374,96 @@ mod tests {
                 },
             );
             assert_eq!(
-                action(Mode::Normal, ev, false),
+                action(Mode::Normal, view, ev, false),
                 Some(bnd.action),
                 "{}",
                 bnd.keys
             );
-            let ro = action(Mode::Normal, ev, true);
+            let ro = action(Mode::Normal, view, ev, true);
             if bnd.action.mutates() {
                 assert_eq!(ro, None, "{} is refused read-only", bnd.keys);
             } else {
                 assert_eq!(ro, Some(bnd.action));
             }
         }
-        assert_eq!(action(Mode::Normal, key(KeyCode::Char('z')), false), None);
+        assert_eq!(
+            action(Mode::Normal, View::Main, key(KeyCode::Char('z')), false),
+            None
+        );
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
-        for mode in [Mode::Normal, Mode::Help, Mode::Confirm, Mode::Filter] {
-            assert_eq!(action(mode, ctrl_c, true), Some(Action::Quit));
+        for mode in [
+            Mode::Normal,
+            Mode::Help,
+            Mode::Confirm,
+            Mode::Filter,
+            Mode::Command,
+            Mode::Quit,
+        ] {
+            for view in [View::Main, View::History, View::Drill] {
+                assert_eq!(action(mode, view, ctrl_c, true), Some(Action::Quit));
+            }
         }
+        // Mutations exist only where a deployment is selected.
+        assert_eq!(
+            action(Mode::Normal, View::History, key(KeyCode::Char('U')), false),
+            None
+        );
     }
 
     #[test]
     fn modes_have_their_own_keys() {
         assert_eq!(
-            action(Mode::Confirm, key(KeyCode::Char('y')), false),
+            action(Mode::Confirm, View::Main, key(KeyCode::Char('y')), false),
             Some(Action::Yes)
         );
         assert_eq!(
-            action(Mode::Confirm, key(KeyCode::Esc), false),
+            action(Mode::Confirm, View::Main, key(KeyCode::Esc), false),
             Some(Action::No)
         );
-        assert_eq!(action(Mode::Confirm, key(KeyCode::Char('p')), false), None);
         assert_eq!(
-            action(Mode::Help, key(KeyCode::Esc), false),
+            action(Mode::Confirm, View::Main, key(KeyCode::Char('p')), false),
+            None
+        );
+        assert_eq!(
+            action(Mode::Help, View::Main, key(KeyCode::Esc), false),
             Some(Action::Back)
         );
-        assert_eq!(action(Mode::Help, key(KeyCode::Char('p')), false), None);
         assert_eq!(
-            action(Mode::Filter, key(KeyCode::Char('p')), false),
+            action(Mode::Help, View::Main, key(KeyCode::Char('p')), false),
+            None
+        );
+        assert_eq!(
+            action(Mode::Filter, View::Main, key(KeyCode::Char('p')), false),
             None,
             "text, not a command"
         );
         assert_eq!(
-            action(Mode::Filter, key(KeyCode::Enter), false),
+            action(Mode::Filter, View::Main, key(KeyCode::Enter), false),
             Some(Action::Open)
+        );
+        assert_eq!(
+            action(Mode::Command, View::Drill, key(KeyCode::Char('q')), false),
+            None,
+            "text, not a command"
+        );
+        assert_eq!(
+            action(Mode::Quit, View::Main, key(KeyCode::Char('p')), false),
+            Some(Action::QuitPause)
+        );
+        assert_eq!(
+            action(Mode::Quit, View::Main, key(KeyCode::Char('u')), true),
+            None,
+            "read-only cannot roll back"
         );
     }
 
     #[test]
     fn help_is_generated_and_hides_mutations_read_only() {
-        let full = help(false);
+        let full = help(View::Main, false);
         assert!(full.iter().any(|(k, _)| k == "U"));
-        let ro = help(true);
+        assert!(full.iter().any(|(k, _)| k == "enter"));
+        assert!(help(View::History, false).iter().any(|(k, _)| k == "esc/H"));
+        let ro = help(View::Main, true);
         assert!(!ro.iter().any(|(k, _)| k == "U" || k == "p" || k == "a"));
         assert!(ro.iter().any(|(k, _)| k == "q"));
     }

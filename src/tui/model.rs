@@ -1,40 +1,46 @@
 //! The console's state and its update function: keys in, effects out.
 //!
-//! Owns: which deployments are shown (from the store's runs and snapshots), the selection, the
-//! mode, the filter, pending confirmations and the message line. Must not touch: the terminal,
-//! the store or the engine (it returns [`Effect`]s that the console loop carries out).
+//! Owns: what is shown (deployments, history, a drill-down), the selection, the mode and view,
+//! the filter and command line, pending confirmations and the message line. Must not touch: the
+//! terminal, the store or the engine (it returns [`Effect`]s that the console loop carries out).
 
-use ratatui::crossterm::event::{KeyCode, KeyEvent};
+use chrono::{DateTime, Utc};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::keymap::{self, Action, Mode};
-use crate::engine::{Command, Snapshot};
-
-/// One deployment run as the console shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Row {
-    pub deployment: String,
-    pub run: i64,
-    pub version: String,
-    pub environment: String,
-    pub strategy: String,
-    pub status: String,
-    /// A process runs it now (or it has finished).
-    pub live: bool,
-    pub finished: bool,
-    pub reason: Option<String>,
-    pub snapshot: Option<Snapshot>,
-    /// Recent events of the run, as lines, newest last.
-    pub events: Vec<String>,
-}
+pub use super::data::{Drill, HistRow, Row};
+use super::keymap::{self, Action, Mode, View};
+use crate::engine::Command;
 
 /// Something the console loop must do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
+    /// Deliver a command to the process that runs a deployment.
     Send {
         run: i64,
         deployment: String,
         command: Command,
     },
+    /// Take over an interrupted run and resume it in this console.
+    Adopt {
+        run: i64,
+        deployment: String,
+    },
+    /// Start a deployment from a spec file in this console.
+    Apply {
+        path: String,
+    },
+    /// Read one run's whole journal for the drill-down.
+    LoadDrill {
+        run: i64,
+    },
+    /// Read the history.
+    LoadHistory,
+    /// Switch to another theme.
+    Theme(String),
+    /// Pause every run this console owns, then quit.
+    QuitPausing,
+    /// Roll back every run this console owns, then quit.
+    QuitRollingBack,
     Redraw,
     Quit,
 }
@@ -47,8 +53,26 @@ pub struct Confirm {
     pub effect: Effect,
 }
 
-/// The panes of the details view, in tab order.
-pub const PANES: [&str; 4] = ["progress", "traffic", "health", "analysis"];
+/// The panes of the main view, in tab order.
+pub const PANES: [&str; 5] = ["progress", "traffic", "health", "analysis", "approvals"];
+
+/// The `:` commands, for `:help` and completion of errors.
+pub const COMMANDS: &[(&str, &str)] = &[
+    (
+        "apply SPEC",
+        "start a deployment from a spec file in this console",
+    ),
+    ("pause | resume", "the selected deployment"),
+    ("approve [COMMENT]", "approve the gate it waits at"),
+    ("reject REASON", "reject the gate (it rolls back)"),
+    ("promote", "skip the remaining analysis (asks first)"),
+    ("rollback [VERSION]", "roll back (asks first)"),
+    ("history | main", "switch view"),
+    ("filter TEXT", "show matching deployments only"),
+    ("theme NAME", "default, dark, light, mono, or a .yaml path"),
+    ("help", "the keys"),
+    ("q | quit", "quit"),
+];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Model {
@@ -56,11 +80,27 @@ pub struct Model {
     pub selected: usize,
     pub pane: usize,
     pub mode: Mode,
+    pub view: View,
     pub filter: String,
+    /// The command line being typed.
+    pub input: String,
     pub read_only: bool,
     pub user: String,
     pub message: Option<String>,
     pub confirm: Option<Confirm>,
+    pub history: Vec<HistRow>,
+    pub hist_selected: usize,
+    pub drill: Option<Drill>,
+    /// The view to go back to from the drill-down.
+    pub drill_from: View,
+    /// Unfinished runs that this console's engine owns.
+    pub owned: Vec<i64>,
+    /// The console quits once its runs are paused or rolled back; this says which.
+    pub quitting: Option<String>,
+    /// Now, to the second, while something on screen counts down (else `None`: nothing ticks).
+    pub now: Option<DateTime<Utc>>,
+    /// The demo: quitting stops everything it started, without asking.
+    pub demo: bool,
 }
 
 impl Model {
@@ -70,11 +110,21 @@ impl Model {
             selected: 0,
             pane: 0,
             mode: Mode::Normal,
+            view: View::Main,
             filter: String::new(),
+            input: String::new(),
             read_only,
             user: user.to_string(),
             message: None,
             confirm: None,
+            history: Vec::new(),
+            hist_selected: 0,
+            drill: None,
+            drill_from: View::Main,
+            owned: Vec::new(),
+            quitting: None,
+            now: None,
+            demo: false,
         }
     }
 
@@ -87,6 +137,7 @@ impl Model {
                 f.is_empty()
                     || r.deployment.to_lowercase().contains(&f)
                     || r.environment.to_lowercase().contains(&f)
+                    || r.version.to_lowercase().contains(&f)
                     || r.status.contains(&f)
             })
             .collect()
@@ -94,6 +145,20 @@ impl Model {
 
     pub fn current(&self) -> Option<&Row> {
         self.visible().get(self.selected).copied()
+    }
+
+    /// Deployments waiting at a gate.
+    pub fn gates(&self) -> Vec<&Row> {
+        self.rows
+            .iter()
+            .filter(|r| !r.finished && r.snapshot.as_ref().is_some_and(|s| s.gate.is_some()))
+            .collect()
+    }
+
+    /// Something on screen counts time (a live run's step, decision or gate): tick once a second.
+    pub fn wants_clock(&self) -> bool {
+        self.view == View::Main
+            && (self.current().is_some_and(|r| !r.finished) || !self.gates().is_empty())
     }
 
     /// New data from the store; the selection follows its deployment.
@@ -111,25 +176,60 @@ impl Model {
         }
     }
 
+    pub fn set_history(&mut self, history: Vec<HistRow>) {
+        self.history = history;
+        if self.hist_selected >= self.history.len() {
+            self.hist_selected = self.history.len().saturating_sub(1);
+        }
+    }
+
+    pub fn set_drill(&mut self, drill: Option<Drill>) {
+        match drill {
+            Some(d) => {
+                if self.view != View::Drill {
+                    self.drill_from = self.view;
+                }
+                let scroll = self
+                    .drill
+                    .as_ref()
+                    .filter(|old| old.run == d.run)
+                    .map(|old| old.scroll)
+                    .unwrap_or(0);
+                self.drill = Some(Drill { scroll, ..d });
+                self.view = View::Drill;
+            }
+            None => self.message = Some("that run is not in the store".into()),
+        }
+    }
+
     /// Handle one key.
     pub fn key(&mut self, key: KeyEvent) -> Vec<Effect> {
-        if self.mode == Mode::Filter {
-            if let KeyCode::Char(c) = key.code {
-                if !key
-                    .modifiers
-                    .contains(ratatui::crossterm::event::KeyModifiers::CONTROL)
-                {
-                    self.filter.push(c);
-                    self.selected = 0;
+        if self.quitting.is_some() {
+            return Vec::new();
+        }
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if matches!(self.mode, Mode::Filter | Mode::Command) && !ctrl {
+            let text = if self.mode == Mode::Filter {
+                &mut self.filter
+            } else {
+                &mut self.input
+            };
+            match key.code {
+                KeyCode::Char(c) => {
+                    text.push(c);
+                    if self.mode == Mode::Filter {
+                        self.selected = 0;
+                    }
                     return vec![Effect::Redraw];
                 }
-            }
-            if key.code == KeyCode::Backspace {
-                self.filter.pop();
-                return vec![Effect::Redraw];
+                KeyCode::Backspace => {
+                    text.pop();
+                    return vec![Effect::Redraw];
+                }
+                _ => {}
             }
         }
-        match keymap::action(self.mode, key, self.read_only) {
+        match keymap::action(self.mode, self.view, key, self.read_only) {
             Some(a) => self.act(a),
             None => Vec::new(),
         }
@@ -137,29 +237,23 @@ impl Model {
 
     fn act(&mut self, a: Action) -> Vec<Effect> {
         self.message = None;
-        let n = self.visible().len();
         match a {
-            Action::Quit => return vec![Effect::Quit],
-            Action::Up => self.selected = self.selected.saturating_sub(1),
-            Action::Down => {
-                if self.selected + 1 < n {
-                    self.selected += 1
-                }
-            }
+            Action::Quit => return self.quit(),
+            Action::Up | Action::Down | Action::Top | Action::Bottom => self.motion(a),
             Action::NextPane => self.pane = (self.pane + 1) % PANES.len(),
             Action::PrevPane => self.pane = (self.pane + PANES.len() - 1) % PANES.len(),
-            Action::Open => self.mode = Mode::Normal,
-            Action::Back => {
-                if self.mode == Mode::Filter
-                    || (self.mode == Mode::Normal && !self.filter.is_empty())
-                {
-                    self.filter.clear();
-                }
-                self.mode = Mode::Normal;
-                self.confirm = None;
-            }
+            Action::Open => return self.open(),
+            Action::Back => self.back(),
             Action::Help => self.mode = Mode::Help,
             Action::Filter => self.mode = Mode::Filter,
+            Action::Command => {
+                self.input.clear();
+                self.mode = Mode::Command;
+            }
+            Action::History => {
+                self.view = View::History;
+                return vec![Effect::LoadHistory, Effect::Redraw];
+            }
             Action::Redraw => return vec![Effect::Redraw],
             Action::Yes => {
                 self.mode = Mode::Normal;
@@ -172,29 +266,216 @@ impl Model {
                 self.confirm = None;
                 self.message = Some("cancelled".into());
             }
+            Action::QuitPause => {
+                self.mode = Mode::Normal;
+                self.quitting = Some("pausing".into());
+                return vec![Effect::QuitPausing, Effect::Redraw];
+            }
+            Action::QuitRollback => {
+                self.mode = Mode::Normal;
+                self.quitting = Some("rolling back".into());
+                return vec![Effect::QuitRollingBack, Effect::Redraw];
+            }
             Action::Pause
             | Action::Resume
             | Action::Approve
             | Action::Promote
             | Action::Rollback => {
-                return self.command(a);
+                return self.command(a, None);
             }
         }
         vec![Effect::Redraw]
     }
 
-    fn command(&mut self, a: Action) -> Vec<Effect> {
+    fn quit(&mut self) -> Vec<Effect> {
+        if self.owned.is_empty() || self.demo {
+            return vec![Effect::Quit];
+        }
+        self.mode = Mode::Quit;
+        vec![Effect::Redraw]
+    }
+
+    fn motion(&mut self, a: Action) {
+        let len = match self.view {
+            View::Main => self.visible().len(),
+            View::History => self.history.len(),
+            View::Drill => self
+                .drill
+                .as_ref()
+                .map(|d| d.timeline.len() + d.verdicts.len())
+                .unwrap_or(0),
+        };
+        let pos = match self.view {
+            View::Main => &mut self.selected,
+            View::History => &mut self.hist_selected,
+            View::Drill => match self.drill.as_mut() {
+                Some(d) => &mut d.scroll,
+                None => return,
+            },
+        };
+        match a {
+            Action::Up => *pos = pos.saturating_sub(1),
+            Action::Down => {
+                if *pos + 1 < len {
+                    *pos += 1
+                }
+            }
+            Action::Top => *pos = 0,
+            _ => *pos = len.saturating_sub(1),
+        }
+    }
+
+    fn open(&mut self) -> Vec<Effect> {
+        match self.mode {
+            Mode::Filter => {
+                self.mode = Mode::Normal;
+                vec![Effect::Redraw]
+            }
+            Mode::Command => {
+                self.mode = Mode::Normal;
+                let text = std::mem::take(&mut self.input);
+                self.command_line(text.trim())
+            }
+            _ => {
+                let run = match self.view {
+                    View::Main => self.current().map(|r| r.run),
+                    View::History => self.history.get(self.hist_selected).map(|h| h.run),
+                    View::Drill => None,
+                };
+                match run {
+                    Some(run) => vec![Effect::LoadDrill { run }, Effect::Redraw],
+                    None => Vec::new(),
+                }
+            }
+        }
+    }
+
+    fn back(&mut self) {
+        match self.mode {
+            Mode::Filter => self.filter.clear(),
+            Mode::Command => self.input.clear(),
+            Mode::Normal => match self.view {
+                View::Drill => {
+                    self.view = self.drill_from;
+                    self.drill = None;
+                }
+                View::History => self.view = View::Main,
+                View::Main => self.filter.clear(),
+            },
+            _ => {}
+        }
+        self.mode = Mode::Normal;
+        self.confirm = None;
+    }
+
+    /// A `:` command.
+    pub fn command_line(&mut self, text: &str) -> Vec<Effect> {
+        let (verb, rest) = match text.split_once(char::is_whitespace) {
+            Some((v, r)) => (v, r.trim()),
+            None => (text, ""),
+        };
+        let mutating = matches!(
+            verb,
+            "apply" | "pause" | "resume" | "approve" | "reject" | "promote" | "rollback"
+        );
+        if mutating && self.read_only {
+            self.message = Some(format!(":{verb} is not available in read-only mode"));
+            return vec![Effect::Redraw];
+        }
+        let need = |what: &str| format!(":{verb} needs {what}");
+        match verb {
+            "" => vec![Effect::Redraw],
+            "q" | "quit" => self.quit(),
+            "help" | "?" => {
+                self.mode = Mode::Help;
+                vec![Effect::Redraw]
+            }
+            "history" | "h" => {
+                self.view = View::History;
+                vec![Effect::LoadHistory, Effect::Redraw]
+            }
+            "main" | "deployments" => {
+                self.view = View::Main;
+                vec![Effect::Redraw]
+            }
+            "filter" => {
+                self.filter = rest.to_string();
+                self.selected = 0;
+                vec![Effect::Redraw]
+            }
+            "theme" if rest.is_empty() => {
+                self.message = Some(need("a theme name or path"));
+                vec![Effect::Redraw]
+            }
+            "theme" => vec![Effect::Theme(rest.to_string()), Effect::Redraw],
+            "apply" if rest.is_empty() => {
+                self.message = Some(need("a spec file"));
+                vec![Effect::Redraw]
+            }
+            "apply" => rest
+                .split_whitespace()
+                .map(|p| Effect::Apply {
+                    path: p.to_string(),
+                })
+                .chain([Effect::Redraw])
+                .collect(),
+            "pause" => self.command(Action::Pause, None),
+            "resume" => self.command(Action::Resume, None),
+            "promote" => self.command(Action::Promote, None),
+            "approve" => self.command(
+                Action::Approve,
+                (!rest.is_empty()).then(|| rest.to_string()),
+            ),
+            "reject" if rest.is_empty() => {
+                self.message = Some(need("a reason: :reject REASON"));
+                vec![Effect::Redraw]
+            }
+            "reject" => self.command(Action::No, Some(rest.to_string())),
+            "rollback" => self.command(
+                Action::Rollback,
+                (!rest.is_empty()).then(|| rest.to_string()),
+            ),
+            other => {
+                let known: Vec<&str> = COMMANDS
+                    .iter()
+                    .map(|(c, _)| c.split(' ').next().unwrap_or(c))
+                    .collect();
+                self.message = Some(format!(
+                    "unknown command :{other} (commands: {})",
+                    known.join(", ")
+                ));
+                vec![Effect::Redraw]
+            }
+        }
+    }
+
+    /// A command for the selected deployment. `arg`: approve's comment, reject's reason
+    /// (`Action::No` stands for reject), rollback's target version.
+    fn command(&mut self, a: Action, arg: Option<String>) -> Vec<Effect> {
         let Some(row) = self.current().cloned() else {
             self.message = Some("no deployment selected".into());
             return vec![Effect::Redraw];
         };
+        if self.view != View::Main {
+            self.view = View::Main;
+        }
         if row.finished {
             self.message = Some(format!("{} has finished ({})", row.deployment, row.status));
             return vec![Effect::Redraw];
         }
         if !row.live {
+            if a == Action::Resume {
+                self.message = Some(format!("taking over {}...", row.deployment));
+                return vec![
+                    Effect::Adopt {
+                        run: row.run,
+                        deployment: row.deployment.clone(),
+                    },
+                    Effect::Redraw,
+                ];
+            }
             self.message = Some(format!(
-                "no cutover process runs {}; `cutover rollback {}` still works",
+                "no cutover process runs {}: r takes it over here; `cutover rollback {}` rolls it back",
                 row.deployment, row.deployment
             ));
             return vec![Effect::Redraw];
@@ -208,15 +489,21 @@ impl Model {
         match a {
             Action::Pause => vec![send(Command::Pause), Effect::Redraw],
             Action::Resume => vec![send(Command::Resume), Effect::Redraw],
-            Action::Approve => match gate {
+            Action::Approve | Action::No => match gate {
                 None => {
                     self.message = Some("no gate is waiting".into());
                     vec![Effect::Redraw]
                 }
-                Some(g) => vec![
+                Some(g) if a == Action::Approve => vec![
                     send(Command::Approve {
                         gate: Some(g),
-                        comment: None,
+                        comment: arg,
+                    }),
+                    Effect::Redraw,
+                ],
+                Some(_) => vec![
+                    send(Command::Reject {
+                        reason: arg.unwrap_or_default(),
                     }),
                     Effect::Redraw,
                 ],
@@ -234,43 +521,44 @@ impl Model {
                 vec![Effect::Redraw]
             }
             _ => {
-                let detail = row
-                    .snapshot
-                    .as_ref()
-                    .map(|s| {
-                        s.traffic
-                            .iter()
-                            .map(|t| {
-                                let old: Vec<String> = t
-                                    .weights
-                                    .iter()
-                                    .filter(|w| w.version != row.version)
-                                    .map(|w| w.version.clone())
-                                    .collect();
-                                format!(
-                                    "{}: all traffic back to {}, then remove {}",
-                                    t.component,
-                                    if old.is_empty() {
-                                        "the previous revision".to_string()
-                                    } else {
-                                        old.join(", ")
-                                    },
-                                    row.version
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let detail = rollback_plan(&row, arg.as_deref());
                 self.confirm = Some(Confirm {
                     question: format!("Roll back {} {}?", row.deployment, row.version),
                     detail,
-                    effect: send(Command::Rollback { to: None }),
+                    effect: send(Command::Rollback { to: arg }),
                 });
                 self.mode = Mode::Confirm;
                 vec![Effect::Redraw]
             }
         }
     }
+}
+
+/// What a rollback of the row would do, in words, per component.
+fn rollback_plan(row: &Row, to: Option<&str>) -> Vec<String> {
+    let Some(s) = row.snapshot.as_ref() else {
+        return vec!["the engine computes the plan and checks it is feasible first".into()];
+    };
+    s.traffic
+        .iter()
+        .map(|t| {
+            let old: Vec<String> = t
+                .weights
+                .iter()
+                .filter(|w| w.version != row.version)
+                .map(|w| w.version.clone())
+                .collect();
+            let target = match (to, old.is_empty()) {
+                (Some(v), _) => v.to_string(),
+                (None, true) => "the last good revision".to_string(),
+                (None, false) => old.join(", "),
+            };
+            format!(
+                "{}: all traffic back to {target}, then remove {}",
+                t.component, row.version
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -289,8 +577,10 @@ mod tests {
             live,
             finished: matches!(status, "succeeded" | "rolled_back" | "failed"),
             reason: None,
+            initiator: "me".into(),
             snapshot: None,
-            events: Vec::new(),
+            plan: Vec::new(),
+            detail: None,
         }
     }
 
@@ -376,5 +666,150 @@ mod tests {
             assert_eq!(m.mode, Mode::Normal);
         }
         assert_eq!(m.key(k('q')), vec![Effect::Quit]);
+    }
+
+    fn typed(m: &mut Model, text: &str) -> Vec<Effect> {
+        m.key(k(':'));
+        for c in text.chars() {
+            m.key(k(c));
+        }
+        m.key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE))
+    }
+
+    #[test]
+    fn command_line_runs_commands_and_explains_mistakes() {
+        let mut m = Model::new("me", false);
+        m.set_rows(vec![row("a", "progressing", true)]);
+        let fx = typed(&mut m, "apply specs/x.yaml specs/y.yaml");
+        assert_eq!(
+            fx[..2],
+            [
+                Effect::Apply {
+                    path: "specs/x.yaml".into()
+                },
+                Effect::Apply {
+                    path: "specs/y.yaml".into()
+                }
+            ]
+        );
+        assert_eq!(m.mode, Mode::Normal);
+        assert_eq!(m.input, "");
+        let fx = typed(&mut m, "pause");
+        assert!(matches!(
+            &fx[0],
+            Effect::Send {
+                command: Command::Pause,
+                ..
+            }
+        ));
+        typed(&mut m, "rollback 1.0.0");
+        assert_eq!(m.mode, Mode::Confirm);
+        let fx = m.key(k('y'));
+        assert!(matches!(
+            &fx[0],
+            Effect::Send { command: Command::Rollback { to: Some(v) }, .. } if v == "1.0.0"
+        ));
+        typed(&mut m, "reject");
+        assert!(m.message.as_deref().unwrap().contains("needs a reason"));
+        typed(&mut m, "frobnicate");
+        assert!(m
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("unknown command :frobnicate"));
+        let fx = typed(&mut m, "history");
+        assert_eq!(fx[0], Effect::LoadHistory);
+        assert_eq!(m.view, View::History);
+        let fx = typed(&mut m, "theme mono");
+        assert_eq!(fx[0], Effect::Theme("mono".into()));
+        // Esc abandons what was typed.
+        m.key(k(':'));
+        m.key(k('q'));
+        m.key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+        assert_eq!((m.mode, m.input.as_str()), (Mode::Normal, ""));
+        let mut ro = Model::new("me", true);
+        ro.set_rows(vec![row("a", "progressing", true)]);
+        assert_eq!(typed(&mut ro, "pause"), vec![Effect::Redraw]);
+        assert!(ro.message.as_deref().unwrap().contains("read-only"));
+    }
+
+    #[test]
+    fn quitting_with_owned_runs_asks_and_an_interrupted_run_is_taken_over() {
+        let mut m = Model::new("me", false);
+        m.set_rows(vec![row("a", "paused", false)]);
+        let fx = m.key(k('r'));
+        assert_eq!(
+            fx[0],
+            Effect::Adopt {
+                run: 1,
+                deployment: "a".into()
+            }
+        );
+        assert_eq!(
+            m.key(k('q')),
+            vec![Effect::Quit],
+            "nothing owned: just quit"
+        );
+        m.owned = vec![1];
+        assert_eq!(m.key(k('q')), vec![Effect::Redraw]);
+        assert_eq!(m.mode, Mode::Quit);
+        assert_eq!(m.key(k('n')), vec![Effect::Redraw]);
+        assert_eq!(m.mode, Mode::Normal);
+        m.key(k('q'));
+        assert_eq!(m.key(k('p'))[0], Effect::QuitPausing);
+        assert_eq!(m.quitting.as_deref(), Some("pausing"));
+        assert!(m.key(k('j')).is_empty(), "keys wait while quitting");
+        let mut m = Model::new("me", false);
+        m.owned = vec![1];
+        m.key(k('q'));
+        assert_eq!(m.key(k('u'))[0], Effect::QuitRollingBack);
+        let mut demo = Model::new("me", false);
+        demo.owned = vec![1];
+        demo.demo = true;
+        assert_eq!(demo.key(k('q')), vec![Effect::Quit]);
+    }
+
+    #[test]
+    fn history_and_drill_down_navigation() {
+        let mut m = Model::new("me", false);
+        m.set_rows(vec![row("a", "succeeded", true)]);
+        assert_eq!(m.key(k('H'))[0], Effect::LoadHistory);
+        let h = |run| HistRow {
+            run,
+            deployment: "a".into(),
+            version: "1".into(),
+            environment: "prod".into(),
+            strategy: "canary".into(),
+            outcome: "succeeded".into(),
+            finished: true,
+            started: None,
+            duration_s: Some(10),
+            initiator: "me".into(),
+            reason: None,
+        };
+        m.set_history(vec![h(3), h(2), h(1)]);
+        m.key(k('G'));
+        assert_eq!(m.hist_selected, 2);
+        m.key(k('k'));
+        let fx = m.key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+        assert_eq!(fx[0], Effect::LoadDrill { run: 2 });
+        m.set_drill(Some(Drill {
+            run: 2,
+            title: "a".into(),
+            timeline: vec!["x".into(), "y".into()],
+            verdicts: vec!["v".into()],
+            scroll: 0,
+        }));
+        assert_eq!(m.view, View::Drill);
+        m.key(k('j'));
+        m.key(k('j'));
+        m.key(k('j'));
+        assert_eq!(m.drill.as_ref().unwrap().scroll, 2);
+        m.key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+        assert_eq!(m.view, View::History);
+        m.key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+        assert_eq!(m.view, View::Main);
+        let fx = m.key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+        assert_eq!(fx[0], Effect::LoadDrill { run: 1 });
     }
 }

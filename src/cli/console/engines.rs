@@ -1,0 +1,175 @@
+//! The engines a console hosts in-process, one per provider, made on first use: starting specs
+//! (`cutover console SPEC...`, `:apply SPEC`) and taking over interrupted runs (`r`).
+//!
+//! Owns: provider choice for a spec, the local host connection, and the runs' join handles.
+//! Must not touch: the terminal or the model.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cutover::engine::{Engine, RunOptions};
+use cutover::local::client::{ensure_host, LocalProvider};
+use cutover::provider::simulated::Simulated;
+use cutover::provider::Provider;
+use cutover::spec::Spec;
+use cutover::store::Store;
+
+pub struct Engines {
+    dir: PathBuf,
+    store: Store,
+    user: String,
+    map: BTreeMap<String, Engine>,
+    /// Poked whenever an engine emits an event, so the console refreshes at once.
+    poke: tokio::sync::mpsc::UnboundedSender<()>,
+    joins: Vec<tokio::task::JoinHandle<cutover::engine::Outcome>>,
+}
+
+impl Engines {
+    pub fn new(
+        dir: &Path,
+        store: &Store,
+        user: &str,
+        poke: tokio::sync::mpsc::UnboundedSender<()>,
+    ) -> Engines {
+        Engines {
+            dir: dir.to_path_buf(),
+            store: store.clone(),
+            user: user.to_string(),
+            map: BTreeMap::new(),
+            poke,
+            joins: Vec::new(),
+        }
+    }
+
+    /// Use an engine made elsewhere (the demo's).
+    pub fn insert(&mut self, provider: &str, engine: Engine) {
+        self.watch(&engine);
+        self.map.insert(provider.to_string(), engine);
+    }
+
+    fn watch(&self, engine: &Engine) {
+        let mut events = engine.subscribe();
+        let poke = self.poke.clone();
+        tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                match events.recv().await {
+                    Ok(_) | Err(RecvError::Lagged(_)) => {
+                        if poke.send(()).is_err() {
+                            break;
+                        }
+                    }
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        });
+    }
+
+    /// The engine for a provider, made (and the local host started) on first use.
+    pub async fn get(&mut self, provider: &str) -> Result<Engine, String> {
+        if let Some(e) = self.map.get(provider) {
+            return Ok(e.clone());
+        }
+        let p: Arc<dyn Provider> = match provider {
+            "local" => {
+                let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+                let client = ensure_host(&self.dir, &exe)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Arc::new(LocalProvider::new(client))
+            }
+            "simulated" => Arc::new(Simulated::new(Vec::new())),
+            other => {
+                return Err(format!(
+                    "provider `{other}` is not available in this build; use local or simulated"
+                ))
+            }
+        };
+        let engine = crate::cli::engine(&self.store, p, false, true);
+        self.insert(provider, engine.clone());
+        Ok(engine)
+    }
+
+    /// Start a deployment of a spec in this console.
+    pub async fn start(&mut self, spec: Spec) -> Result<String, String> {
+        let provider = spec.infrastructure.provider.clone();
+        let engine = self.get(&provider).await?;
+        let (id, version) = (spec.id.clone(), spec.version.clone());
+        let h = engine
+            .start(
+                spec,
+                RunOptions {
+                    dry_run: provider == "simulated",
+                    auto_approve: false,
+                    initiator: self.user.clone(),
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(run = h.run_id, "started {id} {version}");
+        let msg = format!("started {id} {version} (run #{})", h.run_id);
+        self.joins.push(h.join);
+        Ok(msg)
+    }
+
+    /// Start a spec file; the message says what happened, in words.
+    pub async fn apply(&mut self, path: &str) -> String {
+        let p = PathBuf::from(path);
+        let spec = match tokio::task::spawn_blocking(move || cutover::spec::load_file(&p)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                let text = e.to_string();
+                tracing::warn!("{text}");
+                let first = text.lines().next().unwrap_or("").to_string();
+                let more = text.lines().count().saturating_sub(1);
+                return if more > 0 {
+                    format!("{first} (+{more} more problem(s); `cutover validate {path}`)")
+                } else {
+                    first
+                };
+            }
+            Err(e) => return format!("{path}: {e}"),
+        };
+        match self.start(spec).await {
+            Ok(m) => m,
+            Err(e) => format!("{path}: {e}"),
+        }
+    }
+
+    /// Take over an interrupted run and resume it here.
+    pub async fn adopt(&mut self, run: i64) -> Result<String, String> {
+        let store = self.store.clone();
+        let row = store
+            .call(move |s| s.run(run))
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("run {run} is not in the store"))?;
+        let engine = self.get(&row.provider).await?;
+        let h = engine
+            .adopt(run, &self.user)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.joins.push(h.join);
+        Ok(format!(
+            "took over {} run #{run}; it goes on from step {}",
+            row.deployment,
+            row.step + 1
+        ))
+    }
+
+    /// The engine that owns a run in this process, if any.
+    pub fn owner(&self, run: i64) -> Option<Engine> {
+        self.map
+            .values()
+            .find(|e| e.owned_runs().contains(&run))
+            .cloned()
+    }
+
+    /// Unfinished runs this console owns.
+    pub fn owned(&self) -> Vec<i64> {
+        let mut v: Vec<i64> = self.map.values().flat_map(|e| e.owned_runs()).collect();
+        v.sort_unstable();
+        v
+    }
+}

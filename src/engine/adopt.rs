@@ -1,0 +1,137 @@
+//! Adopting an interrupted run: a run whose process paused it and went away (Ctrl-C on `apply`,
+//! a console that quit with "pause") is taken over by this engine and goes on from its step.
+//!
+//! Owns: claiming the run in the store, rebuilding its state (revisions, weights, replicas) from
+//! the journal's snapshot and the provider, and starting its task. Must not touch: strategy logic
+//! (the run's own state machine continues it).
+
+use tokio::sync::mpsc;
+
+use super::event::Snapshot;
+use super::run::{CompState, OldRev, Run};
+use super::{Engine, EngineError, RunHandle, RunOptions};
+use crate::plan::Plan;
+use crate::provider::RevisionKey;
+use crate::spec::Spec;
+
+impl Engine {
+    /// Take over run `run_id` (unfinished, with no live owner) and resume it as `actor`.
+    pub async fn adopt(&self, run_id: i64, actor: &str) -> Result<RunHandle, EngineError> {
+        let store = self.inner.store.clone();
+        let pid = std::process::id() as i64;
+        let row = store
+            .call(move |s| s.claim_run(run_id, pid))
+            .await?
+            .ok_or_else(|| {
+                EngineError::Refused(format!(
+                    "run {run_id} cannot be taken over: it has finished or another process runs it"
+                ))
+            })?;
+        match self.rebuild(&row, actor).await {
+            Ok(h) => Ok(h),
+            Err(e) => {
+                // Let go again, so another process (or a fixed build) can try.
+                let _ = store.call(move |s| s.release_run(run_id)).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn rebuild(
+        &self,
+        row: &crate::store::RunRow,
+        actor: &str,
+    ) -> Result<RunHandle, EngineError> {
+        let refuse = |why: String| EngineError::Refused(format!("run {}: {why}", row.run_id));
+        if row.kind != "deploy" {
+            return Err(refuse(format!(
+                "a {} run cannot be resumed; roll it back instead",
+                row.kind
+            )));
+        }
+        if row.dry_run {
+            return Err(refuse(
+                "a dry run lived in its process's simulation and cannot be resumed".into(),
+            ));
+        }
+        let ours = self.inner.provider.name();
+        if row.provider != ours {
+            return Err(refuse(format!(
+                "it runs on provider `{}`, this engine drives `{ours}`",
+                row.provider
+            )));
+        }
+        let spec: Spec = serde_json::from_str(&row.spec_json)
+            .map_err(|e| refuse(format!("its recorded spec is unreadable: {e}")))?;
+        let plan: Plan = serde_json::from_str(&row.plan_json)
+            .map_err(|e| refuse(format!("its recorded plan is unreadable: {e}")))?;
+        let snap: Option<Snapshot> = serde_json::from_str(&row.snapshot_json).ok();
+        let store = self.inner.store.clone();
+        let run_id = row.run_id;
+        let revs = store.call(move |s| s.run_revisions(run_id)).await?;
+        let provider = self.inner.provider.clone();
+        let mut comps = Vec::new();
+        for c in spec.ordered_components() {
+            let new = revs
+                .iter()
+                .find(|r| r.component == c.id)
+                .ok_or_else(|| refuse(format!("no revision of {} was recorded", c.id)))?;
+            let weights = snap
+                .as_ref()
+                .and_then(|s| s.traffic.iter().find(|t| t.component == c.id))
+                .map(|t| t.weights.clone())
+                .unwrap_or_default();
+            let (cid, env, dry) = (c.id.clone(), spec.environment.clone(), row.dry_run);
+            let old_row = store
+                .call(move |s| s.active_revision(&cid, &env, dry))
+                .await?
+                .filter(|o| o.rev_key != new.rev_key);
+            let mut state = CompState::new(c.clone(), RevisionKey(new.rev_key.clone()), None);
+            if let Some(o) = old_row {
+                let key = RevisionKey(o.rev_key.clone());
+                let running = provider.revision_status(&c.id, &key).await.is_ok();
+                state.old = Some(OldRev {
+                    key,
+                    version: o.version.clone(),
+                    replicas: o.replicas.clamp(1, 10_000) as u32,
+                    component: super::component_of(&o).unwrap_or_else(|| c.clone()),
+                    running,
+                });
+            }
+            state.new_weight = weights
+                .iter()
+                .find(|w| w.revision == new.rev_key)
+                .map(|w| w.weight)
+                .unwrap_or(0);
+            state.new_replicas = provider
+                .revision_status(&c.id, &state.new_key)
+                .await
+                .map(|s| s.desired)
+                .unwrap_or(0);
+            state.touched = state.new_replicas > 0 || state.new_weight > 0;
+            comps.push(state);
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.lock_runs().insert(run_id, tx);
+        let opts = RunOptions {
+            dry_run: false,
+            auto_approve: false,
+            initiator: row.initiator.clone(),
+        };
+        let mut runner = Run::new(self.clone(), spec, plan.clone(), run_id, opts, comps, rx);
+        runner.step = (row.step.max(0) as usize).min(plan.steps.len());
+        let engine = self.clone();
+        let by = actor.to_string();
+        let join = tokio::spawn(async move {
+            let outcome = runner.resume_adopted(by).await;
+            engine.lock_runs().remove(&run_id);
+            outcome
+        });
+        Ok(RunHandle {
+            run_id,
+            deployment: plan.deployment.clone(),
+            plan,
+            join,
+        })
+    }
+}

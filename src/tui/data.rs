@@ -1,0 +1,425 @@
+//! What the console shows, read from the state store: every deployment's latest run with its
+//! snapshot, the selected run's recent journal turned into lines, metric series and timers, the
+//! history of past runs, and one run's full timeline for the drill-down.
+//!
+//! Owns: reading (never writing) the store for the console, and deriving view data from events.
+//! Must not touch: the terminal, the engine, or how things are drawn.
+
+use chrono::{DateTime, Utc};
+
+use crate::describe::human_line;
+use crate::engine::{Event, EventKind, Judgement, Snapshot};
+use crate::store::{pid_alive, RunRow, Store, StoreError};
+
+/// One deployment (its latest run) as the console shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub deployment: String,
+    pub run: i64,
+    pub version: String,
+    pub environment: String,
+    pub strategy: String,
+    pub status: String,
+    /// A process runs it now (or it has finished): commands can be delivered.
+    pub live: bool,
+    pub finished: bool,
+    pub reason: Option<String>,
+    pub initiator: String,
+    pub snapshot: Option<Snapshot>,
+    /// The plan's step descriptions, in order.
+    pub plan: Vec<String>,
+    /// Details read for the selected deployment only.
+    pub detail: Option<Live>,
+}
+
+/// The selected run's recent journal, digested.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Live {
+    /// Newest last.
+    pub events: Vec<String>,
+    pub series: Vec<Series>,
+    pub step_since: Option<DateTime<Utc>>,
+    pub next_decision: Option<DateTime<Utc>>,
+    pub gate_since: Option<DateTime<Utc>>,
+}
+
+/// One judged signal over time: canary and baseline values and the threshold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub name: String,
+    pub canary: Vec<f64>,
+    pub baseline: Vec<f64>,
+    pub threshold: Option<f64>,
+    pub judgement: Judgement,
+    /// The latest verdict's reason in words.
+    pub message: String,
+    pub expected: String,
+}
+
+/// One past (or current) run for the history view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistRow {
+    pub run: i64,
+    pub deployment: String,
+    pub version: String,
+    pub environment: String,
+    pub strategy: String,
+    /// The outcome, or the status of a run that has not finished.
+    pub outcome: String,
+    pub finished: bool,
+    pub started: Option<DateTime<Utc>>,
+    pub duration_s: Option<i64>,
+    pub initiator: String,
+    pub reason: Option<String>,
+}
+
+/// One run's whole story, for the drill-down.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Drill {
+    pub run: i64,
+    pub title: String,
+    pub timeline: Vec<String>,
+    pub verdicts: Vec<String>,
+    pub scroll: usize,
+}
+
+pub fn parse_ts(ts: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(ts)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn events_of(store: &Store, run: i64, limit: usize) -> Result<Vec<Event>, StoreError> {
+    Ok(store
+        .recent_events(run, limit)?
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Event>(&e.json).ok())
+        .collect())
+}
+
+fn plan_steps(r: &RunRow) -> Vec<String> {
+    serde_json::from_str::<crate::plan::Plan>(&r.plan_json)
+        .map(|p| p.steps.into_iter().map(|s| s.description).collect())
+        .unwrap_or_default()
+}
+
+/// Digest a run's journal (oldest first).
+pub fn live_from_events(events: &[Event]) -> Live {
+    let mut live = Live::default();
+    let mut series: Vec<Series> = Vec::new();
+    for ev in events {
+        let at = parse_ts(&ev.ts);
+        match &ev.kind {
+            EventKind::StepStarted { .. } => {
+                live.step_since = at;
+                live.next_decision = None;
+            }
+            EventKind::GateWaiting { .. } => live.gate_since = at,
+            EventKind::GateApproved { .. } | EventKind::GateRejected { .. } => {
+                live.gate_since = None
+            }
+            EventKind::Finished { .. } => {
+                live.next_decision = None;
+                live.gate_since = None;
+            }
+            EventKind::Analysis {
+                verdicts,
+                next_in_ms,
+                ..
+            } => {
+                live.next_decision = match (at, next_in_ms) {
+                    (Some(t), Some(ms)) => Some(t + chrono::Duration::milliseconds(*ms as i64)),
+                    _ => None,
+                };
+                for v in verdicts.iter().filter(|v| v.source != "health") {
+                    let i = match series.iter().position(|s| s.name == v.signal) {
+                        Some(i) => i,
+                        None => {
+                            series.push(Series {
+                                name: v.signal.clone(),
+                                canary: Vec::new(),
+                                baseline: Vec::new(),
+                                threshold: None,
+                                judgement: v.judgement,
+                                message: String::new(),
+                                expected: String::new(),
+                            });
+                            series.len() - 1
+                        }
+                    };
+                    let s = &mut series[i];
+                    s.canary.push(v.value.unwrap_or(f64::NAN));
+                    s.baseline.push(v.baseline.unwrap_or(f64::NAN));
+                    s.threshold = v.threshold.or(s.threshold);
+                    s.judgement = v.judgement;
+                    s.message = v.message.clone();
+                    s.expected = v.expected.clone();
+                }
+            }
+            _ => {}
+        }
+        if let Some(line) = human_line(ev, 0) {
+            let time = ev.ts.get(11..19).unwrap_or("");
+            for (i, l) in line.lines().enumerate() {
+                live.events.push(if i == 0 {
+                    format!("{time} {l}")
+                } else {
+                    format!("         {l}")
+                });
+            }
+        }
+    }
+    live.series = series;
+    live
+}
+
+fn row_from(r: RunRow, detail: Option<Live>) -> Row {
+    let finished = r.is_finished();
+    Row {
+        live: finished || r.owner_pid.is_some_and(pid_alive),
+        finished,
+        snapshot: serde_json::from_str::<Snapshot>(&r.snapshot_json).ok(),
+        plan: plan_steps(&r),
+        deployment: r.deployment,
+        run: r.run_id,
+        version: r.version,
+        environment: r.environment,
+        strategy: r.strategy,
+        status: r.status,
+        reason: r.reason,
+        initiator: r.initiator,
+        detail,
+    }
+}
+
+/// The latest run of every deployment; the selected one with its journal digested.
+pub fn rows(store: &Store, selected: Option<&str>) -> Result<Vec<Row>, StoreError> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for r in store.runs(None, 500)? {
+        if !seen.insert(r.deployment.clone()) {
+            continue;
+        }
+        let detail =
+            if selected == Some(r.deployment.as_str()) || selected.is_none() && out.is_empty() {
+                Some(live_from_events(&events_of(store, r.run_id, 300)?))
+            } else {
+                None
+            };
+        out.push(row_from(r, detail));
+    }
+    Ok(out)
+}
+
+/// Past runs, newest first.
+pub fn history(store: &Store, limit: usize) -> Result<Vec<HistRow>, StoreError> {
+    Ok(store
+        .runs(None, limit)?
+        .into_iter()
+        .map(|r| {
+            let started = parse_ts(&r.started_at);
+            let end = r.finished_at.as_deref().and_then(parse_ts);
+            HistRow {
+                run: r.run_id,
+                finished: r.is_finished(),
+                outcome: r.outcome.clone().unwrap_or_else(|| r.status.clone()),
+                duration_s: match (started, end) {
+                    (Some(a), Some(b)) => Some((b - a).num_seconds().max(0)),
+                    _ => None,
+                },
+                started,
+                deployment: r.deployment,
+                version: r.version,
+                environment: r.environment,
+                strategy: r.strategy,
+                initiator: r.initiator,
+                reason: r.reason,
+            }
+        })
+        .collect())
+}
+
+/// One run's timeline and every verdict it recorded.
+pub fn drill(store: &Store, run: i64) -> Result<Option<Drill>, StoreError> {
+    let Some(r) = store.run(run)? else {
+        return Ok(None);
+    };
+    let events = events_of(store, run, 5000)?;
+    let live = live_from_events(&events);
+    let mut verdicts = Vec::new();
+    for ev in &events {
+        if let EventKind::Analysis {
+            verdicts: vs,
+            decision,
+            ..
+        } = &ev.kind
+        {
+            let time = ev.ts.get(11..19).unwrap_or("");
+            for v in vs {
+                let mark = match v.judgement {
+                    Judgement::Pass => "pass",
+                    Judgement::Fail => "FAIL",
+                    Judgement::NoData => "nodata",
+                    Judgement::Error => "ERROR",
+                };
+                verdicts.push(format!(
+                    "{time} {mark:<6} {:<16} {} ({}){}",
+                    v.signal,
+                    v.message,
+                    v.expected,
+                    if decision.is_empty() || decision == "continue" {
+                        String::new()
+                    } else {
+                        format!(" -> {decision}")
+                    }
+                ));
+            }
+        }
+    }
+    let title = format!(
+        "{} {} run #{} ({}, {}, {} by {}): {}",
+        r.deployment,
+        r.version,
+        r.run_id,
+        r.strategy,
+        r.environment,
+        r.status,
+        r.initiator,
+        r.reason.clone().unwrap_or_default()
+    );
+    Ok(Some(Drill {
+        run,
+        title,
+        timeline: live.events,
+        verdicts,
+        scroll: 0,
+    }))
+}
+
+/// Success rate (percent) per day and duration per run, oldest first, for the history charts.
+pub fn history_charts(rows: &[HistRow]) -> (Vec<(String, f64, usize)>, Vec<f64>) {
+    let mut days: Vec<(String, usize, usize)> = Vec::new();
+    let mut durations = Vec::new();
+    for h in rows.iter().rev().filter(|h| h.finished) {
+        let day = h
+            .started
+            .map(|t| t.format("%m-%d").to_string())
+            .unwrap_or_else(|| "?".into());
+        match days.last_mut() {
+            Some((d, ok, n)) if *d == day => {
+                *n += 1;
+                *ok += usize::from(h.outcome == "succeeded");
+            }
+            _ => days.push((day, usize::from(h.outcome == "succeeded"), 1)),
+        }
+        durations.push(h.duration_s.unwrap_or(0) as f64);
+    }
+    let rate = days
+        .into_iter()
+        .map(|(d, ok, n)| (d, 100.0 * ok as f64 / n.max(1) as f64, n))
+        .collect();
+    (rate, durations)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::signals::{OnFail, Verdict};
+
+    fn ev(ts: &str, kind: EventKind) -> Event {
+        Event {
+            ts: ts.into(),
+            deployment: "shop".into(),
+            run: 1,
+            kind,
+        }
+    }
+
+    #[test]
+    fn journal_digests_into_series_timers_and_lines() {
+        let mut v = Verdict::new(
+            "error_rate",
+            "metric",
+            Judgement::Pass,
+            "< 0.05",
+            "error_rate = 0.01",
+            OnFail::Rollback,
+        )
+        .with_value(Some(0.01));
+        v.baseline = Some(0.02);
+        v.threshold = Some(0.05);
+        let mut bad = v.clone();
+        bad.value = Some(0.3);
+        bad.judgement = Judgement::Fail;
+        let events = vec![
+            ev(
+                "2026-11-26T10:00:00.000Z",
+                EventKind::StepStarted {
+                    step: 2,
+                    component: "web".into(),
+                    description: "analyse".into(),
+                },
+            ),
+            ev(
+                "2026-11-26T10:00:10.000Z",
+                EventKind::Analysis {
+                    component: "web".into(),
+                    verdicts: vec![v],
+                    next_in_ms: Some(10_000),
+                    decision: "continue".into(),
+                    reason: None,
+                },
+            ),
+            ev(
+                "2026-11-26T10:00:20.000Z",
+                EventKind::Analysis {
+                    component: "web".into(),
+                    verdicts: vec![bad],
+                    next_in_ms: Some(5_000),
+                    decision: "rollback".into(),
+                    reason: Some("error_rate failed".into()),
+                },
+            ),
+        ];
+        let live = live_from_events(&events);
+        assert_eq!(live.series.len(), 1);
+        let s = &live.series[0];
+        assert_eq!(s.canary, vec![0.01, 0.3]);
+        assert_eq!(s.baseline, vec![0.02, 0.02]);
+        assert_eq!(s.threshold, Some(0.05));
+        assert_eq!(s.judgement, Judgement::Fail);
+        assert_eq!(live.step_since, parse_ts("2026-11-26T10:00:00Z"));
+        assert_eq!(live.next_decision, parse_ts("2026-11-26T10:00:25Z"));
+        assert!(live.events[0].starts_with("10:00:00 "), "{:?}", live.events);
+    }
+
+    #[test]
+    fn charts_group_by_day_and_skip_unfinished() {
+        let h = |run, outcome: &str, day: &str, dur| HistRow {
+            run,
+            deployment: "d".into(),
+            version: "1".into(),
+            environment: "e".into(),
+            strategy: "canary".into(),
+            outcome: outcome.into(),
+            finished: outcome != "progressing",
+            started: parse_ts(&format!("2026-11-{day}T10:00:00Z")),
+            duration_s: Some(dur),
+            initiator: "me".into(),
+            reason: None,
+        };
+        // Newest first, as the store returns them.
+        let rows = vec![
+            h(4, "progressing", "26", 0),
+            h(3, "rolled_back", "26", 30),
+            h(2, "succeeded", "26", 60),
+            h(1, "succeeded", "25", 90),
+        ];
+        let (rate, dur) = history_charts(&rows);
+        assert_eq!(
+            rate,
+            vec![("11-25".into(), 100.0, 1), ("11-26".into(), 50.0, 2)]
+        );
+        assert_eq!(dur, vec![90.0, 60.0, 30.0]);
+    }
+}

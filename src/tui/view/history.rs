@@ -1,0 +1,254 @@
+//! The history view (past deployments with success-rate and duration charts) and the drill-down
+//! into one deployment's timeline and verdicts.
+
+use ratatui::layout::{Constraint, Direction, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::Frame;
+
+use super::{dur, Look};
+use crate::tui::data::history_charts;
+use crate::tui::model::Model;
+use crate::tui::theme::Slot;
+
+pub fn draw(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
+    let parts = Layout::default()
+        .direction(Direction::Vertical)
+        .constraints([Constraint::Length(9), Constraint::Min(3)])
+        .split(area);
+    charts(f, m, look, parts[0]);
+    list(f, m, look, parts[1]);
+}
+
+fn charts(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
+    let cols = Layout::default()
+        .direction(Direction::Horizontal)
+        .constraints([Constraint::Percentage(50), Constraint::Percentage(50)])
+        .split(area);
+    let (rate, durations) = history_charts(&m.history);
+    let h = cols[0].height.saturating_sub(3) as usize;
+    // Success rate per day: one column per day, 0..100%.
+    let w = cols[0].width.saturating_sub(8) as usize;
+    let days = &rate[rate.len().saturating_sub(w / 2)..];
+    let values: Vec<f64> = days.iter().flat_map(|(_, r, _)| [*r, f64::NAN]).collect();
+    let mut lines: Vec<Line> = look
+        .sym
+        .columns(&values, 100.0, h)
+        .into_iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let label = if i == 0 {
+                "100%"
+            } else if i + 1 == h {
+                "  0%"
+            } else {
+                "    "
+            };
+            Line::from(vec![
+                Span::styled(format!("{label} "), look.s(Slot::ChartAxis)),
+                Span::styled(row, look.s(Slot::Ok)),
+            ])
+        })
+        .collect();
+    let total: usize = rate.iter().map(|(_, _, n)| n).sum();
+    let ok: f64 = rate.iter().map(|(_, r, n)| r * *n as f64 / 100.0).sum();
+    lines.push(Line::styled(
+        match (days.first(), days.last()) {
+            (Some(a), Some(b)) => format!(
+                "     {} .. {}  {}/{} succeeded",
+                a.0,
+                b.0,
+                ok.round(),
+                total
+            ),
+            _ => "     no finished deployments yet".to_string(),
+        },
+        look.s(Slot::Muted),
+    ));
+    f.render_widget(
+        Paragraph::new(lines).block(look.block(" success rate per day ", false)),
+        cols[0],
+    );
+    // Duration per deployment, oldest to newest.
+    let w = cols[1].width.saturating_sub(9) as usize;
+    let shown = &durations[durations.len().saturating_sub(w)..];
+    let max = shown.iter().copied().fold(0.0f64, f64::max);
+    let mut lines: Vec<Line> = look
+        .sym
+        .columns(shown, max, h)
+        .into_iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let label = if i == 0 {
+                format!("{:>6}", dur(max as i64))
+            } else if i + 1 == h {
+                format!("{:>6}", "0s")
+            } else {
+                " ".repeat(6)
+            };
+            Line::from(vec![
+                Span::styled(format!("{label} "), look.s(Slot::ChartAxis)),
+                Span::styled(row, look.s(Slot::Gauge)),
+            ])
+        })
+        .collect();
+    let mut sorted = shown.to_vec();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    lines.push(Line::styled(
+        match sorted.get(sorted.len() / 2) {
+            Some(median) => format!(
+                "       last {}: median {}, longest {}",
+                shown.len(),
+                dur(*median as i64),
+                dur(max as i64)
+            ),
+            None => String::new(),
+        },
+        look.s(Slot::Muted),
+    ));
+    f.render_widget(
+        Paragraph::new(lines).block(look.block(" duration per deployment ", false)),
+        cols[1],
+    );
+}
+
+fn list(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
+    let height = area.height.saturating_sub(3) as usize;
+    let start = m
+        .hist_selected
+        .saturating_sub(height.saturating_sub(1))
+        .min(m.history.len().saturating_sub(height));
+    let mut lines = vec![Line::styled(
+        format!(
+            "{:>5}  {:<16} {:<10} {:<11} {:<10} {:<16} {:>8}  {:<16} {}",
+            "run", "deployment", "version", "env", "strategy", "outcome", "took", "started", "by"
+        ),
+        look.s(Slot::Muted),
+    )];
+    for (i, h) in m.history.iter().enumerate().skip(start).take(height) {
+        let (_, style) = look.status(&h.outcome);
+        let row = vec![
+            Span::raw(format!(
+                "{:>5}  {:<16} {:<10} {:<11} {:<10} ",
+                h.run,
+                cut(&h.deployment, 16),
+                cut(&h.version, 10),
+                cut(&h.environment, 11),
+                cut(&h.strategy, 10)
+            )),
+            Span::styled(format!("{:<16}", h.outcome), style),
+            Span::raw(format!(
+                " {:>8}  {:<16} {}",
+                h.duration_s.map(dur).unwrap_or_else(|| "-".into()),
+                h.started
+                    .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                    .unwrap_or_default(),
+                h.initiator
+            )),
+        ];
+        let line = Line::from(row);
+        lines.push(if i == m.hist_selected {
+            line.style(look.s(Slot::Selection))
+        } else {
+            line
+        });
+    }
+    if m.history.is_empty() {
+        lines.push(Line::styled(
+            "no deployments recorded yet",
+            look.s(Slot::Muted),
+        ));
+    }
+    f.render_widget(
+        Paragraph::new(lines).block(look.block(
+            format!(" deployments ({}) - enter drills down ", m.history.len()),
+            true,
+        )),
+        area,
+    );
+}
+
+fn cut(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+        t.push('~');
+        t
+    }
+}
+
+pub fn drill(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
+    let Some(d) = &m.drill else {
+        f.render_widget(
+            Paragraph::new("loading...").block(look.block(" drill-down ", true)),
+            area,
+        );
+        return;
+    };
+    let parts = Layout::default()
+        .direction(Direction::Vertical)
+        .constraints([
+            Constraint::Length(3),
+            Constraint::Percentage(55),
+            Constraint::Min(3),
+        ])
+        .split(area);
+    f.render_widget(
+        Paragraph::new(d.title.clone())
+            .wrap(Wrap { trim: true })
+            .style(look.s(Slot::Title))
+            .block(look.block(format!(" run #{} ", d.run), false)),
+        parts[0],
+    );
+    // One scroll position walks the timeline, then the verdicts.
+    let (t_scroll, v_scroll) = if d.scroll < d.timeline.len() {
+        (d.scroll, 0)
+    } else {
+        (
+            d.timeline.len().saturating_sub(1),
+            d.scroll - d.timeline.len(),
+        )
+    };
+    let lines: Vec<Line> = d
+        .timeline
+        .iter()
+        .skip(t_scroll)
+        .map(|l| Line::from(l.clone()))
+        .collect();
+    f.render_widget(
+        Paragraph::new(lines).block(look.block(
+            format!(" timeline ({} lines, j/k scroll) ", d.timeline.len()),
+            true,
+        )),
+        parts[1],
+    );
+    let lines: Vec<Line> = d
+        .verdicts
+        .iter()
+        .skip(v_scroll)
+        .map(|l| {
+            let slot = if l.contains(" FAIL ") {
+                Slot::Error
+            } else if l.contains(" nodata ") || l.contains(" ERROR ") {
+                Slot::Warn
+            } else {
+                Slot::Text
+            };
+            Line::styled(l.clone(), look.s(slot))
+        })
+        .collect();
+    let lines = if lines.is_empty() {
+        vec![Line::styled(
+            "no analysis verdicts in this run",
+            look.s(Slot::Muted),
+        )]
+    } else {
+        lines
+    };
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(look.block(format!(" verdicts ({}) ", d.verdicts.len()), false)),
+        parts[2],
+    );
+}
