@@ -167,3 +167,177 @@ fn approve_a_gate_from_the_console_then_quit() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A local spec of the demo service on `port`: a 20% canary step, then a gate at 50%.
+fn local_spec(dir: &std::path::Path, version: &str, port: u16, stage: &str) -> std::path::PathBuf {
+    let path = dir.join(format!("shop-{version}.yaml"));
+    let text = format!(
+        "id: shop
+name: shop
+version: '{version}'
+strategy: canary
+environment: test
+components:
+  - id: web
+    name: web
+    version: '{version}'
+    replicas: 1
+    listen: 127.0.0.1:{port}
+    run:
+      command: ['{{self}}', demo-service, --port, '{{port}}', --version, '{{version}}']
+    healthCheck: {{type: http, endpoint: /health, port: 8080, periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 2}}
+infrastructure:
+  provider: local
+rollback: {{enabled: true, automatic: true, strategy: {{type: immediate}}, timeout: 1m}}
+metadata:
+  canaryConfig:
+    stages:
+      - {{name: canary-20, percentage: 20, duration: {stage}}}
+      - {{name: canary-50, percentage: 50, duration: 1s, autoPromote: false}}
+      - {{name: full, percentage: 100, duration: 0}}
+    analysisInterval: 500ms
+"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A state dir whose local host is stopped when the test ends, however it ends.
+struct State(tempfile::TempDir);
+
+impl State {
+    fn path(&self) -> std::path::PathBuf {
+        self.0.path().join("state")
+    }
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        let _ = Command::new(BIN)
+            .arg("--state-dir")
+            .arg(self.path())
+            .args(["host", "stop"])
+            .stdout(Stdio::null())
+            .status();
+    }
+}
+
+/// A state dir where 1.0.0 already serves on a free port; returns it and 1.1.0's spec.
+fn deployed(stage: &str) -> (State, std::path::PathBuf) {
+    let st = State(tempfile::tempdir().unwrap());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let v1 = local_spec(st.0.path(), "1.0.0", port, stage);
+    let v2 = local_spec(st.0.path(), "1.1.0", port, stage);
+    let ok = Command::new(BIN)
+        .arg("--state-dir")
+        .arg(st.path())
+        .args(["apply", v1.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(ok.success(), "1.0.0 deploys");
+    (st, v2)
+}
+
+/// Start `cutover console SPEC` in tmux, in a shell that reports the exit code and whether the
+/// terminal is back in cooked mode once the console has gone.
+fn console_on(st: &State, spec: &std::path::Path, name: &str) -> Tmux {
+    let t = Tmux {
+        socket: format!("cutover-{name}-{}", std::process::id()),
+    };
+    let cmdline = format!(
+        "{BIN} --state-dir {} console {}; echo EXIT=$?; stty -a | tr ' ' '\\n' | grep -x -- '-*icanon'; sleep 30",
+        st.path().display(),
+        spec.display()
+    );
+    let out = t.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "120",
+        "-y",
+        "36",
+        "sh",
+        "-c",
+        &cmdline,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    t
+}
+
+fn outcome(st: &State) -> serde_json::Value {
+    let out = Command::new(BIN)
+        .arg("--state-dir")
+        .arg(st.path())
+        .args(["status", "shop", "--json"])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+#[test]
+fn console_runs_a_local_spec_to_its_gate_approves_it_and_quits_restoring_the_terminal() {
+    if !tmux_present() {
+        return;
+    }
+    let (st, v2) = deployed("1s");
+    let t = console_on(&st, &v2, "gate");
+    let screen = t.wait_for("waits for approval", Duration::from_secs(30));
+    assert!(screen.contains("GATE shop 1.1.0"), "{screen}");
+    t.cmd(&["send-keys", "-t", "t", "a"]);
+    t.wait_for("OK   shop 1.1.0", Duration::from_secs(20));
+    let s = outcome(&st);
+    assert_eq!(s["status"], "succeeded", "{s}");
+    // Nothing runs any more, so q quits without asking.
+    t.cmd(&["send-keys", "-t", "t", "q"]);
+    t.wait_for("EXIT=0", Duration::from_secs(10));
+    let screen = t.wait_for("icanon", Duration::from_secs(5));
+    assert!(
+        screen.lines().any(|l| l.trim() == "icanon"),
+        "the terminal is back in cooked mode:\n{screen}"
+    );
+    assert!(
+        !screen.contains("deployments"),
+        "the alternate screen is gone:\n{screen}"
+    );
+}
+
+#[test]
+fn rolling_back_a_running_rollout_with_capital_u() {
+    if !tmux_present() {
+        return;
+    }
+    let (st, v2) = deployed("60s");
+    let t = console_on(&st, &v2, "undo");
+    t.wait_for("analyse canary-20", Duration::from_secs(30));
+    t.wait_for("RUN  shop 1.1.0", Duration::from_secs(10));
+    t.cmd(&["send-keys", "-t", "t", "U"]);
+    let screen = t.wait_for("Roll back shop 1.1.0?", Duration::from_secs(5));
+    assert!(
+        screen.contains("all traffic back to 1.0.0, then remove 1.1.0"),
+        "the dialog shows the rollback plan:\n{screen}"
+    );
+    t.cmd(&["send-keys", "-t", "t", "y"]);
+    t.wait_for("RBCK shop 1.1.0", Duration::from_secs(20));
+    let s = outcome(&st);
+    assert_eq!(s["status"], "rolled_back", "{s}");
+    assert!(
+        s["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("rollback requested"),
+        "{s}"
+    );
+    t.cmd(&["send-keys", "-t", "t", "q"]);
+    t.wait_for("EXIT=0", Duration::from_secs(10));
+}

@@ -5,7 +5,7 @@
 //! at an approval gate, and a bad `payments` version that rolls back by itself. Quitting stops
 //! every process it started and removes the state dir. Must not touch: engine internals.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -119,20 +119,25 @@ pub fn demo(opts: Options) -> Result<u8> {
         })
     });
     // Stop every process the demo started: the host takes its services and routers with it.
-    rt.block_on(async {
+    let pid = rt.block_on(async {
+        let pid = client.status().await.ok().map(|s| s.pid);
         if let Err(e) = client.stop().await {
             tracing::warn!("stopping the demo host: {e}");
         }
+        pid
     });
     drop(rt);
-    wait_host_gone(&dir);
+    if let Some(pid) = pid {
+        wait_gone(pid);
+    }
     result
 }
 
-/// The host exits after answering stop; give it a moment so the state dir can go.
-fn wait_host_gone(dir: &Path) {
-    for _ in 0..50 {
-        if !cutover::local::server::socket_path(dir).exists() {
+/// The host exits after answering stop (taking its processes with it); wait for that, so the
+/// state dir can go.
+fn wait_gone(pid: u32) {
+    for _ in 0..100 {
+        if !cutover::store::pid_alive(i64::from(pid)) {
             return;
         }
         std::thread::sleep(Duration::from_millis(100));

@@ -172,7 +172,7 @@ pub fn fmt_num(v: f64) -> String {
 /// The number in a one-comparison condition such as `error_rate < 0.05`, for charts.
 fn simple_threshold(cond: &str) -> Option<f64> {
     match cond.split_whitespace().collect::<Vec<_>>()[..] {
-        [_, op, n] if matches!(op, "<" | "<=" | ">" | ">=" | "==") => n.parse().ok(),
+        [_, "<" | "<=" | ">" | ">=" | "==", n] => n.parse().ok(),
         _ => None,
     }
 }

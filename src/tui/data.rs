@@ -107,6 +107,7 @@ fn plan_steps(r: &RunRow) -> Vec<String> {
 pub fn live_from_events(events: &[Event]) -> Live {
     let mut live = Live::default();
     let mut series: Vec<Series> = Vec::new();
+    let mut steps = 0;
     for ev in events {
         let at = parse_ts(&ev.ts);
         match &ev.kind {
@@ -158,15 +159,11 @@ pub fn live_from_events(events: &[Event]) -> Live {
             }
             _ => {}
         }
-        if let Some(line) = human_line(ev, 0) {
-            let time = ev.ts.get(11..19).unwrap_or("");
-            for (i, l) in line.lines().enumerate() {
-                live.events.push(if i == 0 {
-                    format!("{time} {l}")
-                } else {
-                    format!("         {l}")
-                });
-            }
+        if let EventKind::Started { steps: n, .. } = &ev.kind {
+            steps = *n;
+        }
+        if let Some(line) = human_line(ev, steps) {
+            live.events.extend(line.lines().map(str::to_string));
         }
     }
     live.series = series;
@@ -192,21 +189,25 @@ fn row_from(r: RunRow, detail: Option<Live>) -> Row {
     }
 }
 
-/// The latest run of every deployment; the selected one with its journal digested.
+/// The latest run of every deployment, by name; the selected one (else the first still going,
+/// else the first) with its journal digested.
 pub fn rows(store: &Store, selected: Option<&str>) -> Result<Vec<Row>, StoreError> {
     let mut seen = std::collections::BTreeSet::new();
     let mut out = Vec::new();
     for r in store.runs(None, 500)? {
-        if !seen.insert(r.deployment.clone()) {
-            continue;
+        if seen.insert(r.deployment.clone()) {
+            out.push(row_from(r, None));
         }
-        let detail =
-            if selected == Some(r.deployment.as_str()) || selected.is_none() && out.is_empty() {
-                Some(live_from_events(&events_of(store, r.run_id, 300)?))
-            } else {
-                None
-            };
-        out.push(row_from(r, detail));
+    }
+    // A stable order, so rows do not jump when a deployment starts a new run.
+    out.sort_by(|a, b| a.deployment.cmp(&b.deployment));
+    let pick = out
+        .iter()
+        .position(|r| Some(r.deployment.as_str()) == selected)
+        .or_else(|| out.iter().position(|r| !r.finished))
+        .or((!out.is_empty()).then_some(0));
+    if let Some(i) = pick {
+        out[i].detail = Some(live_from_events(&events_of(store, out[i].run, 300)?));
     }
     Ok(out)
 }

@@ -163,7 +163,12 @@ impl Model {
 
     /// New data from the store; the selection follows its deployment.
     pub fn set_rows(&mut self, rows: Vec<Row>) {
-        let keep = self.current().map(|r| r.deployment.clone());
+        // At first, select the first deployment that is still going (else the first).
+        let keep = self.current().map(|r| r.deployment.clone()).or_else(|| {
+            rows.iter()
+                .find(|r| !r.finished)
+                .map(|r| r.deployment.clone())
+        });
         self.rows = rows;
         if let Some(d) = keep {
             if let Some(i) = self.visible().iter().position(|r| r.deployment == d) {

@@ -53,14 +53,9 @@ impl Engines {
         let poke = self.poke.clone();
         tokio::spawn(async move {
             use tokio::sync::broadcast::error::RecvError;
-            loop {
-                match events.recv().await {
-                    Ok(_) | Err(RecvError::Lagged(_)) => {
-                        if poke.send(()).is_err() {
-                            break;
-                        }
-                    }
-                    Err(RecvError::Closed) => break,
+            while let Ok(_) | Err(RecvError::Lagged(_)) = events.recv().await {
+                if poke.send(()).is_err() {
+                    break;
                 }
             }
         });

@@ -62,6 +62,7 @@ pub fn look(opts: &Options) -> Result<Look> {
 
 /// Logs go to `STATE/logs/console.log.YYYY-MM-DD` (daily, 7 kept), never to the screen.
 pub fn init_logging(dir: &Path) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    std::fs::create_dir_all(dir.join("logs")).ok()?;
     let appender = tracing_appender::rolling::Builder::new()
         .rotation(tracing_appender::rolling::Rotation::DAILY)
         .filename_prefix("console")

@@ -342,9 +342,9 @@ pub fn approvals(m: &Model, look: &Look) -> Vec<Line<'static>> {
             ),
             Span::raw(format!(" ({}{waited})", r.environment)),
         ]));
-        out.push(Line::from(format!(
-            "   who may approve: any operator on this host (no cutover.yaml roles); time left: no timeout"
-        )));
+        out.push(Line::from(
+            "   who may approve: any operator on this host (no cutover.yaml roles); time left: no timeout",
+        ));
         out.push(Line::styled(
             format!(
                 "   a here, or: cutover approve {} --gate {gate}   reject: cutover reject {} --reason ...",
