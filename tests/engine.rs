@@ -772,3 +772,559 @@ async fn the_statistical_judge_rolls_back_a_slower_canary_through_the_score() {
     assert!(saw_interval);
     assert!(reason.contains("canary score 0"), "{reason}");
 }
+
+// ---- adopting an interrupted run ----
+
+/// The simulated platform under another name, or with every mutating call recorded: the same
+/// `Simulated` underneath, so its state persists across engines like a real host's.
+struct Recorder {
+    inner: Arc<Simulated>,
+    name: &'static str,
+    calls: std::sync::Mutex<Vec<String>>,
+}
+
+impl Recorder {
+    fn new(inner: Arc<Simulated>, name: &'static str) -> Arc<Recorder> {
+        Arc::new(Recorder {
+            inner,
+            name,
+            calls: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+    fn note(&self, call: String) {
+        self.calls.lock().unwrap().push(call);
+    }
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl Provider for Recorder {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    async fn apply_revision(&self, rev: &RevisionSpec, replicas: u32) -> Result<(), ProviderError> {
+        self.note(format!("apply {} x{replicas}", rev.key));
+        self.inner.apply_revision(rev, replicas).await
+    }
+    async fn set_weights(&self, c: &str, w: &[(RevisionKey, u32)]) -> Result<(), ProviderError> {
+        let list: Vec<String> = w.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        self.note(format!("weights {}", list.join(",")));
+        self.inner.set_weights(c, w).await
+    }
+    async fn revision_status(
+        &self,
+        c: &str,
+        r: &RevisionKey,
+    ) -> Result<RevisionStatus, ProviderError> {
+        self.inner.revision_status(c, r).await
+    }
+    async fn metrics(
+        &self,
+        c: &str,
+        r: &RevisionKey,
+        w: Duration,
+    ) -> Result<Metrics, ProviderError> {
+        self.inner.metrics(c, r, w).await
+    }
+    async fn remove_revision(&self, c: &str, r: &RevisionKey) -> Result<(), ProviderError> {
+        self.note(format!("remove {r}"));
+        self.inner.remove_revision(c, r).await
+    }
+}
+
+/// A real (not dry) run on the simulated provider: only such runs can be taken over.
+fn live_opts(auto_approve: bool) -> RunOptions {
+    RunOptions {
+        dry_run: false,
+        auto_approve,
+        initiator: "alice".into(),
+    }
+}
+
+/// World with 1.1.0 serving, deployed for real (not a dry run) on the simulated platform.
+async fn with_v1_live(strategy: &str) -> World {
+    let w = world(vec![]);
+    let e = engine(&w, w.sim.clone());
+    let h = e
+        .start(spec_for(strategy, "1.1.0"), live_opts(true))
+        .await
+        .unwrap();
+    assert_eq!(h.join.await.unwrap(), Outcome::Succeeded);
+    assert!(w
+        .store
+        .active_revision("api", "production", false)
+        .unwrap()
+        .is_some());
+    w
+}
+
+/// A run's outcome, within six hours of virtual time.
+async fn outcome_of(h: RunHandle) -> Outcome {
+    match tokio::time::timeout(Duration::from_secs(6 * 3600), h.join).await {
+        Ok(joined) => joined.unwrap(),
+        Err(_) => panic!("run {} did not finish", h.run_id),
+    }
+}
+
+/// The next event of `run` that `pick` accepts, within an hour of virtual time.
+async fn next_event<T>(
+    rx: &mut tokio::sync::broadcast::Receiver<cutover::engine::Event>,
+    run: i64,
+    pick: impl Fn(&EventKind) -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3600);
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Ok(ev)) if ev.run == run => {
+                if let Some(t) = pick(&ev.kind) {
+                    return t;
+                }
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => panic!("event stream of run {run}: {e}"),
+            Err(_) => panic!("run {run}: the awaited event never came"),
+        }
+    }
+}
+
+/// The journal of a run, as another process reads it from the store.
+fn journal(w: &World, run: i64) -> Vec<EventKind> {
+    w.store
+        .events(run, 0)
+        .unwrap()
+        .into_iter()
+        .map(|row| {
+            let ev: cutover::engine::Event = serde_json::from_str(&row.json)
+                .unwrap_or_else(|e| panic!("journal event {}: {e}", row.kind));
+            assert_eq!(ev.kind.name(), row.kind);
+            ev.kind
+        })
+        .collect()
+}
+
+/// The weights given to `revision` by every traffic shift in these events.
+fn weights_of(events: &[EventKind], revision: &str) -> Vec<u32> {
+    events
+        .iter()
+        .filter_map(|k| match k {
+            EventKind::TrafficShifted { weights, .. } => weights
+                .iter()
+                .find(|w| w.revision == revision)
+                .map(|w| w.weight),
+            _ => None,
+        })
+        .collect()
+}
+
+fn steps_started(events: &[EventKind]) -> Vec<usize> {
+    events
+        .iter()
+        .filter_map(|k| match k {
+            EventKind::StepStarted { step, .. } => Some(*step),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The process that owned `h` goes away: it lets go of the run in the store and its task ends.
+async fn abandon(w: &World, h: RunHandle) {
+    w.store.release_run(h.run_id).unwrap();
+    h.join.abort();
+    assert!(h.join.await.unwrap_err().is_cancelled());
+}
+
+/// Not a process: above the largest pid Linux hands out (2^22).
+const DEAD_PID: i64 = 5_000_000;
+
+#[tokio::test(start_paused = true)]
+async fn an_adopted_canary_goes_on_from_its_step_and_finishes() {
+    let w = with_v1_live("canary").await;
+    let old_key = w
+        .store
+        .active_revision("api", "production", false)
+        .unwrap()
+        .unwrap()
+        .rev_key;
+    let a = engine(&w, w.sim.clone());
+    let mut a_events = a.subscribe();
+    let h = a
+        .start(spec_for("canary", "1.2.0"), live_opts(false))
+        .await
+        .unwrap();
+    let run = h.run_id;
+    let new_key = w.store.run_revisions(run).unwrap()[0].rev_key.clone();
+    let first = next_event(&mut a_events, run, |k| match k {
+        EventKind::TrafficShifted { weights, .. } => Some(weights.clone()),
+        _ => None,
+    })
+    .await;
+    let shifted = first.iter().find(|x| x.revision == new_key).unwrap().weight;
+    assert_eq!(shifted, 10, "{first:?}");
+    // A while into the first stage's analysis, alice pauses and her process goes away.
+    tokio::time::sleep(Duration::from_secs(90)).await;
+    a.command(run, Command::Pause, "alice").await.unwrap();
+    let at_pause = w.store.run(run).unwrap().unwrap();
+    assert_eq!(at_pause.status, "paused");
+    let step = at_pause.step as usize;
+    assert!(step >= 2, "paused after the first shift, at step {step}");
+    let analyse = &h.plan.steps[step].action;
+    assert!(
+        matches!(analyse, cutover::plan::Action::Analyse { .. }),
+        "{analyse:?}"
+    );
+    abandon(&w, h).await;
+    drop(a);
+    let before = journal(&w, run).len();
+    assert_eq!(w.sim.weights("api")[&RevisionKey(new_key.clone())], 10);
+
+    // Bob's engine, on the same store and the same platform, takes it over.
+    let rec = Recorder::new(w.sim.clone(), "simulated");
+    let b = engine(&w, rec.clone());
+    let mut b_events = b.subscribe();
+    let h = b.adopt(run, "bob").await.unwrap();
+    assert_eq!(h.run_id, run);
+    assert_eq!(h.deployment, "my-app-v1.2.0");
+    assert_eq!(b.owned_runs(), vec![run]);
+    let row = w.store.run(run).unwrap().unwrap();
+    assert_eq!(row.owner_pid, Some(std::process::id() as i64));
+    let by = next_event(&mut b_events, run, |k| match k {
+        EventKind::Resumed { by } => Some(by.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(by, "bob");
+    // The stage with a manual gate (canary-50) waits for bob.
+    wait_status(&b, run, Status::WaitingApproval).await;
+    b.command(
+        run,
+        Command::Approve {
+            gate: Some("canary-50".into()),
+            comment: None,
+        },
+        "bob",
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome_of(h).await, Outcome::Succeeded);
+    only_on(&w, "1.2.0");
+    assert!(b.owned_runs().is_empty());
+
+    let all = journal(&w, run);
+    let after = &all[before..];
+    assert_eq!(
+        after.first(),
+        Some(&EventKind::Resumed { by: "bob".into() }),
+        "the adopted part of the journal begins with bob's resume"
+    );
+    let started = all
+        .iter()
+        .filter(|k| matches!(k, EventKind::Started { .. }))
+        .count();
+    assert_eq!(started, 1, "the run was not started again");
+    // It went on from the step it was in (that step runs again), never from the start.
+    let resumed_steps = steps_started(after);
+    assert_eq!(resumed_steps.first(), Some(&step), "{resumed_steps:?}");
+    assert!(
+        resumed_steps.iter().all(|s| *s >= step),
+        "{resumed_steps:?}"
+    );
+    assert_eq!(
+        steps_started(&all).iter().filter(|s| **s == 0).count(),
+        1,
+        "the canary was started once"
+    );
+    // Traffic went on upward from where alice left it: 10 -> 50 -> 100.
+    assert_eq!(weights_of(&all, &new_key), vec![10, 50, 100]);
+    assert_eq!(weights_of(after, &new_key), vec![50, 100]);
+    // On the platform, bob's engine scaled the running canary up; it never started it afresh.
+    let calls = rec.calls();
+    assert_eq!(
+        calls,
+        vec![
+            format!("apply {new_key} x2"),
+            format!("weights {old_key}=50,{new_key}=50"),
+            format!("apply {new_key} x3"),
+            format!("weights {old_key}=0,{new_key}=100"),
+            format!("remove {old_key}"),
+        ]
+    );
+    let row = w.store.run(run).unwrap().unwrap();
+    assert_eq!(row.outcome.as_deref(), Some("succeeded"));
+    assert_eq!(row.owner_pid, None);
+    let revs = w.store.revisions("api", "production", false).unwrap();
+    assert_eq!(revs[0].rev_key, new_key);
+    assert_eq!(revs[0].status, "active");
+    assert_eq!(revs[1].rev_key, old_key);
+    assert_eq!(revs[1].status, "retired");
+    assert!(all.iter().any(|k| matches!(
+        k,
+        EventKind::GateApproved { by, .. } if by == "bob"
+    )));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_adopted_run_waiting_at_a_gate_waits_again_until_approved() {
+    let w = with_v1_live("canary").await;
+    let a = engine(&w, w.sim.clone());
+    let h = a
+        .start(spec_for("canary", "1.2.0"), live_opts(false))
+        .await
+        .unwrap();
+    let run = h.run_id;
+    wait_status(&a, run, Status::WaitingApproval).await;
+    let gate_step = w.store.run(run).unwrap().unwrap().step;
+    assert_eq!(gate_step, 6);
+    // Alice's process dies at the gate (not paused).
+    abandon(&w, h).await;
+    drop(a);
+    let weights_then = w.sim.weights("api");
+
+    let b = engine(&w, w.sim.clone());
+    let h = b.adopt(run, "bob").await.unwrap();
+    wait_status(&b, run, Status::WaitingApproval).await;
+    // It waits there, with the traffic where it was, however long nobody approves.
+    tokio::time::sleep(Duration::from_secs(6 * 3600)).await;
+    let snap = b.snapshots().borrow().get(&run).unwrap().clone();
+    assert_eq!(snap.status, Status::WaitingApproval);
+    assert_eq!(snap.step, 6);
+    assert_eq!(snap.gate.as_deref(), Some("canary-50"));
+    assert!(!h.join.is_finished());
+    assert_eq!(w.sim.weights("api"), weights_then);
+    let row = w.store.run(run).unwrap().unwrap();
+    assert_eq!(row.status, "waiting_approval");
+    assert_eq!(row.step, 6);
+    // The gate the snapshot names is the one that is approved.
+    let answer = b
+        .command(
+            run,
+            Command::Approve {
+                gate: Some("canary-50".into()),
+                comment: Some("after the takeover".into()),
+            },
+            "bob",
+        )
+        .await
+        .unwrap();
+    assert!(answer.contains("canary-50"), "{answer}");
+    assert_eq!(outcome_of(h).await, Outcome::Succeeded);
+    only_on(&w, "1.2.0");
+    let all = journal(&w, run);
+    let waits = all
+        .iter()
+        .filter(|k| matches!(k, EventKind::GateWaiting { gate, .. } if gate == "canary-50"))
+        .count();
+    assert_eq!(
+        waits, 2,
+        "the gate was waited at by alice's and by bob's engine"
+    );
+    let resumed = all
+        .iter()
+        .position(|k| *k == EventKind::Resumed { by: "bob".into() })
+        .expect("a resumed event by bob");
+    let approved = all
+        .iter()
+        .position(|k| matches!(k, EventKind::GateApproved { by, .. } if by == "bob"))
+        .expect("bob approved");
+    assert!(resumed < approved);
+    assert_eq!(steps_started(&all[resumed..]).first(), Some(&6));
+}
+
+#[tokio::test(start_paused = true)]
+async fn adopting_a_run_of_a_dead_process_and_rolling_it_back() {
+    // The owner died without letting go: its pid is recorded but no longer runs.
+    let w = with_v1_live("canary").await;
+    let a = engine(&w, w.sim.clone());
+    let h = a
+        .start(spec_for("canary", "1.2.0"), live_opts(false))
+        .await
+        .unwrap();
+    let run = h.run_id;
+    wait_status(&a, run, Status::Progressing).await;
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    a.command(run, Command::Pause, "alice").await.unwrap();
+    abandon(&w, h).await;
+    drop(a);
+    // Another process claims it and dies.
+    assert!(w.store.claim_run(run, DEAD_PID).unwrap().is_some());
+    assert_eq!(w.store.run(run).unwrap().unwrap().owner_pid, Some(DEAD_PID));
+
+    let b = engine(&w, w.sim.clone());
+    let h = b.adopt(run, "bob").await.unwrap();
+    assert_eq!(
+        w.store.run(run).unwrap().unwrap().owner_pid,
+        Some(std::process::id() as i64)
+    );
+    wait_status(&b, run, Status::Progressing).await;
+    // The rebuilt run knows the previous revision: a rollback returns all traffic to it.
+    b.command(run, Command::Rollback { to: None }, "bob")
+        .await
+        .unwrap();
+    assert_eq!(outcome_of(h).await, Outcome::RolledBack);
+    only_on(&w, "1.1.0");
+    let revs = w.store.revisions("api", "production", false).unwrap();
+    assert_eq!(revs[0].status, "rolled_back");
+    assert_eq!(revs[1].status, "active");
+}
+
+#[tokio::test(start_paused = true)]
+async fn adoption_is_refused_for_owned_finished_dry_rollback_and_foreign_runs() {
+    let w = with_v1_live("canary").await;
+    let b = engine(&w, w.sim.clone());
+    let refused = |r: Result<RunHandle, cutover::engine::EngineError>| match r {
+        Ok(h) => panic!("run {} was taken over", h.run_id),
+        Err(cutover::engine::EngineError::Refused(msg)) => msg,
+        Err(e) => panic!("not a refusal: {e}"),
+    };
+
+    // No such run.
+    let msg = refused(b.adopt(9_999, "bob").await);
+    assert!(msg.contains("9999"), "{msg}");
+
+    // A finished run (1.1.0's; every version of the seed spec has the id my-app-v1.2.0).
+    let v1 = w.store.find_run("my-app-v1.2.0").unwrap().unwrap();
+    assert_eq!(v1.version, "1.1.0");
+    assert!(v1.is_finished());
+    let msg = refused(b.adopt(v1.run_id, "bob").await);
+    assert!(msg.contains("finished"), "{msg}");
+    let row = w.store.run(v1.run_id).unwrap().unwrap();
+    assert_eq!(row.outcome.as_deref(), Some("succeeded"));
+    assert_eq!(row.owner_pid, None);
+
+    // A run another live process owns (our parent process stands in for it).
+    let a = engine(&w, w.sim.clone());
+    let h = a
+        .start(spec_for("canary", "1.2.0"), live_opts(false))
+        .await
+        .unwrap();
+    let run = h.run_id;
+    wait_status(&a, run, Status::Progressing).await;
+    a.command(run, Command::Pause, "alice").await.unwrap();
+    abandon(&w, h).await;
+    let other = std::os::unix::process::parent_id() as i64;
+    assert!(cutover::store::pid_alive(other));
+    assert!(w.store.claim_run(run, other).unwrap().is_some());
+    let msg = refused(b.adopt(run, "bob").await);
+    assert!(msg.contains("another process runs it"), "{msg}");
+    let row = w.store.run(run).unwrap().unwrap();
+    assert_eq!(row.owner_pid, Some(other), "the owner keeps its run");
+    assert_eq!(row.status, "paused");
+    assert!(b.owned_runs().is_empty());
+    // Once that process lets go, the run can be taken over (and is rolled back here).
+    w.store.release_run(run).unwrap();
+    let h = b.adopt(run, "bob").await.unwrap();
+    b.command(run, Command::Rollback { to: None }, "bob")
+        .await
+        .unwrap();
+    assert_eq!(outcome_of(h).await, Outcome::RolledBack);
+    only_on(&w, "1.1.0");
+
+    // A dry run: its world was its own process's simulation (here too: not the shared one).
+    let own_world = engine(&w, Arc::new(Simulated::new(vec![])));
+    let h = own_world
+        .start(spec_for("canary", "1.2.0"), opts(false))
+        .await
+        .unwrap();
+    let dry = h.run_id;
+    wait_status(&own_world, dry, Status::Progressing).await;
+    own_world
+        .command(dry, Command::Pause, "alice")
+        .await
+        .unwrap();
+    abandon(&w, h).await;
+    let msg = refused(b.adopt(dry, "bob").await);
+    assert!(msg.contains("dry run"), "{msg}");
+    let row = w.store.run(dry).unwrap().unwrap();
+    assert_eq!(row.owner_pid, None, "a refused run is let go again");
+    assert!(!row.is_finished());
+    assert!(b.owned_runs().is_empty());
+
+    // A run on another provider.
+    let h = a
+        .start(spec_for("canary", "1.3.0"), live_opts(false))
+        .await
+        .unwrap();
+    let foreign = h.run_id;
+    wait_status(&a, foreign, Status::Progressing).await;
+    a.command(foreign, Command::Pause, "alice").await.unwrap();
+    abandon(&w, h).await;
+    let elsewhere = engine(&w, Recorder::new(w.sim.clone(), "elsewhere"));
+    let msg = refused(elsewhere.adopt(foreign, "bob").await);
+    assert!(
+        msg.contains("provider `simulated`") && msg.contains("`elsewhere`"),
+        "{msg}"
+    );
+    assert_eq!(w.store.run(foreign).unwrap().unwrap().owner_pid, None);
+    assert!(elsewhere.owned_runs().is_empty());
+    // The right engine still can; roll it back to leave 1.1.0 serving.
+    let h = b.adopt(foreign, "bob").await.unwrap();
+    b.command(foreign, Command::Rollback { to: None }, "bob")
+        .await
+        .unwrap();
+    assert_eq!(outcome_of(h).await, Outcome::RolledBack);
+    only_on(&w, "1.1.0");
+
+    // A rollback run: it is never resumed, only rolled back anew.
+    let h = a
+        .start(spec_for("canary", "1.2.0"), live_opts(true))
+        .await
+        .unwrap();
+    let deployed = h.run_id;
+    assert_eq!(outcome_of(h).await, Outcome::Succeeded);
+    let h = a
+        .start_rollback(spec_for("canary", "1.2.0"), false, deployed, None, "alice")
+        .await
+        .unwrap();
+    let back = h.run_id;
+    abandon(&w, h).await;
+    assert!(!w.store.run(back).unwrap().unwrap().is_finished());
+    let msg = refused(b.adopt(back, "bob").await);
+    assert!(msg.contains("rollback run cannot be resumed"), "{msg}");
+    assert_eq!(w.store.run(back).unwrap().unwrap().owner_pid, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_engine_does_not_adopt_a_run_it_is_running() {
+    let w = with_v1_live("canary").await;
+    let a = engine(&w, w.sim.clone());
+    let h = a
+        .start(spec_for("canary", "1.2.0"), live_opts(false))
+        .await
+        .unwrap();
+    let run = h.run_id;
+    wait_status(&a, run, Status::WaitingApproval).await;
+    let err = a.adopt(run, "bob").await.err().expect("refused");
+    assert!(err.to_string().contains("runs it"), "{err}");
+    // The run is still this engine's, untouched: not resumed, not let go.
+    assert_eq!(a.owned_runs(), vec![run]);
+    assert_eq!(
+        w.store.run(run).unwrap().unwrap().owner_pid,
+        Some(std::process::id() as i64)
+    );
+    let resumed = journal(&w, run)
+        .iter()
+        .filter(|k| matches!(k, EventKind::Resumed { .. }))
+        .count();
+    assert_eq!(resumed, 0);
+    assert_eq!(
+        w.store.run(run).unwrap().unwrap().status,
+        "waiting_approval"
+    );
+    // Once its task is gone (the engine still lists the run's dead channel), it may.
+    abandon(&w, h).await;
+    let h = a.adopt(run, "alice").await.unwrap();
+    wait_status(&a, run, Status::WaitingApproval).await;
+    a.command(
+        run,
+        Command::Approve {
+            gate: None,
+            comment: None,
+        },
+        "alice",
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome_of(h).await, Outcome::Succeeded);
+    only_on(&w, "1.2.0");
+}

@@ -17,6 +17,19 @@ use crate::spec::Spec;
 impl Engine {
     /// Take over run `run_id` (unfinished, with no live owner) and resume it as `actor`.
     pub async fn adopt(&self, run_id: i64, actor: &str) -> Result<RunHandle, EngineError> {
+        // `claim_run` lets a run recorded under our own pid be claimed (a previous process may
+        // have had the same pid), so a run this engine is still driving must be refused here,
+        // before claiming: a second task would drive it too, and a refused rebuild (a dry run)
+        // would release it in the store, for another process to take while we still run it.
+        if self
+            .lock_runs()
+            .get(&run_id)
+            .is_some_and(|tx| !tx.is_closed())
+        {
+            return Err(EngineError::Refused(format!(
+                "run {run_id} cannot be taken over: this engine runs it"
+            )));
+        }
         let store = self.inner.store.clone();
         let pid = std::process::id() as i64;
         let row = store

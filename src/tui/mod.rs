@@ -10,6 +10,7 @@ pub mod caps;
 pub mod data;
 pub mod keymap;
 pub mod model;
+pub mod sample;
 pub mod symbols;
 pub mod theme;
 pub mod view;

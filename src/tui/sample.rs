@@ -1,0 +1,206 @@
+//! A representative console model: the fixture of the view snapshot tests, the render benchmark
+//! and anyone who wants to see every pane filled without running anything.
+//!
+//! Owns: sample data only. Must not touch: the store or the engine.
+
+use crate::engine::event::{ComponentTraffic, InstanceHealth, Snapshot, Status, Weight};
+use crate::engine::signals::{OnFail, Verdict};
+use crate::engine::{Counts, Judgement};
+use crate::provider::InstanceStatus;
+use crate::tui::data::{parse_ts, HistRow, Live, Row, Series};
+use crate::tui::model::Model;
+
+fn snapshot() -> Snapshot {
+    let mut v = Verdict::new(
+        "error_rate",
+        "metric",
+        Judgement::Pass,
+        "< 0.05",
+        "error_rate = 0.004 (must be < 0.05); baseline 0.003",
+        OnFail::Rollback,
+    )
+    .with_value(Some(0.004));
+    v.counts = Some(Counts {
+        failures: 0,
+        failure_limit: 0,
+        no_data_in_row: 0,
+        no_data_limit: 3,
+        errors_in_row: 0,
+        error_limit: 4,
+    });
+    let inst = |id: &str, rev: &str, version: &str, ready: bool| InstanceHealth {
+        component: "web".into(),
+        revision: rev.into(),
+        version: version.into(),
+        status: InstanceStatus {
+            id: id.into(),
+            ready,
+            unhealthy: false,
+            restarts: 0,
+            detail: None,
+            probe: "http".into(),
+            last_latency_ms: Some(1.4),
+            consecutive_failures: 0,
+        },
+    };
+    Snapshot {
+        deployment: "shop".into(),
+        run: 7,
+        version: "1.1.0".into(),
+        strategy: "canary".into(),
+        environment: "prod".into(),
+        status: Status::WaitingApproval,
+        step: 5,
+        steps: 9,
+        step_description: "gate canary-50".into(),
+        gate: Some("canary-50".into()),
+        traffic: vec![ComponentTraffic {
+            component: "web".into(),
+            weights: vec![
+                Weight {
+                    revision: "web@1.0.0.r1".into(),
+                    version: "1.0.0".into(),
+                    weight: 50,
+                },
+                Weight {
+                    revision: "web@1.1.0.r2".into(),
+                    version: "1.1.0".into(),
+                    weight: 50,
+                },
+            ],
+            measured_rps: [
+                ("web@1.0.0.r1".to_string(), 24.5),
+                ("web@1.1.0.r2".to_string(), 25.5),
+            ]
+            .into_iter()
+            .collect(),
+        }],
+        instances: vec![
+            inst("web@1.0.0.r1-0", "web@1.0.0.r1", "1.0.0", true),
+            inst("web@1.1.0.r2-0", "web@1.1.0.r2", "1.1.0", true),
+        ],
+        last_verdicts: vec![v],
+        reason: None,
+        outcome: None,
+    }
+}
+
+/// A console showing three deployments (one at a gate, one rolled back, one interrupted) and
+/// seven runs of history.
+pub fn model() -> Model {
+    let live = Live {
+        events: vec![
+            "12:00:01 [5/9] web: shift 50% of traffic to 1.1.0".into(),
+            "12:00:31 web: analysis ok: error_rate 0.004".into(),
+            "12:01:01 web: gate canary-50 waits: cutover approve shop --gate canary-50".into(),
+        ],
+        series: vec![
+            Series {
+                name: "error_rate".into(),
+                canary: vec![0.002, 0.004, 0.003, 0.004],
+                baseline: vec![0.003, 0.003, 0.002, 0.003],
+                threshold: Some(0.05),
+                judgement: Judgement::Pass,
+                message: "error_rate = 0.004 (must be < 0.05)".into(),
+                expected: "< 0.05".into(),
+            },
+            Series {
+                name: "latency_p99".into(),
+                canary: vec![210.0, 250.0, f64::NAN, 480.0],
+                baseline: vec![200.0, 205.0, 198.0, 201.0],
+                threshold: Some(400.0),
+                judgement: Judgement::Fail,
+                message: "latency_p99 = 480 (must be < 400)".into(),
+                expected: "< 400".into(),
+            },
+        ],
+        step_since: parse_ts("2026-11-26T12:00:01Z"),
+        next_decision: parse_ts("2026-11-26T12:01:31Z"),
+        gate_since: parse_ts("2026-11-26T12:01:01Z"),
+    };
+    let plan = [
+        "pre-deployment checks",
+        "start 1.1.0 with 1 instance(s)",
+        "shift 10% of traffic to 1.1.0",
+        "analyse for 30s",
+        "shift 50% of traffic to 1.1.0",
+        "gate canary-50: wait for approval",
+        "shift 100% of traffic to 1.1.0",
+        "post-deployment checks",
+        "retire 1.0.0",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut m = Model::new("alice", false);
+    m.set_rows(vec![
+        Row {
+            deployment: "shop".into(),
+            run: 7,
+            version: "1.1.0".into(),
+            environment: "prod".into(),
+            strategy: "canary".into(),
+            status: "waiting_approval".into(),
+            live: true,
+            finished: false,
+            reason: None,
+            initiator: "bob".into(),
+            snapshot: Some(snapshot()),
+            plan,
+            detail: Some(live),
+        },
+        Row {
+            deployment: "payments".into(),
+            run: 3,
+            version: "2.0.0".into(),
+            environment: "staging".into(),
+            strategy: "rolling".into(),
+            status: "rolled_back".into(),
+            live: true,
+            finished: true,
+            reason: Some("rolled back to 1.9.0: metric error_rate failed".into()),
+            initiator: "carol".into(),
+            snapshot: None,
+            plan: Vec::new(),
+            detail: None,
+        },
+        Row {
+            deployment: "search".into(),
+            run: 5,
+            version: "0.9.1".into(),
+            environment: "prod".into(),
+            strategy: "blue-green".into(),
+            status: "paused".into(),
+            live: false,
+            finished: false,
+            reason: Some("paused by alice: interrupted".into()),
+            initiator: "alice".into(),
+            snapshot: None,
+            plan: Vec::new(),
+            detail: None,
+        },
+    ]);
+    m.now = parse_ts("2026-11-26T12:01:21Z");
+    let h = |run, dep: &str, outcome: &str, day: &str, dur| HistRow {
+        run,
+        deployment: dep.into(),
+        version: format!("1.{run}.0"),
+        environment: "prod".into(),
+        strategy: "canary".into(),
+        outcome: outcome.into(),
+        finished: outcome != "waiting_approval",
+        started: parse_ts(&format!("2026-11-{day}T09:30:00Z")),
+        duration_s: Some(dur),
+        initiator: "alice".into(),
+        reason: None,
+    };
+    m.set_history(vec![
+        h(7, "shop", "waiting_approval", "26", 0),
+        h(6, "shop", "succeeded", "26", 312),
+        h(5, "search", "rolled_back", "25", 95),
+        h(4, "shop", "succeeded", "25", 640),
+        h(3, "payments", "failed", "24", 40),
+        h(2, "shop", "succeeded", "23", 301),
+        h(1, "shop", "succeeded", "22", 280),
+    ]);
+    m
+}
