@@ -71,11 +71,13 @@ fn charts(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
     );
     // Duration per deployment, oldest to newest.
     let w = cols[1].width.saturating_sub(9) as usize;
-    let shown = &durations[durations.len().saturating_sub(w)..];
+    let shown = &durations[durations.len().saturating_sub(w / 2)..];
     let max = shown.iter().copied().fold(0.0f64, f64::max);
+    // One column per deployment with a gap after it, as in the success-rate chart.
+    let spaced: Vec<f64> = shown.iter().flat_map(|d| [*d, f64::NAN]).collect();
     let mut lines: Vec<Line> = look
         .sym
-        .columns(shown, max, h)
+        .columns(&spaced, max, h)
         .into_iter()
         .enumerate()
         .map(|(i, row)| {

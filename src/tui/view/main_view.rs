@@ -33,6 +33,12 @@ fn list(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
             } else {
                 String::new()
             };
+            // On the selected row the selection colours win, so the badge stays readable.
+            let style = if i == m.selected {
+                look.s(Slot::Selection)
+            } else {
+                style
+            };
             let line = Line::from(vec![
                 Span::styled(format!("{badge} "), style),
                 Span::raw(format!(
