@@ -7,6 +7,8 @@
 //! the engine.
 
 pub mod caps;
+pub mod colour;
+pub mod command;
 pub mod data;
 pub mod keymap;
 pub mod model;

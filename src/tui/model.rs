@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
+pub use super::command::COMMANDS;
 pub use super::data::{Drill, HistRow, Row};
 use super::keymap::{self, Action, Mode, View};
 use crate::engine::Command;
@@ -55,24 +56,6 @@ pub struct Confirm {
 
 /// The panes of the main view, in tab order.
 pub const PANES: [&str; 5] = ["progress", "traffic", "health", "analysis", "approvals"];
-
-/// The `:` commands, for `:help` and completion of errors.
-pub const COMMANDS: &[(&str, &str)] = &[
-    (
-        "apply SPEC",
-        "start a deployment from a spec file in this console",
-    ),
-    ("pause | resume", "the selected deployment"),
-    ("approve [COMMENT]", "approve the gate it waits at"),
-    ("reject REASON", "reject the gate (it rolls back)"),
-    ("promote", "skip the remaining analysis (asks first)"),
-    ("rollback [VERSION]", "roll back (asks first)"),
-    ("history | main", "switch view"),
-    ("filter TEXT", "show matching deployments only"),
-    ("theme NAME", "default, dark, light, mono, or a .yaml path"),
-    ("help", "the keys"),
-    ("q | quit", "quit"),
-];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Model {
@@ -292,7 +275,7 @@ impl Model {
         vec![Effect::Redraw]
     }
 
-    fn quit(&mut self) -> Vec<Effect> {
+    pub(super) fn quit(&mut self) -> Vec<Effect> {
         if self.owned.is_empty() || self.demo {
             return vec![Effect::Quit];
         }
@@ -373,90 +356,9 @@ impl Model {
         self.confirm = None;
     }
 
-    /// A `:` command.
-    pub fn command_line(&mut self, text: &str) -> Vec<Effect> {
-        let (verb, rest) = match text.split_once(char::is_whitespace) {
-            Some((v, r)) => (v, r.trim()),
-            None => (text, ""),
-        };
-        let mutating = matches!(
-            verb,
-            "apply" | "pause" | "resume" | "approve" | "reject" | "promote" | "rollback"
-        );
-        if mutating && self.read_only {
-            self.message = Some(format!(":{verb} is not available in read-only mode"));
-            return vec![Effect::Redraw];
-        }
-        let need = |what: &str| format!(":{verb} needs {what}");
-        match verb {
-            "" => vec![Effect::Redraw],
-            "q" | "quit" => self.quit(),
-            "help" | "?" => {
-                self.mode = Mode::Help;
-                vec![Effect::Redraw]
-            }
-            "history" | "h" => {
-                self.view = View::History;
-                vec![Effect::LoadHistory, Effect::Redraw]
-            }
-            "main" | "deployments" => {
-                self.view = View::Main;
-                vec![Effect::Redraw]
-            }
-            "filter" => {
-                self.filter = rest.to_string();
-                self.selected = 0;
-                vec![Effect::Redraw]
-            }
-            "theme" if rest.is_empty() => {
-                self.message = Some(need("a theme name or path"));
-                vec![Effect::Redraw]
-            }
-            "theme" => vec![Effect::Theme(rest.to_string()), Effect::Redraw],
-            "apply" if rest.is_empty() => {
-                self.message = Some(need("a spec file"));
-                vec![Effect::Redraw]
-            }
-            "apply" => rest
-                .split_whitespace()
-                .map(|p| Effect::Apply {
-                    path: p.to_string(),
-                })
-                .chain([Effect::Redraw])
-                .collect(),
-            "pause" => self.command(Action::Pause, None),
-            "resume" => self.command(Action::Resume, None),
-            "promote" => self.command(Action::Promote, None),
-            "approve" => self.command(
-                Action::Approve,
-                (!rest.is_empty()).then(|| rest.to_string()),
-            ),
-            "reject" if rest.is_empty() => {
-                self.message = Some(need("a reason: :reject REASON"));
-                vec![Effect::Redraw]
-            }
-            "reject" => self.command(Action::No, Some(rest.to_string())),
-            "rollback" => self.command(
-                Action::Rollback,
-                (!rest.is_empty()).then(|| rest.to_string()),
-            ),
-            other => {
-                let known: Vec<&str> = COMMANDS
-                    .iter()
-                    .map(|(c, _)| c.split(' ').next().unwrap_or(c))
-                    .collect();
-                self.message = Some(format!(
-                    "unknown command :{other} (commands: {})",
-                    known.join(", ")
-                ));
-                vec![Effect::Redraw]
-            }
-        }
-    }
-
     /// A command for the selected deployment. `arg`: approve's comment, reject's reason
     /// (`Action::No` stands for reject), rollback's target version.
-    fn command(&mut self, a: Action, arg: Option<String>) -> Vec<Effect> {
+    pub(super) fn command(&mut self, a: Action, arg: Option<String>) -> Vec<Effect> {
         let Some(row) = self.current().cloned() else {
             self.message = Some("no deployment selected".into());
             return vec![Effect::Redraw];
