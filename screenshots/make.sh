@@ -38,3 +38,5 @@ keys H; capture_screenshot "$s" history
 keys j; keys Enter; capture_screenshot "$s" drill-down
 keys Escape; keys Escape; keys '?'; capture_screenshot "$s" help
 keys Escape; keys q
+# Let the demo stop its services and remove its state before the session goes.
+for _ in $(seq 100); do tmux has-session -t "$s" 2>/dev/null || break; sleep 0.1; done

@@ -215,7 +215,9 @@ fn main() -> ExitCode {
     match cli::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("cutover: {e:#}");
+            // Not eprintln!: it panics when stderr has gone (a closed terminal).
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "cutover: {e:#}");
             ExitCode::from(2)
         }
     }

@@ -319,7 +319,7 @@ fn rolling_back_a_running_rollout_with_capital_u() {
     }
     let (st, v2) = deployed("60s");
     let t = console_on(&st, &v2, "undo");
-    t.wait_for("analyse canary-20", Duration::from_secs(30));
+    t.wait_for("traffic: 1.0.0 80% | 1.1.0 20%", Duration::from_secs(30));
     t.wait_for("RUN  shop 1.1.0", Duration::from_secs(10));
     t.cmd(&["send-keys", "-t", "t", "U"]);
     let screen = t.wait_for("Roll back shop 1.1.0?", Duration::from_secs(5));
@@ -340,4 +340,31 @@ fn rolling_back_a_running_rollout_with_capital_u() {
     );
     t.cmd(&["send-keys", "-t", "t", "q"]);
     t.wait_for("EXIT=0", Duration::from_secs(10));
+}
+
+#[test]
+fn a_dropped_terminal_pauses_the_consoles_runs_and_lets_go_of_them() {
+    if !tmux_present() {
+        return;
+    }
+    let (st, v2) = deployed("60s");
+    let t = console_on(&st, &v2, "hup");
+    t.wait_for("traffic: 1.0.0 80% | 1.1.0 20%", Duration::from_secs(30));
+    // Like an SSH connection dropping: the terminal goes away and the console gets SIGHUP.
+    t.cmd(&["kill-server"]);
+    let start = Instant::now();
+    let s = loop {
+        let s = outcome(&st);
+        if s["status"] == "paused" && s["running"] == false {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the run was not paused and released: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Paused between steps: the 20% split is whole, and the run can be taken over later.
+    let w = &s["snapshot"]["traffic"][0]["weights"];
+    assert_eq!(w[1]["weight"], 20, "{s}");
 }

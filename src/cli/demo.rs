@@ -89,6 +89,8 @@ pub fn demo(opts: Options) -> Result<u8> {
     let client = rt
         .block_on(ensure_host(&dir, &exe))
         .map_err(|e| anyhow::anyhow!("starting the demo's local host: {e}"))?;
+    // Declared after the state dir's guard, so it runs first.
+    let _stop = StopHost(client.clone());
     let engine = super::engine(
         &store,
         Arc::new(LocalProvider::new(client.clone())),
@@ -118,19 +120,33 @@ pub fn demo(opts: Options) -> Result<u8> {
             r
         })
     });
-    // Stop every process the demo started: the host takes its services and routers with it.
-    let pid = rt.block_on(async {
-        let pid = client.status().await.ok().map(|s| s.pid);
-        if let Err(e) = client.stop().await {
-            tracing::warn!("stopping the demo host: {e}");
-        }
-        pid
-    });
     drop(rt);
-    if let Some(pid) = pid {
-        wait_gone(pid);
-    }
     result
+}
+
+/// Stops the demo's host however the demo ends (also on a panic): the host takes its services
+/// and routers with it.
+struct StopHost(cutover::local::client::HostClient);
+
+impl Drop for StopHost {
+    fn drop(&mut self) {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        let pid = rt.block_on(async {
+            let pid = self.0.status().await.ok().map(|s| s.pid);
+            if let Err(e) = self.0.stop().await {
+                tracing::warn!("stopping the demo host: {e}");
+            }
+            pid
+        });
+        if let Some(pid) = pid {
+            wait_gone(pid);
+        }
+    }
 }
 
 /// The host exits after answering stop (taking its processes with it); wait for that, so the

@@ -136,7 +136,12 @@ pub fn with_terminal<T>(body: impl FnOnce(&mut Term, Arc<AtomicU64>) -> Result<T
     };
     let mut terminal = ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(writer))?;
     terminal.clear()?;
-    body(&mut terminal, bytes)
+    let result = body(&mut terminal, bytes);
+    // ratatui's Terminal shows the cursor when dropped and prints (so panics) if that fails,
+    // which it does when the terminal has gone (an SSH drop, a killed tmux): `restore` shows the
+    // cursor instead, ignoring errors, and the terminal value is let go without its drop.
+    std::mem::forget(terminal);
+    result
 }
 
 pub fn console(dir: &Path, opts: Options) -> Result<u8> {

@@ -183,7 +183,8 @@ pub async fn run(term: &mut Term, mut s: Setup) -> Result<u8> {
                 Effect::Redraw => {}
                 Effect::QuitPausing => {
                     model.quitting = Some("pausing".into());
-                    draw(term, &model, &look)?;
+                    // The terminal may be gone already (SIGHUP): pausing matters more.
+                    let _ = draw(term, &model, &look);
                     pause_all(&s.engines, &s.store, &s.user).await;
                     log_stats(started, cpu0, frames, &s.bytes);
                     return Ok(OK);
@@ -245,7 +246,13 @@ pub async fn run(term: &mut Term, mut s: Setup) -> Result<u8> {
         }
         let due = last_draw + frame;
         if Instant::now() >= due {
-            draw(term, &model, &look)?;
+            if let Err(e) = draw(term, &model, &look) {
+                // The terminal has gone (a dropped SSH connection): leave nothing half-done.
+                tracing::warn!("cannot draw ({e}); pausing this console's runs and quitting");
+                pause_all(&s.engines, &s.store, &s.user).await;
+                log_stats(started, cpu0, frames, &s.bytes);
+                return Ok(OK);
+            }
             frames += 1;
             last_draw = Instant::now();
             drawn = Some((model.clone(), look.clone()));
