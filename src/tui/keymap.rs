@@ -41,6 +41,9 @@ pub enum Action {
     Down,
     Top,
     Bottom,
+    /// Scroll the events pane back (older) or forward (newer).
+    OlderEvents,
+    NewerEvents,
     NextPane,
     PrevPane,
     /// Drill down (views); keep what was typed (filter, command).
@@ -139,6 +142,30 @@ pub const MAIN: &[Binding] = &[
         "previous pane",
     ),
     b("h/left", KeyCode::Left, Action::PrevPane, "previous pane"),
+    b(
+        "[/pgup",
+        KeyCode::Char('['),
+        Action::OlderEvents,
+        "scroll the events back",
+    ),
+    b(
+        "[/pgup",
+        KeyCode::PageUp,
+        Action::OlderEvents,
+        "scroll the events back",
+    ),
+    b(
+        "]/pgdn",
+        KeyCode::Char(']'),
+        Action::NewerEvents,
+        "scroll the events forward",
+    ),
+    b(
+        "]/pgdn",
+        KeyCode::PageDown,
+        Action::NewerEvents,
+        "scroll the events forward",
+    ),
     b(
         "enter",
         KeyCode::Enter,

@@ -84,6 +84,8 @@ pub struct Model {
     pub now: Option<DateTime<Utc>>,
     /// The demo: quitting stops everything it started, without asking.
     pub demo: bool,
+    /// How many lines the events pane is scrolled back from the newest (0: follows the newest).
+    pub events_back: usize,
 }
 
 impl Model {
@@ -108,6 +110,7 @@ impl Model {
             quitting: None,
             now: None,
             demo: false,
+            events_back: 0,
         }
     }
 
@@ -227,7 +230,20 @@ impl Model {
         self.message = None;
         match a {
             Action::Quit => return self.quit(),
-            Action::Up | Action::Down | Action::Top | Action::Bottom => self.motion(a),
+            Action::Up | Action::Down | Action::Top | Action::Bottom => {
+                if self.view == View::Main {
+                    self.events_back = 0;
+                }
+                self.motion(a)
+            }
+            Action::OlderEvents => {
+                let n = self
+                    .current()
+                    .and_then(|r| r.detail.as_ref())
+                    .map_or(0, |d| d.events.len());
+                self.events_back = (self.events_back + 5).min(n.saturating_sub(1));
+            }
+            Action::NewerEvents => self.events_back = self.events_back.saturating_sub(5),
             Action::NextPane => self.pane = (self.pane + 1) % PANES.len(),
             Action::PrevPane => self.pane = (self.pane + PANES.len() - 1) % PANES.len(),
             Action::Open => return self.open(),
@@ -718,5 +734,30 @@ mod tests {
         assert_eq!(m.view, View::Main);
         let fx = m.key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
         assert_eq!(fx[0], Effect::LoadDrill { run: 1 });
+    }
+
+    #[test]
+    fn the_events_pane_scrolls_back_and_follows_again() {
+        let mut m = Model::new("me", false);
+        let mut r = row("a", "progressing", true);
+        r.detail = Some(crate::tui::data::Live {
+            events: (0..20).map(|i| format!("event {i}")).collect(),
+            ..Default::default()
+        });
+        m.set_rows(vec![r, row("b", "progressing", true)]);
+        m.key(k('['));
+        m.key(k('['));
+        assert_eq!(m.events_back, 10);
+        for _ in 0..10 {
+            m.key(k('['));
+        }
+        assert_eq!(m.events_back, 19, "never past the oldest");
+        m.key(k(']'));
+        assert_eq!(m.events_back, 14);
+        m.key(k('j'));
+        assert_eq!(
+            m.events_back, 0,
+            "another deployment follows its newest events"
+        );
     }
 }

@@ -115,15 +115,21 @@ fn details(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
         .detail
         .as_ref()
         .map(|d| {
-            let start = d.events.len().saturating_sub(height);
-            d.events[start..]
+            let end = d.events.len().saturating_sub(m.events_back);
+            let start = end.saturating_sub(height);
+            d.events[start..end]
                 .iter()
                 .map(|e| Line::from(e.clone()))
                 .collect()
         })
         .unwrap_or_default();
+    let title = if m.events_back > 0 {
+        format!(" events ({} lines back; ] newer) ", m.events_back)
+    } else {
+        " events ([ older) ".to_string()
+    };
     f.render_widget(
-        Paragraph::new(events).block(look.block(" events ", false)),
+        Paragraph::new(events).block(look.block(title, false)),
         parts[1],
     );
 }
