@@ -22,6 +22,36 @@ pub fn user_name(uid: u32) -> Option<String> {
     })
 }
 
+/// The groups a user belongs to: the primary group (from /etc/passwd) and every group that lists
+/// them as a member (/etc/group). Directory services behind NSS are not consulted.
+pub fn groups_of(user: &str) -> Vec<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    groups_from(user, &passwd, &group)
+}
+
+fn groups_from(user: &str, passwd: &str, group: &str) -> Vec<String> {
+    let primary: Option<String> = passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.first() == Some(&user)).then(|| f.get(3).map(|g| g.to_string()))?
+    });
+    let mut out = Vec::new();
+    for l in group.lines() {
+        let f: Vec<&str> = l.split(':').collect();
+        let (Some(name), Some(gid)) = (f.first(), f.get(2)) else {
+            continue;
+        };
+        let members = f.get(3).copied().unwrap_or("");
+        let member = members.split(',').any(|m| m.trim() == user);
+        if member || primary.as_deref() == Some(*gid) {
+            out.push(name.to_string());
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// The operator: the OS user name, or `uid:N` when it has no name.
 pub fn current_user() -> String {
     match real_uid() {
@@ -32,6 +62,20 @@ pub fn current_user() -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn groups_come_from_the_primary_gid_and_memberships() {
+        let passwd = "root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n";
+        let group = "root:x:0:\nalice:x:1000:\nsre:x:2000:bob,alice\ndeployers:x:2001:bob\n";
+        assert_eq!(
+            super::groups_from("alice", passwd, group),
+            vec!["alice", "sre"]
+        );
+        assert_eq!(
+            super::groups_from("bob", passwd, group),
+            vec!["deployers", "sre"]
+        );
+    }
+
     #[test]
     fn resolves_a_name() {
         let me = super::current_user();

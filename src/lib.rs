@@ -7,6 +7,7 @@ pub mod analysis;
 pub mod demo_service;
 pub mod describe;
 pub mod engine;
+pub mod governance;
 pub mod identity;
 pub mod load;
 pub mod local;

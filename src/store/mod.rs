@@ -4,6 +4,7 @@
 //! event journal, and commands sent from one process to the engine that owns a run.
 //! Must not touch: engine decisions. All calls are blocking; async callers use [`Store::call`].
 
+mod audit;
 mod schema;
 
 use std::path::{Path, PathBuf};

@@ -75,6 +75,24 @@ const MIGRATIONS: &[&str] = &[
         weight     INTEGER NOT NULL DEFAULT 0,
         updated_at TEXT NOT NULL
     );",
+    // 3: the audit trail, a hash chain, and its head (to notice the newest records removed).
+    "CREATE TABLE audit (
+        seq         INTEGER PRIMARY KEY,
+        ts          TEXT NOT NULL,
+        actor       TEXT NOT NULL,
+        action      TEXT NOT NULL,
+        deployment  TEXT NOT NULL,
+        run_id      INTEGER,
+        environment TEXT NOT NULL,
+        detail_json TEXT NOT NULL,
+        prev_hash   TEXT NOT NULL,
+        hash        TEXT NOT NULL
+    );
+    CREATE TABLE audit_head (
+        id   INTEGER PRIMARY KEY CHECK (id = 1),
+        seq  INTEGER NOT NULL,
+        hash TEXT NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.
