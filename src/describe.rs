@@ -144,6 +144,25 @@ pub fn human_line(ev: &Event, steps: usize) -> Option<String> {
             "    gate {gate} approved by {by}{}",
             comment.as_ref().map(|c| format!(": {c}")).unwrap_or_default()
         ),
+        EventKind::GateVote {
+            gate,
+            by,
+            comment,
+            approvals,
+            required,
+        } => format!(
+            "    gate {gate}: approved by {by} ({approvals} of {required}){}",
+            comment
+                .as_ref()
+                .map(|c| format!(": {c}"))
+                .unwrap_or_default()
+        ),
+        EventKind::GateEscalated {
+            gate,
+            step,
+            description,
+            ..
+        } => format!("    gate {gate}: escalation step {}: {description}", step + 1),
         EventKind::GateRejected { gate, by, reason } => {
             format!("    gate {gate} rejected by {by}: {reason}")
         }

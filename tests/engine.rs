@@ -106,6 +106,7 @@ fn engine(w: &World, provider: Arc<dyn Provider>) -> Engine {
         signals: Arc::new(Builtin::default()),
         virtual_clock: true,
         poll_store: false,
+        governance: Default::default(),
     })
 }
 

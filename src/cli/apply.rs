@@ -180,7 +180,7 @@ async fn interrupted(
     user: &str,
     json: bool,
 ) -> Result<u8> {
-    let _ = engine.command(run_id, Command::Pause, user).await;
+    let _ = engine.command_as_owner(run_id, Command::Pause, user).await;
     let s = store.clone();
     let run = store
         .call(move |st| {

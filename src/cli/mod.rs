@@ -44,8 +44,36 @@ pub const FAILED: u8 = 1;
 pub const INVALID: u8 = 2;
 pub const INTERRUPTED: u8 = 3;
 
+/// The workspace's governance for this process's engines (set once, from `--config`).
+static GOVERNANCE: std::sync::OnceLock<cutover::governance::Governance> =
+    std::sync::OnceLock::new();
+
+/// Commands whose engines or checks need the workspace configuration: an invalid one stops them.
+fn needs_config(c: &Cmd) -> bool {
+    matches!(
+        c,
+        Cmd::Apply { .. }
+            | Cmd::Console { .. }
+            | Cmd::Rollback { .. }
+            | Cmd::Approve { .. }
+            | Cmd::Reject { .. }
+            | Cmd::Pause { .. }
+            | Cmd::Resume { .. }
+    )
+}
+
 pub fn run(cli: Cli) -> Result<u8> {
     let state_dir = state_dir(cli.state_dir.as_deref());
+    match cutover::governance::config::load(cli.config.as_deref()) {
+        Ok(ws) => {
+            let _ = GOVERNANCE.set(cutover::governance::Governance::new(ws));
+        }
+        Err(e) if needs_config(&cli.command) => {
+            eprintln!("{e}");
+            return Ok(INVALID);
+        }
+        Err(_) => {}
+    }
     match cli.command {
         Cmd::Demo { looks } => demo::demo(options(Vec::new(), false, looks)),
         Cmd::Console {
@@ -164,6 +192,7 @@ pub fn engine(
         signals: std::sync::Arc::new(cutover::engine::Builtin::default()),
         virtual_clock,
         poll_store,
+        governance: GOVERNANCE.get().cloned().unwrap_or_default(),
     })
 }
 

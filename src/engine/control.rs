@@ -11,52 +11,14 @@ use tokio::time::Instant;
 use super::event::*;
 use super::run::{Run, Stop};
 use super::{Command, Envelope};
+use crate::governance::rbac::Permission;
 
 impl Run {
-    pub(crate) async fn gate(&mut self, ci: usize, name: &str) -> Result<(), Stop> {
-        let component = self.comps[ci].comp.id.clone();
-        self.gate = Some(name.to_string());
-        self.status = Status::WaitingApproval;
-        let hint = format!("cutover approve {} --gate {name}", self.spec.id);
-        self.emit(EventKind::GateWaiting {
-            gate: name.to_string(),
-            component,
-            hint,
-        })
-        .await;
-        if self.opts.auto_approve {
-            return self.approve_gate("auto-approve", None).await;
-        }
-        let interval = self.interval();
-        loop {
-            if self.gate.is_none() || self.promoting {
-                self.status = Status::Progressing;
-                return Ok(());
-            }
-            if self.engine.inner.virtual_clock {
-                // Only a person can move this on: wait for a command without ticking the clock.
-                match self.rx.recv().await {
-                    Some(env) => self.handle(env).await?,
-                    None => std::future::pending::<()>().await,
-                }
-            } else {
-                self.sleep_handling(interval).await?;
-                if self.gate.is_some() && !self.paused {
-                    let verdicts = self.judge(ci).await;
-                    self.decide(verdicts, false, name, Some(interval))
-                        .await
-                        .map_err(|stop| match stop {
-                            Stop::Fail(r) => {
-                                Stop::Fail(format!("while waiting at gate {name}: {r}"))
-                            }
-                            other => other,
-                        })?;
-                }
-            }
-        }
-    }
-
-    async fn approve_gate(&mut self, by: &str, comment: Option<String>) -> Result<(), Stop> {
+    pub(crate) async fn approve_gate(
+        &mut self,
+        by: &str,
+        comment: Option<String>,
+    ) -> Result<(), Stop> {
         if let Some(gate) = self.gate.take() {
             self.status = if self.paused {
                 Status::Paused
@@ -116,15 +78,16 @@ impl Run {
 
     /// Apply one command and answer it (to the caller and, for commands from another process,
     /// in the store before the run moves on); an error return stops the run's current step.
-    async fn handle(&mut self, env: Envelope) -> Result<(), Stop> {
+    pub(crate) async fn handle(&mut self, env: Envelope) -> Result<(), Stop> {
         let Envelope {
             command,
             actor,
             reply,
             store_id,
+            owner,
         } = env;
         let (tx, mut rx) = tokio::sync::oneshot::channel();
-        let flow = self.apply_command(command, actor, Some(tx)).await;
+        let flow = self.apply_command(command, actor, owner, Some(tx)).await;
         let result = rx
             .try_recv()
             .unwrap_or_else(|_| Err("the command was not answered".into()));
@@ -150,6 +113,7 @@ impl Run {
         &mut self,
         command: Command,
         actor: String,
+        owner: bool,
         reply: Option<tokio::sync::oneshot::Sender<Result<String, String>>>,
     ) -> Result<(), Stop> {
         let answer = |reply: Option<tokio::sync::oneshot::Sender<Result<String, String>>>,
@@ -158,6 +122,23 @@ impl Run {
                 let _ = tx.send(r);
             }
         };
+        // Roles are checked here, in the engine, whoever sent the command. Gates have their
+        // own approver rules (checked when deciding them).
+        let perm = match &command {
+            Command::Pause => Some(Permission::Pause),
+            Command::Resume => Some(Permission::Resume),
+            Command::Promote => Some(Permission::Promote),
+            Command::Rollback { .. } => Some(Permission::Rollback),
+            Command::Approve { .. } | Command::Reject { .. } => None,
+        };
+        if let (false, Some(p)) = (owner, perm) {
+            let env = self.spec.environment.clone();
+            if let Err(msg) = self.engine.inner.governance.check(&env, &actor, p) {
+                self.refuse(command.name(), &actor, &msg).await;
+                answer(reply, Err(msg));
+                return Ok(());
+            }
+        }
         match command {
             Command::Pause => {
                 if self.paused {
@@ -182,28 +163,22 @@ impl Run {
                     answer(reply, Ok("resumed".into()));
                 }
             }
-            Command::Approve { gate, comment } => match (&self.gate, gate) {
-                (None, _) => {
-                    self.refuse("approve", &actor, "no gate is waiting").await;
-                    answer(reply, Err("no gate is waiting".into()));
+            Command::Approve { gate, comment } => {
+                match self.decide_approve(&actor, gate, comment).await {
+                    Ok(msg) => answer(reply, Ok(msg)),
+                    Err(msg) => {
+                        self.refuse("approve", &actor, &msg).await;
+                        answer(reply, Err(msg));
+                    }
                 }
-                (Some(g), Some(want)) if *g != want => {
-                    let msg = format!("gate `{want}` is not waiting (waiting: `{g}`)");
-                    self.refuse("approve", &actor, &msg).await;
+            }
+            Command::Reject { reason } => match self.decide_reject(&actor, &reason) {
+                Err(msg) => {
+                    self.refuse("reject", &actor, &msg).await;
                     answer(reply, Err(msg));
                 }
-                (Some(g), _) => {
-                    let g = g.clone();
-                    self.approve_gate(&actor, comment).await?;
-                    answer(reply, Ok(format!("approved gate {g}")));
-                }
-            },
-            Command::Reject { reason } => match self.gate.take() {
-                None => {
-                    self.refuse("reject", &actor, "no gate is waiting").await;
-                    answer(reply, Err("no gate is waiting".into()));
-                }
-                Some(g) => {
+                Ok(g) => {
+                    self.gate = None;
                     self.emit(EventKind::GateRejected {
                         gate: g.clone(),
                         by: actor.clone(),
@@ -211,9 +186,12 @@ impl Run {
                     })
                     .await;
                     answer(reply, Ok(format!("rejected gate {g}")));
-                    return Err(Stop::Fail(format!(
-                        "gate {g} rejected by {actor}: {reason}"
-                    )));
+                    let why = format!("gate {g} rejected by {actor}: {reason}");
+                    return Err(if g == super::BEFORE_START {
+                        Stop::Abort(why)
+                    } else {
+                        Stop::Fail(why)
+                    });
                 }
             },
             Command::Promote => {
@@ -242,7 +220,7 @@ impl Run {
         Ok(())
     }
 
-    async fn refuse(&mut self, command: &str, by: &str, reason: &str) {
+    pub(crate) async fn refuse(&mut self, command: &str, by: &str, reason: &str) {
         self.emit(EventKind::CommandRefused {
             command: command.to_string(),
             by: by.to_string(),

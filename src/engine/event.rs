@@ -151,6 +151,22 @@ pub enum EventKind {
         by: String,
         reason: String,
     },
+    /// One approval of a gate that needs more than one person.
+    GateVote {
+        gate: String,
+        by: String,
+        comment: Option<String>,
+        approvals: u32,
+        required: u32,
+    },
+    /// A step of the gate's escalation ladder was taken.
+    GateEscalated {
+        gate: String,
+        step: usize,
+        description: String,
+        notify: Vec<String>,
+        action: Option<String>,
+    },
     Paused {
         by: String,
         reason: String,
@@ -202,6 +218,8 @@ impl EventKind {
             EventKind::GateWaiting { .. } => "gate_waiting",
             EventKind::GateApproved { .. } => "gate_approved",
             EventKind::GateRejected { .. } => "gate_rejected",
+            EventKind::GateVote { .. } => "gate_vote",
+            EventKind::GateEscalated { .. } => "gate_escalated",
             EventKind::Paused { .. } => "paused",
             EventKind::Resumed { .. } => "resumed",
             EventKind::Promoted { .. } => "promoted",
@@ -229,6 +247,9 @@ pub struct Snapshot {
     pub step_description: String,
     /// The gate being waited at, if any.
     pub gate: Option<String>,
+    /// Who may still approve it, who has, and the time to its next escalation step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate_view: Option<crate::governance::gate::GateView>,
     pub traffic: Vec<ComponentTraffic>,
     /// The instances of the revisions involved, as last seen.
     #[serde(default)]

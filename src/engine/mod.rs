@@ -4,9 +4,11 @@
 //! the event broadcast and the snapshot watch. Must not touch: any UI, terminal or printing.
 
 mod adopt;
+mod audit_map;
 mod control;
 pub mod decide;
 pub mod event;
+mod gates;
 mod metric_judge;
 pub mod remote;
 mod rollback;
@@ -28,6 +30,7 @@ use crate::provider::{Provider, RevisionKey};
 use crate::spec::{Component, Spec};
 use crate::store::{NewRun, RevisionRow, Store, StoreError};
 
+pub(crate) use audit_map::audit_entry;
 pub use decide::{Counts, Tally};
 pub use event::{Event, EventKind, Outcome, Snapshot, Status};
 pub use signals::{Builtin, Judgement, SignalSource, Verdict};
@@ -72,6 +75,9 @@ pub struct Envelope {
     pub reply: Option<oneshot::Sender<Result<String, String>>>,
     /// The row of a command that came through the store; answered there.
     pub store_id: Option<i64>,
+    /// From the process that owns the run (its Ctrl-C, its console quitting): not subject to
+    /// roles. Commands from people (keys, the CLI, the store) never are.
+    pub owner: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +107,8 @@ pub struct EngineConfig {
     pub virtual_clock: bool,
     /// Take commands written to the store by other processes.
     pub poll_store: bool,
+    /// Who may do what, and how gates decide.
+    pub governance: crate::governance::Governance,
 }
 
 struct Inner {
@@ -108,6 +116,7 @@ struct Inner {
     provider: Arc<dyn Provider>,
     signals: Arc<dyn SignalSource>,
     virtual_clock: bool,
+    governance: crate::governance::Governance,
     events: broadcast::Sender<Event>,
     snapshots: watch::Sender<BTreeMap<i64, Snapshot>>,
     runs: Mutex<HashMap<i64, mpsc::UnboundedSender<Envelope>>>,
@@ -171,6 +180,7 @@ impl Engine {
                 provider: cfg.provider,
                 signals: cfg.signals,
                 virtual_clock: cfg.virtual_clock,
+                governance: cfg.governance,
                 events,
                 snapshots,
                 runs: Mutex::new(HashMap::new()),
@@ -208,6 +218,22 @@ impl Engine {
     /// Start a deployment run of a checked spec.
     pub async fn start(&self, spec: Spec, opts: RunOptions) -> Result<RunHandle, EngineError> {
         let store = self.inner.store.clone();
+        if let Err(msg) = self.inner.governance.check(
+            &spec.environment,
+            &opts.initiator,
+            crate::governance::rbac::Permission::Deploy,
+        ) {
+            self.audit(crate::governance::audit::Entry {
+                actor: opts.initiator.clone(),
+                action: "refused".into(),
+                deployment: spec.id.clone(),
+                run: None,
+                environment: spec.environment.clone(),
+                detail: serde_json::json!({"command": "deploy", "reason": msg}),
+            })
+            .await;
+            return Err(EngineError::Refused(msg));
+        }
         let spec2 = spec.clone();
         let dry = opts.dry_run;
         let mut previous = store
@@ -239,7 +265,17 @@ impl Engine {
                     .await?;
             }
         }
-        let plan = plan_for(&spec, &previous);
+        let mut plan = plan_for(&spec, &previous);
+        let before_start = self
+            .inner
+            .governance
+            .workspace
+            .env(&spec.environment)
+            .and_then(|e| e.approval.as_ref())
+            .is_some_and(|a| a.before_start);
+        if before_start {
+            add_before_start_gate(&mut plan);
+        }
         let new_run = NewRun {
             deployment: spec.id.clone(),
             kind: "deploy".into(),
@@ -301,12 +337,44 @@ impl Engine {
         rollback::start_standalone(self, spec, dry_run, from_run, to, actor).await
     }
 
-    /// Send a command to a run owned by this engine and wait for its answer.
+    /// Send a person's command to a run owned by this engine and wait for its answer (roles apply).
     pub async fn command(
         &self,
         run_id: i64,
         command: Command,
         actor: &str,
+    ) -> Result<String, EngineError> {
+        self.send(run_id, command, actor, false).await
+    }
+
+    /// A command from the process that owns the run itself (its Ctrl-C, its console quitting),
+    /// which roles do not restrict.
+    pub async fn command_as_owner(
+        &self,
+        run_id: i64,
+        command: Command,
+        actor: &str,
+    ) -> Result<String, EngineError> {
+        self.send(run_id, command, actor, true).await
+    }
+
+    /// Append to the audit trail; a failure is logged, never fatal.
+    pub(crate) async fn audit(&self, e: crate::governance::audit::Entry) {
+        if let Err(err) = self.inner.store.call(move |s| s.append_audit(&e)).await {
+            tracing::error!("audit append failed: {err}");
+        }
+    }
+
+    pub fn governance(&self) -> &crate::governance::Governance {
+        &self.inner.governance
+    }
+
+    async fn send(
+        &self,
+        run_id: i64,
+        command: Command,
+        actor: &str,
+        owner: bool,
     ) -> Result<String, EngineError> {
         let tx = self
             .lock_runs()
@@ -319,6 +387,7 @@ impl Engine {
             actor: actor.to_string(),
             reply: Some(reply),
             store_id: None,
+            owner,
         })
         .map_err(|_| EngineError::NotHere(run_id))?;
         match rx.await {
@@ -381,6 +450,7 @@ impl Engine {
                                         actor: row.actor.clone(),
                                         reply: None,
                                         store_id: Some(row.id),
+                                        owner: false,
                                     })
                                     .err()
                                     .map(|_| remote::encode_answer(&Err("run has finished".into())))
@@ -398,6 +468,34 @@ impl Engine {
         }
     }
 }
+
+/// Put an approval gate before the first step (the environment's `beforeStart`).
+fn add_before_start_gate(plan: &mut Plan) {
+    let Some(component) = plan.steps.first().map(|s| s.component.clone()) else {
+        return;
+    };
+    plan.steps.insert(
+        0,
+        crate::plan::Step {
+            index: 0,
+            component,
+            action: crate::plan::Action::Gate {
+                name: BEFORE_START.into(),
+            },
+            description: format!(
+                "gate {BEFORE_START}: wait for approval before any change (beforeStart)"
+            ),
+            on_failure: "nothing has changed; the deployment ends".into(),
+        },
+    );
+    for (i, s) in plan.steps.iter_mut().enumerate() {
+        s.index = i;
+    }
+    plan.gates += 1;
+}
+
+/// The name of the environment's gate before any change.
+pub const BEFORE_START: &str = "before-start";
 
 /// Look up the component spec a recorded revision ran with.
 pub(crate) fn component_of(row: &RevisionRow) -> Option<Component> {

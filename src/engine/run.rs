@@ -117,6 +117,8 @@ pub(crate) struct Run {
     pub health: std::collections::BTreeMap<String, Vec<InstanceHealth>>,
     /// Requests per second per revision key, as last measured by the provider.
     pub measured: std::collections::BTreeMap<String, f64>,
+    /// The gate being waited at: its rule, votes and escalation, and when it opened.
+    pub gate_state: Option<(crate::governance::gate::Gate, Instant)>,
 }
 
 impl Run {
@@ -150,6 +152,7 @@ impl Run {
             restarts_seen: std::collections::HashMap::new(),
             health: std::collections::BTreeMap::new(),
             measured: std::collections::BTreeMap::new(),
+            gate_state: None,
         }
     }
 
@@ -165,6 +168,7 @@ impl Run {
             kind,
         };
         let snap = self.snapshot();
+        let audit = super::audit_entry(&ev, &self.spec.environment, &self.opts.initiator);
         let json = serde_json::to_string(&ev).unwrap_or_default();
         let snap_json = serde_json::to_string(&snap).unwrap_or_default();
         let (run, ts, name, status, step) = (
@@ -180,6 +184,9 @@ impl Run {
             .store
             .call(move |s| {
                 s.append_event(run, &ts, &name, &json)?;
+                if let Some(a) = &audit {
+                    s.append_audit(a)?;
+                }
                 s.update_run(run, status, step, &snap_json)
             })
             .await;
@@ -209,6 +216,10 @@ impl Run {
                 .map(|s| s.description.clone())
                 .unwrap_or_default(),
             gate: self.gate.clone(),
+            gate_view: self
+                .gate_state
+                .as_ref()
+                .map(|(g, opened)| g.view(opened.elapsed().as_millis() as u64)),
             traffic: self
                 .comps
                 .iter()

@@ -89,12 +89,12 @@ pub struct GateView {
     pub approved_by: Vec<String>,
     /// Who may still approve, in words.
     pub may_approve: String,
-    /// Milliseconds since the gate opened.
+    /// Milliseconds since the gate opened, when this view was taken.
     pub waited_ms: u64,
-    /// The next escalation step in words, and when (ms from now).
+    /// The next escalation step in words, and when it is due (ms after the gate opened).
     pub next_escalation: Option<(String, u64)>,
-    /// When the gate times out (ms from now).
-    pub timeout_in_ms: Option<u64>,
+    /// When the gate times out (ms after it opened).
+    pub timeout_ms: Option<u64>,
 }
 
 impl Gate {
@@ -225,8 +225,8 @@ impl Gate {
             next_escalation: r
                 .escalation
                 .get(self.steps_done)
-                .map(|s| (describe_step(s), s.after.0.saturating_sub(elapsed_ms))),
-            timeout_in_ms: r.timeout_ms.map(|t| t.saturating_sub(elapsed_ms)),
+                .map(|s| (describe_step(s), s.after.0)),
+            timeout_ms: r.timeout_ms,
         }
     }
 }

@@ -54,6 +54,7 @@ fn snapshot() -> Snapshot {
         steps: 9,
         step_description: "gate canary-50".into(),
         gate: Some("canary-50".into()),
+        gate_view: None,
         traffic: vec![ComponentTraffic {
             component: "web".into(),
             weights: vec![

@@ -193,7 +193,7 @@ pub async fn run(term: &mut Term, mut s: Setup) -> Result<u8> {
                     for run in s.engines.owned() {
                         if let Some(e) = s.engines.owner(run) {
                             let c = Command::Rollback { to: None };
-                            if let Err(err) = e.command(run, c, &s.user).await {
+                            if let Err(err) = e.command_as_owner(run, c, &s.user).await {
                                 tracing::warn!(run, "rollback on quit: {err}");
                             }
                         }
@@ -313,7 +313,7 @@ async fn pause_all(engines: &Engines, store: &Store, user: &str) {
         if let Some(e) = engines.owner(run) {
             let r = tokio::time::timeout(
                 Duration::from_secs(30),
-                e.command(run, Command::Pause, user),
+                e.command_as_owner(run, Command::Pause, user),
             )
             .await;
             match r {

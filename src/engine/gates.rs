@@ -1,0 +1,209 @@
+//! Waiting at an approval gate: the gate's rule from the environment (approvers, quorum of
+//! distinct people, self-approval), approvals and rejections as they arrive, and the escalation
+//! ladder over time (notify, widen the approvers, then approve, reject or roll back).
+//!
+//! Owns: a run's gate from opening to decision. Must not touch: strategy steps (the run goes on
+//! when the gate passes) or notifications' delivery.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::event::*;
+use super::run::{Run, Stop};
+use crate::governance::gate::{describe_step, Due, Gate, Rule};
+use crate::spec::human;
+
+impl Run {
+    pub(crate) async fn gate(&mut self, ci: usize, name: &str) -> Result<(), Stop> {
+        let component = self.comps[ci].comp.id.clone();
+        self.gate = Some(name.to_string());
+        self.status = Status::WaitingApproval;
+        let rule = Rule::for_env(
+            &self.engine.inner.governance.workspace,
+            &self.spec.environment,
+            name,
+            &self.opts.initiator,
+        );
+        self.gate_state = Some((Gate::new(rule), Instant::now()));
+        let hint = format!("cutover approve {} --gate {name}", self.spec.id);
+        self.emit(EventKind::GateWaiting {
+            gate: name.to_string(),
+            component,
+            hint,
+        })
+        .await;
+        let result = if self.opts.auto_approve {
+            self.approve_gate("auto-approve", None).await
+        } else {
+            self.wait_gate(ci, name).await
+        };
+        self.gate_state = None;
+        result
+    }
+
+    async fn wait_gate(&mut self, ci: usize, name: &str) -> Result<(), Stop> {
+        let interval = self.interval();
+        let mut last_judged = Instant::now();
+        loop {
+            if self.gate.is_none() || self.promoting {
+                self.status = if self.paused {
+                    Status::Paused
+                } else {
+                    Status::Progressing
+                };
+                return Ok(());
+            }
+            let Some((state, opened)) = self.gate_state.as_ref() else {
+                return Ok(());
+            };
+            let elapsed = opened.elapsed().as_millis() as u64;
+            if let Some(due) = state.due(elapsed) {
+                self.escalate(due).await?;
+                continue;
+            }
+            let deadline = state.next_deadline(elapsed).map(Duration::from_millis);
+            if self.engine.inner.virtual_clock {
+                // Only a person (or the ladder) can move this on: no analysis ticks.
+                match deadline {
+                    Some(d) => self.sleep_handling(d).await?,
+                    None => match self.rx.recv().await {
+                        Some(env) => self.handle(env).await?,
+                        None => std::future::pending::<()>().await,
+                    },
+                }
+                continue;
+            }
+            let wait = deadline.map_or(interval, |d| d.min(interval));
+            self.sleep_handling(wait).await?;
+            if self.gate.is_some() && !self.paused && last_judged.elapsed() >= interval {
+                last_judged = Instant::now();
+                let verdicts = self.judge(ci).await;
+                self.decide(verdicts, false, name, Some(interval))
+                    .await
+                    .map_err(|stop| match stop {
+                        Stop::Fail(r) => Stop::Fail(format!("while waiting at gate {name}: {r}")),
+                        other => other,
+                    })?;
+            }
+        }
+    }
+
+    /// Take the escalation step (or the timeout) that is due.
+    async fn escalate(&mut self, due: Due) -> Result<(), Stop> {
+        let Some((state, opened)) = self.gate_state.as_mut() else {
+            return Ok(());
+        };
+        let gate = state.rule.gate.clone();
+        let waited = human(opened.elapsed().as_millis() as u64);
+        let votes = format!("{} of {}", state.votes.len(), state.rule.required);
+        let action = match due {
+            Due::Step(i) => {
+                let Some(step) = state.take_step(i) else {
+                    return Ok(());
+                };
+                self.emit(EventKind::GateEscalated {
+                    gate: gate.clone(),
+                    step: i,
+                    description: describe_step(&step),
+                    notify: step.notify.clone(),
+                    action: step.action.clone(),
+                })
+                .await;
+                match step.action {
+                    Some(a) => a,
+                    None => return Ok(()),
+                }
+            }
+            Due::TimedOut => "timeout".to_string(),
+        };
+        let reason = match action.as_str() {
+            "timeout" => format!("timed out after {waited} with {votes} approvals"),
+            other => format!("escalation after {waited} ({votes} approvals): {other}"),
+        };
+        match action.as_str() {
+            "approve" => self.approve_gate("escalation", Some(reason)).await,
+            "rollback" => {
+                self.gate = None;
+                Err(Stop::Rollback {
+                    to: None,
+                    by: "escalation".into(),
+                })
+            }
+            _ => {
+                self.gate = None;
+                self.emit(EventKind::GateRejected {
+                    gate: gate.clone(),
+                    by: "escalation".into(),
+                    reason: reason.clone(),
+                })
+                .await;
+                let why = format!("gate {gate} rejected: {reason}");
+                Err(if gate == super::BEFORE_START {
+                    Stop::Abort(why)
+                } else {
+                    Stop::Fail(why)
+                })
+            }
+        }
+    }
+
+    /// An approval from `actor`: counted toward the quorum if they may decide this gate.
+    pub(crate) async fn decide_approve(
+        &mut self,
+        actor: &str,
+        want: Option<String>,
+        comment: Option<String>,
+    ) -> Result<String, String> {
+        let g = self.check_gate(want.as_deref())?;
+        let groups = (self.engine.inner.governance.groups)(actor);
+        let ws = self.engine.inner.governance.workspace.clone();
+        let Some((state, opened)) = self.gate_state.as_mut() else {
+            return Err("no gate is waiting".into());
+        };
+        state.may_decide(&ws, actor, &groups)?;
+        let at = opened.elapsed().as_millis() as u64;
+        let passed = state.approve(actor, comment.clone(), at)?;
+        let (approvals, required) = (state.votes.len() as u32, state.rule.required);
+        if passed {
+            let _ = self.approve_gate(actor, comment).await;
+            return Ok(format!("approved gate {g}"));
+        }
+        self.emit(EventKind::GateVote {
+            gate: g.clone(),
+            by: actor.to_string(),
+            comment,
+            approvals,
+            required,
+        })
+        .await;
+        Ok(format!(
+            "approval recorded for gate {g}: {approvals} of {required}; {} more needed",
+            required - approvals
+        ))
+    }
+
+    /// Whether `actor` may reject the waiting gate (a reason is required); the gate's name.
+    pub(crate) fn decide_reject(&mut self, actor: &str, reason: &str) -> Result<String, String> {
+        let g = self.check_gate(None)?;
+        if reason.trim().is_empty() {
+            return Err("a rejection needs a reason (cutover reject ID --reason TEXT)".into());
+        }
+        let groups = (self.engine.inner.governance.groups)(actor);
+        let ws = self.engine.inner.governance.workspace.clone();
+        if let Some((state, _)) = self.gate_state.as_ref() {
+            state.may_decide(&ws, actor, &groups)?;
+        }
+        Ok(g)
+    }
+
+    fn check_gate(&self, want: Option<&str>) -> Result<String, String> {
+        match (&self.gate, want) {
+            (None, _) => Err("no gate is waiting".into()),
+            (Some(g), Some(w)) if g != w => {
+                Err(format!("gate `{w}` is not waiting (waiting: `{g}`)"))
+            }
+            (Some(g), _) => Ok(g.clone()),
+        }
+    }
+}
