@@ -127,6 +127,17 @@ pub enum Cmd {
         #[arg(long, required = true)]
         reason: String,
     },
+    /// The audit trail: every operator action and engine decision, hash-chained
+    Audit {
+        #[arg(long)]
+        json: bool,
+        /// Check the hash chain; exit 1 naming the first record altered or removed
+        #[arg(long)]
+        verify: bool,
+        /// Only the newest N records
+        #[arg(long)]
+        limit: Option<usize>,
+    },
     /// Gates waiting for a decision
     Approvals {
         #[arg(long)]

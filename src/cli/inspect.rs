@@ -10,6 +10,7 @@ use anyhow::Result;
 use super::{load_spec, open_store, INVALID, OK};
 use cutover::describe::weights;
 use cutover::engine::{self, Snapshot};
+use cutover::governance::gate::GateView;
 use cutover::plan::{self, Plan, Previous};
 use cutover::spec::human;
 use cutover::store::{pid_alive, RunRow};
@@ -284,19 +285,31 @@ pub fn history(dir: &Path, env: Option<&str>, json: bool, limit: usize) -> Resul
 
 pub fn approvals(dir: &Path, json: bool) -> Result<u8> {
     let store = open_store(dir)?;
-    let waiting: Vec<(RunRow, String)> = store
+    let waiting: Vec<(RunRow, String, Option<GateView>)> = store
         .active_runs()?
         .into_iter()
         .filter_map(|r| {
-            let gate = snapshot(&r)?.gate?;
-            Some((r, gate))
+            let s = snapshot(&r)?;
+            let gate = s.gate?;
+            Some((r, gate, s.gate_view))
         })
         .collect();
+    let now = chrono::Utc::now();
+    // Milliseconds from now until `after_ms` past the gate's opening.
+    let left = |v: &GateView, after_ms: u64| -> Option<i64> {
+        let opened = v
+            .opened_at
+            .as_deref()
+            .and_then(cutover::tui::data::parse_ts)?;
+        Some((opened + chrono::Duration::milliseconds(after_ms as i64) - now).num_milliseconds())
+    };
     if json {
-        for (r, g) in &waiting {
+        for (r, g, v) in &waiting {
             out!(
                 "{}",
-                serde_json::json!({"deployment": r.deployment, "run": r.run_id, "gate": g, "environment": r.environment, "version": r.version, "initiator": r.initiator, "since": r.updated_at})
+                serde_json::json!({"deployment": r.deployment, "run": r.run_id, "gate": g,
+                    "environment": r.environment, "version": r.version, "initiator": r.initiator,
+                    "approval": v})
             );
         }
         return Ok(OK);
@@ -304,14 +317,42 @@ pub fn approvals(dir: &Path, json: bool) -> Result<u8> {
     if waiting.is_empty() {
         out!("no gates are waiting");
     }
-    for (r, g) in &waiting {
+    for (r, g, v) in &waiting {
         out!(
-            "{} run #{} {} in {}: gate {g} (started by {}) -> cutover approve {} --gate {g}",
+            "{} run #{} {} in {}: gate {g} (started by {})",
             r.deployment,
             r.run_id,
             r.version,
             r.environment,
             r.initiator,
+        );
+        if let Some(v) = v {
+            out!(
+                "  approvals: {} of {}{}",
+                v.approved_by.len(),
+                v.required,
+                if v.approved_by.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", v.approved_by.join(", "))
+                }
+            );
+            out!("  may approve: {}", v.may_approve);
+            if let Some((what, after)) = &v.next_escalation {
+                let when = left(v, *after)
+                    .map(|ms| format!("in {}", cutover::spec::human(ms.max(0) as u64)))
+                    .unwrap_or_default();
+                out!("  next escalation {when}: {what}");
+            }
+            if let Some(t) = v.timeout_ms {
+                if let Some(ms) = left(v, t) {
+                    out!("  times out in {}", cutover::spec::human(ms.max(0) as u64));
+                }
+            }
+        }
+        out!(
+            "  cutover approve {} --gate {g} [--comment T]   |   cutover reject {} --reason T",
+            r.deployment,
             r.deployment
         );
     }

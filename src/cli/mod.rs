@@ -13,6 +13,7 @@ macro_rules! out {
 }
 
 mod apply;
+mod audit;
 mod console;
 mod control;
 mod demo;
@@ -105,6 +106,11 @@ pub fn run(cli: Cli) -> Result<u8> {
             control::send(&state_dir, &id, cutover::engine::Command::Reject { reason })
         }
         Cmd::Approvals { json } => inspect::approvals(&state_dir, json),
+        Cmd::Audit {
+            json,
+            verify,
+            limit,
+        } => audit::audit(&state_dir, json, verify, limit),
         Cmd::Host { action } => match action {
             None => host::status(&state_dir, false),
             Some(HostAction::Status { json }) => host::status(&state_dir, json),

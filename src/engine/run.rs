@@ -216,10 +216,13 @@ impl Run {
                 .map(|s| s.description.clone())
                 .unwrap_or_default(),
             gate: self.gate.clone(),
-            gate_view: self
-                .gate_state
-                .as_ref()
-                .map(|(g, opened)| g.view(opened.elapsed().as_millis() as u64)),
+            gate_view: self.gate_state.as_ref().map(|(g, opened)| {
+                let waited = opened.elapsed();
+                let mut v = g.view(waited.as_millis() as u64);
+                let at = self.engine.now() - chrono::Duration::from_std(waited).unwrap_or_default();
+                v.opened_at = Some(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+                v
+            }),
             traffic: self
                 .comps
                 .iter()

@@ -91,6 +91,9 @@ pub struct GateView {
     pub may_approve: String,
     /// Milliseconds since the gate opened, when this view was taken.
     pub waited_ms: u64,
+    /// When the gate opened (RFC 3339), so that others can count from it.
+    #[serde(default)]
+    pub opened_at: Option<String>,
     /// The next escalation step in words, and when it is due (ms after the gate opened).
     pub next_escalation: Option<(String, u64)>,
     /// When the gate times out (ms after it opened).
@@ -222,6 +225,7 @@ impl Gate {
             approved_by: approved,
             may_approve: who,
             waited_ms: elapsed_ms,
+            opened_at: None,
             next_escalation: r
                 .escalation
                 .get(self.steps_done)

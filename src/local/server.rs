@@ -60,7 +60,10 @@ pub async fn serve(state_dir: &Path, exe: PathBuf) -> Result<(), ServeError> {
     let sock = socket_path(state_dir);
     let _ = std::fs::remove_file(&sock);
     let listener = UnixListener::bind(&sock)?;
-    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600))?;
+    // Shared with the dir's group when the dir is (see `store::modes`).
+    let shared = crate::store::modes::check_dir(state_dir).unwrap_or(false);
+    let mode = crate::store::modes::file_mode(shared);
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(mode))?;
     std::fs::write(state_dir.join("host.pid"), std::process::id().to_string())?;
     let host = Arc::new(Host::new(state_dir, store, exe));
     host.recover().await;

@@ -5,6 +5,7 @@
 //! Must not touch: engine decisions. All calls are blocking; async callers use [`Store::call`].
 
 mod audit;
+pub mod modes;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -218,6 +219,7 @@ impl Store {
     /// Open (creating if needed) the store in a state dir.
     pub fn open(dir: &Path) -> Result<Store> {
         create_private_dir(dir)?;
+        let shared = modes::check_dir(dir)?;
         let path = dir.join("cutover.db");
         let mut conn = Connection::open(&path)?;
         conn.busy_timeout(Duration::from_secs(10))?;
@@ -225,6 +227,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         schema::migrate(&mut conn)?;
+        modes::fix_files(dir, shared);
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
             path,

@@ -54,7 +54,20 @@ fn snapshot() -> Snapshot {
         steps: 9,
         step_description: "gate canary-50".into(),
         gate: Some("canary-50".into()),
-        gate_view: None,
+        gate_view: Some(crate::governance::gate::GateView {
+            gate: "canary-50".into(),
+            required: 2,
+            approved_by: vec!["carol".into()],
+            may_approve: "users alice, bob, carol; groups sre, except carol, bob (started it)"
+                .into(),
+            waited_ms: 20_000,
+            opened_at: Some("2026-11-26T12:01:01.000Z".into()),
+            next_escalation: Some((
+                "notify oncall-webhook, add approvers users dave".into(),
+                30 * 60 * 1000,
+            )),
+            timeout_ms: Some(2 * 3600 * 1000),
+        }),
         traffic: vec![ComponentTraffic {
             component: "web".into(),
             weights: vec![

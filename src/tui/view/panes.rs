@@ -342,9 +342,43 @@ pub fn approvals(m: &Model, look: &Look) -> Vec<Line<'static>> {
             ),
             Span::raw(format!(" ({}{waited})", r.environment)),
         ]));
-        out.push(Line::from(
-            "   who may approve: any operator on this host (no cutover.yaml roles); time left: no timeout",
-        ));
+        match r.snapshot.as_ref().and_then(|s| s.gate_view.as_ref()) {
+            Some(v) => {
+                let approved = if v.approved_by.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", v.approved_by.join(", "))
+                };
+                out.push(Line::from(format!(
+                    "   approvals {} of {}{approved}",
+                    v.approved_by.len(),
+                    v.required
+                )));
+                out.push(Line::from(format!("   may approve: {}", v.may_approve)));
+                // Count from when the gate opened, with the console's clock.
+                let opened = v.opened_at.as_deref().and_then(crate::tui::data::parse_ts);
+                let left = |after: u64| match (m.now, opened) {
+                    (Some(now), Some(o)) => {
+                        let at = o + chrono::Duration::milliseconds(after as i64);
+                        format!("in {}", dur((at - now).num_seconds()))
+                    }
+                    _ => format!("{} after opening", dur((after / 1000) as i64)),
+                };
+                if let Some((what, after)) = &v.next_escalation {
+                    out.push(Line::styled(
+                        format!("   next escalation {}: {what}", left(*after)),
+                        look.s(Slot::Warn),
+                    ));
+                }
+                out.push(Line::from(match v.timeout_ms {
+                    Some(t) => format!("   time left: {}", left(t).trim_start_matches("in ")),
+                    None => "   time left: no timeout".to_string(),
+                }));
+            }
+            None => out.push(Line::from(
+                "   who may approve: any operator on this host; time left: no timeout",
+            )),
+        }
         out.push(Line::styled(
             format!(
                 "   a here, or: cutover approve {} --gate {gate}   reject: cutover reject {} --reason ...",
