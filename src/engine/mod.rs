@@ -192,6 +192,10 @@ impl Engine {
         if cfg.poll_store {
             engine.spawn_store_poller();
         }
+        crate::governance::notify::spawn(
+            engine.inner.governance.workspace.clone(),
+            engine.inner.events.subscribe(),
+        );
         engine
     }
 

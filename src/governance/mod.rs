@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod config;
 pub mod gate;
+pub mod notify;
 pub mod rbac;
 
 use std::sync::Arc;
