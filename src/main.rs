@@ -127,6 +127,26 @@ pub enum Cmd {
         #[arg(long, required = true)]
         reason: String,
     },
+    /// Take the revision verified in one environment to the next, with that environment's
+    /// overrides, strategy and gates
+    Promote {
+        /// The deployment (its spec id)
+        id: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        /// Promote out of pipeline order (needs the admin role in the target), saying why
+        #[arg(long)]
+        override_reason: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        auto_approve: bool,
+        /// Show the promotions into an environment (--to) instead of promoting
+        #[arg(long)]
+        history: bool,
+    },
     /// The audit trail: every operator action and engine decision, hash-chained
     Audit {
         #[arg(long)]

@@ -1023,3 +1023,80 @@ async fn the_audit_trail_records_the_gate_and_detects_tampering() {
     conn.execute("DELETE FROM audit WHERE seq = 2", []).unwrap();
     assert_eq!(verify(), Err(Broken::Removed { after: 1, at: 3 }));
 }
+
+#[tokio::test(start_paused = true)]
+async fn promoting_never_skips_a_gate_the_promoter_could_not_pass_alone() {
+    // A quorum of two: nobody may promote past the gate alone, least of all the initiator.
+    let w = with_v1(QUORUM).await;
+    let h = start(&w, "1.2.0", "alice").await;
+    let run = h.run_id;
+    wait_status(&w.engine, run, Status::Progressing).await;
+    let m = refused(w.engine.command(run, Command::Promote, "alice").await);
+    assert!(
+        m.contains("promoting would skip gate canary-50")
+            && m.contains("alice started this deployment"),
+        "{m}"
+    );
+    let m = refused(w.engine.command(run, Command::Promote, "bob").await);
+    assert!(
+        m.contains("bob may not pass alone") && m.contains("2 more distinct approvals (0 of 2"),
+        "{m}"
+    );
+    wait_status(&w.engine, run, Status::WaitingApproval).await;
+    let m = refused(w.engine.command(run, Command::Promote, "bob").await);
+    assert!(m.contains("2 more distinct approvals"), "{m}");
+    assert_eq!(snapshot(&w, run).status, Status::WaitingApproval);
+    // Once one approval is in, another approver could pass the gate alone, so may promote.
+    approve(&w, run, "bob").await.unwrap();
+    let m = refused(w.engine.command(run, Command::Promote, "bob").await);
+    assert!(m.contains("bob has already approved"), "{m}");
+    let m = w
+        .engine
+        .command(run, Command::Promote, "carol")
+        .await
+        .unwrap();
+    assert!(m.starts_with("promoting"), "{m}");
+    assert_eq!(outcome_of(h).await, Outcome::Succeeded);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_operator_may_not_promote_past_a_gate_only_approvers_decide() {
+    let w = with_v1(RBAC).await;
+    let h = start(&w, "1.2.0", "olga").await;
+    let run = h.run_id;
+    wait_status(&w.engine, run, Status::Progressing).await;
+    let m = refused(w.engine.command(run, Command::Promote, "olga").await);
+    assert!(
+        m.contains("promoting would skip gate canary-50")
+            && m.contains("needs the approver or admin role"),
+        "{m}"
+    );
+    let story = gate_story(&w, run);
+    assert!(story.is_empty(), "nothing skipped: {story:?}");
+    // An admin may (she could approve the gate herself).
+    let t0 = Instant::now();
+    let m = w
+        .engine
+        .command(run, Command::Promote, "alice")
+        .await
+        .unwrap();
+    assert!(m.starts_with("promoting"), "{m}");
+    assert_eq!(outcome_of(h).await, Outcome::Succeeded);
+    assert!(t0.elapsed() < Duration::from_secs(60), "{:?}", t0.elapsed());
+    only_on(&w, "1.2.0");
+    let refusals: Vec<(String, String)> = journal(&w, run)
+        .iter()
+        .filter_map(|k| match k {
+            EventKind::CommandRefused { command, by, .. } => Some((by.clone(), command.clone())),
+            EventKind::Promoted { by } => Some((by.clone(), "promoted".into())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        refusals,
+        vec![
+            ("olga".to_string(), "promote".to_string()),
+            ("alice".to_string(), "promoted".to_string())
+        ]
+    );
+}

@@ -83,6 +83,20 @@ pub fn apply(
             }
         }
     }
+    launch(dir, spec, json, dry_run, auto_approve, parsed, None)
+}
+
+/// Run a checked spec (a deployment, or a promotion when `promotion` says where it comes from)
+/// on the provider it names, or the simulated one for a dry run.
+pub fn launch(
+    dir: &Path,
+    spec: Spec,
+    json: bool,
+    dry_run: bool,
+    auto_approve: bool,
+    parsed: Vec<Fault>,
+    promotion: Option<cutover::governance::promotion::Source>,
+) -> Result<u8> {
     let rt = runtime(dry_run)?;
     if !dry_run && spec.infrastructure.provider == "local" {
         if !parsed.is_empty() {
@@ -99,23 +113,34 @@ pub fn apply(
                 }
             };
             let provider = Arc::new(LocalProvider::new(client));
-            run(dir, spec, provider, false, json, false, auto_approve).await
+            run(
+                dir,
+                spec,
+                provider,
+                false,
+                json,
+                false,
+                auto_approve,
+                promotion,
+            )
+            .await
         });
     }
     let sim = match simulated_provider(&spec, dry_run, parsed) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("{}: {e}", path.display());
+            eprintln!("{}: {e}", spec.id);
             return Ok(INVALID);
         }
     };
     rt.block_on(async {
         let store = open_store(dir)?;
         seed(&sim, &store, &spec)?;
-        run(dir, spec, sim, true, json, dry_run, auto_approve).await
+        run(dir, spec, sim, true, json, dry_run, auto_approve, promotion).await
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run(
     dir: &Path,
     spec: Spec,
@@ -124,21 +149,29 @@ async fn run(
     json: bool,
     dry_run: bool,
     auto_approve: bool,
+    promotion: Option<cutover::governance::promotion::Source>,
 ) -> Result<u8> {
     let store = open_store(dir)?;
     let engine = super::engine(&store, provider, dry_run, true);
     let mut events = engine.subscribe();
     let user = cutover::identity::current_user();
-    let handle = engine
-        .start(
-            spec,
-            RunOptions {
-                dry_run: simulated_world,
-                auto_approve,
-                initiator: user.clone(),
-            },
-        )
-        .await?;
+    let opts = RunOptions {
+        dry_run: simulated_world,
+        auto_approve,
+        initiator: user.clone(),
+    };
+    let started = match promotion {
+        Some(p) => engine.promote(spec, opts, p).await,
+        None => engine.start(spec, opts).await,
+    };
+    let handle = match started {
+        Ok(h) => h,
+        Err(cutover::engine::EngineError::Refused(msg)) => {
+            eprintln!("refused: {msg}");
+            return Ok(FAILED);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let steps = handle.plan.steps.len();
     let run_id = handle.run_id;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

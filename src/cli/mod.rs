@@ -20,6 +20,7 @@ mod demo;
 mod host;
 mod inspect;
 mod print;
+mod promote;
 mod tools;
 mod verify;
 
@@ -60,6 +61,7 @@ fn needs_config(c: &Cmd) -> bool {
             | Cmd::Reject { .. }
             | Cmd::Pause { .. }
             | Cmd::Resume { .. }
+            | Cmd::Promote { .. }
     )
 }
 
@@ -106,6 +108,29 @@ pub fn run(cli: Cli) -> Result<u8> {
             control::send(&state_dir, &id, cutover::engine::Command::Reject { reason })
         }
         Cmd::Approvals { json } => inspect::approvals(&state_dir, json),
+        Cmd::Promote {
+            id,
+            from,
+            to,
+            override_reason,
+            json,
+            auto_approve,
+            history,
+        } => {
+            if history {
+                promote::history(&state_dir, &id, &to, json)
+            } else {
+                promote::promote(
+                    &state_dir,
+                    &id,
+                    &from,
+                    &to,
+                    override_reason.as_deref(),
+                    json,
+                    auto_approve,
+                )
+            }
+        }
         Cmd::Audit {
             json,
             verify,

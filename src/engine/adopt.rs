@@ -56,7 +56,7 @@ impl Engine {
         actor: &str,
     ) -> Result<RunHandle, EngineError> {
         let refuse = |why: String| EngineError::Refused(format!("run {}: {why}", row.run_id));
-        if row.kind != "deploy" {
+        if row.kind != "deploy" && row.kind != "promote" {
             return Err(refuse(format!(
                 "a {} run cannot be resumed; roll it back instead",
                 row.kind

@@ -195,6 +195,11 @@ impl Run {
                 }
             },
             Command::Promote => {
+                if let Some(msg) = self.promote_refusal(&actor) {
+                    self.refuse("promote", &actor, &msg).await;
+                    answer(reply, Err(msg));
+                    return Ok(());
+                }
                 self.promoting = true;
                 self.paused = false;
                 self.gate = None;

@@ -197,6 +197,46 @@ impl Run {
         Ok(g)
     }
 
+    /// Why `actor` may not promote: promoting skips the gates still ahead (and the one waiting),
+    /// so it is refused unless `actor` could pass each of them alone (an approver of it, not
+    /// barred from self-approval, and a quorum of one). With no configuration everybody can.
+    pub(crate) fn promote_refusal(&self, actor: &str) -> Option<String> {
+        let ws = &self.engine.inner.governance.workspace;
+        let groups = (self.engine.inner.governance.groups)(actor);
+        for step in self.plan.steps.iter().filter(|s| s.index >= self.step) {
+            let crate::plan::Action::Gate { name } = &step.action else {
+                continue;
+            };
+            let mut gate = match &self.gate_state {
+                Some((g, _)) if self.gate.as_deref() == Some(name.as_str()) => g.clone(),
+                _ => Gate::new(Rule::for_env(
+                    ws,
+                    &self.spec.environment,
+                    name,
+                    &self.opts.initiator,
+                )),
+            };
+            // As if `actor` approved it now (on a copy): would that pass it?
+            let why = match gate
+                .may_decide(ws, actor, &groups)
+                .and_then(|()| gate.approve(actor, None, 0))
+            {
+                Err(e) => e,
+                Ok(false) => format!(
+                    "it needs {} more distinct approvals ({} of {} so far)",
+                    gate.needed() + 1,
+                    gate.votes.len() - 1,
+                    gate.rule.required
+                ),
+                Ok(true) => continue,
+            };
+            return Some(format!(
+                "promoting would skip gate {name}, which {actor} may not pass alone: {why}"
+            ));
+        }
+        None
+    }
+
     fn check_gate(&self, want: Option<&str>) -> Result<String, String> {
         match (&self.gate, want) {
             (None, _) => Err("no gate is waiting".into()),

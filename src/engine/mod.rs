@@ -221,12 +221,41 @@ impl Engine {
 
     /// Start a deployment run of a checked spec.
     pub async fn start(&self, spec: Spec, opts: RunOptions) -> Result<RunHandle, EngineError> {
+        self.start_as(spec, opts, None).await
+    }
+
+    /// Start a promotion: the spec of a verified run, retargeted to the next environment.
+    pub async fn promote(
+        &self,
+        spec: Spec,
+        opts: RunOptions,
+        source: crate::governance::promotion::Source,
+    ) -> Result<RunHandle, EngineError> {
+        self.start_as(spec, opts, Some(source)).await
+    }
+
+    async fn start_as(
+        &self,
+        spec: Spec,
+        opts: RunOptions,
+        promotion: Option<crate::governance::promotion::Source>,
+    ) -> Result<RunHandle, EngineError> {
         let store = self.inner.store.clone();
-        if let Err(msg) = self.inner.governance.check(
-            &spec.environment,
-            &opts.initiator,
-            crate::governance::rbac::Permission::Deploy,
-        ) {
+        let window = self
+            .inner
+            .governance
+            .workspace
+            .env(&spec.environment)
+            .map(|e| crate::governance::window::open(e, self.now()))
+            .unwrap_or(Ok(()));
+        let allowed = window.and_then(|()| {
+            self.inner.governance.check(
+                &spec.environment,
+                &opts.initiator,
+                crate::governance::rbac::Permission::Deploy,
+            )
+        });
+        if let Err(msg) = allowed {
             self.audit(crate::governance::audit::Entry {
                 actor: opts.initiator.clone(),
                 action: "refused".into(),
@@ -282,7 +311,12 @@ impl Engine {
         }
         let new_run = NewRun {
             deployment: spec.id.clone(),
-            kind: "deploy".into(),
+            kind: if promotion.is_some() {
+                "promote"
+            } else {
+                "deploy"
+            }
+            .into(),
             name: spec.name.clone(),
             version: spec.version.clone(),
             strategy: spec.strategy.clone(),
@@ -294,6 +328,36 @@ impl Engine {
             initiator: opts.initiator.clone(),
         };
         let run_id = store.call(move |s| s.create_run(&new_run)).await?;
+        if let Some(p) = promotion {
+            let (dep, to, by) = (
+                spec.id.clone(),
+                spec.environment.clone(),
+                opts.initiator.clone(),
+            );
+            store
+                .call(move |s| {
+                    s.record_promotion(
+                        run_id,
+                        &dep,
+                        &p.from_env,
+                        &to,
+                        p.source_run,
+                        &by,
+                        p.override_reason.as_deref(),
+                    )?;
+                    s.append_audit(&crate::governance::audit::Entry {
+                        actor: by.clone(),
+                        action: "promote.env".into(),
+                        deployment: dep.clone(),
+                        run: Some(run_id),
+                        environment: to.clone(),
+                        detail: serde_json::json!({"from": p.from_env, "to": to,
+                            "source_run": p.source_run, "override_reason": p.override_reason}),
+                    })
+                    .map(|_| ())
+                })
+                .await?;
+        }
         let mut comps = Vec::new();
         for c in spec.ordered_components() {
             let rev = crate::store::NewRevision {

@@ -8,7 +8,9 @@ pub mod audit;
 pub mod config;
 pub mod gate;
 pub mod notify;
+pub mod promotion;
 pub mod rbac;
+pub mod window;
 
 use std::sync::Arc;
 

@@ -6,6 +6,7 @@
 
 mod audit;
 pub mod modes;
+mod promotions;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -14,6 +15,8 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
+
+pub use promotions::PromotionRow;
 
 pub use schema::VERSION as SCHEMA_VERSION;
 
@@ -88,9 +91,9 @@ impl RunRow {
     }
 }
 
-const RUN_COLS: &str = "run_id, deployment, kind, name, version, strategy, environment, provider, dry_run, status, step, outcome, reason, initiator, owner_pid, started_at, updated_at, finished_at, spec_json, plan_json, snapshot_json";
+pub(crate) const RUN_COLS: &str = "run_id, deployment, kind, name, version, strategy, environment, provider, dry_run, status, step, outcome, reason, initiator, owner_pid, started_at, updated_at, finished_at, spec_json, plan_json, snapshot_json";
 
-fn run_row(r: &Row) -> rusqlite::Result<RunRow> {
+pub(crate) fn run_row(r: &Row) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
         run_id: r.get(0)?,
         deployment: r.get(1)?,

@@ -93,6 +93,18 @@ const MIGRATIONS: &[&str] = &[
         seq  INTEGER NOT NULL,
         hash TEXT NOT NULL
     );",
+    // 4: promotions between environments: which run came from which verified run.
+    "CREATE TABLE promotions (
+        run_id          INTEGER PRIMARY KEY REFERENCES runs(run_id),
+        deployment      TEXT NOT NULL,
+        from_env        TEXT NOT NULL,
+        to_env          TEXT NOT NULL,
+        source_run      INTEGER NOT NULL REFERENCES runs(run_id),
+        actor           TEXT NOT NULL,
+        override_reason TEXT,
+        ts              TEXT NOT NULL
+    );
+    CREATE INDEX promotions_by_env ON promotions(to_env, run_id);",
 ];
 
 /// The schema version this build writes.

@@ -1,0 +1,136 @@
+//! `cutover promote ID --from ENV --to ENV [--override-reason T]`: deploy the revision verified in
+//! one environment to the next, with that environment's overrides, strategy and gates; and
+//! `--history` for the promotions into an environment.
+//!
+//! Owns: gathering the facts for the promotion rules and explaining refusals. Must not touch:
+//! the rules themselves (`governance::promotion`) or running the deployment (`apply::launch`).
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::{open_store, FAILED, INVALID, OK};
+use cutover::governance::promotion::{self, Request, Source};
+use cutover::governance::rbac::Permission;
+
+pub fn promote(
+    dir: &Path,
+    id: &str,
+    from: &str,
+    to: &str,
+    override_reason: Option<&str>,
+    json: bool,
+    auto_approve: bool,
+) -> Result<u8> {
+    let store = open_store(dir)?;
+    let gov = super::GOVERNANCE.get().cloned().unwrap_or_default();
+    let user = cutover::identity::current_user();
+    let source = store.latest_in(id, from)?;
+    let admin = gov.check(to, &user, Permission::Override).is_ok();
+    let req = Request {
+        deployment: id,
+        from,
+        to,
+        source: source.as_ref().map(|r| (r.run_id, r.outcome.as_deref())),
+        override_reason,
+        admin,
+        now: chrono::Utc::now(),
+    };
+    let source_run = match promotion::check(&gov.workspace, &req) {
+        Ok(run) => run,
+        Err(msg) => {
+            let _ = store.append_audit(&cutover::governance::audit::Entry {
+                actor: user.clone(),
+                action: "refused".into(),
+                deployment: id.to_string(),
+                run: None,
+                environment: to.to_string(),
+                detail: serde_json::json!({"command": "promote", "from": from, "reason": msg}),
+            });
+            eprintln!("promotion refused: {msg}");
+            return Ok(
+                if msg.starts_with("no environment") || msg.starts_with("--from") {
+                    INVALID
+                } else {
+                    FAILED
+                },
+            );
+        }
+    };
+    let Some(src) = source else {
+        return Ok(FAILED);
+    };
+    let spec: cutover::spec::Spec = match serde_json::from_str(&src.spec_json) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("run #{} has an unreadable recorded spec: {e}", src.run_id);
+            return Ok(FAILED);
+        }
+    };
+    let target = promotion::retarget(&spec, &gov.workspace, to);
+    if !json {
+        out!(
+            "promoting {id} {} from {from} (run #{source_run}, verified) to {to}{}",
+            target.version,
+            override_reason
+                .map(|r| format!(" out of order, by an admin: {r}"))
+                .unwrap_or_default()
+        );
+    }
+    super::apply::launch(
+        dir,
+        target,
+        json,
+        src.dry_run,
+        auto_approve,
+        Vec::new(),
+        Some(Source {
+            from_env: from.to_string(),
+            source_run,
+            override_reason: override_reason.map(str::to_string),
+        }),
+    )
+}
+
+/// The promotions of a deployment into an environment, newest first.
+pub fn history(dir: &Path, id: &str, to: &str, json: bool) -> Result<u8> {
+    let store = open_store(dir)?;
+    let mut n = 0;
+    for r in store.runs(Some(to), 1000)? {
+        if r.deployment != id {
+            continue;
+        }
+        let Some(p) = store.promotion(r.run_id)? else {
+            continue;
+        };
+        n += 1;
+        if json {
+            out!(
+                "{}",
+                serde_json::json!({"run": r.run_id, "version": r.version, "from": p.from_env,
+                    "to": p.to_env, "source_run": p.source_run, "by": p.actor, "at": p.ts,
+                    "override_reason": p.override_reason,
+                    "outcome": r.outcome.clone().unwrap_or_else(|| r.status.clone())})
+            );
+        } else {
+            out!(
+                "run #{} {} {}: from {} run #{} by {} at {}: {}{}",
+                r.run_id,
+                r.deployment,
+                r.version,
+                p.from_env,
+                p.source_run,
+                p.actor,
+                p.ts,
+                r.outcome.clone().unwrap_or_else(|| r.status.clone()),
+                p.override_reason
+                    .map(|o| format!(" (override: {o})"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    if n == 0 && !json {
+        out!("no promotions of {id} into {to}");
+    }
+    Ok(OK)
+}
