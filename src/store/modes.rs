@@ -75,9 +75,9 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path();
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700)).unwrap();
-        assert_eq!(check_dir(p).unwrap(), false);
+        assert!(!check_dir(p).unwrap());
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o2770)).unwrap();
-        assert_eq!(check_dir(p).unwrap(), true);
+        assert!(check_dir(p).unwrap());
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).unwrap();
         let e = check_dir(p).unwrap_err().to_string();
         assert!(e.contains("writable by every user"), "{e}");
