@@ -179,11 +179,19 @@ fn opts(initiator: &str, auto_approve: bool) -> RunOptions {
     }
 }
 
-/// A governed world with 1.1.0 serving, deployed by alice (its gates, if any, auto-approved).
+/// A governed world with 1.1.0 serving, deployed by alice beforehand without governance
+/// (`--auto-approve` never passes a gate whose rule the initiator alone cannot satisfy).
 async fn with_v1(cutover_yaml: &str) -> World {
     let w = world(cutover_yaml);
-    let h = w
-        .engine
+    let before = Engine::new(EngineConfig {
+        store: w.store.clone(),
+        provider: w.rec.clone(),
+        signals: Arc::new(Builtin::default()),
+        virtual_clock: true,
+        poll_store: false,
+        governance: Governance::default(),
+    });
+    let h = before
         .start(spec_of("1.1.0"), opts("alice", true))
         .await
         .unwrap();
@@ -1099,4 +1107,68 @@ async fn an_operator_may_not_promote_past_a_gate_only_approvers_decide() {
             ("alice".to_string(), "promoted".to_string())
         ]
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn auto_approve_never_overrides_a_gates_rule() {
+    let w = with_v1(QUORUM).await;
+    let h = w
+        .engine
+        .start(spec_of("1.2.0"), opts("alice", true))
+        .await
+        .unwrap();
+    let run = h.run_id;
+    wait_status(&w.engine, run, Status::WaitingApproval).await;
+    let refusal = journal(&w, run).into_iter().find_map(|k| match k {
+        EventKind::CommandRefused {
+            command, reason, ..
+        } if command == "auto-approve" => Some(reason),
+        _ => None,
+    });
+    let why = refusal.unwrap_or_default();
+    assert!(why.contains("alice started this deployment"), "{why}");
+    approve(&w, run, "bob").await.unwrap();
+    approve(&w, run, "carol").await.unwrap();
+    assert_eq!(outcome_of(h).await, Outcome::Succeeded);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_freeze_blocks_a_promotion_and_a_deployment() {
+    let w = with_v1(
+        "environments:
+  - name: staging
+  - name: production
+    freezes:
+      - {from: '2000-01-01T00:00:00Z', to: '2100-01-01T00:00:00Z', reason: the long freeze}
+",
+    )
+    .await;
+    let source = cutover::governance::promotion::Source {
+        from_env: "staging".into(),
+        source_run: 1,
+        override_reason: None,
+    };
+    let e = match w
+        .engine
+        .promote(spec_of("1.2.0"), opts("alice", false), source)
+        .await
+    {
+        Err(EngineError::Refused(m)) => m,
+        other => panic!("expected a refusal, got {:?}", other.map(|h| h.run_id)),
+    };
+    assert_eq!(
+        e,
+        "production is frozen until 2100-01-01 00:00 UTC: the long freeze"
+    );
+    assert!(matches!(
+        w.engine.start(spec_of("1.2.0"), opts("alice", false)).await,
+        Err(EngineError::Refused(_))
+    ));
+    assert!(w.rec.calls.lock().unwrap().is_empty(), "nothing changed");
+    let audit = w.store.audit().unwrap();
+    assert!(audit.iter().any(|r| r.entry.action == "refused"
+        && r.entry.detail["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("frozen")));
 }

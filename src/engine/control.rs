@@ -218,6 +218,15 @@ impl Run {
                         return Ok(());
                     }
                 }
+                if self.comps.iter().all(|c| !c.touched) {
+                    answer(
+                        reply,
+                        Ok("nothing has changed yet: the deployment ends".into()),
+                    );
+                    return Err(Stop::Abort(format!(
+                        "rollback requested by {actor} before any change: nothing to undo"
+                    )));
+                }
                 answer(reply, Ok("rolling back".into()));
                 return Err(Stop::Rollback { to, by: actor });
             }

@@ -33,10 +33,15 @@ impl Run {
             hint,
         })
         .await;
-        let result = if self.opts.auto_approve {
-            self.approve_gate("auto-approve", None).await
-        } else {
-            self.wait_gate(ci, name).await
+        let result = match self.auto_approval() {
+            Ok(true) => self.approve_gate("auto-approve", None).await,
+            Ok(false) => self.wait_gate(ci, name).await,
+            Err(why) => {
+                // --auto-approve never overrides a gate's rule: it waits for people instead.
+                let by = self.opts.initiator.clone();
+                self.refuse("auto-approve", &by, &why).await;
+                self.wait_gate(ci, name).await
+            }
         };
         self.gate_state = None;
         result
@@ -123,6 +128,12 @@ impl Run {
         };
         match action.as_str() {
             "approve" => self.approve_gate("escalation", Some(reason)).await,
+            "rollback" if gate == super::BEFORE_START => {
+                self.gate = None;
+                Err(Stop::Abort(format!(
+                    "gate {gate}: {reason}; nothing had changed, so nothing was rolled back"
+                )))
+            }
             "rollback" => {
                 self.gate = None;
                 Err(Stop::Rollback {
@@ -146,6 +157,27 @@ impl Run {
                 })
             }
         }
+    }
+
+    /// Whether `--auto-approve` may pass the waiting gate: only where the initiator alone could
+    /// (they may decide it and one approval is enough). `Err` says why not.
+    fn auto_approval(&self) -> Result<bool, String> {
+        if !self.opts.auto_approve {
+            return Ok(false);
+        }
+        let Some((state, _)) = self.gate_state.as_ref() else {
+            return Ok(true);
+        };
+        let who = &self.opts.initiator;
+        let groups = (self.engine.inner.governance.groups)(who);
+        state.may_decide(&self.engine.inner.governance.workspace, who, &groups)?;
+        if state.rule.required > 1 {
+            return Err(format!(
+                "gate {} needs {} distinct approvals; --auto-approve counts as one",
+                state.rule.gate, state.rule.required
+            ));
+        }
+        Ok(true)
     }
 
     /// An approval from `actor`: counted toward the quorum if they may decide this gate.
