@@ -1143,16 +1143,27 @@ async fn a_freeze_blocks_a_promotion_and_a_deployment() {
 ",
     )
     .await;
-    let source = cutover::governance::promotion::Source {
-        from_env: "staging".into(),
-        source_run: 1,
+    // 1.1.0 succeeded in staging (deployed there without governance).
+    let before = Engine::new(EngineConfig {
+        store: w.store.clone(),
+        provider: w.rec.clone(),
+        signals: Arc::new(Builtin::default()),
+        virtual_clock: true,
+        poll_store: false,
+        governance: Governance::default(),
+    });
+    let mut staging = spec_of("1.2.0");
+    staging.environment = "staging".into();
+    let h = before.start(staging, opts("alice", true)).await.unwrap();
+    assert_eq!(outcome_of(h).await, Outcome::Succeeded);
+    w.rec.clear();
+    let ask = |from: &str| cutover::governance::promotion::Ask {
+        deployment: spec_of("1.2.0").id,
+        from: from.into(),
+        to: "production".into(),
         override_reason: None,
     };
-    let e = match w
-        .engine
-        .promote(spec_of("1.2.0"), opts("alice", false), source)
-        .await
-    {
+    let e = match w.engine.promote(ask("staging"), opts("alice", false)).await {
         Err(EngineError::Refused(m)) => m,
         other => panic!("expected a refusal, got {:?}", other.map(|h| h.run_id)),
     };

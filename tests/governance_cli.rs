@@ -137,6 +137,52 @@ fn an_approval_from_another_process_releases_a_waiting_apply_within_a_second_or_
         .output()
         .unwrap();
     assert!(audit.status.success(), "{}", text(&audit));
+    // Someone edits the approval in the database: the chain names the record, exit 1.
+    let db = rusqlite::Connection::open(state.join("cutover.db")).unwrap();
+    let seq: i64 = db
+        .query_row(
+            "SELECT seq FROM audit WHERE action = 'gate.approve' LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    db.execute("UPDATE audit SET actor = 'mallory' WHERE seq = ?1", [seq])
+        .unwrap();
+    drop(db);
+    let audit = cutover(&state, &cfg, &["audit", "--verify"])
+        .output()
+        .unwrap();
+    assert_eq!(audit.status.code(), Some(1), "{}", text(&audit));
+    assert!(
+        text(&audit).contains(&format!("record {seq} was altered")),
+        "{}",
+        text(&audit)
+    );
+    // Promotion refusals explain themselves.
+    let p = cutover(
+        &state,
+        &cfg,
+        &[
+            "promote",
+            "my-app-v1.2.0",
+            "--from",
+            "staging",
+            "--to",
+            "production",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(p.status.code(), Some(1));
+    assert!(
+        text(&p).contains("never been deployed to staging"),
+        "{}",
+        text(&p)
+    );
+    let v = cutover(&state, &cfg, &["validate", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{}", text(&v));
 }
 
 fn root() -> bool {

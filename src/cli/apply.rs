@@ -95,7 +95,7 @@ pub fn launch(
     dry_run: bool,
     auto_approve: bool,
     parsed: Vec<Fault>,
-    promotion: Option<cutover::governance::promotion::Source>,
+    promotion: Option<cutover::governance::promotion::Ask>,
 ) -> Result<u8> {
     let rt = runtime(dry_run)?;
     if !dry_run && spec.infrastructure.provider == "local" {
@@ -149,7 +149,7 @@ async fn run(
     json: bool,
     dry_run: bool,
     auto_approve: bool,
-    promotion: Option<cutover::governance::promotion::Source>,
+    promotion: Option<cutover::governance::promotion::Ask>,
 ) -> Result<u8> {
     let store = open_store(dir)?;
     let engine = super::engine(&store, provider, dry_run, true);
@@ -161,7 +161,7 @@ async fn run(
         initiator: user.clone(),
     };
     let started = match promotion {
-        Some(p) => engine.promote(spec, opts, p).await,
+        Some(p) => engine.promote(p, opts).await,
         None => engine.start(spec, opts).await,
     };
     let handle = match started {

@@ -245,9 +245,47 @@ pub fn load_spec(path: &Path) -> std::result::Result<Spec, u8> {
     }
 }
 
+/// A workspace configuration rather than a spec: named cutover.yaml, or with top-level
+/// `environments:` and no `id:`.
+fn is_config(p: &Path) -> bool {
+    if p.file_name().is_some_and(|n| n == "cutover.yaml") {
+        return true;
+    }
+    let text = std::fs::read_to_string(p).unwrap_or_default();
+    text.lines().any(|l| l.starts_with("environments:"))
+        && !text.lines().any(|l| l.starts_with("id:"))
+}
+
 fn validate(paths: &[PathBuf]) -> u8 {
     let mut code = OK;
     for p in paths {
+        if is_config(p) {
+            match cutover::governance::config::load_file(p) {
+                Ok(ws) => out!(
+                    "{}: ok (workspace configuration: {} environment(s){}, {} webhook(s))",
+                    p.display(),
+                    ws.environments.len(),
+                    if ws.environments.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            ": {}",
+                            ws.environments
+                                .iter()
+                                .map(|e| e.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(" -> ")
+                        )
+                    },
+                    ws.webhooks.len()
+                ),
+                Err(e) => {
+                    out!("{e}");
+                    code = INVALID;
+                }
+            }
+            continue;
+        }
         match spec::load_file(p) {
             Ok(s) => out!(
                 "{}: ok ({} {}, {} component(s))",

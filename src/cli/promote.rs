@@ -9,9 +9,8 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::{open_store, FAILED, INVALID, OK};
-use cutover::governance::promotion::{self, Request, Source};
-use cutover::governance::rbac::Permission;
+use super::{open_store, FAILED, OK};
+use cutover::governance::promotion::Ask;
 
 pub fn promote(
     dir: &Path,
@@ -23,41 +22,9 @@ pub fn promote(
     auto_approve: bool,
 ) -> Result<u8> {
     let store = open_store(dir)?;
-    let gov = super::GOVERNANCE.get().cloned().unwrap_or_default();
-    let user = cutover::identity::current_user();
-    let source = store.latest_in(id, from)?;
-    let admin = gov.check(to, &user, Permission::Override).is_ok();
-    let req = Request {
-        deployment: id,
-        from,
-        to,
-        source: source.as_ref().map(|r| (r.run_id, r.outcome.as_deref())),
-        override_reason,
-        admin,
-        now: chrono::Utc::now(),
-    };
-    let source_run = match promotion::check(&gov.workspace, &req) {
-        Ok(run) => run,
-        Err(msg) => {
-            let _ = store.append_audit(&cutover::governance::audit::Entry {
-                actor: user.clone(),
-                action: "refused".into(),
-                deployment: id.to_string(),
-                run: None,
-                environment: to.to_string(),
-                detail: serde_json::json!({"command": "promote", "from": from, "reason": msg}),
-            });
-            eprintln!("promotion refused: {msg}");
-            return Ok(
-                if msg.starts_with("no environment") || msg.starts_with("--from") {
-                    INVALID
-                } else {
-                    FAILED
-                },
-            );
-        }
-    };
-    let Some(src) = source else {
+    // The source run says which platform to run on; the engine checks every promotion rule.
+    let Some(src) = store.latest_in(id, from)? else {
+        eprintln!("promotion refused: {id} has never been deployed to {from}: nothing verified there to promote");
         return Ok(FAILED);
     };
     let spec: cutover::spec::Spec = match serde_json::from_str(&src.spec_json) {
@@ -67,26 +34,27 @@ pub fn promote(
             return Ok(FAILED);
         }
     };
-    let target = promotion::retarget(&spec, &gov.workspace, to);
     if !json {
         out!(
-            "promoting {id} {} from {from} (run #{source_run}, verified) to {to}{}",
-            target.version,
+            "promoting {id} {} from {from} (run #{}) to {to}{}",
+            spec.version,
+            src.run_id,
             override_reason
-                .map(|r| format!(" out of order, by an admin: {r}"))
+                .map(|r| format!(", out of order: {r}"))
                 .unwrap_or_default()
         );
     }
     super::apply::launch(
         dir,
-        target,
+        spec,
         json,
         src.dry_run,
         auto_approve,
         Vec::new(),
-        Some(Source {
-            from_env: from.to_string(),
-            source_run,
+        Some(Ask {
+            deployment: id.to_string(),
+            from: from.to_string(),
+            to: to.to_string(),
             override_reason: override_reason.map(str::to_string),
         }),
     )

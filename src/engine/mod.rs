@@ -225,12 +225,62 @@ impl Engine {
     }
 
     /// Start a promotion: the spec of a verified run, retargeted to the next environment.
+    ///
+    /// The rules are checked here, with the store's facts: the latest run of the deployment in
+    /// `from` succeeded, `to` is next in the pipeline (or the initiator is an admin there and
+    /// gives a reason), and `to` is open. The spec is that run's, retargeted to `to`.
     pub async fn promote(
         &self,
-        spec: Spec,
+        req: crate::governance::promotion::Ask,
         opts: RunOptions,
-        source: crate::governance::promotion::Source,
     ) -> Result<RunHandle, EngineError> {
+        use crate::governance::promotion;
+        let store = self.inner.store.clone();
+        let (dep, from) = (req.deployment.clone(), req.from.clone());
+        let source = store.call(move |s| s.latest_in(&dep, &from)).await?;
+        let gov = &self.inner.governance;
+        let admin = gov
+            .check(
+                &req.to,
+                &opts.initiator,
+                crate::governance::rbac::Permission::Override,
+            )
+            .is_ok();
+        let facts = promotion::Request {
+            deployment: &req.deployment,
+            from: &req.from,
+            to: &req.to,
+            source: source.as_ref().map(|r| (r.run_id, r.outcome.as_deref())),
+            override_reason: req.override_reason.as_deref(),
+            admin,
+            now: self.now(),
+        };
+        let checked = promotion::check(&gov.workspace, &facts).and_then(|run| {
+            let row = source.as_ref().ok_or("no source run")?;
+            let spec: Spec = serde_json::from_str(&row.spec_json)
+                .map_err(|e| format!("run #{run}'s recorded spec is unreadable: {e}"))?;
+            Ok((run, promotion::retarget(&spec, &gov.workspace, &req.to)))
+        });
+        let (source_run, spec) = match checked {
+            Ok(x) => x,
+            Err(msg) => {
+                self.audit(crate::governance::audit::Entry {
+                    actor: opts.initiator.clone(),
+                    action: "refused".into(),
+                    deployment: req.deployment.clone(),
+                    run: None,
+                    environment: req.to.clone(),
+                    detail: serde_json::json!({"command": "promote", "from": req.from, "reason": msg}),
+                })
+                .await;
+                return Err(EngineError::Refused(msg));
+            }
+        };
+        let source = promotion::Source {
+            from_env: req.from.clone(),
+            source_run,
+            override_reason: req.override_reason.clone(),
+        };
         self.start_as(spec, opts, Some(source)).await
     }
 

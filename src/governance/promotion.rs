@@ -19,6 +19,15 @@ pub struct Source {
     pub override_reason: Option<String>,
 }
 
+/// What a person asks: promote `deployment` from one environment to another.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Ask {
+    pub deployment: String,
+    pub from: String,
+    pub to: String,
+    pub override_reason: Option<String>,
+}
+
 /// The facts a promotion is judged on.
 pub struct Request<'a> {
     pub deployment: &'a str,
