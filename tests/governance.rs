@@ -1119,12 +1119,20 @@ async fn auto_approve_never_overrides_a_gates_rule() {
         .unwrap();
     let run = h.run_id;
     wait_status(&w.engine, run, Status::WaitingApproval).await;
-    let refusal = journal(&w, run).into_iter().find_map(|k| match k {
-        EventKind::CommandRefused {
-            command, reason, ..
-        } if command == "auto-approve" => Some(reason),
-        _ => None,
-    });
+    // The refusal is journaled just after the gate opens.
+    let mut refusal = None;
+    for _ in 0..100 {
+        refusal = journal(&w, run).into_iter().find_map(|k| match k {
+            EventKind::CommandRefused {
+                command, reason, ..
+            } if command == "auto-approve" => Some(reason),
+            _ => None,
+        });
+        if refusal.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let why = refusal.unwrap_or_default();
     assert!(why.contains("alice started this deployment"), "{why}");
     approve(&w, run, "bob").await.unwrap();

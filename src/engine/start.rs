@@ -1,0 +1,263 @@
+//! Starting runs: a deployment or a promotion, after the environment's window and the
+//! initiator's role allow it; recording the run, its revisions and (for a promotion) where it
+//! came from; and the environment's `beforeStart` gate.
+//!
+//! Owns: what happens between "start this" and the run's task taking over. Must not touch:
+//! the steps themselves (`run`) or commands (`control`).
+
+use tokio::sync::mpsc;
+
+use super::{plan_for, previous_revisions, run, Engine, EngineError, RunHandle, RunOptions};
+use crate::plan::Plan;
+use crate::provider::RevisionKey;
+use crate::spec::Spec;
+use crate::store::NewRun;
+
+impl Engine {
+    /// Start a promotion: the spec of a verified run, retargeted to the next environment.
+    ///
+    /// The rules are checked here, with the store's facts: the latest run of the deployment in
+    /// `from` succeeded, `to` is next in the pipeline (or the initiator is an admin there and
+    /// gives a reason), and `to` is open. The spec is that run's, retargeted to `to`.
+    pub async fn promote(
+        &self,
+        req: crate::governance::promotion::Ask,
+        opts: RunOptions,
+    ) -> Result<RunHandle, EngineError> {
+        use crate::governance::promotion;
+        let store = self.inner.store.clone();
+        let (dep, from) = (req.deployment.clone(), req.from.clone());
+        let source = store.call(move |s| s.latest_in(&dep, &from)).await?;
+        let gov = &self.inner.governance;
+        let admin = gov
+            .check(
+                &req.to,
+                &opts.initiator,
+                crate::governance::rbac::Permission::Override,
+            )
+            .is_ok();
+        let facts = promotion::Request {
+            deployment: &req.deployment,
+            from: &req.from,
+            to: &req.to,
+            source: source.as_ref().map(|r| (r.run_id, r.outcome.as_deref())),
+            override_reason: req.override_reason.as_deref(),
+            admin,
+            now: self.now(),
+        };
+        let checked = promotion::check(&gov.workspace, &facts).and_then(|run| {
+            let row = source.as_ref().ok_or("no source run")?;
+            let spec: Spec = serde_json::from_str(&row.spec_json)
+                .map_err(|e| format!("run #{run}'s recorded spec is unreadable: {e}"))?;
+            Ok((run, promotion::retarget(&spec, &gov.workspace, &req.to)))
+        });
+        let (source_run, spec) = match checked {
+            Ok(x) => x,
+            Err(msg) => {
+                self.audit(crate::governance::audit::Entry {
+                    actor: opts.initiator.clone(),
+                    action: "refused".into(),
+                    deployment: req.deployment.clone(),
+                    run: None,
+                    environment: req.to.clone(),
+                    detail: serde_json::json!({"command": "promote", "from": req.from, "reason": msg}),
+                })
+                .await;
+                return Err(EngineError::Refused(msg));
+            }
+        };
+        let source = promotion::Source {
+            from_env: req.from.clone(),
+            source_run,
+            override_reason: req.override_reason.clone(),
+        };
+        self.start_as(spec, opts, Some(source)).await
+    }
+
+    pub(super) async fn start_as(
+        &self,
+        spec: Spec,
+        opts: RunOptions,
+        promotion: Option<crate::governance::promotion::Source>,
+    ) -> Result<RunHandle, EngineError> {
+        let store = self.inner.store.clone();
+        let window = self
+            .inner
+            .governance
+            .workspace
+            .env(&spec.environment)
+            .map(|e| crate::governance::window::open(e, self.now()))
+            .unwrap_or(Ok(()));
+        let allowed = window.and_then(|()| {
+            self.inner.governance.check(
+                &spec.environment,
+                &opts.initiator,
+                crate::governance::rbac::Permission::Deploy,
+            )
+        });
+        if let Err(msg) = allowed {
+            self.audit(crate::governance::audit::Entry {
+                actor: opts.initiator.clone(),
+                action: "refused".into(),
+                deployment: spec.id.clone(),
+                run: None,
+                environment: spec.environment.clone(),
+                detail: serde_json::json!({"command": "deploy", "reason": msg}),
+            })
+            .await;
+            return Err(EngineError::Refused(msg));
+        }
+        let spec2 = spec.clone();
+        let dry = opts.dry_run;
+        let mut previous = store
+            .call(move |s| previous_revisions(s, &spec2, dry))
+            .await?;
+        // The store may remember a revision the platform no longer runs (a stopped host, a
+        // deleted namespace): such a revision is not "previous", and is retired in the store.
+        let mut gone = Vec::new();
+        for (comp, row) in &previous {
+            let key = RevisionKey(row.rev_key.clone());
+            if self
+                .inner
+                .provider
+                .revision_status(comp, &key)
+                .await
+                .is_err()
+            {
+                gone.push(comp.clone());
+            }
+        }
+        for comp in gone {
+            if let Some(row) = previous.remove(&comp) {
+                tracing::warn!(
+                    "{}: not running on the provider any more; retired",
+                    row.rev_key
+                );
+                store
+                    .call(move |s| s.set_revision_status(&row.rev_key, "retired"))
+                    .await?;
+            }
+        }
+        let mut plan = plan_for(&spec, &previous);
+        let before_start = self
+            .inner
+            .governance
+            .workspace
+            .env(&spec.environment)
+            .and_then(|e| e.approval.as_ref())
+            .is_some_and(|a| a.before_start);
+        if before_start {
+            add_before_start_gate(&mut plan);
+        }
+        let new_run = NewRun {
+            deployment: spec.id.clone(),
+            kind: if promotion.is_some() {
+                "promote"
+            } else {
+                "deploy"
+            }
+            .into(),
+            name: spec.name.clone(),
+            version: spec.version.clone(),
+            strategy: spec.strategy.clone(),
+            environment: spec.environment.clone(),
+            provider: self.inner.provider.name().to_string(),
+            dry_run: opts.dry_run,
+            spec_json: serde_json::to_string(&spec).unwrap_or_default(),
+            plan_json: serde_json::to_string(&plan).unwrap_or_default(),
+            initiator: opts.initiator.clone(),
+        };
+        let run_id = store.call(move |s| s.create_run(&new_run)).await?;
+        if let Some(p) = promotion {
+            let (dep, to, by) = (
+                spec.id.clone(),
+                spec.environment.clone(),
+                opts.initiator.clone(),
+            );
+            store
+                .call(move |s| {
+                    s.record_promotion(
+                        run_id,
+                        &dep,
+                        &p.from_env,
+                        &to,
+                        p.source_run,
+                        &by,
+                        p.override_reason.as_deref(),
+                    )?;
+                    s.append_audit(&crate::governance::audit::Entry {
+                        actor: by.clone(),
+                        action: "promote.env".into(),
+                        deployment: dep.clone(),
+                        run: Some(run_id),
+                        environment: to.clone(),
+                        detail: serde_json::json!({"from": p.from_env, "to": to,
+                            "source_run": p.source_run, "override_reason": p.override_reason}),
+                    })
+                    .map(|_| ())
+                })
+                .await?;
+        }
+        let mut comps = Vec::new();
+        for c in spec.ordered_components() {
+            let rev = crate::store::NewRevision {
+                run: run_id,
+                component: c.id.clone(),
+                environment: spec.environment.clone(),
+                version: spec.version.clone(),
+                dry_run: dry,
+                replicas: c.replicas.clamp(1, 10_000) as u32,
+                config_json: serde_json::to_string(c).unwrap_or_default(),
+            };
+            let (_, key) = store.call(move |s| s.insert_revision(&rev)).await?;
+            comps.push(run::CompState::new(
+                c.clone(),
+                RevisionKey(key),
+                previous.get(&c.id),
+            ));
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.lock_runs().insert(run_id, tx);
+        let runner = run::Run::new(self.clone(), spec, plan.clone(), run_id, opts, comps, rx);
+        let engine = self.clone();
+        let join = tokio::spawn(async move {
+            let outcome = runner.execute().await;
+            engine.lock_runs().remove(&run_id);
+            outcome
+        });
+        Ok(RunHandle {
+            run_id,
+            deployment: plan.deployment.clone(),
+            plan,
+            join,
+        })
+    }
+}
+
+/// Put an approval gate before the first step (the environment's `beforeStart`).
+fn add_before_start_gate(plan: &mut Plan) {
+    let Some(component) = plan.steps.first().map(|s| s.component.clone()) else {
+        return;
+    };
+    plan.steps.insert(
+        0,
+        crate::plan::Step {
+            index: 0,
+            component,
+            action: crate::plan::Action::Gate {
+                name: BEFORE_START.into(),
+            },
+            description: format!(
+                "gate {BEFORE_START}: wait for approval before any change (beforeStart)"
+            ),
+            on_failure: "nothing has changed; the deployment ends".into(),
+        },
+    );
+    for (i, s) in plan.steps.iter_mut().enumerate() {
+        s.index = i;
+    }
+    plan.gates += 1;
+}
+
+/// The name of the environment's gate before any change.
+pub const BEFORE_START: &str = "before-start";
