@@ -107,6 +107,7 @@ fn engine(w: &World, provider: Arc<dyn Provider>) -> Engine {
         virtual_clock: true,
         poll_store: false,
         governance: Default::default(),
+        wall_clock_gates: false,
     })
 }
 

@@ -161,6 +161,7 @@ fn world(cutover_yaml: &str) -> World {
             workspace: Arc::new(ws),
             groups: groups(),
         },
+        wall_clock_gates: false,
     });
     World {
         _dir: dir,
@@ -190,6 +191,7 @@ async fn with_v1(cutover_yaml: &str) -> World {
         virtual_clock: true,
         poll_store: false,
         governance: Governance::default(),
+        wall_clock_gates: false,
     });
     let h = before
         .start(spec_of("1.1.0"), opts("alice", true))
@@ -1159,6 +1161,7 @@ async fn a_freeze_blocks_a_promotion_and_a_deployment() {
         virtual_clock: true,
         poll_store: false,
         governance: Governance::default(),
+        wall_clock_gates: false,
     });
     let mut staging = spec_of("1.2.0");
     staging.environment = "staging".into();

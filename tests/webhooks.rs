@@ -124,6 +124,7 @@ webhooks:
         virtual_clock: false,
         poll_store: false,
         governance: Governance::new(ws),
+        wall_clock_gates: false,
     });
     let opts = |auto| RunOptions {
         dry_run: true,

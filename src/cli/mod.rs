@@ -224,6 +224,8 @@ pub fn engine(
         virtual_clock,
         poll_store,
         governance: GOVERNANCE.get().cloned().unwrap_or_default(),
+        // A dry run's gates wait for people in real time.
+        wall_clock_gates: virtual_clock,
     })
 }
 

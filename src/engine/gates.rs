@@ -25,7 +25,8 @@ impl Run {
             name,
             &self.opts.initiator,
         );
-        self.gate_state = Some((Gate::new(rule), Instant::now()));
+        let wall = self.engine.inner.wall_clock_gates;
+        self.gate_state = Some((Gate::new(rule), super::run::GateClock::start(wall)));
         let hint = format!("cutover approve {} --gate {name}", self.spec.id);
         self.emit(EventKind::GateWaiting {
             gate: name.to_string(),
@@ -71,6 +72,7 @@ impl Run {
             if self.engine.inner.virtual_clock {
                 // Only a person (or the ladder) can move this on: no analysis ticks.
                 match deadline {
+                    Some(d) if self.engine.inner.wall_clock_gates => self.wait_wall(d).await?,
                     Some(d) => self.sleep_handling(d).await?,
                     None => match self.rx.recv().await {
                         Some(env) => self.handle(env).await?,
@@ -91,6 +93,20 @@ impl Run {
                         other => other,
                     })?;
             }
+        }
+    }
+
+    /// Wait up to `d` of real time (at most a second at a time) for a command, without moving
+    /// the virtual clock.
+    async fn wait_wall(&mut self, d: Duration) -> Result<(), Stop> {
+        let nap = d.min(Duration::from_secs(1));
+        let sleep = tokio::task::spawn_blocking(move || std::thread::sleep(nap));
+        tokio::select! {
+            _ = sleep => Ok(()),
+            env = self.rx.recv() => match env {
+                Some(env) => self.handle(env).await,
+                None => std::future::pending().await,
+            },
         }
     }
 

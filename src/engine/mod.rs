@@ -111,6 +111,9 @@ pub struct EngineConfig {
     pub poll_store: bool,
     /// Who may do what, and how gates decide.
     pub governance: crate::governance::Governance,
+    /// Gate timeouts and escalation count real time even on a virtual clock: a dry run that
+    /// people decide. (Tests on paused time leave it off, so ladders pass in virtual time.)
+    pub wall_clock_gates: bool,
 }
 
 struct Inner {
@@ -119,6 +122,7 @@ struct Inner {
     signals: Arc<dyn SignalSource>,
     virtual_clock: bool,
     governance: crate::governance::Governance,
+    wall_clock_gates: bool,
     events: broadcast::Sender<Event>,
     snapshots: watch::Sender<BTreeMap<i64, Snapshot>>,
     runs: Mutex<HashMap<i64, mpsc::UnboundedSender<Envelope>>>,
@@ -183,6 +187,7 @@ impl Engine {
                 signals: cfg.signals,
                 virtual_clock: cfg.virtual_clock,
                 governance: cfg.governance,
+                wall_clock_gates: cfg.wall_clock_gates,
                 events,
                 snapshots,
                 runs: Mutex::new(HashMap::new()),

@@ -81,6 +81,33 @@ impl CompState {
     }
 }
 
+/// When a gate opened, on the engine's clock and on the wall's; which one counts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GateClock {
+    pub engine: Instant,
+    pub wall_start: std::time::Instant,
+    /// Count real time (a dry run that people decide).
+    pub wall: bool,
+}
+
+impl GateClock {
+    pub fn start(wall: bool) -> GateClock {
+        GateClock {
+            engine: Instant::now(),
+            wall_start: std::time::Instant::now(),
+            wall,
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        if self.wall {
+            self.wall_start.elapsed()
+        } else {
+            self.engine.elapsed()
+        }
+    }
+}
+
 /// Why a step could not go on.
 #[derive(Debug)]
 pub(crate) enum Stop {
@@ -118,7 +145,7 @@ pub(crate) struct Run {
     /// Requests per second per revision key, as last measured by the provider.
     pub measured: std::collections::BTreeMap<String, f64>,
     /// The gate being waited at: its rule, votes and escalation, and when it opened.
-    pub gate_state: Option<(crate::governance::gate::Gate, Instant)>,
+    pub gate_state: Option<(crate::governance::gate::Gate, GateClock)>,
 }
 
 impl Run {
@@ -219,7 +246,12 @@ impl Run {
             gate_view: self.gate_state.as_ref().map(|(g, opened)| {
                 let waited = opened.elapsed();
                 let mut v = g.view(waited.as_millis() as u64);
-                let at = self.engine.now() - chrono::Duration::from_std(waited).unwrap_or_default();
+                let now = if opened.wall {
+                    chrono::Utc::now()
+                } else {
+                    self.engine.now()
+                };
+                let at = now - chrono::Duration::from_std(waited).unwrap_or_default();
                 v.opened_at = Some(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
                 v
             }),
