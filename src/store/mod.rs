@@ -241,6 +241,12 @@ impl Store {
         &self.path
     }
 
+    /// Changes whenever another connection (another process) commits to the database: a
+    /// reader can skip re-reading while it stays the same.
+    pub fn data_version(&self) -> Result<i64> {
+        self.with(|c| c.query_row("PRAGMA data_version", [], |r| r.get(0)))
+    }
+
     fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         Ok(f(&conn)?)

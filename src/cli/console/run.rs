@@ -119,6 +119,10 @@ pub async fn run(term: &mut Term, mut s: Setup) -> Result<u8> {
     let mut next_refresh = Instant::now();
     let mut force = true;
     let mut quit_when_idle = false;
+    let mut poked = true;
+    let mut last_key: Option<(Option<String>, bool, Option<i64>)> = None;
+    let mut last_version: Option<i64> = None;
+    let mut last_full = Instant::now();
     let code = loop {
         let draw_wait = async {
             match draw_at {
@@ -142,6 +146,7 @@ pub async fn run(term: &mut Term, mut s: Setup) -> Result<u8> {
                 }
             },
             Some(()) = s.pokes.recv() => {
+                poked = true;
                 let soon = Instant::now() + Duration::from_millis(100);
                 next_refresh = next_refresh.min(soon);
             }
@@ -150,13 +155,33 @@ pub async fn run(term: &mut Term, mut s: Setup) -> Result<u8> {
                 let sel = model.current().map(|r| r.deployment.clone());
                 let history = model.view == View::History;
                 let drill = (model.view == View::Drill).then(|| model.drill.as_ref().map(|d| d.run)).flatten();
-                if let Ok(fresh) = tokio::task::spawn_blocking(move || read(&store, sel, history, drill)).await {
-                    model.set_rows(fresh.rows);
-                    if let Some(h) = fresh.history {
-                        model.set_history(h);
+                // Read only when something may have changed: another process committed (the
+                // data version moved), our own engines said so, the view asks for other data,
+                // or every 5 s (an owner process may have died without writing).
+                let key = (sel.clone(), history, drill);
+                let force = poked || last_key.as_ref() != Some(&key) || last_full.elapsed() >= Duration::from_secs(5);
+                let seen = last_version;
+                let got = tokio::task::spawn_blocking(move || {
+                    let v = store.data_version().ok();
+                    if !force && v.is_some() && v == seen {
+                        return (v, None);
                     }
-                    if fresh.drill.is_some() && model.view == View::Drill {
-                        model.set_drill(fresh.drill);
+                    (v, Some(read(&store, sel, history, drill)))
+                })
+                .await;
+                if let Ok((v, fresh)) = got {
+                    last_version = v;
+                    if let Some(fresh) = fresh {
+                        poked = false;
+                        last_key = Some(key);
+                        last_full = Instant::now();
+                        model.set_rows(fresh.rows);
+                        if let Some(h) = fresh.history {
+                            model.set_history(h);
+                        }
+                        if fresh.drill.is_some() && model.view == View::Drill {
+                            model.set_drill(fresh.drill);
+                        }
                     }
                 }
                 model.owned = s.engines.owned();
