@@ -4,6 +4,7 @@
 //! the state store. It has no UI imports.
 
 pub mod analysis;
+pub mod analytics;
 pub mod demo_service;
 pub mod describe;
 pub mod engine;

@@ -147,6 +147,24 @@ pub enum Cmd {
         #[arg(long)]
         history: bool,
     },
+    /// One deployment's analytics: time per step, at gates and paused, verdicts per signal,
+    /// decisions, approvals, and its history's rates
+    Analytics {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delivery metrics over history per deployment and environment: success and change fail
+    /// rates, durations, frequency, recovery time, 28-day trend
+    Report {
+        #[arg(long)]
+        env: Option<String>,
+        /// Only runs started in the last N days
+        #[arg(long, default_value_t = 90)]
+        days: i64,
+        #[arg(long)]
+        json: bool,
+    },
     /// The audit trail: every operator action and engine decision, hash-chained
     Audit {
         #[arg(long)]

@@ -12,6 +12,7 @@ macro_rules! out {
     };
 }
 
+mod analytics;
 mod apply;
 mod audit;
 mod console;
@@ -130,6 +131,10 @@ pub fn run(cli: Cli) -> Result<u8> {
                     auto_approve,
                 )
             }
+        }
+        Cmd::Analytics { id, json } => analytics::analytics(&state_dir, &id, json),
+        Cmd::Report { env, days, json } => {
+            analytics::report(&state_dir, env.as_deref(), days, json)
         }
         Cmd::Audit {
             json,

@@ -1,0 +1,259 @@
+//! Delivery metrics over history, per deployment and environment and overall: runs, success
+//! rate, change fail rate (deployments that failed or were rolled back), median and p90 duration
+//! of successful ones, deployment frequency, failed-deployment recovery time (from a failed run's
+//! end to the next success in the same place), rollback runs, and a 28-day trend against the 28
+//! days before (only when both windows have at least 10 deployments).
+//!
+//! Lead time for changes is not computed: cutover does not see commits.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+/// What the report needs to know about a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fact {
+    pub deployment: String,
+    pub environment: String,
+    /// deploy | promote | rollback
+    pub kind: String,
+    /// succeeded | failed | rolled_back, or `None` while running.
+    pub outcome: Option<String>,
+    pub started: DateTime<Utc>,
+    pub finished: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Trend {
+    pub deployments: (usize, usize),
+    pub change_fail_rate: (f64, f64),
+    pub median_duration_s: (Option<f64>, Option<f64>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// `deployment@environment`, or `all`.
+    pub scope: String,
+    pub deployments: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub rolled_back: usize,
+    pub running: usize,
+    pub rollback_runs: usize,
+    pub success_rate: Option<f64>,
+    pub change_fail_rate: Option<f64>,
+    pub median_duration_s: Option<f64>,
+    pub p90_duration_s: Option<f64>,
+    /// Successful deployments per day over the report's window.
+    pub per_day: f64,
+    pub frequency: &'static str,
+    pub recovery_median_s: Option<f64>,
+    pub trend: Option<Trend>,
+}
+
+fn quantile(mut v: Vec<f64>, q: f64) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let i = ((v.len() - 1) as f64 * q).round() as usize;
+    v.get(i).copied()
+}
+
+/// DORA's deployment-frequency scale, from successful deployments per day.
+pub fn frequency_band(per_day: f64) -> &'static str {
+    if per_day >= 2.0 {
+        "on demand (several a day)"
+    } else if per_day >= 1.0 {
+        "daily"
+    } else if per_day >= 1.0 / 7.0 {
+        "between daily and weekly"
+    } else if per_day >= 1.0 / 30.0 {
+        "between weekly and monthly"
+    } else if per_day > 0.0 {
+        "less than monthly"
+    } else {
+        "none"
+    }
+}
+
+fn summary(scope: String, runs: &[&Fact], days: f64, now: DateTime<Utc>) -> Summary {
+    let deploys: Vec<&&Fact> = runs.iter().filter(|f| f.kind != "rollback").collect();
+    let is = |f: &&&Fact, o: &str| f.outcome.as_deref() == Some(o);
+    let succeeded = deploys.iter().filter(|f| is(f, "succeeded")).count();
+    let failed = deploys.iter().filter(|f| is(f, "failed")).count();
+    let rolled_back = deploys.iter().filter(|f| is(f, "rolled_back")).count();
+    let finished = succeeded + failed + rolled_back;
+    let durations: Vec<f64> = deploys
+        .iter()
+        .filter(|f| is(f, "succeeded"))
+        .filter_map(|f| {
+            f.finished
+                .map(|e| (e - f.started).num_milliseconds() as f64 / 1000.0)
+        })
+        .collect();
+    // Recovery: a failed or rolled-back deployment's end to the next success in the same place.
+    let mut recoveries = Vec::new();
+    let mut by_place: BTreeMap<(&str, &str), Vec<&&Fact>> = BTreeMap::new();
+    for f in &deploys {
+        by_place
+            .entry((f.deployment.as_str(), f.environment.as_str()))
+            .or_default()
+            .push(f);
+    }
+    for list in by_place.values_mut() {
+        list.sort_by_key(|f| f.started);
+        for (i, f) in list.iter().enumerate() {
+            if !(is(f, "failed") || is(f, "rolled_back")) {
+                continue;
+            }
+            let Some(end) = f.finished else { continue };
+            if let Some(next) = list[i + 1..].iter().find(|g| is(g, "succeeded")) {
+                if let Some(fixed) = next.finished {
+                    recoveries.push((fixed - end).num_milliseconds().max(0) as f64 / 1000.0);
+                }
+            }
+        }
+    }
+    let per_day = succeeded as f64 / days.max(1.0);
+    let rate = |n: usize| (finished > 0).then(|| n as f64 / finished as f64);
+    Summary {
+        scope,
+        deployments: deploys.len(),
+        succeeded,
+        failed,
+        rolled_back,
+        running: deploys.len() - finished,
+        rollback_runs: runs.len() - deploys.len(),
+        success_rate: rate(succeeded),
+        change_fail_rate: rate(failed + rolled_back),
+        median_duration_s: quantile(durations.clone(), 0.5),
+        p90_duration_s: quantile(durations, 0.9),
+        per_day,
+        frequency: frequency_band(per_day),
+        recovery_median_s: quantile(recoveries, 0.5),
+        trend: trend(&deploys, now),
+    }
+}
+
+/// The last 28 days against the 28 before, when both have at least 10 deployments.
+fn trend(deploys: &[&&Fact], now: DateTime<Utc>) -> Option<Trend> {
+    let window = |from: i64, to: i64| -> Vec<&&Fact> {
+        deploys
+            .iter()
+            .filter(|f| {
+                f.started > now - Duration::days(from) && f.started <= now - Duration::days(to)
+            })
+            .copied()
+            .collect()
+    };
+    let (recent, before) = (window(28, 0), window(56, 28));
+    if recent.len() < 10 || before.len() < 10 {
+        return None;
+    }
+    let cfr = |w: &[&&Fact]| {
+        let bad = w
+            .iter()
+            .filter(|f| matches!(f.outcome.as_deref(), Some("failed" | "rolled_back")))
+            .count();
+        bad as f64 / w.len() as f64
+    };
+    let med = |w: &[&&Fact]| {
+        quantile(
+            w.iter()
+                .filter(|f| f.outcome.as_deref() == Some("succeeded"))
+                .filter_map(|f| {
+                    f.finished
+                        .map(|e| (e - f.started).num_milliseconds() as f64 / 1000.0)
+                })
+                .collect(),
+            0.5,
+        )
+    };
+    Some(Trend {
+        deployments: (before.len(), recent.len()),
+        change_fail_rate: (cfr(&before), cfr(&recent)),
+        median_duration_s: (med(&before), med(&recent)),
+    })
+}
+
+/// Summaries per deployment and environment (by name), then `all`, over runs started in the
+/// last `days` days.
+pub fn report(facts: &[Fact], days: i64, now: DateTime<Utc>) -> Vec<Summary> {
+    let since = now - Duration::days(days);
+    let recent: Vec<&Fact> = facts.iter().filter(|f| f.started >= since).collect();
+    let mut places: BTreeMap<String, Vec<&Fact>> = BTreeMap::new();
+    for f in &recent {
+        places
+            .entry(format!("{}@{}", f.deployment, f.environment))
+            .or_default()
+            .push(f);
+    }
+    let mut out: Vec<Summary> = places
+        .into_iter()
+        .map(|(scope, runs)| summary(scope, &runs, days as f64, now))
+        .collect();
+    out.push(summary("all".into(), &recent, days as f64, now));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn f(dep: &str, kind: &str, outcome: &str, start: &str, mins: i64) -> Fact {
+        Fact {
+            deployment: dep.into(),
+            environment: "prod".into(),
+            kind: kind.into(),
+            outcome: (!outcome.is_empty()).then(|| outcome.to_string()),
+            started: t(start),
+            finished: (!outcome.is_empty()).then(|| t(start) + Duration::minutes(mins)),
+        }
+    }
+
+    #[test]
+    fn rates_durations_frequency_and_recovery() {
+        let now = t("2026-11-26T12:00:00Z");
+        let facts = vec![
+            f("shop", "deploy", "succeeded", "2026-11-20T10:00:00Z", 10),
+            f("shop", "deploy", "rolled_back", "2026-11-21T10:00:00Z", 5),
+            f("shop", "rollback", "succeeded", "2026-11-21T10:06:00Z", 1),
+            f("shop", "deploy", "succeeded", "2026-11-21T11:00:00Z", 20),
+            f("shop", "promote", "failed", "2026-11-22T10:00:00Z", 2),
+            f("shop", "deploy", "", "2026-11-26T11:00:00Z", 0),
+            f("old", "deploy", "succeeded", "2026-01-01T10:00:00Z", 3),
+        ];
+        let r = report(&facts, 30, now);
+        assert_eq!(r.len(), 2, "old is outside the window: shop@prod and all");
+        let s = &r[0];
+        assert_eq!(s.scope, "shop@prod");
+        assert_eq!(
+            (
+                s.deployments,
+                s.succeeded,
+                s.failed,
+                s.rolled_back,
+                s.running
+            ),
+            (5, 2, 1, 1, 1)
+        );
+        assert_eq!(s.rollback_runs, 1);
+        assert_eq!(s.change_fail_rate, Some(0.5));
+        assert_eq!(
+            s.median_duration_s,
+            Some(1200.0),
+            "of 600 and 1200, rounding up"
+        );
+        // Rolled back at 10:05, fixed by the success that ended at 11:20.
+        assert_eq!(s.recovery_median_s, Some(75.0 * 60.0));
+        assert_eq!(s.frequency, "between weekly and monthly");
+        assert!(s.trend.is_none(), "fewer than 10 per window");
+        assert_eq!(frequency_band(3.0), "on demand (several a day)");
+    }
+}

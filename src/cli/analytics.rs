@@ -1,0 +1,180 @@
+//! `cutover analytics ID [--json]` and `cutover report [--env E] [--days N] [--json]`: numbers
+//! from the journal, for one run and over history.
+//!
+//! Owns: reading the store for the analytics module and printing its results. Must not touch:
+//! the computations (`cutover::analytics`).
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::{open_store, INVALID, OK};
+use cutover::analytics::{report as rep, run as one};
+use cutover::engine::Event;
+use cutover::tui::data::parse_ts;
+
+fn pct(v: Option<f64>) -> String {
+    v.map(|x| format!("{:.0}%", x * 100.0))
+        .unwrap_or_else(|| "-".into())
+}
+
+fn dur(v: Option<f64>) -> String {
+    v.map(|s| cutover::spec::human((s * 1000.0) as u64))
+        .unwrap_or_else(|| "-".into())
+}
+
+pub fn analytics(dir: &Path, id: &str, json: bool) -> Result<u8> {
+    let store = open_store(dir)?;
+    let Some(r) = store.find_run(id)? else {
+        eprintln!("no deployment `{id}` in {}", dir.display());
+        return Ok(INVALID);
+    };
+    let events: Vec<Event> = store
+        .events(r.run_id, 0)?
+        .iter()
+        .filter_map(|e| serde_json::from_str(&e.json).ok())
+        .collect();
+    let a = one::analyse(r.run_id, &r.deployment, &events);
+    let history: Vec<rep::Fact> = store
+        .runs(Some(&r.environment), 10_000)?
+        .into_iter()
+        .filter(|x| x.deployment == r.deployment)
+        .filter_map(|x| {
+            Some(rep::Fact {
+                started: parse_ts(&x.started_at)?,
+                finished: x.finished_at.as_deref().and_then(parse_ts),
+                deployment: x.deployment,
+                environment: x.environment,
+                kind: x.kind,
+                outcome: x.outcome,
+            })
+        })
+        .collect();
+    let place = rep::report(&history, 36_500, chrono::Utc::now())
+        .into_iter()
+        .next();
+    if json {
+        out!("{}", serde_json::json!({"run": a, "history": place}));
+        return Ok(OK);
+    }
+    out!(
+        "{} run #{} {} in {} ({}): {}",
+        r.deployment,
+        r.run_id,
+        r.version,
+        r.environment,
+        r.strategy,
+        a.outcome.clone().unwrap_or_else(|| r.status.clone())
+    );
+    if let Some(reason) = &a.reason {
+        out!("  {reason}");
+    }
+    out!(
+        "  took {}; waited at gates {}; paused {}; {} traffic shift(s); {} restart(s)",
+        dur(a.duration_s),
+        dur(Some(a.gate_wait_s)),
+        dur(Some(a.paused_s)),
+        a.traffic_shifts,
+        a.restarts
+    );
+    out!("  steps:");
+    for (d, s) in &a.steps {
+        out!("    {:>8}  {d}", dur(Some(*s)));
+    }
+    if !a.verdicts.is_empty() {
+        out!("  verdicts (pass/fail/no data/error):");
+        for (name, c) in &a.verdicts {
+            out!(
+                "    {name:<24} {}/{}/{}/{}",
+                c.pass,
+                c.fail,
+                c.no_data,
+                c.error
+            );
+        }
+    }
+    for d in &a.decisions {
+        out!("  decision: {d}");
+    }
+    for x in &a.approvals {
+        out!("  approved {x}");
+    }
+    if let Some(p) = place {
+        out!(
+            "  {} in {}: {} deployment(s), success {}, change fail rate {}, median {}, recovery {}",
+            r.deployment,
+            r.environment,
+            p.deployments,
+            pct(p.success_rate),
+            pct(p.change_fail_rate),
+            dur(p.median_duration_s),
+            dur(p.recovery_median_s)
+        );
+    }
+    Ok(OK)
+}
+
+pub fn report(dir: &Path, env: Option<&str>, days: i64, json: bool) -> Result<u8> {
+    let store = open_store(dir)?;
+    let facts: Vec<rep::Fact> = store
+        .runs(env, 100_000)?
+        .into_iter()
+        .filter(|x| !x.dry_run)
+        .filter_map(|x| {
+            Some(rep::Fact {
+                started: parse_ts(&x.started_at)?,
+                finished: x.finished_at.as_deref().and_then(parse_ts),
+                deployment: x.deployment,
+                environment: x.environment,
+                kind: x.kind,
+                outcome: x.outcome,
+            })
+        })
+        .collect();
+    let summaries = rep::report(&facts, days.max(1), chrono::Utc::now());
+    if json {
+        for s in &summaries {
+            out!("{}", serde_json::to_string(s)?);
+        }
+        return Ok(OK);
+    }
+    out!(
+        "last {days} day(s){}; dry runs left out; lead time is not measured (cutover does not see commits)",
+        env.map(|e| format!(", environment {e}")).unwrap_or_default()
+    );
+    out!(
+        "{:<30} {:>6} {:>8} {:>9} {:>9} {:>9} {:>10}  FREQUENCY",
+        "SCOPE",
+        "DEPLOY",
+        "SUCCESS",
+        "FAIL RATE",
+        "MEDIAN",
+        "P90",
+        "RECOVERY"
+    );
+    for s in &summaries {
+        out!(
+            "{:<30} {:>6} {:>8} {:>9} {:>9} {:>9} {:>10}  {} ({:.2}/day){}",
+            s.scope,
+            s.deployments,
+            pct(s.success_rate),
+            pct(s.change_fail_rate),
+            dur(s.median_duration_s),
+            dur(s.p90_duration_s),
+            dur(s.recovery_median_s),
+            s.frequency,
+            s.per_day,
+            s.trend
+                .as_ref()
+                .map(|t| format!(
+                    "; 28d trend: {} -> {} deployments, fail rate {:.0}% -> {:.0}%",
+                    t.deployments.0,
+                    t.deployments.1,
+                    t.change_fail_rate.0 * 100.0,
+                    t.change_fail_rate.1 * 100.0
+                ))
+                .unwrap_or_default()
+        );
+    }
+    Ok(OK)
+}
