@@ -4,48 +4,22 @@
 //! Every test has its own state directory (`--state-dir`) and working directory; every child
 //! process runs under a deadline and is killed if it overruns.
 
-use std::io::{BufRead, BufReader, Read};
+#[allow(dead_code)]
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
+use common::{drain, isolated, lines_of, run_within, seed_spec as spec, wait_exit, write_in, Out};
 use serde_json::Value;
 
 const DEPLOYMENT: &str = "my-app-v1.2.0";
 /// Generous bound for any single command; dry runs take milliseconds.
 const DEADLINE: Duration = Duration::from_secs(30);
 
-fn spec(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("specs")
-        .join(name)
-}
-
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap()
-}
-
-struct Out {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-    took: Duration,
-}
-
-impl Out {
-    fn code(&self) -> i32 {
-        self.status.code().expect("exited normally")
-    }
-    fn all(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-    fn explain(&self) -> String {
-        format!(
-            "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.status, self.stdout, self.stderr
-        )
-    }
 }
 
 /// Kills the child when dropped (a failed assertion never leaves a process behind).
@@ -58,15 +32,6 @@ impl Drop for Guard {
             let _ = c.wait();
         }
     }
-}
-
-fn drain(r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut s = String::new();
-        let mut r = r;
-        let _ = r.read_to_string(&mut s);
-        s
-    })
 }
 
 /// A scratch world: a state dir and a working dir, isolated from the user's XDG dirs.
@@ -86,60 +51,23 @@ impl World {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_cutover"));
-        c.arg("--state-dir")
-            .arg(self.state())
-            .args(args)
-            .current_dir(self.dir.path())
-            .env_remove("CUTOVER_STATE_DIR")
-            .env_remove("CUTOVER_CONFIG")
-            .env("XDG_DATA_HOME", self.dir.path().join("xdg-data"))
-            .env("XDG_CONFIG_HOME", self.dir.path().join("xdg-config"))
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut c = isolated(self.state(), self.dir.path(), args);
+        c.env("XDG_DATA_HOME", self.dir.path().join("xdg-data"));
         c
     }
 
     /// Run to completion within the deadline.
     fn run(&self, args: &[&str]) -> Out {
-        let start = Instant::now();
-        let mut child = Guard(Some(self.command(args).spawn().expect("spawn cutover")));
-        let c = child.0.as_mut().unwrap();
-        let out = drain(c.stdout.take().unwrap());
-        let err = drain(c.stderr.take().unwrap());
-        let status = loop {
-            if let Some(s) = c.try_wait().unwrap() {
-                break s;
-            }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "cutover {args:?} did not finish within {DEADLINE:?}"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        child.0 = None;
-        Out {
-            status,
-            stdout: out.join().unwrap(),
-            stderr: err.join().unwrap(),
-            took: start.elapsed(),
-        }
+        run_within(self.command(args), args, DEADLINE).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn write(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.dir.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        p
+        write_in(self.dir.path(), name, text)
     }
 
     /// specs/NAME with every `1.2.0` made `1.1.0`.
     fn v110(&self, name: &str) -> PathBuf {
-        self.write(
-            &format!("v110-{name}"),
-            &read(&spec(name)).replace("1.2.0", "1.1.0"),
-        )
+        common::v110(self.dir.path(), name)
     }
 
     /// Deploy 1.1.0 of `name` (a first deployment) so that 1.2.0 has something to replace.
@@ -758,16 +686,7 @@ fn approve_at_gate(w: &World) -> GateRun {
     let mut guard = Guard(Some(cmd.spawn().expect("spawn apply")));
     let child = guard.0.as_mut().unwrap();
     let err = drain(child.stderr.take().unwrap());
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (rx, reader) = lines_of(child.stdout.take().unwrap());
 
     // Read events until the gate waits.
     let mut lines = Vec::new();
@@ -813,19 +732,13 @@ fn approve_at_gate(w: &World) -> GateRun {
     let approve = w.run(&["approve", DEPLOYMENT, "--gate", "canary-50"]);
 
     // The run goes on to the end.
-    let start = Instant::now();
     let child = guard.0.as_mut().unwrap();
-    let child_status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
+    let child_status = wait_exit(child, Duration::from_secs(10), || {
+        format!(
             "the run did not finish within 10s of the approval; approve said:\n{}",
             approve.explain()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+        )
+    });
     guard.0 = None;
     reader.join().unwrap();
     lines.extend(rx.try_iter());
@@ -885,16 +798,7 @@ fn interrupt_pauses_and_saves_the_run_with_exit_3() {
     let mut guard = Guard(Some(cmd.spawn().expect("spawn apply")));
     let child = guard.0.as_mut().unwrap();
     let _err = drain(child.stderr.take().unwrap());
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (rx, reader) = lines_of(child.stdout.take().unwrap());
     let start = Instant::now();
     loop {
         let left = Duration::from_secs(10).saturating_sub(start.elapsed());
@@ -911,17 +815,9 @@ fn interrupt_pauses_and_saves_the_run_with_exit_3() {
     unsafe {
         libc::kill(pid, libc::SIGINT);
     }
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "apply did not stop on SIGINT"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_exit(child, Duration::from_secs(10), || {
+        "apply did not stop on SIGINT".to_string()
+    });
     guard.0 = None;
     reader.join().unwrap();
     let rest: Vec<String> = rx.try_iter().collect();

@@ -4,11 +4,16 @@
 //! Needs tmux. Without it the test says so loudly and skips, except under CI (`CI=true`), where
 //! `.ci/run` installs it and a skip is a failure.
 
-use std::io::{BufRead, BufReader};
+#[allow(dead_code)]
+mod common;
+
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cutover");
+use common::{
+    free_port, seed_spec, start_until_gate, stop_host, v110, wait_exit, write_in, LocalSpec, BIN,
+};
 
 fn tmux_present() -> bool {
     let ok = Command::new("tmux")
@@ -30,6 +35,22 @@ struct Tmux {
 }
 
 impl Tmux {
+    /// A tmux server of its own (socket `cutover-NAME-PID`) with session `t`, 120 columns by
+    /// `rows`, running `command`.
+    fn start(name: &str, rows: &str, command: &[&str]) -> Tmux {
+        let t = Tmux {
+            socket: format!("cutover-{name}-{}", std::process::id()),
+        };
+        let mut args = vec!["new-session", "-d", "-s", "t", "-x", "120", "-y", rows];
+        args.extend_from_slice(command);
+        let out = t.cmd(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        t
+    }
     fn cmd(&self, args: &[&str]) -> std::process::Output {
         Command::new("tmux")
             .arg("-L")
@@ -70,90 +91,31 @@ fn approve_a_gate_from_the_console_then_quit() {
     }
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let specs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("specs");
-    let v110 = dir.path().join("v110.yaml");
-    std::fs::write(
-        &v110,
-        std::fs::read_to_string(specs.join("canary.yaml"))
-            .unwrap()
-            .replace("1.2.0", "1.1.0"),
-    )
-    .unwrap();
-    let st = Command::new(BIN)
-        .arg("--state-dir")
-        .arg(&state)
-        .args(["apply", v110.to_str().unwrap(), "--dry-run"])
+    let v110 = v110(dir.path(), "canary.yaml");
+    let st = common::cutover(&state, &["apply", v110.to_str().unwrap(), "--dry-run"])
         .stdout(Stdio::null())
         .status()
         .unwrap();
     assert!(st.success());
     // The rollout with a gate runs in its own process.
-    let mut apply = Command::new(BIN)
-        .arg("--state-dir")
-        .arg(&state)
-        .args([
-            "apply",
-            specs.join("canary.yaml").to_str().unwrap(),
-            "--dry-run",
-            "--json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = apply.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let start = Instant::now();
-    loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("gate_waiting within 10s");
-        if line.contains("\"gate_waiting\"") {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(10));
-    }
-    let t = Tmux {
-        socket: format!("cutover-test-{}", std::process::id()),
-    };
-    let cmdline = format!("{BIN} --state-dir {} console", state.display());
-    let out = t.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "120",
-        "-y",
-        "32",
-        &cmdline,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let canary = seed_spec("canary.yaml");
+    let (mut apply, _lines) = start_until_gate(
+        common::cutover(
+            &state,
+            &["apply", canary.to_str().unwrap(), "--dry-run", "--json"],
+        ),
+        Duration::from_secs(10),
     );
+    let cmdline = format!("{BIN} --state-dir {} console", state.display());
+    let t = Tmux::start("test", "32", &[&cmdline]);
     let screen = t.wait_for("waits for approval", Duration::from_secs(10));
     assert!(screen.contains("GATE my-app-v1.2.0"), "{screen}");
     t.cmd(&["send-keys", "-t", "t", "a"]);
     t.wait_for("approved gate canary-50", Duration::from_secs(10));
     // The run in the other process finishes.
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = apply.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the run did not finish after the approval"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_exit(&mut apply, Duration::from_secs(10), || {
+        "the run did not finish after the approval".to_string()
+    });
     assert!(status.success());
     t.wait_for("OK   my-app-v1.2.0", Duration::from_secs(5));
     // q quits; the pane's shell is gone, so the session ends.
@@ -169,26 +131,9 @@ fn approve_a_gate_from_the_console_then_quit() {
 }
 
 /// A local spec of the demo service on `port`: a 20% canary step, then a gate at 50%.
-fn local_spec(dir: &std::path::Path, version: &str, port: u16, stage: &str) -> std::path::PathBuf {
-    let path = dir.join(format!("shop-{version}.yaml"));
+fn local_spec(dir: &Path, version: &str, port: u16, stage: &str) -> PathBuf {
     let text = format!(
-        "id: shop
-name: shop
-version: '{version}'
-strategy: canary
-environment: test
-components:
-  - id: web
-    name: web
-    version: '{version}'
-    replicas: 1
-    listen: 127.0.0.1:{port}
-    run:
-      command: ['{{self}}', demo-service, --port, '{{port}}', --version, '{{version}}']
-    healthCheck: {{type: http, endpoint: /health, port: 8080, periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 2}}
-infrastructure:
-  provider: local
-rollback: {{enabled: true, automatic: true, strategy: {{type: immediate}}, timeout: 1m}}
+        "{}rollback: {{enabled: true, automatic: true, strategy: {{type: immediate}}, timeout: 1m}}
 metadata:
   canaryConfig:
     stages:
@@ -196,46 +141,34 @@ metadata:
       - {{name: canary-50, percentage: 50, duration: 1s, autoPromote: false}}
       - {{name: full, percentage: 100, duration: 0}}
     analysisInterval: 500ms
-"
+",
+        LocalSpec::demo(version, port).yaml()
     );
-    std::fs::write(&path, text).unwrap();
-    path
+    write_in(dir, &format!("shop-{version}.yaml"), &text)
 }
 
 /// A state dir whose local host is stopped when the test ends, however it ends.
 struct State(tempfile::TempDir);
 
 impl State {
-    fn path(&self) -> std::path::PathBuf {
+    fn path(&self) -> PathBuf {
         self.0.path().join("state")
     }
 }
 
 impl Drop for State {
     fn drop(&mut self) {
-        let _ = Command::new(BIN)
-            .arg("--state-dir")
-            .arg(self.path())
-            .args(["host", "stop"])
-            .stdout(Stdio::null())
-            .status();
+        stop_host(&self.path());
     }
 }
 
 /// A state dir where 1.0.0 already serves on a free port; returns it and 1.1.0's spec.
-fn deployed(stage: &str) -> (State, std::path::PathBuf) {
+fn deployed(stage: &str) -> (State, PathBuf) {
     let st = State(tempfile::tempdir().unwrap());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let v1 = local_spec(st.0.path(), "1.0.0", port, stage);
     let v2 = local_spec(st.0.path(), "1.1.0", port, stage);
-    let ok = Command::new(BIN)
-        .arg("--state-dir")
-        .arg(st.path())
-        .args(["apply", v1.to_str().unwrap()])
+    let ok = common::cutover(st.path(), &["apply", v1.to_str().unwrap()])
         .stdout(Stdio::null())
         .status()
         .unwrap();
@@ -245,41 +178,17 @@ fn deployed(stage: &str) -> (State, std::path::PathBuf) {
 
 /// Start `cutover console SPEC` in tmux, in a shell that reports the exit code and whether the
 /// terminal is back in cooked mode once the console has gone.
-fn console_on(st: &State, spec: &std::path::Path, name: &str) -> Tmux {
-    let t = Tmux {
-        socket: format!("cutover-{name}-{}", std::process::id()),
-    };
+fn console_on(st: &State, spec: &Path, name: &str) -> Tmux {
     let cmdline = format!(
         "{BIN} --state-dir {} console {}; echo EXIT=$?; stty -a | tr ' ' '\\n' | grep -x -- '-*icanon'; sleep 30",
         st.path().display(),
         spec.display()
     );
-    let out = t.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "120",
-        "-y",
-        "36",
-        "sh",
-        "-c",
-        &cmdline,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    t
+    Tmux::start(name, "36", &["sh", "-c", &cmdline])
 }
 
 fn outcome(st: &State) -> serde_json::Value {
-    let out = Command::new(BIN)
-        .arg("--state-dir")
-        .arg(st.path())
-        .args(["status", "shop", "--json"])
+    let out = common::cutover(st.path(), &["status", "shop", "--json"])
         .output()
         .unwrap();
     serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)

@@ -1,73 +1,18 @@
 //! Engine scenarios on paused tokio time: every strategy succeeds, fails at each step and rolls
 //! back with traffic on the previous revision, and obeys pause/resume, approve, promote, rollback.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+#[allow(dead_code)]
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use cutover::engine::{
-    Builtin, Command, Engine, EngineConfig, EventKind, Outcome, RunHandle, RunOptions, Status,
-};
+use common::{load_spec, next_event, outcome_of, wait_status, Recorder};
+use cutover::engine::{Command, Engine, EventKind, Outcome, RunHandle, RunOptions, Status};
 use cutover::provider::simulated::{Fault, FaultKind, Simulated};
-use cutover::provider::{
-    Metrics, Provider, ProviderError, RevisionKey, RevisionSpec, RevisionStatus,
-};
+use cutover::provider::{Provider, RevisionKey};
 use cutover::spec::{self, Spec};
 use cutover::store::Store;
-
-/// Fails the Nth mutating call (1-based), once.
-struct Flaky {
-    inner: Arc<Simulated>,
-    calls: AtomicUsize,
-    fail_at: usize,
-}
-
-impl Flaky {
-    fn tick(&self, what: &str) -> Result<(), ProviderError> {
-        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-        if n == self.fail_at {
-            return Err(ProviderError::Failed(format!(
-                "injected failure on call {n} ({what})"
-            )));
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl Provider for Flaky {
-    fn name(&self) -> &'static str {
-        "simulated"
-    }
-    async fn apply_revision(&self, rev: &RevisionSpec, replicas: u32) -> Result<(), ProviderError> {
-        self.tick("apply")?;
-        self.inner.apply_revision(rev, replicas).await
-    }
-    async fn set_weights(&self, c: &str, w: &[(RevisionKey, u32)]) -> Result<(), ProviderError> {
-        self.tick("weights")?;
-        self.inner.set_weights(c, w).await
-    }
-    async fn revision_status(
-        &self,
-        c: &str,
-        r: &RevisionKey,
-    ) -> Result<RevisionStatus, ProviderError> {
-        self.inner.revision_status(c, r).await
-    }
-    async fn metrics(
-        &self,
-        c: &str,
-        r: &RevisionKey,
-        w: Duration,
-    ) -> Result<Metrics, ProviderError> {
-        self.inner.metrics(c, r, w).await
-    }
-    async fn remove_revision(&self, c: &str, r: &RevisionKey) -> Result<(), ProviderError> {
-        self.tick("remove")?;
-        self.inner.remove_revision(c, r).await
-    }
-}
 
 fn spec_for(strategy: &str, version: &str) -> Spec {
     let text = match strategy {
@@ -76,11 +21,7 @@ fn spec_for(strategy: &str, version: &str) -> Spec {
         "rolling" => include_str!("../specs/rolling.yaml"),
         _ => include_str!("../specs/recreate.yaml"),
     };
-    let text = text.replace("'1.2.0'", &format!("'{version}'"));
-    match spec::load_str(&text) {
-        Ok(s) => s,
-        Err(d) => panic!("spec does not load: {d:?}"),
-    }
+    load_spec(&text.replace("'1.2.0'", &format!("'{version}'")))
 }
 
 struct World {
@@ -100,15 +41,7 @@ fn world(faults: Vec<Fault>) -> World {
 }
 
 fn engine(w: &World, provider: Arc<dyn Provider>) -> Engine {
-    Engine::new(EngineConfig {
-        store: w.store.clone(),
-        provider,
-        signals: Arc::new(Builtin::default()),
-        virtual_clock: true,
-        poll_store: false,
-        governance: Default::default(),
-        wall_clock_gates: false,
-    })
+    common::engine(&w.store, provider, Default::default())
 }
 
 fn opts(auto_approve: bool) -> RunOptions {
@@ -133,16 +66,7 @@ async fn with_v1(strategy: &str, faults: Vec<Fault>) -> World {
 }
 
 fn only_on(w: &World, version_prefix: &str) {
-    let weights = w.sim.weights("api");
-    let on: Vec<_> = weights.iter().filter(|(_, v)| **v > 0).collect();
-    assert_eq!(on.len(), 1, "weights {weights:?}");
-    assert!(
-        on[0].0 .0.starts_with(&format!("api@{version_prefix}")),
-        "weights {weights:?}"
-    );
-    assert_eq!(*on[0].1, 100);
-    let revs = w.sim.revisions("api");
-    assert_eq!(revs.len(), 1, "only one revision should remain: {revs:?}");
+    common::only_on(&w.sim, version_prefix);
 }
 
 const STRATEGIES: [&str; 4] = ["canary", "blue-green", "rolling", "recreate"];
@@ -201,23 +125,15 @@ async fn failure_at_each_step_rolls_back_to_the_previous_revision() {
     for s in STRATEGIES {
         // Count the mutating calls of a clean run.
         let w = with_v1(s, vec![]).await;
-        let counter = Arc::new(Flaky {
-            inner: w.sim.clone(),
-            calls: AtomicUsize::new(0),
-            fail_at: usize::MAX,
-        });
+        let counter = Recorder::new(w.sim.clone(), "simulated");
         let e = engine(&w, counter.clone());
         let h = deploy(&e, spec_for(s, "1.2.0"), true).await;
         assert_eq!(h.join.await.unwrap(), Outcome::Succeeded);
-        let total = counter.calls.load(Ordering::SeqCst);
+        let total = counter.calls().len();
         assert!(total >= 3, "{s}: {total} calls");
         for fail_at in 1..=total {
             let w = with_v1(s, vec![]).await;
-            let flaky = Arc::new(Flaky {
-                inner: w.sim.clone(),
-                calls: AtomicUsize::new(0),
-                fail_at,
-            });
+            let flaky = Recorder::failing_at(w.sim.clone(), fail_at);
             let e = engine(&w, flaky);
             let mut rx = e.subscribe();
             let h = deploy(&e, spec_for(s, "1.2.0"), true).await;
@@ -302,22 +218,6 @@ async fn automatic_rollback_disabled_ends_failed() {
     let run = w.store.find_run("my-app-v1.2.0").unwrap().unwrap();
     assert_eq!(run.outcome.as_deref(), Some("failed"));
     assert!(run.reason.unwrap().contains("automatic rollback is off"));
-}
-
-async fn wait_status(e: &Engine, run: i64, want: Status) {
-    let mut rx = e.snapshots();
-    for _ in 0..10_000 {
-        if rx.borrow().get(&run).map(|s| s.status) == Some(want) {
-            return;
-        }
-        if tokio::time::timeout(Duration::from_secs(3600), rx.changed())
-            .await
-            .is_err()
-        {
-            break;
-        }
-    }
-    panic!("run {run} never reached {want:?}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -777,65 +677,6 @@ async fn the_statistical_judge_rolls_back_a_slower_canary_through_the_score() {
 
 // ---- adopting an interrupted run ----
 
-/// The simulated platform under another name, or with every mutating call recorded: the same
-/// `Simulated` underneath, so its state persists across engines like a real host's.
-struct Recorder {
-    inner: Arc<Simulated>,
-    name: &'static str,
-    calls: std::sync::Mutex<Vec<String>>,
-}
-
-impl Recorder {
-    fn new(inner: Arc<Simulated>, name: &'static str) -> Arc<Recorder> {
-        Arc::new(Recorder {
-            inner,
-            name,
-            calls: std::sync::Mutex::new(Vec::new()),
-        })
-    }
-    fn note(&self, call: String) {
-        self.calls.lock().unwrap().push(call);
-    }
-    fn calls(&self) -> Vec<String> {
-        self.calls.lock().unwrap().clone()
-    }
-}
-
-#[async_trait]
-impl Provider for Recorder {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-    async fn apply_revision(&self, rev: &RevisionSpec, replicas: u32) -> Result<(), ProviderError> {
-        self.note(format!("apply {} x{replicas}", rev.key));
-        self.inner.apply_revision(rev, replicas).await
-    }
-    async fn set_weights(&self, c: &str, w: &[(RevisionKey, u32)]) -> Result<(), ProviderError> {
-        let list: Vec<String> = w.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        self.note(format!("weights {}", list.join(",")));
-        self.inner.set_weights(c, w).await
-    }
-    async fn revision_status(
-        &self,
-        c: &str,
-        r: &RevisionKey,
-    ) -> Result<RevisionStatus, ProviderError> {
-        self.inner.revision_status(c, r).await
-    }
-    async fn metrics(
-        &self,
-        c: &str,
-        r: &RevisionKey,
-        w: Duration,
-    ) -> Result<Metrics, ProviderError> {
-        self.inner.metrics(c, r, w).await
-    }
-    async fn remove_revision(&self, c: &str, r: &RevisionKey) -> Result<(), ProviderError> {
-        self.note(format!("remove {r}"));
-        self.inner.remove_revision(c, r).await
-    }
-}
-
 /// A real (not dry) run on the simulated provider: only such runs can be taken over.
 fn live_opts(auto_approve: bool) -> RunOptions {
     RunOptions {
@@ -862,45 +703,12 @@ async fn with_v1_live(strategy: &str) -> World {
     w
 }
 
-/// A run's outcome, within six hours of virtual time.
-async fn outcome_of(h: RunHandle) -> Outcome {
-    match tokio::time::timeout(Duration::from_secs(6 * 3600), h.join).await {
-        Ok(joined) => joined.unwrap(),
-        Err(_) => panic!("run {} did not finish", h.run_id),
-    }
-}
-
-/// The next event of `run` that `pick` accepts, within an hour of virtual time.
-async fn next_event<T>(
-    rx: &mut tokio::sync::broadcast::Receiver<cutover::engine::Event>,
-    run: i64,
-    pick: impl Fn(&EventKind) -> Option<T>,
-) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(3600);
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Ok(ev)) if ev.run == run => {
-                if let Some(t) = pick(&ev.kind) {
-                    return t;
-                }
-            }
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => panic!("event stream of run {run}: {e}"),
-            Err(_) => panic!("run {run}: the awaited event never came"),
-        }
-    }
-}
-
 /// The journal of a run, as another process reads it from the store.
 fn journal(w: &World, run: i64) -> Vec<EventKind> {
-    w.store
-        .events(run, 0)
-        .unwrap()
+    common::journal_rows(&w.store, run)
         .into_iter()
-        .map(|row| {
-            let ev: cutover::engine::Event = serde_json::from_str(&row.json)
-                .unwrap_or_else(|e| panic!("journal event {}: {e}", row.kind));
-            assert_eq!(ev.kind.name(), row.kind);
+        .map(|(kind, ev)| {
+            assert_eq!(ev.kind.name(), kind);
             ev.kind
         })
         .collect()
@@ -937,6 +745,9 @@ async fn abandon(w: &World, h: RunHandle) {
     assert!(h.join.await.unwrap_err().is_cancelled());
 }
 
+/// How long (virtual time) to wait for an awaited event.
+const HOUR: Duration = Duration::from_secs(3600);
+
 /// Not a process: above the largest pid Linux hands out (2^22).
 const DEAD_PID: i64 = 5_000_000;
 
@@ -957,7 +768,7 @@ async fn an_adopted_canary_goes_on_from_its_step_and_finishes() {
         .unwrap();
     let run = h.run_id;
     let new_key = w.store.run_revisions(run).unwrap()[0].rev_key.clone();
-    let first = next_event(&mut a_events, run, |k| match k {
+    let first = next_event(&mut a_events, run, HOUR, |k| match k {
         EventKind::TrafficShifted { weights, .. } => Some(weights.clone()),
         _ => None,
     })
@@ -991,7 +802,7 @@ async fn an_adopted_canary_goes_on_from_its_step_and_finishes() {
     assert_eq!(b.owned_runs(), vec![run]);
     let row = w.store.run(run).unwrap().unwrap();
     assert_eq!(row.owner_pid, Some(std::process::id() as i64));
-    let by = next_event(&mut b_events, run, |k| match k {
+    let by = next_event(&mut b_events, run, HOUR, |k| match k {
         EventKind::Resumed { by } => Some(by.clone()),
         _ => None,
     })

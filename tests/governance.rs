@@ -3,24 +3,22 @@
 //! commands sent straight to the engine, the `beforeStart` gate, and the audit trail (including
 //! detecting tampering with the SQLite file).
 
-use std::sync::{Arc, Mutex};
+#[allow(dead_code)]
+mod common;
+
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
+use common::{load_spec, next_event, outcome_of, wait_status, Recorder};
 use cutover::engine::{
-    Builtin, Command, Engine, EngineConfig, EngineError, Event, EventKind, Outcome, RunHandle,
-    RunOptions, Snapshot, Status,
+    Command, Engine, EngineError, EventKind, Outcome, RunHandle, RunOptions, Snapshot, Status,
 };
 use cutover::governance::audit::{self, Broken};
 use cutover::governance::{config, Governance, GroupResolver};
 use cutover::plan::Action;
 use cutover::provider::simulated::Simulated;
-use cutover::provider::{
-    Metrics, Provider, ProviderError, RevisionKey, RevisionSpec, RevisionStatus,
-};
-use cutover::spec::{self, Spec};
+use cutover::spec::Spec;
 use cutover::store::Store;
-use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 /// A short canary: 20% for 30s, 50% for 30s then the gate `canary-50`, then 100%.
@@ -62,63 +60,7 @@ const GATE: &str = "canary-50";
 const MIN: u64 = 60 * 1000;
 
 fn spec_of(version: &str) -> Spec {
-    match spec::load_str(&SPEC.replace("VERSION", version)) {
-        Ok(s) => s,
-        Err(d) => panic!("spec does not load: {d:?}"),
-    }
-}
-
-/// The simulated platform, with every change the engine asks of it noted.
-struct Recorder {
-    inner: Arc<Simulated>,
-    calls: Mutex<Vec<String>>,
-}
-
-impl Recorder {
-    fn note(&self, call: String) {
-        self.calls.lock().unwrap().push(call);
-    }
-    fn calls(&self) -> Vec<String> {
-        self.calls.lock().unwrap().clone()
-    }
-    fn clear(&self) {
-        self.calls.lock().unwrap().clear();
-    }
-}
-
-#[async_trait]
-impl Provider for Recorder {
-    fn name(&self) -> &'static str {
-        "simulated"
-    }
-    async fn apply_revision(&self, rev: &RevisionSpec, replicas: u32) -> Result<(), ProviderError> {
-        self.note(format!("apply {} x{replicas}", rev.key));
-        self.inner.apply_revision(rev, replicas).await
-    }
-    async fn set_weights(&self, c: &str, w: &[(RevisionKey, u32)]) -> Result<(), ProviderError> {
-        let list: Vec<String> = w.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        self.note(format!("weights {}", list.join(",")));
-        self.inner.set_weights(c, w).await
-    }
-    async fn revision_status(
-        &self,
-        c: &str,
-        r: &RevisionKey,
-    ) -> Result<RevisionStatus, ProviderError> {
-        self.inner.revision_status(c, r).await
-    }
-    async fn metrics(
-        &self,
-        c: &str,
-        r: &RevisionKey,
-        w: Duration,
-    ) -> Result<Metrics, ProviderError> {
-        self.inner.metrics(c, r, w).await
-    }
-    async fn remove_revision(&self, c: &str, r: &RevisionKey) -> Result<(), ProviderError> {
-        self.note(format!("remove {r}"));
-        self.inner.remove_revision(c, r).await
-    }
+    load_spec(&SPEC.replace("VERSION", version))
 }
 
 struct World {
@@ -147,22 +89,15 @@ fn world(cutover_yaml: &str) -> World {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let sim = Arc::new(Simulated::new(vec![]));
-    let rec = Arc::new(Recorder {
-        inner: sim.clone(),
-        calls: Mutex::new(Vec::new()),
-    });
-    let engine = Engine::new(EngineConfig {
-        store: store.clone(),
-        provider: rec.clone(),
-        signals: Arc::new(Builtin::default()),
-        virtual_clock: true,
-        poll_store: false,
-        governance: Governance {
+    let rec = Recorder::new(sim.clone(), "simulated");
+    let engine = common::engine(
+        &store,
+        rec.clone(),
+        Governance {
             workspace: Arc::new(ws),
             groups: groups(),
         },
-        wall_clock_gates: false,
-    });
+    );
     World {
         _dir: dir,
         store,
@@ -184,15 +119,7 @@ fn opts(initiator: &str, auto_approve: bool) -> RunOptions {
 /// (`--auto-approve` never passes a gate whose rule the initiator alone cannot satisfy).
 async fn with_v1(cutover_yaml: &str) -> World {
     let w = world(cutover_yaml);
-    let before = Engine::new(EngineConfig {
-        store: w.store.clone(),
-        provider: w.rec.clone(),
-        signals: Arc::new(Builtin::default()),
-        virtual_clock: true,
-        poll_store: false,
-        governance: Governance::default(),
-        wall_clock_gates: false,
-    });
+    let before = common::engine(&w.store, w.rec.clone(), Governance::default());
     let h = before
         .start(spec_of("1.1.0"), opts("alice", true))
         .await
@@ -211,30 +138,6 @@ async fn start(w: &World, version: &str, initiator: &str) -> RunHandle {
         .unwrap()
 }
 
-/// A run's outcome, within six hours of virtual time.
-async fn outcome_of(h: RunHandle) -> Outcome {
-    match tokio::time::timeout(Duration::from_secs(6 * 3600), h.join).await {
-        Ok(joined) => joined.unwrap(),
-        Err(_) => panic!("run {} did not finish", h.run_id),
-    }
-}
-
-async fn wait_status(e: &Engine, run: i64, want: Status) {
-    let mut rx = e.snapshots();
-    for _ in 0..10_000 {
-        if rx.borrow().get(&run).map(|s| s.status) == Some(want) {
-            return;
-        }
-        if tokio::time::timeout(Duration::from_secs(3600), rx.changed())
-            .await
-            .is_err()
-        {
-            break;
-        }
-    }
-    panic!("run {run} never reached {want:?}");
-}
-
 fn snapshot(w: &World, run: i64) -> Snapshot {
     w.engine
         .snapshots()
@@ -244,54 +147,17 @@ fn snapshot(w: &World, run: i64) -> Snapshot {
         .unwrap_or_else(|| panic!("no snapshot of run {run}"))
 }
 
-/// The next event of `run` that `pick` accepts, within `within` of virtual time.
-async fn next_event<T>(
-    rx: &mut broadcast::Receiver<Event>,
-    run: i64,
-    within: Duration,
-    pick: impl Fn(&EventKind) -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Ok(ev)) if ev.run == run => {
-                if let Some(t) = pick(&ev.kind) {
-                    return t;
-                }
-            }
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => panic!("event stream of run {run}: {e}"),
-            Err(_) => panic!("run {run}: the awaited event never came"),
-        }
-    }
-}
-
 /// The journal of a run, as the store has it.
 fn journal(w: &World, run: i64) -> Vec<EventKind> {
-    w.store
-        .events(run, 0)
-        .unwrap()
+    common::journal_rows(&w.store, run)
         .into_iter()
-        .map(|row| {
-            let ev: Event = serde_json::from_str(&row.json)
-                .unwrap_or_else(|e| panic!("journal event {}: {e}", row.kind));
-            ev.kind
-        })
+        .map(|(_, ev)| ev.kind)
         .collect()
 }
 
 /// Only `version` takes traffic and runs.
 fn only_on(w: &World, version: &str) {
-    let weights = w.sim.weights("api");
-    let on: Vec<_> = weights.iter().filter(|(_, v)| **v > 0).collect();
-    assert_eq!(on.len(), 1, "weights {weights:?}");
-    assert!(
-        on[0].0 .0.starts_with(&format!("api@{version}.")),
-        "weights {weights:?}"
-    );
-    assert_eq!(*on[0].1, 100, "weights {weights:?}");
-    let revs = w.sim.revisions("api");
-    assert_eq!(revs.len(), 1, "only one revision should remain: {revs:?}");
+    common::only_on(&w.sim, &format!("{version}."));
 }
 
 /// The refusal's message; panics on success or any other error.
@@ -1154,15 +1020,7 @@ async fn a_freeze_blocks_a_promotion_and_a_deployment() {
     )
     .await;
     // 1.1.0 succeeded in staging (deployed there without governance).
-    let before = Engine::new(EngineConfig {
-        store: w.store.clone(),
-        provider: w.rec.clone(),
-        signals: Arc::new(Builtin::default()),
-        virtual_clock: true,
-        poll_store: false,
-        governance: Governance::default(),
-        wall_clock_gates: false,
-    });
+    let before = common::engine(&w.store, w.rec.clone(), Governance::default());
     let mut staging = spec_of("1.2.0");
     staging.environment = "staging".into();
     let h = before.start(staging, opts("alice", true)).await.unwrap();
@@ -1186,7 +1044,7 @@ async fn a_freeze_blocks_a_promotion_and_a_deployment() {
         w.engine.start(spec_of("1.2.0"), opts("alice", false)).await,
         Err(EngineError::Refused(_))
     ));
-    assert!(w.rec.calls.lock().unwrap().is_empty(), "nothing changed");
+    assert!(w.rec.calls().is_empty(), "nothing changed");
     let audit = w.store.audit().unwrap();
     assert!(audit.iter().any(|r| r.entry.action == "refused"
         && r.entry.detail["reason"]

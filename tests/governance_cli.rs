@@ -2,74 +2,41 @@
 //! approve` in other processes decides it through the store. As root, the approvers are two real
 //! OS users created by the test, sharing a group-owned state dir.
 
-use std::io::{BufRead, BufReader};
+#[allow(dead_code)]
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cutover");
-
-fn specs() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("specs")
-}
+use common::{seed_spec, start_until_gate, v110, wait_exit, BIN};
 
 /// A state dir with 1.1.0 serving (dry run), the config file, and the 1.2.0 spec with a gate.
 fn setup(dir: &Path, config: &str) -> (PathBuf, PathBuf, PathBuf) {
     let state = dir.join("state");
     let cfg = dir.join("cutover.yaml");
     std::fs::write(&cfg, config).unwrap();
-    let v110 = dir.join("v110.yaml");
-    std::fs::write(
-        &v110,
-        std::fs::read_to_string(specs().join("canary.yaml"))
-            .unwrap()
-            .replace("1.2.0", "1.1.0"),
-    )
-    .unwrap();
-    (state, cfg, v110)
+    (state, cfg, v110(dir, "canary.yaml"))
 }
 
 fn cutover(state: &Path, cfg: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.arg("--state-dir")
-        .arg(state)
-        .arg("--config")
-        .arg(cfg)
-        .args(args);
+    let mut c = common::cutover(state, &["--config", cfg.to_str().unwrap()]);
+    c.args(args);
     c
 }
 
 /// Start the canary with its gate in the background; returns it and its JSON lines.
 fn apply_waiting(state: &Path, cfg: &Path) -> (Child, Receiver<String>) {
-    let spec = specs().join("canary.yaml");
-    let mut child = cutover(
-        state,
-        cfg,
-        &["apply", spec.to_str().unwrap(), "--dry-run", "--json"],
+    let spec = seed_spec("canary.yaml");
+    start_until_gate(
+        cutover(
+            state,
+            cfg,
+            &["apply", spec.to_str().unwrap(), "--dry-run", "--json"],
+        ),
+        Duration::from_secs(20),
     )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let start = Instant::now();
-    loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the gate opens within 20s");
-        if line.contains("\"gate_waiting\"") {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(20));
-    }
-    (child, rx)
 }
 
 fn text(o: &Output) -> String {
@@ -83,16 +50,10 @@ fn text(o: &Output) -> String {
 /// Wait for the apply to finish; its exit code and the time it took.
 fn finish(child: &mut Child, within: Duration) -> (i32, Duration) {
     let start = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return (s.code().unwrap_or(-1), start.elapsed());
-        }
-        if start.elapsed() > within {
-            let _ = child.kill();
-            panic!("apply did not finish within {within:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let status = wait_exit(child, within, || {
+        format!("apply did not finish within {within:?}")
+    });
+    (status.code().unwrap_or(-1), start.elapsed())
 }
 
 #[test]

@@ -14,17 +14,18 @@
 //! Every test has its own state dir and listen port, stops its host even when it fails, and
 //! checks that no process is left behind. The tests measure time, so they run one at a time.
 
+#[allow(dead_code)]
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use cutover::load::{self, LoadOptions, Sample};
+use common::{free_port, spawn_apply, ts, write_in, Host, Load, LocalSpec, Timed};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
-
-const BIN: &str = env!("CARGO_BIN_EXE_cutover");
 
 /// These tests measure time and traffic shares: run them one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -32,40 +33,17 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// Requests per second through the router during every rollout.
 const RPS: u32 = 200;
 
+/// How long the load runs at most (it is stopped when the rollout is over).
+const LOAD_FOR: Duration = Duration::from_secs(120);
+
 /// Bound on one `apply` (the slowest rollout here takes ~25 s).
 const APPLY_TIMEOUT: Duration = Duration::from_secs(120);
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-/// One state dir; stops the host (and so every instance) even when a test fails.
-struct Host {
-    dir: tempfile::TempDir,
-}
-
+/// Runs the CLI against this host's state dir.
 impl Host {
-    fn new() -> Host {
-        Host {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn id(&self) -> String {
-        self.dir.path().display().to_string()
-    }
-
     /// Run `cutover --state-dir DIR ARGS...` to its end (bounded): exit code and stdout.
     async fn cli(&self, args: &[&str]) -> (i32, String) {
-        let child = tokio::process::Command::new(BIN)
-            .arg("--state-dir")
-            .arg(self.path())
-            .args(args)
+        let child = tokio::process::Command::from(common::cutover(self.path(), args))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -89,21 +67,6 @@ impl Host {
     }
 }
 
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new(BIN)
-            .arg("--state-dir")
-            .arg(self.dir.path())
-            .args(["host", "stop"])
-            .stdout(Stdio::null())
-            .status();
-        let left = cutover::local::process::find_owned(&self.id());
-        if !std::thread::panicking() {
-            assert!(left.is_empty(), "processes left behind: {left:?}");
-        }
-    }
-}
-
 const IMMEDIATE: &str = "{type: immediate}";
 
 /// What every first deployment (1.0.0) uses: it routes 100% at once, nothing to analyse.
@@ -121,40 +84,25 @@ fn write_spec(
     canary_config: &str,
     rollback_strategy: &str,
 ) -> PathBuf {
-    let args: String = service_args.iter().map(|a| format!(", '{a}'")).collect();
     let canary: String = canary_config
         .lines()
         .map(|l| format!("    {l}\n"))
         .collect();
     let text = format!(
-        "id: shop
-name: shop
-version: '{version}'
-strategy: canary
-environment: test
-components:
-  - id: web
-    name: web
-    version: '{version}'
-    replicas: 2
-    listen: 127.0.0.1:{port}
-    run:
-      command: ['{{self}}', demo-service, --port, '{{port}}', --version, '{{version}}'{args}]
-    healthCheck: {{type: http, endpoint: /health, port: 8080, periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 2}}
-infrastructure:
-  provider: local
-rollback:
+        "{}rollback:
   enabled: true
   automatic: true
   strategy: {rollback_strategy}
   timeout: 30s
 metadata:
   canaryConfig:
-{canary}"
+{canary}",
+        LocalSpec::demo(version, port)
+            .replicas(2)
+            .args(service_args)
+            .yaml()
     );
-    let path = host.path().join(format!("{file}.yaml"));
-    std::fs::write(&path, text).unwrap();
-    path
+    write_in(host.path(), &format!("{file}.yaml"), &text)
 }
 
 /// A finished `apply`.
@@ -177,17 +125,7 @@ struct Apply {
 }
 
 fn start_apply(host: &Host, spec: &Path) -> Apply {
-    let mut child = tokio::process::Command::new(BIN)
-        .arg("--state-dir")
-        .arg(host.path())
-        .arg("apply")
-        .arg(spec)
-        .args(["--headless", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = spawn_apply(host.path(), spec);
     let stdout = child.stdout.take().unwrap();
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = events.clone();
@@ -297,12 +235,6 @@ fn dump(events: &[Value]) -> String {
         .join("\n")
 }
 
-fn ts(ev: &Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(ev["ts"].as_str().unwrap())
-        .unwrap()
-        .with_timezone(&Utc)
-}
-
 /// The weight of `version` in a `traffic_shifted` event (0 when absent).
 fn weight_of(ev: &Value, version: &str) -> u64 {
     ev["weights"]
@@ -359,58 +291,6 @@ fn back_on_old(events: &[Value], old: &str, new: &str) -> DateTime<Utc> {
     ts(back)
 }
 
-/// One response the load generator got, with the wall time its request was sent.
-struct Timed {
-    sent: DateTime<Utc>,
-    version: Option<String>,
-    status: Option<u16>,
-}
-
-/// Open-loop load through the router, recording every response; stopped on drop.
-struct Load {
-    handle: tokio::task::JoinHandle<load::LoadReport>,
-    samples: Arc<Mutex<Vec<Timed>>>,
-}
-
-impl Load {
-    fn start(port: u16, rps: u32) -> Load {
-        let samples = Arc::new(Mutex::new(Vec::new()));
-        let sink = samples.clone();
-        let start = Utc::now();
-        let handle = tokio::spawn(async move {
-            let mut opts = LoadOptions::new(
-                format!("http://127.0.0.1:{port}/"),
-                rps,
-                Duration::from_secs(120),
-            );
-            opts.timeout = Duration::from_secs(5);
-            load::run_with_observer(opts, move |s: Sample| {
-                let sent = start + chrono::Duration::from_std(s.at).unwrap();
-                sink.lock().unwrap().push(Timed {
-                    sent,
-                    version: s.version,
-                    status: s.status,
-                });
-            })
-            .await
-            .unwrap()
-        });
-        Load { handle, samples }
-    }
-
-    /// Stop the load and take what it recorded.
-    fn stop(self) -> Vec<Timed> {
-        self.handle.abort();
-        std::mem::take(&mut *self.samples.lock().unwrap())
-    }
-}
-
-impl Drop for Load {
-    fn drop(&mut self) {
-        self.handle.abort();
-    }
-}
-
 /// The number after `name = ` in `text`.
 fn number_after(text: &str, name: &str) -> Option<f64> {
     let rest = &text[text.find(&format!("{name} = "))? + name.len() + 3..];
@@ -434,7 +314,7 @@ async fn roll_out_slow_canary(metric: &str, extra: &str) -> Applied {
     let host = Host::new();
     let port = free_port();
     deploy_first(&host, port).await;
-    let load = Load::start(port, RPS);
+    let load = Load::start(port, RPS, LOAD_FOR);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let config = format!(
         "stages: [{{name: canary-20, percentage: 20, duration: 10s}}, {{name: canary-50, percentage: 50, duration: 10s}}, {{name: full, percentage: 100, duration: 0}}]
@@ -555,7 +435,7 @@ async fn healthy_canary_judged_statistically(extra: &str) {
     let host = Host::new();
     let port = free_port();
     deploy_first(&host, port).await;
-    let load = Load::start(port, RPS);
+    let load = Load::start(port, RPS, LOAD_FOR);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let config = format!(
         "stages: [{{name: canary-20, percentage: 20, duration: 6s}}, {{name: canary-50, percentage: 50, duration: 6s}}, {{name: full, percentage: 100, duration: 0}}]
@@ -649,7 +529,7 @@ failureLimit: 0";
     let mut revisions = Vec::new();
     let mut runs = Vec::new();
     for round in 1..=3 {
-        let load = Load::start(port, RPS);
+        let load = Load::start(port, RPS, LOAD_FOR);
         tokio::time::sleep(Duration::from_millis(500)).await;
         let res = apply(&host, &bad).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -728,7 +608,7 @@ analysisInterval: 1s";
         config,
         "{type: gradual, steps: [50, 20], interval: 2s}",
     );
-    let load = Load::start(port, RPS);
+    let load = Load::start(port, RPS, LOAD_FOR);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let res = apply(&host, &bad).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -809,7 +689,7 @@ analysisInterval: 1s"
         &config,
         IMMEDIATE,
     );
-    let load = Load::start(port, RPS);
+    let load = Load::start(port, RPS, LOAD_FOR);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut run = start_apply(&host, &v2);
     let paused = run

@@ -5,58 +5,18 @@
 //! follows the weights at each step. A version serving 30% errors, or failing its health check,
 //! is rolled back and traffic returns entirely to the old version. No process is left behind.
 
+#[allow(dead_code)]
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use cutover::load::{self, LoadOptions, Sample};
+use common::{free_port, spawn_apply, ts, write_in, Host, Load, LocalSpec, Timed};
 use tokio::io::{AsyncBufReadExt, BufReader};
-
-const BIN: &str = env!("CARGO_BIN_EXE_cutover");
 
 /// These tests measure traffic shares in real time: run them one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-/// Stops the host (and so every instance) even when a test fails.
-struct Host {
-    dir: tempfile::TempDir,
-}
-
-impl Host {
-    fn new() -> Host {
-        Host {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-    fn id(&self) -> String {
-        self.dir.path().display().to_string()
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new(BIN)
-            .arg("--state-dir")
-            .arg(self.dir.path())
-            .args(["host", "stop"])
-            .stdout(Stdio::null())
-            .status();
-        let left = cutover::local::process::find_owned(&self.id());
-        if !std::thread::panicking() {
-            assert!(left.is_empty(), "processes left behind: {left:?}");
-        }
-    }
-}
 
 fn strategy_block(strategy: &str) -> &'static str {
     match strategy {
@@ -107,28 +67,10 @@ fn write_spec(
     replicas: u32,
     extra: &[&str],
 ) -> PathBuf {
-    let mut args = String::new();
-    for a in extra {
-        args.push_str(&format!(", '{a}'"));
-    }
+    let mut args = vec!["--latency-ms", "1"];
+    args.extend_from_slice(extra);
     let text = format!(
-        "id: shop
-name: shop
-version: '{version}'
-strategy: {strategy}
-environment: test
-components:
-  - id: web
-    name: web
-    version: '{version}'
-    replicas: {replicas}
-    listen: 127.0.0.1:{port}
-    run:
-      command: ['{{self}}', demo-service, --port, '{{port}}', --version, '{{version}}', --latency-ms, '1'{args}]
-    healthCheck: {{type: http, endpoint: /health, port: 8080, periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 2}}
-infrastructure:
-  provider: local
-rollback:
+        "{}rollback:
   enabled: true
   automatic: true
   triggers:
@@ -136,11 +78,14 @@ rollback:
   strategy: {{type: immediate}}
   timeout: 30s
 {}",
+        LocalSpec::demo(version, port)
+            .strategy(strategy)
+            .replicas(replicas)
+            .args(&args)
+            .yaml(),
         strategy_block(strategy)
     );
-    let path = dir.join(format!("{strategy}-{version}.yaml"));
-    std::fs::write(&path, text).unwrap();
-    path
+    write_in(dir, &format!("{strategy}-{version}.yaml"), &text)
 }
 
 struct Applied {
@@ -149,17 +94,7 @@ struct Applied {
 }
 
 async fn apply(host: &Host, spec: &Path) -> Applied {
-    let mut child = tokio::process::Command::new(BIN)
-        .arg("--state-dir")
-        .arg(host.path())
-        .arg("apply")
-        .arg(spec)
-        .args(["--headless", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = spawn_apply(host.path(), spec);
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let mut events = Vec::new();
@@ -181,12 +116,6 @@ async fn apply(host: &Host, spec: &Path) -> Applied {
     }
 }
 
-fn ts(ev: &serde_json::Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(ev["ts"].as_str().unwrap())
-        .unwrap()
-        .with_timezone(&Utc)
-}
-
 /// (when, weight of `version`) for each traffic shift.
 fn shifts(events: &[serde_json::Value], version: &str) -> Vec<(DateTime<Utc>, u64)> {
     events
@@ -205,41 +134,6 @@ fn shifts(events: &[serde_json::Value], version: &str) -> Vec<(DateTime<Utc>, u6
         .collect()
 }
 
-struct Timed {
-    sent: DateTime<Utc>,
-    version: Option<String>,
-    status: Option<u16>,
-}
-
-/// Load at `rps` until `stop`, recording every response with its send time.
-fn start_load(
-    port: u16,
-    rps: u32,
-    duration: Duration,
-) -> (
-    tokio::task::JoinHandle<load::LoadReport>,
-    Arc<Mutex<Vec<Timed>>>,
-) {
-    let samples = Arc::new(Mutex::new(Vec::new()));
-    let s2 = samples.clone();
-    let start = Utc::now();
-    let handle = tokio::spawn(async move {
-        let mut opts = LoadOptions::new(format!("http://127.0.0.1:{port}/"), rps, duration);
-        opts.timeout = Duration::from_secs(5);
-        load::run_with_observer(opts, move |s: Sample| {
-            let sent = start + chrono::Duration::from_std(s.at).unwrap();
-            s2.lock().unwrap().push(Timed {
-                sent,
-                version: s.version,
-                status: s.status,
-            });
-        })
-        .await
-        .unwrap()
-    });
-    (handle, samples)
-}
-
 async fn deploy_under_load(strategy: &str) {
     let _serial = SERIAL.lock().await;
     let host = Host::new();
@@ -249,7 +143,7 @@ async fn deploy_under_load(strategy: &str) {
     let v2 = write_spec(host.path(), strategy, "1.1.0", port, replicas, &[]);
     let first = apply(&host, &v1).await;
     assert_eq!(first.code, 0, "first deployment: {:?}", first.events.last());
-    let (load, samples) = start_load(port, 250, Duration::from_secs(30));
+    let load = Load::start(port, 250, Duration::from_secs(30));
     tokio::time::sleep(Duration::from_millis(500)).await;
     let t0 = Instant::now();
     let second = apply(&host, &v2).await;
@@ -259,8 +153,7 @@ async fn deploy_under_load(strategy: &str) {
     assert_eq!(last["outcome"], "succeeded");
     // Keep the load going a little after the switch, then stop it.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    load.abort();
-    let samples = std::mem::take(&mut *samples.lock().unwrap());
+    let samples = load.stop();
     assert!(
         samples.len() > 250 * 5,
         "{strategy}: only {} responses",
@@ -338,7 +231,7 @@ async fn bad_version_rolls_back(extra: &[&str], reason_has: &str) {
     let v1 = write_spec(host.path(), "canary", "1.0.0", port, 2, &[]);
     let bad = write_spec(host.path(), "canary", "1.2.0", port, 2, extra);
     assert_eq!(apply(&host, &v1).await.code, 0);
-    let (load, samples) = start_load(port, 250, Duration::from_secs(30));
+    let load = Load::start(port, 250, Duration::from_secs(30));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let res = apply(&host, &bad).await;
     let last = res.events.last().unwrap().clone();
@@ -349,8 +242,7 @@ async fn bad_version_rolls_back(extra: &[&str], reason_has: &str) {
     let back = shifts(&res.events, "1.0.0").last().unwrap().0;
     // Everything sent after the rollback is answered by 1.0.0.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    load.abort();
-    let samples = std::mem::take(&mut *samples.lock().unwrap());
+    let samples = load.stop();
     let after: Vec<&Timed> = samples
         .iter()
         .filter(|s| s.sent > back + chrono::Duration::milliseconds(100))

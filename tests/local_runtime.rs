@@ -5,66 +5,26 @@
 //! so tests run in parallel. A guard stops the host when the test ends, even on panic, and checks
 //! that no process of that host is left. Every wait is bounded by a deadline.
 
+#[allow(dead_code)]
+mod common;
+
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{free_port, isolated, run_within, write_in, LocalSpec, Out, BIN, HTTP_HEALTH};
 use cutover::local::client::{ensure_host, HostClient, LocalProvider};
 use cutover::local::process::find_owned;
 use cutover::local::proto::{HostStatus, InstanceView, RevisionView};
 use cutover::provider::{Provider, RevisionKey, RevisionSpec};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cutover");
 /// Bound for any one command.
 const DEADLINE: Duration = Duration::from_secs(15);
-
-struct Out {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-    took: Duration,
-}
-
-impl Out {
-    fn code(&self) -> i32 {
-        self.status.code().unwrap_or(-1)
-    }
-
-    fn explain(&self) -> String {
-        format!(
-            "exit {:?} after {:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.status, self.took, self.stdout, self.stderr
-        )
-    }
-
-    /// The `finished` event of `apply --json`.
-    fn finished(&self) -> Value {
-        self.stdout
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|v| v["kind"] == "finished")
-            .unwrap_or_else(|| panic!("no finished event\n{}", self.explain()))
-    }
-}
-
-fn drain(r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut s = String::new();
-        let mut r = r;
-        let _ = r.read_to_string(&mut s);
-        s
-    })
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
 
 /// Alive and not a zombie.
 fn alive(pid: u32) -> bool {
@@ -115,19 +75,7 @@ impl World {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg("--state-dir")
-            .arg(&self.state)
-            .args(args)
-            .current_dir(self.path())
-            .env_remove("CUTOVER_STATE_DIR")
-            .env_remove("CUTOVER_CONFIG")
-            .env("XDG_CONFIG_HOME", self.path().join("xdg-config"))
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        c
+        isolated(&self.state, self.path(), args)
     }
 
     /// Run a command to completion within the deadline (killed if it overruns).
@@ -137,57 +85,18 @@ impl World {
 
     /// Like `run`, but never panics (for the guard).
     fn try_run(&self, args: &[&str]) -> Result<Out, String> {
-        let start = Instant::now();
-        let mut child = self
-            .command(args)
-            .spawn()
-            .map_err(|e| format!("spawn cutover: {e}"))?;
-        let out = drain(child.stdout.take().unwrap());
-        let err = drain(child.stderr.take().unwrap());
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(s)) => break s,
-                Ok(None) => {}
-                Err(e) => return Err(format!("wait for cutover {args:?}: {e}")),
-            }
-            if start.elapsed() > DEADLINE {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "cutover {args:?} did not finish within {DEADLINE:?}"
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        Ok(Out {
-            status,
-            stdout: out.join().unwrap_or_default(),
-            stderr: err.join().unwrap_or_default(),
-            took: start.elapsed(),
-        })
+        run_within(self.command(args), args, DEADLINE)
     }
 
     /// A one-component local spec listening on this world's port.
     fn spec_text(&self, version: &str, replicas: u32, run: &str, health: &str) -> String {
-        format!(
-            "id: rt
-name: rt
-version: '{version}'
-strategy: canary
-environment: local
-components:
-  - id: web
-    name: web
-    version: '{version}'
-    replicas: {replicas}
-    listen: 127.0.0.1:{port}
-    run: {run}
-    healthCheck: {health}
-infrastructure:
-  provider: local
-",
-            port = self.port
-        )
+        LocalSpec::demo(version, self.port)
+            .id("rt")
+            .environment("local")
+            .replicas(replicas)
+            .run(run)
+            .health(health)
+            .yaml()
     }
 
     fn write_spec(
@@ -198,9 +107,11 @@ infrastructure:
         run: &str,
         health: &str,
     ) -> PathBuf {
-        let p = self.path().join(name);
-        std::fs::write(&p, self.spec_text(version, replicas, run, health)).unwrap();
-        p
+        write_in(
+            self.path(),
+            name,
+            &self.spec_text(version, replicas, run, health),
+        )
     }
 
     fn apply(&self, spec: &Path) -> Out {
@@ -324,7 +235,6 @@ fn get(port: u16, path: &str, extra: &str) -> std::io::Result<Reply> {
 const DEMO: &str = "{command: ['{self}', demo-service, --port, '{port}', --version, '{version}']}";
 const DEMO_FAILING: &str =
     "{command: ['{self}', demo-service, --port, '{port}', --version, '{version}', --fail-health]}";
-const HTTP_PROBE: &str = "{type: http, endpoint: /health, port: 8080, periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 2}";
 
 fn probe(kind_and_target: &str) -> String {
     format!("{{{kind_and_target}, periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 2}}")
@@ -379,7 +289,7 @@ fn assert_probe_fails(w: &World, run: &str, health: &str, expect: &[&str]) {
 #[test]
 fn http_probe_passes() {
     let w = World::new();
-    assert_probe_passes(&w, DEMO, HTTP_PROBE, "http");
+    assert_probe_passes(&w, DEMO, HTTP_HEALTH, "http");
 }
 
 #[test]
@@ -388,7 +298,7 @@ fn http_probe_fails_on_503() {
     assert_probe_fails(
         &w,
         DEMO_FAILING,
-        HTTP_PROBE,
+        HTTP_HEALTH,
         &["http probe", "GET /health: HTTP 503"],
     );
 }
@@ -474,7 +384,7 @@ fn a_command_that_cannot_start_fails_early_and_clearly() {
         "1.0.0",
         1,
         "{command: [/no/such/binary, --port, '{port}']}",
-        HTTP_PROBE,
+        HTTP_HEALTH,
     );
     let out = w.apply(&spec);
     assert_eq!(out.code(), 1, "{}", out.explain());
@@ -523,7 +433,7 @@ fn a_crashing_instance_is_restarted_and_reported() {
     let client = rt.block_on(ensure_host(w.path(), Path::new(BIN))).unwrap();
     let provider = LocalProvider::new(client);
     let run = "{command: ['{self}', demo-service, --port, '{port}', --version, '{version}', --crash-after-s, '1']}";
-    let rev = revision(&w, "web@crash", "1.0.0", run, HTTP_PROBE);
+    let rev = revision(&w, "web@crash", "1.0.0", run, HTTP_HEALTH);
     rt.block_on(provider.apply_revision(&rev, 1)).unwrap();
     let first_pid = instance(&w, "web@crash").and_then(|i| i.pid).unwrap();
     let t0 = Instant::now();
@@ -551,7 +461,7 @@ fn a_crashing_instance_is_restarted_and_reported() {
 #[test]
 fn host_stop_leaves_nothing_and_apply_starts_a_new_host() {
     let w = World::new();
-    let spec = w.write_spec("v1.yaml", "1.0.0", 2, DEMO, HTTP_PROBE);
+    let spec = w.write_spec("v1.yaml", "1.0.0", 2, DEMO, HTTP_HEALTH);
     let out = w.apply(&spec);
     assert_eq!(out.code(), 0, "{}", out.explain());
     let st = w.running_status();
@@ -620,13 +530,13 @@ const ONE_STAGE: &str = "metadata:
 #[test]
 fn apply_after_host_stop_deploys_the_new_version() {
     let w = World::new();
-    let v1 = w.write_spec("v1.yaml", "1.0.0", 1, DEMO, HTTP_PROBE);
+    let v1 = w.write_spec("v1.yaml", "1.0.0", 1, DEMO, HTTP_HEALTH);
     let out = w.apply(&v1);
     assert_eq!(out.code(), 0, "{}", out.explain());
     let out = w.run(&["host", "stop"]);
     assert_eq!(out.code(), 0, "{}", out.explain());
     let v2 = w.path().join("v2.yaml");
-    std::fs::write(&v2, w.spec_text("1.1.0", 1, DEMO, HTTP_PROBE) + ONE_STAGE).unwrap();
+    std::fs::write(&v2, w.spec_text("1.1.0", 1, DEMO, HTTP_HEALTH) + ONE_STAGE).unwrap();
     let out = w.apply(&v2);
     assert_eq!(out.code(), 0, "{}", out.explain());
     assert_eq!(out.finished()["outcome"], "succeeded", "{}", out.explain());
@@ -637,7 +547,7 @@ fn apply_after_host_stop_deploys_the_new_version() {
 #[test]
 fn a_restarted_host_replaces_what_ran() {
     let w = World::new();
-    let spec = w.write_spec("v1.yaml", "1.0.0", 2, DEMO, HTTP_PROBE);
+    let spec = w.write_spec("v1.yaml", "1.0.0", 2, DEMO, HTTP_HEALTH);
     let out = w.apply(&spec);
     assert_eq!(out.code(), 0, "{}", out.explain());
     let before = w.running_status();
@@ -695,7 +605,7 @@ fn router_answers_503_without_a_ready_instance_and_502_when_the_backend_is_down(
     let w = World::new();
     let rt = runtime();
     let provider = LocalProvider::new(rt.block_on(ensure_host(w.path(), Path::new(BIN))).unwrap());
-    let sick = revision(&w, "web@sick", "0.9.0", DEMO_FAILING, HTTP_PROBE);
+    let sick = revision(&w, "web@sick", "0.9.0", DEMO_FAILING, HTTP_HEALTH);
     rt.block_on(provider.apply_revision(&sick, 1)).unwrap();
     rt.block_on(provider.set_weights("web", &[(sick.key.clone(), 100)]))
         .unwrap();

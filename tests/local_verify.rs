@@ -2,41 +2,17 @@
 //! a failing post-deployment check rolls back, and `cutover verify` reports each check with its
 //! evidence and an overall score.
 
-use std::path::Path;
-use std::process::{Command, Stdio};
+#[allow(dead_code)]
+mod common;
 
+use std::path::Path;
+use std::process::Stdio;
+
+use common::{free_port, write_in, Host, LocalSpec};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cutover");
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-/// Stops the host even when a test fails, and checks nothing is left.
-struct Host(tempfile::TempDir);
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = Command::new(BIN)
-            .arg("--state-dir")
-            .arg(self.0.path())
-            .args(["host", "stop"])
-            .stdout(Stdio::null())
-            .status();
-        let left = cutover::local::process::find_owned(&self.0.path().display().to_string());
-        if !std::thread::panicking() {
-            assert!(left.is_empty(), "processes left behind: {left:?}");
-        }
-    }
-}
-
 fn cutover(state: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .arg("--state-dir")
-        .arg(state)
-        .args(args)
+    let out = common::cutover(state, args)
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -48,24 +24,13 @@ fn cutover(state: &Path, args: &[&str]) -> (i32, String, String) {
 }
 
 fn spec(version: &str, port: u16, validation: &str) -> String {
+    let head = LocalSpec::demo(version, port)
+        .id("checked")
+        .strategy("blue-green")
+        .health("{type: http, endpoint: /health, port: 8080, periodSeconds: 1}")
+        .yaml();
     format!(
-        "id: checked
-name: checked
-version: '{version}'
-strategy: blue-green
-environment: test
-components:
-  - id: web
-    name: web
-    version: '{version}'
-    replicas: 1
-    listen: 127.0.0.1:{port}
-    run:
-      command: ['{{self}}', demo-service, --port, '{{port}}', --version, '{{version}}']
-    healthCheck: {{type: http, endpoint: /health, port: 8080, periodSeconds: 1}}
-infrastructure:
-  provider: local
-validation:
+        "{head}validation:
 {validation}
 metadata:
   blueGreenConfig:
@@ -75,8 +40,7 @@ metadata:
 }
 
 fn apply(state: &Path, name: &str, text: &str) -> (i32, Vec<Value>) {
-    let file = state.join(name);
-    std::fs::write(&file, text).unwrap();
+    let file = write_in(state, name, text);
     let (code, out, err) = cutover(state, &["apply", file.to_str().unwrap(), "--json"]);
     let events = out
         .lines()
@@ -101,8 +65,8 @@ const GOOD: &str = "  preDeployment:
 
 #[test]
 fn verify_reports_every_check_with_evidence_and_a_score() {
-    let host = Host(tempfile::tempdir().unwrap());
-    let state = host.0.path();
+    let host = Host::new();
+    let state = host.path();
     let port = free_port();
     let (code, events) = apply(state, "v1.yaml", &spec("1.0.0", port, GOOD));
     assert_eq!(code, 0, "{:?}", events.last());
@@ -151,8 +115,8 @@ fn verify_reports_every_check_with_evidence_and_a_score() {
 
 #[test]
 fn a_busy_listen_address_stops_the_run_before_any_change() {
-    let host = Host(tempfile::tempdir().unwrap());
-    let state = host.0.path();
+    let host = Host::new();
+    let state = host.path();
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port();
     let (code, events) = apply(state, "v1.yaml", &spec("1.0.0", port, GOOD));
@@ -179,8 +143,8 @@ fn a_busy_listen_address_stops_the_run_before_any_change() {
 
 #[test]
 fn a_failing_post_deployment_check_rolls_back_to_the_running_version() {
-    let host = Host(tempfile::tempdir().unwrap());
-    let state = host.0.path();
+    let host = Host::new();
+    let state = host.path();
     let port = free_port();
     let (code, _) = apply(state, "v1.yaml", &spec("1.0.0", port, GOOD));
     assert_eq!(code, 0);

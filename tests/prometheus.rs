@@ -5,16 +5,14 @@
 //! Needs the `prometheus` binary (Debian package `prometheus`). Without it the test says so loudly
 //! and skips, except under CI (`CI=true`), where `.ci/run` installs it and a skip is a failure.
 
+#[allow(dead_code)]
+mod common;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cutover");
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
+use common::{free_port, stop_host, write_in, LocalSpec, BIN};
 
 fn prometheus_binary() -> Option<String> {
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -38,34 +36,20 @@ impl Drop for Cleanup {
             let _ = p.kill();
             let _ = p.wait();
         }
-        let _ = Command::new(BIN)
-            .arg("--state-dir")
-            .arg(self.state.path())
-            .args(["host", "stop"])
-            .stdout(Stdio::null())
-            .status();
+        stop_host(self.state.path());
     }
 }
 
-fn spec(version: &str, port: u16, prom: u16, extra: &str) -> String {
+fn spec(version: &str, port: u16, prom: u16, extra: &[&str]) -> String {
+    let head = LocalSpec::demo(version, port)
+        .environment("prom")
+        .args(extra)
+        .health(
+            "{type: http, endpoint: /health, port: 8080, periodSeconds: 1, failureThreshold: 2}",
+        )
+        .yaml();
     format!(
-        "id: shop
-name: shop
-version: '{version}'
-strategy: canary
-environment: prom
-components:
-  - id: web
-    name: web
-    version: '{version}'
-    replicas: 1
-    listen: 127.0.0.1:{port}
-    run:
-      command: ['{{self}}', demo-service, --port, '{{port}}', --version, '{{version}}'{extra}]
-    healthCheck: {{type: http, endpoint: /health, port: 8080, periodSeconds: 1, failureThreshold: 2}}
-infrastructure:
-  provider: local
-rollback: {{enabled: true, automatic: true, strategy: {{type: immediate}}, timeout: 30s}}
+        "{head}rollback: {{enabled: true, automatic: true, strategy: {{type: immediate}}, timeout: 30s}}
 metadata:
   canaryConfig:
     stages:
@@ -86,15 +70,13 @@ metadata:
 }
 
 fn apply(state: &Path, file: &Path) -> (i32, Vec<serde_json::Value>) {
-    let out = Command::new(BIN)
-        .arg("--state-dir")
-        .arg(state)
-        .arg("apply")
-        .arg(file)
-        .args(["--headless", "--json"])
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
+    let out = common::cutover(
+        state,
+        &["apply", file.to_str().unwrap(), "--headless", "--json"],
+    )
+    .stderr(Stdio::inherit())
+    .output()
+    .unwrap();
     let events = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -146,8 +128,7 @@ fn a_bad_canary_detected_through_promql_rolls_back() {
     let state = c.state.path().to_path_buf();
     let port = free_port();
     let prom = free_port();
-    let v1 = state.join("v1.yaml");
-    std::fs::write(&v1, spec("1.0.0", port, prom, "")).unwrap();
+    let v1 = write_in(&state, "v1.yaml", &spec("1.0.0", port, prom, &[]));
     let (code, events) = apply(&state, &v1);
     assert_eq!(code, 0, "{:?}", events.last());
     let targets = state.join("prometheus/targets.json");
@@ -237,8 +218,11 @@ scrape_configs:
         std::thread::sleep(Duration::from_millis(250));
     }
 
-    let bad = state.join("bad.yaml");
-    std::fs::write(&bad, spec("1.1.0", port, prom, ", --error-rate, '0.3'")).unwrap();
+    let bad = write_in(
+        &state,
+        "bad.yaml",
+        &spec("1.1.0", port, prom, &["--error-rate", "0.3"]),
+    );
     let t0 = Instant::now();
     let (code, events) = apply(&state, &bad);
     let last = events.last().unwrap();
