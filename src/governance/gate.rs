@@ -21,13 +21,17 @@ pub struct Rule {
     pub initiator: String,
     pub timeout_ms: Option<u64>,
     pub escalation: Vec<Escalation>,
+    /// No approver list and no roles in the environment: anyone may decide.
+    #[serde(default)]
+    pub anyone: bool,
 }
 
 impl Rule {
     /// The rule for a gate in `env`. Without an `approval` block: one approval, and the
     /// initiator may give it.
     pub fn for_env(ws: &Workspace, env: &str, gate: &str, initiator: &str) -> Rule {
-        match ws.env(env).and_then(|e| e.approval.as_ref()) {
+        let no_roles = ws.env(env).is_none_or(|e| e.roles.is_none());
+        let mut rule = match ws.env(env).and_then(|e| e.approval.as_ref()) {
             Some(a) => Rule {
                 gate: gate.to_string(),
                 environment: env.to_string(),
@@ -37,6 +41,7 @@ impl Rule {
                 initiator: initiator.to_string(),
                 timeout_ms: a.timeout.map(|t| t.0),
                 escalation: a.escalation.clone(),
+                anyone: false,
             },
             None => Rule {
                 gate: gate.to_string(),
@@ -47,8 +52,11 @@ impl Rule {
                 initiator: initiator.to_string(),
                 timeout_ms: None,
                 escalation: Vec::new(),
+                anyone: false,
             },
-        }
+        };
+        rule.anyone = rule.approvers.is_none() && no_roles;
+        rule
     }
 }
 
@@ -206,6 +214,7 @@ impl Gate {
         let r = &self.rule;
         let mut who = match &r.approvers {
             Some(w) => w.describe(),
+            None if r.anyone => "anyone on this host (no roles in cutover.yaml)".to_string(),
             None => "holders of the approver or admin role".to_string(),
         };
         if !self.added.is_empty() {
