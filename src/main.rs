@@ -132,8 +132,9 @@ pub enum Cmd {
     Promote {
         /// The deployment (its spec id)
         id: String,
-        #[arg(long)]
-        from: String,
+        /// Where the verified revision runs (not needed with --history)
+        #[arg(long, required_unless_present = "history")]
+        from: Option<String>,
         #[arg(long)]
         to: String,
         /// Promote out of pipeline order (needs the admin role in the target), saying why

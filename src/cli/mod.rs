@@ -124,7 +124,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                 promote::promote(
                     &state_dir,
                     &id,
-                    &from,
+                    from.as_deref().unwrap_or_default(),
                     &to,
                     override_reason.as_deref(),
                     json,

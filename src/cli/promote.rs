@@ -36,7 +36,7 @@ pub fn promote(
     };
     if !json {
         out!(
-            "promoting {id} {} from {from} (run #{}) to {to}{}",
+            "promoting {id} {} from {from} (run #{}) to {to}{}: the engine checks the rules first",
             spec.version,
             src.run_id,
             override_reason
