@@ -13,6 +13,18 @@ use cutover::analytics::{report as rep, run as one};
 use cutover::engine::Event;
 use cutover::tui::data::parse_ts;
 
+/// What the report needs of a recorded run (none when its start time is unreadable).
+fn fact(r: cutover::store::RunRow) -> Option<rep::Fact> {
+    Some(rep::Fact {
+        started: parse_ts(&r.started_at)?,
+        finished: r.finished_at.as_deref().and_then(parse_ts),
+        deployment: r.deployment,
+        environment: r.environment,
+        kind: r.kind,
+        outcome: r.outcome,
+    })
+}
+
 fn pct(v: Option<f64>) -> String {
     v.map(|x| format!("{:.0}%", x * 100.0))
         .unwrap_or_else(|| "-".into())
@@ -39,16 +51,7 @@ pub fn analytics(dir: &Path, id: &str, json: bool) -> Result<u8> {
         .runs(Some(&r.environment), 10_000)?
         .into_iter()
         .filter(|x| x.deployment == r.deployment)
-        .filter_map(|x| {
-            Some(rep::Fact {
-                started: parse_ts(&x.started_at)?,
-                finished: x.finished_at.as_deref().and_then(parse_ts),
-                deployment: x.deployment,
-                environment: x.environment,
-                kind: x.kind,
-                outcome: x.outcome,
-            })
-        })
+        .filter_map(fact)
         .collect();
     let place = rep::report(&history, 36_500, chrono::Utc::now())
         .into_iter()
@@ -120,16 +123,7 @@ pub fn report(dir: &Path, env: Option<&str>, days: i64, json: bool) -> Result<u8
         .runs(env, 100_000)?
         .into_iter()
         .filter(|x| !x.dry_run)
-        .filter_map(|x| {
-            Some(rep::Fact {
-                started: parse_ts(&x.started_at)?,
-                finished: x.finished_at.as_deref().and_then(parse_ts),
-                deployment: x.deployment,
-                environment: x.environment,
-                kind: x.kind,
-                outcome: x.outcome,
-            })
-        })
+        .filter_map(fact)
         .collect();
     let summaries = rep::report(&facts, days.max(1), chrono::Utc::now());
     if json {

@@ -5,10 +5,8 @@
 //! the journal's snapshot and the provider, and starting its task. Must not touch: strategy logic
 //! (the run's own state machine continues it).
 
-use tokio::sync::mpsc;
-
 use super::event::Snapshot;
-use super::run::{CompState, OldRev, Run};
+use super::run::{CompState, OldRev};
 use super::{Engine, EngineError, RunHandle, RunOptions};
 use crate::plan::Plan;
 use crate::provider::RevisionKey;
@@ -124,27 +122,19 @@ impl Engine {
             state.touched = state.new_replicas > 0 || state.new_weight > 0;
             comps.push(state);
         }
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.lock_runs().insert(run_id, tx);
         let opts = RunOptions {
             dry_run: false,
             auto_approve: false,
             initiator: row.initiator.clone(),
         };
-        let mut runner = Run::new(self.clone(), spec, plan.clone(), run_id, opts, comps, rx);
-        runner.step = (row.step.max(0) as usize).min(plan.steps.len());
-        let engine = self.clone();
-        let by = actor.to_string();
-        let join = tokio::spawn(async move {
-            let outcome = runner.resume_adopted(by).await;
-            engine.lock_runs().remove(&run_id);
-            outcome
-        });
-        Ok(RunHandle {
-            run_id,
-            deployment: plan.deployment.clone(),
+        let step = (row.step.max(0) as usize).min(plan.steps.len());
+        Ok(self.spawn_run(
+            spec,
             plan,
-            join,
-        })
+            run_id,
+            opts,
+            comps,
+            Some((step, actor.to_string())),
+        ))
     }
 }

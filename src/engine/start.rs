@@ -216,21 +216,41 @@ impl Engine {
                 previous.get(&c.id),
             ));
         }
+        Ok(self.spawn_run(spec, plan, run_id, opts, comps, None))
+    }
+
+    /// Register a run's command channel and start its task: from the first step, or (`resume_by`)
+    /// from the step an adopted run was in. The task deregisters the run when it ends.
+    pub(super) fn spawn_run(
+        &self,
+        spec: Spec,
+        plan: Plan,
+        run_id: i64,
+        opts: RunOptions,
+        comps: Vec<run::CompState>,
+        resume_by: Option<(usize, String)>,
+    ) -> RunHandle {
         let (tx, rx) = mpsc::unbounded_channel();
         self.lock_runs().insert(run_id, tx);
-        let runner = run::Run::new(self.clone(), spec, plan.clone(), run_id, opts, comps, rx);
+        let mut runner = run::Run::new(self.clone(), spec, plan.clone(), run_id, opts, comps, rx);
         let engine = self.clone();
         let join = tokio::spawn(async move {
-            let outcome = runner.execute().await;
+            let outcome = match resume_by {
+                Some((step, by)) => {
+                    runner.step = step;
+                    runner.resume_adopted(by).await
+                }
+                None => runner.execute().await,
+            };
             engine.lock_runs().remove(&run_id);
             outcome
         });
-        Ok(RunHandle {
+        RunHandle {
             run_id,
             deployment: plan.deployment.clone(),
             plan,
             join,
-        })
+        }
     }
 }
 

@@ -507,34 +507,14 @@ fn check(ws: &Workspace, d: &mut Decoder) {
     }
 }
 
-/// A configuration file that could not be read or is invalid.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{path}: cannot read: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{}", .diags.iter().map(|d| d.render(.path)).collect::<Vec<_>>().join("\n"))]
-    Invalid {
-        path: String,
-        diags: Vec<Diagnostic>,
-    },
-}
+/// A configuration file that could not be read or is invalid: the same shape as a spec's.
+pub type ConfigError = crate::spec::LoadError;
 
 /// Parse and check configuration text.
 pub fn parse(text: &str) -> Result<Workspace, Vec<Diagnostic>> {
     let node = yaml::check_bytes(text.as_bytes())
         .and_then(yaml::parse)
-        .map_err(|e| {
-            vec![match e.pos {
-                Some(pos) => Diagnostic::At {
-                    pos,
-                    message: e.message,
-                },
-                None => Diagnostic::File { message: e.message },
-            }]
-        })?;
+        .map_err(|e| vec![crate::spec::syntax_diag(e)])?;
     let mut d = Decoder::default();
     let ws = Workspace::decode(&node, "", &mut d);
     check(&ws, &mut d);

@@ -47,7 +47,8 @@ pub fn load_bytes(bytes: &[u8]) -> Result<Spec, Vec<Diagnostic>> {
     }
 }
 
-fn syntax_diag(e: yaml::SyntaxError) -> Diagnostic {
+/// A YAML syntax error as a diagnostic (at its place when it has one).
+pub(crate) fn syntax_diag(e: yaml::SyntaxError) -> Diagnostic {
     match e.pos {
         Some(pos) => Diagnostic::At {
             pos,
