@@ -38,7 +38,7 @@ pub struct RunAnalytics {
 }
 
 fn at(ev: &Event) -> Option<DateTime<Utc>> {
-    crate::tui::data::parse_ts(&ev.ts)
+    crate::store::parse_ts(&ev.ts)
 }
 
 fn secs(a: DateTime<Utc>, b: DateTime<Utc>) -> f64 {

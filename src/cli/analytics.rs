@@ -11,7 +11,7 @@ use anyhow::Result;
 use super::{open_store, INVALID, OK};
 use cutover::analytics::{report as rep, run as one};
 use cutover::engine::Event;
-use cutover::tui::data::parse_ts;
+use cutover::store::parse_ts;
 
 /// What the report needs of a recorded run (none when its start time is unreadable).
 fn fact(r: cutover::store::RunRow) -> Option<rep::Fact> {

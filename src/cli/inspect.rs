@@ -297,11 +297,7 @@ pub fn approvals(dir: &Path, json: bool) -> Result<u8> {
     let now = chrono::Utc::now();
     // Milliseconds from now until `after_ms` past the gate's opening.
     let left = |v: &GateView, after_ms: u64| -> Option<i64> {
-        let opened = v
-            .opened_at
-            .as_deref()
-            .and_then(cutover::tui::data::parse_ts)?;
-        Some((opened + chrono::Duration::milliseconds(after_ms as i64) - now).num_milliseconds())
+        Some((v.due_at(after_ms)? - now).num_milliseconds())
     };
     if json {
         for (r, g, v) in &waiting {

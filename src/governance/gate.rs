@@ -108,6 +108,14 @@ pub struct GateView {
     pub timeout_ms: Option<u64>,
 }
 
+impl GateView {
+    /// When something `after_ms` past the gate's opening happens (a step, the timeout).
+    pub fn due_at(&self, after_ms: u64) -> Option<chrono::DateTime<chrono::Utc>> {
+        let opened = self.opened_at.as_deref().and_then(crate::store::parse_ts)?;
+        Some(opened + chrono::Duration::milliseconds(after_ms as i64))
+    }
+}
+
 impl Gate {
     pub fn new(rule: Rule) -> Gate {
         Gate {

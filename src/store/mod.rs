@@ -53,6 +53,13 @@ impl std::fmt::Debug for Store {
 }
 
 /// RFC 3339 now, in UTC with milliseconds.
+/// A stored RFC 3339 timestamp (events, runs, gates) as UTC.
+pub fn parse_ts(ts: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(ts)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
 pub fn now_ts() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

@@ -83,11 +83,7 @@ pub struct Drill {
     pub scroll: usize,
 }
 
-pub fn parse_ts(ts: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(ts)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
+pub use crate::store::parse_ts;
 
 fn events_of(store: &Store, run: i64, limit: usize) -> Result<Vec<Event>, StoreError> {
     Ok(store

@@ -356,12 +356,8 @@ pub fn approvals(m: &Model, look: &Look) -> Vec<Line<'static>> {
                 )));
                 out.push(Line::from(format!("   may approve: {}", v.may_approve)));
                 // Count from when the gate opened, with the console's clock.
-                let opened = v.opened_at.as_deref().and_then(crate::tui::data::parse_ts);
-                let left = |after: u64| match (m.now, opened) {
-                    (Some(now), Some(o)) => {
-                        let at = o + chrono::Duration::milliseconds(after as i64);
-                        format!("in {}", dur((at - now).num_seconds()))
-                    }
+                let left = |after: u64| match (m.now, v.due_at(after)) {
+                    (Some(now), Some(at)) => format!("in {}", dur((at - now).num_seconds())),
                     _ => format!("{} after opening", dur((after / 1000) as i64)),
                 };
                 if let Some((what, after)) = &v.next_escalation {
