@@ -14,6 +14,7 @@ pub mod load;
 pub mod local;
 pub mod net;
 pub mod plan;
+pub mod platform;
 pub mod provider;
 pub mod spec;
 pub mod store;

@@ -5,7 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::spec::{human, Component, Spec};
+use crate::spec::{
+    human, Component, Replicas, RollbackKind, Spec, Strategy, SwitchKind, ValidSpec,
+};
 
 /// What one step does. The engine executes exactly these.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,14 +50,14 @@ pub struct Step {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Previous {
     pub version: String,
-    pub replicas: u32,
+    pub replicas: Replicas,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub deployment: String,
     pub version: String,
-    pub strategy: String,
+    pub strategy: Strategy,
     pub environment: String,
     pub steps: Vec<Step>,
     /// Sum of analysis and hold durations, not counting time at gates.
@@ -85,7 +87,7 @@ struct Builder<'a> {
     earlier: Vec<String>,
     traffic_moved: bool,
     old_gone: bool,
-    rollback_kind: String,
+    rollback_kind: RollbackKind,
 }
 
 impl Builder<'_> {
@@ -127,11 +129,12 @@ impl Builder<'_> {
     }
 }
 
-/// Build the plan. `previous(component_id)` says what runs now for a component, if anything.
-pub fn build(spec: &Spec, previous: &dyn Fn(&str) -> Option<Previous>) -> Plan {
+/// Build the plan of a checked spec. `previous(component_id)` says what runs now for a
+/// component, if anything.
+pub fn build(spec: &ValidSpec, previous: &dyn Fn(&str) -> Option<Previous>) -> Plan {
     let mut steps = Vec::new();
     let mut earlier: Vec<String> = Vec::new();
-    let rollback_kind = spec.rollback.strategy.kind.clone();
+    let rollback_kind = spec.rollback.strategy.kind;
     for comp in spec.ordered_components() {
         let prev = previous(&comp.id);
         let mut b = Builder {
@@ -141,17 +144,17 @@ pub fn build(spec: &Spec, previous: &dyn Fn(&str) -> Option<Previous>) -> Plan {
             earlier: earlier.iter().rev().cloned().collect(),
             traffic_moved: false,
             old_gone: false,
-            rollback_kind: rollback_kind.clone(),
+            rollback_kind,
         };
-        let n = comp.replicas.clamp(1, 10_000) as u32;
+        let n = comp.replicas.get();
         let v = &spec.version;
         match prev.as_ref() {
             None => first_deployment(&mut b, n, v),
-            Some(p) => match spec.strategy.as_str() {
-                "canary" => canary(spec, &mut b, n, v, p),
-                "blue-green" => blue_green(spec, &mut b, n, v, p),
-                "rolling" => rolling(spec, &mut b, n, v, p),
-                _ => recreate(&mut b, n, v, p),
+            Some(p) => match spec.strategy {
+                Strategy::Canary => canary(spec, &mut b, n, v, p),
+                Strategy::BlueGreen => blue_green(spec, &mut b, n, v, p),
+                Strategy::Rolling => rolling(spec, &mut b, n, v, p),
+                Strategy::Recreate => recreate(&mut b, n, v, p),
             },
         }
         steps.extend(b.steps);
@@ -187,7 +190,7 @@ pub fn build(spec: &Spec, previous: &dyn Fn(&str) -> Option<Previous>) -> Plan {
     Plan {
         deployment: spec.id.clone(),
         version: spec.version.clone(),
-        strategy: spec.strategy.clone(),
+        strategy: spec.strategy,
         environment: spec.environment.clone(),
         steps,
         expected_ms,
@@ -334,7 +337,7 @@ fn blue_green(spec: &Spec, b: &mut Builder, n: u32, v: &str, p: &Previous) {
             ),
         );
     }
-    let steps: Vec<(u32, u64, bool)> = if cfg.switch_traffic.kind == "gradual" {
+    let steps: Vec<(u32, u64, bool)> = if cfg.switch_traffic.kind == SwitchKind::Gradual {
         cfg.switch_traffic
             .steps
             .iter()
@@ -429,8 +432,8 @@ pub fn rolling_batches(spec: &Spec, n: u32, old: u32) -> Vec<(u32, u32)> {
 
 fn rolling(spec: &Spec, b: &mut Builder, n: u32, v: &str, p: &Previous) {
     let cfg = spec.rolling();
-    let batches = rolling_batches(spec, n, p.replicas);
-    let (mut cur_new, mut cur_old) = (0u32, p.replicas);
+    let batches = rolling_batches(spec, n, p.replicas.get());
+    let (mut cur_new, mut cur_old) = (0u32, p.replicas.get());
     let count = batches.len();
     for (i, (new, old)) in batches.into_iter().enumerate() {
         if new > cur_new {
@@ -512,7 +515,7 @@ mod tests {
     #[test]
     fn rolling_with_surge_adds_before_removing() {
         let mut spec = Spec {
-            strategy: "rolling".into(),
+            strategy: Strategy::Rolling,
             ..Default::default()
         };
         spec.metadata.rolling_config = Some(crate::spec::RollingConfig::default());

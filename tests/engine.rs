@@ -11,10 +11,10 @@ use common::{load_spec, next_event, outcome_of, wait_status, Recorder};
 use cutover::engine::{Command, Engine, EventKind, Outcome, RunHandle, RunOptions, Status};
 use cutover::provider::simulated::{Fault, FaultKind, Simulated};
 use cutover::provider::{Provider, RevisionKey};
-use cutover::spec::{self, Spec};
+use cutover::spec::{self, ProviderKind, ValidSpec};
 use cutover::store::Store;
 
-fn spec_for(strategy: &str, version: &str) -> Spec {
+fn spec_for(strategy: &str, version: &str) -> ValidSpec {
     let text = match strategy {
         "canary" => include_str!("../specs/canary.yaml"),
         "blue-green" => include_str!("../specs/blue-green.yaml"),
@@ -52,7 +52,7 @@ fn opts(auto_approve: bool) -> RunOptions {
     }
 }
 
-async fn deploy(e: &Engine, spec: Spec, auto: bool) -> RunHandle {
+async fn deploy(e: &Engine, spec: ValidSpec, auto: bool) -> RunHandle {
     e.start(spec, opts(auto)).await.unwrap()
 }
 
@@ -98,8 +98,8 @@ async fn every_strategy_succeeds_against_a_previous_revision() {
         assert_eq!(h.join.await.unwrap(), Outcome::Succeeded, "{s}");
         only_on(&w, "1.2.0");
         let revs = w.store.revisions("api", "production", true).unwrap();
-        assert_eq!(revs[0].status, "active");
-        assert_eq!(revs[1].status, "retired");
+        assert_eq!(revs[0].status.as_str(), "active");
+        assert_eq!(revs[1].status.as_str(), "retired");
     }
 }
 
@@ -125,7 +125,7 @@ async fn failure_at_each_step_rolls_back_to_the_previous_revision() {
     for s in STRATEGIES {
         // Count the mutating calls of a clean run.
         let w = with_v1(s, vec![]).await;
-        let counter = Recorder::new(w.sim.clone(), "simulated");
+        let counter = Recorder::new(w.sim.clone(), ProviderKind::Simulated);
         let e = engine(&w, counter.clone());
         let h = deploy(&e, spec_for(s, "1.2.0"), true).await;
         assert_eq!(h.join.await.unwrap(), Outcome::Succeeded);
@@ -153,8 +153,8 @@ async fn failure_at_each_step_rolls_back_to_the_previous_revision() {
             }
             assert!(saw_failure, "{s}: call {fail_at}");
             let revs = w.store.revisions("api", "production", true).unwrap();
-            assert_eq!(revs[0].status, "rolled_back", "{s}");
-            assert_eq!(revs[1].status, "active", "{s}");
+            assert_eq!(revs[0].status.as_str(), "rolled_back", "{s}");
+            assert_eq!(revs[1].status.as_str(), "active", "{s}");
         }
     }
 }
@@ -204,8 +204,9 @@ async fn automatic_rollback_disabled_ends_failed() {
     )
     .await;
     let e = engine(&w, w.sim.clone());
-    let mut spec = spec_for("canary", "1.2.0");
-    spec.rollback.automatic = false;
+    let spec = spec_for("canary", "1.2.0")
+        .amend(|s| s.rollback.automatic = false)
+        .unwrap();
     let h = deploy(&e, spec, true).await;
     assert_eq!(h.join.await.unwrap(), Outcome::Failed);
     // Traffic was left where it was: the canary still has its 10%.
@@ -216,7 +217,7 @@ async fn automatic_rollback_disabled_ends_failed() {
         "{weights:?}"
     );
     let run = w.store.find_run("my-app-v1.2.0").unwrap().unwrap();
-    assert_eq!(run.outcome.as_deref(), Some("failed"));
+    assert_eq!(run.outcome.map(|o| o.as_str()), Some("failed"));
     assert!(run.reason.unwrap().contains("automatic rollback is off"));
 }
 
@@ -389,9 +390,12 @@ async fn progress_deadline_rolls_back() {
     // Instances never become ready (but are not reported unhealthy either): the deadline decides.
     let w = with_v1("rolling", vec![]).await;
     let e = engine(&w, w.sim.clone());
-    let mut spec = spec_for("rolling", "1.2.0");
-    let hc = spec.components[0].health_check.as_mut().unwrap();
-    hc.initial_delay_seconds = cutover::spec::Secs::from_secs(3600);
+    let spec = spec_for("rolling", "1.2.0")
+        .amend(|s| {
+            let hc = s.components[0].health_check.as_mut().unwrap();
+            hc.initial_delay_seconds = cutover::spec::Secs::from_secs(3600);
+        })
+        .unwrap();
     let h = deploy(&e, spec, true).await;
     let mut rx = e.subscribe();
     assert_eq!(h.join.await.unwrap(), Outcome::RolledBack);
@@ -411,8 +415,9 @@ async fn rollback_timeout_ends_failed() {
     // rollback may take only 1s: the run ends failed (a rollback is never rolled back).
     let w = with_v1("recreate", vec![Fault::parse("1.2.0:unhealthy").unwrap()]).await;
     let e = engine(&w, w.sim.clone());
-    let mut spec = spec_for("recreate", "1.2.0");
-    spec.rollback.timeout = cutover::spec::Millis(1000);
+    let spec = spec_for("recreate", "1.2.0")
+        .amend(|s| s.rollback.timeout = cutover::spec::Millis(1000))
+        .unwrap();
     let h = deploy(&e, spec, true).await;
     assert_eq!(h.join.await.unwrap(), Outcome::Failed);
     let run = w.store.find_run("my-app-v1.2.0").unwrap().unwrap();
@@ -428,7 +433,7 @@ async fn the_journal_records_where_a_run_stood() {
     wait_status(&e, h.run_id, Status::WaitingApproval).await;
     // Read the store as another process would.
     let run = w.store.run(h.run_id).unwrap().unwrap();
-    assert_eq!(run.status, "waiting_approval");
+    assert_eq!(run.status.as_str(), "waiting_approval");
     assert_eq!(run.step, 6);
     let events = w.store.events(h.run_id, 0).unwrap();
     assert_eq!(events.first().unwrap().kind, "started");
@@ -448,7 +453,7 @@ async fn the_journal_records_where_a_run_stood() {
     assert_eq!(events.last().unwrap().kind, "finished");
 }
 
-fn with_metric_source(spec: &mut Spec, source: &str) {
+fn with_metric_source(spec: ValidSpec, source: &str) -> ValidSpec {
     let text = format!(
         "
 id: x
@@ -465,9 +470,12 @@ metadata:
 "
     );
     let parsed = spec::load_str(&text).unwrap_or_else(|d| panic!("{d:?}"));
-    let cfg = spec.metadata.canary_config.as_mut().unwrap();
-    cfg.metrics = parsed.metadata.canary_config.unwrap().metrics;
-    cfg.progression_rules.clear();
+    spec.amend(|s| {
+        let cfg = s.metadata.canary_config.as_mut().unwrap();
+        cfg.metrics = parsed.metadata.canary_config.clone().unwrap().metrics;
+        cfg.progression_rules.clear();
+    })
+    .unwrap()
 }
 
 #[tokio::test(start_paused = true)]
@@ -475,7 +483,7 @@ async fn a_metrics_source_outage_pauses_rather_than_promotes() {
     let w = with_v1("canary", vec![]).await;
     let e = engine(&w, w.sim.clone());
     let mut spec = spec_for("canary", "1.2.0");
-    with_metric_source(&mut spec, "{type: exec, command: [sh, -c, 'exit 7']}");
+    spec = with_metric_source(spec, "{type: exec, command: [sh, -c, 'exit 7']}");
     let mut rx = e.subscribe();
     let h = deploy(&e, spec, true).await;
     wait_status(&e, h.run_id, Status::Paused).await;
@@ -521,8 +529,8 @@ async fn an_exec_metric_source_judges_the_canary() {
     let w = with_v1("canary", vec![]).await;
     let e = engine(&w, w.sim.clone());
     let mut spec = spec_for("canary", "1.2.0");
-    with_metric_source(
-        &mut spec,
+    spec = with_metric_source(
+        spec,
         "{type: exec, command: [sh, -c, 'if [ \"$CUTOVER_VERSION\" = 1.2.0 ]; then echo 5; else echo 0.5; fi']}",
     );
     let mut rx = e.subscribe();
@@ -550,7 +558,7 @@ async fn an_exec_metric_source_judges_the_canary() {
     );
 }
 
-fn with_validation(spec: &mut Spec, block: &str) {
+fn with_validation(spec: ValidSpec, block: &str) -> ValidSpec {
     let text = format!(
         "
 id: x
@@ -565,7 +573,8 @@ validation:
 "
     );
     let parsed = spec::load_str(&text).unwrap_or_else(|d| panic!("{d:?}"));
-    spec.validation = parsed.validation;
+    spec.amend(|s| s.validation = parsed.validation.clone())
+        .unwrap()
 }
 
 #[tokio::test(start_paused = true)]
@@ -573,7 +582,7 @@ async fn a_failing_pre_deployment_check_stops_before_any_change() {
     let w = with_v1("canary", vec![]).await;
     let e = engine(&w, w.sim.clone());
     let mut spec = spec_for("canary", "1.2.0");
-    with_validation(&mut spec, "  preDeployment:\n    - {name: migrations applied, type: exec, command: [sh, -c, 'exit 1']}");
+    spec = with_validation(spec, "  preDeployment:\n    - {name: migrations applied, type: exec, command: [sh, -c, 'exit 1']}");
     let before = w.sim.revisions("api");
     let h = deploy(&e, spec, true).await;
     assert_eq!(h.plan.steps[0].action, cutover::plan::Action::PreChecks);
@@ -594,8 +603,8 @@ async fn a_failing_post_deployment_check_rolls_back() {
     let w = with_v1("blue-green", vec![]).await;
     let e = engine(&w, w.sim.clone());
     let mut spec = spec_for("blue-green", "1.2.0");
-    with_validation(
-        &mut spec,
+    spec = with_validation(
+        spec,
         "  preDeployment:\n    - {type: exec, command: ['true']}\n  postDeployment:\n    - {name: smoke test, type: exec, command: [sh, -c, 'echo broken >&2; exit 2']}",
     );
     let mut rx = e.subscribe();
@@ -645,8 +654,8 @@ async fn the_statistical_judge_rolls_back_a_slower_canary_through_the_score() {
     let e = engine(&w, w.sim.clone());
     let mut spec = spec_for("canary", "1.2.0");
     // Latency-like samples: the canary about twice the baseline, with noise.
-    with_metric_source(
-        &mut spec,
+    spec = with_metric_source(
+        spec,
         "{type: exec, command: [sh, -c, 'n=$(od -An -N1 -tu1 /dev/urandom | tr -d \" \"); if [ \"$CUTOVER_VERSION\" = 1.2.0 ]; then echo $((100 + n % 20)); else echo $((50 + n % 20)); fi']}, judge: mann-whitney",
     );
     let mut rx = e.subscribe();
@@ -779,7 +788,7 @@ async fn an_adopted_canary_goes_on_from_its_step_and_finishes() {
     tokio::time::sleep(Duration::from_secs(90)).await;
     a.command(run, Command::Pause, "alice").await.unwrap();
     let at_pause = w.store.run(run).unwrap().unwrap();
-    assert_eq!(at_pause.status, "paused");
+    assert_eq!(at_pause.status.as_str(), "paused");
     let step = at_pause.step as usize;
     assert!(step >= 2, "paused after the first shift, at step {step}");
     let analyse = &h.plan.steps[step].action;
@@ -793,7 +802,7 @@ async fn an_adopted_canary_goes_on_from_its_step_and_finishes() {
     assert_eq!(w.sim.weights("api")[&RevisionKey(new_key.clone())], 10);
 
     // Bob's engine, on the same store and the same platform, takes it over.
-    let rec = Recorder::new(w.sim.clone(), "simulated");
+    let rec = Recorder::new(w.sim.clone(), ProviderKind::Simulated);
     let b = engine(&w, rec.clone());
     let mut b_events = b.subscribe();
     let h = b.adopt(run, "bob").await.unwrap();
@@ -864,13 +873,13 @@ async fn an_adopted_canary_goes_on_from_its_step_and_finishes() {
         ]
     );
     let row = w.store.run(run).unwrap().unwrap();
-    assert_eq!(row.outcome.as_deref(), Some("succeeded"));
+    assert_eq!(row.outcome.map(|o| o.as_str()), Some("succeeded"));
     assert_eq!(row.owner_pid, None);
     let revs = w.store.revisions("api", "production", false).unwrap();
     assert_eq!(revs[0].rev_key, new_key);
-    assert_eq!(revs[0].status, "active");
+    assert_eq!(revs[0].status.as_str(), "active");
     assert_eq!(revs[1].rev_key, old_key);
-    assert_eq!(revs[1].status, "retired");
+    assert_eq!(revs[1].status.as_str(), "retired");
     assert!(all.iter().any(|k| matches!(
         k,
         EventKind::GateApproved { by, .. } if by == "bob"
@@ -906,7 +915,7 @@ async fn an_adopted_run_waiting_at_a_gate_waits_again_until_approved() {
     assert!(!h.join.is_finished());
     assert_eq!(w.sim.weights("api"), weights_then);
     let row = w.store.run(run).unwrap().unwrap();
-    assert_eq!(row.status, "waiting_approval");
+    assert_eq!(row.status.as_str(), "waiting_approval");
     assert_eq!(row.step, 6);
     // The gate the snapshot names is the one that is approved.
     let answer = b
@@ -977,8 +986,8 @@ async fn adopting_a_run_of_a_dead_process_and_rolling_it_back() {
     assert_eq!(outcome_of(h).await, Outcome::RolledBack);
     only_on(&w, "1.1.0");
     let revs = w.store.revisions("api", "production", false).unwrap();
-    assert_eq!(revs[0].status, "rolled_back");
-    assert_eq!(revs[1].status, "active");
+    assert_eq!(revs[0].status.as_str(), "rolled_back");
+    assert_eq!(revs[1].status.as_str(), "active");
 }
 
 #[tokio::test(start_paused = true)]
@@ -987,7 +996,7 @@ async fn adoption_is_refused_for_owned_finished_dry_rollback_and_foreign_runs() 
     let b = engine(&w, w.sim.clone());
     let refused = |r: Result<RunHandle, cutover::engine::EngineError>| match r {
         Ok(h) => panic!("run {} was taken over", h.run_id),
-        Err(cutover::engine::EngineError::Refused(msg)) => msg,
+        Err(cutover::engine::EngineError::Refused(msg)) => msg.to_string(),
         Err(e) => panic!("not a refusal: {e}"),
     };
 
@@ -1002,7 +1011,7 @@ async fn adoption_is_refused_for_owned_finished_dry_rollback_and_foreign_runs() 
     let msg = refused(b.adopt(v1.run_id, "bob").await);
     assert!(msg.contains("finished"), "{msg}");
     let row = w.store.run(v1.run_id).unwrap().unwrap();
-    assert_eq!(row.outcome.as_deref(), Some("succeeded"));
+    assert_eq!(row.outcome.map(|o| o.as_str()), Some("succeeded"));
     assert_eq!(row.owner_pid, None);
 
     // A run another live process owns (our parent process stands in for it).
@@ -1022,7 +1031,7 @@ async fn adoption_is_refused_for_owned_finished_dry_rollback_and_foreign_runs() 
     assert!(msg.contains("another process runs it"), "{msg}");
     let row = w.store.run(run).unwrap().unwrap();
     assert_eq!(row.owner_pid, Some(other), "the owner keeps its run");
-    assert_eq!(row.status, "paused");
+    assert_eq!(row.status.as_str(), "paused");
     assert!(b.owned_runs().is_empty());
     // Once that process lets go, the run can be taken over (and is rolled back here).
     w.store.release_run(run).unwrap();
@@ -1062,10 +1071,10 @@ async fn adoption_is_refused_for_owned_finished_dry_rollback_and_foreign_runs() 
     wait_status(&a, foreign, Status::Progressing).await;
     a.command(foreign, Command::Pause, "alice").await.unwrap();
     abandon(&w, h).await;
-    let elsewhere = engine(&w, Recorder::new(w.sim.clone(), "elsewhere"));
+    let elsewhere = engine(&w, Recorder::new(w.sim.clone(), ProviderKind::Local));
     let msg = refused(elsewhere.adopt(foreign, "bob").await);
     assert!(
-        msg.contains("provider `simulated`") && msg.contains("`elsewhere`"),
+        msg.contains("provider `simulated`") && msg.contains("`local`"),
         "{msg}"
     );
     assert_eq!(w.store.run(foreign).unwrap().unwrap().owner_pid, None);
@@ -1121,7 +1130,7 @@ async fn an_engine_does_not_adopt_a_run_it_is_running() {
         .count();
     assert_eq!(resumed, 0);
     assert_eq!(
-        w.store.run(run).unwrap().unwrap().status,
+        w.store.run(run).unwrap().unwrap().status.as_str(),
         "waiting_approval"
     );
     // Once its task is gone (the engine still lists the run's dead channel), it may.

@@ -11,13 +11,15 @@ use std::time::Duration;
 
 use common::{load_spec, next_event, outcome_of, wait_status, Recorder};
 use cutover::engine::{
-    Command, Engine, EngineError, EventKind, Outcome, RunHandle, RunOptions, Snapshot, Status,
+    Command, Engine, EngineError, EventKind, Outcome, Refusal, RunHandle, RunOptions, Snapshot,
+    Status,
 };
 use cutover::governance::audit::{self, Broken};
+use cutover::governance::rbac::Role;
 use cutover::governance::{config, Governance, GroupResolver};
 use cutover::plan::Action;
 use cutover::provider::simulated::Simulated;
-use cutover::spec::Spec;
+use cutover::spec::{ProviderKind, ValidSpec};
 use cutover::store::Store;
 use tokio::time::Instant;
 
@@ -59,7 +61,7 @@ metadata:
 const GATE: &str = "canary-50";
 const MIN: u64 = 60 * 1000;
 
-fn spec_of(version: &str) -> Spec {
+fn spec_of(version: &str) -> ValidSpec {
     load_spec(&SPEC.replace("VERSION", version))
 }
 
@@ -89,7 +91,7 @@ fn world(cutover_yaml: &str) -> World {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let sim = Arc::new(Simulated::new(vec![]));
-    let rec = Recorder::new(sim.clone(), "simulated");
+    let rec = Recorder::new(sim.clone(), ProviderKind::Simulated);
     let engine = common::engine(
         &store,
         rec.clone(),
@@ -163,7 +165,7 @@ fn only_on(w: &World, version: &str) {
 /// The refusal's message; panics on success or any other error.
 fn refused(r: Result<String, EngineError>) -> String {
     match r {
-        Err(EngineError::Refused(m)) => m,
+        Err(EngineError::Refused(m)) => m.to_string(),
         Ok(m) => panic!("expected a refusal, got success: {m}"),
         Err(e) => panic!("expected a refusal, got: {e}"),
     }
@@ -612,12 +614,17 @@ async fn roles_are_checked_in_the_engine_for_every_command() {
 
     // Without a role, vic may not even start a deployment; nothing is created or changed.
     match w.engine.start(spec_of("1.2.0"), opts("vic", false)).await {
-        Err(EngineError::Refused(m)) => assert!(
-            m.contains("vic may not deploy in production")
-                && m.contains("needs the operator or admin role")
-                && m.contains("vic has no role"),
-            "{m}"
-        ),
+        Err(EngineError::Refused(Refusal::Forbidden(f))) => {
+            assert_eq!(f.needed, [Role::Operator, Role::Admin], "{f}");
+            assert!(f.held.is_empty(), "{f}");
+            let m = f.to_string();
+            assert!(
+                m.contains("vic may not deploy in production")
+                    && m.contains("needs the operator or admin role")
+                    && m.contains("vic has no role"),
+                "{m}"
+            )
+        }
         Err(e) => panic!("expected a refusal, got {e}"),
         Ok(h) => panic!("vic started run {}", h.run_id),
     }
@@ -776,7 +783,7 @@ async fn a_before_start_gate_rejected_changes_nothing() {
     let status = |v: &str| {
         revs.iter()
             .find(|r| r.version == v)
-            .map(|r| r.status.clone())
+            .map(|r| r.status.as_str())
             .unwrap_or_default()
     };
     assert_eq!(status("1.1.0"), "active");
@@ -1021,13 +1028,14 @@ async fn a_freeze_blocks_a_promotion_and_a_deployment() {
     .await;
     // 1.1.0 succeeded in staging (deployed there without governance).
     let before = common::engine(&w.store, w.rec.clone(), Governance::default());
-    let mut staging = spec_of("1.2.0");
-    staging.environment = "staging".into();
+    let staging = spec_of("1.2.0")
+        .amend(|s| s.environment = "staging".into())
+        .unwrap();
     let h = before.start(staging, opts("alice", true)).await.unwrap();
     assert_eq!(outcome_of(h).await, Outcome::Succeeded);
     w.rec.clear();
     let ask = |from: &str| cutover::governance::promotion::Ask {
-        deployment: spec_of("1.2.0").id,
+        deployment: spec_of("1.2.0").id.clone(),
         from: from.into(),
         to: "production".into(),
         override_reason: None,
@@ -1036,8 +1044,9 @@ async fn a_freeze_blocks_a_promotion_and_a_deployment() {
         Err(EngineError::Refused(m)) => m,
         other => panic!("expected a refusal, got {:?}", other.map(|h| h.run_id)),
     };
+    assert!(matches!(e, Refusal::Closed(_)), "{e:?}");
     assert_eq!(
-        e,
+        e.to_string(),
         "production is frozen until 2100-01-01 00:00 UTC: the long freeze"
     );
     assert!(matches!(

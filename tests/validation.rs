@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use cutover::spec::{
-    load_bytes, load_file, load_str, Diagnostic, IntOrPercent, LoadError, Millis, Secs, Spec,
+    load_bytes, load_file, load_str, Diagnostic, IntOrPercent, LoadError, Millis, Secs, ValidSpec,
 };
 
 const BASIC: &str = include_str!("../specs/basic.yaml");
@@ -81,7 +81,7 @@ fn errors(text: &str) -> Vec<Diagnostic> {
     }
 }
 
-fn ok(text: &str) -> Spec {
+fn ok(text: &str) -> ValidSpec {
     match load_str(text) {
         Ok(s) => s,
         Err(d) => panic!("expected a valid spec, got:\n{}", render(&d)),
@@ -201,9 +201,9 @@ fn every_spec_in_specs_dir_loads() {
 fn base_specs_load_with_their_values() {
     let s = ok(BASIC);
     assert_eq!(s.id, "my-app-v1.2.0");
-    assert_eq!(s.strategy, "blue-green");
+    assert_eq!(s.strategy.as_str(), "blue-green");
     assert_eq!(s.components.len(), 1);
-    assert_eq!(s.components[0].replicas, 3);
+    assert_eq!(s.components[0].replicas.get(), 3);
     assert_eq!(s.rollback.timeout, Millis(300_000));
     let hc = s.components[0].health_check.as_ref().unwrap();
     assert_eq!(
@@ -378,7 +378,7 @@ fn every_strategy_is_accepted() {
             "strategy: 'blue-green'",
             &format!("strategy: '{s}'"),
         ));
-        assert_eq!(spec.strategy, s);
+        assert_eq!(spec.strategy.as_str(), s);
     }
 }
 
@@ -438,7 +438,7 @@ fn components_with_dependencies_load_in_dependency_order() {
         .collect();
     assert_eq!(order, ["db", "api"]);
     assert_eq!(s.components[1].name, "db", "name defaults to the id");
-    assert_eq!(s.components[1].replicas, 1, "replicas default to 1");
+    assert_eq!(s.components[1].replicas.get(), 1, "replicas default to 1");
 }
 
 #[test]
@@ -493,7 +493,7 @@ fn replicas_range() {
     }
     for good in [1, 10_000] {
         let s = ok(&edit(BASIC, "replicas: 3", &format!("replicas: {good}")));
-        assert_eq!(s.components[0].replicas, good);
+        assert_eq!(i64::from(s.components[0].replicas), good);
     }
 }
 
@@ -631,7 +631,10 @@ fn health_check_defaults() {
     assert_eq!(hc.timeout_seconds, Secs(1_000));
     assert_eq!(hc.failure_threshold, 3);
     assert_eq!(hc.success_threshold, 1);
-    assert_eq!(s.components[0].health_check.as_ref().unwrap().kind, "tcp");
+    assert_eq!(
+        s.components[0].health_check.as_ref().unwrap().kind.as_str(),
+        "tcp"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1262,7 +1265,7 @@ fn rolling_and_blue_green_defaults_without_metadata() {
     assert_eq!(r.progress_deadline, Millis(600_000));
     assert_eq!(r.pause_between_batches, Millis(0));
     let b = ok(BASIC).blue_green();
-    assert_eq!(b.switch_traffic.kind, "immediate");
+    assert_eq!(b.switch_traffic.kind.as_str(), "immediate");
     assert!(b.switch_traffic.steps.is_empty());
     assert_eq!(b.switch_traffic.verify_duration, Millis(60_000));
     assert_eq!(b.warmup_duration, Millis(0));
@@ -1277,7 +1280,7 @@ fn optional_blocks_default() {
     let s = ok(&text);
     assert!(s.rollback.enabled && s.rollback.automatic);
     assert_eq!(s.rollback.timeout, Millis(300_000));
-    assert_eq!(s.rollback.strategy.kind, "immediate");
+    assert_eq!(s.rollback.strategy.kind.as_str(), "immediate");
     assert!(s.validation.post_deployment.is_empty());
 }
 

@@ -64,7 +64,7 @@ fn server(fail: u32) -> Server {
     Server { url, got, hits }
 }
 
-fn spec(version: &str) -> cutover::spec::Spec {
+fn spec(version: &str) -> cutover::spec::ValidSpec {
     let text = format!(
         "id: shop
 name: shop

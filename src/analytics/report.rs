@@ -6,6 +6,7 @@
 //!
 //! Lead time for changes is not computed: cutover does not see commits.
 
+use crate::store::{Outcome, RunKind};
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
@@ -16,10 +17,9 @@ use serde::Serialize;
 pub struct Fact {
     pub deployment: String,
     pub environment: String,
-    /// deploy | promote | rollback
-    pub kind: String,
-    /// succeeded | failed | rolled_back, or `None` while running.
-    pub outcome: Option<String>,
+    pub kind: RunKind,
+    /// `None` while running.
+    pub outcome: Option<Outcome>,
     pub started: DateTime<Utc>,
     pub finished: Option<DateTime<Utc>>,
 }
@@ -79,15 +79,21 @@ pub fn frequency_band(per_day: f64) -> &'static str {
 }
 
 fn summary(scope: String, runs: &[&Fact], days: f64, now: DateTime<Utc>) -> Summary {
-    let deploys: Vec<&&Fact> = runs.iter().filter(|f| f.kind != "rollback").collect();
-    let is = |f: &&&Fact, o: &str| f.outcome.as_deref() == Some(o);
-    let succeeded = deploys.iter().filter(|f| is(f, "succeeded")).count();
-    let failed = deploys.iter().filter(|f| is(f, "failed")).count();
-    let rolled_back = deploys.iter().filter(|f| is(f, "rolled_back")).count();
+    let deploys: Vec<&&Fact> = runs
+        .iter()
+        .filter(|f| f.kind != RunKind::Rollback)
+        .collect();
+    let is = |f: &&&Fact, o: Outcome| f.outcome == Some(o);
+    let succeeded = deploys.iter().filter(|f| is(f, Outcome::Succeeded)).count();
+    let failed = deploys.iter().filter(|f| is(f, Outcome::Failed)).count();
+    let rolled_back = deploys
+        .iter()
+        .filter(|f| is(f, Outcome::RolledBack))
+        .count();
     let finished = succeeded + failed + rolled_back;
     let durations: Vec<f64> = deploys
         .iter()
-        .filter(|f| is(f, "succeeded"))
+        .filter(|f| is(f, Outcome::Succeeded))
         .filter_map(|f| {
             f.finished
                 .map(|e| (e - f.started).num_milliseconds() as f64 / 1000.0)
@@ -105,11 +111,11 @@ fn summary(scope: String, runs: &[&Fact], days: f64, now: DateTime<Utc>) -> Summ
     for list in by_place.values_mut() {
         list.sort_by_key(|f| f.started);
         for (i, f) in list.iter().enumerate() {
-            if !(is(f, "failed") || is(f, "rolled_back")) {
+            if !(is(f, Outcome::Failed) || is(f, Outcome::RolledBack)) {
                 continue;
             }
             let Some(end) = f.finished else { continue };
-            if let Some(next) = list[i + 1..].iter().find(|g| is(g, "succeeded")) {
+            if let Some(next) = list[i + 1..].iter().find(|g| is(g, Outcome::Succeeded)) {
                 if let Some(fixed) = next.finished {
                     recoveries.push((fixed - end).num_milliseconds().max(0) as f64 / 1000.0);
                 }
@@ -155,14 +161,14 @@ fn trend(deploys: &[&&Fact], now: DateTime<Utc>) -> Option<Trend> {
     let cfr = |w: &[&&Fact]| {
         let bad = w
             .iter()
-            .filter(|f| matches!(f.outcome.as_deref(), Some("failed" | "rolled_back")))
+            .filter(|f| matches!(f.outcome, Some(Outcome::Failed | Outcome::RolledBack)))
             .count();
         bad as f64 / w.len() as f64
     };
     let med = |w: &[&&Fact]| {
         quantile(
             w.iter()
-                .filter(|f| f.outcome.as_deref() == Some("succeeded"))
+                .filter(|f| f.outcome == Some(Outcome::Succeeded))
                 .filter_map(|f| {
                     f.finished
                         .map(|e| (e - f.started).num_milliseconds() as f64 / 1000.0)
@@ -201,6 +207,7 @@ pub fn report(facts: &[Fact], days: i64, now: DateTime<Utc>) -> Vec<Summary> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::Keyword;
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -210,8 +217,8 @@ mod tests {
         Fact {
             deployment: dep.into(),
             environment: "prod".into(),
-            kind: kind.into(),
-            outcome: (!outcome.is_empty()).then(|| outcome.to_string()),
+            kind: RunKind::parse(kind).unwrap(),
+            outcome: Outcome::parse(outcome),
             started: t(start),
             finished: (!outcome.is_empty()).then(|| t(start) + Duration::minutes(mins)),
         }

@@ -21,7 +21,7 @@ pub struct Counts {
 pub struct RunAnalytics {
     pub run: i64,
     pub deployment: String,
-    pub outcome: Option<String>,
+    pub outcome: Option<crate::store::Outcome>,
     pub reason: Option<String>,
     pub duration_s: Option<f64>,
     /// Each step started, with how long it took (to the next step or the end).
@@ -116,7 +116,7 @@ pub fn analyse(run: i64, deployment: &str, events: &[Event]) -> RunAnalytics {
             }
             EventKind::RollbackStarted { reason, .. } => a.rolled_back = Some(reason.clone()),
             EventKind::Finished { outcome, reason } => {
-                a.outcome = Some(outcome.as_str().to_string());
+                a.outcome = Some(*outcome);
                 a.reason = Some(reason.clone());
             }
             _ => {}
@@ -220,6 +220,6 @@ mod tests {
         let c = &a.verdicts["error_rate"];
         assert_eq!((c.pass, c.fail), (1, 1));
         assert_eq!(a.decisions, vec!["rollback: error_rate failed"]);
-        assert_eq!(a.outcome.as_deref(), Some("rolled_back"));
+        assert_eq!(a.outcome, Some(Outcome::RolledBack));
     }
 }

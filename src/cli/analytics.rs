@@ -67,7 +67,7 @@ pub fn analytics(dir: &Path, id: &str, json: bool) -> Result<u8> {
         r.version,
         r.environment,
         r.strategy,
-        a.outcome.clone().unwrap_or_else(|| r.status.clone())
+        a.outcome.map_or(r.status, |o| o.status())
     );
     if let Some(reason) = &a.reason {
         out!("  {reason}");

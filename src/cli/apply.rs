@@ -10,11 +10,11 @@ use anyhow::Result;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{load_spec, open_store, FAILED, INTERRUPTED, INVALID};
-use cutover::engine::{self, Command, Engine, EventKind, RunOptions};
-use cutover::local::client::{ensure_host, LocalProvider};
-use cutover::provider::simulated::{Fault, Simulated};
-use cutover::provider::{Provider, RevisionKey};
-use cutover::spec::Spec;
+use cutover::engine::{Command, Engine, EngineError, EventKind, RunOptions};
+use cutover::platform::{self, PlatformError};
+use cutover::provider::simulated::Fault;
+use cutover::provider::Provider;
+use cutover::spec::{ProviderKind, ValidSpec};
 use cutover::store::Store;
 
 /// Build the runtime: a paused (virtual) clock for dry runs, real time otherwise.
@@ -31,34 +31,6 @@ pub fn runtime(virtual_clock: bool) -> Result<tokio::runtime::Runtime> {
             .build()?
     };
     Ok(rt)
-}
-
-/// The provider for a spec, or a message saying why it cannot run here.
-pub fn simulated_provider(
-    spec: &Spec,
-    dry_run: bool,
-    faults: Vec<Fault>,
-) -> Result<Arc<Simulated>, String> {
-    if !dry_run && spec.infrastructure.provider != "simulated" {
-        return Err(format!(
-            "provider `{}` is not available in this build yet; use --dry-run (simulated provider, virtual clock), or provider local or simulated",
-            spec.infrastructure.provider
-        ));
-    }
-    Ok(Arc::new(Simulated::new(faults)))
-}
-
-/// Put what the store says is serving into the simulation.
-pub fn seed(sim: &Simulated, store: &Store, spec: &Spec) -> Result<()> {
-    for (comp, rev) in engine::previous_revisions(store, spec, true)? {
-        sim.seed(
-            &comp,
-            RevisionKey(rev.rev_key.clone()),
-            &rev.version,
-            rev.replicas.clamp(1, 10_000) as u32,
-        );
-    }
-    Ok(())
 }
 
 pub fn apply(
@@ -90,60 +62,60 @@ pub fn apply(
 /// on the provider it names, or the simulated one for a dry run.
 pub fn launch(
     dir: &Path,
-    spec: Spec,
+    spec: ValidSpec,
     json: bool,
     dry_run: bool,
     auto_approve: bool,
-    parsed: Vec<Fault>,
+    faults: Vec<Fault>,
     promotion: Option<cutover::governance::promotion::Ask>,
 ) -> Result<u8> {
     let rt = runtime(dry_run)?;
-    if !dry_run && spec.infrastructure.provider == "local" {
-        if !parsed.is_empty() {
-            eprintln!("--sim-fault only applies to the simulated provider (--dry-run)");
-            return Ok(INVALID);
-        }
-        return rt.block_on(async {
-            let exe = std::env::current_exe()?;
-            let client = match ensure_host(dir, &exe).await {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return Ok(FAILED);
-                }
-            };
-            let provider = Arc::new(LocalProvider::new(client));
-            run(
-                dir,
-                spec,
-                provider,
-                false,
-                json,
-                false,
-                auto_approve,
-                promotion,
-            )
-            .await
-        });
-    }
-    let sim = match simulated_provider(&spec, dry_run, parsed) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("{}: {e}", spec.id);
-            return Ok(INVALID);
-        }
+    let kind = if dry_run {
+        ProviderKind::Simulated
+    } else {
+        spec.infrastructure.provider
     };
     rt.block_on(async {
+        let mut req = platform::Request::new(dir)?;
+        req.faults = faults;
+        let built = match platform::build(kind, &req).await {
+            Ok(b) => b,
+            Err(e @ PlatformError::Usage(_)) => {
+                eprintln!("{e}");
+                return Ok(INVALID);
+            }
+            Err(e @ PlatformError::Unavailable(_)) if kind == ProviderKind::Kubernetes => {
+                eprintln!("{}: {e}", spec.id);
+                return Ok(INVALID);
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                return Ok(FAILED);
+            }
+        };
         let store = open_store(dir)?;
-        seed(&sim, &store, &spec)?;
-        run(dir, spec, sim, true, json, dry_run, auto_approve, promotion).await
+        if let Some(sim) = &built.simulation {
+            platform::seed(sim, &store, &spec, None)?;
+        }
+        let simulated_world = built.simulation.is_some();
+        run(
+            dir,
+            spec,
+            built.provider,
+            simulated_world,
+            json,
+            dry_run,
+            auto_approve,
+            promotion,
+        )
+        .await
     })
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn run(
     dir: &Path,
-    spec: Spec,
+    spec: ValidSpec,
     provider: Arc<dyn Provider>,
     simulated_world: bool,
     json: bool,
@@ -166,9 +138,9 @@ async fn run(
     };
     let handle = match started {
         Ok(h) => h,
-        Err(cutover::engine::EngineError::Refused(msg)) => {
-            eprintln!("refused: {msg}");
-            return Ok(FAILED);
+        Err(EngineError::Refused(refusal)) => {
+            eprintln!("refused: {refusal}");
+            return Ok(refusal.exit_code());
         }
         Err(e) => return Err(e.into()),
     };

@@ -11,11 +11,10 @@ use anyhow::Result;
 
 use super::apply::runtime;
 use super::{open_store, FAILED, INVALID, OK};
-use cutover::engine::{remote, Command, EngineError};
-use cutover::local::client::{ensure_host, LocalProvider};
-use cutover::provider::simulated::Simulated;
-use cutover::provider::{Provider, RevisionKey};
-use cutover::spec::Spec;
+use cutover::engine::{remote, Answer, Command, EngineError, Outcome};
+use cutover::platform::{self, PlatformError};
+use cutover::provider::Provider;
+use cutover::spec::{ProviderKind, ValidSpec};
 use cutover::store::{pid_alive, RunRow, Store};
 
 fn owner_alive(r: &RunRow) -> bool {
@@ -23,11 +22,7 @@ fn owner_alive(r: &RunRow) -> bool {
 }
 
 /// Write a command for the owning engine and wait for its answer.
-fn deliver(
-    store: &Store,
-    r: &RunRow,
-    command: &Command,
-) -> Result<std::result::Result<String, String>> {
+fn deliver(store: &Store, r: &RunRow, command: &Command) -> Result<Answer> {
     let actor = cutover::identity::current_user();
     Ok(remote::send(
         store,
@@ -73,14 +68,14 @@ pub fn send(dir: &Path, id: &str, command: Command) -> Result<u8> {
             out!("{} run #{}: {msg}", r.deployment, r.run_id);
             Ok(OK)
         }
-        Err(msg) => {
+        Err(refusal) => {
             eprintln!(
-                "{} run #{}: {} refused: {msg}",
+                "{} run #{}: {} refused: {refusal}",
                 r.deployment,
                 r.run_id,
                 command.name()
             );
-            Ok(FAILED)
+            Ok(refusal.exit_code())
         }
     }
 }
@@ -92,12 +87,12 @@ pub fn rollback(dir: &Path, id: &str, to: Option<String>, json: bool) -> Result<
     };
     if owner_alive(&r) {
         return match deliver(&store, &r, &Command::Rollback { to })? {
-            Err(msg) => {
+            Err(refusal) => {
                 eprintln!(
-                    "{} run #{}: rollback refused: {msg}",
+                    "{} run #{}: rollback refused: {refusal}",
                     r.deployment, r.run_id
                 );
-                Ok(FAILED)
+                Ok(refusal.exit_code())
             }
             Ok(_) => {
                 // Follow the run to its end.
@@ -111,7 +106,10 @@ pub fn rollback(dir: &Path, id: &str, to: Option<String>, json: bool) -> Result<
                                 now.run_id,
                                 now.reason.unwrap_or_default()
                             );
-                            return Ok(if outcome == "rolled_back" { OK } else { FAILED });
+                            return Ok(match outcome {
+                                Outcome::RolledBack => OK,
+                                Outcome::Succeeded | Outcome::Failed => FAILED,
+                            });
                         }
                     }
                     std::thread::sleep(Duration::from_millis(100));
@@ -120,71 +118,46 @@ pub fn rollback(dir: &Path, id: &str, to: Option<String>, json: bool) -> Result<
             }
         };
     }
-    let spec: Spec = match serde_json::from_str(&r.spec_json) {
+    let spec: ValidSpec = match serde_json::from_str(&r.spec_json) {
         Ok(s) => s,
         Err(e) => {
             eprintln!(
-                "{} run #{}: its spec is not readable: {e}",
+                "{} run #{}: its recorded spec is unusable: {e}",
                 r.deployment, r.run_id
             );
             return Ok(FAILED);
         }
     };
-    match r.provider.as_str() {
-        "simulated" => {
-            let rt = runtime(true)?;
-            rt.block_on(standalone(store, r, spec, to, json, None))
+    let simulated = r.provider == ProviderKind::Simulated;
+    let rt = runtime(simulated)?;
+    rt.block_on(async {
+        let built = match platform::build(r.provider, &platform::Request::new(dir)?).await {
+            Ok(b) => b,
+            Err(e @ PlatformError::Usage(_)) => {
+                eprintln!("{e}");
+                return Ok(INVALID);
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", r.deployment);
+                return Ok(FAILED);
+            }
+        };
+        if let Some(sim) = &built.simulation {
+            platform::seed(sim, &store, &spec, Some(r.run_id))?;
         }
-        "local" => {
-            let rt = runtime(false)?;
-            rt.block_on(async {
-                let exe = std::env::current_exe()?;
-                let client = match ensure_host(dir, &exe).await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        eprintln!("{e}");
-                        return Ok(FAILED);
-                    }
-                };
-                let local: Arc<dyn Provider> = Arc::new(LocalProvider::new(client));
-                standalone(store, r, spec, to, json, Some(local)).await
-            })
-        }
-        other => {
-            eprintln!("provider `{other}` is not available in this build yet");
-            Ok(INVALID)
-        }
-    }
+        standalone(store, r, spec, to, json, built.provider, simulated).await
+    })
 }
 
 async fn standalone(
     store: Store,
     r: RunRow,
-    spec: Spec,
+    spec: ValidSpec,
     to: Option<String>,
     json: bool,
-    real: Option<Arc<dyn Provider>>,
+    provider: Arc<dyn Provider>,
+    simulated: bool,
 ) -> Result<u8> {
-    let simulated = real.is_none();
-    let sim = Arc::new(Simulated::new(Vec::new()));
-    for c in spec.components.iter().filter(|_| simulated) {
-        let revs = store.revisions(&c.id, &spec.environment, true)?;
-        for rev in revs.iter().filter(|x| {
-            x.status == "active"
-                || (x.run_id == r.run_id && x.status != "rolled_back" && x.status != "retired")
-        }) {
-            sim.seed(
-                &c.id,
-                RevisionKey(rev.rev_key.clone()),
-                &rev.version,
-                rev.replicas.clamp(1, 10_000) as u32,
-            );
-        }
-    }
-    let provider: Arc<dyn Provider> = match real {
-        Some(p) => p,
-        None => sim,
-    };
     let engine = super::engine(&store, provider, simulated, false);
     let mut events = engine.subscribe();
     let actor = cutover::identity::current_user();
@@ -193,9 +166,9 @@ async fn standalone(
         .await
     {
         Ok(h) => h,
-        Err(EngineError::Refused(msg)) => {
-            eprintln!("{}: rollback refused: {msg}", r.deployment);
-            return Ok(FAILED);
+        Err(EngineError::Refused(refusal)) => {
+            eprintln!("{}: rollback refused: {refusal}", r.deployment);
+            return Ok(refusal.exit_code());
         }
         Err(e) => return Err(e.into()),
     };
@@ -203,16 +176,14 @@ async fn standalone(
     let outcome = handle.join.await?;
     if !r.is_finished() {
         let reason = format!("rolled back by {actor} in run #{}", handle.run_id);
-        let o = if outcome == cutover::engine::Outcome::RolledBack {
-            "rolled_back"
-        } else {
-            "failed"
+        let o = match outcome {
+            Outcome::RolledBack => Outcome::RolledBack,
+            Outcome::Succeeded | Outcome::Failed => Outcome::Failed,
         };
-        store.finish_run(r.run_id, o, &reason)?;
+        store.finish_run(r.run_id, o, &reason, &[])?;
     }
-    Ok(if outcome == cutover::engine::Outcome::RolledBack {
-        OK
-    } else {
-        FAILED
+    Ok(match outcome {
+        Outcome::RolledBack => OK,
+        Outcome::Succeeded | Outcome::Failed => FAILED,
     })
 }

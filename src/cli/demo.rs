@@ -6,15 +6,13 @@
 //! every process it started and removes the state dir. Must not touch: engine internals.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 
 use super::console::{self, Engines, Options, Setup};
 use cutover::engine::{Engine, RunOptions};
-use cutover::local::client::{ensure_host, LocalProvider};
-use cutover::spec::{self, Spec};
+use cutover::spec::{self, ProviderKind, ValidSpec};
 
 const SPECS: [(&str, &str); 4] = [
     (
@@ -50,23 +48,26 @@ fn free_port() -> Result<u16> {
 }
 
 /// The bundled specs, with each service's `listen` moved to a free port.
-fn specs() -> Result<Vec<Spec>> {
+fn specs() -> Result<Vec<ValidSpec>> {
     let mut ports = std::collections::BTreeMap::new();
     let mut out = Vec::new();
     for (name, text) in SPECS {
-        let mut s = spec::load_str(text)
+        let s = spec::load_str(text)
             .map_err(|d| anyhow::anyhow!("bundled demo spec {name} is invalid: {d:?}"))?;
-        for c in &mut s.components {
-            let port = match ports.get(&c.id) {
-                Some(p) => *p,
-                None => {
-                    let p = free_port()?;
-                    ports.insert(c.id.clone(), p);
-                    p
-                }
-            };
-            c.listen = Some(format!("127.0.0.1:{port}"));
+        for c in &s.components {
+            if !ports.contains_key(&c.id) {
+                ports.insert(c.id.clone(), free_port()?);
+            }
         }
+        let s = s
+            .amend(|s| {
+                for c in &mut s.components {
+                    if let Some(port) = ports.get(&c.id) {
+                        c.listen = Some(format!("127.0.0.1:{port}"));
+                    }
+                }
+            })
+            .map_err(|d| anyhow::anyhow!("bundled demo spec {name} is invalid: {d:?}"))?;
         out.push(s);
     }
     Ok(out)
@@ -85,23 +86,21 @@ pub fn demo(opts: Options) -> Result<u8> {
         .enable_all()
         .build()?;
     let user = cutover::identity::current_user();
-    let exe = std::env::current_exe()?;
-    let client = rt
-        .block_on(ensure_host(&dir, &exe))
+    let req = cutover::platform::Request::new(&dir)?;
+    let built = rt
+        .block_on(cutover::platform::build(ProviderKind::Local, &req))
         .map_err(|e| anyhow::anyhow!("starting the demo's local host: {e}"))?;
+    let client = built
+        .host
+        .ok_or_else(|| anyhow::anyhow!("the local platform gave no host"))?;
     // Declared after the state dir's guard, so it runs first.
     let _stop = StopHost(client.clone());
-    let engine = super::engine(
-        &store,
-        Arc::new(LocalProvider::new(client.clone())),
-        false,
-        true,
-    );
+    let engine = super::engine(&store, built.provider, false, true);
     let result = console::with_terminal(|term, bytes| {
         rt.block_on(async {
             let (poke, pokes) = tokio::sync::mpsc::unbounded_channel();
             let mut engines = Engines::new(&dir, &store, &user, poke);
-            engines.insert("local", engine.clone());
+            engines.insert(ProviderKind::Local, engine.clone());
             let script = tokio::spawn(script(engine.clone(), specs, user.clone()));
             let setup = Setup {
                 store: store.clone(),
@@ -162,7 +161,7 @@ fn wait_gone(pid: u32) {
 
 async fn start(
     engine: &Engine,
-    spec: Spec,
+    spec: ValidSpec,
     user: &str,
 ) -> Option<tokio::task::JoinHandle<cutover::engine::Outcome>> {
     let what = format!("{} {}", spec.id, spec.version);
@@ -186,7 +185,7 @@ async fn start(
 }
 
 /// First versions, then load, then the healthy canary and, a little later, the bad version.
-async fn script(engine: Engine, specs: Vec<Spec>, user: String) {
+async fn script(engine: Engine, specs: Vec<ValidSpec>, user: String) {
     let mut specs = specs.into_iter();
     let mut firsts = Vec::new();
     let mut targets = Vec::new();

@@ -51,7 +51,7 @@ pub fn plan(dir: &Path, path: &Path, json: bool) -> Result<u8> {
         Some(match previous.get(id) {
             Some(r) => Previous {
                 version: r.version.clone(),
-                replicas: r.replicas.clamp(1, 10_000) as u32,
+                replicas: r.replicas,
             },
             None => Previous {
                 version: "the running revision".into(),
@@ -59,8 +59,8 @@ pub fn plan(dir: &Path, path: &Path, json: bool) -> Result<u8> {
                     .components
                     .iter()
                     .find(|c| c.id == id)
-                    .map(|c| c.replicas.clamp(1, 10_000) as u32)
-                    .unwrap_or(1),
+                    .map(|c| c.replicas)
+                    .unwrap_or_default(),
             },
         })
     });
@@ -98,10 +98,10 @@ pub fn plan(dir: &Path, path: &Path, json: bool) -> Result<u8> {
 
 fn live_status(r: &RunRow) -> String {
     if r.is_finished() {
-        return r.status.clone();
+        return r.status.to_string();
     }
     match r.owner_pid {
-        Some(pid) if pid_alive(pid) => r.status.clone(),
+        Some(pid) if pid_alive(pid) => r.status.to_string(),
         _ => format!("{} (not running: its process has exited)", r.status),
     }
 }
@@ -274,7 +274,7 @@ pub fn history(dir: &Path, env: Option<&str>, json: bool, limit: usize) -> Resul
             r.version,
             r.environment,
             r.strategy,
-            r.outcome.clone().unwrap_or_else(|| live_status(r)),
+            r.outcome.map_or_else(|| live_status(r), |o| o.to_string()),
             duration_of(r).map(human).unwrap_or_else(|| "-".into()),
             r.initiator,
             r.reason.clone().unwrap_or_default()

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::{Cli, Cmd, HostAction};
-use cutover::spec::{self, LoadError, Spec};
+use cutover::spec::{self, LoadError, ValidSpec};
 use cutover::store::Store;
 
 pub fn emit(args: std::fmt::Arguments) {
@@ -239,7 +239,7 @@ pub fn open_store(dir: &Path) -> Result<Store> {
 }
 
 /// Load a spec; on problems print them all and return the exit code to use.
-pub fn load_spec(path: &Path) -> std::result::Result<Spec, u8> {
+pub fn load_spec(path: &Path) -> std::result::Result<ValidSpec, u8> {
     match spec::load_file(path) {
         Ok(s) => Ok(s),
         Err(e) => {

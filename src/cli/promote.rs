@@ -27,7 +27,7 @@ pub fn promote(
         eprintln!("promotion refused: {id} has never been deployed to {from}: nothing verified there to promote");
         return Ok(FAILED);
     };
-    let spec: cutover::spec::Spec = match serde_json::from_str(&src.spec_json) {
+    let spec: cutover::spec::ValidSpec = match serde_json::from_str(&src.spec_json) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("run #{} has an unreadable recorded spec: {e}", src.run_id);
@@ -78,7 +78,7 @@ pub fn history(dir: &Path, id: &str, to: &str, json: bool) -> Result<u8> {
                 serde_json::json!({"run": r.run_id, "version": r.version, "from": p.from_env,
                     "to": p.to_env, "source_run": p.source_run, "by": p.actor, "at": p.ts,
                     "override_reason": p.override_reason,
-                    "outcome": r.outcome.clone().unwrap_or_else(|| r.status.clone())})
+                    "outcome": r.outcome.map_or(r.status, |o| o.status())})
             );
         } else {
             out!(
@@ -90,7 +90,7 @@ pub fn history(dir: &Path, id: &str, to: &str, json: bool) -> Result<u8> {
                 p.source_run,
                 p.actor,
                 p.ts,
-                r.outcome.clone().unwrap_or_else(|| r.status.clone()),
+                r.outcome.map_or(r.status, |o| o.status()),
                 p.override_reason
                     .map(|o| format!(" (override: {o})"))
                     .unwrap_or_default()

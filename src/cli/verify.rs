@@ -11,9 +11,9 @@ use std::sync::Arc;
 use anyhow::Result;
 
 use super::{open_store, FAILED, INVALID, OK};
-use cutover::local::client::{HostClient, LocalProvider};
+use cutover::platform;
 use cutover::provider::{Provider, RevisionKey};
-use cutover::spec::Spec;
+use cutover::spec::{ProviderKind, Spec};
 use cutover::verify::{self, CheckStatus, Target};
 
 pub fn verify(dir: &Path, id: &str, json: bool) -> Result<u8> {
@@ -36,19 +36,25 @@ pub fn verify(dir: &Path, id: &str, json: bool) -> Result<u8> {
         .enable_all()
         .build()?;
     let report = rt.block_on(async {
-        let provider: Option<Arc<dyn Provider>> = if run.provider == "local" {
-            let client = HostClient::new(dir);
-            if client.ping().await {
-                Some(Arc::new(LocalProvider::new(client)))
-            } else {
-                eprintln!(
-                    "note: no local host runs for {}; live checks will fail",
-                    dir.display()
-                );
-                None
+        // Check what serves now: the local host if it runs (never started for a check).
+        let provider: Option<Arc<dyn Provider>> = match run.provider {
+            ProviderKind::Simulated => None,
+            kind => {
+                let built = match platform::Request::new(dir) {
+                    Ok(mut req) => {
+                        req.start_host = false;
+                        platform::build(kind, &req).await
+                    }
+                    Err(e) => Err(e),
+                };
+                match built {
+                    Ok(b) => Some(b.provider),
+                    Err(e) => {
+                        eprintln!("note: {e}; live checks will fail");
+                        None
+                    }
+                }
             }
-        } else {
-            None
         };
         let target = Target {
             spec,

@@ -6,11 +6,13 @@
 //! (the run's own state machine continues it).
 
 use super::event::Snapshot;
+use super::refusal::Refusal;
 use super::run::{CompState, OldRev};
 use super::{Engine, EngineError, RunHandle, RunOptions};
 use crate::plan::Plan;
 use crate::provider::RevisionKey;
-use crate::spec::Spec;
+use crate::spec::ValidSpec;
+use crate::store::RunKind;
 
 impl Engine {
     /// Take over run `run_id` (unfinished, with no live owner) and resume it as `actor`.
@@ -24,9 +26,9 @@ impl Engine {
             .get(&run_id)
             .is_some_and(|tx| !tx.is_closed())
         {
-            return Err(EngineError::Refused(format!(
+            return Err(EngineError::Refused(Refusal::Takeover(format!(
                 "run {run_id} cannot be taken over: this engine runs it"
-            )));
+            ))));
         }
         let store = self.inner.store.clone();
         let pid = std::process::id() as i64;
@@ -34,9 +36,9 @@ impl Engine {
             .call(move |s| s.claim_run(run_id, pid))
             .await?
             .ok_or_else(|| {
-                EngineError::Refused(format!(
+                EngineError::Refused(Refusal::Takeover(format!(
                     "run {run_id} cannot be taken over: it has finished or another process runs it"
-                ))
+                )))
             })?;
         match self.rebuild(&row, actor).await {
             Ok(h) => Ok(h),
@@ -53,26 +55,30 @@ impl Engine {
         row: &crate::store::RunRow,
         actor: &str,
     ) -> Result<RunHandle, EngineError> {
-        let refuse = |why: String| EngineError::Refused(format!("run {}: {why}", row.run_id));
-        if row.kind != "deploy" && row.kind != "promote" {
-            return Err(refuse(format!(
-                "a {} run cannot be resumed; roll it back instead",
-                row.kind
-            )));
+        let refuse = |why: String| {
+            EngineError::Refused(Refusal::Takeover(format!("run {}: {why}", row.run_id)))
+        };
+        match row.kind {
+            RunKind::Deploy | RunKind::Promote => {}
+            RunKind::Rollback => {
+                return Err(refuse(
+                    "a rollback run cannot be resumed; roll it back instead".into(),
+                ))
+            }
         }
         if row.dry_run {
             return Err(refuse(
                 "a dry run lived in its process's simulation and cannot be resumed".into(),
             ));
         }
-        let ours = self.inner.provider.name();
+        let ours = self.inner.provider.kind();
         if row.provider != ours {
             return Err(refuse(format!(
                 "it runs on provider `{}`, this engine drives `{ours}`",
                 row.provider
             )));
         }
-        let spec: Spec = serde_json::from_str(&row.spec_json)
+        let spec: ValidSpec = serde_json::from_str(&row.spec_json)
             .map_err(|e| refuse(format!("its recorded spec is unreadable: {e}")))?;
         let plan: Plan = serde_json::from_str(&row.plan_json)
             .map_err(|e| refuse(format!("its recorded plan is unreadable: {e}")))?;
@@ -104,7 +110,7 @@ impl Engine {
                 state.old = Some(OldRev {
                     key,
                     version: o.version.clone(),
-                    replicas: o.replicas.clamp(1, 10_000) as u32,
+                    replicas: o.replicas,
                     component: super::component_of(&o).unwrap_or_else(|| c.clone()),
                     running,
                 });

@@ -9,22 +9,21 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::event::*;
+use super::refusal::{Answer, Refusal};
 use super::run::{Run, Stop};
+use super::state::Transition;
 use super::{Command, Envelope};
 use crate::governance::rbac::Permission;
 
 impl Run {
+    /// The waiting gate passed (approved by people, by `--auto-approve` or by escalation).
     pub(crate) async fn approve_gate(
         &mut self,
         by: &str,
         comment: Option<String>,
     ) -> Result<(), Stop> {
-        if let Some(gate) = self.gate.take() {
-            self.status = if self.paused {
-                Status::Paused
-            } else {
-                Status::Progressing
-            };
+        if let Some(gate) = self.state.gate().map(str::to_string) {
+            self.transition(Transition::CloseGate);
             self.emit(EventKind::GateApproved {
                 gate,
                 by: by.to_string(),
@@ -35,11 +34,13 @@ impl Run {
         Ok(())
     }
 
+    /// Hold between steps; a run already paused stays as it is.
     pub(crate) async fn pause(&mut self, by: &str, reason: &str) {
-        if !self.paused {
-            self.paused = true;
-            self.status = Status::Paused;
-            self.reason = Some(reason.to_string());
+        if self
+            .state
+            .apply(Transition::Pause(reason.to_string()))
+            .is_ok()
+        {
             self.emit(EventKind::Paused {
                 by: by.to_string(),
                 reason: reason.to_string(),
@@ -50,7 +51,7 @@ impl Run {
 
     /// While paused, only commands move the run.
     pub(crate) async fn hold_if_paused(&mut self) -> Result<(), Stop> {
-        while self.paused {
+        while self.state.paused() {
             match self.rx.recv().await {
                 Some(env) => self.handle(env).await?,
                 None => std::future::pending::<()>().await,
@@ -86,13 +87,9 @@ impl Run {
             store_id,
             owner,
         } = env;
-        let (tx, mut rx) = tokio::sync::oneshot::channel();
-        let flow = self.apply_command(command, actor, owner, Some(tx)).await;
-        let result = rx
-            .try_recv()
-            .unwrap_or_else(|_| Err("the command was not answered".into()));
+        let (result, flow) = self.apply_command(command, actor, owner).await;
         if let Some(id) = store_id {
-            let text = super::remote::encode_answer(&result);
+            let text = super::refusal::encode_answer(&result);
             let written = self
                 .engine
                 .inner
@@ -109,22 +106,32 @@ impl Run {
         flow
     }
 
+    /// Carry out one command: its answer, and whether the run's current step must stop.
     async fn apply_command(
         &mut self,
         command: Command,
         actor: String,
         owner: bool,
-        reply: Option<tokio::sync::oneshot::Sender<Result<String, String>>>,
-    ) -> Result<(), Stop> {
-        let answer = |reply: Option<tokio::sync::oneshot::Sender<Result<String, String>>>,
-                      r: Result<String, String>| {
-            if let Some(tx) = reply {
-                let _ = tx.send(r);
+    ) -> (Answer, Result<(), Stop>) {
+        match self.command_flow(&command, &actor, owner).await {
+            Ok((answer, flow)) => (Ok(answer), flow),
+            Err(refusal) => {
+                self.refuse(command.name(), &actor, &refusal.to_string())
+                    .await;
+                (Err(refusal), Ok(()))
             }
-        };
-        // Roles are checked here, in the engine, whoever sent the command. Gates have their
-        // own approver rules (checked when deciding them).
-        let perm = match &command {
+        }
+    }
+
+    /// A command's effect on the run, or why it is refused. Roles are checked here, in the
+    /// engine, whoever sent it; gates have their own approver rules (checked when deciding them).
+    async fn command_flow(
+        &mut self,
+        command: &Command,
+        actor: &str,
+        owner: bool,
+    ) -> Result<(String, Result<(), Stop>), Refusal> {
+        let perm = match command {
             Command::Pause => Some(Permission::Pause),
             Command::Resume => Some(Permission::Resume),
             Command::Promote => Some(Permission::Promote),
@@ -133,105 +140,74 @@ impl Run {
         };
         if let (false, Some(p)) = (owner, perm) {
             let env = self.spec.environment.clone();
-            if let Err(msg) = self.engine.inner.governance.check(&env, &actor, p) {
-                self.refuse(command.name(), &actor, &msg).await;
-                answer(reply, Err(msg));
-                return Ok(());
-            }
+            self.engine.inner.governance.check(&env, actor, p)?;
         }
-        match command {
+        let by = actor.to_string();
+        match command.clone() {
             Command::Pause => {
-                if self.paused {
-                    answer(reply, Err("already paused".into()));
-                } else {
-                    self.pause(&actor, "paused by operator").await;
-                    answer(reply, Ok("paused".into()));
-                }
+                let reason = "paused by operator".to_string();
+                self.state
+                    .apply(Transition::Pause(reason.clone()))
+                    .map_err(Refusal::NotNow)?;
+                self.emit(EventKind::Paused { by, reason }).await;
+                Ok(("paused".into(), Ok(())))
             }
             Command::Resume => {
-                if !self.paused {
-                    answer(reply, Err("not paused".into()));
-                } else {
-                    self.paused = false;
-                    self.reason = None;
-                    self.status = if self.gate.is_some() {
-                        Status::WaitingApproval
-                    } else {
-                        Status::Progressing
-                    };
-                    self.emit(EventKind::Resumed { by: actor }).await;
-                    answer(reply, Ok("resumed".into()));
-                }
+                self.state
+                    .apply(Transition::Resume)
+                    .map_err(Refusal::NotNow)?;
+                self.emit(EventKind::Resumed { by }).await;
+                Ok(("resumed".into(), Ok(())))
             }
             Command::Approve { gate, comment } => {
-                match self.decide_approve(&actor, gate, comment).await {
-                    Ok(msg) => answer(reply, Ok(msg)),
-                    Err(msg) => {
-                        self.refuse("approve", &actor, &msg).await;
-                        answer(reply, Err(msg));
-                    }
-                }
+                let msg = self.decide_approve(actor, gate, comment).await?;
+                Ok((msg, Ok(())))
             }
-            Command::Reject { reason } => match self.decide_reject(&actor, &reason) {
-                Err(msg) => {
-                    self.refuse("reject", &actor, &msg).await;
-                    answer(reply, Err(msg));
-                }
-                Ok(g) => {
-                    self.gate = None;
-                    self.emit(EventKind::GateRejected {
-                        gate: g.clone(),
-                        by: actor.clone(),
-                        reason: reason.clone(),
-                    })
-                    .await;
-                    answer(reply, Ok(format!("rejected gate {g}")));
-                    let why = format!("gate {g} rejected by {actor}: {reason}");
-                    return Err(if g == super::BEFORE_START {
-                        Stop::Abort(why)
-                    } else {
-                        Stop::Fail(why)
-                    });
-                }
-            },
+            Command::Reject { reason } => {
+                let g = self.decide_reject(actor, &reason)?;
+                self.transition(Transition::CloseGate);
+                self.emit(EventKind::GateRejected {
+                    gate: g.clone(),
+                    by: by.clone(),
+                    reason: reason.clone(),
+                })
+                .await;
+                let why = format!("gate {g} rejected by {actor}: {reason}");
+                let stop = if g == super::BEFORE_START {
+                    Stop::Abort(why)
+                } else {
+                    Stop::Fail(why)
+                };
+                Ok((format!("rejected gate {g}"), Err(stop)))
+            }
             Command::Promote => {
-                if let Some(msg) = self.promote_refusal(&actor) {
-                    self.refuse("promote", &actor, &msg).await;
-                    answer(reply, Err(msg));
-                    return Ok(());
+                if let Some(msg) = self.promote_refusal(actor) {
+                    return Err(Refusal::Gate(msg));
                 }
-                self.promoting = true;
-                self.paused = false;
-                self.gate = None;
-                self.status = Status::Progressing;
-                self.emit(EventKind::Promoted { by: actor }).await;
-                answer(
-                    reply,
-                    Ok("promoting: skipping the remaining analysis and gates".into()),
-                );
+                self.state
+                    .apply(Transition::Promote)
+                    .map_err(Refusal::NotNow)?;
+                self.emit(EventKind::Promoted { by }).await;
+                Ok((
+                    "promoting: skipping the remaining analysis and gates".into(),
+                    Ok(()),
+                ))
             }
             Command::Rollback { to } => {
                 if let Some(v) = &to {
-                    if let Err(msg) = self.check_target(v).await {
-                        self.refuse("rollback", &actor, &msg).await;
-                        answer(reply, Err(msg));
-                        return Ok(());
-                    }
+                    self.check_target(v).await?;
                 }
                 if self.comps.iter().all(|c| !c.touched) {
-                    answer(
-                        reply,
-                        Ok("nothing has changed yet: the deployment ends".into()),
-                    );
-                    return Err(Stop::Abort(format!(
-                        "rollback requested by {actor} before any change: nothing to undo"
-                    )));
+                    return Ok((
+                        "nothing has changed yet: the deployment ends".into(),
+                        Err(Stop::Abort(format!(
+                            "rollback requested by {actor} before any change: nothing to undo"
+                        ))),
+                    ));
                 }
-                answer(reply, Ok("rolling back".into()));
-                return Err(Stop::Rollback { to, by: actor });
+                Ok(("rolling back".into(), Err(Stop::Rollback { to, by })))
             }
         }
-        Ok(())
     }
 
     pub(crate) async fn refuse(&mut self, command: &str, by: &str, reason: &str) {

@@ -390,7 +390,7 @@ impl Run {
             .rollback
             .triggers
             .iter()
-            .filter(|t| t.kind == "timeout")
+            .filter(|t| t.kind == crate::spec::TriggerKind::Timeout)
             .filter_map(|t| t.duration)
             .find(|d| elapsed > d.duration())
             .map(|d| {

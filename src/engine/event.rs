@@ -7,60 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::signals::Verdict;
 
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Succeeded,
-    RolledBack,
-    Failed,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Succeeded => "succeeded",
-            Outcome::RolledBack => "rolled_back",
-            Outcome::Failed => "failed",
-        }
-    }
-    /// The CLI exit code for this outcome.
-    pub fn exit_code(self) -> i32 {
-        match self {
-            Outcome::Succeeded => 0,
-            _ => 1,
-        }
-    }
-}
-
-/// Where a run stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Pending,
-    Progressing,
-    Paused,
-    WaitingApproval,
-    RollingBack,
-    Succeeded,
-    RolledBack,
-    Failed,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Pending => "pending",
-            Status::Progressing => "progressing",
-            Status::Paused => "paused",
-            Status::WaitingApproval => "waiting_approval",
-            Status::RollingBack => "rolling_back",
-            Status::Succeeded => "succeeded",
-            Status::RolledBack => "rolled_back",
-            Status::Failed => "failed",
-        }
-    }
-}
+pub use crate::store::{Outcome, Status};
 
 /// A revision's share of a component's traffic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -239,7 +186,7 @@ pub struct Snapshot {
     pub deployment: String,
     pub run: i64,
     pub version: String,
-    pub strategy: String,
+    pub strategy: crate::spec::Strategy,
     pub environment: String,
     pub status: Status,
     pub step: usize,

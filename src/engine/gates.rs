@@ -10,15 +10,16 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::event::*;
+use super::refusal::Refusal;
 use super::run::{Run, Stop};
+use super::state::Transition;
 use crate::governance::gate::{describe_step, Due, Gate, Rule};
 use crate::spec::human;
 
 impl Run {
     pub(crate) async fn gate(&mut self, ci: usize, name: &str) -> Result<(), Stop> {
         let component = self.comps[ci].comp.id.clone();
-        self.gate = Some(name.to_string());
-        self.status = Status::WaitingApproval;
+        self.transition(Transition::OpenGate(name.to_string()));
         let rule = Rule::for_env(
             &self.engine.inner.governance.workspace,
             &self.spec.environment,
@@ -52,12 +53,7 @@ impl Run {
         let interval = self.interval();
         let mut last_judged = Instant::now();
         loop {
-            if self.gate.is_none() || self.promoting {
-                self.status = if self.paused {
-                    Status::Paused
-                } else {
-                    Status::Progressing
-                };
+            if self.state.gate().is_none() || self.state.promoting() {
                 return Ok(());
             }
             let Some((state, opened)) = self.gate_state.as_ref() else {
@@ -83,7 +79,10 @@ impl Run {
             }
             let wait = deadline.map_or(interval, |d| d.min(interval));
             self.sleep_handling(wait).await?;
-            if self.gate.is_some() && !self.paused && last_judged.elapsed() >= interval {
+            if self.state.gate().is_some()
+                && !self.state.paused()
+                && last_judged.elapsed() >= interval
+            {
                 last_judged = Instant::now();
                 let verdicts = self.judge(ci).await;
                 self.decide(verdicts, false, name, Some(interval))
@@ -145,20 +144,20 @@ impl Run {
         match action.as_str() {
             "approve" => self.approve_gate("escalation", Some(reason)).await,
             "rollback" if gate == super::BEFORE_START => {
-                self.gate = None;
+                self.transition(Transition::CloseGate);
                 Err(Stop::Abort(format!(
                     "gate {gate}: {reason}; nothing had changed, so nothing was rolled back"
                 )))
             }
             "rollback" => {
-                self.gate = None;
+                self.transition(Transition::CloseGate);
                 Err(Stop::Rollback {
                     to: None,
                     by: "escalation".into(),
                 })
             }
             _ => {
-                self.gate = None;
+                self.transition(Transition::CloseGate);
                 self.emit(EventKind::GateRejected {
                     gate: gate.clone(),
                     by: "escalation".into(),
@@ -202,16 +201,20 @@ impl Run {
         actor: &str,
         want: Option<String>,
         comment: Option<String>,
-    ) -> Result<String, String> {
+    ) -> Result<String, Refusal> {
         let g = self.check_gate(want.as_deref())?;
         let groups = (self.engine.inner.governance.groups)(actor);
         let ws = self.engine.inner.governance.workspace.clone();
         let Some((state, opened)) = self.gate_state.as_mut() else {
-            return Err("no gate is waiting".into());
+            return Err(Refusal::NotNow("no gate is waiting".into()));
         };
-        state.may_decide(&ws, actor, &groups)?;
+        state
+            .may_decide(&ws, actor, &groups)
+            .map_err(Refusal::Gate)?;
         let at = opened.elapsed().as_millis() as u64;
-        let passed = state.approve(actor, comment.clone(), at)?;
+        let passed = state
+            .approve(actor, comment.clone(), at)
+            .map_err(Refusal::Gate)?;
         let (approvals, required) = (state.votes.len() as u32, state.rule.required);
         if passed {
             let _ = self.approve_gate(actor, comment).await;
@@ -232,15 +235,19 @@ impl Run {
     }
 
     /// Whether `actor` may reject the waiting gate (a reason is required); the gate's name.
-    pub(crate) fn decide_reject(&mut self, actor: &str, reason: &str) -> Result<String, String> {
+    pub(crate) fn decide_reject(&mut self, actor: &str, reason: &str) -> Result<String, Refusal> {
         let g = self.check_gate(None)?;
         if reason.trim().is_empty() {
-            return Err("a rejection needs a reason (cutover reject ID --reason TEXT)".into());
+            return Err(Refusal::Gate(
+                "a rejection needs a reason (cutover reject ID --reason TEXT)".into(),
+            ));
         }
         let groups = (self.engine.inner.governance.groups)(actor);
         let ws = self.engine.inner.governance.workspace.clone();
         if let Some((state, _)) = self.gate_state.as_ref() {
-            state.may_decide(&ws, actor, &groups)?;
+            state
+                .may_decide(&ws, actor, &groups)
+                .map_err(Refusal::Gate)?;
         }
         Ok(g)
     }
@@ -256,7 +263,7 @@ impl Run {
                 continue;
             };
             let mut gate = match &self.gate_state {
-                Some((g, _)) if self.gate.as_deref() == Some(name.as_str()) => g.clone(),
+                Some((g, _)) if self.state.gate() == Some(name.as_str()) => g.clone(),
                 _ => Gate::new(Rule::for_env(
                     ws,
                     &self.spec.environment,
@@ -285,13 +292,13 @@ impl Run {
         None
     }
 
-    fn check_gate(&self, want: Option<&str>) -> Result<String, String> {
-        match (&self.gate, want) {
-            (None, _) => Err("no gate is waiting".into()),
-            (Some(g), Some(w)) if g != w => {
-                Err(format!("gate `{w}` is not waiting (waiting: `{g}`)"))
-            }
-            (Some(g), _) => Ok(g.clone()),
+    fn check_gate(&self, want: Option<&str>) -> Result<String, Refusal> {
+        match (self.state.gate(), want) {
+            (None, _) => Err(Refusal::NotNow("no gate is waiting".into())),
+            (Some(g), Some(w)) if g != w => Err(Refusal::NotNow(format!(
+                "gate `{w}` is not waiting (waiting: `{g}`)"
+            ))),
+            (Some(g), _) => Ok(g.to_string()),
         }
     }
 }

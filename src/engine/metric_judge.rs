@@ -9,11 +9,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::signals::{compare, fmt_num, op_text, Judgement, OnFail, SignalContext, Verdict};
+use super::signals::{fmt_num, Judgement, OnFail, SignalContext, Verdict};
 use super::sources::{self, Measured, Placeholders};
 use crate::analysis::stats::{self, Direction, JudgeConfig, MetricResult};
 use crate::provider::Metrics;
-use crate::spec::{human, CanaryMetric};
+use crate::spec::{human, CanaryMetric, Judge, SourceKind};
 
 /// Samples needed on each side before the statistical judge gives a verdict.
 pub const MIN_SAMPLES: usize = 3;
@@ -47,8 +47,8 @@ impl MetricJudge {
         baseline_builtin: Option<&Metrics>,
     ) -> (Measured, Option<Measured>) {
         let src = metric.source.as_ref();
-        let kind = src.map(|s| s.kind.as_str()).unwrap_or("builtin");
-        if kind == "builtin" {
+        let kind = src.map_or(SourceKind::Builtin, |s| s.kind);
+        if kind == SourceKind::Builtin {
             let canary = measured_of(Some(builtin), builtin_error, &metric.name);
             let base = ctx
                 .baseline
@@ -73,11 +73,11 @@ impl MetricJudge {
         };
         let one = |p: Placeholders| async move {
             match kind {
-                "prometheus" => {
+                SourceKind::Prometheus => {
                     let q = sources::expand(src.query.as_deref().unwrap_or(""), &p);
                     sources::prometheus(src.address.as_deref().unwrap_or(""), &q, timeout).await
                 }
-                _ => {
+                SourceKind::Exec | SourceKind::Builtin => {
                     let argv: Vec<String> =
                         src.command.iter().map(|a| sources::expand(a, &p)).collect();
                     let env = vec![
@@ -124,17 +124,13 @@ impl MetricJudge {
             .filter(|u| !matches!(*u, "percentage" | "percent" | "ratio"))
             .map(|u| format!(" {u}"))
             .unwrap_or_default();
-        if metric.judge == "mann-whitney" {
+        if metric.judge == Judge::MannWhitney {
             let mut v = self.statistical(ctx, metric, canary, base);
             v.statistical = true;
             v.critical = metric.critical;
             return v;
         }
-        let expected = format!(
-            "{} {}",
-            op_text(&metric.operator),
-            fmt_num(metric.threshold)
-        );
+        let expected = format!("{} {}", metric.operator.symbol(), fmt_num(metric.threshold));
         let mut v = match canary {
             Measured::NoData(why) => Verdict::new(
                 &metric.name,
@@ -153,7 +149,7 @@ impl MetricJudge {
                 OnFail::Pause,
             ),
             Measured::Value(value) => {
-                let ok = compare(value, &metric.operator, metric.threshold);
+                let ok = metric.operator.holds(value, metric.threshold);
                 let vs = match &base {
                     Some(Measured::Value(b)) => format!("; baseline {}{unit}", fmt_num(*b)),
                     Some(Measured::NoData(why)) => format!("; baseline: {why}"),
@@ -248,10 +244,10 @@ impl MetricJudge {
             return v;
         }
         let cfg = JudgeConfig {
-            direction: match metric.direction.as_str() {
-                "decrease" => Direction::Decrease,
-                "either" => Direction::Either,
-                _ => Direction::Increase,
+            direction: match metric.direction {
+                crate::spec::Direction::Increase => Direction::Increase,
+                crate::spec::Direction::Decrease => Direction::Decrease,
+                crate::spec::Direction::Either => Direction::Either,
             },
             critical: metric.critical,
             ..JudgeConfig::default()

@@ -10,12 +10,14 @@ pub mod decide;
 pub mod event;
 mod gates;
 mod metric_judge;
+pub mod refusal;
 pub mod remote;
 mod rollback;
 mod run;
 pub mod signals;
 pub mod sources;
 mod start;
+mod state;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,12 +30,13 @@ use tokio::task::JoinHandle;
 
 use crate::plan::{self, Plan, Previous};
 use crate::provider::Provider;
-use crate::spec::{Component, Spec};
+use crate::spec::{Component, Diagnostic, Spec, ValidSpec};
 use crate::store::{RevisionRow, Store, StoreError};
 
 pub(crate) use audit_map::audit_entry;
 pub use decide::{Counts, Tally};
 pub use event::{Event, EventKind, Outcome, Snapshot, Status};
+pub use refusal::{Answer, Refusal};
 pub use signals::{Builtin, Judgement, SignalSource, Verdict};
 pub use start::BEFORE_START;
 
@@ -74,7 +77,7 @@ impl Command {
 pub struct Envelope {
     pub command: Command,
     pub actor: String,
-    pub reply: Option<oneshot::Sender<Result<String, String>>>,
+    pub reply: Option<oneshot::Sender<Answer>>,
     /// The row of a command that came through the store; answered there.
     pub store_id: Option<i64>,
     /// From the process that owns the run (its Ctrl-C, its console quitting): not subject to
@@ -86,10 +89,29 @@ pub struct Envelope {
 pub enum EngineError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{0}")]
-    Refused(String),
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     #[error("run {0} is not running in this process")]
     NotHere(i64),
+}
+
+impl EngineError {
+    /// The exit code of the command-line contract for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            EngineError::Refused(r) => r.exit_code(),
+            EngineError::Store(_) | EngineError::NotHere(_) => 1,
+        }
+    }
+}
+
+/// Rule problems in one line, for a refusal.
+pub(crate) fn diag_text(diags: &[Diagnostic]) -> String {
+    diags
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// How a run is started.
@@ -166,12 +188,12 @@ pub fn previous_revisions(
     Ok(out)
 }
 
-/// The plan for a spec given what the store says is running.
-pub fn plan_for(spec: &Spec, previous: &BTreeMap<String, RevisionRow>) -> Plan {
+/// The plan for a checked spec given what the store says is running.
+pub fn plan_for(spec: &ValidSpec, previous: &BTreeMap<String, RevisionRow>) -> Plan {
     plan::build(spec, &|id| {
         previous.get(id).map(|r| Previous {
             version: r.version.clone(),
-            replicas: r.replicas.clamp(1, 10_000) as u32,
+            replicas: r.replicas,
         })
     })
 }
@@ -227,14 +249,14 @@ impl Engine {
     }
 
     /// Start a deployment run of a checked spec.
-    pub async fn start(&self, spec: Spec, opts: RunOptions) -> Result<RunHandle, EngineError> {
+    pub async fn start(&self, spec: ValidSpec, opts: RunOptions) -> Result<RunHandle, EngineError> {
         self.start_as(spec, opts, None).await
     }
 
     /// Start a run that rolls a finished deployment back to its last good revision or a named version.
     pub async fn start_rollback(
         &self,
-        spec: Spec,
+        spec: ValidSpec,
         dry_run: bool,
         from_run: i64,
         to: Option<String>,
@@ -298,7 +320,7 @@ impl Engine {
         .map_err(|_| EngineError::NotHere(run_id))?;
         match rx.await {
             Ok(Ok(msg)) => Ok(msg),
-            Ok(Err(msg)) => Err(EngineError::Refused(msg)),
+            Ok(Err(refusal)) => Err(EngineError::Refused(refusal)),
             Err(_) => Err(EngineError::NotHere(run_id)),
         }
     }
@@ -343,15 +365,15 @@ impl Engine {
                     };
                     for row in rows {
                         let failed = match serde_json::from_str::<Command>(&row.args_json) {
-                            Err(e) => Some(remote::encode_answer(&Err(format!(
+                            Err(e) => Some(refusal::encode_answer(&Err(Refusal::NotNow(format!(
                                 "unreadable command: {e}"
-                            )))),
+                            ))))),
                             Ok(command) => match owned.iter().find(|(k, _)| *k == row.run_id) {
-                                None => {
-                                    Some(remote::encode_answer(&Err("run is not active".into())))
-                                }
-                                Some((_, tx)) => {
-                                    tx.send(Envelope {
+                                None => Some(refusal::encode_answer(&Err(Refusal::NotNow(
+                                    "run is not active".into(),
+                                )))),
+                                Some((_, tx)) => tx
+                                    .send(Envelope {
                                         command,
                                         actor: row.actor.clone(),
                                         reply: None,
@@ -359,8 +381,11 @@ impl Engine {
                                         owner: false,
                                     })
                                     .err()
-                                    .map(|_| remote::encode_answer(&Err("run has finished".into())))
-                                }
+                                    .map(|_| {
+                                        refusal::encode_answer(&Err(Refusal::NotNow(
+                                            "run has finished".into(),
+                                        )))
+                                    }),
                             },
                         };
                         if let Some(result) = failed {

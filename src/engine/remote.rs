@@ -1,29 +1,14 @@
 //! Commands between processes: how a command for a run owned by another cutover process is
 //! written to the store, and how that process's answer is written and read back.
 //!
-//! Owns: the answer encoding (`ok: ...` / `error: ...`) and the sender's wait for it. Must not
-//! touch: what a command does (the run decides).
+//! Owns: the sender's side: writing the command and waiting for its answer (encoded by
+//! `refusal`). Must not touch: what a command does (the run decides).
 
 use std::time::{Duration, Instant};
 
+use super::refusal::{decode_answer, Answer, Refusal};
 use super::Command;
 use crate::store::{pid_alive, Store, StoreError};
-
-/// An answer as stored in `commands.result`.
-pub fn encode_answer(answer: &Result<String, String>) -> String {
-    match answer {
-        Ok(m) => format!("ok: {m}"),
-        Err(m) => format!("error: {m}"),
-    }
-}
-
-/// The answer a stored result holds.
-pub fn decode_answer(stored: &str) -> Result<String, String> {
-    match stored.strip_prefix("ok: ") {
-        Some(m) => Ok(m.to_string()),
-        None => Err(stored.strip_prefix("error: ").unwrap_or(stored).to_string()),
-    }
-}
 
 /// Write a command for the process that owns `run` and wait (up to `timeout`) for its answer.
 /// The inner `Err` is the run's refusal or why no answer came.
@@ -33,7 +18,7 @@ pub fn send(
     command: &Command,
     actor: &str,
     timeout: Duration,
-) -> Result<Result<String, String>, StoreError> {
+) -> Result<Answer, StoreError> {
     let args = serde_json::to_string(command).map_err(|e| StoreError::Data(e.to_string()))?;
     let id = store.enqueue_command(run, command.name(), &args, actor)?;
     let start = Instant::now();
@@ -48,32 +33,17 @@ pub fn send(
             // The run answers in the store before it moves on: look once more.
             return Ok(match store.command_result(id)? {
                 Some(res) => decode_answer(&res),
-                None => {
-                    Err("the run finished or its process exited before taking the command".into())
-                }
+                None => Err(Refusal::NoAnswer(
+                    "the run finished or its process exited before taking the command".into(),
+                )),
             });
         }
         if start.elapsed() >= timeout {
-            return Ok(Err(format!(
+            return Ok(Err(Refusal::NoAnswer(format!(
                 "no answer from the process that runs this deployment within {}s",
                 timeout.as_secs()
-            )));
+            ))));
         }
         std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn answers_round_trip() {
-        for a in [
-            Ok("paused".to_string()),
-            Err("no gate is waiting".to_string()),
-        ] {
-            assert_eq!(decode_answer(&encode_answer(&a)), a);
-        }
     }
 }

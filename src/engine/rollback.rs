@@ -10,12 +10,14 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::event::*;
+use super::refusal::Refusal;
 use super::run::{CompState, OldRev, Run, Stop};
+use super::state::Transition;
 use super::{EngineError, RunHandle, RunOptions};
 use crate::plan::Plan;
 use crate::provider::{RevisionKey, RevisionSpec};
-use crate::spec::{human, Spec};
-use crate::store::{NewRun, RevisionRow, Store};
+use crate::spec::{human, RollbackKind, ValidSpec};
+use crate::store::{NewRun, RevisionRow, RevisionState, RunKind, Store};
 
 /// Where one component goes back to.
 #[derive(Debug, Clone)]
@@ -32,10 +34,8 @@ fn find_version(
     dry_run: bool,
     version: &str,
     exclude: &str,
-) -> Result<RevisionRow, String> {
-    let revs = store
-        .revisions(comp, env, dry_run)
-        .map_err(|e| e.to_string())?;
+) -> Result<RevisionRow, Refusal> {
+    let revs = store.revisions(comp, env, dry_run)?;
     let matching: Vec<&RevisionRow> = revs
         .iter()
         .filter(|r| r.version == version && r.rev_key != exclude)
@@ -45,37 +45,40 @@ fn find_version(
             .iter()
             .map(|r| format!("{} ({})", r.version, r.status))
             .collect();
-        return Err(format!(
+        return Err(Refusal::NotFound(format!(
             "no revision of {comp} with version {version} is recorded in {env}{}",
             if known.is_empty() {
                 String::new()
             } else {
                 format!("; known: {}", known.join(", "))
             }
-        ));
+        )));
     }
     match matching.iter().find(|r| !r.is_bad()) {
         Some(r) => {
             let Some(comp) = super::component_of(r) else {
-                return Err(format!(
+                return Err(Refusal::Target(format!(
                     "{}: its configuration is not recorded; cannot restart it",
                     r.rev_key
-                ));
+                )));
             };
             // Its program must still be there to be started again.
             if let Some(prog) = comp.run.as_ref().and_then(|run| run.command.first()) {
                 let exe = std::env::current_exe().unwrap_or_default();
                 let prog = prog.replace("{self}", &exe.display().to_string());
                 if let Err(e) = crate::local::process::resolve(&prog) {
-                    return Err(format!("{}: its command is no longer present: {e}", r.rev_key));
+                    return Err(Refusal::Target(format!(
+                        "{}: its command is no longer present: {e}",
+                        r.rev_key
+                    )));
                 }
             }
             Ok((*r).clone())
         }
-        None => Err(format!(
+        None => Err(Refusal::Target(format!(
             "refusing: {} was {} (a rollback never targets a revision that failed or was rolled back)",
             matching[0].rev_key, matching[0].status
-        )),
+        ))),
     }
 }
 
@@ -83,7 +86,7 @@ fn old_from_row(r: &RevisionRow) -> Option<OldRev> {
     Some(OldRev {
         key: RevisionKey(r.rev_key.clone()),
         version: r.version.clone(),
-        replicas: r.replicas.clamp(1, 10_000) as u32,
+        replicas: r.replicas,
         component: super::component_of(r)?,
         running: false,
     })
@@ -91,7 +94,7 @@ fn old_from_row(r: &RevisionRow) -> Option<OldRev> {
 
 impl Run {
     /// Can the run roll back to this version? Explains a refusal.
-    pub(crate) async fn check_target(&self, version: &str) -> Result<(), String> {
+    pub(crate) async fn check_target(&self, version: &str) -> Result<(), Refusal> {
         let store = self.engine.inner.store.clone();
         let env = self.spec.environment.clone();
         let dry = self.opts.dry_run;
@@ -106,10 +109,9 @@ impl Run {
                 Ok(comps
                     .iter()
                     .map(|(c, k)| find_version(s, c, &env, dry, &version, k).map(|_| ()))
-                    .collect::<Result<Vec<()>, String>>())
+                    .collect::<Result<Vec<()>, Refusal>>())
             })
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
             .map(|_| ())
     }
 
@@ -125,7 +127,6 @@ impl Run {
                 if r.enabled && r.automatic {
                     self.rollback(reason, None).await
                 } else {
-                    self.mark_new("failed").await;
                     let why = if r.enabled {
                         format!("{reason}; automatic rollback is off: traffic left as it is, run `cutover rollback {}`", self.spec.id)
                     } else {
@@ -135,7 +136,6 @@ impl Run {
                 }
             }
             Stop::Abort(reason) => {
-                self.mark_new("failed").await;
                 self.finish(Outcome::Failed, format!("{reason}; nothing was changed"))
                     .await
             }
@@ -149,26 +149,9 @@ impl Run {
         }
     }
 
-    async fn mark_new(&self, status: &'static str) {
-        let keys: Vec<String> = self.comps.iter().map(|c| c.new_key.0.clone()).collect();
-        let _ = self
-            .engine
-            .inner
-            .store
-            .call(move |s| {
-                for k in &keys {
-                    s.set_revision_status(k, status)?;
-                }
-                Ok(())
-            })
-            .await;
-    }
-
     /// Return traffic to the previous revision (or `to`), within `rollback.timeout`.
     pub(crate) async fn rollback(mut self, reason: String, to: Option<String>) -> Outcome {
-        self.status = Status::RollingBack;
-        self.gate = None;
-        self.paused = false;
+        self.transition(Transition::RollBack);
         // Choose targets.
         let mut targets = Vec::new();
         for ci in (0..self.comps.len()).rev() {
@@ -228,7 +211,7 @@ impl Run {
                         ));
                     }
                     let strategy = &self.spec.rollback.strategy;
-                    if strategy.kind == "gradual" {
+                    if strategy.kind == RollbackKind::Gradual {
                         for left in strategy
                             .steps
                             .iter()
@@ -289,7 +272,6 @@ impl Run {
                     .await
             }
             Err(e) => {
-                self.mark_new("failed").await;
                 self.finish(Outcome::Failed, format!("{reason}; rollback failed: {e}"))
                     .await
             }
@@ -311,7 +293,7 @@ impl Run {
                     component: o.component.clone(),
                 };
                 provider
-                    .apply_revision(&rev, o.replicas)
+                    .apply_revision(&rev, o.replicas.get())
                     .await
                     .map_err(|e| format!("{comp}: cannot start {}: {e}", o.key))?;
                 self.emit(EventKind::RollbackStep {
@@ -319,10 +301,10 @@ impl Run {
                     description: format!("{} scaled to {} replica(s)", o.key, o.replicas),
                 })
                 .await;
-                wait_ready(self, &comp, &o.key, o.replicas).await?;
+                wait_ready(self, &comp, &o.key, o.replicas.get()).await?;
                 let current_new = self.comps[t.ci].new_weight;
                 let mut steps: Vec<u32> = Vec::new();
-                if self.spec.rollback.strategy.kind == "gradual" {
+                if self.spec.rollback.strategy.kind == RollbackKind::Gradual {
                     steps = self
                         .spec
                         .rollback
@@ -393,19 +375,21 @@ impl Run {
                     retire = Some(old.key.0.clone());
                 }
             }
-            let (nk, tk) = (new_key.0.clone(), t.rev.as_ref().map(|o| o.key.0.clone()));
-            let _ = store
-                .call(move |s| {
-                    s.set_revision_status(&nk, "rolled_back")?;
-                    if let Some(k) = retire {
-                        s.set_revision_status(&k, "retired")?;
-                    }
-                    if let Some(k) = tk {
-                        s.set_revision_status(&k, "active")?;
-                    }
-                    Ok(())
+            let mut states = vec![(new_key.0.clone(), RevisionState::RolledBack)];
+            states.extend(retire.map(|k| (k, RevisionState::Retired)));
+            states.extend(
+                t.rev
+                    .as_ref()
+                    .map(|o| (o.key.0.clone(), RevisionState::Active)),
+            );
+            let recorded = store.call(move |s| s.set_revision_states(&states)).await;
+            if let Err(e) = recorded {
+                tracing::error!(run = self.run_id, "{comp}: cannot record the rollback: {e}");
+                self.emit(EventKind::Failure {
+                    reason: format!("{comp}: cannot record the rollback in the state store: {e}"),
                 })
                 .await;
+            }
             if let (Some(o), Some(old)) = (&t.rev, self.comps[t.ci].old.as_mut()) {
                 old.running = old.key == o.key;
             }
@@ -438,7 +422,7 @@ async fn wait_ready(run: &Run, comp: &str, key: &RevisionKey, want: u32) -> Resu
 /// one serving now; the target is `to` or the newest good revision before it).
 pub(super) async fn start_standalone(
     engine: &super::Engine,
-    spec: Spec,
+    spec: ValidSpec,
     dry_run: bool,
     from_run: i64,
     to: Option<String>,
@@ -455,16 +439,21 @@ pub(super) async fn start_standalone(
                 // The run's own revision if it still serves (an interrupted or failed run), else the active one.
                 let own = revs.iter().find(|r| {
                     r.run_id == from_run
-                        && matches!(r.status.as_str(), "active" | "deploying" | "failed")
+                        && match r.status {
+                            RevisionState::Active
+                            | RevisionState::Deploying
+                            | RevisionState::Failed => true,
+                            RevisionState::Retired | RevisionState::RolledBack => false,
+                        }
                 });
                 let Some(current) = own
-                    .or_else(|| revs.iter().find(|r| r.status == "active"))
+                    .or_else(|| revs.iter().find(|r| r.status == RevisionState::Active))
                     .cloned()
                 else {
-                    out.push(Err(format!(
+                    out.push(Err(Refusal::NotFound(format!(
                         "{}: nothing is serving in {}; nothing to roll back",
                         c.id, spec2.environment
-                    )));
+                    ))));
                     continue;
                 };
                 let target = match &to2 {
@@ -474,11 +463,16 @@ pub(super) async fn start_standalone(
                     None => revs
                         .iter()
                         .find(|r| {
-                            r.rev_id < current.rev_id && !r.is_bad() && r.status != "deploying"
+                            r.rev_id < current.rev_id
+                                && !r.is_bad()
+                                && r.status != RevisionState::Deploying
                         })
                         .cloned()
                         .ok_or_else(|| {
-                            format!("{}: no earlier good revision to roll back to", c.id)
+                            Refusal::Target(format!(
+                                "{}: no earlier good revision to roll back to",
+                                c.id
+                            ))
                         }),
                 };
                 out.push(target.map(|t| (current, t)));
@@ -497,7 +491,7 @@ pub(super) async fn start_standalone(
     let plan = Plan {
         deployment: spec.id.clone(),
         version: version.clone(),
-        strategy: spec.strategy.clone(),
+        strategy: spec.strategy,
         environment: spec.environment.clone(),
         steps: Vec::new(),
         expected_ms: 0,
@@ -506,29 +500,28 @@ pub(super) async fn start_standalone(
     };
     let new_run = NewRun {
         deployment: spec.id.clone(),
-        kind: "rollback".into(),
+        kind: RunKind::Rollback,
         name: spec.name.clone(),
         version: version.clone(),
-        strategy: spec.strategy.clone(),
+        strategy: spec.strategy,
         environment: spec.environment.clone(),
-        provider: engine.inner.provider.name().to_string(),
+        provider: engine.inner.provider.kind(),
         dry_run,
         spec_json: serde_json::to_string(&spec).unwrap_or_default(),
         plan_json: serde_json::to_string(&plan).unwrap_or_default(),
         initiator: actor.to_string(),
     };
-    let run_id = store.call(move |s| s.create_run(&new_run)).await?;
     // The run's "new" revision is the one serving now; its "old" is the target.
     let mut comps = Vec::new();
     for (current, target) in &pairs {
         let Some(comp) = super::component_of(current) else {
-            return Err(EngineError::Refused(format!(
+            return Err(EngineError::Refused(Refusal::Target(format!(
                 "{}: configuration not recorded",
                 current.rev_key
-            )));
+            ))));
         };
         let mut st = CompState::new(comp, RevisionKey(current.rev_key.clone()), Some(target));
-        st.new_replicas = current.replicas.clamp(1, 10_000) as u32;
+        st.new_replicas = current.replicas.get();
         st.new_weight = 100;
         st.touched = true;
         if let Some(o) = st.old.as_mut() {
@@ -536,13 +529,16 @@ pub(super) async fn start_standalone(
         }
         comps.push(st);
     }
-    let (tx, rx) = mpsc::unbounded_channel();
-    engine.lock_runs().insert(run_id, tx);
-    let mut spec_for_run = spec.clone();
-    spec_for_run.version = pairs
+    let serving = pairs
         .first()
         .map(|(c, _)| c.version.clone())
         .unwrap_or(version);
+    let spec_for_run = spec
+        .amend(|s| s.version = serving)
+        .map_err(|d| EngineError::Refused(Refusal::InvalidSpec(super::diag_text(&d))))?;
+    let run_id = store.call(move |s| s.create_run(&new_run)).await?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    engine.lock_runs().insert(run_id, tx);
     let opts = RunOptions {
         dry_run,
         auto_approve: false,
@@ -563,13 +559,13 @@ pub(super) async fn start_standalone(
     };
     let eng = engine.clone();
     let join = tokio::spawn(async move {
-        runner.status = Status::RollingBack;
+        runner.transition(Transition::RollBack);
         runner
             .emit(EventKind::Started {
                 version: runner.spec.version.clone(),
                 strategy: "rollback".into(),
                 environment: runner.spec.environment.clone(),
-                provider: runner.engine.inner.provider.name().to_string(),
+                provider: runner.engine.inner.provider.kind().to_string(),
                 steps: 0,
                 dry_run,
                 initiator: runner.opts.initiator.clone(),

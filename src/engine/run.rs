@@ -11,18 +11,19 @@ use tokio::time::Instant;
 
 use super::event::*;
 use super::signals::Verdict;
+use super::state::{RunState, Transition};
 use super::{Engine, Envelope, RunOptions};
 use crate::plan::{Action, Plan};
 use crate::provider::{RevisionKey, RevisionSpec};
-use crate::spec::{human, Component, Spec};
-use crate::store::RevisionRow;
+use crate::spec::{human, Component, Replicas, Strategy, ValidSpec};
+use crate::store::{RevisionRow, RevisionState};
 
 /// The previous revision of a component, as the run knows it.
 #[derive(Debug, Clone)]
 pub(crate) struct OldRev {
     pub key: RevisionKey,
     pub version: String,
-    pub replicas: u32,
+    pub replicas: Replicas,
     pub component: Component,
     /// Instances still running.
     pub running: bool,
@@ -45,7 +46,7 @@ impl CompState {
         let old = prev.map(|r| OldRev {
             key: RevisionKey(r.rev_key.clone()),
             version: r.version.clone(),
-            replicas: r.replicas.clamp(1, 10_000) as u32,
+            replicas: r.replicas,
             component: super::component_of(r).unwrap_or_else(|| comp.clone()),
             running: true,
         });
@@ -121,23 +122,19 @@ pub(crate) enum Stop {
 
 pub(crate) struct Run {
     pub engine: Engine,
-    pub spec: Spec,
+    pub spec: ValidSpec,
     pub plan: Plan,
     pub run_id: i64,
     pub opts: RunOptions,
     pub comps: Vec<CompState>,
     pub rx: mpsc::UnboundedReceiver<Envelope>,
-    pub status: Status,
+    /// Status, pause, gate and outcome, changed only through [`Run::transition`].
+    pub state: RunState,
     pub step: usize,
-    pub paused: bool,
-    pub promoting: bool,
-    pub gate: Option<String>,
     pub last_verdicts: Vec<Verdict>,
-    pub reason: Option<String>,
     pub started: Instant,
     /// Counts toward the analysis limits, per signal.
     pub tallies: std::collections::BTreeMap<String, super::decide::Tally>,
-    pub outcome: Option<Outcome>,
     /// Restart counts already reported, per instance.
     pub restarts_seen: std::collections::HashMap<String, u32>,
     /// Instance health per revision key, as last seen.
@@ -151,7 +148,7 @@ pub(crate) struct Run {
 impl Run {
     pub fn new(
         engine: Engine,
-        spec: Spec,
+        spec: ValidSpec,
         plan: Plan,
         run_id: i64,
         opts: RunOptions,
@@ -166,20 +163,24 @@ impl Run {
             opts,
             comps,
             rx,
-            status: Status::Pending,
+            state: RunState::new(),
             step: 0,
-            paused: false,
-            promoting: false,
-            gate: None,
             last_verdicts: Vec::new(),
-            reason: None,
             started: Instant::now(),
             tallies: std::collections::BTreeMap::new(),
-            outcome: None,
             restarts_seen: std::collections::HashMap::new(),
             health: std::collections::BTreeMap::new(),
             measured: std::collections::BTreeMap::new(),
             gate_state: None,
+        }
+    }
+
+    /// Change the run's state. A transition the state refuses is a bug in the run's own flow
+    /// (commands check theirs first): it is logged and changes nothing.
+    pub(crate) fn transition(&mut self, t: Transition) {
+        let what = format!("{t:?}");
+        if let Err(why) = self.state.apply(t) {
+            tracing::error!(run = self.run_id, "transition {what} refused: {why}");
         }
     }
 
@@ -202,7 +203,7 @@ impl Run {
             self.run_id,
             ev.ts.clone(),
             ev.kind.name().to_string(),
-            self.status.as_str(),
+            self.state.status(),
             self.step,
         );
         let res = self
@@ -231,9 +232,9 @@ impl Run {
             deployment: self.spec.id.clone(),
             run: self.run_id,
             version: self.spec.version.clone(),
-            strategy: self.spec.strategy.clone(),
+            strategy: self.spec.strategy,
             environment: self.spec.environment.clone(),
-            status: self.status,
+            status: self.state.status(),
             step: self.step,
             steps: self.plan.steps.len(),
             step_description: self
@@ -242,7 +243,7 @@ impl Run {
                 .get(self.step)
                 .map(|s| s.description.clone())
                 .unwrap_or_default(),
-            gate: self.gate.clone(),
+            gate: self.state.gate().map(str::to_string),
             gate_view: self.gate_state.as_ref().map(|(g, opened)| {
                 let waited = opened.elapsed();
                 let mut v = g.view(waited.as_millis() as u64);
@@ -277,34 +278,34 @@ impl Run {
                 .collect(),
             instances: self.health.values().flatten().cloned().collect(),
             last_verdicts: self.last_verdicts.clone(),
-            reason: self.reason.clone(),
-            outcome: self.outcome,
+            reason: self.state.reason().map(str::to_string),
+            outcome: self.state.outcome(),
         }
     }
 
     pub(crate) fn interval(&self) -> Duration {
-        if self.spec.strategy == "canary" {
-            self.spec
+        match self.spec.strategy {
+            Strategy::Canary => self
+                .spec
                 .canary()
                 .analysis_interval
                 .duration()
-                .max(Duration::from_millis(100))
-        } else {
-            Duration::from_secs(10)
+                .max(Duration::from_millis(100)),
+            Strategy::BlueGreen | Strategy::Rolling | Strategy::Recreate => Duration::from_secs(10),
         }
     }
 
     fn deadline(&self) -> Duration {
-        self.spec.rolling().progress_deadline.duration()
+        self.spec.progress_deadline().duration()
     }
 
     pub async fn execute(mut self) -> Outcome {
-        self.status = Status::Progressing;
+        self.transition(Transition::Start);
         let started = EventKind::Started {
             version: self.spec.version.clone(),
-            strategy: self.spec.strategy.clone(),
+            strategy: self.spec.strategy.to_string(),
             environment: self.spec.environment.clone(),
-            provider: self.engine.inner.provider.name().to_string(),
+            provider: self.engine.inner.provider.kind().to_string(),
             steps: self.plan.steps.len(),
             dry_run: self.opts.dry_run,
             initiator: self.opts.initiator.clone(),
@@ -316,7 +317,7 @@ impl Run {
     /// Go on with an adopted run from the step it was interrupted in (that step runs again:
     /// every step is idempotent), as `by` asked.
     pub async fn resume_adopted(mut self, by: String) -> Outcome {
-        self.status = Status::Progressing;
+        self.transition(Transition::Start);
         let from = self.step;
         self.emit(EventKind::Resumed { by }).await;
         self.steps_from(from).await
@@ -391,14 +392,14 @@ impl Run {
                 self.check(ci).await
             }
             Action::Analyse { label, duration_ms } => {
-                if self.promoting {
+                if self.state.promoting() {
                     return Ok(());
                 }
                 self.analyse(ci, label, Duration::from_millis(*duration_ms))
                     .await
             }
             Action::Gate { name } => {
-                if self.promoting {
+                if self.state.promoting() {
                     return Ok(());
                 }
                 self.gate(ci, name).await
@@ -435,12 +436,19 @@ impl Run {
                         o.running = false;
                     }
                     let key = old.key.0.clone();
-                    let _ = self
+                    let retired = self
                         .engine
                         .inner
                         .store
-                        .call(move |s| s.set_revision_status(&key, "retired"))
+                        .call(move |s| s.set_revision_status(&key, RevisionState::Retired))
                         .await;
+                    if let Err(e) = retired {
+                        tracing::error!(
+                            run = self.run_id,
+                            "cannot record {} as retired: {e}",
+                            old.key
+                        );
+                    }
                 }
                 Ok(())
             }
@@ -471,7 +479,7 @@ impl Run {
             }
         }
         let target = crate::verify::Target {
-            spec: self.spec.clone(),
+            spec: self.spec.spec().clone(),
             provider: Some(self.engine.inner.provider.clone()),
             revisions,
             serving,
@@ -654,7 +662,7 @@ impl Run {
             }
             let t0 = Instant::now();
             self.sleep_handling(poll.min(budget)).await?;
-            if !self.paused {
+            if !self.state.paused() {
                 budget = budget.saturating_sub(t0.elapsed());
             }
             self.hold_if_paused().await?;
@@ -673,14 +681,14 @@ impl Run {
         let interval = self.interval();
         while !remaining.is_zero() {
             self.hold_if_paused().await?;
-            if self.promoting {
+            if self.state.promoting() {
                 return Ok(());
             }
             let tick = interval.min(remaining);
             let t0 = Instant::now();
             self.sleep_handling(tick).await?;
             remaining = remaining.saturating_sub(t0.elapsed().min(tick));
-            if self.promoting {
+            if self.state.promoting() {
                 return Ok(());
             }
             let next = (!remaining.is_zero()).then(|| interval.min(remaining));
@@ -692,60 +700,76 @@ impl Run {
     }
 
     async fn succeed(self) -> Outcome {
-        let store = self.engine.inner.store.clone();
-        let keys: Vec<String> = self.comps.iter().map(|c| c.new_key.0.clone()).collect();
-        let old: Vec<String> = self
+        let mut revisions: Vec<(String, RevisionState)> = self
             .comps
             .iter()
-            .filter_map(|c| c.old.as_ref().map(|o| o.key.0.clone()))
-            .collect();
-        let _ = store
-            .call(move |s| {
-                for k in &old {
-                    s.set_revision_status(k, "retired")?;
-                }
-                for k in &keys {
-                    s.set_revision_status(k, "active")?;
-                }
-                Ok(())
+            .filter_map(|c| {
+                c.old
+                    .as_ref()
+                    .map(|o| (o.key.0.clone(), RevisionState::Retired))
             })
-            .await;
-        let reason = if self.promoting {
+            .collect();
+        revisions.extend(
+            self.comps
+                .iter()
+                .map(|c| (c.new_key.0.clone(), RevisionState::Active)),
+        );
+        let reason = if self.state.promoting() {
             format!("{} promoted to 100% by operator", self.spec.version)
         } else {
             format!("{} serves 100% of traffic", self.spec.version)
         };
-        self.finish(Outcome::Succeeded, reason).await
+        self.finish_with(Outcome::Succeeded, reason, revisions)
+            .await
     }
 
-    pub async fn finish(mut self, outcome: Outcome, reason: String) -> Outcome {
-        self.status = match outcome {
-            Outcome::Succeeded => Status::Succeeded,
-            Outcome::RolledBack => Status::RolledBack,
-            Outcome::Failed => Status::Failed,
+    /// End the run, recording the new revisions as `status` (when they ended up anywhere but
+    /// active or retired: failed, rolled back).
+    pub async fn finish(self, outcome: Outcome, reason: String) -> Outcome {
+        let revisions = match outcome {
+            Outcome::Succeeded => Vec::new(),
+            Outcome::RolledBack => self.new_revisions(RevisionState::RolledBack),
+            Outcome::Failed => self.new_revisions(RevisionState::Failed),
         };
-        self.gate = None;
-        self.reason = Some(reason.clone());
-        self.outcome = Some(outcome);
-        self.emit(EventKind::Finished {
-            outcome,
-            reason: reason.clone(),
-        })
-        .await;
-        let (run, o) = (self.run_id, outcome.as_str());
-        let res = self
+        self.finish_with(outcome, reason, revisions).await
+    }
+
+    fn new_revisions(&self, state: RevisionState) -> Vec<(String, RevisionState)> {
+        self.comps
+            .iter()
+            .map(|c| (c.new_key.0.clone(), state))
+            .collect()
+    }
+
+    /// Record the outcome and where each revision now stands in one transaction (a failure half
+    /// way would leave the next deployment planned as a first one), then tell everyone. A store
+    /// failure is reported in the journal's last words and the log, never dropped.
+    async fn finish_with(
+        mut self,
+        outcome: Outcome,
+        reason: String,
+        revisions: Vec<(String, RevisionState)>,
+    ) -> Outcome {
+        let (run, r) = (self.run_id, reason.clone());
+        let recorded = self
             .engine
             .inner
             .store
-            .call(move |s| s.finish_run(run, o, &reason))
+            .call(move |s| s.finish_run(run, outcome, &r, &revisions))
             .await;
-        if let Err(e) = res {
-            tracing::error!(run = self.run_id, "cannot record the outcome: {e}");
-        }
-        let snap = self.snapshot();
-        self.engine.inner.snapshots.send_modify(|m| {
-            m.insert(self.run_id, snap);
-        });
+        let reason = match recorded {
+            Ok(()) => reason,
+            Err(e) => {
+                tracing::error!(run = self.run_id, "cannot record the outcome: {e}");
+                self.emit(EventKind::Failure {
+                    reason: format!("cannot record the outcome in the state store: {e}"),
+                })
+                .await;
+                format!("{reason} (not recorded in the state store: {e})")
+            }
+        };
+        self.transition(Transition::Finish(outcome, reason.clone()));
+        self.emit(EventKind::Finished { outcome, reason }).await;
         outcome
     }
 }

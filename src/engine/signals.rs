@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::provider::{Metrics, Provider, ProviderError, RevisionKey, RevisionStatus};
 use crate::spec::expr::Expr;
-use crate::spec::{Component, Spec, Trigger};
+pub use crate::spec::fmt_num;
+use crate::spec::{Component, RuleAction, Spec, Strategy, Trigger, TriggerKind};
 
 /// One measurement's result. Fail, error and no data are kept apart; no data is never a pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,43 +131,12 @@ pub struct Builtin {
     metrics: super::metric_judge::MetricJudge,
 }
 
-pub(crate) fn compare(value: f64, op: &str, threshold: f64) -> bool {
-    match op {
-        "lt" => value < threshold,
-        "lte" => value <= threshold,
-        "gt" => value > threshold,
-        "gte" => value >= threshold,
-        "eq" => (value - threshold).abs() < f64::EPSILON * threshold.abs().max(1.0),
-        _ => false,
-    }
-}
-
-pub(crate) fn op_text(op: &str) -> &'static str {
-    match op {
-        "lt" => "<",
-        "lte" => "<=",
-        "gt" => ">",
-        "gte" => ">=",
-        _ => "==",
-    }
-}
-
 fn values_text(expr: &Expr, m: &Metrics) -> String {
     expr.identifiers()
         .iter()
         .filter_map(|id| m.get(id).map(|v| format!("{id} = {}", fmt_num(*v))))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// Numbers as people read them: no trailing zeros, 4 significant decimals.
-pub fn fmt_num(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else {
-        let s = format!("{v:.4}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    }
 }
 
 /// The number in a one-comparison condition such as `error_rate < 0.05`, for charts.
@@ -185,7 +155,17 @@ fn condition_verdict(
     fails_when_true: bool,
     on_fail: OnFail,
 ) -> Verdict {
-    let mut base = Verdict::new(name, source, Judgement::Error, cond, "", on_fail);
+    // Say what the condition does, so a passing trigger never reads as a requirement.
+    let does = match on_fail {
+        OnFail::Rollback => "rolls back",
+        OnFail::Pause => "pauses",
+    };
+    let expected = if fails_when_true {
+        format!("{does} when {cond}")
+    } else {
+        format!("{does} unless {cond}")
+    };
+    let mut base = Verdict::new(name, source, Judgement::Error, expected, "", on_fail);
     base.threshold = simple_threshold(cond);
     let expr = match Expr::parse(cond) {
         Ok(e) => e,
@@ -241,8 +221,8 @@ fn trigger_verdict(
             OnFail::Rollback,
         ));
     }
-    match t.kind.as_str() {
-        "health-check" => Some(Verdict::new(
+    match t.kind {
+        TriggerKind::HealthCheck => Some(Verdict::new(
             &name,
             "trigger",
             if health_bad.is_some() {
@@ -254,7 +234,7 @@ fn trigger_verdict(
             health_bad.unwrap_or_else(|| "ok".into()),
             OnFail::Rollback,
         )),
-        "error-rate" => {
+        TriggerKind::ErrorRate => {
             let threshold = t.threshold?;
             let cond = format!("error_rate > {threshold}");
             Some(condition_verdict(
@@ -266,7 +246,9 @@ fn trigger_verdict(
                 OnFail::Rollback,
             ))
         }
-        _ => None,
+        // A timeout trigger is judged by the run's clock (`decide`); metric and custom triggers
+        // always have a condition (the rules require it).
+        TriggerKind::Timeout | TriggerKind::Metric | TriggerKind::Custom => None,
     }
 }
 
@@ -333,7 +315,7 @@ impl SignalSource for Builtin {
             Some(b) => ctx.provider.metrics(comp, b, ctx.window).await.ok(),
             None => None,
         };
-        if ctx.spec.strategy == "canary" {
+        if ctx.spec.strategy == Strategy::Canary {
             let cfg = ctx.spec.canary();
             for metric in &cfg.metrics {
                 out.push(
@@ -354,10 +336,10 @@ impl SignalSource for Builtin {
                 } else {
                     rule.name.clone()
                 };
-                let (fails_when_true, on_fail) = match rule.action.as_str() {
-                    "promote" => (false, OnFail::Rollback),
-                    "pause" => (true, OnFail::Pause),
-                    _ => (true, OnFail::Rollback),
+                let (fails_when_true, on_fail) = match rule.action {
+                    RuleAction::Promote => (false, OnFail::Rollback),
+                    RuleAction::Pause => (true, OnFail::Pause),
+                    RuleAction::Rollback => (true, OnFail::Rollback),
                 };
                 let mut v = condition_verdict(
                     &name,
@@ -384,7 +366,7 @@ impl SignalSource for Builtin {
             ));
         }
         let mut triggers: Vec<&Trigger> = ctx.spec.rollback.triggers.iter().collect();
-        if ctx.spec.strategy == "blue-green" {
+        if ctx.spec.strategy == Strategy::BlueGreen {
             if let Some(bg) = &ctx.spec.metadata.blue_green_config {
                 triggers.extend(bg.rollback_triggers.iter());
             }
@@ -448,14 +430,25 @@ mod tests {
     }
 
     #[test]
-    fn operators_compare() {
-        assert!(compare(1.0, "lt", 2.0));
-        assert!(compare(2.0, "lte", 2.0));
-        assert!(compare(3.0, "gt", 2.0));
-        assert!(compare(2.0, "gte", 2.0));
-        assert!(compare(2.0, "eq", 2.0));
-        assert!(!compare(2.0, "bogus", 2.0));
-        assert_eq!(fmt_num(0.30000001), "0.3");
-        assert_eq!(fmt_num(200.0), "200");
+    fn a_trigger_says_what_it_does() {
+        let mut m = Metrics::new();
+        m.insert("error_rate".into(), 0.0);
+        let t = Trigger {
+            kind: TriggerKind::ErrorRate,
+            threshold: Some(0.1),
+            ..Trigger::default()
+        };
+        let v = trigger_verdict(&t, 0, None, &m).unwrap();
+        assert_eq!(v.judgement, Judgement::Pass);
+        assert_eq!(v.expected, "rolls back when error_rate > 0.1");
+        let v = condition_verdict(
+            "r",
+            "rule",
+            "error_rate < 0.05",
+            &m,
+            false,
+            OnFail::Rollback,
+        );
+        assert_eq!(v.expected, "rolls back unless error_rate < 0.05");
     }
 }

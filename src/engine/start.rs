@@ -7,18 +7,21 @@
 
 use tokio::sync::mpsc;
 
+use super::refusal::Refusal;
 use super::{plan_for, previous_revisions, run, Engine, EngineError, RunHandle, RunOptions};
+use crate::governance::rbac::Permission;
 use crate::plan::Plan;
 use crate::provider::RevisionKey;
-use crate::spec::Spec;
-use crate::store::NewRun;
+use crate::spec::ValidSpec;
+use crate::store::{NewRun, RevisionState, RunKind};
 
 impl Engine {
     /// Start a promotion: the spec of a verified run, retargeted to the next environment.
     ///
     /// The rules are checked here, with the store's facts: the latest run of the deployment in
     /// `from` succeeded, `to` is next in the pipeline (or the initiator is an admin there and
-    /// gives a reason), and `to` is open. The spec is that run's, retargeted to `to`.
+    /// gives a reason), and `to` is open. The spec is that run's, retargeted to `to` and checked
+    /// again (the target's overrides may break a rule).
     pub async fn promote(
         &self,
         req: crate::governance::promotion::Ask,
@@ -30,40 +33,48 @@ impl Engine {
         let source = store.call(move |s| s.latest_in(&dep, &from)).await?;
         let gov = &self.inner.governance;
         let admin = gov
-            .check(
-                &req.to,
-                &opts.initiator,
-                crate::governance::rbac::Permission::Override,
-            )
+            .check(&req.to, &opts.initiator, Permission::Override)
             .is_ok();
         let facts = promotion::Request {
             deployment: &req.deployment,
             from: &req.from,
             to: &req.to,
-            source: source.as_ref().map(|r| (r.run_id, r.outcome.as_deref())),
+            source: source.as_ref().map(|r| (r.run_id, r.outcome)),
             override_reason: req.override_reason.as_deref(),
             admin,
             now: self.now(),
         };
-        let checked = promotion::check(&gov.workspace, &facts).and_then(|run| {
-            let row = source.as_ref().ok_or("no source run")?;
-            let spec: Spec = serde_json::from_str(&row.spec_json)
-                .map_err(|e| format!("run #{run}'s recorded spec is unreadable: {e}"))?;
-            Ok((run, promotion::retarget(&spec, &gov.workspace, &req.to)))
-        });
+        let checked = promotion::check(&gov.workspace, &facts)
+            .map_err(Refusal::from)
+            .and_then(|run| {
+                let row = source
+                    .as_ref()
+                    .ok_or_else(|| Refusal::NotFound("no source run".into()))?;
+                let spec: ValidSpec = serde_json::from_str(&row.spec_json).map_err(|e| {
+                    Refusal::InvalidSpec(format!("run #{run}'s recorded spec is unusable: {e}"))
+                })?;
+                let spec = promotion::retarget(&spec, &gov.workspace, &req.to).map_err(|d| {
+                    Refusal::InvalidSpec(format!(
+                        "{}'s overrides break the spec's rules: {}",
+                        req.to,
+                        super::diag_text(&d)
+                    ))
+                })?;
+                Ok((run, spec))
+            });
         let (source_run, spec) = match checked {
             Ok(x) => x,
-            Err(msg) => {
+            Err(refusal) => {
                 self.audit(crate::governance::audit::Entry {
                     actor: opts.initiator.clone(),
                     action: "refused".into(),
                     deployment: req.deployment.clone(),
                     run: None,
                     environment: req.to.clone(),
-                    detail: serde_json::json!({"command": "promote", "from": req.from, "reason": msg}),
+                    detail: serde_json::json!({"command": "promote", "from": req.from, "reason": refusal.to_string()}),
                 })
                 .await;
-                return Err(EngineError::Refused(msg));
+                return Err(EngineError::Refused(refusal));
             }
         };
         let source = promotion::Source {
@@ -76,7 +87,7 @@ impl Engine {
 
     pub(super) async fn start_as(
         &self,
-        spec: Spec,
+        spec: ValidSpec,
         opts: RunOptions,
         promotion: Option<crate::governance::promotion::Source>,
     ) -> Result<RunHandle, EngineError> {
@@ -88,24 +99,23 @@ impl Engine {
             .env(&spec.environment)
             .map(|e| crate::governance::window::open(e, self.now()))
             .unwrap_or(Ok(()));
-        let allowed = window.and_then(|()| {
-            self.inner.governance.check(
-                &spec.environment,
-                &opts.initiator,
-                crate::governance::rbac::Permission::Deploy,
-            )
+        let allowed = window.map_err(Refusal::from).and_then(|()| {
+            self.inner
+                .governance
+                .check(&spec.environment, &opts.initiator, Permission::Deploy)
+                .map_err(Refusal::from)
         });
-        if let Err(msg) = allowed {
+        if let Err(refusal) = allowed {
             self.audit(crate::governance::audit::Entry {
                 actor: opts.initiator.clone(),
                 action: "refused".into(),
                 deployment: spec.id.clone(),
                 run: None,
                 environment: spec.environment.clone(),
-                detail: serde_json::json!({"command": "deploy", "reason": msg}),
+                detail: serde_json::json!({"command": "deploy", "reason": refusal.to_string()}),
             })
             .await;
-            return Err(EngineError::Refused(msg));
+            return Err(EngineError::Refused(refusal));
         }
         let spec2 = spec.clone();
         let dry = opts.dry_run;
@@ -134,7 +144,7 @@ impl Engine {
                     row.rev_key
                 );
                 store
-                    .call(move |s| s.set_revision_status(&row.rev_key, "retired"))
+                    .call(move |s| s.set_revision_status(&row.rev_key, RevisionState::Retired))
                     .await?;
             }
         }
@@ -152,16 +162,15 @@ impl Engine {
         let new_run = NewRun {
             deployment: spec.id.clone(),
             kind: if promotion.is_some() {
-                "promote"
+                RunKind::Promote
             } else {
-                "deploy"
-            }
-            .into(),
+                RunKind::Deploy
+            },
             name: spec.name.clone(),
             version: spec.version.clone(),
-            strategy: spec.strategy.clone(),
+            strategy: spec.strategy,
             environment: spec.environment.clone(),
-            provider: self.inner.provider.name().to_string(),
+            provider: self.inner.provider.kind(),
             dry_run: opts.dry_run,
             spec_json: serde_json::to_string(&spec).unwrap_or_default(),
             plan_json: serde_json::to_string(&plan).unwrap_or_default(),
@@ -206,7 +215,7 @@ impl Engine {
                 environment: spec.environment.clone(),
                 version: spec.version.clone(),
                 dry_run: dry,
-                replicas: c.replicas.clamp(1, 10_000) as u32,
+                replicas: c.replicas,
                 config_json: serde_json::to_string(c).unwrap_or_default(),
             };
             let (_, key) = store.call(move |s| s.insert_revision(&rev)).await?;
@@ -223,7 +232,7 @@ impl Engine {
     /// from the step an adopted run was in. The task deregisters the run when it ends.
     pub(super) fn spawn_run(
         &self,
-        spec: Spec,
+        spec: ValidSpec,
         plan: Plan,
         run_id: i64,
         opts: RunOptions,

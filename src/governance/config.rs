@@ -213,8 +213,8 @@ impl FromNode for Freeze {
 /// What a promotion into this environment changes in the spec.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Overrides {
-    pub strategy: Option<String>,
-    pub replicas: Option<i64>,
+    pub strategy: Option<crate::spec::Strategy>,
+    pub replicas: Option<crate::spec::Replicas>,
     /// Per component id: where its router listens here.
     pub listen: BTreeMap<String, String>,
 }
@@ -464,14 +464,6 @@ fn check(ws: &Workspace, d: &mut Decoder) {
                 if a >= b {
                     d.field(&fp, "from must be before to");
                 }
-            }
-        }
-        if let Some(s) = &e.overrides.strategy {
-            if !matches!(s.as_str(), "canary" | "blue-green" | "rolling" | "recreate") {
-                d.field(
-                    &format!("{p}.overrides.strategy"),
-                    format!("unknown strategy `{s}`"),
-                );
             }
         }
     }

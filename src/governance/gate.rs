@@ -150,7 +150,8 @@ impl Gate {
                     all.describe()
                 ))
             }
-            None => rbac::check(ws, &r.environment, user, groups, Permission::Approve),
+            None => rbac::check(ws, &r.environment, user, groups, Permission::Approve)
+                .map_err(|e| e.to_string()),
         }
     }
 

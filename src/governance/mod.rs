@@ -45,7 +45,12 @@ impl Governance {
     }
 
     /// Whether `user` may do `perm` in `env`.
-    pub fn check(&self, env: &str, user: &str, perm: rbac::Permission) -> Result<(), String> {
+    pub fn check(
+        &self,
+        env: &str,
+        user: &str,
+        perm: rbac::Permission,
+    ) -> Result<(), rbac::Forbidden> {
         let groups = (self.groups)(user);
         rbac::check(&self.workspace, env, user, &groups, perm)
     }

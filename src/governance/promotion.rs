@@ -8,7 +8,20 @@
 use chrono::{DateTime, Utc};
 
 use super::config::Workspace;
-use crate::spec::Spec;
+use super::window::Closed;
+use crate::spec::{Diagnostic, ValidSpec};
+use crate::store::Outcome;
+
+/// Why a promotion may not go ahead.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Blocked {
+    /// A promotion rule: where it comes from, where it goes, in what order.
+    #[error("{0}")]
+    Rule(String),
+    /// The target environment is frozen or outside its windows.
+    #[error(transparent)]
+    Closed(#[from] Closed),
+}
 
 /// Where a promotion comes from.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -34,7 +47,7 @@ pub struct Request<'a> {
     pub from: &'a str,
     pub to: &'a str,
     /// The source environment's latest run of the deployment: its id and outcome.
-    pub source: Option<(i64, Option<&'a str>)>,
+    pub source: Option<(i64, Option<Outcome>)>,
     pub override_reason: Option<&'a str>,
     /// Whether the person holds the admin role in the target environment.
     pub admin: bool,
@@ -42,7 +55,16 @@ pub struct Request<'a> {
 }
 
 /// Whether the promotion may go ahead; every refusal explains itself.
-pub fn check(ws: &Workspace, r: &Request) -> Result<i64, String> {
+pub fn check(ws: &Workspace, r: &Request) -> Result<i64, Blocked> {
+    let source_run = rules(ws, r).map_err(Blocked::Rule)?;
+    if let Some(e) = ws.env(r.to) {
+        super::window::open(e, r.now)?;
+    }
+    Ok(source_run)
+}
+
+/// The pipeline's rules; the source run when they allow the promotion.
+fn rules(ws: &Workspace, r: &Request) -> Result<i64, String> {
     let names: Vec<&str> = ws.environments.iter().map(|e| e.name.as_str()).collect();
     if r.from == r.to {
         return Err(format!("--from and --to are both {}", r.to));
@@ -65,7 +87,7 @@ pub fn check(ws: &Workspace, r: &Request) -> Result<i64, String> {
                 r.deployment, r.from
             ))
         }
-        Some((run, Some("succeeded"))) => run,
+        Some((run, Some(Outcome::Succeeded))) => run,
         Some((run, Some(outcome))) => {
             return Err(format!(
                 "{} in {} did not succeed (its latest run #{run} {outcome}): only a verified revision is promoted",
@@ -104,32 +126,30 @@ pub fn check(ws: &Workspace, r: &Request) -> Result<i64, String> {
             }
         }
     }
-    if let Some(e) = ws.env(r.to) {
-        super::window::open(e, r.now)?;
-    }
     Ok(source_run)
 }
 
 /// The spec as it runs in the target environment: the same revision (version, commands,
-/// configuration) with the environment's overrides.
-pub fn retarget(spec: &Spec, ws: &Workspace, to: &str) -> Spec {
-    let mut s = spec.clone();
-    s.environment = to.to_string();
-    if let Some(e) = ws.env(to) {
-        let o = &e.overrides;
-        if let Some(st) = &o.strategy {
-            s.strategy = st.clone();
-        }
-        for c in &mut s.components {
-            if let Some(r) = o.replicas {
-                c.replicas = r;
+/// configuration) with the environment's overrides, checked again: overrides that break a rule
+/// (a blue-green spec given `strategy: canary`) refuse the promotion with the rule's message.
+pub fn retarget(spec: &ValidSpec, ws: &Workspace, to: &str) -> Result<ValidSpec, Vec<Diagnostic>> {
+    spec.amend(|s| {
+        s.environment = to.to_string();
+        if let Some(e) = ws.env(to) {
+            let o = &e.overrides;
+            if let Some(st) = o.strategy {
+                s.strategy = st;
             }
-            if let Some(l) = o.listen.get(&c.id) {
-                c.listen = Some(l.clone());
+            for c in &mut s.components {
+                if let Some(r) = o.replicas {
+                    c.replicas = r;
+                }
+                if let Some(l) = o.listen.get(&c.id) {
+                    c.listen = Some(l.clone());
+                }
             }
         }
-    }
-    s
+    })
 }
 
 #[cfg(test)]
@@ -151,7 +171,7 @@ mod tests {
         .unwrap()
     }
 
-    fn req<'a>(from: &'a str, to: &'a str, src: Option<(i64, Option<&'a str>)>) -> Request<'a> {
+    fn req<'a>(from: &'a str, to: &'a str, src: Option<(i64, Option<Outcome>)>) -> Request<'a> {
         Request {
             deployment: "shop",
             from,
@@ -171,24 +191,38 @@ mod tests {
         assert_eq!(
             check(
                 &ws,
-                &req("staging", "production", Some((4, Some("succeeded"))))
+                &req("staging", "production", Some((4, Some(Outcome::Succeeded))))
             ),
             Ok(4)
         );
         let e = check(
             &ws,
-            &req("staging", "production", Some((4, Some("rolled_back")))),
+            &req(
+                "staging",
+                "production",
+                Some((4, Some(Outcome::RolledBack))),
+            ),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(
             e.contains("did not succeed (its latest run #4 rolled_back)"),
             "{e}"
         );
-        let e = check(&ws, &req("staging", "production", None)).unwrap_err();
+        let e = check(&ws, &req("staging", "production", None))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("never been deployed to staging"), "{e}");
-        let e = check(&ws, &req("staging", "production", Some((5, None)))).unwrap_err();
+        let e = check(&ws, &req("staging", "production", Some((5, None))))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("still running"), "{e}");
-        let e = check(&ws, &req("dev", "production", Some((1, Some("succeeded"))))).unwrap_err();
+        let e = check(
+            &ws,
+            &req("dev", "production", Some((1, Some(Outcome::Succeeded)))),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             e.contains(
                 "the next environment after dev is staging; pipeline: dev -> staging -> production"
@@ -196,19 +230,27 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("--override-reason"), "{e}");
-        let mut r = req("dev", "production", Some((1, Some("succeeded"))));
+        let mut r = req("dev", "production", Some((1, Some(Outcome::Succeeded))));
         r.override_reason = Some("hotfix for INC-42");
-        assert!(check(&ws, &r).unwrap_err().contains("needs the admin role"));
+        assert!(check(&ws, &r)
+            .unwrap_err()
+            .to_string()
+            .contains("needs the admin role"));
         r.admin = true;
         assert_eq!(check(&ws, &r), Ok(1));
-        let e = check(&ws, &req("staging", "qa", Some((1, Some("succeeded"))))).unwrap_err();
+        let e = check(
+            &ws,
+            &req("staging", "qa", Some((1, Some(Outcome::Succeeded)))),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("no environment `qa`"), "{e}");
-        let mut r = req("staging", "production", Some((4, Some("succeeded"))));
+        let mut r = req("staging", "production", Some((4, Some(Outcome::Succeeded))));
         r.now = DateTime::parse_from_rfc3339("2026-12-25T10:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
         assert_eq!(
-            check(&ws, &r).unwrap_err(),
+            check(&ws, &r).unwrap_err().to_string(),
             "production is frozen until 2026-12-27 00:00 UTC: holidays"
         );
     }
@@ -221,14 +263,38 @@ mod tests {
         ))
         .unwrap();
         let spec = crate::spec::load_str(&text).unwrap();
-        let s = retarget(&spec, &ws(), "production");
+        let s = retarget(&spec, &ws(), "production").unwrap();
         assert_eq!(s.environment, "production");
         assert_eq!(s.version, spec.version);
-        assert_eq!(s.components[0].replicas, 4);
+        assert_eq!(s.components[0].replicas.get(), 4);
         assert_eq!(s.components[0].listen.as_deref(), Some("127.0.0.1:28080"));
         assert_eq!(
             s.components[0].run, spec.components[0].run,
             "the same command"
+        );
+    }
+
+    #[test]
+    fn overrides_that_break_a_rule_refuse_with_the_rules_message() {
+        let ws = parse(
+            "environments:
+  - name: staging
+  - name: production
+    overrides: {strategy: canary}
+",
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/specs/blue-green.yaml"
+        ))
+        .unwrap();
+        let spec = crate::spec::load_str(&text).unwrap();
+        let diags = retarget(&spec, &ws, "production").unwrap_err();
+        let text: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+        assert_eq!(
+            text,
+            ["metadata.blueGreenConfig: configures blue-green, but strategy is canary; remove it or change strategy"]
         );
     }
 }

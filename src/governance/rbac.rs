@@ -8,7 +8,10 @@
 use super::config::Workspace;
 
 /// A role in an environment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Role {
     Viewer,
     Operator,
@@ -28,7 +31,8 @@ impl Role {
 }
 
 /// Something a person asks of a deployment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Permission {
     View,
     /// Start a deployment or a promotion into the environment.
@@ -93,6 +97,43 @@ pub fn roles_of(ws: &Workspace, env: &str, user: &str, groups: &[String]) -> Vec
     out
 }
 
+/// A person lacks the role an action needs: who, what, where, the roles that would do, and the
+/// roles they hold there.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, thiserror::Error)]
+#[error("{}", self.describe())]
+pub struct Forbidden {
+    pub user: String,
+    pub permission: Permission,
+    pub environment: String,
+    pub needed: Vec<Role>,
+    pub held: Vec<Role>,
+}
+
+impl Forbidden {
+    fn describe(&self) -> String {
+        let need: Vec<&str> = self.needed.iter().map(|r| r.name()).collect();
+        let held = if self.held.is_empty() {
+            "no role".to_string()
+        } else {
+            format!(
+                "only {}",
+                self.held
+                    .iter()
+                    .map(|r| r.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let user = &self.user;
+        format!(
+            "{user} may not {} in {}: that needs the {} role there ({user} has {held})",
+            self.permission.name(),
+            self.environment,
+            need.join(" or ")
+        )
+    }
+}
+
 /// Whether `user` may do `perm` in `env`; the refusal says which role was needed.
 pub fn check(
     ws: &Workspace,
@@ -100,25 +141,18 @@ pub fn check(
     user: &str,
     groups: &[String],
     perm: Permission,
-) -> Result<(), String> {
+) -> Result<(), Forbidden> {
     let has = roles_of(ws, env, user, groups);
     if perm.roles().iter().any(|r| has.contains(r)) {
         return Ok(());
     }
-    let need: Vec<&str> = perm.roles().iter().map(|r| r.name()).collect();
-    let held = if has.is_empty() {
-        "no role".to_string()
-    } else {
-        format!(
-            "only {}",
-            has.iter().map(|r| r.name()).collect::<Vec<_>>().join(", ")
-        )
-    };
-    Err(format!(
-        "{user} may not {} in {env}: that needs the {} role there ({user} has {held})",
-        perm.name(),
-        need.join(" or ")
-    ))
+    Err(Forbidden {
+        user: user.to_string(),
+        permission: perm,
+        environment: env.to_string(),
+        needed: perm.roles().to_vec(),
+        held: has,
+    })
 }
 
 #[cfg(test)]
@@ -159,8 +193,10 @@ mod tests {
             Permission::Approve,
         )
         .unwrap_err();
+        assert_eq!(e.needed, [Role::Approver, Role::Admin]);
+        assert_eq!(e.held, [Role::Operator]);
         assert_eq!(
-            e,
+            e.to_string(),
             "dave may not approve in production: that needs the approver or admin role there (dave has only operator)"
         );
         let e = check(
@@ -170,9 +206,12 @@ mod tests {
             &g(&["everyone"]),
             Permission::Rollback,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("needs the operator or admin role"), "{e}");
-        let e = check(&ws, "production", "zed", &[], Permission::View).unwrap_err();
+        let e = check(&ws, "production", "zed", &[], Permission::View)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("zed has no role"), "{e}");
         assert!(check(
             &Workspace::default(),

@@ -25,9 +25,29 @@ fn in_window(e: &Environment, t: DateTime<Utc>) -> bool {
     })
 }
 
+/// Why an environment does not accept a deployment now.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, thiserror::Error)]
+#[serde(tag = "closed", rename_all = "snake_case")]
+pub enum Closed {
+    /// A freeze is on.
+    #[error("{environment} is frozen until {until}{}", reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default())]
+    Frozen {
+        environment: String,
+        until: String,
+        reason: Option<String>,
+    },
+    /// Outside every deployment window.
+    #[error("{environment} accepts deployments only in its windows ({}){}", windows.join("; "), next.as_ref().map(|n| format!("; next opening {n}")).unwrap_or_default())]
+    OutsideWindows {
+        environment: String,
+        windows: Vec<String>,
+        next: Option<String>,
+    },
+}
+
 /// Whether `e` accepts a deployment at `t`; the refusal names the freeze or the windows and
 /// when the environment opens next.
-pub fn open(e: &Environment, t: DateTime<Utc>) -> Result<(), String> {
+pub fn open(e: &Environment, t: DateTime<Utc>) -> Result<(), Closed> {
     for f in &e.freezes {
         let (Ok(a), Ok(b)) = (
             DateTime::parse_from_rfc3339(&f.from),
@@ -36,16 +56,14 @@ pub fn open(e: &Environment, t: DateTime<Utc>) -> Result<(), String> {
             continue;
         };
         if t >= a && t < b {
-            let why = if f.reason.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", f.reason)
-            };
-            return Err(format!(
-                "{} is frozen until {}{why}",
-                e.name,
-                b.with_timezone(&Utc).format("%Y-%m-%d %H:%M UTC")
-            ));
+            return Err(Closed::Frozen {
+                environment: e.name.clone(),
+                until: b
+                    .with_timezone(&Utc)
+                    .format("%Y-%m-%d %H:%M UTC")
+                    .to_string(),
+                reason: (!f.reason.is_empty()).then(|| f.reason.clone()),
+            });
         }
     }
     if in_window(e, t) {
@@ -68,13 +86,11 @@ pub fn open(e: &Environment, t: DateTime<Utc>) -> Result<(), String> {
     let next = (1..=7 * 24 * 60)
         .map(|i| start + Duration::minutes(i))
         .find(|c| in_window(e, *c));
-    Err(format!(
-        "{} accepts deployments only in its windows ({}){}",
-        e.name,
-        list.join("; "),
-        next.map(|n| format!("; next opening {}", n.format("%a %Y-%m-%d %H:%M UTC")))
-            .unwrap_or_default()
-    ))
+    Err(Closed::OutsideWindows {
+        environment: e.name.clone(),
+        windows: list,
+        next: next.map(|n| n.format("%a %Y-%m-%d %H:%M UTC").to_string()),
+    })
 }
 
 #[cfg(test)]
@@ -100,7 +116,7 @@ mod tests {
             open(e, at("2026-11-26T10:00:00Z")).is_ok(),
             "thursday morning"
         );
-        let err = open(e, at("2026-11-28T10:00:00Z")).unwrap_err();
+        let err = open(e, at("2026-11-28T10:00:00Z")).unwrap_err().to_string();
         assert!(
             err.contains("only in its windows (mon,tue,wed,thu,fri 09:00-17:00 UTC)"),
             "{err}"
@@ -109,7 +125,7 @@ mod tests {
             err.contains("next opening Mon 2026-11-30 09:00 UTC"),
             "{err}"
         );
-        let err = open(e, at("2026-12-24T10:00:00Z")).unwrap_err();
+        let err = open(e, at("2026-12-24T10:00:00Z")).unwrap_err().to_string();
         assert_eq!(
             err,
             "production is frozen until 2026-12-27 00:00 UTC: holidays"

@@ -163,8 +163,8 @@ impl LocalProvider {
 
 #[async_trait]
 impl Provider for LocalProvider {
-    fn name(&self) -> &'static str {
-        "local"
+    fn kind(&self) -> crate::spec::ProviderKind {
+        crate::spec::ProviderKind::Local
     }
 
     async fn apply_revision(&self, rev: &RevisionSpec, replicas: u32) -> Result<(), ProviderError> {

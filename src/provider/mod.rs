@@ -85,8 +85,8 @@ pub enum ProviderError {
 /// What a platform does: start, scale, route, report, remove.
 #[async_trait]
 pub trait Provider: Send + Sync {
-    /// Short name for events ("simulated", "local", "kubernetes").
-    fn name(&self) -> &'static str;
+    /// Which platform this is (recorded with each run; events show its name).
+    fn kind(&self) -> crate::spec::ProviderKind;
     /// Start the revision's instances, or scale them, to `replicas`. Returns without waiting for readiness.
     async fn apply_revision(&self, rev: &RevisionSpec, replicas: u32) -> Result<(), ProviderError>;
     /// Set the traffic weights (percent, summing to 100 or 0) across a component's revisions.

@@ -159,8 +159,8 @@ impl Simulated {
 
 #[async_trait]
 impl Provider for Simulated {
-    fn name(&self) -> &'static str {
-        "simulated"
+    fn kind(&self) -> crate::spec::ProviderKind {
+        crate::spec::ProviderKind::Simulated
     }
 
     async fn apply_revision(&self, rev: &RevisionSpec, replicas: u32) -> Result<(), ProviderError> {

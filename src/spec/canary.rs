@@ -7,7 +7,79 @@
 use serde::{Deserialize, Serialize};
 
 use super::decode::{Decoder, FromNode, Millis};
+use super::keyword::keyword;
 use super::yaml::Node;
+
+keyword! {
+    /// How a value compares with a threshold (`operator`): it passes when `value OP threshold`.
+    pub enum Operator (default Lt) {
+        Lt = "lt",
+        Lte = "lte",
+        Gt = "gt",
+        Gte = "gte",
+        Eq = "eq",
+    }
+}
+
+impl Operator {
+    /// Whether `value OP threshold` holds.
+    pub fn holds(self, value: f64, threshold: f64) -> bool {
+        match self {
+            Operator::Lt => value < threshold,
+            Operator::Lte => value <= threshold,
+            Operator::Gt => value > threshold,
+            Operator::Gte => value >= threshold,
+            Operator::Eq => (value - threshold).abs() < f64::EPSILON * threshold.abs().max(1.0),
+        }
+    }
+
+    /// The operator as people write it (`<`, `>=`).
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Operator::Lt => "<",
+            Operator::Lte => "<=",
+            Operator::Gt => ">",
+            Operator::Gte => ">=",
+            Operator::Eq => "==",
+        }
+    }
+}
+
+keyword! {
+    /// How a metric is judged (`judge`).
+    pub enum Judge (default Threshold) {
+        Threshold = "threshold",
+        MannWhitney = "mann-whitney",
+    }
+}
+
+keyword! {
+    /// Which way a statistical judge counts as bad (`direction`).
+    pub enum Direction (default Increase) {
+        Increase = "increase",
+        Decrease = "decrease",
+        Either = "either",
+    }
+}
+
+keyword! {
+    /// Where a metric's value comes from (`source.type`).
+    pub enum SourceKind (default Builtin) {
+        Builtin = "builtin",
+        Prometheus = "prometheus",
+        Exec = "exec",
+    }
+}
+
+keyword! {
+    /// What a progression rule does (`action`): `promote` needs its condition to hold, `rollback`
+    /// and `pause` act when it is true.
+    pub enum RuleAction (default Pause) {
+        Promote = "promote",
+        Rollback = "rollback",
+        Pause = "pause",
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -140,32 +212,22 @@ impl FromNode for CanaryStage {
     }
 }
 
-/// The comparison operators a metric threshold takes.
-pub const OPERATORS: &[&str] = &["lt", "lte", "gt", "gte", "eq"];
-
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CanaryMetric {
     pub name: String,
     pub threshold: f64,
-    pub operator: String,
+    pub operator: Operator,
     pub unit: Option<String>,
     /// Where the value comes from (default: the provider's built-in metrics).
     pub source: Option<MetricSource>,
     /// `threshold` (default) or `mann-whitney` (canary against baseline).
-    pub judge: String,
+    pub judge: Judge,
     /// mann-whitney: which way is bad: `increase` (default), `decrease`, `either`.
-    pub direction: String,
+    pub direction: Direction,
     /// mann-whitney: a critical metric that is not Pass fails the whole analysis.
     pub critical: bool,
 }
-
-/// The judges a metric may use.
-pub const JUDGES: &[&str] = &["threshold", "mann-whitney"];
-/// The directions a statistical judge may take.
-pub const DIRECTIONS: &[&str] = &["increase", "decrease", "either"];
-/// The metric source types.
-pub const SOURCE_TYPES: &[&str] = &["builtin", "prometheus", "exec"];
 
 impl FromNode for CanaryMetric {
     fn decode(n: &Node, path: &str, d: &mut Decoder) -> Self {
@@ -183,23 +245,24 @@ impl FromNode for CanaryMetric {
                 "critical",
             ],
         );
-        let judge: String = o.or(d, "judge", "threshold".to_string());
+        let judge: Judge = o.or(d, "judge", Judge::Threshold);
+        let thresholded = judge == Judge::Threshold && !d.has_error(&o.path("judge"));
         CanaryMetric {
             name: o.req(d, "name"),
-            threshold: if judge == "threshold" {
+            threshold: if thresholded {
                 o.req(d, "threshold")
             } else {
                 o.def(d, "threshold")
             },
-            operator: if judge == "threshold" {
+            operator: if thresholded {
                 o.req(d, "operator")
             } else {
-                o.or(d, "operator", "lt".to_string())
+                o.or(d, "operator", Operator::Lt)
             },
             unit: o.opt(d, "unit"),
             source: o.opt(d, "source"),
             judge,
-            direction: o.or(d, "direction", "increase".to_string()),
+            direction: o.or(d, "direction", Direction::Increase),
             critical: o.def(d, "critical"),
         }
     }
@@ -209,9 +272,8 @@ impl FromNode for CanaryMetric {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricSource {
-    /// builtin | prometheus | exec
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: SourceKind,
     /// prometheus: the server, e.g. http://127.0.0.1:9090
     pub address: Option<String>,
     /// prometheus: an instant PromQL query; `{{version}}` is the version measured (canary, then
@@ -237,15 +299,12 @@ impl FromNode for MetricSource {
     }
 }
 
-/// The actions a progression rule takes.
-pub const RULE_ACTIONS: &[&str] = &["promote", "rollback", "pause"];
-
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProgressionRule {
     pub name: String,
     pub condition: String,
-    pub action: String,
+    pub action: RuleAction,
 }
 
 impl FromNode for ProgressionRule {
@@ -256,5 +315,24 @@ impl FromNode for ProgressionRule {
             condition: o.req(d, "condition"),
             action: o.req(d, "action"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{fmt_num, Keyword};
+
+    #[test]
+    fn operators_compare() {
+        assert!(Operator::Lt.holds(1.0, 2.0));
+        assert!(Operator::Lte.holds(2.0, 2.0));
+        assert!(Operator::Gt.holds(3.0, 2.0));
+        assert!(Operator::Gte.holds(2.0, 2.0));
+        assert!(Operator::Eq.holds(2.0, 2.0));
+        assert_eq!(Operator::parse("bogus"), None);
+        assert_eq!(Operator::Gte.symbol(), ">=");
+        assert_eq!(fmt_num(0.30000001), "0.3");
+        assert_eq!(fmt_num(200.0), "200");
     }
 }

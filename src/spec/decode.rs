@@ -71,6 +71,11 @@ impl Decoder {
         });
     }
 
+    /// Whether a field already has a problem reported (rules that depend on it stay quiet).
+    pub fn has_error(&self, path: &str) -> bool {
+        self.errored.contains(path)
+    }
+
     /// A type or syntax error at a node, for a field path.
     pub fn at_path(&mut self, n: &Node, path: &str, message: String) {
         self.errored.insert(path.to_string());
@@ -428,6 +433,16 @@ impl FromNode for Millis {
 impl FromNode for Secs {
     fn decode(n: &Node, path: &str, d: &mut Decoder) -> Self {
         Secs(decode_time(n, path, d, 1000.0))
+    }
+}
+
+/// Numbers as people read them: no trailing zeros, 4 significant decimals.
+pub fn fmt_num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        let s = format!("{v:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
     }
 }
 

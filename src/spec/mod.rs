@@ -6,6 +6,7 @@
 pub mod canary;
 pub mod decode;
 pub mod expr;
+pub mod keyword;
 pub mod model;
 pub mod rules;
 pub mod validation;
@@ -14,17 +15,76 @@ pub mod yaml;
 use std::path::Path;
 
 pub use canary::*;
-pub use decode::{human, parse_duration, Decoder, Diagnostic, FromNode, Millis, Secs};
+pub use decode::{fmt_num, human, parse_duration, Decoder, Diagnostic, FromNode, Millis, Secs};
+pub use keyword::Keyword;
 pub use model::*;
 pub use validation::*;
 
+/// A spec that passed every rule. Only [`ValidSpec::check`] (which the loaders call) makes one,
+/// so whatever plans or runs a deployment (the planner, the engine, promotion) takes this type
+/// and never sees an unchecked spec. It reads as a [`Spec`]; changing it means checking again.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(transparent)]
+pub struct ValidSpec(Spec);
+
+impl ValidSpec {
+    /// Check every rule; the spec back as a `ValidSpec`, or every problem.
+    pub fn check(spec: Spec) -> Result<ValidSpec, Vec<Diagnostic>> {
+        let mut d = Decoder::default();
+        rules::check(&spec, &mut d);
+        if d.diags.is_empty() {
+            Ok(ValidSpec(spec))
+        } else {
+            Err(d.diags)
+        }
+    }
+
+    /// A changed copy (an environment's overrides, a rollback's version), checked again.
+    pub fn amend(&self, change: impl FnOnce(&mut Spec)) -> Result<ValidSpec, Vec<Diagnostic>> {
+        let mut spec = self.0.clone();
+        change(&mut spec);
+        ValidSpec::check(spec)
+    }
+
+    pub fn spec(&self) -> &Spec {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> Spec {
+        self.0
+    }
+}
+
+impl std::ops::Deref for ValidSpec {
+    type Target = Spec;
+    fn deref(&self) -> &Spec {
+        &self.0
+    }
+}
+
+/// A recorded spec (a store row's JSON) is checked again when it is read back.
+impl<'de> serde::Deserialize<'de> for ValidSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let spec = Spec::deserialize(d)?;
+        ValidSpec::check(spec).map_err(|diags| {
+            serde::de::Error::custom(
+                diags
+                    .iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })
+    }
+}
+
 /// Load and check a spec from text.
-pub fn load_str(text: &str) -> Result<Spec, Vec<Diagnostic>> {
+pub fn load_str(text: &str) -> Result<ValidSpec, Vec<Diagnostic>> {
     load_bytes(text.as_bytes())
 }
 
 /// Load and check a spec from raw bytes (a file's content).
-pub fn load_bytes(bytes: &[u8]) -> Result<Spec, Vec<Diagnostic>> {
+pub fn load_bytes(bytes: &[u8]) -> Result<ValidSpec, Vec<Diagnostic>> {
     let node = yaml::check_bytes(bytes)
         .and_then(yaml::parse)
         .map_err(|e| vec![syntax_diag(e)])?;
@@ -41,7 +101,7 @@ pub fn load_bytes(bytes: &[u8]) -> Result<Spec, Vec<Diagnostic>> {
     let spec = Spec::decode(&node, "", &mut d);
     rules::check(&spec, &mut d);
     if d.diags.is_empty() {
-        Ok(spec)
+        Ok(ValidSpec(spec))
     } else {
         Err(d.diags)
     }
@@ -74,7 +134,7 @@ pub enum LoadError {
 }
 
 /// Load and check a spec file.
-pub fn load_file(path: &Path) -> Result<Spec, LoadError> {
+pub fn load_file(path: &Path) -> Result<ValidSpec, LoadError> {
     let shown = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|source| LoadError::Io {
         path: shown.clone(),
@@ -167,6 +227,13 @@ impl Spec {
     }
     pub fn rolling(&self) -> RollingConfig {
         self.metadata.rolling_config.clone().unwrap_or_default()
+    }
+    /// How long a wait for ready instances may take (`metadata.progressDeadline`, else the
+    /// rolling config's, else 10 minutes), whatever the strategy.
+    pub fn progress_deadline(&self) -> Millis {
+        self.metadata
+            .progress_deadline
+            .unwrap_or_else(|| self.rolling().progress_deadline)
     }
     /// Components in dependency order.
     pub fn ordered_components(&self) -> Vec<&Component> {

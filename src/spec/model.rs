@@ -9,13 +9,125 @@ use serde::{Deserialize, Serialize};
 
 use super::canary::CanaryConfig;
 use super::decode::{Decoder, FromNode, Millis, Secs};
+use super::keyword::keyword;
 use super::validation::Validation;
 use super::yaml::{Kind, Node};
 
-/// The strategies cutover runs.
-pub const STRATEGIES: &[&str] = &["blue-green", "canary", "rolling", "recreate"];
-/// The providers cutover knows.
-pub const PROVIDERS: &[&str] = &["local", "kubernetes", "simulated"];
+keyword! {
+    /// The strategies cutover runs.
+    pub enum Strategy (default Canary) {
+        BlueGreen = "blue-green",
+        Canary = "canary",
+        Rolling = "rolling",
+        Recreate = "recreate",
+    }
+}
+
+keyword! {
+    /// The platforms cutover drives (`infrastructure.provider`).
+    pub enum ProviderKind (default Simulated) {
+        Local = "local",
+        Kubernetes = "kubernetes",
+        Simulated = "simulated",
+    }
+}
+
+keyword! {
+    /// What fires a rollback trigger (`rollback.triggers[].type`).
+    pub enum TriggerKind (default Custom) {
+        HealthCheck = "health-check",
+        Metric = "metric",
+        ErrorRate = "error-rate",
+        Timeout = "timeout",
+        Custom = "custom",
+    }
+}
+
+keyword! {
+    /// How traffic goes back on a rollback (`rollback.strategy.type`).
+    pub enum RollbackKind (default Immediate) {
+        Immediate = "immediate",
+        Gradual = "gradual",
+    }
+}
+
+keyword! {
+    /// How a blue-green switch moves traffic (`switchTraffic.type`).
+    pub enum SwitchKind (default Immediate) {
+        Gradual = "gradual",
+        Immediate = "immediate",
+    }
+}
+
+keyword! {
+    /// A health check's probe (`healthCheck.type`).
+    pub enum HealthKind (default Tcp) {
+        Http = "http",
+        Tcp = "tcp",
+        Exec = "exec",
+        Grpc = "grpc",
+    }
+}
+
+/// How many instances a revision runs: 1 to 10,000, checked once when the spec (or a store row)
+/// is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "i64")]
+pub struct Replicas(u32);
+
+impl Replicas {
+    pub const MAX: u32 = 10_000;
+    pub const ONE: Replicas = Replicas(1);
+
+    /// The count, when it is in range.
+    pub fn new(n: i64) -> Option<Replicas> {
+        (1..=i64::from(Self::MAX))
+            .contains(&n)
+            .then_some(Replicas(n as u32))
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl Default for Replicas {
+    fn default() -> Self {
+        Replicas::ONE
+    }
+}
+
+impl std::fmt::Display for Replicas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl TryFrom<i64> for Replicas {
+    type Error = String;
+    fn try_from(n: i64) -> Result<Self, String> {
+        Replicas::new(n).ok_or_else(|| format!("replicas {n} is not between 1 and 10000"))
+    }
+}
+
+impl From<Replicas> for i64 {
+    fn from(r: Replicas) -> i64 {
+        i64::from(r.0)
+    }
+}
+
+impl FromNode for Replicas {
+    fn decode(n: &Node, path: &str, d: &mut Decoder) -> Self {
+        let count = i64::decode(n, path, d);
+        if d.has_error(path) {
+            return Replicas::ONE;
+        }
+        Replicas::new(count).unwrap_or_else(|| {
+            d.field(path, "must be between 1 and 10000");
+            Replicas::ONE
+        })
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -23,7 +135,7 @@ pub struct Spec {
     pub id: String,
     pub name: String,
     pub version: String,
-    pub strategy: String,
+    pub strategy: Strategy,
     pub environment: String,
     pub components: Vec<Component>,
     pub infrastructure: Infrastructure,
@@ -74,7 +186,7 @@ pub struct Component {
     pub id: String,
     pub name: String,
     pub version: String,
-    pub replicas: i64,
+    pub replicas: Replicas,
     pub resources: BTreeMap<String, String>,
     pub health_check: Option<HealthCheck>,
     pub dependencies: Vec<String>,
@@ -111,7 +223,7 @@ impl FromNode for Component {
             name: o.opt(d, "name").unwrap_or_else(|| id.clone()),
             id,
             version: o.def(d, "version"),
-            replicas: o.or(d, "replicas", 1),
+            replicas: o.or(d, "replicas", Replicas::ONE),
             resources: o.def(d, "resources"),
             health_check: o.opt(d, "healthCheck"),
             dependencies: o.def(d, "dependencies"),
@@ -182,7 +294,7 @@ impl FromNode for PortRef {
 #[serde(rename_all = "camelCase")]
 pub struct HealthCheck {
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: HealthKind,
     pub endpoint: Option<String>,
     pub port: Option<PortRef>,
     pub command: Vec<String>,
@@ -232,7 +344,7 @@ impl FromNode for HealthCheck {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Infrastructure {
-    pub provider: String,
+    pub provider: ProviderKind,
     pub region: Vec<String>,
     pub networking: serde_json::Value,
     pub security: Security,
@@ -400,9 +512,6 @@ impl FromNode for Monitoring {
     }
 }
 
-/// The trigger types `rollback.triggers[].type` accepts.
-pub const TRIGGER_TYPES: &[&str] = &["health-check", "metric", "error-rate", "timeout", "custom"];
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Rollback {
@@ -453,7 +562,7 @@ impl FromNode for Rollback {
 #[serde(rename_all = "camelCase")]
 pub struct Trigger {
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: TriggerKind,
     pub name: Option<String>,
     pub condition: Option<String>,
     pub threshold: Option<f64>,
@@ -481,7 +590,7 @@ impl FromNode for Trigger {
 #[serde(rename_all = "camelCase")]
 pub struct RollbackStrategy {
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: RollbackKind,
     /// gradual: the weights (percent on the bad revision) to step down through.
     pub steps: Vec<i64>,
     /// gradual: how long to hold each step.
@@ -491,7 +600,7 @@ pub struct RollbackStrategy {
 impl Default for RollbackStrategy {
     fn default() -> Self {
         RollbackStrategy {
-            kind: "immediate".into(),
+            kind: RollbackKind::Immediate,
             steps: Vec::new(),
             interval: Millis(10_000),
         }
@@ -502,7 +611,7 @@ impl FromNode for RollbackStrategy {
     fn decode(n: &Node, path: &str, d: &mut Decoder) -> Self {
         let o = d.obj(n, path, &["type", "steps", "interval"]);
         RollbackStrategy {
-            kind: o.or(d, "type", "immediate".to_string()),
+            kind: o.or(d, "type", RollbackKind::Immediate),
             steps: o.def(d, "steps"),
             interval: o.or(d, "interval", Millis(10_000)),
         }
@@ -543,6 +652,11 @@ pub struct Metadata {
     pub blue_green_config: Option<BlueGreenConfig>,
     pub canary_config: Option<CanaryConfig>,
     pub rolling_config: Option<RollingConfig>,
+    /// How long any wait for instances to become ready may take, whatever the strategy (as a
+    /// Kubernetes Deployment's `progressDeadlineSeconds`); else `rollingConfig.progressDeadline`,
+    /// else 10 minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_deadline: Option<Millis>,
 }
 
 impl FromNode for Metadata {
@@ -550,12 +664,18 @@ impl FromNode for Metadata {
         let o = d.obj(
             n,
             path,
-            &["blueGreenConfig", "canaryConfig", "rollingConfig"],
+            &[
+                "blueGreenConfig",
+                "canaryConfig",
+                "rollingConfig",
+                "progressDeadline",
+            ],
         );
         Metadata {
             blue_green_config: o.opt(d, "blueGreenConfig"),
             canary_config: o.opt(d, "canaryConfig"),
             rolling_config: o.opt(d, "rollingConfig"),
+            progress_deadline: o.opt(d, "progressDeadline"),
         }
     }
 }
@@ -606,7 +726,7 @@ impl FromNode for BlueGreenConfig {
 #[serde(rename_all = "camelCase")]
 pub struct SwitchTraffic {
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: SwitchKind,
     pub steps: Vec<SwitchStep>,
     /// How long the switched state is watched before the old environment is removed.
     pub verify_duration: Millis,
@@ -615,7 +735,7 @@ pub struct SwitchTraffic {
 impl Default for SwitchTraffic {
     fn default() -> Self {
         SwitchTraffic {
-            kind: "immediate".into(),
+            kind: SwitchKind::Immediate,
             steps: Vec::new(),
             verify_duration: Millis(60_000),
         }
@@ -626,7 +746,7 @@ impl FromNode for SwitchTraffic {
     fn decode(n: &Node, path: &str, d: &mut Decoder) -> Self {
         let o = d.obj(n, path, &["type", "steps", "verifyDuration"]);
         SwitchTraffic {
-            kind: o.or(d, "type", "immediate".to_string()),
+            kind: o.or(d, "type", SwitchKind::Immediate),
             steps: o.def(d, "steps"),
             verify_duration: o.or(d, "verifyDuration", Millis(60_000)),
         }

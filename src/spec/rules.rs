@@ -11,8 +11,6 @@ use super::expr::Expr;
 use super::model::*;
 use super::validation::*;
 
-const HEALTH_TYPES: &[&str] = &["http", "tcp", "exec", "grpc"];
-
 /// Check every rule, appending violations to the decoder.
 pub fn check(spec: &Spec, d: &mut Decoder) {
     check_identity(spec, d);
@@ -65,13 +63,8 @@ fn check_validation(spec: &Spec, d: &mut Decoder) {
                     if it.metric.is_none() {
                         d.field(&format!("{p}.metric"), "required for a performance check");
                     }
-                    match &it.operator {
-                        None => {
-                            d.field(&format!("{p}.operator"), "required for a performance check")
-                        }
-                        Some(op) => {
-                            one_of(d, &format!("{p}.operator"), op, OPERATORS);
-                        }
+                    if it.operator.is_none() {
+                        d.field(&format!("{p}.operator"), "required for a performance check");
                     }
                     if it.threshold.is_none() {
                         d.field(
@@ -136,17 +129,6 @@ fn check_identity(spec: &Spec, d: &mut Decoder) {
             d.field(field, "must not be empty");
         }
     }
-    if !spec.strategy.is_empty() {
-        one_of(d, "strategy", &spec.strategy, STRATEGIES);
-    }
-    if !spec.infrastructure.provider.is_empty() {
-        one_of(
-            d,
-            "infrastructure.provider",
-            &spec.infrastructure.provider,
-            PROVIDERS,
-        );
-    }
 }
 
 fn check_components(spec: &Spec, d: &mut Decoder) {
@@ -168,9 +150,6 @@ fn check_components(spec: &Spec, d: &mut Decoder) {
                 &format!("{p}.id"),
                 format!("duplicate component id `{}`", c.id),
             );
-        }
-        if !(1..=10_000).contains(&c.replicas) {
-            d.field(&format!("{p}.replicas"), "must be between 1 and 10000");
         }
         if let Some(hc) = &c.health_check {
             check_health(hc, c, &format!("{p}.healthCheck"), d);
@@ -200,16 +179,19 @@ fn check_components(spec: &Spec, d: &mut Decoder) {
 }
 
 fn check_health(hc: &HealthCheck, c: &Component, p: &str, d: &mut Decoder) {
-    if !hc.kind.is_empty() && one_of(d, &format!("{p}.type"), &hc.kind, HEALTH_TYPES) {
-        let needs_port = matches!(hc.kind.as_str(), "http" | "tcp" | "grpc");
-        if hc.kind == "http" && hc.endpoint.as_deref().unwrap_or("").is_empty() {
+    if !d.has_error(&format!("{p}.type")) {
+        let needs_port = match hc.kind {
+            HealthKind::Http | HealthKind::Tcp | HealthKind::Grpc => true,
+            HealthKind::Exec => false,
+        };
+        if hc.kind == HealthKind::Http && hc.endpoint.as_deref().unwrap_or("").is_empty() {
             d.field(
                 &format!("{p}.endpoint"),
                 "required for an http health check",
             );
         }
         if let Some(ep) = &hc.endpoint {
-            if hc.kind == "http" && !ep.starts_with('/') {
+            if hc.kind == HealthKind::Http && !ep.starts_with('/') {
                 d.field(&format!("{p}.endpoint"), "must start with '/'");
             }
         }
@@ -218,12 +200,16 @@ fn check_health(hc: &HealthCheck, c: &Component, p: &str, d: &mut Decoder) {
                 &format!("{p}.port"),
                 format!(
                     "required for {} {} health check",
-                    if hc.kind == "http" { "an" } else { "a" },
+                    if hc.kind == HealthKind::Http {
+                        "an"
+                    } else {
+                        "a"
+                    },
                     hc.kind
                 ),
             );
         }
-        if hc.kind == "exec" && hc.command.is_empty() {
+        if hc.kind == HealthKind::Exec && hc.command.is_empty() {
             d.field(&format!("{p}.command"), "required for an exec health check");
         }
     }
@@ -282,7 +268,9 @@ fn check_local(spec: &Spec, c: &Component, p: &str, d: &mut Decoder) {
             );
         }
     }
-    if spec.infrastructure.provider == "local" {
+    if spec.infrastructure.provider == ProviderKind::Local
+        && !d.has_error("infrastructure.provider")
+    {
         if c.run.is_none() {
             d.field(&format!("{p}.run"), "required with provider local");
         }
@@ -331,14 +319,18 @@ fn check_strategy(spec: &Spec, d: &mut Decoder) {
     let present = [
         (
             "blueGreenConfig",
-            "blue-green",
+            Strategy::BlueGreen,
             m.blue_green_config.is_some(),
         ),
-        ("canaryConfig", "canary", m.canary_config.is_some()),
-        ("rollingConfig", "rolling", m.rolling_config.is_some()),
+        ("canaryConfig", Strategy::Canary, m.canary_config.is_some()),
+        (
+            "rollingConfig",
+            Strategy::Rolling,
+            m.rolling_config.is_some(),
+        ),
     ];
     for (key, strategy, is_there) in present {
-        if is_there && spec.strategy != strategy && STRATEGIES.contains(&spec.strategy.as_str()) {
+        if is_there && spec.strategy != strategy && !d.has_error("strategy") {
             d.field(
                 &format!("metadata.{key}"),
                 format!(
@@ -350,25 +342,22 @@ fn check_strategy(spec: &Spec, d: &mut Decoder) {
     }
     if let Some(bg) = &m.blue_green_config {
         let base = "metadata.blueGreenConfig.switchTraffic";
-        if one_of(
-            d,
-            &format!("{base}.type"),
-            &bg.switch_traffic.kind,
-            &["gradual", "immediate"],
-        ) {
+        if !d.has_error(&format!("{base}.type")) {
             let pcts: Vec<i64> = bg
                 .switch_traffic
                 .steps
                 .iter()
                 .map(|s| s.percentage)
                 .collect();
-            if bg.switch_traffic.kind == "gradual" {
-                check_percent_steps(d, &format!("{base}.steps"), "step", &pcts);
-            } else if !pcts.is_empty() && pcts != [100] {
-                d.field(
+            match bg.switch_traffic.kind {
+                SwitchKind::Gradual => {
+                    check_percent_steps(d, &format!("{base}.steps"), "step", &pcts)
+                }
+                SwitchKind::Immediate if !pcts.is_empty() && pcts != [100] => d.field(
                     &format!("{base}.steps"),
                     "an immediate switch has no intermediate steps; use type: gradual",
-                );
+                ),
+                SwitchKind::Immediate => {}
             }
         }
         check_triggers(
@@ -392,14 +381,9 @@ fn check_strategy(spec: &Spec, d: &mut Decoder) {
         }
         for (i, metric) in c.metrics.iter().enumerate() {
             let p = format!("{base}.metrics[{i}]");
-            if !metric.operator.is_empty() {
-                one_of(d, &format!("{p}.operator"), &metric.operator, OPERATORS);
-            }
             if !metric.threshold.is_finite() {
                 d.field(&format!("{p}.threshold"), "must be a finite number");
             }
-            one_of(d, &format!("{p}.judge"), &metric.judge, JUDGES);
-            one_of(d, &format!("{p}.direction"), &metric.direction, DIRECTIONS);
             if let Some(src) = &metric.source {
                 check_source(d, &format!("{p}.source"), src);
             }
@@ -408,9 +392,6 @@ fn check_strategy(spec: &Spec, d: &mut Decoder) {
             let p = format!("{base}.progressionRules[{i}]");
             if !r.condition.is_empty() {
                 check_condition(d, &format!("{p}.condition"), &r.condition);
-            }
-            if !r.action.is_empty() {
-                one_of(d, &format!("{p}.action"), &r.action, RULE_ACTIONS);
             }
         }
         for (field, v) in [
@@ -437,6 +418,9 @@ fn check_strategy(spec: &Spec, d: &mut Decoder) {
         if c.analysis_interval.0 == 0 {
             d.field(&format!("{base}.analysisInterval"), "must be > 0");
         }
+    }
+    if m.progress_deadline.is_some_and(|p| p.0 == 0) {
+        d.field("metadata.progressDeadline", "must be > 0");
     }
     if let Some(r) = &m.rolling_config {
         let base = "metadata.rollingConfig";
@@ -471,11 +455,11 @@ fn check_strategy(spec: &Spec, d: &mut Decoder) {
 }
 
 fn check_source(d: &mut Decoder, p: &str, src: &MetricSource) {
-    if !one_of(d, &format!("{p}.type"), &src.kind, SOURCE_TYPES) {
+    if d.has_error(&format!("{p}.type")) {
         return;
     }
-    match src.kind.as_str() {
-        "prometheus" => {
+    match src.kind {
+        SourceKind::Prometheus => {
             match &src.address {
                 None => d.field(&format!("{p}.address"), "required for a prometheus source"),
                 Some(a) if !(a.starts_with("http://") || a.starts_with("https://")) => d.field(
@@ -488,35 +472,33 @@ fn check_source(d: &mut Decoder, p: &str, src: &MetricSource) {
                 d.field(&format!("{p}.query"), "required for a prometheus source");
             }
         }
-        "exec" if src.command.is_empty() => {
+        SourceKind::Exec if src.command.is_empty() => {
             d.field(&format!("{p}.command"), "required for an exec source")
         }
-        _ => {}
+        SourceKind::Exec | SourceKind::Builtin => {}
     }
 }
 
 fn check_triggers(d: &mut Decoder, base: &str, triggers: &[Trigger]) {
     for (i, t) in triggers.iter().enumerate() {
         let p = format!("{base}[{i}]");
-        if !t.kind.is_empty() {
-            one_of(d, &format!("{p}.type"), &t.kind, TRIGGER_TYPES);
-        }
         match &t.condition {
             Some(c) => check_condition(d, &format!("{p}.condition"), c),
-            None => match t.kind.as_str() {
-                "custom" | "metric" => d.field(
+            None if d.has_error(&format!("{p}.type")) => {}
+            None => match t.kind {
+                TriggerKind::Custom | TriggerKind::Metric => d.field(
                     &format!("{p}.condition"),
                     format!("required for a {} trigger", t.kind),
                 ),
-                "error-rate" if t.threshold.is_none() => d.field(
+                TriggerKind::ErrorRate if t.threshold.is_none() => d.field(
                     &format!("{p}.threshold"),
                     "an error-rate trigger needs a threshold or a condition",
                 ),
-                "timeout" if t.duration.is_none() => d.field(
+                TriggerKind::Timeout if t.duration.is_none() => d.field(
                     &format!("{p}.duration"),
                     "a timeout trigger needs a duration",
                 ),
-                _ => {}
+                TriggerKind::HealthCheck | TriggerKind::ErrorRate | TriggerKind::Timeout => {}
             },
         }
     }
@@ -525,13 +507,7 @@ fn check_triggers(d: &mut Decoder, base: &str, triggers: &[Trigger]) {
 fn check_rollback(spec: &Spec, d: &mut Decoder) {
     let r = &spec.rollback;
     check_triggers(d, "rollback.triggers", &r.triggers);
-    if one_of(
-        d,
-        "rollback.strategy.type",
-        &r.strategy.kind,
-        &["immediate", "gradual"],
-    ) && r.strategy.kind == "gradual"
-    {
+    if r.strategy.kind == RollbackKind::Gradual && !d.has_error("rollback.strategy.type") {
         let mut prev = 100;
         for (i, s) in r.strategy.steps.iter().enumerate() {
             let p = format!("rollback.strategy.steps[{i}]");

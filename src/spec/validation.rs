@@ -76,7 +76,7 @@ pub struct CheckItem {
     pub expect_body: Option<String>,
     /// performance: the metric (`response_time`, `request_rate`, `error_rate`, ...).
     pub metric: Option<String>,
-    pub operator: Option<String>,
+    pub operator: Option<super::canary::Operator>,
     pub threshold: Option<f64>,
     /// performance: the span of recent traffic judged (default 30s).
     pub window: Option<Millis>,

@@ -5,6 +5,7 @@
 //! Must not touch: engine decisions. All calls are blocking; async callers use [`Store::call`].
 
 mod audit;
+mod kinds;
 pub mod modes;
 mod promotions;
 mod schema;
@@ -16,7 +17,11 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
+pub use kinds::{Outcome, RevisionState, RunKind, Status};
 pub use promotions::PromotionRow;
+
+use crate::spec::{ProviderKind, Replicas, Strategy};
+use kinds::{opt_word, word};
 
 pub use schema::VERSION as SCHEMA_VERSION;
 
@@ -52,7 +57,6 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// RFC 3339 now, in UTC with milliseconds.
 /// A stored RFC 3339 timestamp (events, runs, gates) as UTC.
 pub fn parse_ts(ts: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::parse_from_rfc3339(ts)
@@ -60,6 +64,7 @@ pub fn parse_ts(ts: &str) -> Option<chrono::DateTime<chrono::Utc>> {
         .map(|t| t.with_timezone(&chrono::Utc))
 }
 
+/// RFC 3339 now, in UTC with milliseconds.
 pub fn now_ts() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -68,16 +73,16 @@ pub fn now_ts() -> String {
 pub struct RunRow {
     pub run_id: i64,
     pub deployment: String,
-    pub kind: String,
+    pub kind: RunKind,
     pub name: String,
     pub version: String,
-    pub strategy: String,
+    pub strategy: Strategy,
     pub environment: String,
-    pub provider: String,
+    pub provider: ProviderKind,
     pub dry_run: bool,
-    pub status: String,
+    pub status: Status,
     pub step: i64,
-    pub outcome: Option<String>,
+    pub outcome: Option<Outcome>,
     pub reason: Option<String>,
     pub initiator: String,
     pub owner_pid: Option<i64>,
@@ -104,16 +109,16 @@ pub(crate) fn run_row(r: &Row) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
         run_id: r.get(0)?,
         deployment: r.get(1)?,
-        kind: r.get(2)?,
+        kind: word(r, 2)?,
         name: r.get(3)?,
         version: r.get(4)?,
-        strategy: r.get(5)?,
+        strategy: word(r, 5)?,
         environment: r.get(6)?,
-        provider: r.get(7)?,
+        provider: word(r, 7)?,
         dry_run: r.get::<_, i64>(8)? != 0,
-        status: r.get(9)?,
+        status: word(r, 9)?,
         step: r.get(10)?,
-        outcome: r.get(11)?,
+        outcome: opt_word(r, 11)?,
         reason: r.get(12)?,
         initiator: r.get(13)?,
         owner_pid: r.get(14)?,
@@ -130,12 +135,12 @@ pub(crate) fn run_row(r: &Row) -> rusqlite::Result<RunRow> {
 #[derive(Debug, Clone)]
 pub struct NewRun {
     pub deployment: String,
-    pub kind: String,
+    pub kind: RunKind,
     pub name: String,
     pub version: String,
-    pub strategy: String,
+    pub strategy: Strategy,
     pub environment: String,
-    pub provider: String,
+    pub provider: ProviderKind,
     pub dry_run: bool,
     pub spec_json: String,
     pub plan_json: String,
@@ -150,7 +155,7 @@ pub struct NewRevision {
     pub environment: String,
     pub version: String,
     pub dry_run: bool,
-    pub replicas: u32,
+    pub replicas: Replicas,
     pub config_json: String,
 }
 
@@ -163,8 +168,8 @@ pub struct RevisionRow {
     pub environment: String,
     pub version: String,
     pub dry_run: bool,
-    pub status: String,
-    pub replicas: i64,
+    pub status: RevisionState,
+    pub replicas: Replicas,
     pub created_at: String,
     #[serde(skip)]
     pub config_json: String,
@@ -173,7 +178,7 @@ pub struct RevisionRow {
 impl RevisionRow {
     /// Failed or rolled back: never a rollback target.
     pub fn is_bad(&self) -> bool {
-        matches!(self.status.as_str(), "failed" | "rolled_back")
+        self.status.is_bad()
     }
 }
 
@@ -188,8 +193,17 @@ fn rev_row(r: &Row) -> rusqlite::Result<RevisionRow> {
         environment: r.get(4)?,
         version: r.get(5)?,
         dry_run: r.get::<_, i64>(6)? != 0,
-        status: r.get(7)?,
-        replicas: r.get(8)?,
+        status: word(r, 7)?,
+        replicas: {
+            let n: i64 = r.get(8)?;
+            Replicas::try_from(n).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    8,
+                    rusqlite::types::Type::Integer,
+                    e.into(),
+                )
+            })?
+        },
         created_at: r.get(9)?,
         config_json: r.get(10)?,
     })
@@ -282,12 +296,12 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?12, ?13, ?13)",
                 params![
                     n.deployment,
-                    n.kind,
+                    n.kind.as_str(),
                     n.name,
                     n.version,
-                    n.strategy,
+                    n.strategy.as_str(),
                     n.environment,
-                    n.provider,
+                    n.provider.as_str(),
                     n.dry_run as i64,
                     n.spec_json,
                     n.plan_json,
@@ -303,28 +317,43 @@ impl Store {
     pub fn update_run(
         &self,
         run: i64,
-        status: &str,
+        status: Status,
         step: usize,
         snapshot_json: &str,
     ) -> Result<()> {
         self.with(|c| {
             c.execute(
                 "UPDATE runs SET status = ?2, step = ?3, snapshot_json = ?4, updated_at = ?5 WHERE run_id = ?1",
-                params![run, status, step as i64, snapshot_json, now_ts()],
+                params![run, status.as_str(), step as i64, snapshot_json, now_ts()],
             )
             .map(|_| ())
         })
     }
 
-    pub fn finish_run(&self, run: i64, outcome: &str, reason: &str) -> Result<()> {
+    /// Record how a run ended and, in the same transaction, where its revisions now stand
+    /// (the new one active, the old one retired, ...): either all of it is recorded or none.
+    pub fn finish_run(
+        &self,
+        run: i64,
+        outcome: Outcome,
+        reason: &str,
+        revisions: &[(String, RevisionState)],
+    ) -> Result<()> {
         let ts = now_ts();
         self.with(|c| {
-            c.execute(
+            let tx = c.unchecked_transaction()?;
+            for (key, state) in revisions {
+                tx.execute(
+                    "UPDATE revisions SET status = ?2, updated_at = ?3 WHERE rev_key = ?1",
+                    params![key, state.as_str(), ts],
+                )?;
+            }
+            tx.execute(
                 "UPDATE runs SET status = ?2, outcome = ?2, reason = ?3, finished_at = ?4, updated_at = ?4,
                    owner_pid = NULL WHERE run_id = ?1",
-                params![run, outcome, reason, ts],
-            )
-            .map(|_| ())
+                params![run, outcome.as_str(), reason, ts],
+            )?;
+            tx.commit()
         })
     }
 
@@ -487,7 +516,7 @@ impl Store {
                 "INSERT INTO revisions (rev_key, run_id, component, environment, version, dry_run, status,
                    replicas, config_json, created_at, updated_at)
                  VALUES ('', ?1, ?2, ?3, ?4, ?5, 'deploying', ?6, ?7, ?8, ?8)",
-                params![run, component, environment, version, dry_run as i64, replicas, config_json, ts],
+                params![run, component, environment, version, dry_run as i64, replicas.get(), config_json, ts],
             )?;
             let id = tx.last_insert_rowid();
             let key = format!("{component}@{version}.r{id}");
@@ -500,13 +529,28 @@ impl Store {
         })
     }
 
-    pub fn set_revision_status(&self, key: &str, status: &str) -> Result<()> {
+    pub fn set_revision_status(&self, key: &str, status: RevisionState) -> Result<()> {
         self.with(|c| {
             c.execute(
                 "UPDATE revisions SET status = ?2, updated_at = ?3 WHERE rev_key = ?1",
-                params![key, status, now_ts()],
+                params![key, status.as_str(), now_ts()],
             )
             .map(|_| ())
+        })
+    }
+
+    /// Set several revisions' states in one transaction (all or none).
+    pub fn set_revision_states(&self, states: &[(String, RevisionState)]) -> Result<()> {
+        let ts = now_ts();
+        self.with(|c| {
+            let tx = c.unchecked_transaction()?;
+            for (key, state) in states {
+                tx.execute(
+                    "UPDATE revisions SET status = ?2, updated_at = ?3 WHERE rev_key = ?1",
+                    params![key, state.as_str(), ts],
+                )?;
+            }
+            tx.commit()
         })
     }
 
@@ -537,7 +581,7 @@ impl Store {
         Ok(self
             .revisions(component, environment, dry_run)?
             .into_iter()
-            .find(|r| r.status == "active"))
+            .find(|r| r.status == RevisionState::Active))
     }
 
     pub fn revision(&self, key: &str) -> Result<Option<RevisionRow>> {
@@ -734,12 +778,12 @@ mod tests {
     fn new_run(dep: &str) -> NewRun {
         NewRun {
             deployment: dep.into(),
-            kind: "deploy".into(),
+            kind: RunKind::Deploy,
             name: "n".into(),
             version: "1".into(),
-            strategy: "canary".into(),
+            strategy: Strategy::Canary,
             environment: "dev".into(),
-            provider: "simulated".into(),
+            provider: ProviderKind::Simulated,
             dry_run: true,
             spec_json: "{}".into(),
             plan_json: "{}".into(),
@@ -766,11 +810,11 @@ mod tests {
                 environment: "dev".into(),
                 version: "1".into(),
                 dry_run: true,
-                replicas: 3,
+                replicas: Replicas::new(3).unwrap(),
                 config_json: "{}".into(),
             })
             .unwrap();
-        s.set_revision_status(&key, "active").unwrap();
+        s.set_revision_status(&key, RevisionState::Active).unwrap();
         assert_eq!(
             s.active_revision("api", "dev", true)
                 .unwrap()
@@ -795,7 +839,7 @@ mod tests {
         assert!(s.take_commands(&[r2]).unwrap().is_empty());
         s.complete_command(c, "ok").unwrap();
         assert_eq!(s.command_result(c).unwrap().as_deref(), Some("ok"));
-        s.finish_run(r1, "succeeded", "done").unwrap();
+        s.finish_run(r1, Outcome::Succeeded, "done", &[]).unwrap();
         assert_eq!(s.active_runs().unwrap().len(), 1);
         // Reopening keeps everything and does not re-run migrations.
         drop(s);

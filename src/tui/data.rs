@@ -5,6 +5,8 @@
 //! Owns: reading (never writing) the store for the console, and deriving view data from events.
 //! Must not touch: the terminal, the engine, or how things are drawn.
 
+use crate::spec::Strategy;
+use crate::store::{Outcome, Status};
 use chrono::{DateTime, Utc};
 
 use crate::describe::human_line;
@@ -18,8 +20,8 @@ pub struct Row {
     pub run: i64,
     pub version: String,
     pub environment: String,
-    pub strategy: String,
-    pub status: String,
+    pub strategy: Strategy,
+    pub status: Status,
     /// A process runs it now (or it has finished): commands can be delivered.
     pub live: bool,
     pub finished: bool,
@@ -63,9 +65,9 @@ pub struct HistRow {
     pub deployment: String,
     pub version: String,
     pub environment: String,
-    pub strategy: String,
-    /// The outcome, or the status of a run that has not finished.
-    pub outcome: String,
+    pub strategy: Strategy,
+    /// The outcome (as a status), or the status of a run that has not finished.
+    pub outcome: Status,
     pub finished: bool,
     pub started: Option<DateTime<Utc>>,
     pub duration_s: Option<i64>,
@@ -219,7 +221,7 @@ pub fn history(store: &Store, limit: usize) -> Result<Vec<HistRow>, StoreError> 
             HistRow {
                 run: r.run_id,
                 finished: r.is_finished(),
-                outcome: r.outcome.clone().unwrap_or_else(|| r.status.clone()),
+                outcome: r.outcome.map_or(r.status, Outcome::status),
                 duration_s: match (started, end) {
                     (Some(a), Some(b)) => Some((b - a).num_seconds().max(0)),
                     _ => None,
@@ -305,9 +307,9 @@ pub fn history_charts(rows: &[HistRow]) -> (Vec<(String, f64, usize)>, Vec<f64>)
         match days.last_mut() {
             Some((d, ok, n)) if *d == day => {
                 *n += 1;
-                *ok += usize::from(h.outcome == "succeeded");
+                *ok += usize::from(h.outcome == Status::Succeeded);
             }
-            _ => days.push((day, usize::from(h.outcome == "succeeded"), 1)),
+            _ => days.push((day, usize::from(h.outcome == Status::Succeeded), 1)),
         }
         durations.push(h.duration_s.unwrap_or(0) as f64);
     }
@@ -397,8 +399,8 @@ mod tests {
             deployment: "d".into(),
             version: "1".into(),
             environment: "e".into(),
-            strategy: "canary".into(),
-            outcome: outcome.into(),
+            strategy: crate::spec::Strategy::Canary,
+            outcome: <crate::store::Status as crate::spec::Keyword>::parse(outcome).unwrap(),
             finished: outcome != "progressing",
             started: parse_ts(&format!("2026-11-{day}T10:00:00Z")),
             duration_s: Some(dur),

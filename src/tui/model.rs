@@ -124,7 +124,7 @@ impl Model {
                     || r.deployment.to_lowercase().contains(&f)
                     || r.environment.to_lowercase().contains(&f)
                     || r.version.to_lowercase().contains(&f)
-                    || r.status.contains(&f)
+                    || r.status.as_str().contains(&f)
             })
             .collect()
     }
@@ -495,8 +495,8 @@ mod tests {
             run: 1,
             version: "1.1.0".into(),
             environment: "prod".into(),
-            strategy: "canary".into(),
-            status: status.into(),
+            strategy: crate::spec::Strategy::Canary,
+            status: <crate::store::Status as crate::spec::Keyword>::parse(status).unwrap(),
             live,
             finished: matches!(status, "succeeded" | "rolled_back" | "failed"),
             reason: None,
@@ -702,8 +702,8 @@ mod tests {
             deployment: "a".into(),
             version: "1".into(),
             environment: "prod".into(),
-            strategy: "canary".into(),
-            outcome: "succeeded".into(),
+            strategy: crate::spec::Strategy::Canary,
+            outcome: crate::store::Status::Succeeded,
             finished: true,
             started: None,
             duration_s: Some(10),

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::{CheckStatus, Target};
-use crate::engine::signals::{compare, fmt_num};
+use crate::spec::fmt_num;
 use crate::spec::{CheckItem, Component};
 
 type Outcome = (CheckStatus, String);
@@ -35,7 +35,7 @@ fn simulated(target: &Target) -> bool {
     target
         .provider
         .as_ref()
-        .is_none_or(|p| p.name() == "simulated")
+        .is_none_or(|p| p.kind() == crate::spec::ProviderKind::Simulated)
 }
 
 /// Run one item for one component (or none).
@@ -266,13 +266,13 @@ async fn metric(item: &CheckItem, c: Option<&Component>, target: &Target) -> Out
                 "no data for {name} over the last {window:?} (no traffic?)"
             )),
             Some(v) => {
-                let op_text = crate::engine::signals::op_text(op);
                 let text = format!(
-                    "{name} = {} over {window:?} (must be {op_text} {})",
+                    "{name} = {} over {window:?} (must be {} {})",
+                    op.symbol(),
                     fmt_num(*v),
                     fmt_num(threshold)
                 );
-                if compare(*v, op, threshold) {
+                if op.holds(*v, threshold) {
                     pass(text)
                 } else {
                     fail(text)
@@ -410,7 +410,7 @@ mod tests {
     fn target(yaml: &str) -> Target {
         let spec = crate::spec::load_str(yaml).unwrap_or_else(|d| panic!("{d:?}"));
         Target {
-            spec,
+            spec: spec.into_inner(),
             provider: None,
             revisions: Default::default(),
             serving: Vec::new(),

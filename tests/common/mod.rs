@@ -27,7 +27,7 @@ use cutover::provider::simulated::Simulated;
 use cutover::provider::{
     Metrics, Provider, ProviderError, RevisionKey, RevisionSpec, RevisionStatus,
 };
-use cutover::spec::{self, Spec};
+use cutover::spec::{self, ProviderKind, ValidSpec};
 use cutover::store::Store;
 use serde_json::Value;
 
@@ -448,7 +448,7 @@ impl Drop for Load {
 // the engine on the simulated platform
 // ---------------------------------------------------------------------------------------------
 
-pub fn load_spec(text: &str) -> Spec {
+pub fn load_spec(text: &str) -> ValidSpec {
     spec::load_str(text).unwrap_or_else(|d| panic!("spec does not load: {d:?}"))
 }
 
@@ -457,16 +457,16 @@ pub fn load_spec(text: &str) -> Spec {
 /// state persists across engines like a real host's.
 pub struct Recorder {
     inner: Arc<Simulated>,
-    name: &'static str,
+    kind: ProviderKind,
     fail_at: Option<usize>,
     calls: Mutex<Vec<String>>,
 }
 
 impl Recorder {
-    pub fn new(inner: Arc<Simulated>, name: &'static str) -> Arc<Recorder> {
+    pub fn new(inner: Arc<Simulated>, kind: ProviderKind) -> Arc<Recorder> {
         Arc::new(Recorder {
             inner,
-            name,
+            kind,
             fail_at: None,
             calls: Mutex::new(Vec::new()),
         })
@@ -476,7 +476,7 @@ impl Recorder {
     pub fn failing_at(inner: Arc<Simulated>, n: usize) -> Arc<Recorder> {
         Arc::new(Recorder {
             inner,
-            name: "simulated",
+            kind: ProviderKind::Simulated,
             fail_at: Some(n),
             calls: Mutex::new(Vec::new()),
         })
@@ -507,8 +507,8 @@ impl Recorder {
 
 #[async_trait]
 impl Provider for Recorder {
-    fn name(&self) -> &'static str {
-        self.name
+    fn kind(&self) -> ProviderKind {
+        self.kind
     }
     async fn apply_revision(&self, rev: &RevisionSpec, replicas: u32) -> Result<(), ProviderError> {
         self.note("apply", format!("apply {} x{replicas}", rev.key))?;

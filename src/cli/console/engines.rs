@@ -6,20 +6,17 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use cutover::engine::{Engine, RunOptions};
-use cutover::local::client::{ensure_host, LocalProvider};
-use cutover::provider::simulated::Simulated;
-use cutover::provider::Provider;
-use cutover::spec::Spec;
+use cutover::platform;
+use cutover::spec::{ProviderKind, ValidSpec};
 use cutover::store::Store;
 
 pub struct Engines {
     dir: PathBuf,
     store: Store,
     user: String,
-    map: BTreeMap<String, Engine>,
+    map: BTreeMap<ProviderKind, Engine>,
     /// Poked whenever an engine emits an event, so the console refreshes at once.
     poke: tokio::sync::mpsc::UnboundedSender<()>,
     joins: Vec<tokio::task::JoinHandle<cutover::engine::Outcome>>,
@@ -43,9 +40,9 @@ impl Engines {
     }
 
     /// Use an engine made elsewhere (the demo's).
-    pub fn insert(&mut self, provider: &str, engine: Engine) {
+    pub fn insert(&mut self, provider: ProviderKind, engine: Engine) {
         self.watch(&engine);
-        self.map.insert(provider.to_string(), engine);
+        self.map.insert(provider, engine);
     }
 
     fn watch(&self, engine: &Engine) {
@@ -62,40 +59,29 @@ impl Engines {
     }
 
     /// The engine for a provider, made (and the local host started) on first use.
-    pub async fn get(&mut self, provider: &str) -> Result<Engine, String> {
-        if let Some(e) = self.map.get(provider) {
+    pub async fn get(&mut self, provider: ProviderKind) -> Result<Engine, String> {
+        if let Some(e) = self.map.get(&provider) {
             return Ok(e.clone());
         }
-        let p: Arc<dyn Provider> = match provider {
-            "local" => {
-                let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-                let client = ensure_host(&self.dir, &exe)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Arc::new(LocalProvider::new(client))
-            }
-            "simulated" => Arc::new(Simulated::new(Vec::new())),
-            other => {
-                return Err(format!(
-                    "provider `{other}` is not available in this build; use local or simulated"
-                ))
-            }
-        };
-        let engine = crate::cli::engine(&self.store, p, false, true);
+        let req = platform::Request::new(&self.dir).map_err(|e| e.to_string())?;
+        let built = platform::build(provider, &req)
+            .await
+            .map_err(|e| e.to_string())?;
+        let engine = crate::cli::engine(&self.store, built.provider, false, true);
         self.insert(provider, engine.clone());
         Ok(engine)
     }
 
     /// Start a deployment of a spec in this console.
-    pub async fn start(&mut self, spec: Spec) -> Result<String, String> {
-        let provider = spec.infrastructure.provider.clone();
-        let engine = self.get(&provider).await?;
+    pub async fn start(&mut self, spec: ValidSpec) -> Result<String, String> {
+        let provider = spec.infrastructure.provider;
+        let engine = self.get(provider).await?;
         let (id, version) = (spec.id.clone(), spec.version.clone());
         let h = engine
             .start(
                 spec,
                 RunOptions {
-                    dry_run: provider == "simulated",
+                    dry_run: provider == ProviderKind::Simulated,
                     auto_approve: false,
                     initiator: self.user.clone(),
                 },
@@ -140,7 +126,7 @@ impl Engines {
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("run {run} is not in the store"))?;
-        let engine = self.get(&row.provider).await?;
+        let engine = self.get(row.provider).await?;
         let h = engine
             .adopt(run, &self.user)
             .await

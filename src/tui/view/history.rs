@@ -128,7 +128,7 @@ fn list(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
         look.s(Slot::Muted),
     )];
     for (i, h) in m.history.iter().enumerate().skip(start).take(height) {
-        let (_, style) = look.status(&h.outcome);
+        let (_, style) = look.status(h.outcome);
         let row = vec![
             Span::raw(format!(
                 "{:>5}  {:<16} {:<10} {:<11} {:<10} ",
@@ -136,7 +136,7 @@ fn list(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
                 cut(&h.deployment, 16),
                 cut(&h.version, 10),
                 cut(&h.environment, 11),
-                cut(&h.strategy, 10)
+                cut(h.strategy.as_str(), 10)
             )),
             Span::styled(format!("{:<16}", h.outcome), style),
             Span::raw(format!(

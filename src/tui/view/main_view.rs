@@ -27,7 +27,7 @@ fn list(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            let (badge, style) = look.status(&r.status);
+            let (badge, style) = look.status(r.status);
             let owner = if !r.live && !r.finished {
                 format!(" {}", look.sym.paused)
             } else {

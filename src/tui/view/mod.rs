@@ -10,6 +10,7 @@ mod history;
 mod main_view;
 mod panes;
 
+use crate::store::Status;
 use ratatui::layout::{Constraint, Direction, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
@@ -60,16 +61,16 @@ impl Look {
     }
 
     /// The badge and style for a run status.
-    pub fn status(&self, status: &str) -> (&'static str, Style) {
+    pub fn status(&self, status: Status) -> (&'static str, Style) {
         let (text, slot) = match status {
-            "progressing" => ("RUN ", Slot::StatusProgressing),
-            "paused" => ("PAUS", Slot::StatusPaused),
-            "waiting_approval" => ("GATE", Slot::StatusWaiting),
-            "rolling_back" => ("BACK", Slot::StatusRollingBack),
-            "succeeded" => ("OK  ", Slot::StatusSucceeded),
-            "rolled_back" => ("RBCK", Slot::StatusRolledBack),
-            "failed" => ("FAIL", Slot::StatusFailed),
-            _ => ("....", Slot::StatusPending),
+            Status::Progressing => ("RUN ", Slot::StatusProgressing),
+            Status::Paused => ("PAUS", Slot::StatusPaused),
+            Status::WaitingApproval => ("GATE", Slot::StatusWaiting),
+            Status::RollingBack => ("BACK", Slot::StatusRollingBack),
+            Status::Succeeded => ("OK  ", Slot::StatusSucceeded),
+            Status::RolledBack => ("RBCK", Slot::StatusRolledBack),
+            Status::Failed => ("FAIL", Slot::StatusFailed),
+            Status::Pending => ("....", Slot::StatusPending),
         };
         (text, self.s(slot))
     }

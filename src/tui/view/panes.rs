@@ -1,6 +1,7 @@
 //! The main view's panes for one deployment, as lines: strategy progress, traffic split,
 //! instance health, canary metrics with sparklines, and pending approvals.
 
+use crate::spec::Strategy;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 
@@ -21,7 +22,7 @@ fn judgement(look: &Look, j: Judgement) -> (&'static str, Style) {
 }
 
 pub fn progress(r: &Row, m: &Model, look: &Look, height: usize) -> Vec<Line<'static>> {
-    let (badge, style) = look.status(&r.status);
+    let (badge, style) = look.status(r.status);
     let mut out = vec![Line::from(vec![
         Span::styled(format!("{} ", badge.trim()), style),
         Span::styled(
@@ -98,15 +99,16 @@ pub fn progress(r: &Row, m: &Model, look: &Look, height: usize) -> Vec<Line<'sta
             look.s(Slot::Title),
         ));
         for (i, d) in steps.iter().enumerate().skip(start).take(room) {
-            let (icon, slot) = if r.finished && r.status == "succeeded" || i < cur {
-                (look.sym.done, Slot::Ok)
-            } else if i == cur && !r.finished {
-                (look.sym.current, Slot::StatusProgressing)
-            } else if i == cur {
-                (look.sym.fail, Slot::Error)
-            } else {
-                (look.sym.todo, Slot::Muted)
-            };
+            let (icon, slot) =
+                if r.finished && r.status == crate::store::Status::Succeeded || i < cur {
+                    (look.sym.done, Slot::Ok)
+                } else if i == cur && !r.finished {
+                    (look.sym.current, Slot::StatusProgressing)
+                } else if i == cur {
+                    (look.sym.fail, Slot::Error)
+                } else {
+                    (look.sym.todo, Slot::Muted)
+                };
             let text_style = if i == cur && !r.finished {
                 look.s(Slot::Title)
             } else if i < cur || r.finished {
@@ -128,10 +130,10 @@ pub fn traffic(r: &Row, look: &Look, width: usize) -> Vec<Line<'static>> {
         return vec![Line::from("no traffic data yet")];
     };
     let bar_w = width.saturating_sub(38).clamp(4, 40);
-    let (new_role, old_role) = match r.strategy.as_str() {
-        "blue-green" => ("green", "blue"),
-        "canary" => ("canary", "stable"),
-        _ => ("new", "old"),
+    let (new_role, old_role) = match r.strategy {
+        Strategy::BlueGreen => ("green", "blue"),
+        Strategy::Canary => ("canary", "stable"),
+        Strategy::Rolling | Strategy::Recreate => ("new", "old"),
     };
     let mut out = Vec::new();
     for t in &s.traffic {

@@ -1,0 +1,142 @@
+//! Platforms: the one place that turns a spec's provider kind into a [`Provider`], so the CLI,
+//! the console and the demo never match on the kind themselves and a new platform arrives as
+//! one more arm here.
+//!
+//! Owns: choosing and connecting the provider for a kind (starting the local host when asked),
+//! and seeding a simulation with what the store says is serving. Must not touch: runs (the
+//! engine drives the provider it is given, and never names a concrete one).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::local::client::{ensure_host, HostClient, LocalProvider};
+use crate::provider::simulated::{Fault, Simulated};
+use crate::provider::{Provider, RevisionKey};
+use crate::spec::{ProviderKind, Spec};
+use crate::store::{RevisionState, Store, StoreError};
+
+/// What a provider is built for.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The state dir (the local host's socket and tables live there).
+    pub state_dir: PathBuf,
+    /// The cutover executable (started as the local host).
+    pub exe: PathBuf,
+    /// Start the local host if it is not running (a deployment); otherwise use it only when it
+    /// already runs (an inspection such as `verify`).
+    pub start_host: bool,
+    /// Faults for the simulated provider (`--sim-fault`); refused for any other.
+    pub faults: Vec<Fault>,
+}
+
+impl Request {
+    /// A request that starts what it needs, with the running executable.
+    pub fn new(state_dir: &Path) -> Result<Request, PlatformError> {
+        let exe = std::env::current_exe()
+            .map_err(|e| PlatformError::Unavailable(format!("cannot find this executable: {e}")))?;
+        Ok(Request {
+            state_dir: state_dir.to_path_buf(),
+            exe,
+            start_host: true,
+            faults: Vec::new(),
+        })
+    }
+}
+
+/// A connected platform.
+pub struct Built {
+    pub provider: Arc<dyn Provider>,
+    /// The simulated world, when the provider is the simulation (to seed it).
+    pub simulation: Option<Arc<Simulated>>,
+    /// The local host, when the provider is local (to stop it, as the demo does).
+    pub host: Option<HostClient>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    /// Asked for something this kind does not take (faults on a real platform).
+    #[error("{0}")]
+    Usage(String),
+    /// The platform cannot be reached or started here.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Not running, and not to be started for this request.
+    #[error("{0}")]
+    NotRunning(String),
+}
+
+/// The provider for `kind`.
+pub async fn build(kind: ProviderKind, req: &Request) -> Result<Built, PlatformError> {
+    if !req.faults.is_empty() && kind != ProviderKind::Simulated {
+        return Err(PlatformError::Usage(
+            "--sim-fault only applies to the simulated provider (--dry-run)".into(),
+        ));
+    }
+    match kind {
+        ProviderKind::Simulated => {
+            let sim = Arc::new(Simulated::new(req.faults.clone()));
+            Ok(Built {
+                provider: sim.clone(),
+                simulation: Some(sim),
+                host: None,
+            })
+        }
+        ProviderKind::Local => {
+            let client = if req.start_host {
+                ensure_host(&req.state_dir, &req.exe)
+                    .await
+                    .map_err(|e| PlatformError::Unavailable(e.to_string()))?
+            } else {
+                let client = HostClient::new(&req.state_dir);
+                if !client.ping().await {
+                    return Err(PlatformError::NotRunning(format!(
+                        "no local host runs for {}",
+                        req.state_dir.display()
+                    )));
+                }
+                client
+            };
+            Ok(Built {
+                provider: Arc::new(LocalProvider::new(client.clone())),
+                simulation: None,
+                host: Some(client),
+            })
+        }
+        ProviderKind::Kubernetes => Err(PlatformError::Unavailable(
+            "provider `kubernetes` is not available in this build yet; use --dry-run (simulated \
+             provider, virtual clock), or provider local or simulated"
+                .into(),
+        )),
+    }
+}
+
+/// Put into a simulation what the store says serves for a spec's components in its environment
+/// (dry-run revisions), plus the revisions of run `also` that still run (a run being rolled back).
+pub fn seed(
+    sim: &Simulated,
+    store: &Store,
+    spec: &Spec,
+    also: Option<i64>,
+) -> Result<(), StoreError> {
+    for c in &spec.components {
+        for rev in store.revisions(&c.id, &spec.environment, true)? {
+            let serving = rev.status == RevisionState::Active
+                || (Some(rev.run_id) == also
+                    && match rev.status {
+                        RevisionState::Deploying | RevisionState::Failed => true,
+                        RevisionState::Active
+                        | RevisionState::Retired
+                        | RevisionState::RolledBack => false,
+                    });
+            if serving {
+                sim.seed(
+                    &c.id,
+                    RevisionKey(rev.rev_key.clone()),
+                    &rev.version,
+                    rev.replicas.get(),
+                );
+            }
+        }
+    }
+    Ok(())
+}
