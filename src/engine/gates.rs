@@ -13,6 +13,7 @@ use super::event::*;
 use super::refusal::Refusal;
 use super::run::{Run, Stop};
 use super::state::Transition;
+use crate::governance::config::EscalationAction;
 use crate::governance::gate::{describe_step, Due, Gate, Rule};
 use crate::spec::human;
 
@@ -117,7 +118,8 @@ impl Run {
         let gate = state.rule.gate.clone();
         let waited = human(opened.elapsed().as_millis() as u64);
         let votes = format!("{} of {}", state.votes.len(), state.rule.required);
-        let action = match due {
+        // A timeout without a deciding step rejects.
+        let (action, reason) = match due {
             Due::Step(i) => {
                 let Some(step) = state.take_step(i) else {
                     return Ok(());
@@ -127,36 +129,41 @@ impl Run {
                     step: i,
                     description: describe_step(&step),
                     notify: step.notify.clone(),
-                    action: step.action.clone(),
+                    action: step.action.map(|a| a.as_str().to_string()),
                 })
                 .await;
                 match step.action {
-                    Some(a) => a,
+                    Some(a) => (
+                        a,
+                        format!(
+                            "escalation after {waited} ({votes} approvals): {}",
+                            a.as_str()
+                        ),
+                    ),
                     None => return Ok(()),
                 }
             }
-            Due::TimedOut => "timeout".to_string(),
+            Due::TimedOut => (
+                EscalationAction::Reject,
+                format!("timed out after {waited} with {votes} approvals"),
+            ),
         };
-        let reason = match action.as_str() {
-            "timeout" => format!("timed out after {waited} with {votes} approvals"),
-            other => format!("escalation after {waited} ({votes} approvals): {other}"),
-        };
-        match action.as_str() {
-            "approve" => self.approve_gate("escalation", Some(reason)).await,
-            "rollback" if gate == super::BEFORE_START => {
+        match action {
+            EscalationAction::Approve => self.approve_gate("escalation", Some(reason)).await,
+            EscalationAction::Rollback if gate == super::BEFORE_START => {
                 self.transition(Transition::CloseGate);
                 Err(Stop::Abort(format!(
                     "gate {gate}: {reason}; nothing had changed, so nothing was rolled back"
                 )))
             }
-            "rollback" => {
+            EscalationAction::Rollback => {
                 self.transition(Transition::CloseGate);
                 Err(Stop::Rollback {
                     to: None,
                     by: "escalation".into(),
                 })
             }
-            _ => {
+            EscalationAction::Reject => {
                 self.transition(Transition::CloseGate);
                 self.emit(EventKind::GateRejected {
                     gate: gate.clone(),

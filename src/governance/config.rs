@@ -100,8 +100,48 @@ pub struct Escalation {
     pub notify: Vec<String>,
     /// People who may approve from now on.
     pub add_approvers: Who,
-    /// `reject`, `approve` or `rollback`: decide the gate.
-    pub action: Option<String>,
+    /// Decide the gate.
+    pub action: Option<EscalationAction>,
+}
+
+/// How an escalation step decides a gate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EscalationAction {
+    #[default]
+    Reject,
+    Approve,
+    Rollback,
+}
+
+impl EscalationAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EscalationAction::Reject => "reject",
+            EscalationAction::Approve => "approve",
+            EscalationAction::Rollback => "rollback",
+        }
+    }
+}
+
+impl FromNode for EscalationAction {
+    fn decode(n: &Node, path: &str, d: &mut Decoder) -> Self {
+        let word = String::decode(n, path, d);
+        match word.as_str() {
+            "reject" => EscalationAction::Reject,
+            "approve" => EscalationAction::Approve,
+            "rollback" => EscalationAction::Rollback,
+            _ => {
+                if !d.has_error(path) {
+                    d.field(
+                        path,
+                        format!("unknown action `{word}`; expected reject, approve or rollback"),
+                    );
+                }
+                EscalationAction::Reject
+            }
+        }
+    }
 }
 
 impl FromNode for Escalation {
@@ -372,18 +412,14 @@ fn check(ws: &Workspace, d: &mut Decoder) {
                     );
                 }
                 last = s.after.0;
-                if let Some(act) = &s.action {
-                    if !matches!(act.as_str(), "reject" | "approve" | "rollback") {
-                        d.field(
-                            &join(&sp, "action"),
-                            format!("unknown action `{act}`; expected reject, approve or rollback"),
-                        );
-                    } else if j + 1 != a.escalation.len() {
-                        d.field(
-                            &join(&sp, "action"),
-                            "an action decides the gate, so it must be the last step",
-                        );
-                    }
+                if s.action.is_some()
+                    && !d.has_error(&join(&sp, "action"))
+                    && j + 1 != a.escalation.len()
+                {
+                    d.field(
+                        &join(&sp, "action"),
+                        "an action decides the gate, so it must be the last step",
+                    );
                 }
                 for (k, n) in s.notify.iter().enumerate() {
                     if !hooks.contains(&n.as_str()) {
@@ -609,7 +645,7 @@ webhooks:
         assert_eq!(a.timeout, Some(Millis(2 * 3600 * 1000)));
         assert_eq!(a.escalation[0].after, Millis(30 * 60 * 1000));
         assert_eq!(a.escalation[0].add_approvers.users, vec!["carol"]);
-        assert_eq!(a.escalation[1].action.as_deref(), Some("reject"));
+        assert_eq!(a.escalation[1].action, Some(EscalationAction::Reject));
         assert_eq!(p.roles.as_ref().unwrap().admin.users, vec!["alice"]);
         assert!(ws.env("staging").unwrap().roles.is_none());
         assert_eq!(ws.next_env("staging").unwrap().name, "production");

@@ -262,8 +262,8 @@ pub fn describe_step(s: &Escalation) -> String {
     if !s.add_approvers.is_empty() {
         parts.push(format!("add approvers {}", s.add_approvers.describe()));
     }
-    if let Some(a) = &s.action {
-        parts.push(a.clone());
+    if let Some(a) = s.action {
+        parts.push(a.as_str().to_string());
     }
     parts.join(", ")
 }
@@ -332,7 +332,7 @@ mod tests {
         assert_eq!(g.due(31 * 60_000), None);
         assert_eq!(g.due(120 * 60_000), Some(Due::Step(1)));
         let s = g.take_step(1).unwrap();
-        assert_eq!(s.action.as_deref(), Some("reject"));
+        assert_eq!(s.action.map(|a| a.as_str()), Some("reject"));
         assert_eq!(g.due(121 * 60_000), Some(Due::TimedOut));
     }
 

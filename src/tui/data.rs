@@ -55,7 +55,11 @@ pub struct Series {
     pub judgement: Judgement,
     /// The latest verdict's reason in words.
     pub message: String,
+    /// What it is judged against: a threshold (`< 0.05`) or, for rules and triggers, what the
+    /// condition does (`rolls back when error_rate > 0.1`).
     pub expected: String,
+    /// A rule or trigger: `expected` says what it does rather than what the value must be.
+    pub condition: bool,
 }
 
 /// One past (or current) run for the history view.
@@ -142,6 +146,7 @@ pub fn live_from_events(events: &[Event]) -> Live {
                                 judgement: v.judgement,
                                 message: String::new(),
                                 expected: String::new(),
+                                condition: matches!(v.source.as_str(), "rule" | "trigger"),
                             });
                             series.len() - 1
                         }

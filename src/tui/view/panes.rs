@@ -234,16 +234,22 @@ pub fn analysis(r: &Row, look: &Look, width: usize) -> Vec<Line<'static>> {
         let (mark, style) = judgement(look, s.judgement);
         let last = s.canary.last().copied().filter(|v| v.is_finite());
         let base = s.baseline.last().copied().filter(|v| v.is_finite());
+        let now = last.map(fmt_num).unwrap_or_else(|| "-".into());
+        let text = if s.condition {
+            let base = base
+                .map(|b| format!(", base {}", fmt_num(b)))
+                .unwrap_or_default();
+            format!("  {} (now {now}{base})", s.expected)
+        } else {
+            let base = base
+                .map(|b| format!(" (base {})", fmt_num(b)))
+                .unwrap_or_default();
+            format!("  {now}{base} must be {}", s.expected)
+        };
         out.push(Line::from(vec![
             Span::styled(format!("{mark:<6} "), style),
             Span::styled(s.name.clone(), look.s(Slot::Title)),
-            Span::raw(format!(
-                "  {}{} must be {}",
-                last.map(fmt_num).unwrap_or_else(|| "-".into()),
-                base.map(|b| format!(" (base {})", fmt_num(b)))
-                    .unwrap_or_default(),
-                s.expected
-            )),
+            Span::raw(text),
         ]));
         let finite = |v: &Vec<f64>| {
             v.iter()
