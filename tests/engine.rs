@@ -1150,3 +1150,104 @@ async fn an_engine_does_not_adopt_a_run_it_is_running() {
     assert_eq!(outcome_of(h).await, Outcome::Succeeded);
     only_on(&w, "1.2.0");
 }
+
+#[tokio::test(start_paused = true)]
+async fn progress_deadline_applies_to_every_strategy() {
+    // `metadata.progressDeadline` bounds every wait for ready instances, whatever the strategy
+    // (before, only `rollingConfig.progressDeadline` could set it, so a canary waited 10 minutes).
+    for s in STRATEGIES {
+        let w = with_v1(s, vec![]).await;
+        let e = engine(&w, w.sim.clone());
+        let spec = spec_for(s, "1.2.0")
+            .amend(|sp| {
+                sp.metadata.progress_deadline = Some(cutover::spec::Millis(30_000));
+                let hc = sp.components[0].health_check.as_mut().unwrap();
+                hc.initial_delay_seconds = cutover::spec::Secs::from_secs(3600);
+            })
+            .unwrap_or_else(|d| panic!("{s}: {d:?}"));
+        let mut rx = e.subscribe();
+        let h = deploy(&e, spec, true).await;
+        let outcome = h.join.await.unwrap();
+        let mut reason = String::new();
+        while let Ok(ev) = rx.try_recv() {
+            if let EventKind::Failure { reason: r } = ev.kind {
+                reason = r;
+            }
+        }
+        assert!(
+            reason.contains("progress deadline exceeded") && reason.contains("after 30s"),
+            "{s}: {reason}"
+        );
+        // Recreate stopped 1.1.0 first and brings it back; every other strategy never left it.
+        assert_ne!(outcome, Outcome::Succeeded, "{s}");
+    }
+    // Also written in the spec, for a canary.
+    let text = include_str!("../specs/canary.yaml")
+        .replace("metadata:\n", "metadata:\n  progressDeadline: 45s\n");
+    let spec = spec::load_str(&text).unwrap_or_else(|d| panic!("{d:?}"));
+    assert_eq!(spec.progress_deadline(), cutover::spec::Millis(45_000));
+}
+
+#[tokio::test(start_paused = true)]
+async fn finishing_records_the_outcome_and_revisions_in_one_transaction() {
+    // The store refuses to make a revision active (a full disk, a lock): nothing of the finish
+    // may be half-recorded (1.1.0 retired with nothing active would plan the next deployment as a
+    // first one), and the failure is reported rather than dropped.
+    let w = with_v1("canary", vec![]).await;
+    let conn = rusqlite::Connection::open(w.store.path()).unwrap();
+    conn.execute_batch(
+        "CREATE TRIGGER no_active BEFORE UPDATE OF status ON revisions
+         WHEN NEW.status = 'active' BEGIN SELECT RAISE(ABORT, 'injected: disk full'); END;",
+    )
+    .unwrap();
+    let e = engine(&w, w.sim.clone());
+    let mut rx = e.subscribe();
+    let h = deploy(&e, spec_for("canary", "1.2.0"), true).await;
+    let run_id = h.run_id;
+    h.join.await.unwrap();
+    let active = w.store.active_revision("api", "production", true).unwrap();
+    assert_eq!(
+        active.map(|r| r.version),
+        Some("1.1.0".to_string()),
+        "the old revision stays recorded as serving"
+    );
+    let mut reported = String::new();
+    while let Ok(ev) = rx.try_recv() {
+        if let EventKind::Failure { reason } = ev.kind {
+            reported = reason;
+        }
+    }
+    assert!(
+        reported.contains("cannot record the outcome") && reported.contains("disk full"),
+        "{reported}"
+    );
+    let run = w.store.run(run_id).unwrap().unwrap();
+    assert_eq!(run.outcome, None, "nothing of the finish was recorded");
+}
+
+#[test]
+fn a_recorded_spec_or_row_with_an_unknown_word_is_an_error_not_a_default() {
+    // Plans used to send any unknown strategy to recreate (the one with downtime).
+    let spec = spec_for("canary", "1.2.0");
+    let json = serde_json::to_string(&spec)
+        .unwrap()
+        .replace("\"strategy\":\"canary\"", "\"strategy\":\"big-bang\"");
+    let err = serde_json::from_str::<ValidSpec>(&json).unwrap_err();
+    assert!(
+        err.to_string().contains("`big-bang` is not one of"),
+        "{err}"
+    );
+    // A store row the same way.
+    let w = world(vec![]);
+    let conn = rusqlite::Connection::open(w.store.path()).unwrap();
+    conn.execute(
+        "INSERT INTO runs (deployment, kind, name, version, strategy, environment, provider, dry_run,
+           spec_json, plan_json, status, initiator, started_at, updated_at)
+         VALUES ('x', 'deploy', 'x', '1', 'big-bang', 'e', 'simulated', 1, '{}', '{}', 'pending',
+           'me', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+        [],
+    )
+    .unwrap();
+    let err = w.store.find_run("x").unwrap_err().to_string();
+    assert!(err.contains("`big-bang` is not one of"), "{err}");
+}

@@ -435,20 +435,9 @@ impl Run {
                     if let Some(o) = self.comps[ci].old.as_mut() {
                         o.running = false;
                     }
-                    let key = old.key.0.clone();
-                    let retired = self
-                        .engine
-                        .inner
-                        .store
-                        .call(move |s| s.set_revision_status(&key, RevisionState::Retired))
-                        .await;
-                    if let Err(e) = retired {
-                        tracing::error!(
-                            run = self.run_id,
-                            "cannot record {} as retired: {e}",
-                            old.key
-                        );
-                    }
+                    // The store records it retired when the run finishes, in the same
+                    // transaction that makes the new revision active: it never says that
+                    // nothing serves.
                 }
                 Ok(())
             }
