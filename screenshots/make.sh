@@ -2,12 +2,15 @@
 # Make the README's screenshots from a real run of `cutover demo` (release build) in tmux at
 # 120x40 with 256 colours: the main view's panes, the approvals pane at the gate, the bad
 # version's analysis after it rolled back, the history view, a drill-down and the help.
+# Each is drawn by rich from the pane's text and turned into a PNG by rsvg-convert (capture.sh).
 #
-# Usage: screenshots/make.sh   (needs tmux, python3 and Pillow: pip install pillow)
+# Install first:  apt-get install tmux librsvg2-bin fonts-firacode  and  pip install rich
+# Usage: screenshots/make.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
 source screenshots/capture.sh
+check_screenshot_tools
+cargo build --release --quiet
 s=cutover-shots-$$
 trap 'tmux kill-session -t "$s" 2>/dev/null || true' EXIT
 TERM=xterm-256color tmux new-session -d -s "$s" -x 120 -y 40 "target/release/cutover demo"
