@@ -129,88 +129,26 @@ fn parse_number(text: &str, what: &str) -> Measured {
     }
 }
 
-/// Run a command that prints one number. It runs on a blocking thread with a wall-clock
-/// timeout, so a dry run's virtual clock cannot expire it early.
+/// Run a command that prints one number on stdout (whatever it logs on stderr). The timeout is
+/// wall-clock, so a dry run's virtual clock cannot expire it early.
 pub async fn exec(argv: &[String], timeout: Duration, env: &[(String, String)]) -> Measured {
-    let argv = argv.to_vec();
-    let env = env.to_vec();
-    match tokio::task::spawn_blocking(move || exec_blocking(&argv, timeout, &env)).await {
-        Ok(m) => m,
-        Err(e) => Measured::Error(format!("exec source task failed: {e}")),
-    }
-}
-
-/// Run a command for its exit status (0 passes), with a wall-clock timeout.
-pub async fn exec_status(argv: &[String], timeout: Duration) -> Result<(), String> {
-    let argv = argv.to_vec();
-    tokio::task::spawn_blocking(move || match run_blocking(&argv, timeout, &[]) {
-        Ok((status, _, _)) if status.success() => Ok(()),
-        Ok((status, _, err)) => Err(format!(
-            "`{}` failed ({status}){}",
-            argv.join(" "),
-            if err.trim().is_empty() {
-                String::new()
+    let prog = argv.first().map(String::as_str).unwrap_or("");
+    match crate::exec::run(argv, env, timeout).await {
+        Err(e) => Measured::Error(e.to_string()),
+        Ok(out) if !out.status.success() => {
+            let said = out.stderr.excerpt();
+            Measured::Error(if said.is_empty() {
+                format!("`{prog}` failed ({})", out.status)
             } else {
-                format!(": {}", err.trim().chars().take(200).collect::<String>())
-            }
-        )),
-        Err(e) => Err(e),
-    })
-    .await
-    .map_err(|e| format!("exec task failed: {e}"))?
-}
-
-/// Run to completion or the timeout; (status, stdout, stderr).
-fn run_blocking(
-    argv: &[String],
-    timeout: Duration,
-    env: &[(String, String)],
-) -> Result<(std::process::ExitStatus, String, String), String> {
-    use std::io::Read;
-    let Some((prog, args)) = argv.split_first() else {
-        return Err("empty command".into());
-    };
-    let mut child = std::process::Command::new(prog)
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run `{prog}`: {e}"))?;
-    let start = std::time::Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(st)) => break st,
-            Ok(None) if start.elapsed() >= timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("`{prog}` did not finish within {timeout:?}"));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Err(format!("`{prog}`: {e}")),
+                format!("`{prog}` failed ({}): {said}", out.status)
+            })
         }
-    };
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    if let Some(mut o) = child.stdout.take() {
-        let _ = o.read_to_string(&mut stdout);
-    }
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_string(&mut stderr);
-    }
-    Ok((status, stdout, stderr))
-}
-
-fn exec_blocking(argv: &[String], timeout: Duration, env: &[(String, String)]) -> Measured {
-    let prog = argv.first().cloned().unwrap_or_default();
-    match run_blocking(argv, timeout, env) {
-        Err(e) => Measured::Error(e),
-        Ok((status, _, stderr)) if !status.success() => Measured::Error(format!(
-            "`{prog}` failed ({status}): {}",
-            stderr.trim().chars().take(200).collect::<String>()
+        Ok(out) if !out.stdout.complete() => Measured::Error(format!(
+            "`{prog}` printed {} bytes; one number was expected: {}",
+            out.stdout.total(),
+            out.stdout.excerpt()
         )),
-        Ok((_, stdout, _)) => parse_number(&stdout, &format!("`{prog}`")),
+        Ok(out) => parse_number(&out.stdout.text(), &format!("`{prog}`")),
     }
 }
 
@@ -262,6 +200,77 @@ mod tests {
         ));
         let env = vec![("V".to_string(), "7".to_string())];
         assert_eq!(exec(&echo("echo $V"), t, &env).await, Measured::Value(7.0));
+    }
+
+    /// Issue 10: a command printing more than a pipe buffer must not stall until its timeout.
+    #[tokio::test]
+    async fn exec_source_reads_output_while_the_command_runs() {
+        let argv = |s: &str| vec!["sh".to_string(), "-c".to_string(), s.to_string()];
+        let timeout = Duration::from_secs(10);
+        // 1 MiB of log on stderr, then the number on stdout.
+        let t0 = std::time::Instant::now();
+        let m = exec(
+            &argv("head -c 1048576 /dev/zero | tr '\\0' x >&2; echo 42"),
+            timeout,
+            &[],
+        )
+        .await;
+        let took = t0.elapsed();
+        assert_eq!(m, Measured::Value(42.0));
+        assert!(took < Duration::from_secs(3), "took {took:?}");
+        // 1 MiB on stdout is not one number, and says so at once.
+        let t0 = std::time::Instant::now();
+        let m = exec(&argv("head -c 1048576 /dev/zero; echo 42"), timeout, &[]).await;
+        let took = t0.elapsed();
+        assert!(matches!(m, Measured::Error(_)), "{m:?}");
+        assert!(took < Duration::from_secs(3), "took {took:?}");
+    }
+
+    /// A command that prints forever is killed at its timeout (with whatever it started) and
+    /// reported as an error with a short excerpt of what it printed.
+    #[tokio::test]
+    async fn an_endless_exec_source_is_killed_at_its_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("bg.pid");
+        let script = format!(
+            "sleep 30 >/dev/null 2>&1 & echo $! > {}; yes endless-output",
+            pidfile.display()
+        );
+        let argv = vec!["sh".to_string(), "-c".to_string(), script];
+        let t0 = std::time::Instant::now();
+        let m = exec(&argv, Duration::from_millis(700), &[]).await;
+        let took = t0.elapsed();
+        assert!(took >= Duration::from_millis(700), "took {took:?}");
+        assert!(took < Duration::from_secs(3), "took {took:?}");
+        let Measured::Error(e) = m else {
+            panic!("expected an error, got {m:?}")
+        };
+        assert!(e.contains("did not finish within"), "{e}");
+        assert!(
+            e.contains("endless-output"),
+            "an excerpt of the output: {e}"
+        );
+        assert!(e.len() < 1024, "the excerpt is capped: {} bytes", e.len());
+        // The background process the command started went with it.
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let mut gone = false;
+        for _ in 0..50 {
+            // SAFETY: kill with signal 0 only checks that the process exists.
+            let exists = unsafe { libc::kill(pid, 0) } == 0;
+            // A zombie waiting for its reaper is not running.
+            let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z "));
+            if !exists || zombie {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(gone, "background process {pid} outlived the timeout");
     }
 
     #[tokio::test]
