@@ -240,7 +240,9 @@ fn command_present(c: Option<&Component>, target: &Target) -> Outcome {
 }
 
 async fn http_get(url: &str, timeout: Duration) -> Result<(u16, String), String> {
-    let (status, body) = crate::net::http_get(url, timeout).await?;
+    let (status, body) = crate::net::http_get(url, timeout)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
