@@ -8,6 +8,7 @@ pub mod analytics;
 pub mod demo_service;
 pub mod describe;
 pub mod engine;
+pub mod exec;
 pub mod governance;
 pub mod identity;
 pub mod load;

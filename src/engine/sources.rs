@@ -59,14 +59,10 @@ fn percent_encode(s: &str) -> String {
     out
 }
 
-/// Evaluate an instant PromQL query that should give one number.
+/// Evaluate an instant PromQL query that should give one number, over http or https with the
+/// process's shared HTTP client (`crate::net`).
 pub async fn prometheus(address: &str, query: &str, timeout: Duration) -> Measured {
     let base = address.trim_end_matches('/');
-    if base.starts_with("https://") {
-        return Measured::Error(
-            "https Prometheus addresses are not supported yet; use http://".into(),
-        );
-    }
     let url = format!("{base}/api/v1/query?query={}", percent_encode(query));
     let (status, body) = match crate::net::http_get(&url, timeout).await {
         Ok(x) => x,
@@ -129,88 +125,26 @@ fn parse_number(text: &str, what: &str) -> Measured {
     }
 }
 
-/// Run a command that prints one number. It runs on a blocking thread with a wall-clock
-/// timeout, so a dry run's virtual clock cannot expire it early.
+/// Run a command that prints one number on stdout (whatever it logs on stderr). The timeout is
+/// wall-clock, so a dry run's virtual clock cannot expire it early.
 pub async fn exec(argv: &[String], timeout: Duration, env: &[(String, String)]) -> Measured {
-    let argv = argv.to_vec();
-    let env = env.to_vec();
-    match tokio::task::spawn_blocking(move || exec_blocking(&argv, timeout, &env)).await {
-        Ok(m) => m,
-        Err(e) => Measured::Error(format!("exec source task failed: {e}")),
-    }
-}
-
-/// Run a command for its exit status (0 passes), with a wall-clock timeout.
-pub async fn exec_status(argv: &[String], timeout: Duration) -> Result<(), String> {
-    let argv = argv.to_vec();
-    tokio::task::spawn_blocking(move || match run_blocking(&argv, timeout, &[]) {
-        Ok((status, _, _)) if status.success() => Ok(()),
-        Ok((status, _, err)) => Err(format!(
-            "`{}` failed ({status}){}",
-            argv.join(" "),
-            if err.trim().is_empty() {
-                String::new()
+    let prog = argv.first().map(String::as_str).unwrap_or("");
+    match crate::exec::run(argv, env, timeout).await {
+        Err(e) => Measured::Error(e.to_string()),
+        Ok(out) if !out.status.success() => {
+            let said = out.stderr.excerpt();
+            Measured::Error(if said.is_empty() {
+                format!("`{prog}` failed ({})", out.status)
             } else {
-                format!(": {}", err.trim().chars().take(200).collect::<String>())
-            }
-        )),
-        Err(e) => Err(e),
-    })
-    .await
-    .map_err(|e| format!("exec task failed: {e}"))?
-}
-
-/// Run to completion or the timeout; (status, stdout, stderr).
-fn run_blocking(
-    argv: &[String],
-    timeout: Duration,
-    env: &[(String, String)],
-) -> Result<(std::process::ExitStatus, String, String), String> {
-    use std::io::Read;
-    let Some((prog, args)) = argv.split_first() else {
-        return Err("empty command".into());
-    };
-    let mut child = std::process::Command::new(prog)
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run `{prog}`: {e}"))?;
-    let start = std::time::Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(st)) => break st,
-            Ok(None) if start.elapsed() >= timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("`{prog}` did not finish within {timeout:?}"));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Err(format!("`{prog}`: {e}")),
+                format!("`{prog}` failed ({}): {said}", out.status)
+            })
         }
-    };
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    if let Some(mut o) = child.stdout.take() {
-        let _ = o.read_to_string(&mut stdout);
-    }
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_string(&mut stderr);
-    }
-    Ok((status, stdout, stderr))
-}
-
-fn exec_blocking(argv: &[String], timeout: Duration, env: &[(String, String)]) -> Measured {
-    let prog = argv.first().cloned().unwrap_or_default();
-    match run_blocking(argv, timeout, env) {
-        Err(e) => Measured::Error(e),
-        Ok((status, _, stderr)) if !status.success() => Measured::Error(format!(
-            "`{prog}` failed ({status}): {}",
-            stderr.trim().chars().take(200).collect::<String>()
+        Ok(out) if !out.stdout.complete() => Measured::Error(format!(
+            "`{prog}` printed {} bytes; one number was expected: {}",
+            out.stdout.total(),
+            out.stdout.excerpt()
         )),
-        Ok((_, stdout, _)) => parse_number(&stdout, &format!("`{prog}`")),
+        Ok(out) => parse_number(&out.stdout.text(), &format!("`{prog}`")),
     }
 }
 
@@ -262,6 +196,360 @@ mod tests {
         ));
         let env = vec![("V".to_string(), "7".to_string())];
         assert_eq!(exec(&echo("echo $V"), t, &env).await, Measured::Value(7.0));
+    }
+
+    /// Issue 10: a command printing more than a pipe buffer must not stall until its timeout.
+    #[tokio::test]
+    async fn exec_source_reads_output_while_the_command_runs() {
+        let argv = |s: &str| vec!["sh".to_string(), "-c".to_string(), s.to_string()];
+        let timeout = Duration::from_secs(10);
+        // 1 MiB of log on stderr, then the number on stdout.
+        let t0 = std::time::Instant::now();
+        let m = exec(
+            &argv("head -c 1048576 /dev/zero | tr '\\0' x >&2; echo 42"),
+            timeout,
+            &[],
+        )
+        .await;
+        let took = t0.elapsed();
+        assert_eq!(m, Measured::Value(42.0));
+        assert!(took < Duration::from_secs(3), "took {took:?}");
+        // 1 MiB on stdout is not one number, and says so at once.
+        let t0 = std::time::Instant::now();
+        let m = exec(&argv("head -c 1048576 /dev/zero; echo 42"), timeout, &[]).await;
+        let took = t0.elapsed();
+        assert!(matches!(m, Measured::Error(_)), "{m:?}");
+        assert!(took < Duration::from_secs(3), "took {took:?}");
+    }
+
+    /// A command that prints forever is killed at its timeout (with whatever it started) and
+    /// reported as an error with a short excerpt of what it printed.
+    #[tokio::test]
+    async fn an_endless_exec_source_is_killed_at_its_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("bg.pid");
+        let script = format!(
+            "sleep 30 >/dev/null 2>&1 & echo $! > {}; yes endless-output",
+            pidfile.display()
+        );
+        let argv = vec!["sh".to_string(), "-c".to_string(), script];
+        let t0 = std::time::Instant::now();
+        let m = exec(&argv, Duration::from_millis(700), &[]).await;
+        let took = t0.elapsed();
+        assert!(took >= Duration::from_millis(700), "took {took:?}");
+        assert!(took < Duration::from_secs(3), "took {took:?}");
+        let Measured::Error(e) = m else {
+            panic!("expected an error, got {m:?}")
+        };
+        assert!(e.contains("did not finish within"), "{e}");
+        assert!(
+            e.contains("endless-output"),
+            "an excerpt of the output: {e}"
+        );
+        assert!(e.len() < 1024, "the excerpt is capped: {} bytes", e.len());
+        // The background process the command started went with it.
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let mut gone = false;
+        for _ in 0..50 {
+            // SAFETY: kill with signal 0 only checks that the process exists.
+            let exists = unsafe { libc::kill(pid, 0) } == 0;
+            // A zombie waiting for its reaper is not running.
+            let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z "));
+            if !exists || zombie {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(gone, "background process {pid} outlived the timeout");
+    }
+
+    /// A canned Prometheus on 127.0.0.1, over TLS when given a rustls config; it answers every
+    /// request with `body` and records the request lines. Stops (and joins) on drop.
+    struct CannedPrometheus {
+        port: u16,
+        requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl CannedPrometheus {
+        fn start(tls: Option<std::sync::Arc<rustls::ServerConfig>>, body: &'static str) -> Self {
+            use std::io::Write;
+            use std::sync::atomic::Ordering;
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.set_nonblocking(true).unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let (reqs, halt) = (requests.clone(), stop.clone());
+            let serve = move |s: &mut dyn ReadWrite| {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&req);
+                reqs.lock()
+                    .unwrap()
+                    .push(text.lines().next().unwrap_or("").to_string());
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.flush();
+            };
+            let thread = std::thread::spawn(move || {
+                while !halt.load(Ordering::Relaxed) {
+                    let Ok((tcp, _)) = listener.accept() else {
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
+                    };
+                    let _ = tcp.set_nonblocking(false);
+                    let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
+                    match &tls {
+                        Some(cfg) => {
+                            let Ok(conn) = rustls::ServerConnection::new(cfg.clone()) else {
+                                continue;
+                            };
+                            let mut s = rustls::StreamOwned::new(conn, tcp);
+                            serve(&mut s);
+                            s.conn.send_close_notify();
+                            let _ = s.flush();
+                        }
+                        None => {
+                            let mut s = tcp;
+                            serve(&mut s);
+                        }
+                    }
+                }
+            });
+            CannedPrometheus {
+                port,
+                requests,
+                stop,
+                thread: Some(thread),
+            }
+        }
+    }
+
+    impl Drop for CannedPrometheus {
+        fn drop(&mut self) {
+            self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+
+    trait ReadWrite: std::io::Read + std::io::Write {}
+    impl<T: std::io::Read + std::io::Write> ReadWrite for T {}
+
+    const UP: &str = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000.0,"0.25"]}]}}"#;
+
+    #[tokio::test]
+    async fn prometheus_over_plain_http_reads_one_value() {
+        let server = CannedPrometheus::start(None, UP);
+        let m = prometheus(
+            &format!("http://127.0.0.1:{}/", server.port),
+            "sum(up)",
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(m, Measured::Value(0.25));
+        let reqs = server.requests.lock().unwrap().clone();
+        assert_eq!(reqs, ["GET /api/v1/query?query=sum%28up%29 HTTP/1.1"]);
+    }
+
+    /// `openssl` makes the test CA and a certificate for 127.0.0.1; without it the test says so
+    /// loudly and skips, except under CI.
+    fn test_ca(
+        dir: &std::path::Path,
+    ) -> Option<(std::path::PathBuf, std::sync::Arc<rustls::ServerConfig>)> {
+        let found = std::process::Command::new("openssl")
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "openssl is required under CI (.ci/run installs it)"
+            );
+            eprintln!("\n*** SKIPPED: openssl is not installed ***\n");
+            return None;
+        }
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        run(&[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-days",
+                "1",
+                "-subj",
+                "/CN=cutover test CA",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ],
+        ]
+        .concat());
+        run(&[
+            &["req"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                "leaf.key",
+                "-out",
+                "leaf.csr",
+            ],
+        ]
+        .concat());
+        std::fs::write(
+            dir.join("leaf.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-set_serial",
+            "2",
+            "-days",
+            "1",
+            "-extfile",
+            "leaf.ext",
+            "-out",
+            "leaf.pem",
+        ]);
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = CertificateDer::pem_file_iter(dir.join("leaf.pem"))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(dir.join("leaf.key")).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+        Some((dir.join("ca.pem"), std::sync::Arc::new(config)))
+    }
+
+    /// Issue 10: `validate` accepts an https:// Prometheus; the source must measure through it.
+    /// The shared HTTP client reads its trust roots once per process, so each measurement runs
+    /// in a child test process that trusts the test CA: through `SSL_CERT_FILE` (instead of the
+    /// system's roots), then through `CUTOVER_CA_FILE` (on top of them).
+    #[test]
+    fn prometheus_over_https_trusts_the_configured_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some((ca, tls)) = test_ca(dir.path()) else {
+            return;
+        };
+        for how in ["SSL_CERT_FILE", crate::net::CA_FILE_ENV] {
+            let server = CannedPrometheus::start(Some(tls.clone()), UP);
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "engine::sources::tests::prometheus_https_child",
+                    "--exact",
+                    "--ignored",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env_remove("SSL_CERT_FILE")
+                .env_remove("SSL_CERT_DIR")
+                .env_remove(crate::net::CA_FILE_ENV)
+                .env(how, &ca)
+                .env(
+                    "CUTOVER_TEST_PROMETHEUS",
+                    format!("https://127.0.0.1:{}", server.port),
+                )
+                .output()
+                .unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(out.status.success(), "{how}: {text}");
+            assert!(text.contains("1 passed"), "{how}: {text}");
+            let reqs = server.requests.lock().unwrap().clone();
+            assert_eq!(
+                reqs,
+                ["GET /api/v1/query?query=sum%28up%29 HTTP/1.1"],
+                "{how}"
+            );
+        }
+    }
+
+    /// Without the test CA the same server is refused: the certificate is checked.
+    #[tokio::test]
+    async fn an_untrusted_https_prometheus_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some((_, tls)) = test_ca(dir.path()) else {
+            return;
+        };
+        let server = CannedPrometheus::start(Some(tls), UP);
+        let m = prometheus(
+            &format!("https://127.0.0.1:{}", server.port),
+            "sum(up)",
+            Duration::from_secs(5),
+        )
+        .await;
+        let Measured::Error(e) = m else {
+            panic!("expected an error, got {m:?}")
+        };
+        assert!(e.contains("certificate"), "{e}");
+    }
+
+    /// The child half of `prometheus_over_https_trusts_the_configured_ca` (does nothing on its own).
+    #[tokio::test]
+    #[ignore = "run by prometheus_over_https_trusts_the_configured_ca"]
+    async fn prometheus_https_child() {
+        let Ok(address) = std::env::var("CUTOVER_TEST_PROMETHEUS") else {
+            return;
+        };
+        let m = prometheus(&address, "sum(up)", Duration::from_secs(5)).await;
+        assert_eq!(m, Measured::Value(0.25), "{address}");
     }
 
     #[tokio::test]

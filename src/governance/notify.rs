@@ -134,10 +134,7 @@ pub fn spawn(ws: Arc<Workspace>, mut events: broadcast::Receiver<Event>) {
         return;
     };
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-    {
+    let client = match crate::net::client() {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("webhooks disabled: cannot build an HTTP client: {e}");

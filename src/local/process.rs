@@ -4,7 +4,7 @@
 //! and crashes, restarting with backoff, and stopping gracefully (SIGTERM to the process group,
 //! SIGKILL after a grace period). Must not touch: probes, routing or the store.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -37,34 +37,8 @@ pub struct ProcStatus {
     pub last_exit: Option<String>,
 }
 
-/// Find a program like execvp would: a path with '/' as is, else on PATH.
-pub fn resolve(program: &str) -> Result<PathBuf, String> {
-    let check = |p: &Path| -> bool {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
-    if program.is_empty() {
-        return Err("empty command".into());
-    }
-    if program.contains('/') {
-        let p = PathBuf::from(program);
-        return if check(&p) {
-            Ok(p)
-        } else if p.exists() {
-            Err(format!("`{program}` is not an executable file"))
-        } else {
-            Err(format!("`{program}` does not exist"))
-        };
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path) {
-        let p = dir.join(program);
-        if check(&p) {
-            return Ok(p);
-        }
-    }
-    Err(format!("`{program}` is not on PATH"))
-}
+/// Finding a program like execvp would lives with running commands.
+pub use crate::exec::resolve;
 
 fn spawn(spec: &ProcSpec) -> std::io::Result<Child> {
     if let Some(dir) = spec.log.parent() {
@@ -259,6 +233,7 @@ pub fn find_owned(host_id: &str) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn spec(dir: &Path, argv: &[&str]) -> ProcSpec {
         ProcSpec {
@@ -268,18 +243,6 @@ mod tests {
             log: dir.join("t.log"),
             grace: Duration::from_millis(500),
         }
-    }
-
-    #[test]
-    fn resolves_programs() {
-        assert!(resolve("sh").is_ok());
-        assert!(resolve("/bin/sh").is_ok());
-        assert!(resolve("/no/such/thing")
-            .unwrap_err()
-            .contains("does not exist"));
-        assert!(resolve("no-such-program-here")
-            .unwrap_err()
-            .contains("PATH"));
     }
 
     #[tokio::test]

@@ -124,9 +124,18 @@ pub async fn run(item: &CheckItem, comp: Option<&str>, target: &Target) -> Outco
                 .iter()
                 .map(|a| a.replace("{self}", &target.exe.display().to_string()))
                 .collect();
-            match crate::engine::sources::exec_status(&argv, timeout).await {
-                Ok(()) => pass(format!("`{}` exited 0", argv.join(" "))),
-                Err(e) => fail(e),
+            match crate::exec::run(&argv, &[], timeout).await {
+                Ok(out) if out.status.success() => pass(format!("`{}` exited 0", argv.join(" "))),
+                Ok(out) => {
+                    let said = out.stderr.excerpt();
+                    fail(format!(
+                        "`{}` failed ({}){}{said}",
+                        argv.join(" "),
+                        out.status,
+                        if said.is_empty() { "" } else { ": " }
+                    ))
+                }
+                Err(e) => fail(e.to_string()),
             }
         }
         "grpc" => {
@@ -219,9 +228,9 @@ fn command_present(c: Option<&Component>, target: &Target) -> Outcome {
             return fail("run.command is empty");
         };
         let prog = first.replace("{self}", &target.exe.display().to_string());
-        return match crate::local::process::resolve(&prog) {
+        return match crate::exec::resolve(&prog) {
             Ok(p) => pass(format!("{} resolves to {}", first, p.display())),
-            Err(e) => fail(e),
+            Err(e) => fail(e.to_string()),
         };
     }
     match &c.image {
@@ -231,7 +240,9 @@ fn command_present(c: Option<&Component>, target: &Target) -> Outcome {
 }
 
 async fn http_get(url: &str, timeout: Duration) -> Result<(u16, String), String> {
-    let (status, body) = crate::net::http_get(url, timeout).await?;
+    let (status, body) = crate::net::http_get(url, timeout)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
@@ -480,6 +491,36 @@ infrastructure: {provider: kubernetes}
         let _ = task.await;
         let (st, _) = run(&tcp, None, &t).await;
         assert_eq!(st, CheckStatus::Fail, "nothing listens any more");
+    }
+
+    /// Issue 10: an exec check whose command prints more than a pipe buffer finishes when the
+    /// command does, not at its timeout; a failing one shows the end of what it printed.
+    #[tokio::test]
+    async fn exec_checks_read_output_while_the_command_runs() {
+        let t = target(SPEC);
+        let item = |yaml: &str| -> CheckItem {
+            let node = crate::spec::yaml::parse(yaml).unwrap();
+            let mut d = crate::spec::Decoder::default();
+            crate::spec::FromNode::decode(&node, "", &mut d)
+        };
+        let chatty = item(
+            "{type: exec, command: [sh, -c, 'head -c 1048576 /dev/zero; head -c 1048576 /dev/zero >&2'], timeout: 10s}",
+        );
+        let t0 = std::time::Instant::now();
+        let (st, ev) = run(&chatty, None, &t).await;
+        let took = t0.elapsed();
+        assert_eq!(st, CheckStatus::Pass, "{ev}");
+        assert!(took < Duration::from_secs(3), "took {took:?}");
+        let failing = item(
+            "{type: exec, command: [sh, -c, 'yes noise | head -c 1048576 >&2; echo migration 7 is missing >&2; exit 4'], timeout: 10s}",
+        );
+        let t0 = std::time::Instant::now();
+        let (st, ev) = run(&failing, None, &t).await;
+        let took = t0.elapsed();
+        assert_eq!(st, CheckStatus::Fail, "{ev}");
+        assert!(took < Duration::from_secs(3), "took {took:?}");
+        assert!(ev.contains("migration 7 is missing"), "{ev}");
+        assert!(ev.len() < 1024, "capped evidence: {} bytes", ev.len());
     }
 
     /// An `openssl s_server` limited to some versions, for the TLS probe.
