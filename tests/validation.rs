@@ -1577,3 +1577,25 @@ fn directory_and_missing_file() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn check_urls_may_be_https_but_nothing_else() {
+    // The checks speak https through the shared client, so validation accepts it.
+    let with = |url: &str| {
+        edit(
+            BASIC,
+            "  postDeployment: []",
+            &format!("  postDeployment:\n    - {{type: http, url: '{url}'}}"),
+        )
+    };
+    let spec = ok(&with("https://example.test/health"));
+    assert_eq!(
+        spec.validation.post_deployment[0].url.as_deref(),
+        Some("https://example.test/health")
+    );
+    assert_only_field(
+        &with("ftp://example.test/health"),
+        "validation.postDeployment[0].url",
+        "`ftp://example.test/health` is not an http:// or https:// URL",
+    );
+}

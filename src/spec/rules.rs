@@ -84,10 +84,10 @@ fn check_validation(spec: &Spec, d: &mut Decoder) {
                 }
             }
             if let Some(u) = &it.url {
-                if !u.starts_with("http://") {
+                if !(u.starts_with("http://") || u.starts_with("https://")) {
                     d.field(
                         &format!("{p}.url"),
-                        "must start with http:// (https checks are not supported yet)",
+                        format!("`{u}` is not an http:// or https:// URL"),
                     );
                 }
             }
