@@ -20,7 +20,7 @@ use super::process::{self, ProcSpec, Supervised};
 use super::proto::*;
 use super::router::{Backend, Router};
 use crate::provider::{InstanceStatus, Metrics, RevisionKey, RevisionSpec, RevisionStatus};
-use crate::spec::PortRef;
+use crate::spec::{HealthKind, PortRef};
 use crate::store::Store;
 
 /// How long a retired instance may keep serving in-flight requests.
@@ -173,24 +173,23 @@ fn probe_spec(
             .get(n)
             .ok_or_else(|| format!("healthCheck.port `{n}` is not in run.ports"))?,
     };
-    let check = match hc.kind.as_str() {
-        "http" => Check::Http {
+    let check = match hc.kind {
+        HealthKind::Http => Check::Http {
             port,
             path: hc.endpoint.clone().unwrap_or_else(|| "/".into()),
         },
-        "tcp" => Check::Tcp { port },
-        "grpc" => Check::Grpc {
+        HealthKind::Tcp => Check::Tcp { port },
+        HealthKind::Grpc => Check::Grpc {
             port,
             service: hc.service.clone().unwrap_or_default(),
         },
-        "exec" => Check::Exec {
+        HealthKind::Exec => Check::Exec {
             argv: hc
                 .command
                 .iter()
                 .map(|a| expand(a, exe, &rev.version, replica, ports, first))
                 .collect::<Result<_, _>>()?,
         },
-        other => return Err(format!("unknown health check type `{other}`")),
     };
     Ok(ProbeSpec {
         check,
