@@ -10,6 +10,7 @@ pub mod describe;
 pub mod engine;
 pub mod governance;
 pub mod identity;
+pub mod latency;
 pub mod load;
 pub mod local;
 pub mod net;
