@@ -1,52 +1,38 @@
 //! Who is operating: the OS user of this process, by real uid.
 //!
-//! Owns: resolving the real uid to a user name (from /proc and /etc/passwd, no environment
-//! variables). Must not touch: permissions or roles.
+//! Owns: resolving the real uid to a user name and a user to their groups through libc's name
+//! service calls (`getpwuid_r`, `getpwnam_r`, `getgrouplist`, `getgrgid_r`, by way of `uzers`),
+//! so users and groups from LDAP, SSSD or any other NSS source count like those in
+//! `/etc/passwd` and `/etc/group`. No environment variables. Must not touch: permissions or
+//! roles.
 
-/// The real uid of this process (Linux), if it can be read.
+/// The real uid of this process (`getuid`, not the effective uid). Always `Some` on Unix; an
+/// `Option` for callers that treat "unknown" on their own.
 pub fn real_uid() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+    Some(uzers::get_current_uid())
 }
 
-/// The user name for a uid from /etc/passwd.
+/// The user name for a uid, from the system's user database (NSS).
 pub fn user_name(uid: u32) -> Option<String> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|l| {
-        let mut f = l.split(':');
-        let name = f.next()?;
-        let _pw = f.next()?;
-        let id: u32 = f.next()?.parse().ok()?;
-        (id == uid).then(|| name.to_string())
-    })
+    uzers::get_user_by_uid(uid).map(|u| u.name().to_string_lossy().into_owned())
 }
 
-/// The groups a user belongs to: the primary group (from /etc/passwd) and every group that lists
-/// them as a member (/etc/group). Directory services behind NSS are not consulted.
+/// The groups a user belongs to, by name, sorted: the primary group and every supplementary
+/// group (`getgrouplist`, so directory services behind NSS count). Empty for an unknown user.
 pub fn groups_of(user: &str) -> Vec<String> {
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
-    groups_from(user, &passwd, &group)
-}
-
-fn groups_from(user: &str, passwd: &str, group: &str) -> Vec<String> {
-    let primary: Option<String> = passwd.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.first() == Some(&user)).then(|| f.get(3).map(|g| g.to_string()))?
-    });
-    let mut out = Vec::new();
-    for l in group.lines() {
-        let f: Vec<&str> = l.split(':').collect();
-        let (Some(name), Some(gid)) = (f.first(), f.get(2)) else {
-            continue;
-        };
-        let members = f.get(3).copied().unwrap_or("");
-        let member = members.split(',').any(|m| m.trim() == user);
-        if member || primary.as_deref() == Some(*gid) {
-            out.push(name.to_string());
-        }
-    }
+    // A name with a NUL byte cannot be looked up (and is refused here, not passed on).
+    let Some(u) = uzers::get_user_by_name(user) else {
+        return Vec::new();
+    };
+    let primary = u.primary_group_id();
+    // `None` when the lookup fails (or, in uzers, past 1024 groups): the primary group still
+    // counts.
+    let groups = uzers::get_user_groups(u.name(), primary)
+        .unwrap_or_else(|| uzers::get_group_by_gid(primary).into_iter().collect());
+    let mut out: Vec<String> = groups
+        .iter()
+        .map(|g| g.name().to_string_lossy().into_owned())
+        .collect();
     out.sort();
     out.dedup();
     out
@@ -62,24 +48,59 @@ pub fn current_user() -> String {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn groups_come_from_the_primary_gid_and_memberships() {
-        let passwd = "root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n";
-        let group = "root:x:0:\nalice:x:1000:\nsre:x:2000:bob,alice\ndeployers:x:2001:bob\n";
-        assert_eq!(
-            super::groups_from("alice", passwd, group),
-            vec!["alice", "sre"]
-        );
-        assert_eq!(
-            super::groups_from("bob", passwd, group),
-            vec!["deployers", "sre"]
-        );
-    }
+    use super::*;
 
     #[test]
     fn resolves_a_name() {
-        let me = super::current_user();
+        let me = current_user();
         assert!(!me.is_empty());
         assert_ne!(me, "unknown");
+    }
+
+    #[test]
+    fn the_real_uid_is_the_first_uid_in_proc_status() {
+        // Linux: `Uid: real effective saved fs`.
+        let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+            return;
+        };
+        let real = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse::<u32>().ok());
+        assert_eq!(real_uid(), real);
+    }
+
+    #[test]
+    fn root_resolves_through_nss() {
+        // Every Unix system has uid 0 and a group of gid 0 for it.
+        let root = user_name(0).expect("uid 0 has a name");
+        let root_group = uzers::get_group_by_gid(0).expect("gid 0 has a name");
+        let groups = groups_of(&root);
+        assert!(
+            groups.contains(&root_group.name().to_string_lossy().into_owned()),
+            "{root}: {groups:?}"
+        );
+        let mut sorted = groups.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(groups, sorted, "sorted, without duplicates");
+    }
+
+    #[test]
+    fn the_current_user_has_their_primary_group() {
+        let Some(uid) = real_uid() else { return };
+        let Some(name) = user_name(uid) else { return };
+        let user = uzers::get_user_by_uid(uid).expect("the user resolves");
+        let primary = uzers::get_group_by_gid(user.primary_group_id()).expect("primary group");
+        assert!(groups_of(&name).contains(&primary.name().to_string_lossy().into_owned()));
+    }
+
+    #[test]
+    fn unknown_and_impossible_names_have_no_groups() {
+        assert!(groups_of("cutover-no-such-user-7f3a").is_empty());
+        assert!(groups_of("root\0wheel").is_empty());
+        assert!(groups_of("").is_empty());
+        assert_eq!(user_name(u32::MAX - 7), None);
     }
 }

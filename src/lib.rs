@@ -11,6 +11,7 @@ pub mod engine;
 pub mod exec;
 pub mod governance;
 pub mod identity;
+pub mod latency;
 pub mod load;
 pub mod local;
 pub mod net;

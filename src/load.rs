@@ -2,7 +2,8 @@
 //! to drive traffic through the local router and to measure what comes back.
 //!
 //! What it owns: one HTTP/1 client with a keep-alive pool, the request schedule, and the
-//! statistics of one run (counts, a log-linear latency histogram, counts per `x-version`).
+//! statistics of one run (counts, a latency histogram from `crate::latency`, counts per
+//! `x-version`).
 //!
 //! What it must not touch: the state store, the engine or the local host; it only sends requests.
 //!
@@ -28,6 +29,8 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+
+use crate::latency::{LatencyHistogram, Precision};
 
 /// Default bound on requests in flight.
 pub const DEFAULT_CONCURRENCY: usize = 256;
@@ -88,8 +91,9 @@ pub struct Sample {
     pub latency: Duration,
 }
 
-/// Latency percentiles in milliseconds over requests that got a response (about 1.6% precision
-/// above 0.128 ms; `max` is exact). All zero when no request got a response.
+/// Latency percentiles in milliseconds over requests that got a response (nearest rank; exact
+/// below 0.256 ms, above that at most 0.8% over the true value and never under it; `max` is
+/// exact). All zero when no request got a response.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct LatencySummary {
     pub p50: f64,
@@ -297,7 +301,7 @@ pub async fn run_until(
         dropped,
         duration_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
         achieved_rps: if secs > 0.0 { sent as f64 / secs } else { 0.0 },
-        latency_ms: stats.latency.summary(),
+        latency_ms: summary(&stats.latency),
         by_version: stats.by_version,
         by_status: stats.by_status,
         last_transport_error: stats.last_transport_error,
@@ -373,15 +377,29 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Stats {
     ok: u64,
     errors: u64,
     transport_errors: u64,
     by_version: BTreeMap<String, u64>,
     by_status: BTreeMap<String, u64>,
-    latency: Histogram,
+    latency: LatencyHistogram,
     last_transport_error: Option<String>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            ok: 0,
+            errors: 0,
+            transport_errors: 0,
+            by_version: BTreeMap::new(),
+            by_status: BTreeMap::new(),
+            latency: LatencyHistogram::new(Precision::Fine),
+            last_transport_error: None,
+        }
+    }
 }
 
 impl Stats {
@@ -402,84 +420,16 @@ impl Stats {
     }
 }
 
-/// Log-linear histogram of microseconds: exact below 128 µs, then 64 sub-buckets per power of
-/// two (relative error under 1/64). Fixed size whatever the run length.
-#[derive(Debug, Clone)]
-struct Histogram {
-    counts: Vec<u64>,
-    total: u64,
-    max_us: u64,
-}
-
-const SUB_BITS: u32 = 6;
-const SUB: u64 = 1 << SUB_BITS; // 64
-const LINEAR: u64 = 2 * SUB; // values below 128 get their own bucket
-
-impl Default for Histogram {
-    fn default() -> Self {
-        Histogram {
-            counts: vec![0; Histogram::index(u64::MAX) + 1],
-            total: 0,
-            max_us: 0,
-        }
-    }
-}
-
-impl Histogram {
-    fn index(us: u64) -> usize {
-        if us < LINEAR {
-            return us as usize;
-        }
-        let exp = 63 - u64::from(us.leading_zeros()); // >= 7
-        let shift = exp - u64::from(SUB_BITS);
-        ((shift * SUB) + (us >> shift)) as usize
-    }
-
-    /// The midpoint of bucket `i` (the exact value in the linear range).
-    fn value(i: usize) -> f64 {
-        let i = i as u64;
-        if i < LINEAR {
-            return i as f64;
-        }
-        let shift = i / SUB - 1;
-        let mantissa = i - shift * SUB;
-        let low = mantissa << shift;
-        low as f64 + ((1u64 << shift) as f64 - 1.0) / 2.0
-    }
-
-    fn record(&mut self, latency: Duration) {
-        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        if let Some(c) = self.counts.get_mut(Self::index(us)) {
-            *c += 1;
-        }
-        self.total += 1;
-        self.max_us = self.max_us.max(us);
-    }
-
-    /// Nearest-rank percentile in microseconds, capped at the exact maximum.
-    fn percentile(&self, q: f64) -> f64 {
-        if self.total == 0 {
-            return 0.0;
-        }
-        let rank = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
-        let mut seen = 0;
-        for (i, c) in self.counts.iter().enumerate() {
-            seen += c;
-            if seen >= rank {
-                return Self::value(i).min(self.max_us as f64);
-            }
-        }
-        self.max_us as f64
-    }
-
-    fn summary(&self) -> LatencySummary {
-        let ms = |us: f64| (us / 1000.0 * 1000.0).round() / 1000.0;
-        LatencySummary {
-            p50: ms(self.percentile(0.50)),
-            p90: ms(self.percentile(0.90)),
-            p99: ms(self.percentile(0.99)),
-            max: ms(self.max_us as f64),
-        }
+/// The run's latency percentiles (nearest rank, see [`LatencyHistogram`]), in milliseconds to
+/// the microsecond.
+fn summary(h: &LatencyHistogram) -> LatencySummary {
+    let ms = |us: u64| us as f64 / 1000.0;
+    let q = |q: f64| ms(h.quantile_us(q).unwrap_or(0));
+    LatencySummary {
+        p50: q(0.50),
+        p90: q(0.90),
+        p99: q(0.99),
+        max: ms(h.max_us()),
     }
 }
 
@@ -672,28 +622,29 @@ mod tests {
     }
 
     #[test]
-    fn histogram_percentiles() {
-        let mut h = Histogram::default();
+    fn latency_summary() {
+        let mut h = LatencyHistogram::new(Precision::Fine);
         for ms in 1..=100u64 {
             h.record(Duration::from_millis(ms));
         }
-        let s = h.summary();
+        let s = summary(&h);
         let close = |got: f64, want: f64| (got - want).abs() <= want * 0.02;
         assert!(close(s.p50, 50.0), "{s:?}");
         assert!(close(s.p90, 90.0), "{s:?}");
         assert!(close(s.p99, 99.0), "{s:?}");
         assert_eq!(s.max, 100.0);
-        // Exact in the linear range, and indices are monotonic and in bounds.
-        let mut h = Histogram::default();
+        // Exact for small values, never under the true value.
+        let mut h = LatencyHistogram::new(Precision::Fine);
         h.record(Duration::from_micros(7));
-        assert_eq!(h.percentile(0.5), 7.0);
-        let mut last = 0;
-        for us in [0u64, 1, 127, 128, 129, 255, 256, 1000, 1 << 40, u64::MAX] {
-            let i = Histogram::index(us);
-            assert!(i >= last && i < h.counts.len(), "{us}");
-            assert!(us < LINEAR || (Histogram::value(i) - us as f64).abs() <= us as f64 / 64.0);
-            last = i;
-        }
-        assert_eq!(Histogram::default().summary(), LatencySummary::default());
+        assert_eq!(summary(&h).p50, 0.007);
+        assert!(s.p50 >= 50.0 && s.p90 >= 90.0 && s.p99 >= 99.0, "{s:?}");
+        assert_eq!(
+            summary(&LatencyHistogram::new(Precision::Fine)),
+            LatencySummary::default()
+        );
+        assert_eq!(
+            summary(&Stats::default().latency),
+            LatencySummary::default()
+        );
     }
 }

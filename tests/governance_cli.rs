@@ -302,3 +302,37 @@ fn two_real_os_users_make_the_quorum_and_the_initiator_cannot() {
     let v = as_user(&alice, &["audit", "--verify"]);
     assert!(v.status.success(), "{}", text(&v));
 }
+
+/// A group made for a test, removed afterwards.
+struct ExtraGroup(String);
+
+impl Drop for ExtraGroup {
+    fn drop(&mut self) {
+        let _ = Command::new("groupdel").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn groups_are_the_primary_and_supplementary_ones_from_the_user_database() {
+    if !root() {
+        eprintln!("\n*** SKIPPED: creating OS users needs root ***\n");
+        return;
+    }
+    let users = Users::create(&format!("g{}", std::process::id() % 100_000));
+    let (alice, bob) = (users.users[0].clone(), users.users[1].clone());
+    let extra = ExtraGroup(format!("{}x", users.group));
+    let ok = Command::new("groupadd").arg(&extra.0).status().unwrap();
+    assert!(ok.success(), "groupadd");
+    let ok = Command::new("usermod")
+        .args(["-a", "-G", &extra.0, &alice])
+        .status()
+        .unwrap();
+    assert!(ok.success(), "usermod");
+    let mut want = vec![users.group.clone(), extra.0.clone()];
+    want.sort();
+    assert_eq!(cutover::identity::groups_of(&alice), want);
+    assert_eq!(
+        cutover::identity::groups_of(&bob),
+        vec![users.group.clone()]
+    );
+}

@@ -163,25 +163,49 @@ fn sorted(v: &[f64]) -> Vec<f64> {
     s
 }
 
-fn median_of_sorted(s: &[f64]) -> Option<f64> {
-    let n = s.len();
-    if n == 0 {
+/// The `q`-quantile of an ascending sample, linearly interpolated between the two closest
+/// order statistics (R's type 7, numpy's default `linear`): position `h = (n - 1) q`, value
+/// `s[floor h] + (h - floor h) (s[floor h + 1] - s[floor h])`. The median (`q = 0.5`) of an
+/// even count is the midpoint of the middle two. `None` when empty or `q` is outside [0, 1].
+fn quantile_of_sorted(s: &[f64], q: f64) -> Option<f64> {
+    if s.is_empty() || !(0.0..=1.0).contains(&q) {
         return None;
     }
-    if n % 2 == 1 {
-        s.get(n / 2).copied()
+    let h = (s.len() - 1) as f64 * q;
+    let i = h.floor() as usize;
+    let f = h - i as f64;
+    let lo = *s.get(i)?;
+    let Some(&hi) = s.get(i + 1) else {
+        return Some(lo);
+    };
+    Some(if f == 0.0 || lo == hi {
+        lo
+    } else if f == 0.5 {
+        lo.midpoint(hi)
+    } else if lo.is_finite() && hi.is_finite() {
+        (lo + (hi - lo) * f).min(hi)
+    } else if f < 0.5 {
+        lo
     } else {
-        Some((*s.get(n / 2 - 1)? + *s.get(n / 2)?) / 2.0)
+        hi
+    })
+}
+
+/// The `q`-quantile (`0 <= q <= 1`) of a sample, interpolated as numpy's and R's defaults do
+/// (see `quantile_of_sorted`): the one quantile of raw samples in cutover (medians and p90s
+/// of canary metrics, deployment durations, recovery times). `None` when empty, when `q` is
+/// outside [0, 1] or when any value is NaN.
+pub fn quantile(v: &[f64], q: f64) -> Option<f64> {
+    if v.iter().any(|a| a.is_nan()) {
+        return None;
     }
+    quantile_of_sorted(&sorted(v), q)
 }
 
 /// Median of a sample (mean of the two middle values for an even count). `None` when empty or
 /// when any value is NaN.
 pub fn median(v: &[f64]) -> Option<f64> {
-    if v.iter().any(|a| a.is_nan()) {
-        return None;
-    }
-    median_of_sorted(&sorted(v))
+    quantile(v, 0.5)
 }
 
 fn mean(v: &[f64]) -> Option<f64> {
@@ -744,8 +768,8 @@ pub fn classify(canary: &[f64], baseline: &[f64], cfg: &JudgeConfig) -> Classifi
     };
     let sc = sorted(&c);
     let sb = sorted(&b);
-    out.canary_median = median_of_sorted(&sc);
-    out.baseline_median = median_of_sorted(&sb);
+    out.canary_median = quantile_of_sorted(&sc, 0.5);
+    out.baseline_median = quantile_of_sorted(&sb, 0.5);
 
     if c.is_empty() || b.is_empty() {
         let fail = cfg.must_have_data && !cfg.critical;
@@ -1093,6 +1117,48 @@ mod tests {
     const B_Y: [f64; 8] = [2.0, 3.0, 3.0, 4.0, 4.0, 5.0, 5.0, 6.0];
     const C_X: [f64; 5] = [3.1, 4.7, 2.2, 5.9, 4.1];
     const C_Y: [f64; 6] = [1.8, 2.9, 3.5, 1.2, 2.4, 0.7];
+
+    // ---- quantiles of a sample ----
+
+    #[test]
+    fn quantiles_interpolate_like_r_type_7() {
+        // R: quantile(A_X, c(0, .25, .5, .9, 1)) = 17.8 19.375 21.7 25.38 26.1 (type 7).
+        for (q, want) in [
+            (0.0, 17.8),
+            (0.25, 19.375),
+            (0.5, 21.7),
+            (0.9, 25.38),
+            (1.0, 26.1),
+        ] {
+            assert_close!(quantile(&A_X, q).unwrap(), want, 1e-12);
+        }
+        // The median of an even count is the mean of the middle two, not either of them.
+        assert_eq!(median(&[1200.0, 600.0]), Some(900.0));
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[0.1, 0.7]), Some((0.1 + 0.7) / 2.0));
+        assert_eq!(quantile(&[600.0, 1200.0], 0.9), Some(1140.0));
+        assert_eq!(quantile(&[5.0], 0.99), Some(5.0));
+        // Empty, NaN and q outside [0, 1] have no answer; infinities are values.
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[1.0, f64::NAN]), None);
+        assert_eq!(quantile(&[1.0, 2.0], 1.5), None);
+        assert_eq!(quantile(&[1.0, 2.0], -0.1), None);
+        assert_eq!(quantile(&[1.0, 2.0], f64::NAN), None);
+        assert_eq!(median(&[1.0, f64::INFINITY]), Some(f64::INFINITY));
+        assert_eq!(
+            quantile(&[f64::NEG_INFINITY, 0.0], 0.25),
+            Some(f64::NEG_INFINITY)
+        );
+        assert_eq!(quantile(&[f64::NEG_INFINITY, 0.0], 0.75), Some(0.0));
+        // Monotone in q and within the sample's range.
+        let mut last = f64::NEG_INFINITY;
+        for i in 0..=1000 {
+            let v = quantile(&C_X, f64::from(i) / 1000.0).unwrap();
+            assert!(v >= last && (2.2..=5.9).contains(&v), "q={i}/1000: {v}");
+            last = v;
+        }
+    }
 
     // ---- normal distribution ----
 

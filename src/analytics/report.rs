@@ -4,6 +4,10 @@
 //! end to the next success in the same place), rollback runs, and a 28-day trend against the 28
 //! days before (only when both windows have at least 10 deployments).
 //!
+//! Medians and p90s are `analysis::stats::quantile`, interpolated between the two closest runs
+//! (R's and numpy's default): the median of an even count is the mean of the middle two, and the
+//! p90 of 10 runs lies a tenth of the way from the 9th shortest to the longest.
+//!
 //! Lead time for changes is not computed: cutover does not see commits.
 
 use crate::store::{Outcome, RunKind};
@@ -11,6 +15,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
+
+use crate::analysis::stats::{median, quantile};
 
 /// What the report needs to know about a run.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,15 +56,6 @@ pub struct Summary {
     pub frequency: &'static str,
     pub recovery_median_s: Option<f64>,
     pub trend: Option<Trend>,
-}
-
-fn quantile(mut v: Vec<f64>, q: f64) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let i = ((v.len() - 1) as f64 * q).round() as usize;
-    v.get(i).copied()
 }
 
 /// DORA's deployment-frequency scale, from successful deployments per day.
@@ -134,11 +131,11 @@ fn summary(scope: String, runs: &[&Fact], days: f64, now: DateTime<Utc>) -> Summ
         rollback_runs: runs.len() - deploys.len(),
         success_rate: rate(succeeded),
         change_fail_rate: rate(failed + rolled_back),
-        median_duration_s: quantile(durations.clone(), 0.5),
-        p90_duration_s: quantile(durations, 0.9),
+        median_duration_s: median(&durations),
+        p90_duration_s: quantile(&durations, 0.9),
         per_day,
         frequency: frequency_band(per_day),
-        recovery_median_s: quantile(recoveries, 0.5),
+        recovery_median_s: median(&recoveries),
         trend: trend(&deploys, now),
     }
 }
@@ -166,16 +163,15 @@ fn trend(deploys: &[&&Fact], now: DateTime<Utc>) -> Option<Trend> {
         bad as f64 / w.len() as f64
     };
     let med = |w: &[&&Fact]| {
-        quantile(
-            w.iter()
-                .filter(|f| f.outcome == Some(Outcome::Succeeded))
-                .filter_map(|f| {
-                    f.finished
-                        .map(|e| (e - f.started).num_milliseconds() as f64 / 1000.0)
-                })
-                .collect(),
-            0.5,
-        )
+        let durations: Vec<f64> = w
+            .iter()
+            .filter(|f| f.outcome == Some(Outcome::Succeeded))
+            .filter_map(|f| {
+                f.finished
+                    .map(|e| (e - f.started).num_milliseconds() as f64 / 1000.0)
+            })
+            .collect();
+        median(&durations)
     };
     Some(Trend {
         deployments: (before.len(), recent.len()),
@@ -254,13 +250,26 @@ mod tests {
         assert_eq!(s.change_fail_rate, Some(0.5));
         assert_eq!(
             s.median_duration_s,
-            Some(1200.0),
-            "of 600 and 1200, rounding up"
+            Some(900.0),
+            "of 600 and 1200: their mean (this said 1200, 'rounding up', which was the defect)"
         );
         // Rolled back at 10:05, fixed by the success that ended at 11:20.
         assert_eq!(s.recovery_median_s, Some(75.0 * 60.0));
         assert_eq!(s.frequency, "between weekly and monthly");
         assert!(s.trend.is_none(), "fewer than 10 per window");
         assert_eq!(frequency_band(3.0), "on demand (several a day)");
+    }
+
+    #[test]
+    fn median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        let now = t("2026-11-26T12:00:00Z");
+        let facts = vec![
+            f("shop", "deploy", "succeeded", "2026-11-20T10:00:00Z", 10),
+            f("shop", "deploy", "succeeded", "2026-11-21T10:00:00Z", 20),
+        ];
+        let s = &report(&facts, 30, now)[0];
+        assert_eq!(s.median_duration_s, Some(900.0), "of 600 s and 1200 s");
+        // p90 interpolates between the closest runs: 600 + 0.9 * (1200 - 600).
+        assert_eq!(s.p90_duration_s, Some(1140.0));
     }
 }

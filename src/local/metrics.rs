@@ -7,48 +7,18 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::latency::{LatencyHistogram, Precision};
 use crate::provider::Metrics;
 
 /// Seconds of history kept.
 pub const HISTORY_SECS: u64 = 120;
-/// Histogram buckets: log-spaced from 50µs to ~100s, 8 per doubling.
-const BUCKETS: usize = 168;
-const BASE_US: f64 = 50.0;
-const PER_DOUBLING: f64 = 8.0;
 
-fn bucket_of(latency: Duration) -> usize {
-    let us = latency.as_secs_f64() * 1e6;
-    if us <= BASE_US {
-        return 0;
-    }
-    let b = ((us / BASE_US).log2() * PER_DOUBLING).ceil() as usize;
-    b.min(BUCKETS - 1)
-}
-
-/// Upper bound of a bucket, in milliseconds.
-fn bucket_upper_ms(b: usize) -> f64 {
-    BASE_US * 2f64.powf(b as f64 / PER_DOUBLING) / 1000.0
-}
-
-#[derive(Clone)]
 struct Slot {
     second: u64,
     requests: u64,
     server_errors: u64,
     transport_errors: u64,
-    hist: Vec<u32>,
-}
-
-impl Slot {
-    fn new(second: u64) -> Slot {
-        Slot {
-            second,
-            requests: 0,
-            server_errors: 0,
-            transport_errors: 0,
-            hist: vec![0; BUCKETS],
-        }
-    }
+    hist: LatencyHistogram,
 }
 
 /// How a proxied request ended.
@@ -60,11 +30,23 @@ pub enum Outcome {
     Transport,
 }
 
-/// A sliding window of per-second slots.
+/// Everything a record touches, behind one lock.
+#[derive(Default)]
+struct Inner {
+    slots: VecDeque<Slot>,
+    /// Since the start: requests, 5xx, transport errors.
+    totals: (u64, u64, u64),
+}
+
+/// A sliding window of per-second slots, each with its own latency histogram
+/// ([`Precision::Coarse`]: quantiles at most 6.25% over the true value, never under).
+/// Recording takes one uncontended lock and is O(1); a slot's histogram is reused when the
+/// slot falls out of the window, so steady traffic allocates nothing.
 pub struct Window {
     origin: Instant,
-    slots: Mutex<VecDeque<Slot>>,
-    totals: Mutex<(u64, u64, u64)>,
+    /// An empty histogram that new slots copy their precision from.
+    empty: LatencyHistogram,
+    inner: Mutex<Inner>,
 }
 
 impl Default for Window {
@@ -77,8 +59,8 @@ impl Window {
     pub fn new() -> Window {
         Window {
             origin: Instant::now(),
-            slots: Mutex::new(VecDeque::new()),
-            totals: Mutex::new((0, 0, 0)),
+            empty: LatencyHistogram::new(Precision::Coarse),
+            inner: Mutex::new(Inner::default()),
         }
     }
 
@@ -92,36 +74,51 @@ impl Window {
 
     pub fn record_at(&self, at: Instant, outcome: Outcome, latency: Duration) {
         let sec = self.second(at);
-        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        if slots.back().is_none_or(|s| s.second < sec) {
-            slots.push_back(Slot::new(sec));
-            while slots.front().is_some_and(|s| s.second + HISTORY_SECS < sec) {
-                slots.pop_front();
+        let (server_error, transport) = match outcome {
+            Outcome::Status(s) => (s >= 500, false),
+            Outcome::Transport => (false, true),
+        };
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let inner = &mut *inner;
+        if inner.slots.back().is_none_or(|s| s.second < sec) {
+            let mut hist = None;
+            while inner
+                .slots
+                .front()
+                .is_some_and(|s| s.second + HISTORY_SECS < sec)
+            {
+                hist = inner.slots.pop_front().map(|s| s.hist);
             }
+            let hist = match hist {
+                Some(mut h) => {
+                    h.clear();
+                    h
+                }
+                None => self.empty.empty_like(),
+            };
+            inner.slots.push_back(Slot {
+                second: sec,
+                requests: 0,
+                server_errors: 0,
+                transport_errors: 0,
+                hist,
+            });
         }
         // A late record (older second) lands in the newest slot: close enough.
-        if let Some(slot) = slots.back_mut() {
+        if let Some(slot) = inner.slots.back_mut() {
             slot.requests += 1;
-            match outcome {
-                Outcome::Status(s) if s >= 500 => slot.server_errors += 1,
-                Outcome::Transport => slot.transport_errors += 1,
-                _ => {}
-            }
-            slot.hist[bucket_of(latency)] += 1;
+            slot.server_errors += u64::from(server_error);
+            slot.transport_errors += u64::from(transport);
+            slot.hist.record(latency);
         }
-        drop(slots);
-        let mut t = self.totals.lock().unwrap_or_else(|e| e.into_inner());
-        t.0 += 1;
-        match outcome {
-            Outcome::Status(s) if s >= 500 => t.1 += 1,
-            Outcome::Transport => t.2 += 1,
-            _ => {}
-        }
+        inner.totals.0 += 1;
+        inner.totals.1 += u64::from(server_error);
+        inner.totals.2 += u64::from(transport);
     }
 
     /// Totals since the start: requests, 5xx, transport errors.
     pub fn totals(&self) -> (u64, u64, u64) {
-        *self.totals.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).totals
     }
 
     /// Metrics over the last `window` (whole seconds, at least 1), ending now.
@@ -134,23 +131,28 @@ impl Window {
         let now_sec = self.second(now);
         // The last `secs` whole seconds plus the current, partial one.
         let from = now_sec.saturating_sub(secs);
-        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         let mut requests = 0u64;
         let mut errors = 0u64;
         let mut transport = 0u64;
-        let mut hist = vec![0u64; BUCKETS];
-        for s in slots
+        // Copy the slots' histograms out (a memcpy each) and merge them after the lock is
+        // released, so a query holds up recording for as short a time as possible.
+        let mut hists = Vec::new();
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        for s in inner
+            .slots
             .iter()
             .filter(|s| s.second >= from && s.second <= now_sec)
         {
             requests += s.requests;
             errors += s.server_errors;
             transport += s.transport_errors;
-            for (h, c) in hist.iter_mut().zip(&s.hist) {
-                *h += *c as u64;
-            }
+            hists.push(s.hist.clone());
         }
-        drop(slots);
+        drop(inner);
+        let mut hist = self.empty.empty_like();
+        for h in &hists {
+            hist.merge(h);
+        }
         let since_origin = now.saturating_duration_since(self.origin).as_secs_f64();
         let span = (since_origin - from as f64).max(1.0);
         let mut m = Metrics::new();
@@ -167,31 +169,22 @@ impl Window {
                 "success_rate".into(),
                 1.0 - (errors + transport) as f64 / requests as f64,
             );
+            // Milliseconds to 0.01, never under the true value (see `Window`).
+            let ms = |q: f64| {
+                let us = hist.quantile_us(q).unwrap_or(0) as f64;
+                (us / 10.0).ceil() / 100.0
+            };
             for (name, q) in [
                 ("response_time_p50", 0.50),
                 ("response_time_p90", 0.90),
                 ("response_time_p99", 0.99),
             ] {
-                m.insert(name.into(), quantile(&hist, requests, q));
+                m.insert(name.into(), ms(q));
             }
-            let p99 = quantile(&hist, requests, 0.99);
-            m.insert("response_time".into(), p99);
+            m.insert("response_time".into(), ms(0.99));
         }
         m
     }
-}
-
-/// The quantile's bucket upper bound (ms); conservative (never under-reports).
-fn quantile(hist: &[u64], total: u64, q: f64) -> f64 {
-    let rank = ((total as f64) * q).ceil().max(1.0) as u64;
-    let mut seen = 0u64;
-    for (b, c) in hist.iter().enumerate() {
-        seen += c;
-        if seen >= rank {
-            return (bucket_upper_ms(b) * 100.0).round() / 100.0;
-        }
-    }
-    bucket_upper_ms(BUCKETS - 1)
 }
 
 #[cfg(test)]
@@ -247,6 +240,51 @@ mod tests {
         let m = w.metrics_at(later + Duration::from_millis(1010), Duration::from_secs(30));
         assert_eq!(m["requests"], 3.0);
         assert!((m["error_rate"] - 1.0 / 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn quantiles_are_never_under_and_old_slots_are_reused() {
+        let w = Window::new();
+        let t0 = w.origin;
+        // 0.1 ms .. 100 ms, evenly, over the first two seconds.
+        for i in 1..=1000u64 {
+            w.record_at(
+                t0 + Duration::from_millis(2 * i),
+                Outcome::Status(200),
+                Duration::from_micros(i * 100),
+            );
+        }
+        let m = w.metrics_at(t0 + Duration::from_millis(2500), Duration::from_secs(5));
+        for (name, want) in [
+            ("response_time_p50", 50.0),
+            ("response_time_p90", 90.0),
+            ("response_time_p99", 99.0),
+        ] {
+            assert!(
+                m[name] >= want && m[name] <= want * (1.0 + 1.0 / 16.0),
+                "{name}: {m:?}"
+            );
+        }
+        assert_eq!(m["response_time"], m["response_time_p99"]);
+        // Far later: the old seconds fall out and their histograms serve the new ones.
+        let later = t0 + Duration::from_secs(300);
+        for s in 0..130u64 {
+            w.record_at(
+                later + Duration::from_secs(s),
+                Outcome::Status(200),
+                Duration::from_millis(1),
+            );
+        }
+        let now = later + Duration::from_secs(129);
+        let m = w.metrics_at(now, Duration::from_secs(HISTORY_SECS));
+        assert_eq!(m["requests"], HISTORY_SECS as f64 + 1.0, "{m:?}");
+        assert!(
+            m["response_time"] >= 1.0 && m["response_time"] <= 1.07,
+            "{m:?}"
+        );
+        let inner = w.inner.lock().unwrap_or_else(|e| e.into_inner());
+        assert_eq!(inner.slots.len() as u64, HISTORY_SECS + 1);
+        assert_eq!(inner.totals, (1130, 0, 0));
     }
 
     #[test]

@@ -39,18 +39,20 @@ struct HostLock {
 }
 
 fn lock(state_dir: &Path) -> Result<HostLock, ServeError> {
-    use std::os::unix::io::AsRawFd;
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(state_dir.join("host.lock"))?;
-    // SAFETY: flock(2) on a file descriptor we own; no memory is shared.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        return Err(ServeError::AlreadyRunning(state_dir.display().to_string()));
+    // An advisory exclusive lock (flock on Linux) held by the open file: the kernel drops
+    // it when the process exits, however it exits.
+    match file.try_lock() {
+        Ok(()) => Ok(HostLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(ServeError::AlreadyRunning(state_dir.display().to_string()))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(ServeError::Io(e)),
     }
-    Ok(HostLock { _file: file })
 }
 
 /// Run the host until told to stop.
@@ -137,5 +139,29 @@ async fn connection(
             let _ = stop.send(true);
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_host_lock_per_state_dir_released_with_its_holder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = lock(dir.path()).expect("first lock");
+        // A second open file description (as a second host process would have) is refused.
+        match lock(dir.path()) {
+            Err(ServeError::AlreadyRunning(d)) => assert_eq!(d, dir.path().display().to_string()),
+            Err(e) => panic!("expected AlreadyRunning, got {e}"),
+            Ok(_) => panic!("a second lock on the same state dir was granted"),
+        }
+        drop(first);
+        let again = lock(dir.path()).expect("the lock is free once its holder is gone");
+        drop(again);
+        // Another state dir has its own lock.
+        let other = tempfile::tempdir().expect("tempdir");
+        let _a = lock(dir.path()).expect("lock a");
+        let _b = lock(other.path()).expect("lock b");
     }
 }

@@ -130,34 +130,28 @@ pub fn join(path: &str, key: &str) -> String {
     }
 }
 
-/// The closest allowed name to `word`, if it is close enough to be a typo.
+/// The closest allowed name to `word`, if it is close enough to be a typo: the nearest by
+/// Levenshtein distance within a third of the candidate's length (1 to 3 edits; the first one
+/// wins a tie), else the first one a single adjacent transposition away (`bleu` -> `blue`).
+/// Case, `-` and `_` are ignored. The one suggestion function for specs, configs and themes.
 pub fn did_you_mean<'a>(word: &str, allowed: &[&'a str]) -> Option<&'a str> {
-    let lw = word.to_ascii_lowercase().replace(['-', '_'], "");
+    let norm = |s: &str| s.to_ascii_lowercase().replace(['-', '_'], "");
+    let lw = norm(word);
     let mut best: Option<(usize, &'a str)> = None;
+    let mut swapped: Option<&'a str> = None;
     for cand in allowed {
-        let lc = cand.to_ascii_lowercase().replace(['-', '_'], "");
-        let d = if lc == lw { 0 } else { levenshtein(&lw, &lc) };
-        let limit = (cand.len() / 3).clamp(1, 3);
-        if d <= limit && best.is_none_or(|(bd, _)| d < bd) {
-            best = Some((d, cand));
+        let lc = norm(cand);
+        let d = strsim::levenshtein(&lw, &lc);
+        if d <= (cand.len() / 3).clamp(1, 3) {
+            if best.is_none_or(|(bd, _)| d < bd) {
+                best = Some((d, cand));
+            }
+        } else if swapped.is_none() && strsim::osa_distance(&lw, &lc) == 1 {
+            // One edit under OSA but more than one under Levenshtein: a transposition.
+            swapped = Some(cand);
         }
     }
-    best.map(|(_, c)| c)
-}
-
-fn levenshtein(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
+    best.map(|(_, c)| c).or(swapped)
 }
 
 /// A mapping being read.
@@ -507,5 +501,36 @@ mod tests {
             Some("healthCheck")
         );
         assert_eq!(did_you_mean("zzzzzz", &["replicas"]), None);
+    }
+
+    #[test]
+    fn suggestion_limits_ties_and_transpositions() {
+        // Case, `-` and `_` do not count as edits.
+        assert_eq!(
+            did_you_mean("Health_Check", &["healthCheck"]),
+            Some("healthCheck")
+        );
+        // The limit is a third of the candidate's length, at least 1 and at most 3.
+        assert_eq!(did_you_mean("nme", &["name"]), Some("name"));
+        assert_eq!(did_you_mean("nm", &["name"]), None);
+        assert_eq!(did_you_mean("strat", &["strategy"]), None);
+        assert_eq!(did_you_mean("stratey", &["strategy"]), Some("strategy"));
+        assert_eq!(
+            did_you_mean("infra", &["infrastructure"]),
+            None,
+            "9 edits is past the cap of 3"
+        );
+        // The nearest wins, the first of equals.
+        assert_eq!(did_you_mean("cab", &["cat", "cob"]), Some("cat"));
+        assert_eq!(did_you_mean("cot", &["cat", "cot"]), Some("cot"));
+        // A swapped pair is suggested even where two edits are over the limit, but a
+        // candidate within the limit is preferred to it.
+        assert_eq!(did_you_mean("bleu", &["blue"]), Some("blue"));
+        assert_eq!(did_you_mean("bleu", &["blue", "bled"]), Some("bled"));
+        assert_eq!(did_you_mean("eman", &["name"]), None);
+        assert_eq!(did_you_mean("x", &[]), None);
+        // Characters, not bytes.
+        assert_eq!(did_you_mean("gré", &["gris"]), None);
+        assert_eq!(did_you_mean("élan", &["éaln"]), Some("éaln"));
     }
 }

@@ -35,8 +35,9 @@ use crate::spec::yaml;
 use crate::spec::Diagnostic;
 
 pub use super::colour::{quantize, xterm_rgb};
+use crate::spec::decode::did_you_mean;
 pub use read::parse_colour;
-use read::{read_theme, suggest, Problems};
+use read::{read_theme, Problems};
 
 mod read;
 
@@ -294,7 +295,7 @@ pub fn load(name_or_path: &str) -> Result<Theme, ThemeError> {
             }
             return Err(ThemeError::NotFound {
                 name: name_or_path.to_string(),
-                suggestion: suggest(name_or_path, builtin_names()).map(str::to_string),
+                suggestion: did_you_mean(name_or_path, builtin_names()).map(str::to_string),
             });
         }
     };

@@ -28,7 +28,7 @@ const TOP_KEYS: &[&str] = &["name", "description", "styles"];
 const STYLE_KEYS: &[&str] = &["fg", "bg", "modifiers"];
 
 fn unknown(what: &str, word: &str, allowed: &[&str]) -> String {
-    match suggest(word, allowed) {
+    match did_you_mean(word, allowed) {
         Some(s) => format!("unknown {what} \"{word}\" (did you mean \"{s}\"?)"),
         None => format!(
             "unknown {what} \"{word}\": expected one of {}",
@@ -260,7 +260,7 @@ pub fn parse_colour(text: &str) -> Result<Color, String> {
     if let Some((_, c)) = COLOURS.iter().find(|(n, _)| *n == norm) {
         return Ok(*c);
     }
-    Err(match suggest(t, COLOUR_NAMES) {
+    Err(match did_you_mean(t, COLOUR_NAMES) {
         Some(s) => format!("unknown colour \"{t}\" (did you mean \"{s}\"?)"),
         None => format!(
             "unknown colour \"{t}\": use default, a colour name ({}), \"#rrggbb\" or 0-255",
@@ -346,29 +346,4 @@ fn modifiers(slot: Slot, n: &Node, p: &mut Problems) -> Option<Modifier> {
         }
     }
     ok.then_some(out)
-}
-
-/// The closest candidate to a mistyped word: the spec decoder's suggestion, else one a
-/// transposition away (`bleu` -> `blue`).
-pub(super) fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    did_you_mean(word, candidates).or_else(|| {
-        let lw = word.to_ascii_lowercase().replace(['-', '_'], "");
-        candidates.iter().copied().find(|cand| {
-            let lc = cand.to_ascii_lowercase().replace(['-', '_'], "");
-            one_transposition(&lw, &lc)
-        })
-    })
-}
-
-fn one_transposition(a: &str, b: &str) -> bool {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
-    diff.len() == 2
-        && diff[1] == diff[0] + 1
-        && a[diff[0]] == b[diff[1]]
-        && a[diff[1]] == b[diff[0]]
 }

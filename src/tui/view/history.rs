@@ -94,14 +94,12 @@ fn charts(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
             ])
         })
         .collect();
-    let mut sorted = shown.to_vec();
-    sorted.sort_by(|a, b| a.total_cmp(b));
     lines.push(Line::styled(
-        match sorted.get(sorted.len() / 2) {
+        match crate::analysis::stats::median(shown) {
             Some(median) => format!(
                 "       last {}: median {}, longest {}",
                 shown.len(),
-                dur(*median as i64),
+                dur(median as i64),
                 dur(max as i64)
             ),
             None => String::new(),
