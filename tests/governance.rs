@@ -13,11 +13,11 @@ use common::{load_spec, next_event, outcome_of, wait_status, Recorder};
 use cutover::engine::{
     Command, Engine, EngineError, EventKind, Outcome, RunHandle, RunOptions, Snapshot, Status,
 };
-use cutover::governance::audit::{self, Broken};
 use cutover::governance::{config, Governance, GroupResolver};
 use cutover::plan::Action;
 use cutover::provider::simulated::Simulated;
 use cutover::spec::Spec;
+use cutover::store::audit::{self, Broken};
 use cutover::store::Store;
 use tokio::time::Instant;
 

@@ -10,6 +10,7 @@ pub mod decide;
 pub mod event;
 mod gates;
 mod metric_judge;
+pub mod notify;
 pub mod remote;
 mod rollback;
 mod run;
@@ -199,10 +200,11 @@ impl Engine {
         if cfg.poll_store {
             engine.spawn_store_poller();
         }
-        crate::governance::notify::spawn(
-            engine.inner.governance.workspace.clone(),
-            engine.inner.events.subscribe(),
-        );
+        if let Some(hooks) =
+            crate::governance::notify::Webhooks::start(engine.inner.governance.workspace.clone())
+        {
+            notify::forward(hooks, engine.inner.events.subscribe());
+        }
         engine
     }
 
@@ -265,7 +267,7 @@ impl Engine {
     }
 
     /// Append to the audit trail; a failure is logged, never fatal.
-    pub(crate) async fn audit(&self, e: crate::governance::audit::Entry) {
+    pub(crate) async fn audit(&self, e: crate::store::audit::Entry) {
         if let Err(err) = self.inner.store.call(move |s| s.append_audit(&e)).await {
             tracing::error!("audit append failed: {err}");
         }

@@ -54,7 +54,7 @@ impl Engine {
         let (source_run, spec) = match checked {
             Ok(x) => x,
             Err(msg) => {
-                self.audit(crate::governance::audit::Entry {
+                self.audit(crate::store::audit::Entry {
                     actor: opts.initiator.clone(),
                     action: "refused".into(),
                     deployment: req.deployment.clone(),
@@ -96,7 +96,7 @@ impl Engine {
             )
         });
         if let Err(msg) = allowed {
-            self.audit(crate::governance::audit::Entry {
+            self.audit(crate::store::audit::Entry {
                 actor: opts.initiator.clone(),
                 action: "refused".into(),
                 deployment: spec.id.clone(),
@@ -185,7 +185,7 @@ impl Engine {
                         &by,
                         p.override_reason.as_deref(),
                     )?;
-                    s.append_audit(&crate::governance::audit::Entry {
+                    s.append_audit(&crate::store::audit::Entry {
                         actor: by.clone(),
                         action: "promote.env".into(),
                         deployment: dep.clone(),

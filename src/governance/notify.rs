@@ -3,16 +3,16 @@
 //! retried with backoff on their own task, so a slow or dead endpoint never holds up a
 //! deployment.
 //!
-//! Owns: turning engine events into webhook calls and delivering them. Must not touch: engine
-//! state (it only listens to the event broadcast).
+//! Owns: the [`Notice`], which webhooks get it, their bodies, and delivering them (queue,
+//! retries). Must not touch: the engine. The engine decides which of its events are notices
+//! (`engine::notify`) and hands them to a [`Webhooks`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 
 use super::config::{Webhook, Workspace};
-use crate::engine::{Event, EventKind};
 
 /// Attempts per delivery, and the first backoff (doubling).
 pub const ATTEMPTS: u32 = 5;
@@ -27,72 +27,6 @@ pub struct Notice {
     pub ts: String,
     pub text: String,
     pub detail: serde_json::Value,
-}
-
-/// The notice for an event, and the webhooks named by it (an escalation step's `notify`), if any.
-pub fn notice(ev: &Event) -> Option<(Notice, Option<Vec<String>>)> {
-    let mk = |event: &'static str, text: String, detail: serde_json::Value| Notice {
-        event,
-        deployment: ev.deployment.clone(),
-        run: ev.run,
-        ts: ev.ts.clone(),
-        text,
-        detail,
-    };
-    let d = &ev.deployment;
-    Some(match &ev.kind {
-        EventKind::GateWaiting { gate, hint, .. } => (
-            mk(
-                "gate_requested",
-                format!("{d} (run #{}) waits for approval at gate {gate}: {hint}", ev.run),
-                serde_json::json!({"gate": gate, "hint": hint}),
-            ),
-            None,
-        ),
-        EventKind::GateEscalated {
-            gate,
-            step,
-            description,
-            notify,
-            action,
-        } => (
-            mk(
-                "gate_escalated",
-                format!(
-                    "{d} (run #{}): gate {gate} is still waiting; escalation step {}: {description}",
-                    ev.run,
-                    step + 1
-                ),
-                serde_json::json!({"gate": gate, "step": step + 1, "did": description, "action": action}),
-            ),
-            Some(notify.clone()),
-        ),
-        EventKind::GateApproved { gate, by, comment } => (
-            mk(
-                "gate_decided",
-                format!("{d} (run #{}): gate {gate} approved by {by}", ev.run),
-                serde_json::json!({"gate": gate, "decision": "approved", "by": by, "comment": comment}),
-            ),
-            None,
-        ),
-        EventKind::GateRejected { gate, by, reason } => (
-            mk(
-                "gate_decided",
-                format!("{d} (run #{}): gate {gate} rejected by {by}: {reason}", ev.run),
-                serde_json::json!({"gate": gate, "decision": "rejected", "by": by, "reason": reason}),
-            ),
-            None,
-        ),
-        EventKind::Finished { outcome, reason } => (
-            mk(
-                "deployment_finished",
-                format!("{d} (run #{}) {}: {reason}", ev.run, outcome.as_str()),
-                serde_json::json!({"outcome": outcome, "reason": reason}),
-            ),
-            None,
-        ),
-        _ => return None,
-    })
 }
 
 /// The body a webhook gets.
@@ -123,62 +57,61 @@ struct Job {
     body: serde_json::Value,
 }
 
-/// Listen to an engine's events and deliver their webhooks, if the workspace has any. Needs a
-/// tokio runtime; without one it does nothing (and says so in the log).
-pub fn spawn(ws: Arc<Workspace>, mut events: broadcast::Receiver<Event>) {
-    if ws.webhooks.is_empty() {
-        return;
-    }
-    let Ok(rt) = tokio::runtime::Handle::try_current() else {
-        tracing::warn!("webhooks are configured but no runtime runs them");
-        return;
-    };
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!("webhooks disabled: cannot build an HTTP client: {e}");
-            return;
+/// The deliverer of a workspace's webhooks. Sending never waits: a notice is queued, and each
+/// delivery retries on its own task.
+pub struct Webhooks {
+    ws: Arc<Workspace>,
+    queue: mpsc::Sender<Job>,
+}
+
+impl Webhooks {
+    /// Start delivering the workspace's webhooks; `None` when it has none. Needs a tokio
+    /// runtime; without one there is no deliverer (and the log says so).
+    pub fn start(ws: Arc<Workspace>) -> Option<Webhooks> {
+        if ws.webhooks.is_empty() {
+            return None;
         }
-    };
-    // A bounded queue: when endpoints are slow, notices are dropped (and logged), never waited for.
-    let (tx, mut rx) = mpsc::channel::<Job>(1024);
-    rt.spawn(async move {
-        use tokio::sync::broadcast::error::RecvError;
-        loop {
-            let ev = match events.recv().await {
-                Ok(ev) => ev,
-                Err(RecvError::Lagged(n)) => {
-                    tracing::warn!("webhooks: {n} events skipped (the engine ran ahead)");
-                    continue;
-                }
-                Err(RecvError::Closed) => break,
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!("webhooks are configured but no runtime runs them");
+            return None;
+        };
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = match reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("webhooks disabled: cannot build an HTTP client: {e}");
+                return None;
+            }
+        };
+        // A bounded queue: when endpoints are slow, notices are dropped (and logged), never waited for.
+        let (queue, mut rx) = mpsc::channel::<Job>(1024);
+        rt.spawn(async move {
+            while let Some(job) = rx.recv().await {
+                let client = client.clone();
+                // Each delivery retries on its own, so one dead endpoint does not delay the others.
+                tokio::spawn(async move { deliver(&client, &job).await });
+            }
+        });
+        Some(Webhooks { ws, queue })
+    }
+
+    /// Queue a notice for the webhooks named (an escalation step's `notify`), or else for every
+    /// webhook that wants its kind of event.
+    pub fn send(&self, n: &Notice, named: Option<&[String]>) {
+        for hook in targets(&self.ws, n, named) {
+            let job = Job {
+                url: hook.url.clone(),
+                name: hook.name.clone(),
+                body: body(hook, n),
             };
-            let Some((n, named)) = notice(&ev) else {
-                continue;
-            };
-            for hook in targets(&ws, &n, named.as_deref()) {
-                let job = Job {
-                    url: hook.url.clone(),
-                    name: hook.name.clone(),
-                    body: body(hook, &n),
-                };
-                if tx.try_send(job).is_err() {
-                    tracing::warn!("webhook {}: queue full, {} dropped", hook.name, n.event);
-                }
+            if self.queue.try_send(job).is_err() {
+                tracing::warn!("webhook {}: queue full, {} dropped", hook.name, n.event);
             }
         }
-    });
-    rt.spawn(async move {
-        while let Some(job) = rx.recv().await {
-            let client = client.clone();
-            // Each delivery retries on its own, so one dead endpoint does not delay the others.
-            tokio::spawn(async move { deliver(&client, &job).await });
-        }
-    });
+    }
 }
 
 async fn deliver(client: &reqwest::Client, job: &Job) {

@@ -1,10 +1,11 @@
 //! The state store: one SQLite file per state dir, the bus between cutover processes.
 //!
 //! Owns: runs (one per deployment attempt), revisions per component and environment, the append-only
-//! event journal, and commands sent from one process to the engine that owns a run.
-//! Must not touch: engine decisions. All calls are blocking; async callers use [`Store::call`].
+//! event journal, commands sent from one process to the engine that owns a run, promotions, and
+//! the hash-chained audit trail (`audit`). Must not touch: engine decisions, governance rules.
+//! All calls are blocking; async callers use [`Store::call`].
 
-mod audit;
+pub mod audit;
 pub mod modes;
 mod promotions;
 mod schema;
