@@ -14,6 +14,7 @@ pub mod notify;
 pub mod remote;
 mod rollback;
 mod run;
+mod shutdown;
 pub mod signals;
 pub mod sources;
 mod start;
@@ -35,6 +36,7 @@ use crate::store::{RevisionRow, Store, StoreError};
 pub(crate) use audit_map::audit_entry;
 pub use decide::{Counts, Tally};
 pub use event::{Event, EventKind, Outcome, Snapshot, Status};
+pub use shutdown::Shutdown;
 pub use signals::{Builtin, Judgement, SignalSource, Verdict};
 pub use start::BEFORE_START;
 
@@ -91,6 +93,8 @@ pub enum EngineError {
     Refused(String),
     #[error("run {0} is not running in this process")]
     NotHere(i64),
+    #[error("the engine is shutting down: it takes no new runs or commands")]
+    ShuttingDown,
 }
 
 /// How a run is started.
@@ -124,6 +128,10 @@ struct Inner {
     virtual_clock: bool,
     governance: crate::governance::Governance,
     wall_clock_gates: bool,
+    /// The workspace's webhooks, if it has any: published events' notices go there.
+    webhooks: Option<crate::governance::notify::Webhooks>,
+    /// Shutting down: no new runs or commands (see `shutdown`).
+    closing: AtomicBool,
     events: broadcast::Sender<Event>,
     snapshots: watch::Sender<BTreeMap<i64, Snapshot>>,
     runs: Mutex<HashMap<i64, mpsc::UnboundedSender<Envelope>>>,
@@ -187,8 +195,12 @@ impl Engine {
                 provider: cfg.provider,
                 signals: cfg.signals,
                 virtual_clock: cfg.virtual_clock,
+                webhooks: crate::governance::notify::Webhooks::start(
+                    cfg.governance.workspace.clone(),
+                ),
                 governance: cfg.governance,
                 wall_clock_gates: cfg.wall_clock_gates,
+                closing: AtomicBool::new(false),
                 events,
                 snapshots,
                 runs: Mutex::new(HashMap::new()),
@@ -199,11 +211,6 @@ impl Engine {
         };
         if cfg.poll_store {
             engine.spawn_store_poller();
-        }
-        if let Some(hooks) =
-            crate::governance::notify::Webhooks::start(engine.inner.governance.workspace.clone())
-        {
-            notify::forward(hooks, engine.inner.events.subscribe());
         }
         engine
     }
@@ -230,6 +237,7 @@ impl Engine {
 
     /// Start a deployment run of a checked spec.
     pub async fn start(&self, spec: Spec, opts: RunOptions) -> Result<RunHandle, EngineError> {
+        self.accepting()?;
         self.start_as(spec, opts, None).await
     }
 
@@ -242,6 +250,7 @@ impl Engine {
         to: Option<String>,
         actor: &str,
     ) -> Result<RunHandle, EngineError> {
+        self.accepting()?;
         rollback::start_standalone(self, spec, dry_run, from_run, to, actor).await
     }
 
@@ -252,6 +261,7 @@ impl Engine {
         command: Command,
         actor: &str,
     ) -> Result<String, EngineError> {
+        self.accepting()?;
         self.send(run_id, command, actor, false).await
     }
 
@@ -263,6 +273,7 @@ impl Engine {
         command: Command,
         actor: &str,
     ) -> Result<String, EngineError> {
+        self.accepting()?;
         self.send(run_id, command, actor, true).await
     }
 

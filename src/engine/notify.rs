@@ -1,13 +1,12 @@
 //! Which engine events are notices for people: a gate requested, escalated or decided, and a
-//! deployment finished; and handing them to the workspace's webhooks.
+//! deployment finished; and handing them to the workspace's webhooks as events are published.
 //!
 //! Owns: the mapping from an [`Event`] to a governance [`Notice`] (with the webhooks an
 //! escalation step names). Must not touch: delivery, bodies, retries (`governance::notify`).
 
-use tokio::sync::broadcast;
-
 use super::event::{Event, EventKind};
-use crate::governance::notify::{Notice, Webhooks};
+use super::Engine;
+use crate::governance::notify::Notice;
 
 /// The notice for an event, and the webhooks named by it (an escalation step's `notify`), if any.
 pub fn notice(ev: &Event) -> Option<(Notice, Option<Vec<String>>)> {
@@ -75,23 +74,16 @@ pub fn notice(ev: &Event) -> Option<(Notice, Option<Vec<String>>)> {
     })
 }
 
-/// Listen to an engine's events and hand their notices to the webhooks (needs a tokio runtime;
-/// `Webhooks::start` made sure there is one).
-pub(super) fn forward(hooks: Webhooks, mut events: broadcast::Receiver<Event>) {
-    tokio::spawn(async move {
-        use tokio::sync::broadcast::error::RecvError;
-        loop {
-            let ev = match events.recv().await {
-                Ok(ev) => ev,
-                Err(RecvError::Lagged(n)) => {
-                    tracing::warn!("webhooks: {n} events skipped (the engine ran ahead)");
-                    continue;
-                }
-                Err(RecvError::Closed) => break,
-            };
+impl Engine {
+    /// Publish an event: hand its notice (if it is one) to the webhooks, then broadcast it.
+    /// The notice is queued before anyone hears of the event, so a process that stops when it
+    /// sees a run finish finds that run's notices in flight, and its shutdown waits for them.
+    pub(super) fn publish(&self, ev: Event) {
+        if let Some(hooks) = &self.inner.webhooks {
             if let Some((n, named)) = notice(&ev) {
                 hooks.send(&n, named.as_deref());
             }
         }
-    });
+        let _ = self.inner.events.send(ev);
+    }
 }

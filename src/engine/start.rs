@@ -25,6 +25,7 @@ impl Engine {
         opts: RunOptions,
     ) -> Result<RunHandle, EngineError> {
         use crate::governance::promotion;
+        self.accepting()?;
         let store = self.inner.store.clone();
         let (dep, from) = (req.deployment.clone(), req.from.clone());
         let source = store.call(move |s| s.latest_in(&dep, &from)).await?;
