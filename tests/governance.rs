@@ -14,12 +14,12 @@ use cutover::engine::{
     Command, Engine, EngineError, EventKind, Outcome, Refusal, RunHandle, RunOptions, Snapshot,
     Status,
 };
-use cutover::governance::audit::{self, Broken};
 use cutover::governance::rbac::Role;
 use cutover::governance::{config, Governance, GroupResolver};
 use cutover::plan::Action;
 use cutover::provider::simulated::Simulated;
 use cutover::spec::{ProviderKind, ValidSpec};
+use cutover::store::audit::{self, Broken};
 use cutover::store::Store;
 use tokio::time::Instant;
 

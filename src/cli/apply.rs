@@ -5,6 +5,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Result;
 use tokio::sync::broadcast::error::RecvError;
@@ -168,12 +169,29 @@ async fn run(
             _ = term.recv() => return interrupted(&engine, &store, run_id, &user, json).await,
         }
     }
-    match handle.join.await {
-        Ok(outcome) => Ok(outcome.exit_code() as u8),
+    let code = match handle.join.await {
+        Ok(outcome) => outcome.exit_code() as u8,
         Err(e) => {
             eprintln!("the deployment task failed: {e}");
-            Ok(FAILED)
+            FAILED
         }
+    };
+    shut_down(&engine).await;
+    Ok(code)
+}
+
+/// How long a headless run's process waits, once its run is over, for runs to pause and for
+/// webhook deliveries in flight (each).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Shut the engine down before the process exits; say on stderr what could not be done.
+pub async fn shut_down(engine: &Engine) {
+    let r = engine.shutdown(SHUTDOWN_GRACE).await;
+    for (run, why) in &r.not_paused {
+        eprintln!("run #{run} could not be paused: {why}");
+    }
+    for what in &r.undelivered {
+        eprintln!("webhook notice not delivered: {what}");
     }
 }
 
@@ -209,5 +227,6 @@ async fn interrupted(
             s.path().display()
         );
     }
+    shut_down(engine).await;
     Ok(INTERRUPTED)
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::{open_store, FAILED, OK};
-use cutover::governance::audit::verify;
+use cutover::store::audit::verify;
 
 pub fn audit(dir: &Path, json: bool, check: bool, limit: Option<usize>) -> Result<u8> {
     let store = open_store(dir)?;

@@ -174,6 +174,7 @@ async fn standalone(
     };
     super::print::follow(&mut events, json, 0).await;
     let outcome = handle.join.await?;
+    super::apply::shut_down(&engine).await;
     if !r.is_finished() {
         let reason = format!("rolled back by {actor} in run #{}", handle.run_id);
         let o = match outcome {

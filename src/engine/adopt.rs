@@ -17,6 +17,7 @@ use crate::store::RunKind;
 impl Engine {
     /// Take over run `run_id` (unfinished, with no live owner) and resume it as `actor`.
     pub async fn adopt(&self, run_id: i64, actor: &str) -> Result<RunHandle, EngineError> {
+        self.accepting()?;
         // `claim_run` lets a run recorded under our own pid be claimed (a previous process may
         // have had the same pid), so a run this engine is still driving must be refused here,
         // before claiming: a second task would drive it too, and a refused rebuild (a dry run)

@@ -4,7 +4,7 @@
 //! Owns: the mapping from an event to an audit entry. Must not touch: storage or hashing.
 
 use super::event::{Event, EventKind};
-use crate::governance::audit::Entry;
+use crate::store::audit::Entry;
 
 /// The audit entry for an event, if it is an action or a decision.
 pub(crate) fn audit_entry(ev: &Event, environment: &str, initiator: &str) -> Option<Entry> {

@@ -10,10 +10,12 @@ pub mod decide;
 pub mod event;
 mod gates;
 mod metric_judge;
+pub mod notify;
 pub mod refusal;
 pub mod remote;
 mod rollback;
 mod run;
+mod shutdown;
 pub mod signals;
 pub mod sources;
 mod start;
@@ -37,6 +39,7 @@ pub(crate) use audit_map::audit_entry;
 pub use decide::{Counts, Tally};
 pub use event::{Event, EventKind, Outcome, Snapshot, Status};
 pub use refusal::{Answer, Refusal};
+pub use shutdown::Shutdown;
 pub use signals::{Builtin, Judgement, SignalSource, Verdict};
 pub use start::BEFORE_START;
 
@@ -145,6 +148,10 @@ struct Inner {
     virtual_clock: bool,
     governance: crate::governance::Governance,
     wall_clock_gates: bool,
+    /// The workspace's webhooks, if it has any: published events' notices go there.
+    webhooks: Option<crate::governance::notify::Webhooks>,
+    /// Shutting down: no new runs or commands (see `shutdown`).
+    closing: AtomicBool,
     events: broadcast::Sender<Event>,
     snapshots: watch::Sender<BTreeMap<i64, Snapshot>>,
     runs: Mutex<HashMap<i64, mpsc::UnboundedSender<Envelope>>>,
@@ -208,8 +215,12 @@ impl Engine {
                 provider: cfg.provider,
                 signals: cfg.signals,
                 virtual_clock: cfg.virtual_clock,
+                webhooks: crate::governance::notify::Webhooks::start(
+                    cfg.governance.workspace.clone(),
+                ),
                 governance: cfg.governance,
                 wall_clock_gates: cfg.wall_clock_gates,
+                closing: AtomicBool::new(false),
                 events,
                 snapshots,
                 runs: Mutex::new(HashMap::new()),
@@ -221,10 +232,6 @@ impl Engine {
         if cfg.poll_store {
             engine.spawn_store_poller();
         }
-        crate::governance::notify::spawn(
-            engine.inner.governance.workspace.clone(),
-            engine.inner.events.subscribe(),
-        );
         engine
     }
 
@@ -250,6 +257,7 @@ impl Engine {
 
     /// Start a deployment run of a checked spec.
     pub async fn start(&self, spec: ValidSpec, opts: RunOptions) -> Result<RunHandle, EngineError> {
+        self.accepting()?;
         self.start_as(spec, opts, None).await
     }
 
@@ -262,6 +270,7 @@ impl Engine {
         to: Option<String>,
         actor: &str,
     ) -> Result<RunHandle, EngineError> {
+        self.accepting()?;
         rollback::start_standalone(self, spec, dry_run, from_run, to, actor).await
     }
 
@@ -272,6 +281,7 @@ impl Engine {
         command: Command,
         actor: &str,
     ) -> Result<String, EngineError> {
+        self.accepting()?;
         self.send(run_id, command, actor, false).await
     }
 
@@ -283,11 +293,12 @@ impl Engine {
         command: Command,
         actor: &str,
     ) -> Result<String, EngineError> {
+        self.accepting()?;
         self.send(run_id, command, actor, true).await
     }
 
     /// Append to the audit trail; a failure is logged, never fatal.
-    pub(crate) async fn audit(&self, e: crate::governance::audit::Entry) {
+    pub(crate) async fn audit(&self, e: crate::store::audit::Entry) {
         if let Err(err) = self.inner.store.call(move |s| s.append_audit(&e)).await {
             tracing::error!("audit append failed: {err}");
         }

@@ -15,7 +15,7 @@ use super::run::{CompState, OldRev, Run, Stop};
 use super::state::Transition;
 use super::{EngineError, RunHandle, RunOptions};
 use crate::plan::Plan;
-use crate::provider::{RevisionKey, RevisionSpec};
+use crate::provider::{Provider, RevisionKey, RevisionSpec};
 use crate::spec::{human, RollbackKind, ValidSpec};
 use crate::store::{NewRun, RevisionRow, RevisionState, RunKind, Store};
 
@@ -26,8 +26,10 @@ struct Target {
     rev: Option<OldRev>,
 }
 
-/// The newest good revision of a component with this version (not the one being replaced).
+/// The newest good revision of a component with this version (not the one being replaced), if
+/// the provider can start it again.
 fn find_version(
+    provider: &dyn Provider,
     store: &Store,
     comp: &str,
     env: &str,
@@ -62,16 +64,12 @@ fn find_version(
                     r.rev_key
                 )));
             };
-            // Its program must still be there to be started again.
-            if let Some(prog) = comp.run.as_ref().and_then(|run| run.command.first()) {
-                let exe = std::env::current_exe().unwrap_or_default();
-                let prog = prog.replace("{self}", &exe.display().to_string());
-                if let Err(e) = crate::local::process::resolve(&prog) {
-                    return Err(Refusal::Target(format!(
-                        "{}: its command is no longer present: {e}",
-                        r.rev_key
-                    )));
-                }
+            // What it runs must still be there to be started again.
+            if let Err(e) = provider.can_restart(&comp) {
+                return Err(Refusal::Target(format!(
+                    "{}: its command is no longer present: {e}",
+                    r.rev_key
+                )));
             }
             Ok((*r).clone())
         }
@@ -104,11 +102,14 @@ impl Run {
             .map(|c| (c.comp.id.clone(), c.new_key.0.clone()))
             .collect();
         let version = version.to_string();
+        let provider = self.engine.inner.provider.clone();
         store
             .call(move |s| {
                 Ok(comps
                     .iter()
-                    .map(|(c, k)| find_version(s, c, &env, dry, &version, k).map(|_| ()))
+                    .map(|(c, k)| {
+                        find_version(&*provider, s, c, &env, dry, &version, k).map(|_| ())
+                    })
                     .collect::<Result<Vec<()>, Refusal>>())
             })
             .await?
@@ -170,8 +171,9 @@ impl Run {
                         v.clone(),
                         c.new_key.0.clone(),
                     );
+                    let provider = self.engine.inner.provider.clone();
                     let found = store
-                        .call(move |s| Ok(find_version(s, &id, &env, dry, &v2, &k)))
+                        .call(move |s| Ok(find_version(&*provider, s, &id, &env, dry, &v2, &k)))
                         .await;
                     match found {
                         Ok(Ok(row)) => {
@@ -431,6 +433,7 @@ pub(super) async fn start_standalone(
     let store = engine.inner.store.clone();
     let spec2 = spec.clone();
     let to2 = to.clone();
+    let provider = engine.inner.provider.clone();
     let chosen = store
         .call(move |s| {
             let mut out = Vec::new();
@@ -457,9 +460,15 @@ pub(super) async fn start_standalone(
                     continue;
                 };
                 let target = match &to2 {
-                    Some(v) => {
-                        find_version(s, &c.id, &spec2.environment, dry_run, v, &current.rev_key)
-                    }
+                    Some(v) => find_version(
+                        &*provider,
+                        s,
+                        &c.id,
+                        &spec2.environment,
+                        dry_run,
+                        v,
+                        &current.rev_key,
+                    ),
                     None => revs
                         .iter()
                         .find(|r| {

@@ -224,7 +224,7 @@ impl Run {
         self.engine.inner.snapshots.send_modify(|m| {
             m.insert(self.run_id, snap);
         });
-        let _ = self.engine.inner.events.send(ev);
+        self.engine.publish(ev);
     }
 
     pub fn snapshot(&self) -> Snapshot {

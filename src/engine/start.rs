@@ -28,6 +28,7 @@ impl Engine {
         opts: RunOptions,
     ) -> Result<RunHandle, EngineError> {
         use crate::governance::promotion;
+        self.accepting()?;
         let store = self.inner.store.clone();
         let (dep, from) = (req.deployment.clone(), req.from.clone());
         let source = store.call(move |s| s.latest_in(&dep, &from)).await?;
@@ -65,7 +66,7 @@ impl Engine {
         let (source_run, spec) = match checked {
             Ok(x) => x,
             Err(refusal) => {
-                self.audit(crate::governance::audit::Entry {
+                self.audit(crate::store::audit::Entry {
                     actor: opts.initiator.clone(),
                     action: "refused".into(),
                     deployment: req.deployment.clone(),
@@ -106,7 +107,7 @@ impl Engine {
                 .map_err(Refusal::from)
         });
         if let Err(refusal) = allowed {
-            self.audit(crate::governance::audit::Entry {
+            self.audit(crate::store::audit::Entry {
                 actor: opts.initiator.clone(),
                 action: "refused".into(),
                 deployment: spec.id.clone(),
@@ -194,7 +195,7 @@ impl Engine {
                         &by,
                         p.override_reason.as_deref(),
                     )?;
-                    s.append_audit(&crate::governance::audit::Entry {
+                    s.append_audit(&crate::store::audit::Entry {
                         actor: by.clone(),
                         action: "promote.env".into(),
                         deployment: dep.clone(),

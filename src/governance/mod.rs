@@ -1,10 +1,10 @@
 //! Governance: the workspace configuration (`cutover.yaml`), roles and permissions, approval
-//! gates with quorum and escalation, and the hash-chained audit trail.
+//! gates with quorum and escalation, promotion rules, windows, and webhook delivery. (The
+//! hash-chained audit trail's format and storage are the store's: `store::audit`.)
 //!
 //! Owns: the rules about people. The engine asks it before acting on a command; the CLI and the
 //! console show what it says. Must not touch: strategies, providers, terminals.
 
-pub mod audit;
 pub mod config;
 pub mod gate;
 pub mod notify;

@@ -1,22 +1,26 @@
 //! Notifications: webhooks for gate requested, escalated, decided and deployment finished, with
 //! a generic JSON body or a Slack-compatible one (`{"text": ...}`). Deliveries are queued and
 //! retried with backoff on their own task, so a slow or dead endpoint never holds up a
-//! deployment.
+//! deployment; [`Webhooks`] knows which are in flight, so that a process can wait for them
+//! (for a bounded time) before it exits.
 //!
-//! Owns: turning engine events into webhook calls and delivering them. Must not touch: engine
-//! state (it only listens to the event broadcast).
+//! Owns: the [`Notice`], which webhooks get it, their bodies, and delivering them (queue,
+//! retries, draining). Must not touch: the engine. The engine decides which of its events are
+//! notices (`engine::notify`) and hands them to a [`Webhooks`].
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::task::AbortHandle;
 
 use super::config::{Webhook, Workspace};
-use crate::engine::{Event, EventKind};
 
 /// Attempts per delivery, and the first backoff (doubling).
 pub const ATTEMPTS: u32 = 5;
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// At most this many deliveries in flight; more are dropped (and logged), never waited for.
+pub const QUEUE: usize = 1024;
 
 /// One notification: which event, in words, with the facts.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -27,72 +31,6 @@ pub struct Notice {
     pub ts: String,
     pub text: String,
     pub detail: serde_json::Value,
-}
-
-/// The notice for an event, and the webhooks named by it (an escalation step's `notify`), if any.
-pub fn notice(ev: &Event) -> Option<(Notice, Option<Vec<String>>)> {
-    let mk = |event: &'static str, text: String, detail: serde_json::Value| Notice {
-        event,
-        deployment: ev.deployment.clone(),
-        run: ev.run,
-        ts: ev.ts.clone(),
-        text,
-        detail,
-    };
-    let d = &ev.deployment;
-    Some(match &ev.kind {
-        EventKind::GateWaiting { gate, hint, .. } => (
-            mk(
-                "gate_requested",
-                format!("{d} (run #{}) waits for approval at gate {gate}: {hint}", ev.run),
-                serde_json::json!({"gate": gate, "hint": hint}),
-            ),
-            None,
-        ),
-        EventKind::GateEscalated {
-            gate,
-            step,
-            description,
-            notify,
-            action,
-        } => (
-            mk(
-                "gate_escalated",
-                format!(
-                    "{d} (run #{}): gate {gate} is still waiting; escalation step {}: {description}",
-                    ev.run,
-                    step + 1
-                ),
-                serde_json::json!({"gate": gate, "step": step + 1, "did": description, "action": action}),
-            ),
-            Some(notify.clone()),
-        ),
-        EventKind::GateApproved { gate, by, comment } => (
-            mk(
-                "gate_decided",
-                format!("{d} (run #{}): gate {gate} approved by {by}", ev.run),
-                serde_json::json!({"gate": gate, "decision": "approved", "by": by, "comment": comment}),
-            ),
-            None,
-        ),
-        EventKind::GateRejected { gate, by, reason } => (
-            mk(
-                "gate_decided",
-                format!("{d} (run #{}): gate {gate} rejected by {by}: {reason}", ev.run),
-                serde_json::json!({"gate": gate, "decision": "rejected", "by": by, "reason": reason}),
-            ),
-            None,
-        ),
-        EventKind::Finished { outcome, reason } => (
-            mk(
-                "deployment_finished",
-                format!("{d} (run #{}) {}: {reason}", ev.run, outcome.as_str()),
-                serde_json::json!({"outcome": outcome, "reason": reason}),
-            ),
-            None,
-        ),
-        _ => return None,
-    })
 }
 
 /// The body a webhook gets.
@@ -123,59 +61,142 @@ struct Job {
     body: serde_json::Value,
 }
 
-/// Listen to an engine's events and deliver their webhooks, if the workspace has any. Needs a
-/// tokio runtime; without one it does nothing (and says so in the log).
-pub fn spawn(ws: Arc<Workspace>, mut events: broadcast::Receiver<Event>) {
-    if ws.webhooks.is_empty() {
-        return;
+/// The deliverer of a workspace's webhooks, and the owner of its deliveries. Sending never
+/// waits: each delivery retries on its own task. [`Webhooks::drain`] waits for those in flight.
+pub struct Webhooks {
+    ws: Arc<Workspace>,
+    client: reqwest::Client,
+    rt: tokio::runtime::Handle,
+    inflight: Arc<Inflight>,
+}
+
+/// The deliveries in flight, and whether new ones are taken.
+struct Inflight {
+    jobs: Mutex<Jobs>,
+    /// Signalled when the last delivery in flight ends.
+    idle: Condvar,
+}
+
+#[derive(Default)]
+struct Jobs {
+    next: u64,
+    /// False once draining started: later notices are dropped (and logged).
+    closed: bool,
+    /// Each delivery in flight: what it is (for the log), and its task.
+    running: BTreeMap<u64, (String, Option<AbortHandle>)>,
+}
+
+impl Inflight {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Jobs> {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
     }
-    let Ok(rt) = tokio::runtime::Handle::try_current() else {
-        tracing::warn!("webhooks are configured but no runtime runs them");
-        return;
-    };
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = match crate::net::client() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!("webhooks disabled: cannot build an HTTP client: {e}");
-            return;
+
+    fn done(&self, id: u64) {
+        let mut jobs = self.lock();
+        jobs.running.remove(&id);
+        if jobs.running.is_empty() {
+            self.idle.notify_all();
         }
-    };
-    // A bounded queue: when endpoints are slow, notices are dropped (and logged), never waited for.
-    let (tx, mut rx) = mpsc::channel::<Job>(1024);
-    rt.spawn(async move {
-        use tokio::sync::broadcast::error::RecvError;
-        loop {
-            let ev = match events.recv().await {
-                Ok(ev) => ev,
-                Err(RecvError::Lagged(n)) => {
-                    tracing::warn!("webhooks: {n} events skipped (the engine ran ahead)");
-                    continue;
-                }
-                Err(RecvError::Closed) => break,
-            };
-            let Some((n, named)) = notice(&ev) else {
-                continue;
-            };
-            for hook in targets(&ws, &n, named.as_deref()) {
-                let job = Job {
-                    url: hook.url.clone(),
-                    name: hook.name.clone(),
-                    body: body(hook, &n),
-                };
-                if tx.try_send(job).is_err() {
-                    tracing::warn!("webhook {}: queue full, {} dropped", hook.name, n.event);
-                }
+    }
+}
+
+impl Webhooks {
+    /// Start delivering the workspace's webhooks; `None` when it has none. Needs a tokio
+    /// runtime; without one there is no deliverer (and the log says so).
+    pub fn start(ws: Arc<Workspace>) -> Option<Webhooks> {
+        if ws.webhooks.is_empty() {
+            return None;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!("webhooks are configured but no runtime runs them");
+            return None;
+        };
+        let client = match crate::net::client() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("webhooks disabled: cannot build an HTTP client: {e}");
+                return None;
             }
+        };
+        Some(Webhooks {
+            ws,
+            client,
+            rt,
+            inflight: Arc::new(Inflight {
+                jobs: Mutex::new(Jobs::default()),
+                idle: Condvar::new(),
+            }),
+        })
+    }
+
+    /// Queue a notice for the webhooks named (an escalation step's `notify`), or else for every
+    /// webhook that wants its kind of event.
+    pub fn send(&self, n: &Notice, named: Option<&[String]>) {
+        for hook in targets(&self.ws, n, named) {
+            let what = format!(
+                "{} of {} (run #{}) to webhook {}",
+                n.event, n.deployment, n.run, hook.name
+            );
+            let mut jobs = self.inflight.lock();
+            if jobs.closed {
+                tracing::warn!("{what}: dropped (shutting down)");
+                continue;
+            }
+            if jobs.running.len() >= QUEUE {
+                tracing::warn!("{what}: dropped (queue full)");
+                continue;
+            }
+            let id = jobs.next;
+            jobs.next += 1;
+            let job = Job {
+                url: hook.url.clone(),
+                name: hook.name.clone(),
+                body: body(hook, n),
+            };
+            let (client, inflight) = (self.client.clone(), self.inflight.clone());
+            // The task removes itself when it ends, after this lock is released.
+            let task = self.rt.spawn(async move {
+                deliver(&client, &job).await;
+                inflight.done(id);
+            });
+            jobs.running.insert(id, (what, Some(task.abort_handle())));
         }
-    });
-    rt.spawn(async move {
-        while let Some(job) = rx.recv().await {
-            let client = client.clone();
-            // Each delivery retries on its own, so one dead endpoint does not delay the others.
-            tokio::spawn(async move { deliver(&client, &job).await });
-        }
-    });
+    }
+
+    /// Take no more notices and wait, at most `grace` of real time, for the deliveries in
+    /// flight (retries included) to end. Those still going then are stopped, logged, and
+    /// returned (what they were).
+    pub async fn drain(&self, grace: Duration) -> Vec<String> {
+        let inflight = self.inflight.clone();
+        // Wait on a blocking thread, against the wall clock: on a paused (virtual) tokio clock a
+        // timer would run out at once while the deliveries wait on the network.
+        let left = tokio::task::spawn_blocking(move || {
+            let mut jobs = inflight.lock();
+            jobs.closed = true;
+            let (mut jobs, _) = inflight
+                .idle
+                .wait_timeout_while(jobs, grace, |j| !j.running.is_empty())
+                .unwrap_or_else(|e| e.into_inner());
+            std::mem::take(&mut jobs.running)
+        })
+        .await;
+        let left = match left {
+            Ok(left) => left,
+            Err(e) => {
+                tracing::error!("webhooks: waiting for deliveries failed: {e}");
+                return vec!["(unknown: waiting failed)".into()];
+            }
+        };
+        left.into_values()
+            .map(|(what, task)| {
+                if let Some(t) = task {
+                    t.abort();
+                }
+                tracing::warn!("{what}: not delivered within {grace:?} of shutting down; dropped");
+                what
+            })
+            .collect()
+    }
 }
 
 async fn deliver(client: &reqwest::Client, job: &Job) {

@@ -167,6 +167,19 @@ impl Provider for LocalProvider {
         crate::spec::ProviderKind::Local
     }
 
+    /// The command's program must still exist (on PATH, or at its path; `{self}` is this
+    /// executable, as the host started from it expands it).
+    fn can_restart(&self, component: &crate::spec::Component) -> Result<(), ProviderError> {
+        let Some(prog) = component.run.as_ref().and_then(|run| run.command.first()) else {
+            return Ok(());
+        };
+        let exe = std::env::current_exe().unwrap_or_default();
+        let prog = prog.replace("{self}", &exe.display().to_string());
+        super::process::resolve(&prog)
+            .map(|_| ())
+            .map_err(|e| ProviderError::Failed(e.to_string()))
+    }
+
     async fn apply_revision(&self, rev: &RevisionSpec, replicas: u32) -> Result<(), ProviderError> {
         self.ok(Request::ApplyRevision {
             rev: Box::new(rev.clone()),

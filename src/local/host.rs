@@ -19,6 +19,7 @@ use super::probe::{self, Check, ProbeSpec, ProbeStatus};
 use super::process::{self, ProcSpec, Supervised};
 use super::proto::*;
 use super::router::{Backend, Router};
+use super::table;
 use crate::provider::{InstanceStatus, Metrics, RevisionKey, RevisionSpec, RevisionStatus};
 use crate::spec::{HealthKind, PortRef};
 use crate::store::Store;
@@ -238,7 +239,7 @@ impl Host {
         if !stale.is_empty() {
             tracing::warn!("killed {} process(es) left by an earlier host", stale.len());
         }
-        let rows = match self.store.host_revisions() {
+        let rows = match table::all(&self.store) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!("cannot read what the host ran: {e}");
@@ -249,7 +250,7 @@ impl Host {
         for row in rows {
             let Ok(spec) = serde_json::from_str::<RevisionSpec>(&row.spec_json) else {
                 tracing::error!("{}: unreadable record; dropped", row.rev_key);
-                let _ = self.store.host_remove_revision(&row.rev_key);
+                let _ = table::remove(&self.store, &row.rev_key);
                 continue;
             };
             match self.apply_revision(&spec, row.replicas).await {
@@ -472,8 +473,7 @@ impl Host {
             tokio::spawn(i.retire());
         }
         let spec_json = serde_json::to_string(rev).map_err(|e| e.to_string())?;
-        self.store
-            .host_put_revision(&rev.key.0, &comp_id, &spec_json, replicas)
+        table::put(&self.store, &rev.key.0, &comp_id, &spec_json, replicas)
             .map_err(|e| e.to_string())
     }
 
@@ -530,9 +530,7 @@ impl Host {
         comp.router.set_weights(weights);
         drop(comps);
         let w: Vec<(String, u32)> = weights.iter().map(|(k, v)| (k.0.clone(), *v)).collect();
-        self.store
-            .host_set_weights(component, &w)
-            .map_err(|e| e.to_string())
+        table::set_weights(&self.store, component, &w).map_err(|e| e.to_string())
     }
 
     pub async fn revision_status(
@@ -617,7 +615,7 @@ impl Host {
         }
         self.write_sd(&comps);
         drop(comps);
-        let _ = self.store.host_remove_revision(&key.0);
+        let _ = table::remove(&self.store, &key.0);
         if let Some(rev) = removed {
             tokio::spawn(async move {
                 let tasks: Vec<_> = rev
@@ -698,7 +696,7 @@ impl Host {
         for t in tasks {
             let _ = t.await;
         }
-        let _ = self.store.host_clear();
+        let _ = table::clear(&self.store);
     }
 }
 

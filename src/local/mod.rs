@@ -12,3 +12,4 @@ pub mod process;
 pub mod proto;
 pub mod router;
 pub mod server;
+pub mod table;

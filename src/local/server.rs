@@ -58,6 +58,7 @@ fn lock(state_dir: &Path) -> Result<HostLock, ServeError> {
 /// Run the host until told to stop.
 pub async fn serve(state_dir: &Path, exe: PathBuf) -> Result<(), ServeError> {
     let store = Store::open(state_dir)?;
+    super::table::create(&store)?;
     let _lock = lock(state_dir)?;
     let sock = socket_path(state_dir);
     let _ = std::fs::remove_file(&sock);

@@ -114,4 +114,12 @@ pub trait Provider: Send + Sync {
         component: &str,
         rev: &RevisionKey,
     ) -> Result<(), ProviderError>;
+    /// Whether a revision of `component`, recorded earlier and possibly stopped since, can be
+    /// started again here (a rollback may only target one that can); the error says why not.
+    /// The default (the simulated platform's answer) is yes; `local` checks that the command's
+    /// program is still there.
+    fn can_restart(&self, component: &Component) -> Result<(), ProviderError> {
+        let _ = component;
+        Ok(())
+    }
 }

@@ -1,13 +1,157 @@
-//! The audit trail's storage: appending a chained record atomically (across processes: the
-//! previous hash is read and the record written in one immediate transaction) and reading the
-//! chain and its head.
+//! The audit trail: every operator action and engine decision as a record that carries the hash
+//! of the record before it, so that altering or removing a record breaks the chain.
 //!
-//! Owns: the `audit` and `audit_head` tables' queries. Must not touch: what is recorded.
+//! Owns: the record's shape, its canonical hashing (SHA-256 over the previous hash and the
+//! record's fields as JSON, in a fixed order), verifying a chain, and the `audit` and
+//! `audit_head` tables' queries. Appending reads the previous hash and writes the record in one
+//! immediate transaction, so that processes sharing the store extend one chain; that is why the
+//! chain's format lives with its storage. Must not touch: deciding what to record (the engine
+//! and the CLI do).
 
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::{now_ts, Result, Store};
-use crate::governance::audit::{hash, Entry, Record, GENESIS};
+
+/// The hash before the first record.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What is recorded, before it is chained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub actor: String,
+    /// e.g. `deploy.start`, `gate.approve`, `gate.reject`, `pause`, `rollback.start`, `refused`.
+    pub action: String,
+    pub deployment: String,
+    pub run: Option<i64>,
+    pub environment: String,
+    pub detail: serde_json::Value,
+}
+
+/// A chained record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub seq: i64,
+    pub ts: String,
+    #[serde(flatten)]
+    pub entry: Entry,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+#[derive(Serialize)]
+struct Canonical<'a> {
+    seq: i64,
+    ts: &'a str,
+    actor: &'a str,
+    action: &'a str,
+    deployment: &'a str,
+    run: Option<i64>,
+    environment: &'a str,
+    detail: &'a serde_json::Value,
+}
+
+/// The hash of a record with `seq` and `ts` following `prev`.
+pub fn hash(prev: &str, seq: i64, ts: &str, e: &Entry) -> String {
+    let c = Canonical {
+        seq,
+        ts,
+        actor: &e.actor,
+        action: &e.action,
+        deployment: &e.deployment,
+        run: e.run,
+        environment: &e.environment,
+        detail: &e.detail,
+    };
+    let mut h = Sha256::new();
+    h.update(prev.as_bytes());
+    h.update(b"\n");
+    h.update(serde_json::to_string(&c).unwrap_or_default().as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Why a chain does not verify: the first bad record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Broken {
+    /// Its content no longer matches its hash.
+    Altered { seq: i64 },
+    /// Records before it are missing (removed), or it was re-chained.
+    Removed { after: i64, at: i64 },
+    /// The newest records were removed (the chain is shorter than its recorded head).
+    Truncated { last: i64, head: i64 },
+}
+
+impl std::fmt::Display for Broken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Broken::Altered { seq } => write!(f, "record {seq} was altered: its content does not match its hash"),
+            Broken::Removed { after, at } => write!(
+                f,
+                "a record was removed between {after} and {at}: record {at} does not follow the hash of {after}"
+            ),
+            Broken::Truncated { last, head } => write!(
+                f,
+                "records after {last} were removed: the chain's head says {head} records"
+            ),
+        }
+    }
+}
+
+/// Check a chain (oldest first) and its recorded head (the last seq and hash written).
+pub fn verify(records: &[Record], head: Option<(i64, &str)>) -> std::result::Result<usize, Broken> {
+    let mut prev = GENESIS.to_string();
+    let mut prev_seq = 0;
+    for r in records {
+        if r.prev_hash != prev || r.seq != prev_seq + 1 {
+            // Whether its own hash holds tells an edit of this record from a gap before it.
+            if hash(&r.prev_hash, r.seq, &r.ts, &r.entry) != r.hash {
+                return Err(Broken::Altered { seq: r.seq });
+            }
+            if r.seq != prev_seq + 1 {
+                return Err(Broken::Removed {
+                    after: prev_seq,
+                    at: r.seq,
+                });
+            }
+            // The previous record was altered and re-hashed.
+            return Err(Broken::Altered { seq: prev_seq });
+        }
+        if hash(&prev, r.seq, &r.ts, &r.entry) != r.hash {
+            return Err(Broken::Altered { seq: r.seq });
+        }
+        prev = r.hash.clone();
+        prev_seq = r.seq;
+    }
+    if let Some((seq, h)) = head {
+        if seq > prev_seq || (seq == prev_seq && h != prev) {
+            return Err(Broken::Truncated {
+                last: prev_seq,
+                head: seq,
+            });
+        }
+    }
+    Ok(records.len())
+}
+
+/// Chain entries from scratch (tests and tools).
+pub fn chain(entries: &[Entry], ts: &str) -> Vec<Record> {
+    let mut prev = GENESIS.to_string();
+    let mut out = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let seq = i as i64 + 1;
+        let h = hash(&prev, seq, ts, e);
+        out.push(Record {
+            seq,
+            ts: ts.to_string(),
+            entry: e.clone(),
+            prev_hash: prev.clone(),
+            hash: h.clone(),
+        });
+        prev = h;
+    }
+    out
+}
 
 impl Store {
     /// Append one record to the chain.
@@ -93,5 +237,58 @@ impl Store {
             })
             .optional()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries() -> Vec<Entry> {
+        (0..5)
+            .map(|i| Entry {
+                actor: format!("user{i}"),
+                action: "gate.approve".into(),
+                deployment: "shop".into(),
+                run: Some(i),
+                environment: "production".into(),
+                detail: serde_json::json!({"gate": "canary-50", "n": i}),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_intact_chain_verifies_and_each_kind_of_tampering_is_named() {
+        let recs = chain(&entries(), "2026-11-26T10:00:00Z");
+        let head = recs.last().map(|r| (r.seq, r.hash.clone())).unwrap();
+        assert_eq!(verify(&recs, Some((head.0, &head.1))), Ok(5));
+        assert_eq!(
+            hash(GENESIS, 1, "t", &entries()[0]),
+            hash(GENESIS, 1, "t", &entries()[0]),
+            "deterministic"
+        );
+        let mut altered = recs.clone();
+        altered[2].entry.actor = "mallory".into();
+        assert_eq!(verify(&altered, None), Err(Broken::Altered { seq: 3 }));
+        let mut removed = recs.clone();
+        removed.remove(1);
+        assert_eq!(
+            verify(&removed, None),
+            Err(Broken::Removed { after: 1, at: 3 })
+        );
+        let mut rehashed = recs.clone();
+        rehashed[1].entry.detail = serde_json::json!({"forged": true});
+        rehashed[1].hash = hash(
+            &rehashed[1].prev_hash,
+            2,
+            &rehashed[1].ts,
+            &rehashed[1].entry,
+        );
+        assert_eq!(verify(&rehashed, None), Err(Broken::Altered { seq: 2 }));
+        let truncated = &recs[..4];
+        assert_eq!(
+            verify(truncated, Some((head.0, &head.1))),
+            Err(Broken::Truncated { last: 4, head: 5 })
+        );
     }
 }

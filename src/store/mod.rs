@@ -1,10 +1,12 @@
 //! The state store: one SQLite file per state dir, the bus between cutover processes.
 //!
 //! Owns: runs (one per deployment attempt), revisions per component and environment, the append-only
-//! event journal, and commands sent from one process to the engine that owns a run.
-//! Must not touch: engine decisions. All calls are blocking; async callers use [`Store::call`].
+//! event journal, commands sent from one process to the engine that owns a run, promotions, and
+//! the hash-chained audit trail (`audit`). Must not touch: engine decisions, governance rules,
+//! or tables other modules own (they run their own queries through [`Store::with_conn`]).
+//! All calls are blocking; async callers use [`Store::call`].
 
-mod audit;
+pub mod audit;
 mod kinds;
 pub mod modes;
 mod promotions;
@@ -271,6 +273,12 @@ impl Store {
     fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         Ok(f(&conn)?)
+    }
+
+    /// Run `f` on the store's connection (blocking; serialized with every other call on this
+    /// handle): for a module that owns its own tables (`local::table`) and their queries.
+    pub fn with_conn<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        self.with(f)
     }
 
     /// Run a blocking store call off the async runtime's threads.
@@ -671,83 +679,6 @@ impl Store {
                 r.get::<_, Option<String>>(0)
             })
         })
-    }
-}
-
-/// A revision the local host runs.
-#[derive(Debug, Clone)]
-pub struct HostRevision {
-    pub rev_key: String,
-    pub component: String,
-    pub spec_json: String,
-    pub replicas: u32,
-    pub weight: u32,
-}
-
-impl Store {
-    pub fn host_put_revision(
-        &self,
-        key: &str,
-        component: &str,
-        spec_json: &str,
-        replicas: u32,
-    ) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO host_revisions (rev_key, component, spec_json, replicas, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT(rev_key) DO UPDATE SET spec_json = ?3, replicas = ?4, updated_at = ?5",
-                params![key, component, spec_json, replicas, now_ts()],
-            )
-            .map(|_| ())
-        })
-    }
-
-    /// Record a component's weights (revisions not named get 0).
-    pub fn host_set_weights(&self, component: &str, weights: &[(String, u32)]) -> Result<()> {
-        self.with(|c| {
-            let tx = c.unchecked_transaction()?;
-            tx.execute(
-                "UPDATE host_revisions SET weight = 0 WHERE component = ?1",
-                [component],
-            )?;
-            for (k, w) in weights {
-                tx.execute(
-                    "UPDATE host_revisions SET weight = ?2 WHERE rev_key = ?1",
-                    params![k, w],
-                )?;
-            }
-            tx.commit()
-        })
-    }
-
-    pub fn host_remove_revision(&self, key: &str) -> Result<()> {
-        self.with(|c| {
-            c.execute("DELETE FROM host_revisions WHERE rev_key = ?1", [key])
-                .map(|_| ())
-        })
-    }
-
-    pub fn host_revisions(&self) -> Result<Vec<HostRevision>> {
-        self.with(|c| {
-            let mut st = c.prepare(
-                "SELECT rev_key, component, spec_json, replicas, weight FROM host_revisions ORDER BY rowid",
-            )?;
-            let rows = st.query_map([], |r| {
-                Ok(HostRevision {
-                    rev_key: r.get(0)?,
-                    component: r.get(1)?,
-                    spec_json: r.get(2)?,
-                    replicas: r.get(3)?,
-                    weight: r.get(4)?,
-                })
-            })?;
-            rows.collect()
-        })
-    }
-
-    pub fn host_clear(&self) -> Result<()> {
-        self.with(|c| c.execute("DELETE FROM host_revisions", []).map(|_| ()))
     }
 }
 

@@ -147,6 +147,21 @@ impl Engines {
             .cloned()
     }
 
+    /// Shut every engine down (see `Engine::shutdown`): runs still going are paused, webhook
+    /// deliveries in flight get up to `grace`. What could not be done is logged.
+    pub async fn shutdown(&self, grace: std::time::Duration) {
+        for (provider, e) in &self.map {
+            let r = e.shutdown(grace).await;
+            if !r.not_paused.is_empty() || !r.undelivered.is_empty() {
+                tracing::warn!(
+                    "engine for {provider}: runs not paused {:?}; webhook notices dropped {:?}",
+                    r.not_paused,
+                    r.undelivered
+                );
+            }
+        }
+    }
+
     /// Unfinished runs this console owns.
     pub fn owned(&self) -> Vec<i64> {
         let mut v: Vec<i64> = self.map.values().flat_map(|e| e.owned_runs()).collect();

@@ -2,7 +2,7 @@
 //! only when the model changed, at most `--fps` a second, each wrapped in a synchronized update.
 //!
 //! Owns: the order of things while the console runs and how it quits (pausing or rolling back
-//! the runs it owns first). Must not touch: engine state (commands only), drawing details.
+//! the runs it owns first, then shutting its engines down). Must not touch: engine state (commands only), drawing details.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -123,7 +123,7 @@ pub async fn run(term: &mut Term, mut s: Setup) -> Result<u8> {
     let mut last_key: Option<(Option<String>, bool, Option<i64>)> = None;
     let mut last_version: Option<i64> = None;
     let mut last_full = Instant::now();
-    let code = loop {
+    let code = 'console: loop {
         let draw_wait = async {
             match draw_at {
                 Some(t) => tokio::time::sleep_until(t).await,
@@ -202,8 +202,7 @@ pub async fn run(term: &mut Term, mut s: Setup) -> Result<u8> {
             match effect {
                 Effect::Quit => {
                     tracing::info!("quit");
-                    log_stats(started, cpu0, frames, &s.bytes);
-                    return Ok(OK);
+                    break 'console OK;
                 }
                 Effect::Redraw => {}
                 Effect::QuitPausing => {
@@ -211,8 +210,7 @@ pub async fn run(term: &mut Term, mut s: Setup) -> Result<u8> {
                     // The terminal may be gone already (SIGHUP): pausing matters more.
                     let _ = draw(term, &model, &look);
                     pause_all(&s.engines, &s.store, &s.user).await;
-                    log_stats(started, cpu0, frames, &s.bytes);
-                    return Ok(OK);
+                    break 'console OK;
                 }
                 Effect::QuitRollingBack => {
                     for run in s.engines.owned() {
@@ -275,8 +273,7 @@ pub async fn run(term: &mut Term, mut s: Setup) -> Result<u8> {
                 // The terminal has gone (a dropped SSH connection): leave nothing half-done.
                 tracing::warn!("cannot draw ({e}); pausing this console's runs and quitting");
                 pause_all(&s.engines, &s.store, &s.user).await;
-                log_stats(started, cpu0, frames, &s.bytes);
-                return Ok(OK);
+                break 'console OK;
             }
             frames += 1;
             last_draw = Instant::now();
@@ -287,6 +284,8 @@ pub async fn run(term: &mut Term, mut s: Setup) -> Result<u8> {
             draw_at = Some(due);
         }
     };
+    // Runs still going are paused, and webhook notices in flight get a bounded time.
+    s.engines.shutdown(crate::cli::apply::SHUTDOWN_GRACE).await;
     log_stats(started, cpu0, frames, &s.bytes);
     Ok(code)
 }
