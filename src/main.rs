@@ -74,7 +74,7 @@ pub enum Cmd {
     /// Run a deployment
     Apply {
         spec: PathBuf,
-        /// No console: print events (the console arrives in a later release; apply is headless today)
+        /// Print events, no console: what apply always does (the console runs a spec: `cutover console SPEC`)
         #[arg(long)]
         headless: bool,
         /// One JSON object per line

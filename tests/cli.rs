@@ -375,6 +375,32 @@ fn apply_first_deployment_prints_json_lines() {
     assert_eq!(finished(&evs)["outcome"], "succeeded");
 }
 
+/// `--headless` is what `apply` does with or without it; its help says so, on one line, and
+/// points to the console, instead of promising the console for a later release.
+#[test]
+fn apply_help_says_what_headless_does() {
+    let w = World::new();
+    let out = w.run(&["apply", "--help"]);
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("--headless"))
+        .unwrap_or_else(|| panic!("no --headless in\n{}", out.stdout));
+    assert!(!line.contains("later release"), "{line}");
+    assert!(line.contains("cutover console"), "{line}");
+    let next = out.stdout.lines().skip_while(|l| *l != line).nth(1);
+    assert!(
+        next.is_some_and(|l| l.trim_start().starts_with('-')),
+        "one line: {line} / {next:?}"
+    );
+    // Without --headless, apply prints the same events.
+    let p = w.v110("canary.yaml");
+    let out = w.run(&["apply", s(&p), "--dry-run", "--json"]);
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    assert_eq!(finished(&events(&out.stdout))["outcome"], "succeeded");
+}
+
 #[test]
 fn apply_canary_on_the_virtual_clock_is_fast() {
     let w = World::new();

@@ -1,8 +1,9 @@
 //! The console end to end through tmux: a run in another process waits at a gate, the console
 //! shows it, `a` approves it, the run finishes, `q` quits and the terminal is restored.
 //!
-//! Needs tmux. Without it the test says so loudly and skips, except under CI (`CI=true`), where
-//! `.ci/run` installs it and a skip is a failure.
+//! Needs tmux. Without it each test skips with a notice on standard error that `cargo test`
+//! shows (`common::skip`), except under CI (`CI=true`), where `.ci/run` installs it and a skip
+//! is a failure.
 
 #[allow(dead_code)]
 mod common;
@@ -12,22 +13,18 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    free_port, seed_spec, start_until_gate, stop_host, v110, wait_exit, write_in, LocalSpec, BIN,
+    free_port, seed_spec, skip, start_until_gate, stop_host, v110, wait_exit, write_in, LocalSpec,
+    BIN,
 };
 
-fn tmux_present() -> bool {
-    let ok = Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").map_or(true, |v| v != "true"),
-            "tmux is required under CI (.ci/run installs it)"
-        );
-        eprintln!("\n*** SKIPPED: tmux is not installed (apt-get install tmux) ***\n");
-    }
-    ok
+/// Whether tmux runs; otherwise `test` is skipped visibly (failed under CI).
+fn tmux_present(test: &str) -> bool {
+    skip::present_or_skip(
+        skip::runs("tmux", &["-V"]),
+        test,
+        "tmux",
+        "apt-get install tmux",
+    )
 }
 
 struct Tmux {
@@ -86,7 +83,7 @@ impl Drop for Tmux {
 
 #[test]
 fn approve_a_gate_from_the_console_then_quit() {
-    if !tmux_present() {
+    if !tmux_present("console_tmux::approve_a_gate_from_the_console_then_quit") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -196,7 +193,7 @@ fn outcome(st: &State) -> serde_json::Value {
 
 #[test]
 fn console_runs_a_local_spec_to_its_gate_approves_it_and_quits_restoring_the_terminal() {
-    if !tmux_present() {
+    if !tmux_present("console_tmux::console_runs_a_local_spec_to_its_gate_approves_it_and_quits_restoring_the_terminal") {
         return;
     }
     let (st, v2) = deployed("1s");
@@ -223,7 +220,7 @@ fn console_runs_a_local_spec_to_its_gate_approves_it_and_quits_restoring_the_ter
 
 #[test]
 fn rolling_back_a_running_rollout_with_capital_u() {
-    if !tmux_present() {
+    if !tmux_present("console_tmux::rolling_back_a_running_rollout_with_capital_u") {
         return;
     }
     let (st, v2) = deployed("60s");
@@ -253,7 +250,9 @@ fn rolling_back_a_running_rollout_with_capital_u() {
 
 #[test]
 fn a_dropped_terminal_pauses_the_consoles_runs_and_lets_go_of_them() {
-    if !tmux_present() {
+    if !tmux_present(
+        "console_tmux::a_dropped_terminal_pauses_the_consoles_runs_and_lets_go_of_them",
+    ) {
         return;
     }
     let (st, v2) = deployed("60s");

@@ -3,7 +3,10 @@
 //! For blue-green, canary and rolling: after 1.0.0 is applied, a rollout of 1.1.0 under >= 200
 //! requests/s completes with zero failed requests, and the share of responses per `x-version`
 //! follows the weights at each step. A version serving 30% errors, or failing its health check,
-//! is rolled back and traffic returns entirely to the old version. No process is left behind.
+//! is rolled back and traffic returns entirely to the old version. Recreate after each strategy
+//! (and after itself) under load ends with all traffic on the new version, and during its
+//! downtime the component's listener answers 503 instead of refusing connections. No process is
+//! left behind.
 
 #[allow(dead_code)]
 mod common;
@@ -222,6 +225,139 @@ async fn blue_green_under_load_has_no_failed_requests_and_follows_weights() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_under_load_has_no_failed_requests_and_follows_weights() {
     deploy_under_load("rolling").await;
+}
+
+/// The wall time of the first event of `kind` that `pick` accepts.
+fn first_event(
+    events: &[serde_json::Value],
+    kind: &str,
+    pick: impl Fn(&serde_json::Value) -> bool,
+) -> Option<DateTime<Utc>> {
+    events.iter().find(|e| e["kind"] == kind && pick(e)).map(ts)
+}
+
+/// 1.0.0 deployed, then rolled out to 1.1.0 with `before`, then recreated as 1.2.0 on the same
+/// `listen` address, all under 250 requests/s (the analyses need traffic): every request gets an
+/// HTTP answer (503 while nothing is ready, never a refused connection); during the recreate,
+/// 1.1.0 answers before its downtime, 503 only within it, and 1.2.0 after it.
+async fn recreate_after(before: &str) {
+    let _serial = SERIAL.lock().await;
+    let host = Host::new();
+    let port = free_port();
+    let replicas = if before == "rolling" { 3 } else { 2 };
+    let v1 = write_spec(host.path(), before, "1.0.0", port, replicas, &[]);
+    let v2 = write_spec(host.path(), before, "1.1.0", port, replicas, &[]);
+    let v3 = write_spec(host.path(), "recreate", "1.2.0", port, 2, &[]);
+    let first = apply(&host, &v1).await;
+    assert_eq!(first.code, 0, "{before} 1.0.0: {:?}", first.events.last());
+    let load = Load::start(port, 250, Duration::from_secs(90));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = apply(&host, &v2).await;
+    assert_eq!(second.code, 0, "{before} 1.1.0: {:?}", second.events.last());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let began = Utc::now();
+    let t0 = Instant::now();
+    let third = apply(&host, &v3).await;
+    let took = t0.elapsed();
+    let last = third.events.last().unwrap();
+    assert_eq!(third.code, 0, "recreate after {before}: {last}");
+    assert_eq!(
+        last["outcome"], "succeeded",
+        "recreate after {before}: {last}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let all = load.stop();
+    let refused = all.iter().filter(|s| s.status.is_none()).count();
+    assert_eq!(
+        refused,
+        0,
+        "{before}, then recreate: {refused} of {} requests got no HTTP answer",
+        all.len()
+    );
+    let samples: Vec<&Timed> = all.iter().filter(|s| s.sent >= began).collect();
+
+    let down = first_event(&third.events, "step_started", |e| {
+        e["description"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("stop 1.1.0"))
+    })
+    .unwrap_or_else(|| panic!("no stop step: {:?}", third.events));
+    let up = *shifts(&third.events, "1.2.0")
+        .iter()
+        .find(|(_, w)| *w == 100)
+        .map(|(at, _)| at)
+        .unwrap_or_else(|| panic!("never routed to 1.2.0: {:?}", third.events));
+    let slack = chrono::Duration::milliseconds(100);
+
+    let unavailable: Vec<&Timed> = samples
+        .iter()
+        .copied()
+        .filter(|s| s.status == Some(503))
+        .collect();
+    assert!(
+        !unavailable.is_empty(),
+        "recreate after {before}: no 503 during the downtime ({} responses)",
+        samples.len()
+    );
+    for s in &unavailable {
+        assert!(
+            s.sent >= down - slack && s.sent <= up + slack,
+            "recreate after {before}: a 503 at {} outside the downtime {down}..{up}",
+            s.sent
+        );
+    }
+    for s in &samples {
+        assert!(
+            matches!(s.status, Some(200) | Some(503)),
+            "recreate after {before}: status {:?}",
+            s.status
+        );
+        if s.sent < down - slack {
+            assert_eq!(s.version.as_deref(), Some("1.1.0"), "before the downtime");
+        }
+    }
+    let after: Vec<&Timed> = samples
+        .iter()
+        .copied()
+        .filter(|s| s.sent > up + slack)
+        .collect();
+    assert!(
+        after.len() > 100,
+        "recreate after {before}: {} responses after the switch",
+        after.len()
+    );
+    assert!(
+        after
+            .iter()
+            .all(|s| s.status == Some(200) && s.version.as_deref() == Some("1.2.0")),
+        "recreate after {before}: traffic after the switch not all on 1.2.0"
+    );
+    eprintln!(
+        "recreate after {before}: took {took:?}, downtime {} ms, {} responses, {} answered 503, 0 refused",
+        (up - down).num_milliseconds(),
+        samples.len(),
+        unavailable.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recreate_after_canary_answers_503_in_its_downtime_and_ends_on_the_new_version() {
+    recreate_after("canary").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recreate_after_blue_green_answers_503_in_its_downtime_and_ends_on_the_new_version() {
+    recreate_after("blue-green").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recreate_after_rolling_answers_503_in_its_downtime_and_ends_on_the_new_version() {
+    recreate_after("rolling").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recreate_after_recreate_answers_503_in_its_downtime_and_ends_on_the_new_version() {
+    recreate_after("recreate").await;
 }
 
 async fn bad_version_rolls_back(extra: &[&str], reason_has: &str) {

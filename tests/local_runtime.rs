@@ -695,3 +695,71 @@ fn router_forwards_with_x_forwarded_for_and_without_hop_by_hop_headers() {
     assert!(!seen.contains("x-hop"), "{seen}");
     assert!(!seen.contains("\r\nte:"), "{seen}");
 }
+
+/// The router belongs to the component, not to a revision: with every revision removed (a
+/// recreate's downtime) the listen address answers 503 instead of refusing connections, and the
+/// next revision is routed there at once. A component left with no revision may move to a new
+/// address; `host stop` closes it.
+#[test]
+fn the_listener_outlives_the_revisions_behind_it() {
+    let w = World::new();
+    let rt = runtime();
+    let provider = LocalProvider::new(rt.block_on(ensure_host(w.path(), Path::new(BIN))).unwrap());
+    let serve = |key: &str, version: &str, rev: &RevisionSpec| {
+        rt.block_on(provider.apply_revision(rev, 1))
+            .unwrap_or_else(|e| panic!("{key}: {e}"));
+        rt.block_on(provider.set_weights("web", &[(rev.key.clone(), 100)]))
+            .unwrap();
+        wait_for(&format!("{key} answering"), Duration::from_secs(8), || {
+            get(w.port, "/", "")
+                .ok()
+                .filter(|r| r.code == 200 && r.header("x-version") == Some(version))
+        });
+    };
+    let a = revision(&w, "web@a", "1.0.0", DEMO, HTTP_HEALTH);
+    serve("web@a", "1.0.0", &a);
+    // Remove it and, straight away, start the next one on the same address.
+    rt.block_on(provider.set_weights("web", &[])).unwrap();
+    rt.block_on(provider.remove_revision("web", &a.key))
+        .unwrap();
+    let b = revision(&w, "web@b", "1.1.0", DEMO, HTTP_HEALTH);
+    serve("web@b", "1.1.0", &b);
+
+    // No revision at all, and no process left: the router still answers, 503.
+    rt.block_on(provider.remove_revision("web", &b.key))
+        .unwrap();
+    wait_for("the instances to stop", Duration::from_secs(10), || {
+        find_owned(&w.state).is_empty().then_some(())
+    });
+    for _ in 0..3 {
+        let r = get(w.port, "/", "").expect("the listener is still open");
+        assert_eq!(r.code, 503, "{}", r.body);
+        assert!(r.body.contains("no ready instance"), "{}", r.body);
+    }
+    let st = w.running_status();
+    assert_eq!(st.components.len(), 1, "{st:?}");
+    assert_eq!(st.components[0].listen, format!("127.0.0.1:{}", w.port));
+    assert!(st.components[0].revisions.is_empty(), "{st:?}");
+    let out = w.run(&["host", "status"]);
+    assert!(out.stdout.contains("no revision"), "{}", out.explain());
+
+    // With no revision behind it, the component may move to another address.
+    let moved = free_port();
+    let mut c = revision(&w, "web@c", "1.2.0", DEMO, HTTP_HEALTH);
+    c.component.listen = Some(format!("127.0.0.1:{moved}"));
+    rt.block_on(provider.apply_revision(&c, 1)).unwrap();
+    rt.block_on(provider.set_weights("web", &[(c.key.clone(), 100)]))
+        .unwrap();
+    wait_for("1.2.0 on the new address", Duration::from_secs(8), || {
+        get(moved, "/", "")
+            .ok()
+            .filter(|r| r.code == 200 && r.header("x-version") == Some("1.2.0"))
+    });
+    wait_for("the old address closed", Duration::from_secs(5), || {
+        get(w.port, "/", "").is_err().then_some(())
+    });
+    // While a revision runs behind it, it may not.
+    let d = revision(&w, "web@d", "1.3.0", DEMO, HTTP_HEALTH);
+    let err = rt.block_on(provider.apply_revision(&d, 1)).unwrap_err();
+    assert!(err.to_string().contains("already routed"), "{err}");
+}

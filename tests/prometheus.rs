@@ -2,8 +2,9 @@
 //! discovery targets, Prometheus scrapes the demo service every second, and a bad canary is
 //! detected through PromQL and rolled back.
 //!
-//! Needs the `prometheus` binary (Debian package `prometheus`). Without it the test says so loudly
-//! and skips, except under CI (`CI=true`), where `.ci/run` installs it and a skip is a failure.
+//! Needs the `prometheus` binary (Debian package `prometheus`). Without it the test skips with a
+//! notice on standard error that `cargo test` shows (`common::skip`), except under CI
+//! (`CI=true`), where `.ci/run` installs it and a skip is a failure.
 
 #[allow(dead_code)]
 mod common;
@@ -12,18 +13,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, stop_host, write_in, LocalSpec, BIN};
-
-fn prometheus_binary() -> Option<String> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path) {
-        let p = dir.join("prometheus");
-        if p.is_file() {
-            return Some(p.display().to_string());
-        }
-    }
-    None
-}
+use common::{free_port, skip, stop_host, write_in, LocalSpec, BIN};
 
 struct Cleanup {
     state: tempfile::TempDir,
@@ -112,13 +102,11 @@ fn promql(port: u16, query: &str) -> Option<f64> {
 
 #[test]
 fn a_bad_canary_detected_through_promql_rolls_back() {
-    let Some(prom_bin) = prometheus_binary() else {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!(
-                "prometheus is not installed, and CI must not skip this test (.ci/run installs it)"
-            );
-        }
-        eprintln!("\n*** SKIPPED: prometheus is not installed (apt-get install prometheus) ***\n");
+    let Some(prom_bin) = skip::find_or_skip(
+        "prometheus::a_bad_canary_detected_through_promql_rolls_back",
+        "prometheus",
+        "apt-get install prometheus",
+    ) else {
         return;
     };
     let mut c = Cleanup {

@@ -46,6 +46,9 @@ fn render(s: &HostStatus) {
     }
     for c in &s.components {
         out!("  {} on {}", c.component, c.listen);
+        if c.revisions.is_empty() {
+            out!("    no revision: the router answers 503");
+        }
         for r in &c.revisions {
             out!(
                 "    {} ({}) weight {}%  requests {}  5xx {}  transport errors {}",

@@ -4,6 +4,11 @@
 //! ports and placeholders, route, probe, report, retire when idle) and recording what runs in
 //! the store so a restarted host replaces it cleanly. Must not touch: sockets (that is `server`)
 //! or deployment decisions.
+//!
+//! A component's router belongs to the component, not to its revisions: it is started with the
+//! component's first revision and kept, answering 503 while no revision is ready (a recreate's
+//! downtime, a removed last revision), until `host stop`. Only a component with no revision may
+//! move to another `listen` address.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -30,6 +35,8 @@ const DRAIN: Duration = Duration::from_secs(30);
 const GRACE: Duration = Duration::from_secs(5);
 /// Upstream timeout of the routers.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a closing router lets in-flight requests finish.
+const ROUTER_GRACE: Duration = Duration::from_secs(2);
 
 struct Instance {
     id: String,
@@ -411,6 +418,16 @@ impl Host {
             .parse()
             .map_err(|e| format!("{comp_id}: bad listen address: {e}"))?;
         let mut comps = self.comps.lock().await;
+        // A component with no revision behind it may move: close its old address.
+        let moving = comps
+            .get(&comp_id)
+            .is_some_and(|c| c.revs.is_empty() && c.router.listen != listen && listen.port() != 0);
+        if moving {
+            if let Some(old) = comps.remove(&comp_id) {
+                tracing::info!("{comp_id}: moves from {} to {listen}", old.router.listen);
+                old.router.shutdown(ROUTER_GRACE).await;
+            }
+        }
         if !comps.contains_key(&comp_id) {
             let router = Router::start(&comp_id, listen, UPSTREAM_TIMEOUT)
                 .await
@@ -601,6 +618,8 @@ impl Host {
         Ok(m)
     }
 
+    /// Take a revision off the router and stop its instances (after their in-flight requests).
+    /// The component and its router stay: with no revision left it answers 503.
     pub async fn remove_revision(&self, component: &str, key: &RevisionKey) -> Result<(), String> {
         let mut comps = self.comps.lock().await;
         let Some(comp) = comps.get_mut(component) else {
@@ -608,28 +627,13 @@ impl Host {
         };
         comp.router.remove_revision(key);
         let removed = comp.revs.remove(key);
-        let empty = comp.revs.is_empty();
-        let router = comp.router.clone();
-        if empty {
-            comps.remove(component);
-        }
         self.write_sd(&comps);
         drop(comps);
         let _ = table::remove(&self.store, &key.0);
         if let Some(rev) = removed {
-            tokio::spawn(async move {
-                let tasks: Vec<_> = rev
-                    .instances
-                    .into_iter()
-                    .map(|i| tokio::spawn(i.retire()))
-                    .collect();
-                for t in tasks {
-                    let _ = t.await;
-                }
-                if empty {
-                    router.shutdown(Duration::from_secs(5)).await;
-                }
-            });
+            for i in rev.instances {
+                tokio::spawn(i.retire());
+            }
         }
         Ok(())
     }
@@ -691,7 +695,7 @@ impl Host {
                     }));
                 }
             }
-            c.router.shutdown(Duration::from_secs(2)).await;
+            c.router.shutdown(ROUTER_GRACE).await;
         }
         for t in tasks {
             let _ = t.await;

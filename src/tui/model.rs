@@ -76,7 +76,7 @@ pub struct Model {
     pub drill: Option<Drill>,
     /// The view to go back to from the drill-down.
     pub drill_from: View,
-    /// Unfinished runs that this console's engine owns.
+    /// Unfinished runs that this console's engine owns (set with [`Model::set_owned`]).
     pub owned: Vec<i64>,
     /// The console quits once its runs are paused or rolled back; this says which.
     pub quitting: Option<String>,
@@ -291,8 +291,30 @@ impl Model {
         vec![Effect::Redraw]
     }
 
+    /// The runs this console owns that are still going. A run the store already shows finished
+    /// does not count, even while its engine has not let go of it yet.
+    pub fn running_owned(&self) -> Vec<i64> {
+        self.owned
+            .iter()
+            .copied()
+            .filter(|run| !self.rows.iter().any(|r| r.run == *run && r.finished))
+            .collect()
+    }
+
+    /// What this console's engines own now. A quit dialog left with nothing to decide (its
+    /// last run has finished) quits.
+    pub fn set_owned(&mut self, owned: Vec<i64>) -> Vec<Effect> {
+        self.owned = owned;
+        if self.mode == Mode::Quit && self.quitting.is_none() && self.running_owned().is_empty() {
+            self.mode = Mode::Normal;
+            return vec![Effect::Quit];
+        }
+        Vec::new()
+    }
+
+    /// `q`: quit at once when nothing runs here, else ask what to do with the runs.
     pub(super) fn quit(&mut self) -> Vec<Effect> {
-        if self.owned.is_empty() || self.demo {
+        if self.running_owned().is_empty() || self.demo {
             return vec![Effect::Quit];
         }
         self.mode = Mode::Quit;
@@ -690,6 +712,40 @@ mod tests {
         demo.owned = vec![1];
         demo.demo = true;
         assert_eq!(demo.key(k('q')), vec![Effect::Quit]);
+    }
+
+    #[test]
+    fn q_quits_at_once_when_the_consoles_runs_have_finished() {
+        // The store already shows the run finished; the engine's list may not have caught up.
+        let mut m = Model::new("me", false);
+        m.set_rows(vec![row("a", "succeeded", true)]);
+        m.owned = vec![1];
+        assert_eq!(m.key(k('q')), vec![Effect::Quit]);
+        assert_eq!(m.mode, Mode::Normal);
+        // A dialog opened while the run went on quits once nothing runs here any more.
+        let mut m = Model::new("me", false);
+        m.set_rows(vec![row("a", "progressing", true)]);
+        assert!(m.set_owned(vec![1]).is_empty());
+        assert_eq!(m.key(k('q')), vec![Effect::Redraw]);
+        assert_eq!(m.mode, Mode::Quit);
+        assert!(
+            m.set_owned(vec![1]).is_empty(),
+            "still running: still asking"
+        );
+        assert_eq!(m.mode, Mode::Quit);
+        assert_eq!(m.set_owned(Vec::new()), vec![Effect::Quit]);
+        // And the same when the store says it finished before the engine lets go of it.
+        let mut m = Model::new("me", false);
+        m.set_rows(vec![row("a", "progressing", true)]);
+        assert!(m.set_owned(vec![1]).is_empty());
+        m.key(k('q'));
+        m.set_rows(vec![row("a", "rolled_back", true)]);
+        assert_eq!(m.set_owned(vec![1]), vec![Effect::Quit]);
+        // Outside the dialog, a change of what runs does nothing by itself.
+        let mut m = Model::new("me", false);
+        assert!(m.set_owned(vec![1]).is_empty());
+        assert!(m.set_owned(Vec::new()).is_empty());
+        assert_eq!(m.mode, Mode::Normal);
     }
 
     #[test]

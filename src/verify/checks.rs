@@ -532,19 +532,20 @@ infrastructure: {provider: kubernetes}
         }
     }
 
-    fn openssl() -> bool {
-        let found = std::process::Command::new("openssl")
-            .arg("version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !found {
-            assert!(
-                std::env::var("CI").map_or(true, |v| v != "true"),
-                "openssl is required under CI (.ci/run installs it)"
-            );
-            eprintln!("\n*** SKIPPED: openssl is not installed ***\n");
-        }
-        found
+    /// Shared with the integration tests: a visible skip, a failure under CI.
+    #[allow(dead_code)]
+    mod skip {
+        include!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/skip.rs"));
+    }
+
+    /// Whether openssl runs; otherwise `test` is skipped visibly (failed under CI).
+    fn openssl(test: &str) -> bool {
+        skip::present_or_skip(
+            skip::runs("openssl", &["version"]),
+            test,
+            "openssl",
+            "apt-get install openssl",
+        )
     }
 
     async fn s_server(dir: &std::path::Path, flags: &[&str]) -> (SServer, String) {
@@ -602,7 +603,7 @@ infrastructure: {provider: kubernetes}
 
     #[tokio::test]
     async fn tls_versions_are_probed_against_a_real_server() {
-        if !openssl() {
+        if !openssl("verify::checks::tests::tls_versions_are_probed_against_a_real_server") {
             return;
         }
         use crate::verify::tls::{TLS12, TLS13};

@@ -7,6 +7,7 @@
 //!   `apply --json` as a child process, load through the router.
 //! - The engine on the simulated platform: a provider that records (and can fail) calls, and
 //!   waiting for a run's status, event or outcome.
+//! - Skipping visibly when an outside program (prometheus, openssl, tmux) is missing: `skip`.
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
@@ -30,6 +31,8 @@ use cutover::provider::{
 use cutover::spec::{self, ProviderKind, ValidSpec};
 use cutover::store::Store;
 use serde_json::Value;
+
+pub mod skip;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cutover");
 

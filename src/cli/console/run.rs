@@ -142,7 +142,12 @@ pub async fn run(term: &mut Term, mut s: Setup) -> Result<u8> {
                         term.clear()?;
                         force = true;
                     }
-                    effects = model.key(k);
+                    // Decide on what runs here now, not at the last refresh (a run may have
+                    // finished since): `q` with nothing running quits at once.
+                    effects = model.set_owned(s.engines.owned());
+                    if effects.is_empty() {
+                        effects = model.key(k);
+                    }
                 }
             },
             Some(()) = s.pokes.recv() => {
@@ -184,7 +189,7 @@ pub async fn run(term: &mut Term, mut s: Setup) -> Result<u8> {
                         }
                     }
                 }
-                model.owned = s.engines.owned();
+                effects.extend(model.set_owned(s.engines.owned()));
                 model.now = model.wants_clock().then(|| {
                     let now = chrono::Utc::now();
                     now - chrono::Duration::nanoseconds(i64::from(chrono::Timelike::nanosecond(&now)))

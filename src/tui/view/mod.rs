@@ -254,16 +254,17 @@ fn confirm(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
 }
 
 fn quit(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
+    let running = m.running_owned();
     let names: Vec<String> = m
         .rows
         .iter()
-        .filter(|r| m.owned.contains(&r.run))
+        .filter(|r| running.contains(&r.run))
         .map(|r| format!("{} {}", r.deployment, r.version))
         .collect();
     let mut lines = vec![
         Line::from(format!(
             "This console runs {} deployment(s): {}.",
-            m.owned.len(),
+            running.len(),
             names.join(", ")
         )),
         Line::from("What should happen to them?"),
