@@ -130,20 +130,7 @@ webhooks:
     .unwrap_or_else(|d| panic!("{d:?}"));
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let engine = Engine::new(EngineConfig {
-        store: store.clone(),
-        provider: Arc::new(Simulated::new(Vec::new())),
-        signals: Arc::new(Builtin::default()),
-        virtual_clock: false,
-        poll_store: false,
-        governance: Governance::new(ws),
-        wall_clock_gates: false,
-    });
-    let opts = |auto| RunOptions {
-        dry_run: true,
-        auto_approve: auto,
-        initiator: "alice".into(),
-    };
+    let engine = real_time_engine(&store, ws, false);
     let h = engine.start(spec("1.0.0"), opts(true)).await.unwrap();
     assert_eq!(h.join.await.unwrap(), Outcome::Succeeded);
     let mut events = engine.subscribe();
@@ -296,20 +283,7 @@ async fn shutdown_pauses_refuses_and_drains_within_its_grace() {
     .unwrap_or_else(|d| panic!("{d:?}"));
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let engine = Engine::new(EngineConfig {
-        store: store.clone(),
-        provider: Arc::new(Simulated::new(Vec::new())),
-        signals: Arc::new(Builtin::default()),
-        virtual_clock: false,
-        poll_store: true,
-        governance: Governance::new(ws),
-        wall_clock_gates: false,
-    });
-    let opts = |auto| RunOptions {
-        dry_run: true,
-        auto_approve: auto,
-        initiator: "alice".into(),
-    };
+    let engine = real_time_engine(&store, ws, true);
     let h = engine.start(spec("1.0.0"), opts(true)).await.unwrap();
     assert_eq!(h.join.await.unwrap(), Outcome::Succeeded);
     let mut events = engine.subscribe();
@@ -362,4 +336,25 @@ async fn shutdown_pauses_refuses_and_drains_within_its_grace() {
         matches!(resume, Err(EngineError::Refused(Refusal::ShuttingDown))),
         "{resume:?}"
     );
+}
+
+/// An engine on the simulated provider in real time (webhooks are delivered for real).
+fn real_time_engine(store: &Store, ws: config::Workspace, poll_store: bool) -> Engine {
+    Engine::new(EngineConfig {
+        store: store.clone(),
+        provider: Arc::new(Simulated::new(Vec::new())),
+        signals: Arc::new(Builtin::default()),
+        virtual_clock: false,
+        poll_store,
+        governance: Governance::new(ws),
+        wall_clock_gates: false,
+    })
+}
+
+fn opts(auto_approve: bool) -> RunOptions {
+    RunOptions {
+        dry_run: true,
+        auto_approve,
+        initiator: "alice".into(),
+    }
 }

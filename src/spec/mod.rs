@@ -7,6 +7,7 @@ pub mod canary;
 pub mod decode;
 pub mod expr;
 pub mod keyword;
+pub mod kinds;
 pub mod model;
 pub mod rules;
 pub mod validation;
@@ -17,6 +18,7 @@ use std::path::Path;
 pub use canary::*;
 pub use decode::{fmt_num, human, parse_duration, Decoder, Diagnostic, FromNode, Millis, Secs};
 pub use keyword::Keyword;
+pub use kinds::*;
 pub use model::*;
 pub use validation::*;
 

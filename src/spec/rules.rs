@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::canary::*;
 use super::decode::{did_you_mean, Decoder};
 use super::expr::Expr;
+use super::kinds::*;
 use super::model::*;
 use super::validation::*;
 

@@ -350,12 +350,7 @@ impl Store {
         let ts = now_ts();
         self.with(|c| {
             let tx = c.unchecked_transaction()?;
-            for (key, state) in revisions {
-                tx.execute(
-                    "UPDATE revisions SET status = ?2, updated_at = ?3 WHERE rev_key = ?1",
-                    params![key, state.as_str(), ts],
-                )?;
-            }
+            set_states(&tx, revisions, &ts)?;
             tx.execute(
                 "UPDATE runs SET status = ?2, outcome = ?2, reason = ?3, finished_at = ?4, updated_at = ?4,
                    owner_pid = NULL WHERE run_id = ?1",
@@ -552,12 +547,7 @@ impl Store {
         let ts = now_ts();
         self.with(|c| {
             let tx = c.unchecked_transaction()?;
-            for (key, state) in states {
-                tx.execute(
-                    "UPDATE revisions SET status = ?2, updated_at = ?3 WHERE rev_key = ?1",
-                    params![key, state.as_str(), ts],
-                )?;
-            }
+            set_states(&tx, states, &ts)?;
             tx.commit()
         })
     }
@@ -680,6 +670,21 @@ impl Store {
             })
         })
     }
+}
+
+/// Set revisions' states inside a caller's transaction.
+fn set_states(
+    tx: &rusqlite::Transaction,
+    states: &[(String, RevisionState)],
+    ts: &str,
+) -> rusqlite::Result<()> {
+    for (key, state) in states {
+        tx.execute(
+            "UPDATE revisions SET status = ?2, updated_at = ?3 WHERE rev_key = ?1",
+            params![key, state.as_str(), ts],
+        )?;
+    }
+    Ok(())
 }
 
 fn create_private_dir(dir: &Path) -> Result<()> {
