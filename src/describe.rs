@@ -3,8 +3,8 @@
 //!
 //! Owns: the wording of events. Must not touch: terminals, colours or engine state.
 
-use crate::engine::event::{Event, EventKind, Weight};
-use crate::engine::signals::{fmt_num, Judgement};
+use crate::engine::event::{AnalysisDecision, Event, EventKind, Weight};
+use crate::engine::signals::{fmt_num, Judgement, SignalKind};
 use crate::spec::human;
 
 pub fn weights(ws: &[Weight]) -> String {
@@ -74,14 +74,14 @@ pub fn human_line(ev: &Event, steps: usize) -> Option<String> {
         } => {
             let parts: Vec<String> = verdicts
                 .iter()
-                .filter(|v| v.source != "health" || v.judgement != Judgement::Pass)
+                .filter(|v| v.source != SignalKind::Health || v.judgement != Judgement::Pass)
                 .map(|v| {
                     let base = v
                         .baseline
                         .map(|b| format!(", baseline {}", fmt_num(b)))
                         .unwrap_or_default();
                     let counts = match (&v.counts, v.judgement) {
-                        (Some(c), Judgement::Fail) if v.source != "health" && v.source != "trigger" => {
+                        (Some(c), Judgement::Fail) if !matches!(v.source, SignalKind::Health | SignalKind::Trigger) => {
                             format!(", {}/{} failures", c.failures, c.failure_limit + 1)
                         }
                         (Some(c), Judgement::NoData) => format!(", {}/{} no data", c.no_data_in_row, c.no_data_limit),
@@ -89,7 +89,7 @@ pub fn human_line(ev: &Event, steps: usize) -> Option<String> {
                         _ => String::new(),
                     };
                     match v.value {
-                        Some(x) if v.source == "metric" => format!(
+                        Some(x) if v.source == SignalKind::Metric => format!(
                             "{} {} {} ({}{base}{counts})",
                             v.signal,
                             fmt_num(x),
@@ -103,9 +103,10 @@ pub fn human_line(ev: &Event, steps: usize) -> Option<String> {
             let next = next_in_ms
                 .map(|ms| format!("; next in {}", human(ms)))
                 .unwrap_or_default();
-            let verdict = match (decision.as_str(), reason) {
-                ("pause", Some(r)) => format!(" => pause: {r}"),
-                ("rollback", Some(r)) => format!(" => rollback: {r}"),
+            let verdict = match (decision, reason) {
+                (AnalysisDecision::Pause | AnalysisDecision::Rollback, Some(r)) => {
+                    format!(" => {decision}: {r}")
+                }
                 _ => String::new(),
             };
             format!(

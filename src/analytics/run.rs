@@ -1,6 +1,7 @@
 //! One run's analytics from its journal: time per step, at gates and paused, verdicts per signal,
 //! decisions, approvals, traffic shifts and how it ended.
 
+use crate::engine::event::AnalysisDecision;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -107,7 +108,7 @@ pub fn analyse(run: i64, deployment: &str, events: &[Event]) -> RunAnalytics {
                         Judgement::Error => c.error += 1,
                     }
                 }
-                if !decision.is_empty() && decision != "continue" {
+                if *decision != AnalysisDecision::Continue {
                     a.decisions.push(format!(
                         "{decision}: {}",
                         reason.clone().unwrap_or_default()
@@ -138,6 +139,7 @@ pub fn analyse(run: i64, deployment: &str, events: &[Event]) -> RunAnalytics {
 mod tests {
     use super::*;
     use crate::engine::event::Outcome;
+    use crate::engine::signals::SignalKind;
     use crate::engine::signals::{OnFail, Verdict};
 
     fn ev(ts: &str, kind: EventKind) -> Event {
@@ -156,7 +158,16 @@ mod tests {
             component: "web".into(),
             description: d.into(),
         };
-        let v = |j| Verdict::new("error_rate", "metric", j, "< 0.05", "", OnFail::Rollback);
+        let v = |j| {
+            Verdict::new(
+                "error_rate",
+                SignalKind::Metric,
+                j,
+                "< 0.05",
+                "",
+                OnFail::Rollback,
+            )
+        };
         let events = vec![
             ev("00:00", step(0, "start")),
             ev("00:10", step(1, "analyse")),
@@ -166,7 +177,7 @@ mod tests {
                     component: "web".into(),
                     verdicts: vec![v(Judgement::Pass)],
                     next_in_ms: None,
-                    decision: "continue".into(),
+                    decision: AnalysisDecision::Continue,
                     reason: None,
                 },
             ),
@@ -193,7 +204,7 @@ mod tests {
                     component: "web".into(),
                     verdicts: vec![v(Judgement::Fail)],
                     next_in_ms: None,
-                    decision: "rollback".into(),
+                    decision: AnalysisDecision::Rollback,
                     reason: Some("error_rate failed".into()),
                 },
             ),

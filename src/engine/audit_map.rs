@@ -3,7 +3,7 @@
 //!
 //! Owns: the mapping from an event to an audit entry. Must not touch: storage or hashing.
 
-use super::event::{Event, EventKind};
+use super::event::{AnalysisDecision, Event, EventKind};
 use crate::store::audit::Entry;
 
 /// The audit entry for an event, if it is an action or a decision.
@@ -67,7 +67,7 @@ pub(crate) fn audit_entry(ev: &Event, environment: &str, initiator: &str) -> Opt
         ),
         EventKind::Analysis {
             decision, reason, ..
-        } if !decision.is_empty() && decision != "continue" => (
+        } if *decision != AnalysisDecision::Continue => (
             engine,
             "analysis.decide",
             serde_json::json!({"decision": decision, "reason": reason}),

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::event::EventKind;
+use super::event::{AnalysisDecision, EventKind};
 use super::run::{Run, Stop};
-use super::signals::{fmt_num, Judgement, OnFail, SignalContext, Verdict};
+use super::signals::{fmt_num, Judgement, OnFail, SignalContext, SignalKind, Verdict};
 use crate::spec::human;
 
 /// The statistical metrics that failed, with their words.
@@ -65,10 +65,14 @@ enum Decision {
 
 impl Decision {
     fn word(&self) -> &'static str {
+        self.kind().as_str()
+    }
+
+    fn kind(&self) -> AnalysisDecision {
         match self {
-            Decision::Continue => "continue",
-            Decision::Pause(_) => "pause",
-            Decision::Rollback(_) => "rollback",
+            Decision::Continue => AnalysisDecision::Continue,
+            Decision::Pause(_) => AnalysisDecision::Pause,
+            Decision::Rollback(_) => AnalysisDecision::Rollback,
         }
     }
 
@@ -215,7 +219,7 @@ impl Run {
             });
             // Health and triggers act at once; metrics and rules after their failure limit;
             // statistical metrics through the canary score (below).
-            let immediate = matches!(v.source.as_str(), "health" | "trigger");
+            let immediate = matches!(v.source, SignalKind::Health | SignalKind::Trigger);
             let this = match v.judgement {
                 Judgement::Fail if v.statistical => Decision::Continue,
                 Judgement::Fail
@@ -275,7 +279,7 @@ impl Run {
             verdicts.push(score_verdict);
             decision = decision.worst(d);
         }
-        let word = decision.word().to_string();
+        let word = decision.kind();
         let reason = match &decision {
             Decision::Continue => None,
             Decision::Pause(r) | Decision::Rollback(r) => Some(r.clone()),
@@ -368,7 +372,7 @@ impl Run {
         };
         let mut v = Verdict::new(
             "canary-score",
-            "score",
+            SignalKind::Score,
             judgement,
             expected,
             format!("score {} ({})", fmt_num(score.value), score.reason),

@@ -9,6 +9,32 @@ use super::signals::Verdict;
 
 pub use crate::store::{Outcome, Status};
 
+/// What an analysis decided for the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnalysisDecision {
+    #[default]
+    Continue,
+    Pause,
+    Rollback,
+}
+
+impl AnalysisDecision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnalysisDecision::Continue => "continue",
+            AnalysisDecision::Pause => "pause",
+            AnalysisDecision::Rollback => "rollback",
+        }
+    }
+}
+
+impl std::fmt::Display for AnalysisDecision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// A revision's share of a component's traffic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Weight {
@@ -70,9 +96,8 @@ pub enum EventKind {
         verdicts: Vec<Verdict>,
         /// Milliseconds until the next decision.
         next_in_ms: Option<u64>,
-        /// continue | pause | rollback
         #[serde(default)]
-        decision: String,
+        decision: AnalysisDecision,
         /// Why, when the decision is not to continue.
         #[serde(default)]
         reason: Option<String>,

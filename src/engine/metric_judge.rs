@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::signals::{fmt_num, Judgement, OnFail, SignalContext, Verdict};
+use super::signals::{fmt_num, Judgement, OnFail, SignalContext, SignalKind, Verdict};
 use super::sources::{self, Measured, Placeholders};
 use crate::analysis::stats::{self, Direction, JudgeConfig, MetricResult};
 use crate::provider::Metrics;
@@ -134,7 +134,7 @@ impl MetricJudge {
         let mut v = match canary {
             Measured::NoData(why) => Verdict::new(
                 &metric.name,
-                "metric",
+                SignalKind::Metric,
                 Judgement::NoData,
                 expected,
                 why,
@@ -142,7 +142,7 @@ impl MetricJudge {
             ),
             Measured::Error(why) => Verdict::new(
                 &metric.name,
-                "metric",
+                SignalKind::Metric,
                 Judgement::Error,
                 expected,
                 why,
@@ -158,7 +158,7 @@ impl MetricJudge {
                 };
                 Verdict::new(
                     &metric.name,
-                    "metric",
+                    SignalKind::Metric,
                     if ok { Judgement::Pass } else { Judgement::Fail },
                     expected.clone(),
                     format!(
@@ -193,7 +193,7 @@ impl MetricJudge {
             (Measured::Error(e), _) | (_, Some(Measured::Error(e))) => {
                 return Verdict::new(
                     &metric.name,
-                    "metric",
+                    SignalKind::Metric,
                     Judgement::Error,
                     expected,
                     e,
@@ -203,7 +203,7 @@ impl MetricJudge {
             (_, None) => {
                 return Verdict::new(
                     &metric.name,
-                    "metric",
+                    SignalKind::Metric,
                     Judgement::NoData,
                     expected,
                     "no baseline revision to compare with",
@@ -213,7 +213,7 @@ impl MetricJudge {
             (Measured::NoData(why), _) | (_, Some(Measured::NoData(why))) => {
                 return Verdict::new(
                     &metric.name,
-                    "metric",
+                    SignalKind::Metric,
                     Judgement::NoData,
                     expected,
                     why,
@@ -232,7 +232,7 @@ impl MetricJudge {
         if cs.len() < MIN_SAMPLES {
             let mut v = Verdict::new(
                 &metric.name,
-                "metric",
+                SignalKind::Metric,
                 Judgement::NoData,
                 expected,
                 format!("collecting samples: {} of {MIN_SAMPLES}", cs.len()),
@@ -261,7 +261,7 @@ impl MetricJudge {
         };
         let mut v = Verdict::new(
             &metric.name,
-            "metric",
+            SignalKind::Metric,
             judgement,
             expected,
             format!("{} ({} samples each)", class.reason, cs.len()),

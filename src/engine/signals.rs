@@ -30,13 +30,42 @@ pub enum OnFail {
     Pause,
 }
 
+/// What a verdict judges: instance health, a canary metric, a progression rule, a rollback
+/// trigger, or the statistical judges' combined canary score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignalKind {
+    Health,
+    Metric,
+    Rule,
+    Trigger,
+    Score,
+}
+
+impl SignalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignalKind::Health => "health",
+            SignalKind::Metric => "metric",
+            SignalKind::Rule => "rule",
+            SignalKind::Trigger => "trigger",
+            SignalKind::Score => "score",
+        }
+    }
+}
+
+impl std::fmt::Display for SignalKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// One judged signal, with what a person needs to agree with it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
     /// Metric, rule or trigger name.
     pub signal: String,
-    /// health | metric | rule | trigger
-    pub source: String,
+    pub source: SignalKind,
     pub judgement: Judgement,
     pub value: Option<f64>,
     /// The threshold or condition text it was judged against.
@@ -73,7 +102,7 @@ impl Verdict {
     /// A verdict with no baseline, interval, counts or decision yet.
     pub fn new(
         signal: &str,
-        source: &str,
+        source: SignalKind,
         judgement: Judgement,
         expected: impl Into<String>,
         message: impl Into<String>,
@@ -81,7 +110,7 @@ impl Verdict {
     ) -> Verdict {
         Verdict {
             signal: signal.to_string(),
-            source: source.to_string(),
+            source,
             judgement,
             value: None,
             expected: expected.into(),
@@ -149,7 +178,7 @@ fn simple_threshold(cond: &str) -> Option<f64> {
 
 fn condition_verdict(
     name: &str,
-    source: &str,
+    source: SignalKind,
     cond: &str,
     m: &Metrics,
     fails_when_true: bool,
@@ -214,7 +243,7 @@ fn trigger_verdict(
     if let Some(cond) = &t.condition {
         return Some(condition_verdict(
             &name,
-            "trigger",
+            SignalKind::Trigger,
             cond,
             m,
             true,
@@ -224,7 +253,7 @@ fn trigger_verdict(
     match t.kind {
         TriggerKind::HealthCheck => Some(Verdict::new(
             &name,
-            "trigger",
+            SignalKind::Trigger,
             if health_bad.is_some() {
                 Judgement::Fail
             } else {
@@ -239,7 +268,7 @@ fn trigger_verdict(
             let cond = format!("error_rate > {threshold}");
             Some(condition_verdict(
                 &name,
-                "trigger",
+                SignalKind::Trigger,
                 &cond,
                 m,
                 true,
@@ -273,7 +302,7 @@ impl SignalSource for Builtin {
                 out.push(
                     Verdict::new(
                         "health",
-                        "health",
+                        SignalKind::Health,
                         if bad > 0 {
                             Judgement::Fail
                         } else {
@@ -294,7 +323,7 @@ impl SignalSource for Builtin {
             Err(e) => {
                 out.push(Verdict::new(
                     "health",
-                    "health",
+                    SignalKind::Health,
                     Judgement::Error,
                     "0 unhealthy instances",
                     e.to_string(),
@@ -343,7 +372,7 @@ impl SignalSource for Builtin {
                 };
                 let mut v = condition_verdict(
                     &name,
-                    "rule",
+                    SignalKind::Rule,
                     &rule.condition,
                     &metrics,
                     fails_when_true,
@@ -358,7 +387,7 @@ impl SignalSource for Builtin {
         } else if let Some(e) = &metrics_error {
             out.push(Verdict::new(
                 "metrics",
-                "metric",
+                SignalKind::Metric,
                 Judgement::Error,
                 "",
                 e.clone(),
@@ -400,7 +429,7 @@ mod tests {
         m.insert("error_rate".into(), 0.3);
         let v = condition_verdict(
             "r",
-            "rule",
+            SignalKind::Rule,
             "error_rate < 0.05",
             &m,
             false,
@@ -410,7 +439,7 @@ mod tests {
         assert!(v.message.contains("error_rate = 0.3"), "{}", v.message);
         let v = condition_verdict(
             "t",
-            "trigger",
+            SignalKind::Trigger,
             "failure_rate > 0.1",
             &m,
             true,
@@ -420,7 +449,7 @@ mod tests {
         m.insert("failure_rate".into(), 0.0);
         let v = condition_verdict(
             "t",
-            "trigger",
+            SignalKind::Trigger,
             "failure_rate > 0.1",
             &m,
             true,
@@ -443,7 +472,7 @@ mod tests {
         assert_eq!(v.expected, "rolls back when error_rate > 0.1");
         let v = condition_verdict(
             "r",
-            "rule",
+            SignalKind::Rule,
             "error_rate < 0.05",
             &m,
             false,

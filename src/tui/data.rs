@@ -5,11 +5,13 @@
 //! Owns: reading (never writing) the store for the console, and deriving view data from events.
 //! Must not touch: the terminal, the engine, or how things are drawn.
 
+use crate::engine::signals::SignalKind;
 use crate::spec::Strategy;
 use crate::store::{Outcome, Status};
 use chrono::{DateTime, Utc};
 
 use crate::describe::human_line;
+use crate::engine::event::AnalysisDecision;
 use crate::engine::{Event, EventKind, Judgement, Snapshot};
 use crate::store::{pid_alive, RunRow, Store, StoreError};
 
@@ -134,7 +136,7 @@ pub fn live_from_events(events: &[Event]) -> Live {
                     (Some(t), Some(ms)) => Some(t + chrono::Duration::milliseconds(*ms as i64)),
                     _ => None,
                 };
-                for v in verdicts.iter().filter(|v| v.source != "health") {
+                for v in verdicts.iter().filter(|v| v.source != SignalKind::Health) {
                     let i = match series.iter().position(|s| s.name == v.signal) {
                         Some(i) => i,
                         None => {
@@ -146,7 +148,10 @@ pub fn live_from_events(events: &[Event]) -> Live {
                                 judgement: v.judgement,
                                 message: String::new(),
                                 expected: String::new(),
-                                condition: matches!(v.source.as_str(), "rule" | "trigger"),
+                                condition: matches!(
+                                    v.source,
+                                    SignalKind::Rule | SignalKind::Trigger
+                                ),
                             });
                             series.len() - 1
                         }
@@ -271,7 +276,7 @@ pub fn drill(store: &Store, run: i64) -> Result<Option<Drill>, StoreError> {
                     v.signal,
                     v.message,
                     v.expected,
-                    if decision.is_empty() || decision == "continue" {
+                    if *decision == AnalysisDecision::Continue {
                         String::new()
                     } else {
                         format!(" -> {decision}")
@@ -343,7 +348,7 @@ mod tests {
     fn journal_digests_into_series_timers_and_lines() {
         let mut v = Verdict::new(
             "error_rate",
-            "metric",
+            SignalKind::Metric,
             Judgement::Pass,
             "< 0.05",
             "error_rate = 0.01",
@@ -370,7 +375,7 @@ mod tests {
                     component: "web".into(),
                     verdicts: vec![v],
                     next_in_ms: Some(10_000),
-                    decision: "continue".into(),
+                    decision: AnalysisDecision::Continue,
                     reason: None,
                 },
             ),
@@ -380,7 +385,7 @@ mod tests {
                     component: "web".into(),
                     verdicts: vec![bad],
                     next_in_ms: Some(5_000),
-                    decision: "rollback".into(),
+                    decision: AnalysisDecision::Rollback,
                     reason: Some("error_rate failed".into()),
                 },
             ),

@@ -4,6 +4,7 @@
 //! Owns: sample data only. Must not touch: the store or the engine.
 
 use crate::engine::event::{ComponentTraffic, InstanceHealth, Snapshot, Status, Weight};
+use crate::engine::signals::SignalKind;
 use crate::engine::signals::{OnFail, Verdict};
 use crate::engine::{Counts, Judgement};
 use crate::provider::InstanceStatus;
@@ -13,7 +14,7 @@ use crate::tui::model::Model;
 fn snapshot() -> Snapshot {
     let mut v = Verdict::new(
         "error_rate",
-        "metric",
+        SignalKind::Metric,
         Judgement::Pass,
         "< 0.05",
         "error_rate = 0.004 (must be < 0.05); baseline 0.003",

@@ -1,6 +1,7 @@
 //! The main view's panes for one deployment, as lines: strategy progress, traffic split,
 //! instance health, canary metrics with sparklines, and pending approvals.
 
+use crate::engine::signals::SignalKind;
 use crate::spec::Strategy;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
@@ -312,7 +313,11 @@ pub fn analysis(r: &Row, look: &Look, width: usize) -> Vec<Line<'static>> {
                 look.s(Slot::Muted),
             ));
         }
-        for v in snap.last_verdicts.iter().filter(|v| v.source == "health") {
+        for v in snap
+            .last_verdicts
+            .iter()
+            .filter(|v| v.source == SignalKind::Health)
+        {
             let (mark, style) = judgement(look, v.judgement);
             out.push(Line::from(vec![
                 Span::styled(format!("{mark:<6} "), style),
