@@ -6,10 +6,9 @@
 //! `/etc/passwd` and `/etc/group`. No environment variables. Must not touch: permissions or
 //! roles.
 
-/// The real uid of this process (`getuid`, not the effective uid). Always `Some` on Unix; an
-/// `Option` for callers that treat "unknown" on their own.
-pub fn real_uid() -> Option<u32> {
-    Some(uzers::get_current_uid())
+/// The real uid of this process (`getuid`, not the effective uid).
+pub fn real_uid() -> u32 {
+    uzers::get_current_uid()
 }
 
 /// The user name for a uid, from the system's user database (NSS).
@@ -40,10 +39,8 @@ pub fn groups_of(user: &str) -> Vec<String> {
 
 /// The operator: the OS user name, or `uid:N` when it has no name.
 pub fn current_user() -> String {
-    match real_uid() {
-        Some(uid) => user_name(uid).unwrap_or_else(|| format!("uid:{uid}")),
-        None => "unknown".to_string(),
-    }
+    let uid = real_uid();
+    user_name(uid).unwrap_or_else(|| format!("uid:{uid}"))
 }
 
 #[cfg(test)]
@@ -68,7 +65,7 @@ mod tests {
             .find_map(|l| l.strip_prefix("Uid:"))
             .and_then(|l| l.split_whitespace().next())
             .and_then(|n| n.parse::<u32>().ok());
-        assert_eq!(real_uid(), real);
+        assert_eq!(Some(real_uid()), real);
     }
 
     #[test]
@@ -89,7 +86,7 @@ mod tests {
 
     #[test]
     fn the_current_user_has_their_primary_group() {
-        let Some(uid) = real_uid() else { return };
+        let uid = real_uid();
         let Some(name) = user_name(uid) else { return };
         let user = uzers::get_user_by_uid(uid).expect("the user resolves");
         let primary = uzers::get_group_by_gid(user.primary_group_id()).expect("primary group");

@@ -491,7 +491,7 @@ fn modules_depend_one_way_without_cycles() {
     problems.dedup();
     assert!(
         problems.is_empty(),
-        "{}\n\nthe module graph (allowed-for-now edges left out):\n{}",
+        "{}\n\nthe module graph:\n{}",
         problems.join("\n"),
         show(&all)
     );

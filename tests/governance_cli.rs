@@ -147,7 +147,7 @@ fn an_approval_from_another_process_releases_a_waiting_apply_within_a_second_or_
 }
 
 fn root() -> bool {
-    cutover::identity::real_uid() == Some(0)
+    cutover::identity::real_uid() == 0
 }
 
 /// OS users and a group made for the test, removed afterwards.
@@ -191,8 +191,11 @@ impl Drop for Users {
 
 #[test]
 fn two_real_os_users_make_the_quorum_and_the_initiator_cannot() {
-    if !root() {
-        eprintln!("\n*** SKIPPED: creating OS users needs root; the single-user test above still ran ***\n");
+    if !common::skip::skip_unless(
+        root(),
+        "governance_cli::two_real_os_users_make_the_quorum_and_the_initiator_cannot",
+        "creating OS users needs root (the single-user test still ran)",
+    ) {
         return;
     }
     let users = Users::create(&format!("{}", std::process::id() % 100_000));
@@ -314,8 +317,11 @@ impl Drop for ExtraGroup {
 
 #[test]
 fn groups_are_the_primary_and_supplementary_ones_from_the_user_database() {
-    if !root() {
-        eprintln!("\n*** SKIPPED: creating OS users needs root ***\n");
+    if !common::skip::skip_unless(
+        root(),
+        "governance_cli::groups_are_the_primary_and_supplementary_ones_from_the_user_database",
+        "creating OS users needs root",
+    ) {
         return;
     }
     let users = Users::create(&format!("g{}", std::process::id() % 100_000));

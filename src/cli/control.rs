@@ -111,6 +111,13 @@ pub fn rollback(dir: &Path, id: &str, to: Option<String>, json: bool) -> Result<
                                 Outcome::Succeeded | Outcome::Failed => FAILED,
                             });
                         }
+                        if !owner_alive(&now) {
+                            eprintln!(
+                                "{} run #{}: its process went away before recording an outcome ({})",
+                                now.deployment, now.run_id, now.status
+                            );
+                            return Ok(FAILED);
+                        }
                     }
                     std::thread::sleep(Duration::from_millis(100));
                 }

@@ -20,7 +20,10 @@ use crate::spec::human;
 impl Run {
     pub(crate) async fn gate(&mut self, ci: usize, name: &str) -> Result<(), Stop> {
         let component = self.comps[ci].comp.id.clone();
-        self.transition(Transition::OpenGate(name.to_string()));
+        // A gate that cannot open must never count as passed.
+        self.state
+            .apply(Transition::OpenGate(name.to_string()))
+            .map_err(|why| Stop::Fail(format!("gate {name} cannot open: {why}")))?;
         let rule = Rule::for_env(
             &self.engine.inner.governance.workspace,
             &self.spec.environment,

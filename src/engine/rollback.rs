@@ -282,7 +282,6 @@ impl Run {
 
     async fn execute_rollback(&mut self, targets: &[Target]) -> Result<(), String> {
         let provider = self.engine.inner.provider.clone();
-        let store = self.engine.inner.store.clone();
         for t in targets {
             let comp = self.comps[t.ci].comp.id.clone();
             let new_key = self.comps[t.ci].new_key.clone();
@@ -384,14 +383,8 @@ impl Run {
                     .as_ref()
                     .map(|o| (o.key.0.clone(), RevisionState::Active)),
             );
-            let recorded = store.call(move |s| s.set_revision_states(&states)).await;
-            if let Err(e) = recorded {
-                tracing::error!(run = self.run_id, "{comp}: cannot record the rollback: {e}");
-                self.emit(EventKind::Failure {
-                    reason: format!("{comp}: cannot record the rollback in the state store: {e}"),
-                })
-                .await;
-            }
+            // Recorded with the run's end, in the same transaction.
+            self.settled.extend(states);
             if let (Some(o), Some(old)) = (&t.rev, self.comps[t.ci].old.as_mut()) {
                 old.running = old.key == o.key;
             }
@@ -453,7 +446,7 @@ pub(super) async fn start_standalone(
                     .or_else(|| revs.iter().find(|r| r.status == RevisionState::Active))
                     .cloned()
                 else {
-                    out.push(Err(Refusal::NotFound(format!(
+                    out.push(Err(Refusal::Target(format!(
                         "{}: nothing is serving in {}; nothing to roll back",
                         c.id, spec2.environment
                     ))));

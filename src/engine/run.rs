@@ -141,6 +141,8 @@ pub(crate) struct Run {
     pub health: std::collections::BTreeMap<String, Vec<InstanceHealth>>,
     /// Requests per second per revision key, as last measured by the provider.
     pub measured: std::collections::BTreeMap<String, f64>,
+    /// Revision states a rollback settled, recorded with the run's end in one transaction.
+    pub settled: Vec<(String, RevisionState)>,
     /// The gate being waited at: its rule, votes and escalation, and when it opened.
     pub gate_state: Option<(crate::governance::gate::Gate, GateClock)>,
 }
@@ -172,6 +174,7 @@ impl Run {
             health: std::collections::BTreeMap::new(),
             measured: std::collections::BTreeMap::new(),
             gate_state: None,
+            settled: Vec::new(),
         }
     }
 
@@ -714,12 +717,18 @@ impl Run {
 
     /// End the run, recording the new revisions as `status` (when they ended up anywhere but
     /// active or retired: failed, rolled back).
-    pub async fn finish(self, outcome: Outcome, reason: String) -> Outcome {
-        let revisions = match outcome {
+    pub async fn finish(mut self, outcome: Outcome, reason: String) -> Outcome {
+        let mut revisions = match outcome {
             Outcome::Succeeded => Vec::new(),
             Outcome::RolledBack => self.new_revisions(RevisionState::RolledBack),
             Outcome::Failed => self.new_revisions(RevisionState::Failed),
         };
+        // What a rollback settled per component (its target active, what it replaced retired)
+        // is more precise than the outcome's mark.
+        for (key, state) in std::mem::take(&mut self.settled) {
+            revisions.retain(|(k, _)| *k != key);
+            revisions.push((key, state));
+        }
         self.finish_with(outcome, reason, revisions).await
     }
 

@@ -152,6 +152,12 @@ pub async fn exec(argv: &[String], timeout: Duration, env: &[(String, String)]) 
 mod tests {
     use super::*;
 
+    /// Shared with the integration tests: a visible skip, a failure under CI.
+    #[allow(dead_code)]
+    mod skip {
+        include!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/skip.rs"));
+    }
+
     #[test]
     fn placeholders_and_encoding() {
         let p = Placeholders {
@@ -375,16 +381,12 @@ mod tests {
     fn test_ca(
         dir: &std::path::Path,
     ) -> Option<(std::path::PathBuf, std::sync::Arc<rustls::ServerConfig>)> {
-        let found = std::process::Command::new("openssl")
-            .arg("version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !found {
-            assert!(
-                std::env::var("CI").map_or(true, |v| v != "true"),
-                "openssl is required under CI (.ci/run installs it)"
-            );
-            eprintln!("\n*** SKIPPED: openssl is not installed ***\n");
+        if !skip::present_or_skip(
+            skip::runs("openssl", &["version"]),
+            "engine::sources::tests (https Prometheus)",
+            "openssl",
+            "apt-get install openssl",
+        ) {
             return None;
         }
         let run = |args: &[&str]| {

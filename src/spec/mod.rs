@@ -1,7 +1,7 @@
 //! Deployment specs: loading YAML, decoding it into typed values, and checking the rules.
 //!
-//! Owns: the path from a spec file to a checked [`Spec`] or a list of [`Diagnostic`]s naming
-//! every problem. Must not touch: planning or running deployments.
+//! Owns: the path from a spec file to a [`ValidSpec`] (a spec that passed every rule) or a
+//! list of [`Diagnostic`]s naming every problem. Must not touch: planning or running deployments.
 
 pub mod canary;
 pub mod decode;

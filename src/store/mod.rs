@@ -542,16 +542,6 @@ impl Store {
         })
     }
 
-    /// Set several revisions' states in one transaction (all or none).
-    pub fn set_revision_states(&self, states: &[(String, RevisionState)]) -> Result<()> {
-        let ts = now_ts();
-        self.with(|c| {
-            let tx = c.unchecked_transaction()?;
-            set_states(&tx, states, &ts)?;
-            tx.commit()
-        })
-    }
-
     /// Revisions of a component in an environment, newest first.
     pub fn revisions(
         &self,

@@ -52,7 +52,7 @@ pub fn fix_files(dir: &Path, shared: bool) {
         if meta.mode() & 0o777 == want {
             continue;
         }
-        if Some(meta.uid()) == uid {
+        if meta.uid() == uid {
             if let Err(e) = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(want)) {
                 tracing::warn!("cannot set mode {want:o} on {}: {e}", p.display());
             }

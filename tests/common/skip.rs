@@ -40,16 +40,23 @@ pub fn runs(program: &str, args: &[&str]) -> bool {
 /// a notice naming `test` and `program` (with `hint`, how to install it) straight to standard
 /// error and returns false: the caller returns, and the test reports `ok` without having run.
 pub fn present_or_skip(found: bool, test: &str, program: &str, hint: &str) -> bool {
-    if found {
+    skip_unless(
+        found,
+        test,
+        &format!("`{program}` is not installed ({hint}; .ci/run installs it)"),
+    )
+}
+
+/// Whether `test` may go on: true when `ok`. Otherwise it fails the test under CI, or writes
+/// `why` as a notice naming `test` straight to standard error and returns false.
+pub fn skip_unless(ok: bool, test: &str, why: &str) -> bool {
+    if ok {
         return true;
     }
     let under_ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    assert!(
-        !under_ci,
-        "{test}: `{program}` is not installed, and CI must not skip this test (.ci/run installs it; {hint})"
-    );
+    assert!(!under_ci, "{test}: {why}; CI must not skip this test");
     let notice = format!(
-        "\n*** SKIPPED {test}: `{program}` is not installed ({hint}); it reports ok without having run (under CI=true this fails) ***\n\n"
+        "\n*** SKIPPED {test}: {why}; it reports ok without having run (under CI=true this fails) ***\n\n"
     );
     // Not eprintln!: libtest would capture it. Nothing to do if stderr itself is gone.
     let mut err = std::io::stderr().lock();
