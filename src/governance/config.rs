@@ -104,6 +104,34 @@ pub struct Escalation {
     pub action: Option<EscalationAction>,
 }
 
+/// The body a webhook gets: cutover's generic JSON, or Slack's `{"text": ...}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookFormat {
+    #[default]
+    Generic,
+    Slack,
+}
+
+impl FromNode for WebhookFormat {
+    fn decode(n: &Node, path: &str, d: &mut Decoder) -> Self {
+        let word = String::decode(n, path, d);
+        match word.as_str() {
+            "generic" => WebhookFormat::Generic,
+            "slack" => WebhookFormat::Slack,
+            _ => {
+                if !d.has_error(path) {
+                    d.field(
+                        path,
+                        format!("unknown format `{word}`; expected generic or slack"),
+                    );
+                }
+                WebhookFormat::Generic
+            }
+        }
+    }
+}
+
 /// How an escalation step decides a gate.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -312,7 +340,7 @@ pub struct Webhook {
     pub name: String,
     pub url: String,
     /// `generic` or `slack`.
-    pub format: String,
+    pub format: WebhookFormat,
     /// Which notifications it gets (empty: all): gate_requested, gate_escalated, gate_decided,
     /// deployment_finished.
     pub events: Vec<String>,
@@ -331,7 +359,7 @@ impl FromNode for Webhook {
         Webhook {
             name: o.req(d, "name"),
             url: o.req(d, "url"),
-            format: o.or(d, "format", "generic".to_string()),
+            format: o.def(d, "format"),
             events: o.def(d, "events"),
         }
     }
@@ -514,12 +542,6 @@ fn check(ws: &Workspace, d: &mut Decoder) {
         }
         if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
             d.field(&join(&p, "url"), "must be an http:// or https:// URL");
-        }
-        if !matches!(w.format.as_str(), "generic" | "slack") {
-            d.field(
-                &join(&p, "format"),
-                format!("unknown format `{}`; expected generic or slack", w.format),
-            );
         }
         for (k, ev) in w.events.iter().enumerate() {
             if !WEBHOOK_EVENTS.contains(&ev.as_str()) {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::task::AbortHandle;
 
-use super::config::{Webhook, Workspace};
+use super::config::{Webhook, WebhookFormat, Workspace};
 
 /// Attempts per delivery, and the first backoff (doubling).
 pub const ATTEMPTS: u32 = 5;
@@ -35,7 +35,7 @@ pub struct Notice {
 
 /// The body a webhook gets.
 pub fn body(hook: &Webhook, n: &Notice) -> serde_json::Value {
-    if hook.format == "slack" {
+    if hook.format == WebhookFormat::Slack {
         serde_json::json!({"text": format!("cutover: {}", n.text)})
     } else {
         serde_json::to_value(n).unwrap_or_default()
