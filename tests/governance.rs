@@ -1061,3 +1061,43 @@ async fn a_freeze_blocks_a_promotion_and_a_deployment() {
             .unwrap_or("")
             .contains("frozen")));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_promotion_whose_overrides_break_a_rule_is_refused_with_the_rule() {
+    // Before, `retarget` skipped the rules: a canary spec promoted with `strategy: blue-green`
+    // ran default blue-green steps without a word.
+    let w = with_v1(
+        "environments:
+  - name: staging
+  - name: production
+    overrides: {strategy: blue-green}
+",
+    )
+    .await;
+    let before = common::engine(&w.store, w.rec.clone(), Governance::default());
+    let staging = spec_of("1.2.0")
+        .amend(|s| s.environment = "staging".into())
+        .unwrap();
+    let h = before.start(staging, opts("alice", true)).await.unwrap();
+    assert_eq!(outcome_of(h).await, Outcome::Succeeded);
+    w.rec.clear();
+    let ask = cutover::governance::promotion::Ask {
+        deployment: spec_of("1.2.0").id.clone(),
+        from: "staging".into(),
+        to: "production".into(),
+        override_reason: None,
+    };
+    let e = match w.engine.promote(ask, opts("alice", false)).await {
+        Err(EngineError::Refused(m)) => m,
+        other => panic!("expected a refusal, got {:?}", other.map(|h| h.run_id)),
+    };
+    assert!(matches!(e, Refusal::InvalidSpec(_)), "{e:?}");
+    assert_eq!(e.exit_code(), 2);
+    assert!(
+        e.to_string().contains(
+            "metadata.canaryConfig: configures canary, but strategy is blue-green; remove it or change strategy"
+        ),
+        "{e}"
+    );
+    assert!(w.rec.calls().is_empty(), "nothing changed");
+}
