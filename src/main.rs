@@ -62,7 +62,7 @@ pub enum Cmd {
     },
     /// Check specs; print every problem as FILE:LINE:COL: message or FILE: field.path: message
     Validate {
-        #[arg(required = true)]
+        /// Specs (or workspace configurations) to check; the file `--config` names is checked too
         specs: Vec<PathBuf>,
     },
     /// Show the ordered steps a spec will take, with the rollback at each step and the expected duration
@@ -268,7 +268,7 @@ fn main() -> ExitCode {
             // Not eprintln!: it panics when stderr has gone (a closed terminal).
             use std::io::Write;
             let _ = writeln!(std::io::stderr(), "cutover: {e:#}");
-            ExitCode::from(2)
+            ExitCode::from(cli::exit_code_of(&e))
         }
     }
 }

@@ -277,6 +277,54 @@ fn validate_missing_file_and_no_args() {
     assert_eq!(out.code(), 2, "{}", out.explain());
 }
 
+#[test]
+fn validate_reads_the_file_config_names() {
+    // `--config FILE validate` used to ignore FILE (and needed a spec).
+    let w = World::new();
+    let bad = write_in(
+        w.dir.path(),
+        "team.yaml",
+        "environments:\n  - name: staging\n    aproval: {}\n",
+    );
+    let out = w.run(&["--config", s(&bad), "validate"]);
+    assert_eq!(out.code(), 2, "{}", out.explain());
+    assert!(
+        out.all()
+            .contains("team.yaml:3:5: environments[0].aproval: unknown key"),
+        "{}",
+        out.explain()
+    );
+    let good = write_in(
+        w.dir.path(),
+        "ok.yaml",
+        "environments:\n  - name: staging\n",
+    );
+    let basic = spec("basic.yaml");
+    let out = w.run(&["--config", s(&good), "validate", s(&basic)]);
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    assert!(
+        out.stdout.contains("ok.yaml: ok (workspace configuration")
+            && out.stdout.contains("basic.yaml: ok"),
+        "{}",
+        out.explain()
+    );
+}
+
+#[test]
+fn a_store_that_cannot_be_opened_fails_with_1_not_2() {
+    // A store failure is not bad input.
+    let w = World::new();
+    let file = write_in(w.dir.path(), "not-a-dir", "x");
+    let out = run_within(
+        isolated(file.join("state"), w.dir.path(), &["status"]),
+        &["status"],
+        DEADLINE,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.code(), 1, "{}", out.explain());
+    assert!(out.all().contains("state store"), "{}", out.explain());
+}
+
 // ---------------------------------------------------------------------------------------------
 // plan
 // ---------------------------------------------------------------------------------------------

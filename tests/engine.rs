@@ -1251,3 +1251,77 @@ fn a_recorded_spec_or_row_with_an_unknown_word_is_an_error_not_a_default() {
     let err = w.store.find_run("x").unwrap_err().to_string();
     assert!(err.contains("`big-bang` is not one of"), "{err}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_command_that_names_nobody_is_refused() {
+    let w = with_v1("canary", vec![]).await;
+    let e = engine(&w, w.sim.clone());
+    let h = deploy(&e, spec_for("canary", "1.2.0"), false).await;
+    wait_status(&e, h.run_id, Status::WaitingApproval).await;
+    for who in ["", "  "] {
+        let r = e.command(h.run_id, Command::Pause, who).await;
+        assert!(
+            matches!(
+                r,
+                Err(cutover::engine::EngineError::Refused(
+                    cutover::engine::Refusal::NoActor
+                ))
+            ),
+            "{r:?}"
+        );
+    }
+    e.command(h.run_id, Command::Rollback { to: None }, "tester")
+        .await
+        .unwrap();
+    assert_eq!(h.join.await.unwrap(), Outcome::RolledBack);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unreadable_command_row_is_answered_and_audited() {
+    let w = with_v1("canary", vec![]).await;
+    let e = Engine::new(cutover::engine::EngineConfig {
+        store: w.store.clone(),
+        provider: w.sim.clone(),
+        signals: Arc::new(cutover::engine::Builtin::default()),
+        virtual_clock: true,
+        poll_store: true,
+        governance: Default::default(),
+        wall_clock_gates: false,
+    });
+    let h = deploy(&e, spec_for("canary", "1.2.0"), false).await;
+    wait_status(&e, h.run_id, Status::WaitingApproval).await;
+    let id = w
+        .store
+        .enqueue_command(h.run_id, "pause", "{not json", "mallory")
+        .unwrap();
+    // The poller is a real-time thread (every 200 ms).
+    let mut answer = None;
+    for _ in 0..50 {
+        answer = w.store.command_result(id).unwrap();
+        if answer.is_some() {
+            break;
+        }
+        tokio::task::spawn_blocking(|| std::thread::sleep(std::time::Duration::from_millis(100)))
+            .await
+            .unwrap();
+    }
+    let answer = cutover::engine::refusal::decode_answer(&answer.expect("answered"));
+    assert!(
+        answer
+            .as_ref()
+            .is_err_and(|r| r.to_string().contains("unreadable command")),
+        "{answer:?}"
+    );
+    let audit = w.store.audit().unwrap();
+    assert!(
+        audit.iter().any(|r| r.entry.actor == "mallory"
+            && r.entry.action == "refused"
+            && r.entry.run == Some(h.run_id)
+            && r.entry.deployment == "my-app-v1.2.0"),
+        "{audit:?}"
+    );
+    e.command(h.run_id, Command::Rollback { to: None }, "tester")
+        .await
+        .unwrap();
+    assert_eq!(h.join.await.unwrap(), Outcome::RolledBack);
+}

@@ -47,6 +47,23 @@ pub const FAILED: u8 = 1;
 pub const INVALID: u8 = 2;
 pub const INTERRUPTED: u8 = 3;
 
+/// The exit code for an error that reached the top: a failure of the store, the engine, a
+/// file or a process is 1 (the command failed); anything else is bad input or usage (2).
+pub fn exit_code_of(e: &anyhow::Error) -> u8 {
+    let failed = e.chain().any(|c| {
+        c.is::<cutover::store::StoreError>()
+            || c.is::<cutover::engine::EngineError>()
+            || c.is::<rusqlite::Error>()
+            || c.is::<std::io::Error>()
+            || c.is::<cutover::platform::PlatformError>()
+    });
+    if failed {
+        FAILED
+    } else {
+        INVALID
+    }
+}
+
 /// The workspace's governance for this process's engines (set once, from `--config`).
 static GOVERNANCE: std::sync::OnceLock<cutover::governance::Governance> =
     std::sync::OnceLock::new();
@@ -85,7 +102,11 @@ pub fn run(cli: Cli) -> Result<u8> {
             read_only,
             looks,
         } => console::console(&state_dir, options(specs, read_only, looks)),
-        Cmd::Validate { specs } => Ok(validate(&specs)),
+        Cmd::Validate { specs } if specs.is_empty() && cli.config.is_none() => {
+            eprintln!("error: validate needs at least one SPEC (or --config FILE)\n\nUsage: cutover validate <SPECS>...");
+            Ok(INVALID)
+        }
+        Cmd::Validate { specs } => Ok(validate(&specs, cli.config.as_deref())),
         Cmd::Plan { spec, json } => inspect::plan(&state_dir, &spec, json),
         Cmd::Apply {
             spec,
@@ -263,10 +284,13 @@ fn is_config(p: &Path) -> bool {
         && !text.lines().any(|l| l.starts_with("id:"))
 }
 
-fn validate(paths: &[PathBuf]) -> u8 {
+/// Check specs, and the workspace configuration `--config` names (it is read as one whatever
+/// its name).
+fn validate(paths: &[PathBuf], config: Option<&Path>) -> u8 {
     let mut code = OK;
-    for p in paths {
-        if is_config(p) {
+    let given = config.into_iter().map(|c| (c, true));
+    for (p, forced) in given.chain(paths.iter().map(|p| (p.as_path(), false))) {
+        if forced || is_config(p) {
             match cutover::governance::config::load_file(p) {
                 Ok(ws) => out!(
                     "{}: ok (workspace configuration: {} environment(s){}, {} webhook(s))",

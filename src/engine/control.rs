@@ -131,6 +131,9 @@ impl Run {
         actor: &str,
         owner: bool,
     ) -> Result<(String, Result<(), Stop>), Refusal> {
+        if actor.trim().is_empty() {
+            return Err(Refusal::NoActor);
+        }
         let perm = match command {
             Command::Pause => Some(Permission::Pause),
             Command::Resume => Some(Permission::Resume),

@@ -400,7 +400,30 @@ impl Engine {
                             },
                         };
                         if let Some(result) = failed {
-                            let _ = store.complete_command(row.id, &result);
+                            // A command refused here never reaches its run: audit it here.
+                            let (deployment, environment) = match store.run(row.run_id) {
+                                Ok(Some(r)) => (r.deployment, r.environment),
+                                _ => (String::new(), String::new()),
+                            };
+                            let audited = store.append_audit(&crate::store::audit::Entry {
+                                actor: row.actor.clone(),
+                                action: "refused".into(),
+                                deployment,
+                                run: Some(row.run_id),
+                                environment,
+                                detail: serde_json::json!({
+                                    "command": row.kind,
+                                    "reason": refusal::decode_answer(&result)
+                                        .err()
+                                        .map(|r| r.to_string()),
+                                }),
+                            });
+                            if let Err(e) = audited {
+                                tracing::error!("cannot audit refused command {}: {e}", row.id);
+                            }
+                            if let Err(e) = store.complete_command(row.id, &result) {
+                                tracing::error!("cannot answer command {}: {e}", row.id);
+                            }
                         }
                     }
                 }

@@ -45,6 +45,9 @@ pub enum Refusal {
     /// The run cannot be taken over (finished, owned by a live process, a dry run, ...).
     #[error("{0}")]
     Takeover(String),
+    /// A command that names nobody: every command is someone's, for roles and the audit trail.
+    #[error("a command must name the person who sends it")]
+    NoActor,
     /// The engine is shutting down and takes no more commands.
     #[error("the engine is shutting down")]
     ShuttingDown,
@@ -70,6 +73,7 @@ impl Refusal {
             | Refusal::Promotion(_)
             | Refusal::Target(_)
             | Refusal::Takeover(_)
+            | Refusal::NoActor
             | Refusal::ShuttingDown
             | Refusal::NoAnswer(_)
             | Refusal::Store(_) => 1,
