@@ -1325,3 +1325,57 @@ async fn an_unreadable_command_row_is_answered_and_audited() {
         .unwrap();
     assert_eq!(h.join.await.unwrap(), Outcome::RolledBack);
 }
+
+#[tokio::test(start_paused = true)]
+async fn one_driver_per_target() {
+    let w = with_v1("canary", vec![]).await;
+    let e = engine(&w, w.sim.clone());
+    let h = deploy(&e, spec_for("canary", "1.2.0"), false).await;
+    wait_status(&e, h.run_id, Status::WaitingApproval).await;
+    // Another version, or the same spec again: refused, naming the run that drives the target.
+    for v in ["1.3.0", "1.2.0"] {
+        let r = e.start(spec_for("canary", v), opts(true)).await;
+        match r {
+            Err(cutover::engine::EngineError::Refused(cutover::engine::Refusal::Busy {
+                target,
+                run,
+                status,
+                ..
+            })) => {
+                assert_eq!(run, h.run_id, "{v}");
+                assert_eq!(status, Status::WaitingApproval, "{v}");
+                assert!(target.ends_with(":production:api"), "{target}");
+            }
+            other => panic!("{v}: expected busy, got {:?}", other.map(|h| h.run_id)),
+        }
+    }
+    let refused = e
+        .start(spec_for("canary", "1.3.0"), opts(true))
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        refused.contains(&format!("driven by run #{}", h.run_id))
+            && refused.contains("cutover rollback my-app-v1.2.0"),
+        "{refused}"
+    );
+    assert!(w
+        .sim
+        .revisions("api")
+        .keys()
+        .all(|k| !k.0.contains("1.3.0")));
+    // Another environment is another target.
+    let staging = spec_for("canary", "1.3.0")
+        .amend(|s| s.environment = "staging".into())
+        .unwrap();
+    let other = e.start(staging, opts(true)).await.unwrap();
+    assert_eq!(other.join.await.unwrap(), Outcome::Succeeded);
+    // Once the first run ends, the target is free again.
+    e.command(h.run_id, Command::Rollback { to: None }, "tester")
+        .await
+        .unwrap();
+    assert_eq!(h.join.await.unwrap(), Outcome::RolledBack);
+    let next = deploy(&e, spec_for("canary", "1.3.0"), true).await;
+    assert_eq!(next.join.await.unwrap(), Outcome::Succeeded);
+}

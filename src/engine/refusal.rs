@@ -45,6 +45,16 @@ pub enum Refusal {
     /// The run cannot be taken over (finished, owned by a live process, a dry run, ...).
     #[error("{0}")]
     Takeover(String),
+    /// Another run, not finished, drives one of the run's targets (a component in an
+    /// environment on a provider): one driver per target.
+    #[error("{target} is driven by run #{run} of {deployment} ({status}, {}); {}", busy_owner(*owner), busy_advice(*owner, deployment))]
+    Busy {
+        target: String,
+        run: i64,
+        deployment: String,
+        status: crate::store::Status,
+        owner: Option<i64>,
+    },
     /// A command that names nobody: every command is someone's, for roles and the audit trail.
     #[error("a command must name the person who sends it")]
     NoActor,
@@ -57,6 +67,24 @@ pub enum Refusal {
     /// The state store failed.
     #[error("state store: {0}")]
     Store(String),
+}
+
+fn busy_owner(owner: Option<i64>) -> String {
+    match owner {
+        Some(p) => format!("process {p}"),
+        None => "its process has gone".into(),
+    }
+}
+
+fn busy_advice(owner: Option<i64>, deployment: &str) -> String {
+    match owner {
+        Some(_) => format!(
+            "wait for it to end, or roll it back (`cutover rollback {deployment}`), before starting another"
+        ),
+        None => format!(
+            "take it over (`r` in `cutover console`) or roll it back (`cutover rollback {deployment}`) before starting another"
+        ),
+    }
 }
 
 impl Refusal {
@@ -74,6 +102,7 @@ impl Refusal {
             | Refusal::Target(_)
             | Refusal::Takeover(_)
             | Refusal::NoActor
+            | Refusal::Busy { .. }
             | Refusal::ShuttingDown
             | Refusal::NoAnswer(_)
             | Refusal::Store(_) => 1,
@@ -98,6 +127,19 @@ impl From<Blocked> for Refusal {
         match b {
             Blocked::Rule(r) => Refusal::Promotion(r),
             Blocked::Closed(c) => Refusal::Closed(c),
+        }
+    }
+}
+
+impl From<crate::store::Holder> for Refusal {
+    fn from(h: crate::store::Holder) -> Refusal {
+        let alive = h.run.owner_pid.filter(|p| crate::store::pid_alive(*p));
+        Refusal::Busy {
+            target: h.target,
+            run: h.run.run_id,
+            deployment: h.run.deployment,
+            status: h.run.status,
+            owner: alive,
         }
     }
 }

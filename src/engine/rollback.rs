@@ -538,7 +538,13 @@ pub(super) async fn start_standalone(
     let spec_for_run = spec
         .amend(|s| s.version = serving)
         .map_err(|d| EngineError::Refused(Refusal::InvalidSpec(super::diag_text(&d))))?;
-    let run_id = store.call(move |s| s.create_run(&new_run)).await?;
+    // The rollback takes the targets over from the run it replaces; any other unfinished run
+    // on them refuses it.
+    let targets = engine.targets(&spec, dry_run);
+    let run_id = store
+        .call(move |s| s.create_run_holding(&new_run, &targets, Some(from_run)))
+        .await?
+        .map_err(|h| EngineError::Refused(Refusal::from(h)))?;
     let (tx, rx) = mpsc::unbounded_channel();
     engine.lock_runs().insert(run_id, tx);
     let opts = RunOptions {

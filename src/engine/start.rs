@@ -177,7 +177,26 @@ impl Engine {
             plan_json: serde_json::to_string(&plan).unwrap_or_default(),
             initiator: opts.initiator.clone(),
         };
-        let run_id = store.call(move |s| s.create_run(&new_run)).await?;
+        let targets = self.targets(&spec, dry);
+        let created = store
+            .call(move |s| s.create_run_holding(&new_run, &targets, None))
+            .await?;
+        let run_id = match created {
+            Ok(id) => id,
+            Err(holder) => {
+                let refusal = Refusal::from(holder);
+                self.audit(crate::store::audit::Entry {
+                    actor: opts.initiator.clone(),
+                    action: "refused".into(),
+                    deployment: spec.id.clone(),
+                    run: None,
+                    environment: spec.environment.clone(),
+                    detail: serde_json::json!({"command": "deploy", "reason": refusal.to_string()}),
+                })
+                .await;
+                return Err(EngineError::Refused(refusal));
+            }
+        };
         if let Some(p) = promotion {
             let (dep, to, by) = (
                 spec.id.clone(),
@@ -227,6 +246,23 @@ impl Engine {
             ));
         }
         Ok(self.spawn_run(spec, plan, run_id, opts, comps, None))
+    }
+
+    /// The targets a run of `spec` drives: each component in its environment on this engine's
+    /// provider (a dry run's simulated world apart from a real one).
+    pub(super) fn targets(&self, spec: &ValidSpec, dry_run: bool) -> Vec<String> {
+        let provider = self.inner.provider.kind();
+        spec.components
+            .iter()
+            .map(|c| {
+                format!(
+                    "{provider}{}:{}:{}",
+                    if dry_run { "(dry run)" } else { "" },
+                    spec.environment,
+                    c.id
+                )
+            })
+            .collect()
     }
 
     /// Register a run's command channel and start its task: from the first step, or (`resume_by`)

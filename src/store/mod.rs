@@ -8,6 +8,7 @@
 
 pub mod audit;
 mod kinds;
+mod locks;
 pub mod modes;
 mod promotions;
 mod schema;
@@ -20,6 +21,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
 pub use kinds::{Outcome, RevisionState, RunKind, Status};
+pub use locks::Holder;
 pub use promotions::PromotionRow;
 
 use crate::spec::{ProviderKind, Replicas, Strategy};
@@ -296,30 +298,7 @@ impl Store {
     // ---- runs ----
 
     pub fn create_run(&self, n: &NewRun) -> Result<i64> {
-        let ts = now_ts();
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO runs (deployment, kind, name, version, strategy, environment, provider, dry_run,
-                   spec_json, plan_json, status, initiator, owner_pid, started_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?12, ?13, ?13)",
-                params![
-                    n.deployment,
-                    n.kind.as_str(),
-                    n.name,
-                    n.version,
-                    n.strategy.as_str(),
-                    n.environment,
-                    n.provider.as_str(),
-                    n.dry_run as i64,
-                    n.spec_json,
-                    n.plan_json,
-                    n.initiator,
-                    std::process::id() as i64,
-                    ts
-                ],
-            )?;
-            Ok(c.last_insert_rowid())
-        })
+        self.with(|c| insert_run(c, n))
     }
 
     pub fn update_run(
@@ -356,6 +335,7 @@ impl Store {
                    owner_pid = NULL WHERE run_id = ?1",
                 params![run, outcome.as_str(), reason, ts],
             )?;
+            tx.execute("DELETE FROM target_locks WHERE run_id = ?1", [run])?;
             tx.commit()
         })
     }
@@ -660,6 +640,32 @@ impl Store {
             })
         })
     }
+}
+
+/// Insert a run row (owned by this process); its id.
+fn insert_run(c: &Connection, n: &NewRun) -> rusqlite::Result<i64> {
+    let ts = now_ts();
+    c.execute(
+        "INSERT INTO runs (deployment, kind, name, version, strategy, environment, provider, dry_run,
+           spec_json, plan_json, status, initiator, owner_pid, started_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?12, ?13, ?13)",
+        params![
+            n.deployment,
+            n.kind.as_str(),
+            n.name,
+            n.version,
+            n.strategy.as_str(),
+            n.environment,
+            n.provider.as_str(),
+            n.dry_run as i64,
+            n.spec_json,
+            n.plan_json,
+            n.initiator,
+            std::process::id() as i64,
+            ts
+        ],
+    )?;
+    Ok(c.last_insert_rowid())
 }
 
 /// Set revisions' states inside a caller's transaction.

@@ -105,6 +105,13 @@ const MIGRATIONS: &[&str] = &[
         ts              TEXT NOT NULL
     );
     CREATE INDEX promotions_by_env ON promotions(to_env, run_id);",
+    // 5: one driver per target (a component in an environment on a provider): the run that
+    // holds each target until it finishes.
+    "CREATE TABLE target_locks (
+        target      TEXT PRIMARY KEY,
+        run_id      INTEGER NOT NULL REFERENCES runs(run_id),
+        acquired_at TEXT NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.
