@@ -107,16 +107,7 @@ impl Engine {
                 .map_err(Refusal::from)
         });
         if let Err(refusal) = allowed {
-            self.audit(crate::store::audit::Entry {
-                actor: opts.initiator.clone(),
-                action: "refused".into(),
-                deployment: spec.id.clone(),
-                run: None,
-                environment: spec.environment.clone(),
-                detail: serde_json::json!({"command": "deploy", "reason": refusal.to_string()}),
-            })
-            .await;
-            return Err(EngineError::Refused(refusal));
+            return Err(self.refuse_deploy(&spec, &opts, refusal).await);
         }
         let spec2 = spec.clone();
         let dry = opts.dry_run;
@@ -184,17 +175,9 @@ impl Engine {
         let run_id = match created {
             Ok(id) => id,
             Err(holder) => {
-                let refusal = Refusal::from(holder);
-                self.audit(crate::store::audit::Entry {
-                    actor: opts.initiator.clone(),
-                    action: "refused".into(),
-                    deployment: spec.id.clone(),
-                    run: None,
-                    environment: spec.environment.clone(),
-                    detail: serde_json::json!({"command": "deploy", "reason": refusal.to_string()}),
-                })
-                .await;
-                return Err(EngineError::Refused(refusal));
+                return Err(self
+                    .refuse_deploy(&spec, &opts, Refusal::from(holder))
+                    .await)
             }
         };
         if let Some(p) = promotion {
@@ -246,6 +229,25 @@ impl Engine {
             ));
         }
         Ok(self.spawn_run(spec, plan, run_id, opts, comps, None))
+    }
+
+    /// Audit a refused start, and the refusal as the error to return.
+    async fn refuse_deploy(
+        &self,
+        spec: &ValidSpec,
+        opts: &RunOptions,
+        refusal: Refusal,
+    ) -> EngineError {
+        self.audit(crate::store::audit::Entry {
+            actor: opts.initiator.clone(),
+            action: "refused".into(),
+            deployment: spec.id.clone(),
+            run: None,
+            environment: spec.environment.clone(),
+            detail: serde_json::json!({"command": "deploy", "reason": refusal.to_string()}),
+        })
+        .await;
+        EngineError::Refused(refusal)
     }
 
     /// The targets a run of `spec` drives: each component in its environment on this engine's

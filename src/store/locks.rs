@@ -67,24 +67,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{ProviderKind, Strategy};
-    use crate::store::{Outcome, RunKind};
-
-    fn new_run(dep: &str) -> NewRun {
-        NewRun {
-            deployment: dep.into(),
-            kind: RunKind::Deploy,
-            name: "n".into(),
-            version: "1".into(),
-            strategy: Strategy::Canary,
-            environment: "dev".into(),
-            provider: ProviderKind::Local,
-            dry_run: false,
-            spec_json: "{}".into(),
-            plan_json: "{}".into(),
-            initiator: "me".into(),
-        }
-    }
+    use crate::store::tests::new_run;
+    use crate::store::Outcome;
 
     #[test]
     fn a_target_has_one_unfinished_run_at_a_time() {

@@ -707,7 +707,7 @@ pub fn pid_alive(pid: i64) -> bool {
 mod tests {
     use super::*;
 
-    fn new_run(dep: &str) -> NewRun {
+    pub(super) fn new_run(dep: &str) -> NewRun {
         NewRun {
             deployment: dep.into(),
             kind: RunKind::Deploy,
