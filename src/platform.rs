@@ -57,12 +57,26 @@ pub enum PlatformError {
     /// Asked for something this kind does not take (faults on a real platform).
     #[error("{0}")]
     Usage(String),
+    /// This build has no such platform.
+    #[error("provider `{0}` is not available in this build yet; use --dry-run (simulated provider, virtual clock), or provider local or simulated")]
+    Unsupported(ProviderKind),
     /// The platform cannot be reached or started here.
     #[error("{0}")]
     Unavailable(String),
     /// Not running, and not to be started for this request.
     #[error("{0}")]
     NotRunning(String),
+}
+
+impl PlatformError {
+    /// The exit code of the command-line contract: 2 for a request this build cannot take
+    /// (usage), 1 for a platform that failed.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            PlatformError::Usage(_) | PlatformError::Unsupported(_) => 2,
+            PlatformError::Unavailable(_) | PlatformError::NotRunning(_) => 1,
+        }
+    }
 }
 
 /// The provider for `kind`.
@@ -102,11 +116,7 @@ pub async fn build(kind: ProviderKind, req: &Request) -> Result<Built, PlatformE
                 host: Some(client),
             })
         }
-        ProviderKind::Kubernetes => Err(PlatformError::Unavailable(
-            "provider `kubernetes` is not available in this build yet; use --dry-run (simulated \
-             provider, virtual clock), or provider local or simulated"
-                .into(),
-        )),
+        ProviderKind::Kubernetes => Err(PlatformError::Unsupported(kind)),
     }
 }
 

@@ -1026,24 +1026,7 @@ async fn a_freeze_blocks_a_promotion_and_a_deployment() {
 ",
     )
     .await;
-    // 1.1.0 succeeded in staging (deployed there without governance).
-    let before = common::engine(&w.store, w.rec.clone(), Governance::default());
-    let staging = spec_of("1.2.0")
-        .amend(|s| s.environment = "staging".into())
-        .unwrap();
-    let h = before.start(staging, opts("alice", true)).await.unwrap();
-    assert_eq!(outcome_of(h).await, Outcome::Succeeded);
-    w.rec.clear();
-    let ask = |from: &str| cutover::governance::promotion::Ask {
-        deployment: spec_of("1.2.0").id.clone(),
-        from: from.into(),
-        to: "production".into(),
-        override_reason: None,
-    };
-    let e = match w.engine.promote(ask("staging"), opts("alice", false)).await {
-        Err(EngineError::Refused(m)) => m,
-        other => panic!("expected a refusal, got {:?}", other.map(|h| h.run_id)),
-    };
+    let e = promotion_refused(&w).await;
     assert!(matches!(e, Refusal::Closed(_)), "{e:?}");
     assert_eq!(
         e.to_string(),
@@ -1074,6 +1057,21 @@ async fn a_promotion_whose_overrides_break_a_rule_is_refused_with_the_rule() {
 ",
     )
     .await;
+    let e = promotion_refused(&w).await;
+    assert!(matches!(e, Refusal::InvalidSpec(_)), "{e:?}");
+    assert_eq!(e.exit_code(), 2);
+    assert!(
+        e.to_string().contains(
+            "metadata.canaryConfig: configures canary, but strategy is blue-green; remove it or change strategy"
+        ),
+        "{e}"
+    );
+    assert!(w.rec.calls().is_empty(), "nothing changed");
+}
+
+/// 1.2.0 succeeds in staging (deployed there without governance); its promotion to production
+/// is refused: the refusal. Nothing is recorded as changed afterwards.
+async fn promotion_refused(w: &World) -> Refusal {
     let before = common::engine(&w.store, w.rec.clone(), Governance::default());
     let staging = spec_of("1.2.0")
         .amend(|s| s.environment = "staging".into())
@@ -1087,17 +1085,8 @@ async fn a_promotion_whose_overrides_break_a_rule_is_refused_with_the_rule() {
         to: "production".into(),
         override_reason: None,
     };
-    let e = match w.engine.promote(ask, opts("alice", false)).await {
+    match w.engine.promote(ask, opts("alice", false)).await {
         Err(EngineError::Refused(m)) => m,
         other => panic!("expected a refusal, got {:?}", other.map(|h| h.run_id)),
-    };
-    assert!(matches!(e, Refusal::InvalidSpec(_)), "{e:?}");
-    assert_eq!(e.exit_code(), 2);
-    assert!(
-        e.to_string().contains(
-            "metadata.canaryConfig: configures canary, but strategy is blue-green; remove it or change strategy"
-        ),
-        "{e}"
-    );
-    assert!(w.rec.calls().is_empty(), "nothing changed");
+    }
 }

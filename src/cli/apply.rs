@@ -12,7 +12,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::{load_spec, open_store, FAILED, INTERRUPTED, INVALID};
 use cutover::engine::{Command, Engine, EngineError, EventKind, RunOptions};
-use cutover::platform::{self, PlatformError};
+use cutover::platform;
 use cutover::provider::simulated::Fault;
 use cutover::provider::Provider;
 use cutover::spec::{ProviderKind, ValidSpec};
@@ -81,17 +81,9 @@ pub fn launch(
         req.faults = faults;
         let built = match platform::build(kind, &req).await {
             Ok(b) => b,
-            Err(e @ PlatformError::Usage(_)) => {
-                eprintln!("{e}");
-                return Ok(INVALID);
-            }
-            Err(e @ PlatformError::Unavailable(_)) if kind == ProviderKind::Kubernetes => {
-                eprintln!("{}: {e}", spec.id);
-                return Ok(INVALID);
-            }
             Err(e) => {
-                eprintln!("{e}");
-                return Ok(FAILED);
+                eprintln!("{}: {e}", spec.id);
+                return Ok(e.exit_code());
             }
         };
         let store = open_store(dir)?;

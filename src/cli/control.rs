@@ -12,7 +12,7 @@ use anyhow::Result;
 use super::apply::runtime;
 use super::{open_store, FAILED, INVALID, OK};
 use cutover::engine::{remote, Answer, Command, EngineError, Outcome};
-use cutover::platform::{self, PlatformError};
+use cutover::platform;
 use cutover::provider::Provider;
 use cutover::spec::{ProviderKind, ValidSpec};
 use cutover::store::{pid_alive, RunRow, Store};
@@ -140,13 +140,9 @@ pub fn rollback(dir: &Path, id: &str, to: Option<String>, json: bool) -> Result<
     rt.block_on(async {
         let built = match platform::build(r.provider, &platform::Request::new(dir)?).await {
             Ok(b) => b,
-            Err(e @ PlatformError::Usage(_)) => {
-                eprintln!("{e}");
-                return Ok(INVALID);
-            }
             Err(e) => {
                 eprintln!("{}: {e}", r.deployment);
-                return Ok(FAILED);
+                return Ok(e.exit_code());
             }
         };
         if let Some(sim) = &built.simulation {

@@ -50,12 +50,18 @@ pub const INTERRUPTED: u8 = 3;
 /// The exit code for an error that reached the top: a failure of the store, the engine, a
 /// file or a process is 1 (the command failed); anything else is bad input or usage (2).
 pub fn exit_code_of(e: &anyhow::Error) -> u8 {
+    for c in e.chain() {
+        if let Some(e) = c.downcast_ref::<cutover::engine::EngineError>() {
+            return e.exit_code();
+        }
+        if let Some(e) = c.downcast_ref::<cutover::platform::PlatformError>() {
+            return e.exit_code();
+        }
+    }
     let failed = e.chain().any(|c| {
         c.is::<cutover::store::StoreError>()
-            || c.is::<cutover::engine::EngineError>()
             || c.is::<rusqlite::Error>()
             || c.is::<std::io::Error>()
-            || c.is::<cutover::platform::PlatformError>()
     });
     if failed {
         FAILED

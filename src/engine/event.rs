@@ -6,32 +6,16 @@
 use serde::{Deserialize, Serialize};
 
 use super::signals::Verdict;
+use crate::spec::keyword::keyword;
 
 pub use crate::store::{Outcome, Status};
 
-/// What an analysis decided for the run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AnalysisDecision {
-    #[default]
-    Continue,
-    Pause,
-    Rollback,
-}
-
-impl AnalysisDecision {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AnalysisDecision::Continue => "continue",
-            AnalysisDecision::Pause => "pause",
-            AnalysisDecision::Rollback => "rollback",
-        }
-    }
-}
-
-impl std::fmt::Display for AnalysisDecision {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.as_str())
+keyword! {
+    /// What an analysis decided for the run.
+    pub enum AnalysisDecision (default Continue) {
+        Continue = "continue",
+        Pause = "pause",
+        Rollback = "rollback",
     }
 }
 

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::provider::{Metrics, Provider, ProviderError, RevisionKey, RevisionStatus};
 use crate::spec::expr::Expr;
 pub use crate::spec::fmt_num;
+use crate::spec::keyword::keyword;
 use crate::spec::{Component, RuleAction, Spec, Strategy, Trigger, TriggerKind};
 
 /// One measurement's result. Fail, error and no data are kept apart; no data is never a pass.
@@ -30,33 +31,15 @@ pub enum OnFail {
     Pause,
 }
 
-/// What a verdict judges: instance health, a canary metric, a progression rule, a rollback
-/// trigger, or the statistical judges' combined canary score.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SignalKind {
-    Health,
-    Metric,
-    Rule,
-    Trigger,
-    Score,
-}
-
-impl SignalKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SignalKind::Health => "health",
-            SignalKind::Metric => "metric",
-            SignalKind::Rule => "rule",
-            SignalKind::Trigger => "trigger",
-            SignalKind::Score => "score",
-        }
-    }
-}
-
-impl std::fmt::Display for SignalKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.as_str())
+keyword! {
+    /// What a verdict judges: instance health, a canary metric, a progression rule, a rollback
+    /// trigger, or the statistical judges' combined canary score.
+    pub enum SignalKind (default Health) {
+        Health = "health",
+        Metric = "metric",
+        Rule = "rule",
+        Trigger = "trigger",
+        Score = "score",
     }
 }
 

@@ -1,5 +1,5 @@
-//! Closed sets of words a spec field accepts (`strategy: canary`, `operator: lt`), decoded once
-//! into enums, so nothing downstream compares strings or falls through to a default.
+//! Closed sets of words (a spec's `strategy: canary`, a row's `status`, a verdict's source),
+//! decoded once into enums, so nothing downstream compares strings or falls through to a default.
 //!
 //! Owns: the [`Keyword`] trait, the `keyword!` macro that declares such an enum with its
 //! spellings, and their decoding (with a did-you-mean), serde and display. Must not touch: what
@@ -12,15 +12,6 @@ use super::yaml::Node;
 pub trait Keyword: Sized + Copy + Eq + 'static {
     /// Every value with its spelling, in the order errors list them.
     const ALL: &'static [(&'static str, Self)];
-
-    /// The spelling of this value.
-    fn as_str(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(_, v)| *v == self)
-            .map(|(s, _)| *s)
-            .unwrap_or("")
-    }
 
     /// The value spelled `s`, exactly.
     fn parse(s: &str) -> Option<Self> {
