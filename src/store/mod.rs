@@ -7,6 +7,8 @@
 //! All calls are blocking; async callers use [`Store::call`].
 
 pub mod audit;
+pub mod faults;
+pub mod journal;
 mod kinds;
 mod locks;
 pub mod modes;
@@ -15,11 +17,12 @@ mod schema;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
+pub use faults::Fault;
+pub use journal::Write;
 pub use kinds::{Outcome, RevisionState, RunKind, Status};
 pub use locks::Holder;
 pub use promotions::PromotionRow;
@@ -33,6 +36,13 @@ pub use schema::VERSION as SCHEMA_VERSION;
 pub enum StoreError {
     #[error("state store: {0}")]
     Sql(#[from] rusqlite::Error),
+    /// A query on the database file failed; names the file (and, for a fault that may pass,
+    /// what to do about it).
+    #[error("state store {}: {source}{}", path.display(), hint(source))]
+    Db {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("state store: cannot create {path}: {source}")]
     Dir {
         path: String,
@@ -47,6 +57,24 @@ pub enum StoreError {
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+fn hint(e: &rusqlite::Error) -> String {
+    match Fault::of(e) {
+        Some(f @ (Fault::Full | Fault::ReadOnly)) => format!(" ({})", f.hint()),
+        _ => String::new(),
+    }
+}
+
+impl StoreError {
+    /// The passing fault behind this error (busy, full, read-only, I/O), if it is one: a write
+    /// that failed so can be tried again later.
+    pub fn fault(&self) -> Option<Fault> {
+        match self {
+            StoreError::Sql(e) | StoreError::Db { source: e, .. } => Fault::of(e),
+            _ => None,
+        }
+    }
+}
 
 /// A handle to the store; cheap to clone.
 #[derive(Clone)]
@@ -249,12 +277,22 @@ impl Store {
         create_private_dir(dir)?;
         let shared = modes::check_dir(dir)?;
         let path = dir.join("cutover.db");
-        let mut conn = Connection::open(&path)?;
-        conn.busy_timeout(Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        schema::migrate(&mut conn)?;
+        let at = |e| StoreError::Db {
+            path: path.clone(),
+            source: e,
+        };
+        let mut conn = Connection::open(&path).map_err(at)?;
+        // Short: a busy call is tried again by `with` (and a queued write by its writer), so no
+        // call blocks a thread for long on another process's lock.
+        conn.busy_timeout(faults::BUSY_TIMEOUT).map_err(at)?;
+        faults::retry_busy(|| conn.pragma_update(None, "journal_mode", "WAL")).map_err(at)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(at)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(at)?;
+        schema::migrate(&mut conn).map_err(|e| match e {
+            StoreError::Sql(e) => at(e),
+            other => other,
+        })?;
         modes::fix_files(dir, shared);
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
@@ -272,14 +310,34 @@ impl Store {
         self.with(|c| c.query_row("PRAGMA data_version", [], |r| r.get(0)))
     }
 
-    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+    /// Run `f` on the connection; while another connection holds the database, try again
+    /// with backoff for up to [`faults::PATIENCE`], letting go of the connection in between.
+    /// (`f` may run more than once: a transaction in it is rolled back on each failure.)
+    fn with<T>(&self, f: impl Fn(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        faults::retry_busy(|| self.once_raw(&f)).map_err(|e| self.at(e))
+    }
+
+    /// One try of `f` on the connection, no retry: for a caller that retries in its own way.
+    fn once<T>(&self, f: impl Fn(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        self.once_raw(&f).map_err(|e| self.at(e))
+    }
+
+    fn once_raw<T>(&self, f: &impl Fn(&Connection) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(f(&conn)?)
+        f(&conn)
+    }
+
+    fn at(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Db {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     /// Run `f` on the store's connection (blocking; serialized with every other call on this
-    /// handle): for a module that owns its own tables (`local::table`) and their queries.
-    pub fn with_conn<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+    /// handle; tried again while the database is busy, so `f` may run more than once): for a
+    /// module that owns its own tables (`local::table`) and their queries.
+    pub fn with_conn<T>(&self, f: impl Fn(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         self.with(f)
     }
 
@@ -329,13 +387,7 @@ impl Store {
         let ts = now_ts();
         self.with(|c| {
             let tx = c.unchecked_transaction()?;
-            set_states(&tx, revisions, &ts)?;
-            tx.execute(
-                "UPDATE runs SET status = ?2, outcome = ?2, reason = ?3, finished_at = ?4, updated_at = ?4,
-                   owner_pid = NULL WHERE run_id = ?1",
-                params![run, outcome.as_str(), reason, ts],
-            )?;
-            tx.execute("DELETE FROM target_locks WHERE run_id = ?1", [run])?;
+            finish_in(&tx, run, outcome, reason, revisions, &ts)?;
             tx.commit()
         })
     }
@@ -668,9 +720,29 @@ fn insert_run(c: &Connection, n: &NewRun) -> rusqlite::Result<i64> {
     Ok(c.last_insert_rowid())
 }
 
+/// Record a run's end inside a caller's transaction: its revisions' states, its outcome, and
+/// its targets let go.
+fn finish_in(
+    tx: &Connection,
+    run: i64,
+    outcome: Outcome,
+    reason: &str,
+    revisions: &[(String, RevisionState)],
+    ts: &str,
+) -> rusqlite::Result<()> {
+    set_states(tx, revisions, ts)?;
+    tx.execute(
+        "UPDATE runs SET status = ?2, outcome = ?2, reason = ?3, finished_at = ?4, updated_at = ?4,
+           owner_pid = NULL WHERE run_id = ?1",
+        params![run, outcome.as_str(), reason, ts],
+    )?;
+    tx.execute("DELETE FROM target_locks WHERE run_id = ?1", [run])?;
+    Ok(())
+}
+
 /// Set revisions' states inside a caller's transaction.
 fn set_states(
-    tx: &rusqlite::Transaction,
+    tx: &Connection,
     states: &[(String, RevisionState)],
     ts: &str,
 ) -> rusqlite::Result<()> {
