@@ -186,8 +186,28 @@ pub fn human_line(ev: &Event, steps: usize) -> Option<String> {
         EventKind::CommandRefused { command, by, reason } => {
             format!("    {command} from {by} refused: {reason}")
         }
-        EventKind::Finished { outcome, reason } => {
-            format!("==> {}: {reason}", outcome.as_str())
+        EventKind::JournalDelayed { lines, error } => {
+            format!("!! journal delayed: {lines} line(s) wait for the state store: {error}")
+        }
+        EventKind::JournalCaughtUp {
+            lines, waited_ms, ..
+        } => format!(
+            "    journal caught up: {lines} line(s) written after {}",
+            crate::spec::human(*waited_ms)
+        ),
+        EventKind::JournalLost { lines, error } => {
+            format!("!! journal: {lines} line(s) rejected by the state store and NOT recorded: {error}")
+        }
+        EventKind::Finished {
+            outcome,
+            reason,
+            journal,
+        } => {
+            let note = journal
+                .as_ref()
+                .map(|n| format!(" [{n}]"))
+                .unwrap_or_default();
+            format!("==> {}: {reason}{note}", outcome.as_str())
         }
     };
     Some(format!("{t} {body}"))

@@ -116,7 +116,9 @@ pub fn analyse(run: i64, deployment: &str, events: &[Event]) -> RunAnalytics {
                 }
             }
             EventKind::RollbackStarted { reason, .. } => a.rolled_back = Some(reason.clone()),
-            EventKind::Finished { outcome, reason } => {
+            EventKind::Finished {
+                outcome, reason, ..
+            } => {
                 a.outcome = Some(*outcome);
                 a.reason = Some(reason.clone());
             }
@@ -213,6 +215,7 @@ mod tests {
                 EventKind::Finished {
                     outcome: Outcome::RolledBack,
                     reason: "rolled back".into(),
+                    journal: None,
                 },
             ),
         ];

@@ -176,14 +176,41 @@ async fn run(
 /// webhook deliveries in flight (each).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// How long a process waits before it exits for the journal lines the state store has not
+/// taken yet (it is busy, full or read-only), telling the operator while it waits.
+pub const JOURNAL_GRACE: Duration = Duration::from_secs(30);
+
 /// Shut the engine down before the process exits; say on stderr what could not be done.
 pub async fn shut_down(engine: &Engine) {
+    let lag = engine.journal_lag();
+    if lag.lines > 0 || !lag.unfinished.is_empty() {
+        eprintln!(
+            "waiting up to {}s for {} journal line(s) the state store has not taken yet{}",
+            JOURNAL_GRACE.as_secs(),
+            lag.lines,
+            lag.error.map(|e| format!(": {e}")).unwrap_or_default()
+        );
+        engine.flush_journal(JOURNAL_GRACE).await;
+    }
     let r = engine.shutdown(SHUTDOWN_GRACE).await;
     for (run, why) in &r.not_paused {
         eprintln!("run #{run} could not be paused: {why}");
     }
     for what in &r.undelivered {
         eprintln!("webhook notice not delivered: {what}");
+    }
+    let j = &r.journal;
+    if j.lines > 0 || !j.unfinished.is_empty() {
+        eprintln!(
+            "NOT RECORDED: {} journal line(s) could not be written to the state store{}; they are lost with this process",
+            j.lines,
+            j.error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default()
+        );
+        for run in &j.unfinished {
+            eprintln!(
+                "run #{run}: its end is not recorded: the store still shows it unfinished (traffic is as the run left it); once the store takes writes, take it over with `cutover resume {run}`"
+            );
+        }
     }
 }
 

@@ -78,7 +78,9 @@ pub(crate) fn audit_entry(ev: &Event, environment: &str, initiator: &str) -> Opt
             "rollback.start",
             serde_json::json!({"reason": reason, "target": target}),
         ),
-        EventKind::Finished { outcome, reason } => (
+        EventKind::Finished {
+            outcome, reason, ..
+        } => (
             engine,
             "deploy.finish",
             serde_json::json!({"outcome": outcome, "reason": reason}),

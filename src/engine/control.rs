@@ -89,16 +89,13 @@ impl Run {
         } = env;
         let (result, flow) = self.apply_command(command, actor, owner).await;
         if let Some(id) = store_id {
-            let text = super::refusal::encode_answer(&result);
-            let written = self
-                .engine
-                .inner
-                .store
-                .call(move |s| s.complete_command(id, &text))
-                .await;
-            if let Err(e) = written {
-                tracing::error!(run = self.run_id, "cannot answer command {id}: {e}");
-            }
+            // In order after the lines the command caused: whoever reads the answer finds them.
+            let answer = crate::store::Write::Answer {
+                id,
+                result: super::refusal::encode_answer(&result),
+            };
+            let written = self.engine.journal(&self.spec.id, vec![answer]);
+            self.engine.journal_settle(written).await;
         }
         if let Some(r) = reply {
             let _ = r.send(result);

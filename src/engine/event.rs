@@ -153,9 +153,31 @@ pub enum EventKind {
         by: String,
         reason: String,
     },
+    /// The state store does not take the journal's lines for now (another process holds it,
+    /// the disk is full, the file is read-only): `lines` of this run wait, in order, and are
+    /// written as soon as it does. Broadcast only (it cannot be journaled while it lasts).
+    JournalDelayed {
+        lines: usize,
+        error: String,
+    },
+    /// The lines that waited are in the journal now (this line is journaled after them).
+    JournalCaughtUp {
+        lines: usize,
+        waited_ms: u64,
+        error: String,
+    },
+    /// The store rejected lines for good (not a passing fault): they are not in the journal.
+    JournalLost {
+        lines: usize,
+        error: String,
+    },
     Finished {
         outcome: Outcome,
         reason: String,
+        /// Lines still waiting to be written to the store when the run ended (the run's end
+        /// among them), in words; absent when everything is written.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        journal: Option<String>,
     },
 }
 
@@ -184,6 +206,9 @@ impl EventKind {
             EventKind::RollbackStep { .. } => "rollback_step",
             EventKind::RollbackCompleted { .. } => "rollback_completed",
             EventKind::CommandRefused { .. } => "command_refused",
+            EventKind::JournalDelayed { .. } => "journal_delayed",
+            EventKind::JournalCaughtUp { .. } => "journal_caught_up",
+            EventKind::JournalLost { .. } => "journal_lost",
             EventKind::Finished { .. } => "finished",
         }
     }

@@ -9,6 +9,7 @@ mod control;
 pub mod decide;
 pub mod event;
 mod gates;
+pub mod journal;
 mod metric_judge;
 pub mod notify;
 pub mod refusal;
@@ -155,6 +156,8 @@ struct Inner {
     events: broadcast::Sender<Event>,
     snapshots: watch::Sender<BTreeMap<i64, Snapshot>>,
     runs: Mutex<HashMap<i64, mpsc::UnboundedSender<Envelope>>>,
+    /// The ordered queue of what runs write to the store (`journal`).
+    journal: journal::Journal,
     stop: Arc<AtomicBool>,
     wall_start: chrono::DateTime<chrono::Utc>,
     clock_start: tokio::time::Instant,
@@ -224,6 +227,7 @@ impl Engine {
                 events,
                 snapshots,
                 runs: Mutex::new(HashMap::new()),
+                journal: journal::Journal::default(),
                 stop: Arc::new(AtomicBool::new(false)),
                 wall_start: chrono::Utc::now(),
                 clock_start: tokio::time::Instant::now(),
@@ -297,11 +301,12 @@ impl Engine {
         self.send(run_id, command, actor, true).await
     }
 
-    /// Append to the audit trail; a failure is logged, never fatal.
+    /// Append to the audit trail through the journal's queue (in order with the runs' lines;
+    /// waited for only while the store is healthy): a failure is told, never fatal.
     pub(crate) async fn audit(&self, e: crate::store::audit::Entry) {
-        if let Err(err) = self.inner.store.call(move |s| s.append_audit(&e)).await {
-            tracing::error!("audit append failed: {err}");
-        }
+        let deployment = e.deployment.clone();
+        let written = self.journal(&deployment, vec![crate::store::Write::Audit(e)]);
+        self.journal_settle(written).await;
     }
 
     pub fn governance(&self) -> &crate::governance::Governance {

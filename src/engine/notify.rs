@@ -62,7 +62,7 @@ pub fn notice(ev: &Event) -> Option<(Notice, Option<Vec<String>>)> {
             ),
             None,
         ),
-        EventKind::Finished { outcome, reason } => (
+        EventKind::Finished { outcome, reason, .. } => (
             mk(
                 "deployment_finished",
                 format!("{d} (run #{}) {}: {reason}", ev.run, outcome.as_str()),

@@ -187,9 +187,18 @@ impl Run {
         }
     }
 
-    /// Journal an event, update the snapshot, broadcast it.
+    /// Journal an event, update the snapshot, broadcast it. The line goes to the engine's
+    /// ordered journal queue: while the store is healthy it is written before the broadcast
+    /// (bounded), while it is not the run goes on at once and the writer catches up later.
     pub async fn emit(&mut self, kind: EventKind) {
-        let ev = Event {
+        let ev = self.event(kind);
+        let written = self.journal_event(&ev, Vec::new());
+        self.engine.journal_settle(written).await;
+        self.broadcast(ev);
+    }
+
+    fn event(&self, kind: EventKind) -> Event {
+        Event {
             ts: self
                 .engine
                 .now()
@@ -197,33 +206,37 @@ impl Run {
             deployment: self.spec.id.clone(),
             run: self.run_id,
             kind,
-        };
-        let snap = self.snapshot();
-        let audit = super::audit_entry(&ev, &self.spec.environment, &self.opts.initiator);
-        let json = serde_json::to_string(&ev).unwrap_or_default();
-        let snap_json = serde_json::to_string(&snap).unwrap_or_default();
-        let (run, ts, name, status, step) = (
-            self.run_id,
-            ev.ts.clone(),
-            ev.kind.name().to_string(),
-            self.state.status(),
-            self.step,
-        );
-        let res = self
-            .engine
-            .inner
-            .store
-            .call(move |s| {
-                s.append_event(run, &ts, &name, &json)?;
-                if let Some(a) = &audit {
-                    s.append_audit(a)?;
-                }
-                s.update_run(run, status, step, &snap_json)
-            })
-            .await;
-        if let Err(e) = res {
-            tracing::error!(run = self.run_id, "journal write failed: {e}");
         }
+    }
+
+    /// Queue `before` then the event's line, its audit record and the run's state.
+    fn journal_event(
+        &self,
+        ev: &Event,
+        mut writes: Vec<crate::store::Write>,
+    ) -> tokio::sync::oneshot::Receiver<()> {
+        use crate::store::Write;
+        writes.push(Write::Event {
+            run: self.run_id,
+            ts: ev.ts.clone(),
+            kind: ev.kind.name().to_string(),
+            json: serde_json::to_string(ev).unwrap_or_default(),
+        });
+        if let Some(a) = super::audit_entry(ev, &self.spec.environment, &self.opts.initiator) {
+            writes.push(Write::Audit(a));
+        }
+        writes.push(Write::RunState {
+            run: self.run_id,
+            status: self.state.status(),
+            step: self.step,
+            snapshot_json: serde_json::to_string(&self.snapshot()).unwrap_or_default(),
+        });
+        self.engine.journal(&self.spec.id, writes)
+    }
+
+    /// Update the snapshot and broadcast the event.
+    fn broadcast(&self, ev: Event) {
+        let snap = self.snapshot();
         self.engine.inner.snapshots.send_modify(|m| {
             m.insert(self.run_id, snap);
         });
@@ -740,34 +753,37 @@ impl Run {
     }
 
     /// Record the outcome and where each revision now stands in one transaction (a failure half
-    /// way would leave the next deployment planned as a first one), then tell everyone. A store
-    /// failure is reported in the journal's last words and the log, never dropped.
+    /// way would leave the next deployment planned as a first one), then tell everyone. The end
+    /// goes through the journal's queue like every line (a rollback never waits on the disk):
+    /// the run waits up to [`FINISH_FLUSH`] for it to be written, and its last line says when
+    /// it is not yet (the writer keeps trying while the process lives; see `Engine::shutdown`).
     async fn finish_with(
         mut self,
         outcome: Outcome,
         reason: String,
         revisions: Vec<(String, RevisionState)>,
     ) -> Outcome {
-        let (run, r) = (self.run_id, reason.clone());
-        let recorded = self
-            .engine
-            .inner
-            .store
-            .call(move |s| s.finish_run(run, outcome, &r, &revisions))
-            .await;
-        let reason = match recorded {
-            Ok(()) => reason,
-            Err(e) => {
-                tracing::error!(run = self.run_id, "cannot record the outcome: {e}");
-                self.emit(EventKind::Failure {
-                    reason: format!("cannot record the outcome in the state store: {e}"),
-                })
-                .await;
-                format!("{reason} (not recorded in the state store: {e})")
-            }
-        };
         self.transition(Transition::Finish(outcome, reason.clone()));
-        self.emit(EventKind::Finished { outcome, reason }).await;
+        let mut ev = self.event(EventKind::Finished {
+            outcome,
+            reason: reason.clone(),
+            journal: None,
+        });
+        let end = crate::store::Write::Finish {
+            run: self.run_id,
+            outcome,
+            reason,
+            revisions,
+        };
+        drop(self.journal_event(&ev, vec![end]));
+        let flushed = self.engine.flush_journal(FINISH_FLUSH).await;
+        if let EventKind::Finished { journal, .. } = &mut ev.kind {
+            *journal = self.engine.journal_note(self.run_id, flushed);
+        }
+        self.broadcast(ev);
         outcome
     }
 }
+
+/// How long a run's end waits for its journal to be written before it is reported anyway.
+pub const FINISH_FLUSH: Duration = Duration::from_secs(2);

@@ -1,6 +1,6 @@
 //! Shutting an engine down, before its process exits: stop taking runs and commands, pause the
 //! runs still going, stop polling the store for commands, and drain the webhook deliveries in
-//! flight for a bounded time.
+//! flight and the journal's queue for a bounded time.
 //!
 //! Owns: the order of shutting down and its report. Must not touch: how a run pauses
 //! (`control`) or how webhooks are delivered (`governance::notify`).
@@ -21,6 +21,9 @@ pub struct Shutdown {
     pub not_paused: Vec<(i64, String)>,
     /// Webhook notices still not delivered after the grace (dropped, and logged).
     pub undelivered: Vec<String>,
+    /// What the journal could not write to the store within the grace (lost when the process
+    /// exits; a run whose end is among it stays unfinished in the store, to be taken over).
+    pub journal: super::journal::JournalLag,
 }
 
 impl Engine {
@@ -36,8 +39,8 @@ impl Engine {
     /// ([`Refusal::ShuttingDown`]); the store is no longer polled for commands; each run this
     /// engine still drives and that is not paused already is paused as its owner (within `grace`
     /// in all) and released in the store; then the webhook deliveries in flight get up to
-    /// `grace` of real time to end. So it returns within about twice `grace`. What was not done
-    /// is in the report and the log.
+    /// `grace` of real time to end, and the journal's queue up to `grace` to be written. So it
+    /// returns within about three times `grace`. What was not done is in the report and the log.
     pub async fn shutdown(&self, grace: Duration) -> Shutdown {
         self.inner.closing.store(true, Ordering::SeqCst);
         self.inner.stop.store(true, Ordering::Relaxed);
@@ -75,6 +78,10 @@ impl Engine {
         }
         if let Some(hooks) = &self.inner.webhooks {
             report.undelivered = hooks.drain(grace).await;
+        }
+        if !self.flush_journal(grace).await {
+            report.journal = self.journal_lag();
+            tracing::error!("shutting down: journal not written: {:?}", report.journal);
         }
         report
     }

@@ -1,0 +1,483 @@
+//! The engine's journal writer: one ordered queue per engine into the state store, so that a run
+//! never waits on the disk. A run hands its lines (journal events, audit records, its state, its
+//! end, answers to commands) to the queue and goes on; one task writes them in order, many at a
+//! time, and while the store refuses (another process holds it, the disk is full, the file is
+//! read-only, an I/O error) it keeps them and tries again with capped backoff, telling the
+//! operator (`journal_delayed`, then `journal_caught_up` once written, which is journaled too; a
+//! line the store rejects for good is `journal_lost`).
+//!
+//! While the store is healthy a line is written before its event is broadcast (bounded by
+//! [`EMIT_WAIT`]), so whoever hears an event and reads the store finds it there; while it is not,
+//! events are broadcast at once.
+//!
+//! Owns: the queue, its writer task, the lag it reports. Must not touch: what a line says (the
+//! run) or the SQL (`store::journal`). The writer publishes its own notices and never queues
+//! into itself except the one `journal_caught_up` line per run after a delay.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::event::{Event, EventKind};
+use super::{Engine, Inner};
+use crate::store::{faults, Fault, Store, Write};
+
+/// How long an event waits for its line to be written before it is broadcast, while the store is
+/// healthy. Past it (or while the store is failing) it is broadcast without waiting.
+pub const EMIT_WAIT: Duration = Duration::from_millis(500);
+
+/// How long the store may be busy before the operator is told (a short wait is normal when
+/// processes share it); a full disk, a read-only file or an I/O error is told at once.
+pub const BUSY_NOTICE: Duration = Duration::from_secs(1);
+
+/// While the delay lasts, it is told again this often (with the lines waiting then).
+pub const NOTICE_REPEAT: Duration = Duration::from_secs(10);
+
+/// The longest pause between two tries of a batch.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// At most this many queued jobs go in one transaction.
+const MAX_BATCH: usize = 1000;
+
+/// What the writer has not written yet, and why.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JournalLag {
+    /// Journal lines (events) queued and not yet written.
+    pub lines: usize,
+    /// The store's error, while writes fail.
+    pub error: Option<String>,
+    /// Runs whose end is still to be written (they stay unfinished in the store until it is).
+    pub unfinished: Vec<i64>,
+}
+
+/// The queue's handle in the engine; the writer is started on first use (inside the runtime).
+#[derive(Default)]
+pub(super) struct Journal {
+    tx: Mutex<Option<mpsc::UnboundedSender<Job>>>,
+    lag: Arc<Mutex<Lag>>,
+}
+
+#[derive(Default)]
+struct Lag {
+    /// Per run: its deployment and the lines queued for it.
+    runs: BTreeMap<i64, (String, usize)>,
+    /// Runs whose `Finish` is queued.
+    finishes: BTreeMap<i64, usize>,
+    /// Runs whose end the store rejected for good, and why.
+    lost_finishes: BTreeMap<i64, String>,
+    failing: Option<Failing>,
+}
+
+struct Failing {
+    since: Instant,
+    error: String,
+    fault: Fault,
+    told: Option<Instant>,
+}
+
+enum Job {
+    Write {
+        deployment: String,
+        writes: Vec<Write>,
+        done: Option<oneshot::Sender<()>>,
+    },
+    Flush(oneshot::Sender<()>),
+}
+
+fn lines_of(writes: &[Write]) -> usize {
+    writes
+        .iter()
+        .filter(|w| matches!(w, Write::Event { .. }))
+        .count()
+}
+
+impl Lag {
+    fn add(&mut self, deployment: &str, writes: &[Write], sign: isize) {
+        for w in writes {
+            let Some(run) = w.run() else { continue };
+            if matches!(w, Write::Finish { .. }) {
+                let n = self.finishes.entry(run).or_default();
+                *n = n.saturating_add_signed(sign);
+                if *n == 0 {
+                    self.finishes.remove(&run);
+                }
+            }
+            if matches!(w, Write::Event { .. }) {
+                let e = self
+                    .runs
+                    .entry(run)
+                    .or_insert_with(|| (deployment.to_string(), 0));
+                e.1 = e.1.saturating_add_signed(sign);
+                if e.1 == 0 {
+                    self.runs.remove(&run);
+                }
+            }
+        }
+    }
+}
+
+impl Journal {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Lag> {
+        self.lag.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Engine {
+    /// Queue writes (in order, after everything queued before); the receiver fires once they
+    /// are in the store. Never waits.
+    pub(crate) fn journal(&self, deployment: &str, writes: Vec<Write>) -> oneshot::Receiver<()> {
+        let (done, rx) = oneshot::channel();
+        let j = &self.inner.journal;
+        j.lock().add(deployment, &writes, 1);
+        let job = Job::Write {
+            deployment: deployment.to_string(),
+            writes,
+            done: Some(done),
+        };
+        if let Err(mpsc::error::SendError(Job::Write { writes, .. })) = self.journal_tx().send(job)
+        {
+            // Only when the runtime is going away: say so, never silently.
+            j.lock().add(deployment, &writes, -1);
+            tracing::error!(
+                "{} journal write(s) of {deployment} dropped: the journal writer has stopped",
+                writes.len()
+            );
+        }
+        rx
+    }
+
+    /// Wait (up to [`EMIT_WAIT`]) for queued writes, but only while the store is healthy.
+    pub(crate) async fn journal_settle(&self, written: oneshot::Receiver<()>) {
+        if self.inner.journal.lock().failing.is_none() {
+            let _ = tokio::time::timeout(EMIT_WAIT, written).await;
+        }
+    }
+
+    /// Wait up to `bound` until everything queued so far is written; true when it is.
+    pub async fn flush_journal(&self, bound: Duration) -> bool {
+        let (tx, rx) = oneshot::channel();
+        if self.journal_tx().send(Job::Flush(tx)).is_err() {
+            return self.journal_lag().lines == 0;
+        }
+        matches!(tokio::time::timeout(bound, rx).await, Ok(Ok(())))
+    }
+
+    /// What is queued and not yet written, and the store's error while writes fail.
+    pub fn journal_lag(&self) -> JournalLag {
+        let lag = self.inner.journal.lock();
+        JournalLag {
+            lines: lag.runs.values().map(|(_, n)| n).sum(),
+            error: lag.failing.as_ref().map(|f| f.error.clone()),
+            unfinished: lag.finishes.keys().copied().collect(),
+        }
+    }
+
+    /// A sentence for a run's last line when its end is not in the store: rejected for good,
+    /// or (when the queue was not `flushed`) lines still waiting; `None` when all is written.
+    pub(crate) fn journal_note(&self, run: i64, flushed: bool) -> Option<String> {
+        if let Some(e) = self.inner.journal.lock().lost_finishes.remove(&run) {
+            return Some(format!(
+                "the run's end is NOT recorded in the state store: {e}"
+            ));
+        }
+        if flushed {
+            return None;
+        }
+        let lag = self.journal_lag();
+        if lag.lines == 0 && lag.unfinished.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "{} journal line(s) not yet written to the state store{}; they are written in order as soon as it takes them, while this process runs",
+            lag.lines,
+            lag.error.map(|e| format!(" ({e})")).unwrap_or_default()
+        ))
+    }
+
+    fn journal_tx(&self) -> mpsc::UnboundedSender<Job> {
+        let mut slot = self
+            .inner
+            .journal
+            .tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(tx) = slot.as_ref().filter(|t| !t.is_closed()) {
+            return tx.clone();
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let writer = Writer {
+            store: self.inner.store.clone(),
+            engine: Arc::downgrade(&self.inner),
+            lag: self.inner.journal.lag.clone(),
+        };
+        // Owned by the engine: it ends when the engine (the queue's only sender) is dropped.
+        tokio::spawn(writer.run(rx));
+        *slot = Some(tx.clone());
+        tx
+    }
+}
+
+struct Writer {
+    store: Store,
+    engine: Weak<Inner>,
+    lag: Arc<Mutex<Lag>>,
+}
+
+/// A job taken from the queue and not yet done.
+struct Taken {
+    deployment: String,
+    writes: Vec<Write>,
+    done: Vec<oneshot::Sender<()>>,
+}
+
+impl Writer {
+    fn lag(&self) -> std::sync::MutexGuard<'_, Lag> {
+        self.lag.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn run(self, mut rx: mpsc::UnboundedReceiver<Job>) {
+        let mut batch: Vec<Taken> = Vec::new();
+        let mut pause = faults::FIRST_PAUSE;
+        loop {
+            if batch.is_empty() {
+                match rx.recv().await {
+                    Some(job) => take(&mut batch, job),
+                    None => return,
+                }
+            }
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => take(&mut batch, job),
+                    Err(_) => break,
+                }
+            }
+            let writes: Arc<Vec<Write>> =
+                Arc::new(batch.iter().flat_map(|t| t.writes.clone()).collect());
+            let w = writes.clone();
+            match self.store.call(move |s| s.write_all(&w)).await {
+                Ok(()) => {
+                    pause = faults::FIRST_PAUSE;
+                    let follow = self.written(std::mem::take(&mut batch));
+                    batch.extend(follow);
+                }
+                Err(e) => match e.fault() {
+                    Some(fault) => {
+                        self.failed(fault, e.to_string());
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(MAX_BACKOFF);
+                    }
+                    None => {
+                        let rest = self.one_by_one(std::mem::take(&mut batch)).await;
+                        batch = rest;
+                    }
+                },
+            }
+        }
+    }
+
+    /// A batch is in the store: count it off, answer its waiters, and after a delay tell
+    /// everyone, and queue the `journal_caught_up` lines (returned, to go first in the next batch).
+    fn written(&self, batch: Vec<Taken>) -> Vec<Taken> {
+        let mut per_run: BTreeMap<i64, (String, usize)> = BTreeMap::new();
+        let failing = {
+            let mut lag = self.lag();
+            for t in &batch {
+                lag.add(&t.deployment, &t.writes, -1);
+            }
+            lag.failing.take()
+        };
+        for t in batch {
+            for w in &t.writes {
+                if let (Some(run), Write::Event { .. }) = (w.run(), w) {
+                    per_run
+                        .entry(run)
+                        .or_insert_with(|| (t.deployment.clone(), 0))
+                        .1 += 1;
+                }
+            }
+            for d in t.done {
+                let _ = d.send(());
+            }
+        }
+        let Some(f) = failing.filter(|f| f.told.is_some()) else {
+            return Vec::new();
+        };
+        let waited_ms = f.since.elapsed().as_millis() as u64;
+        let Some(engine) = self.engine.upgrade().map(|inner| Engine { inner }) else {
+            return Vec::new();
+        };
+        let mut follow = Vec::new();
+        for (run, (deployment, lines)) in per_run {
+            let ev = Event {
+                ts: engine
+                    .now()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                deployment: deployment.clone(),
+                run,
+                kind: EventKind::JournalCaughtUp {
+                    lines,
+                    waited_ms,
+                    error: f.error.clone(),
+                },
+            };
+            let writes = vec![Write::Event {
+                run,
+                ts: ev.ts.clone(),
+                kind: ev.kind.name().to_string(),
+                json: serde_json::to_string(&ev).unwrap_or_default(),
+            }];
+            self.lag().add(&deployment, &writes, 1);
+            follow.push(Taken {
+                deployment,
+                writes,
+                done: Vec::new(),
+            });
+            engine.publish(ev);
+        }
+        follow
+    }
+
+    /// A try failed with a fault that may pass: remember it, and tell the operator when due.
+    fn failed(&self, fault: Fault, error: String) {
+        let now = Instant::now();
+        let tell: Vec<(i64, String, usize)> = {
+            let mut lag = self.lag();
+            let f = lag.failing.get_or_insert(Failing {
+                since: now,
+                error: error.clone(),
+                fault,
+                told: None,
+            });
+            f.error = error.clone();
+            f.fault = fault;
+            let due = match f.told {
+                None => f.fault != Fault::Busy || now - f.since >= BUSY_NOTICE,
+                Some(t) => now - t >= NOTICE_REPEAT,
+            };
+            if !due {
+                return;
+            }
+            f.told = Some(now);
+            lag.runs
+                .iter()
+                .map(|(run, (dep, n))| (*run, dep.clone(), *n))
+                .collect()
+        };
+        tracing::warn!("journal delayed: {error}");
+        let Some(engine) = self.engine.upgrade().map(|inner| Engine { inner }) else {
+            return;
+        };
+        for (run, deployment, lines) in tell {
+            engine.publish(Event {
+                ts: engine
+                    .now()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                deployment,
+                run,
+                kind: EventKind::JournalDelayed {
+                    lines,
+                    error: error.clone(),
+                },
+            });
+        }
+    }
+
+    /// The batch has a write the store rejects for good (not a passing fault): write the jobs
+    /// one at a time, in order, and a job that is rejected one write at a time, dropping (and
+    /// telling) each write that is rejected. Stops at a passing fault, returning what is left
+    /// for the retry loop.
+    async fn one_by_one(&self, batch: Vec<Taken>) -> Vec<Taken> {
+        let mut rest = batch.into_iter();
+        while let Some(mut t) = rest.next() {
+            let mut i = 0;
+            let mut whole = true;
+            while i < t.writes.len() {
+                let part: Vec<Write> = if whole {
+                    t.writes.clone()
+                } else {
+                    vec![t.writes[i].clone()]
+                };
+                let n = part.len();
+                match self.store.call(move |s| s.write_all(&part)).await {
+                    Ok(()) => {}
+                    Err(e) if e.fault().is_some() => {
+                        // What is written of this job is counted off; the rest waits.
+                        let done: Vec<Write> = t.writes.drain(..i).collect();
+                        self.lag().add(&t.deployment, &done, -1);
+                        let mut left = vec![t];
+                        left.extend(rest);
+                        return left;
+                    }
+                    Err(_) if whole && n > 1 => {
+                        whole = false;
+                        continue;
+                    }
+                    Err(e) => self.lost(&t.deployment, &t.writes[i], e.to_string()),
+                }
+                i += n;
+            }
+            let _ = self.written(vec![t]);
+        }
+        Vec::new()
+    }
+
+    /// The store rejected a write for good: it is not recorded. Count it off and tell
+    /// (a run's end also as a failure, as the run would have).
+    fn lost(&self, deployment: &str, w: &Write, error: String) {
+        let one = std::slice::from_ref(w);
+        // (Counted off with its job, by `written`.)
+        if let Write::Finish { run, .. } = w {
+            self.lag().lost_finishes.insert(*run, error.clone());
+        }
+        tracing::error!("a journal write of {deployment} was rejected by the state store: {error}");
+        let (Some(run), Some(engine)) =
+            (w.run(), self.engine.upgrade().map(|inner| Engine { inner }))
+        else {
+            return;
+        };
+        let ts = engine
+            .now()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let mut kinds = vec![EventKind::JournalLost {
+            lines: lines_of(one),
+            error: error.clone(),
+        }];
+        if matches!(w, Write::Finish { .. }) {
+            kinds.push(EventKind::Failure {
+                reason: format!("cannot record the outcome in the state store: {error}"),
+            });
+        }
+        for kind in kinds {
+            engine.publish(Event {
+                ts: ts.clone(),
+                deployment: deployment.to_string(),
+                run,
+                kind,
+            });
+        }
+    }
+}
+
+fn take(batch: &mut Vec<Taken>, job: Job) {
+    match job {
+        Job::Write {
+            deployment,
+            writes,
+            done,
+        } => batch.push(Taken {
+            deployment,
+            writes,
+            done: done.into_iter().collect(),
+        }),
+        // Answered once everything before it is written.
+        Job::Flush(tx) => match batch.last_mut() {
+            Some(t) => t.done.push(tx),
+            None => {
+                let _ = tx.send(());
+            }
+        },
+    }
+}
