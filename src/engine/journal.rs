@@ -279,8 +279,23 @@ impl Writer {
     }
 
     /// A batch is in the store: count it off, answer its waiters, and after a delay tell
-    /// everyone, and queue the `journal_caught_up` lines (returned, to go first in the next batch).
+    /// everyone, and queue the `journal_caught_up` lines (returned, to go first in the next
+    /// batch; the batch's waiters are answered once they are written too).
     fn written(&self, batch: Vec<Taken>) -> Vec<Taken> {
+        let mut waiters = Vec::new();
+        let mut follow = self.count_off(batch, &mut waiters);
+        match follow.first_mut() {
+            Some(first) => first.done.extend(waiters),
+            None => {
+                for d in waiters {
+                    let _ = d.send(());
+                }
+            }
+        }
+        follow
+    }
+
+    fn count_off(&self, batch: Vec<Taken>, waiters: &mut Vec<oneshot::Sender<()>>) -> Vec<Taken> {
         let mut per_run: BTreeMap<i64, (String, usize)> = BTreeMap::new();
         let failing = {
             let mut lag = self.lag();
@@ -298,9 +313,7 @@ impl Writer {
                         .1 += 1;
                 }
             }
-            for d in t.done {
-                let _ = d.send(());
-            }
+            waiters.extend(t.done);
         }
         let Some(f) = failing.filter(|f| f.told.is_some()) else {
             return Vec::new();

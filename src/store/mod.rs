@@ -38,10 +38,11 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     /// A query on the database file failed; names the file (and, for a fault that may pass,
     /// what to do about it).
-    #[error("state store {}: {source}{}", path.display(), hint(source))]
+    #[error("state store {}: {error}{}", path.display(), hint(error))]
     Db {
         path: PathBuf,
-        source: rusqlite::Error,
+        /// (Not a `source`: its text is already in this error's.)
+        error: rusqlite::Error,
     },
     #[error("state store: cannot create {path}: {source}")]
     Dir {
@@ -70,7 +71,7 @@ impl StoreError {
     /// that failed so can be tried again later.
     pub fn fault(&self) -> Option<Fault> {
         match self {
-            StoreError::Sql(e) | StoreError::Db { source: e, .. } => Fault::of(e),
+            StoreError::Sql(e) | StoreError::Db { error: e, .. } => Fault::of(e),
             _ => None,
         }
     }
@@ -277,9 +278,9 @@ impl Store {
         create_private_dir(dir)?;
         let shared = modes::check_dir(dir)?;
         let path = dir.join("cutover.db");
-        let at = |e| StoreError::Db {
+        let at = |error| StoreError::Db {
             path: path.clone(),
-            source: e,
+            error,
         };
         let mut conn = Connection::open(&path).map_err(at)?;
         // Short: a busy call is tried again by `with` (and a queued write by its writer), so no
@@ -327,10 +328,10 @@ impl Store {
         f(&conn)
     }
 
-    fn at(&self, source: rusqlite::Error) -> StoreError {
+    fn at(&self, error: rusqlite::Error) -> StoreError {
         StoreError::Db {
             path: self.path.clone(),
-            source,
+            error,
         }
     }
 
