@@ -160,8 +160,11 @@ pub fn status(dir: &Path, id: Option<&str>, json: bool) -> Result<u8> {
                 eprintln!("no deployment `{id}` in {}", dir.display());
                 return Ok(INVALID);
             };
+            let notices = journal_notices(&store, r.run_id)?;
             if json {
-                out!("{}", serde_json::to_string(&status_json(&r))?);
+                let mut v = status_json(&r);
+                v["journal"] = serde_json::to_value(&notices)?;
+                out!("{}", serde_json::to_string(&v)?);
                 return Ok(OK);
             }
             out!(
@@ -204,9 +207,25 @@ pub fn status(dir: &Path, id: Option<&str>, json: bool) -> Result<u8> {
                     out!("  verdict:   {} {:?}: {}", v.signal, v.judgement, v.message);
                 }
             }
+            for ev in &notices {
+                if let Some(line) = cutover::describe::human_line(ev, 0) {
+                    out!("  journal:   {}", line.trim());
+                }
+            }
             Ok(OK)
         }
     }
+}
+
+/// What the run's journal says about its own writing: lines that waited for the store
+/// (`journal_caught_up`) or that it rejected (`journal_lost`), oldest first.
+fn journal_notices(store: &cutover::store::Store, run: i64) -> Result<Vec<cutover::engine::Event>> {
+    Ok(store
+        .recent_events(run, 1000)?
+        .into_iter()
+        .filter(|e| e.kind.starts_with("journal_"))
+        .filter_map(|e| serde_json::from_str(&e.json).ok())
+        .collect())
 }
 
 fn status_json(r: &RunRow) -> serde_json::Value {

@@ -403,6 +403,8 @@ impl Writer {
     /// telling) each write that is rejected. Stops at a passing fault, returning what is left
     /// for the retry loop.
     async fn one_by_one(&self, batch: Vec<Taken>) -> Vec<Taken> {
+        // The notices to journal after what is written (caught up, lost), then what is left.
+        let mut follow = Vec::new();
         let mut rest = batch.into_iter();
         while let Some(mut t) = rest.next() {
             let mut i = 0;
@@ -420,26 +422,27 @@ impl Writer {
                         // What is written of this job is counted off; the rest waits.
                         let done: Vec<Write> = t.writes.drain(..i).collect();
                         self.lag().add(&t.deployment, &done, -1);
-                        let mut left = vec![t];
-                        left.extend(rest);
-                        return left;
+                        follow.push(t);
+                        follow.extend(rest);
+                        return follow;
                     }
                     Err(_) if whole && n > 1 => {
                         whole = false;
                         continue;
                     }
-                    Err(e) => self.lost(&t.deployment, &t.writes[i], e.to_string()),
+                    Err(e) => follow.extend(self.lost(&t.deployment, &t.writes[i], e.to_string())),
                 }
                 i += n;
             }
-            let _ = self.written(vec![t]);
+            follow.extend(self.written(vec![t]));
         }
-        Vec::new()
+        follow
     }
 
-    /// The store rejected a write for good: it is not recorded. Count it off and tell
-    /// (a run's end also as a failure, as the run would have).
-    fn lost(&self, deployment: &str, w: &Write, error: String) {
+    /// The store rejected a write for good: it is not recorded. Tell (a run's end also as a
+    /// failure, as the run would have); the `journal_lost` line to journal in its place is
+    /// returned (none for a journal notice itself, so this never feeds on itself).
+    fn lost(&self, deployment: &str, w: &Write, error: String) -> Option<Taken> {
         let one = std::slice::from_ref(w);
         // (Counted off with its job, by `written`.)
         if let Write::Finish { run, .. } = w {
@@ -449,7 +452,7 @@ impl Writer {
         let (Some(run), Some(engine)) =
             (w.run(), self.engine.upgrade().map(|inner| Engine { inner }))
         else {
-            return;
+            return None;
         };
         let ts = engine
             .now()
@@ -463,14 +466,32 @@ impl Writer {
                 reason: format!("cannot record the outcome in the state store: {error}"),
             });
         }
+        let mut line = None;
         for kind in kinds {
-            engine.publish(Event {
+            let ev = Event {
                 ts: ts.clone(),
                 deployment: deployment.to_string(),
                 run,
                 kind,
-            });
+            };
+            let notice = matches!(w, Write::Event { kind, .. } if kind.starts_with("journal_"));
+            if line.is_none() && !notice {
+                let writes = vec![Write::Event {
+                    run,
+                    ts: ev.ts.clone(),
+                    kind: ev.kind.name().to_string(),
+                    json: serde_json::to_string(&ev).unwrap_or_default(),
+                }];
+                self.lag().add(deployment, &writes, 1);
+                line = Some(Taken {
+                    deployment: deployment.to_string(),
+                    writes,
+                    done: Vec::new(),
+                });
+            }
+            engine.publish(ev);
         }
+        line
     }
 }
 
@@ -492,5 +513,141 @@ fn take(batch: &mut Vec<Taken>, job: Job) {
                 let _ = tx.send(());
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::EngineConfig;
+    use crate::store::{NewRun, RunKind};
+
+    fn engine(store: &Store) -> Engine {
+        Engine::new(EngineConfig {
+            store: store.clone(),
+            provider: Arc::new(crate::provider::simulated::Simulated::new(vec![])),
+            signals: Arc::new(crate::engine::Builtin::default()),
+            virtual_clock: false,
+            poll_store: false,
+            governance: Default::default(),
+            wall_clock_gates: false,
+        })
+    }
+
+    fn new_run(store: &Store) -> i64 {
+        store
+            .create_run(&NewRun {
+                deployment: "app".into(),
+                kind: RunKind::Deploy,
+                name: "app".into(),
+                version: "1".into(),
+                strategy: crate::spec::Strategy::Canary,
+                environment: "dev".into(),
+                provider: crate::spec::ProviderKind::Simulated,
+                dry_run: true,
+                spec_json: "{}".into(),
+                plan_json: "{}".into(),
+                initiator: "me".into(),
+            })
+            .unwrap()
+    }
+
+    fn line(run: i64, kind: &str) -> Write {
+        Write::Event {
+            run,
+            ts: crate::store::now_ts(),
+            kind: kind.into(),
+            json: "{}".into(),
+        }
+    }
+
+    fn kinds(store: &Store, run: i64) -> Vec<String> {
+        store
+            .events(run, 0)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lines_wait_in_order_while_the_store_is_held_and_the_operator_is_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let run = new_run(&store);
+        let e = engine(&store);
+        let mut rx = e.subscribe();
+        let path = store.path().to_path_buf();
+        let (held_tx, held) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let c = rusqlite::Connection::open(path).unwrap();
+            c.execute_batch("BEGIN EXCLUSIVE").unwrap();
+            held_tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(1800));
+            c.execute_batch("COMMIT").unwrap();
+        });
+        held.recv().unwrap();
+        let t0 = std::time::Instant::now();
+        for k in ["a", "b", "c"] {
+            drop(e.journal("app", vec![line(run, k)]));
+        }
+        // Queuing never waits.
+        assert!(
+            t0.elapsed() < Duration::from_millis(100),
+            "{:?}",
+            t0.elapsed()
+        );
+        let told = tokio::time::timeout(Duration::from_secs(3), async {
+            loop {
+                if let Ok(ev) = rx.recv().await {
+                    if let EventKind::JournalDelayed { lines, error } = ev.kind {
+                        return (lines, error);
+                    }
+                }
+            }
+        })
+        .await
+        .expect("journal_delayed within 3 s");
+        assert_eq!(told.0, 3);
+        assert!(told.1.contains("locked"), "{}", told.1);
+        assert!(
+            t0.elapsed() >= BUSY_NOTICE,
+            "a short busy spell is not told"
+        );
+        assert_eq!(e.journal_lag().lines, 3);
+        assert!(kinds(&store, run).is_empty());
+        holder.join().unwrap();
+        assert!(e.flush_journal(Duration::from_secs(5)).await);
+        assert_eq!(kinds(&store, run), ["a", "b", "c", "journal_caught_up"]);
+        assert_eq!(e.journal_lag(), JournalLag::default());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_line_the_store_rejects_for_good_is_told_and_the_others_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let run = new_run(&store);
+        let e = engine(&store);
+        let mut rx = e.subscribe();
+        drop(e.journal("app", vec![line(run, "a")]));
+        // The store rejects line `x`, every time.
+        store
+            .with_conn(|c| {
+                c.execute_batch(
+                    "CREATE TRIGGER no_x BEFORE INSERT ON events WHEN NEW.kind = 'x'
+                     BEGIN SELECT RAISE(ABORT, 'injected: rejected'); END;",
+                )
+            })
+            .unwrap();
+        drop(e.journal("app", vec![line(run, "b"), line(run, "x"), line(run, "c")]));
+        drop(e.journal("app", vec![line(run, "d")]));
+        assert!(e.flush_journal(Duration::from_secs(5)).await);
+        assert_eq!(kinds(&store, run), ["a", "b", "c", "journal_lost", "d"]);
+        let mut lost = false;
+        while let Ok(ev) = rx.try_recv() {
+            lost |= matches!(ev.kind, EventKind::JournalLost { lines: 1, .. });
+        }
+        assert!(lost, "the operator hears of the lost line");
+        assert_eq!(e.journal_lag(), JournalLag::default());
     }
 }

@@ -18,7 +18,7 @@ pub struct Engines {
     user: String,
     map: BTreeMap<ProviderKind, Engine>,
     /// Poked whenever an engine emits an event, so the console refreshes at once.
-    poke: tokio::sync::mpsc::UnboundedSender<()>,
+    poke: tokio::sync::mpsc::UnboundedSender<Option<String>>,
     joins: Vec<tokio::task::JoinHandle<cutover::engine::Outcome>>,
 }
 
@@ -27,7 +27,7 @@ impl Engines {
         dir: &Path,
         store: &Store,
         user: &str,
-        poke: tokio::sync::mpsc::UnboundedSender<()>,
+        poke: tokio::sync::mpsc::UnboundedSender<Option<String>>,
     ) -> Engines {
         Engines {
             dir: dir.to_path_buf(),
@@ -50,8 +50,23 @@ impl Engines {
         let poke = self.poke.clone();
         tokio::spawn(async move {
             use tokio::sync::broadcast::error::RecvError;
-            while let Ok(_) | Err(RecvError::Lagged(_)) = events.recv().await {
-                if poke.send(()).is_err() {
+            loop {
+                // The journal's notices are shown on the message line: the store cannot show
+                // them while it does not take writes.
+                let note = match events.recv().await {
+                    Ok(ev) => matches!(
+                        ev.kind,
+                        cutover::engine::EventKind::JournalDelayed { .. }
+                            | cutover::engine::EventKind::JournalCaughtUp { .. }
+                            | cutover::engine::EventKind::JournalLost { .. }
+                    )
+                    .then(|| cutover::describe::human_line(&ev, 0))
+                    .flatten()
+                    .map(|l| format!("{} (run #{}): {}", ev.deployment, ev.run, l.trim())),
+                    Err(RecvError::Lagged(_)) => None,
+                    Err(RecvError::Closed) => break,
+                };
+                if poke.send(note).is_err() {
                     break;
                 }
             }

@@ -34,7 +34,7 @@ pub struct Setup {
     pub demo: bool,
     pub specs: Vec<std::path::PathBuf>,
     pub engines: Engines,
-    pub pokes: mpsc::UnboundedReceiver<()>,
+    pub pokes: mpsc::UnboundedReceiver<Option<String>>,
     pub bytes: Arc<AtomicU64>,
 }
 
@@ -150,8 +150,11 @@ pub async fn run(term: &mut Term, mut s: Setup) -> Result<u8> {
                     }
                 }
             },
-            Some(()) = s.pokes.recv() => {
+            Some(note) = s.pokes.recv() => {
                 poked = true;
+                if let Some(note) = note {
+                    model.message = Some(note);
+                }
                 let soon = Instant::now() + Duration::from_millis(100);
                 next_refresh = next_refresh.min(soon);
             }
