@@ -435,3 +435,58 @@ fn a_store_another_user_cannot_write_is_a_clear_error_naming_the_file() {
         String::from_utf8_lossy(&recorded.stdout)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_before_the_store_takes_the_end_says_which_run_stays_unfinished() {
+    let (_dir, store, sim) = with_v1(vec![]).await;
+    let e = real_time_engine(&store, sim.clone());
+    let (heard, collector) = collect(&e);
+    let h = e.start(quick_canary("1.2.0"), opts()).await.unwrap();
+    let run = h.run_id;
+    assert!(
+        heard_one(&heard, Duration::from_secs(20), |e| matches!(
+            e.kind,
+            EventKind::Analysis { .. }
+        ))
+        .await
+    );
+    // Another process holds the database until after this one has shut down.
+    let path = store.path().to_path_buf();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        held_tx.send(()).unwrap();
+        let _ = release_rx.recv_timeout(Duration::from_secs(60));
+        c.execute_batch("COMMIT").unwrap();
+    });
+    held_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(60), h.join)
+        .await
+        .expect("the run ends while the store is held")
+        .unwrap();
+    collector.await.unwrap();
+    assert_eq!(outcome, Outcome::Succeeded);
+    let report = e.shutdown(Duration::from_millis(500)).await;
+    assert!(report.journal.lines > 0, "{:?}", report.journal);
+    assert_eq!(report.journal.unfinished, vec![run]);
+    assert!(
+        report
+            .journal
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("locked")),
+        "{:?}",
+        report.journal
+    );
+    assert_eq!(store.run(run).unwrap().unwrap().outcome, None);
+    // While the process lives, the lines still go in once the store is free.
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+    assert!(e.flush_journal(Duration::from_secs(10)).await);
+    assert_eq!(
+        store.run(run).unwrap().unwrap().outcome,
+        Some(Outcome::Succeeded)
+    );
+}
