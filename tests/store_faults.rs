@@ -158,6 +158,38 @@ async fn a_locked_store_does_not_stall_the_run_and_loses_no_line() {
         (from, Instant::now())
     });
     let _ = locked_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    // `status` in another process says the run's journal is behind while the store is held.
+    assert!(
+        heard_one(&heard, Duration::from_secs(3), |e| matches!(
+            e.kind,
+            EventKind::JournalDelayed { .. }
+        ))
+        .await,
+        "journal_delayed within 3 s of the lock"
+    );
+    let state = store.path().parent().unwrap().to_path_buf();
+    let status = tokio::task::spawn_blocking(move || {
+        common::cutover(&state, &["status", "--json"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout).to_string();
+    let line: serde_json::Value = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["run"] == run)
+        .unwrap_or_else(|| {
+            panic!(
+                "no status line for run {run}: {text} {}",
+                String::from_utf8_lossy(&status.stderr)
+            )
+        });
+    assert!(
+        line["journal_pending"]["lines"].as_u64().unwrap_or(0) > 0,
+        "status shows the lines waiting: {line}"
+    );
     let outcome = tokio::time::timeout(Duration::from_secs(60), h.join)
         .await
         .expect("the run must end")

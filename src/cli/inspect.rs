@@ -13,7 +13,7 @@ use cutover::engine::{self, Snapshot};
 use cutover::governance::gate::GateView;
 use cutover::plan::{self, Plan, Previous};
 use cutover::spec::human;
-use cutover::store::{pid_alive, RunRow};
+use cutover::store::{pid_alive, LagNote, RunRow};
 
 fn print_plan(p: &Plan) {
     out!(
@@ -120,9 +120,14 @@ pub fn status(dir: &Path, id: Option<&str>, json: bool) -> Result<u8> {
                 .into_iter()
                 .filter(|r| seen.insert(r.deployment.clone()))
                 .collect();
+            let lags = store.lag_notes();
             if json {
                 for r in &runs {
-                    out!("{}", serde_json::to_string(&status_json(r))?);
+                    let mut v = status_json(r);
+                    if let Some(p) = pending_json(&lags, r.run_id) {
+                        v["journal_pending"] = p;
+                    }
+                    out!("{}", serde_json::to_string(&v)?);
                 }
                 return Ok(OK);
             }
@@ -153,6 +158,11 @@ pub fn status(dir: &Path, id: Option<&str>, json: bool) -> Result<u8> {
                     live_status(r)
                 );
             }
+            for r in &runs {
+                if let Some(line) = pending_line(&lags, r.run_id) {
+                    out!("{} run #{}: {line}", r.deployment, r.run_id);
+                }
+            }
             Ok(OK)
         }
         Some(id) => {
@@ -161,9 +171,13 @@ pub fn status(dir: &Path, id: Option<&str>, json: bool) -> Result<u8> {
                 return Ok(INVALID);
             };
             let notices = journal_notices(&store, r.run_id)?;
+            let lags = store.lag_notes();
             if json {
                 let mut v = status_json(&r);
                 v["journal"] = serde_json::to_value(&notices)?;
+                if let Some(p) = pending_json(&lags, r.run_id) {
+                    v["journal_pending"] = p;
+                }
                 out!("{}", serde_json::to_string(&v)?);
                 return Ok(OK);
             }
@@ -212,9 +226,33 @@ pub fn status(dir: &Path, id: Option<&str>, json: bool) -> Result<u8> {
                     out!("  journal:   {}", line.trim());
                 }
             }
+            if let Some(line) = pending_line(&lags, r.run_id) {
+                out!("  journal:   {line}");
+            }
             Ok(OK)
         }
     }
+}
+
+/// A live process's journal is behind for this run: what it says (the store cannot, meanwhile).
+fn pending_of(lags: &[LagNote], run: i64) -> Option<(&LagNote, usize)> {
+    lags.iter()
+        .find_map(|n| n.lines_of(run).map(|lines| (n, lines)))
+}
+
+fn pending_line(lags: &[LagNote], run: i64) -> Option<String> {
+    pending_of(lags, run).map(|(n, lines)| {
+        format!(
+            "!! {lines} journal line(s) not yet written by process {} since {}: {} (what `status` shows is older)",
+            n.pid, n.since, n.error
+        )
+    })
+}
+
+fn pending_json(lags: &[LagNote], run: i64) -> Option<serde_json::Value> {
+    pending_of(lags, run).map(|(n, lines)| {
+        serde_json::json!({"lines": lines, "pid": n.pid, "since": n.since, "error": n.error})
+    })
 }
 
 /// What the run's journal says about its own writing: lines that waited for the store

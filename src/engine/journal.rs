@@ -73,6 +73,8 @@ struct Lag {
 
 struct Failing {
     since: Instant,
+    /// The same, on the wall clock (RFC 3339).
+    since_ts: String,
     error: String,
     fault: Fault,
     told: Option<Instant>,
@@ -241,11 +243,21 @@ impl Writer {
     async fn run(self, mut rx: mpsc::UnboundedReceiver<Job>) {
         let mut batch: Vec<Taken> = Vec::new();
         let mut pause = faults::FIRST_PAUSE;
+        // A note beside the store says this process is behind (for `status` elsewhere).
+        let mut noted = false;
         loop {
             if batch.is_empty() {
+                if noted && self.lag().failing.is_none() {
+                    noted = !self.note(None).await;
+                }
                 match rx.recv().await {
                     Some(job) => take(&mut batch, job),
-                    None => return,
+                    None => {
+                        if noted {
+                            self.note(None).await;
+                        }
+                        return;
+                    }
                 }
             }
             while batch.len() < MAX_BATCH {
@@ -265,7 +277,9 @@ impl Writer {
                 }
                 Err(e) => match e.fault() {
                     Some(fault) => {
-                        self.failed(fault, e.to_string());
+                        if let Some(n) = self.failed(fault, e.to_string()) {
+                            noted |= self.note(Some(n)).await;
+                        }
                         tokio::time::sleep(pause).await;
                         pause = (pause * 2).min(MAX_BACKOFF);
                     }
@@ -276,6 +290,17 @@ impl Writer {
                 },
             }
         }
+    }
+
+    /// Write (or with `None` remove) this process's lag note beside the store; true when done.
+    async fn note(&self, note: Option<crate::store::LagNote>) -> bool {
+        self.store
+            .call(move |s| {
+                s.set_lag_note(note.as_ref());
+                Ok(())
+            })
+            .await
+            .is_ok()
     }
 
     /// A batch is in the store: count it off, answer its waiters, and after a delay tell
@@ -353,13 +378,15 @@ impl Writer {
         follow
     }
 
-    /// A try failed with a fault that may pass: remember it, and tell the operator when due.
-    fn failed(&self, fault: Fault, error: String) {
+    /// A try failed with a fault that may pass: remember it, and tell the operator when due
+    /// (then the note for other processes is returned, to be written beside the store).
+    fn failed(&self, fault: Fault, error: String) -> Option<crate::store::LagNote> {
         let now = Instant::now();
-        let tell: Vec<(i64, String, usize)> = {
+        let (tell, since_ts): (Vec<(i64, String, usize)>, String) = {
             let mut lag = self.lag();
             let f = lag.failing.get_or_insert(Failing {
                 since: now,
+                since_ts: crate::store::now_ts(),
                 error: error.clone(),
                 fault,
                 told: None,
@@ -371,17 +398,27 @@ impl Writer {
                 Some(t) => now - t >= NOTICE_REPEAT,
             };
             if !due {
-                return;
+                return None;
             }
             f.told = Some(now);
-            lag.runs
-                .iter()
-                .map(|(run, (dep, n))| (*run, dep.clone(), *n))
-                .collect()
+            let since_ts = f.since_ts.clone();
+            (
+                lag.runs
+                    .iter()
+                    .map(|(run, (dep, n))| (*run, dep.clone(), *n))
+                    .collect(),
+                since_ts,
+            )
         };
         tracing::warn!("journal delayed: {error}");
+        let note = crate::store::LagNote {
+            pid: std::process::id() as i64,
+            since: since_ts,
+            error: error.clone(),
+            runs: tell.clone(),
+        };
         let Some(engine) = self.engine.upgrade().map(|inner| Engine { inner }) else {
-            return;
+            return Some(note);
         };
         for (run, deployment, lines) in tell {
             engine.publish(Event {
@@ -396,6 +433,7 @@ impl Writer {
                 },
             });
         }
+        Some(note)
     }
 
     /// The batch has a write the store rejects for good (not a passing fault): write the jobs

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod faults;
 pub mod journal;
 mod kinds;
+mod lag;
 mod locks;
 pub mod modes;
 mod promotions;
@@ -24,6 +25,7 @@ use serde::Serialize;
 pub use faults::Fault;
 pub use journal::Write;
 pub use kinds::{Outcome, RevisionState, RunKind, Status};
+pub use lag::LagNote;
 pub use locks::Holder;
 pub use promotions::PromotionRow;
 
