@@ -307,9 +307,15 @@ impl Writer {
     /// everyone, and queue the `journal_caught_up` lines (returned, to go first in the next
     /// batch; the batch's waiters are answered once they are written too).
     fn written(&self, batch: Vec<Taken>) -> Vec<Taken> {
+        self.written_then(batch, Vec::new())
+    }
+
+    /// As [`Writer::written`], with `first` (notices about the batch) to go before the rest.
+    fn written_then(&self, batch: Vec<Taken>, mut first: Vec<Taken>) -> Vec<Taken> {
         let mut waiters = Vec::new();
-        let mut follow = self.count_off(batch, &mut waiters);
-        match follow.first_mut() {
+        first.extend(self.count_off(batch, &mut waiters));
+        let mut follow = first;
+        match follow.last_mut() {
             Some(first) => first.done.extend(waiters),
             None => {
                 for d in waiters {
@@ -441,10 +447,10 @@ impl Writer {
     /// telling) each write that is rejected. Stops at a passing fault, returning what is left
     /// for the retry loop.
     async fn one_by_one(&self, batch: Vec<Taken>) -> Vec<Taken> {
-        // The notices to journal after what is written (caught up, lost), then what is left.
-        let mut follow = Vec::new();
         let mut rest = batch.into_iter();
         while let Some(mut t) = rest.next() {
+            // The `journal_lost` lines of this job, to go right after it.
+            let mut lost = Vec::new();
             let mut i = 0;
             let mut whole = true;
             while i < t.writes.len() {
@@ -460,21 +466,27 @@ impl Writer {
                         // What is written of this job is counted off; the rest waits.
                         let done: Vec<Write> = t.writes.drain(..i).collect();
                         self.lag().add(&t.deployment, &done, -1);
-                        follow.push(t);
-                        follow.extend(rest);
-                        return follow;
+                        lost.push(t);
+                        lost.extend(rest);
+                        return lost;
                     }
                     Err(_) if whole && n > 1 => {
                         whole = false;
                         continue;
                     }
-                    Err(e) => follow.extend(self.lost(&t.deployment, &t.writes[i], e.to_string())),
+                    Err(e) => lost.extend(self.lost(&t.deployment, &t.writes[i], e.to_string())),
                 }
                 i += n;
             }
-            follow.extend(self.written(vec![t]));
+            // What follows (notices, then the jobs not tried yet) goes in the next batch, in
+            // order; this job's waiters are answered once its notices are written.
+            let mut follow = self.written_then(vec![t], lost);
+            if !follow.is_empty() {
+                follow.extend(rest);
+                return follow;
+            }
         }
-        follow
+        Vec::new()
     }
 
     /// The store rejected a write for good: it is not recorded. Tell (a run's end also as a
@@ -560,10 +572,62 @@ mod tests {
     use crate::engine::EngineConfig;
     use crate::store::{NewRun, RunKind};
 
+    /// A platform these tests never drive (they only queue writes).
+    struct Nowhere;
+
+    #[async_trait::async_trait]
+    impl crate::provider::Provider for Nowhere {
+        fn kind(&self) -> crate::spec::ProviderKind {
+            crate::spec::ProviderKind::Simulated
+        }
+        async fn apply_revision(
+            &self,
+            _: &crate::provider::RevisionSpec,
+            _: u32,
+        ) -> Result<(), ProviderError> {
+            Err(nowhere())
+        }
+        async fn set_weights(
+            &self,
+            _: &str,
+            _: &[(crate::provider::RevisionKey, u32)],
+        ) -> Result<(), ProviderError> {
+            Err(nowhere())
+        }
+        async fn revision_status(
+            &self,
+            _: &str,
+            _: &crate::provider::RevisionKey,
+        ) -> Result<crate::provider::RevisionStatus, ProviderError> {
+            Err(nowhere())
+        }
+        async fn metrics(
+            &self,
+            _: &str,
+            _: &crate::provider::RevisionKey,
+            _: Duration,
+        ) -> Result<crate::provider::Metrics, ProviderError> {
+            Err(nowhere())
+        }
+        async fn remove_revision(
+            &self,
+            _: &str,
+            _: &crate::provider::RevisionKey,
+        ) -> Result<(), ProviderError> {
+            Err(nowhere())
+        }
+    }
+
+    use crate::provider::ProviderError;
+
+    fn nowhere() -> ProviderError {
+        ProviderError::Unavailable("nowhere".into(), "a test platform".into())
+    }
+
     fn engine(store: &Store) -> Engine {
         Engine::new(EngineConfig {
             store: store.clone(),
-            provider: Arc::new(crate::provider::simulated::Simulated::new(vec![])),
+            provider: Arc::new(Nowhere),
             signals: Arc::new(crate::engine::Builtin::default()),
             virtual_clock: false,
             poll_store: false,
