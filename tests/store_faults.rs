@@ -522,3 +522,137 @@ async fn a_shutdown_before_the_store_takes_the_end_says_which_run_stays_unfinish
         Some(Outcome::Succeeded)
     );
 }
+
+/// A local canary (real processes behind the router) whose store is held by another process
+/// for 4 s during its analysis: `apply --json` keeps printing analyses, says the journal is
+/// delayed, succeeds, and every line it printed is in the journal in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_canary_goes_on_while_its_store_is_held() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let host = common::Host::new();
+    let port = common::free_port();
+    let spec = |version: &str| {
+        let text = format!(
+            "{}rollback:
+  enabled: true
+  automatic: true
+  strategy: {{type: immediate}}
+  timeout: 30s
+metadata:
+  canaryConfig:
+    stages:
+      - {{name: canary-20, percentage: 20, duration: 7s}}
+      - {{name: full, percentage: 100, duration: 0}}
+    metrics:
+      - {{name: error_rate, threshold: 0.05, operator: lt}}
+    analysisInterval: 500ms
+",
+            common::LocalSpec::demo(version, port).yaml()
+        );
+        common::write_in(host.path(), &format!("canary-{version}.yaml"), &text)
+    };
+    let v1 = spec("1.0.0");
+    let v2 = spec("1.1.0");
+    let first = common::spawn_apply(host.path(), &v1)
+        .wait_with_output()
+        .await
+        .unwrap();
+    assert!(first.status.success());
+    // The canary is judged on real requests.
+    let load = common::Load::start(port, 100, Duration::from_secs(40));
+    let mut child = common::spawn_apply(host.path(), &v2);
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let db = host.path().join("cutover.db");
+    let mut printed: Vec<(Instant, serde_json::Value)> = Vec::new();
+    let mut holder = None;
+    let mut shifted = false;
+    let read = async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            // Held during the 20% stage's analysis (after the host was told the weights: the
+            // host's own records are another matter).
+            shifted |= v["kind"] == "traffic_shifted";
+            if holder.is_none() && shifted && v["kind"] == "analysis" {
+                let db = db.clone();
+                let (tx, rx) = std::sync::mpsc::channel();
+                holder = Some(std::thread::spawn(move || {
+                    let c = rusqlite::Connection::open(db).unwrap();
+                    c.execute_batch("BEGIN EXCLUSIVE").unwrap();
+                    let from = Instant::now();
+                    tx.send(()).unwrap();
+                    std::thread::sleep(Duration::from_secs(4));
+                    c.execute_batch("COMMIT").unwrap();
+                    (from, Instant::now())
+                }));
+                rx.recv().unwrap();
+            }
+            printed.push((Instant::now(), v));
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(90), read)
+        .await
+        .expect("apply finished within 90 s");
+    let status = child.wait().await.unwrap();
+    let _ = load.stop();
+    let (from, to) = holder
+        .expect("the canary reached its analysis")
+        .join()
+        .unwrap();
+    let last = &printed.last().unwrap().1;
+    assert_eq!(status.code(), Some(0), "{last}");
+    assert_eq!(last["kind"], "finished");
+    let during: Vec<Instant> = printed
+        .iter()
+        .filter(|(t, v)| *t >= from && *t <= to && v["kind"] == "analysis")
+        .map(|(t, _)| *t)
+        .collect();
+    let longest = during
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or_default();
+    eprintln!(
+        "local canary, store held {:?}: {} analyses printed meanwhile, longest gap {longest:?}",
+        to - from,
+        during.len()
+    );
+    assert!(
+        during.len() >= 5,
+        "{} analyses during the 4 s lock",
+        during.len()
+    );
+    assert!(longest < Duration::from_millis(1500), "stalled {longest:?}");
+    assert!(
+        printed.iter().any(|(_, v)| v["kind"] == "journal_delayed"
+            && v["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("cutover.db"))),
+        "apply printed a journal_delayed line naming the store"
+    );
+    // Every printed line is in the journal, in order.
+    let run = last["run"].as_i64().unwrap();
+    let store = Store::open(host.path()).unwrap();
+    let journaled: Vec<(String, String)> = store
+        .events(run, 0)
+        .unwrap()
+        .into_iter()
+        .filter(|r| !r.kind.starts_with("journal_"))
+        .map(|r| (r.ts, r.kind))
+        .collect();
+    let shown: Vec<(String, String)> = printed
+        .iter()
+        .map(|(_, v)| v)
+        .filter(|v| !v["kind"].as_str().unwrap_or("").starts_with("journal_"))
+        .map(|v| {
+            (
+                v["ts"].as_str().unwrap().to_string(),
+                v["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(journaled, shown);
+    assert_eq!(
+        store.run(run).unwrap().unwrap().outcome,
+        Some(Outcome::Succeeded)
+    );
+}

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use super::event::{Event, EventKind};
@@ -54,10 +54,21 @@ pub struct JournalLag {
 }
 
 /// The queue's handle in the engine; the writer is started on first use (inside the runtime).
-#[derive(Default)]
 pub(super) struct Journal {
     tx: Mutex<Option<mpsc::UnboundedSender<Job>>>,
     lag: Arc<Mutex<Lag>>,
+    /// True while writes fail: a line waiting for its write stops waiting at once.
+    failing: Arc<watch::Sender<bool>>,
+}
+
+impl Default for Journal {
+    fn default() -> Journal {
+        Journal {
+            tx: Mutex::new(None),
+            lag: Arc::default(),
+            failing: Arc::new(watch::channel(false).0),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -151,10 +162,17 @@ impl Engine {
         rx
     }
 
-    /// Wait (up to [`EMIT_WAIT`]) for queued writes, but only while the store is healthy.
+    /// Wait (up to [`EMIT_WAIT`]) for queued writes, but only while the store is healthy: the
+    /// first failed try ends the wait.
     pub(crate) async fn journal_settle(&self, written: oneshot::Receiver<()>) {
-        if self.inner.journal.lock().failing.is_none() {
-            let _ = tokio::time::timeout(EMIT_WAIT, written).await;
+        let mut failing = self.inner.journal.failing.subscribe();
+        if *failing.borrow_and_update() {
+            return;
+        }
+        tokio::select! {
+            _ = written => {}
+            _ = failing.wait_for(|f| *f) => {}
+            _ = tokio::time::sleep(EMIT_WAIT) => {}
         }
     }
 
@@ -214,6 +232,7 @@ impl Engine {
             store: self.inner.store.clone(),
             engine: Arc::downgrade(&self.inner),
             lag: self.inner.journal.lag.clone(),
+            failing: self.inner.journal.failing.clone(),
         };
         // Owned by the engine: it ends when the engine (the queue's only sender) is dropped.
         tokio::spawn(writer.run(rx));
@@ -226,6 +245,7 @@ struct Writer {
     store: Store,
     engine: Weak<Inner>,
     lag: Arc<Mutex<Lag>>,
+    failing: Arc<watch::Sender<bool>>,
 }
 
 /// A job taken from the queue and not yet done.
@@ -335,6 +355,8 @@ impl Writer {
             }
             lag.failing.take()
         };
+        self.failing
+            .send_if_modified(|f| std::mem::replace(f, false));
         for t in batch {
             for w in &t.writes {
                 if let (Some(run), Write::Event { .. }) = (w.run(), w) {
@@ -388,6 +410,8 @@ impl Writer {
     /// (then the note for other processes is returned, to be written beside the store).
     fn failed(&self, fault: Fault, error: String) -> Option<crate::store::LagNote> {
         let now = Instant::now();
+        self.failing
+            .send_if_modified(|f| !std::mem::replace(f, true));
         let (tell, since_ts): (Vec<(i64, String, usize)>, String) = {
             let mut lag = self.lag();
             let f = lag.failing.get_or_insert(Failing {
