@@ -4,7 +4,10 @@
 //! event journal, commands sent from one process to the engine that owns a run, promotions, and
 //! the hash-chained audit trail (`audit`). Must not touch: engine decisions, governance rules,
 //! or tables other modules own (they run their own queries through [`Store::with_conn`]).
-//! All calls are blocking; async callers use [`Store::call`].
+//! All calls are blocking; async callers use [`Store::call`]. A call tries again while another
+//! connection holds the database, for a bounded time (`faults`); a caller that must never wait
+//! on the disk queues its writes and has them written in order with [`Store::write_all`]
+//! (`journal`; the engine's journal writer does).
 
 pub mod audit;
 pub mod faults;
