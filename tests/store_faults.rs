@@ -656,3 +656,75 @@ metadata:
         Some(Outcome::Succeeded)
     );
 }
+
+/// `apply` interrupted (SIGINT) while another process holds its store: it does not give up on
+/// the store's first refusal; it says it waits for the journal, writes it once the store is
+/// free, and exits 3 with the run paused in the store.
+#[test]
+fn an_interrupted_apply_waits_for_a_held_store_and_saves_its_run() {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let v110 = common::v110(dir.path(), "canary.yaml");
+    let first = common::cutover(
+        &state,
+        &[
+            "apply",
+            v110.to_str().unwrap(),
+            "--dry-run",
+            "--auto-approve",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(first.status.success());
+    let spec = common::seed_spec("canary.yaml");
+    let mut child = common::cutover(
+        &state,
+        &["apply", spec.to_str().unwrap(), "--dry-run", "--json"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let err = common::drain(child.stderr.take().unwrap());
+    let (rx, reader) = common::lines_of(child.stdout.take().unwrap());
+    common::until_line(&rx, "\"gate_waiting\"", Duration::from_secs(20));
+    // Another process holds the store for 6 s from now.
+    let db = state.join("cutover.db");
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let c = rusqlite::Connection::open(db).unwrap();
+        c.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        held_tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_secs(6));
+        c.execute_batch("COMMIT").unwrap();
+    });
+    held_rx.recv().unwrap();
+    // SAFETY: signalling our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let status = common::wait_exit(&mut child, Duration::from_secs(40), || {
+        "apply did not exit after SIGINT".to_string()
+    });
+    holder.join().unwrap();
+    reader.join().unwrap();
+    let err = err.join().unwrap();
+    assert_eq!(status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("waiting up to") && err.contains("journal line(s)"),
+        "apply says it waits for the store: {err}"
+    );
+    assert!(!err.contains("NOT RECORDED"), "{err}");
+    let rest: Vec<String> = rx.try_iter().collect();
+    let last: serde_json::Value = serde_json::from_str(rest.last().unwrap()).unwrap();
+    assert_eq!(last["kind"], "interrupted", "{last}");
+    assert_eq!(last["deployment"], "my-app-v1.2.0", "{last}");
+    // The pause is recorded.
+    let st = common::cutover(&state, &["status", "my-app-v1.2.0", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(v["status"], "paused", "{v}");
+}
