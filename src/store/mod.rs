@@ -784,6 +784,7 @@ pub fn pid_alive(pid: i64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     pub(super) fn new_run(dep: &str) -> NewRun {
         NewRun {
@@ -799,6 +800,49 @@ mod tests {
             plan_json: "{}".into(),
             initiator: "me".into(),
         }
+    }
+
+    #[test]
+    fn a_call_waits_out_a_short_lock_and_gives_up_on_a_long_one_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let hold = |d: Duration| {
+            let path = s.path().to_path_buf();
+            let (tx, rx) = std::sync::mpsc::channel();
+            let t = std::thread::spawn(move || {
+                let c = Connection::open(path).unwrap();
+                c.execute_batch("BEGIN EXCLUSIVE").unwrap();
+                tx.send(()).unwrap();
+                std::thread::sleep(d);
+                c.execute_batch("COMMIT").unwrap();
+            });
+            rx.recv().unwrap();
+            t
+        };
+        // Held for 1 s: tried again until it goes through.
+        let t = hold(Duration::from_secs(1));
+        let t0 = std::time::Instant::now();
+        s.create_run(&new_run("app")).unwrap();
+        assert!(
+            t0.elapsed() >= Duration::from_millis(900),
+            "{:?}",
+            t0.elapsed()
+        );
+        t.join().unwrap();
+        // Held for longer than the call's patience: a busy fault, naming the file, in time.
+        let t = hold(faults::PATIENCE + Duration::from_secs(2));
+        let t0 = std::time::Instant::now();
+        let err = s.create_run(&new_run("app")).unwrap_err();
+        let took = t0.elapsed();
+        assert_eq!(err.fault(), Some(Fault::Busy), "{err}");
+        assert!(err.to_string().contains("cutover.db"), "{err}");
+        assert!(
+            took < faults::PATIENCE + faults::MAX_PAUSE + Duration::from_millis(500),
+            "{took:?}"
+        );
+        // Reads go on meanwhile (WAL).
+        assert_eq!(s.runs(None, 10).unwrap().len(), 1);
+        t.join().unwrap();
     }
 
     #[test]
