@@ -313,6 +313,12 @@ async fn a_full_disk_mid_rollout_does_not_block_the_rollback() {
     assert_journal_matches(&store, run, &heard);
     let row = store.run(run).unwrap().unwrap();
     assert_eq!(row.outcome, Some(Outcome::RolledBack));
+    let snap: cutover::engine::Snapshot = serde_json::from_str(&row.snapshot_json).unwrap();
+    assert_eq!(
+        snap.outcome,
+        Some(Outcome::RolledBack),
+        "the last snapshot is recorded"
+    );
     let kinds: Vec<String> = store
         .events(run, 0)
         .unwrap()

@@ -103,8 +103,11 @@ fn write_one(tx: &rusqlite::Connection, w: &Write, last_state: bool) -> rusqlite
         } => {
             if last_state {
                 tx.execute(
-                    "UPDATE runs SET status = ?2, step = ?3, snapshot_json = ?4, updated_at = ?5
-                     WHERE run_id = ?1 AND outcome IS NULL",
+                    // A finished run keeps the status its end gave it (its last snapshot
+                    // is still recorded).
+                    "UPDATE runs SET status = CASE WHEN outcome IS NULL THEN ?2 ELSE status END,
+                       step = ?3, snapshot_json = ?4, updated_at = ?5
+                     WHERE run_id = ?1",
                     params![run, status.as_str(), *step as i64, snapshot_json, now_ts()],
                 )?;
             }
@@ -182,6 +185,10 @@ mod tests {
         let row = s.run(run).unwrap().unwrap();
         assert_eq!(row.outcome, Some(Outcome::RolledBack));
         assert_eq!(row.status, Status::RolledBack);
+        assert_eq!(
+            row.snapshot_json, "{\"step\":3}",
+            "the last snapshot is kept"
+        );
     }
 
     #[test]
