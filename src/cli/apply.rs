@@ -133,6 +133,8 @@ async fn run(
         Ok(h) => h,
         Err(EngineError::Refused(refusal)) => {
             eprintln!("refused: {refusal}");
+            // Its audit record goes through the journal's queue: written (or said) before exit.
+            shut_down(&engine).await;
             return Ok(refusal.exit_code());
         }
         Err(e) => return Err(e.into()),

@@ -174,6 +174,14 @@ impl Engines {
                     r.undelivered
                 );
             }
+            if r.journal != Default::default() {
+                tracing::error!(
+                    "engine for {provider}: not recorded in the state store: {} journal line(s) ({}); runs left unfinished there: {:?}",
+                    r.journal.lines,
+                    r.journal.error.as_deref().unwrap_or("?"),
+                    r.journal.unfinished
+                );
+            }
         }
     }
 
