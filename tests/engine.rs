@@ -1101,9 +1101,98 @@ async fn adoption_is_refused_for_owned_finished_dry_rollback_and_foreign_runs() 
     let back = h.run_id;
     abandon(&w, h).await;
     assert!(!w.store.run(back).unwrap().unwrap().is_finished());
-    let msg = refused(b.adopt(back, "bob").await);
-    assert!(msg.contains("rollback run cannot be resumed"), "{msg}");
-    assert_eq!(w.store.run(back).unwrap().unwrap().owner_pid, None);
+    // Its intent was recorded before it could act: it is taken over as the rollback it was.
+    let h = b.adopt(back, "bob").await.unwrap();
+    assert_eq!(outcome_of(h).await, Outcome::RolledBack);
+    only_on(&w, "1.1.0");
+    let row = w.store.run(back).unwrap().unwrap();
+    assert_eq!(row.outcome.map(|o| o.as_str()), Some("rolled_back"));
+    assert_eq!(row.owner_pid, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_taken_over_while_rolling_back_goes_on_rolling_back() {
+    // Issue 11, finding 1: a gradual rollback killed after its first step was taken over as a
+    // forward rollout and ended `succeeded` with the bad version at 100%.
+    let w = with_v1_live("canary").await;
+    let old_key = w
+        .store
+        .active_revision("api", "production", false)
+        .unwrap()
+        .unwrap()
+        .rev_key;
+    let gradual = spec_for("canary", "1.2.0")
+        .amend(|s| {
+            s.rollback.strategy.kind = cutover::spec::RollbackKind::Gradual;
+            s.rollback.strategy.steps = vec![8, 4, 0];
+            s.rollback.strategy.interval = cutover::spec::Millis(4000);
+        })
+        .unwrap();
+    let a = engine(&w, w.sim.clone());
+    let mut a_events = a.subscribe();
+    let h = a.start(gradual, live_opts(false)).await.unwrap();
+    let run = h.run_id;
+    let new_key = w.store.run_revisions(run).unwrap()[0].rev_key.clone();
+    next_event(&mut a_events, run, HOUR, |k| match k {
+        EventKind::TrafficShifted { .. } => Some(()),
+        _ => None,
+    })
+    .await;
+    a.command(run, Command::Rollback { to: None }, "alice")
+        .await
+        .unwrap();
+    // The first gradual step (8%) is made; the process dies while it holds.
+    next_event(&mut a_events, run, HOUR, |k| match k {
+        EventKind::TrafficShifted { weights, .. } => weights
+            .iter()
+            .find(|x| x.revision == new_key && x.weight == 8)
+            .map(|_| ()),
+        _ => None,
+    })
+    .await;
+    abandon(&w, h).await;
+    drop(a);
+    let row = w.store.run(run).unwrap().unwrap();
+    assert_eq!(row.status.as_str(), "rolling_back");
+    let before = journal(&w, run).len();
+
+    let b = engine(&w, w.sim.clone());
+    let h = b.adopt(run, "bob").await.unwrap();
+    assert_eq!(outcome_of(h).await, Outcome::RolledBack);
+    only_on(&w, "1.1.0");
+    let all = journal(&w, run);
+    let after = &all[before..];
+    assert_eq!(
+        after.first(),
+        Some(&EventKind::Resumed { by: "bob".into() })
+    );
+    assert!(
+        steps_started(after).is_empty(),
+        "no forward step after the take-over: {after:?}"
+    );
+    // Traffic only went down, from where alice's rollback had reached.
+    assert_eq!(weights_of(&all, &new_key), vec![10, 8, 4, 0]);
+    assert_eq!(weights_of(after, &new_key), vec![4, 0]);
+    let finished: Vec<&EventKind> = all
+        .iter()
+        .filter(|k| matches!(k, EventKind::Finished { .. }))
+        .collect();
+    assert_eq!(finished.len(), 1, "exactly one outcome: {finished:?}");
+    let row = w.store.run(run).unwrap().unwrap();
+    assert_eq!(row.outcome.map(|o| o.as_str()), Some("rolled_back"));
+    assert!(
+        row.reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("requested by alice"),
+        "the rollback's own reason: {:?}",
+        row.reason
+    );
+    let revs = w.store.revisions("api", "production", false).unwrap();
+    assert_eq!(revs[0].rev_key, new_key);
+    assert_eq!(revs[0].status.as_str(), "rolled_back");
+    assert_eq!(revs[1].rev_key, old_key);
+    assert_eq!(revs[1].status.as_str(), "active");
 }
 
 #[tokio::test(start_paused = true)]

@@ -228,7 +228,7 @@ impl Engine {
                 previous.get(&c.id),
             ));
         }
-        Ok(self.spawn_run(spec, plan, run_id, opts, comps, None))
+        Ok(self.spawn_run(spec, plan, run_id, opts, comps, Begin::Fresh))
     }
 
     /// Audit a refused start, and the refusal as the error to return.
@@ -276,19 +276,20 @@ impl Engine {
         run_id: i64,
         opts: RunOptions,
         comps: Vec<run::CompState>,
-        resume_by: Option<(usize, String)>,
+        begin: Begin,
     ) -> RunHandle {
         let (tx, rx) = mpsc::unbounded_channel();
         self.lock_runs().insert(run_id, tx);
         let mut runner = run::Run::new(self.clone(), spec, plan.clone(), run_id, opts, comps, rx);
         let engine = self.clone();
         let join = tokio::spawn(async move {
-            let outcome = match resume_by {
-                Some((step, by)) => {
+            let outcome = match begin {
+                Begin::Fresh => runner.execute().await,
+                Begin::Resume { step, by } => {
                     runner.step = step;
                     runner.resume_adopted(by).await
                 }
-                None => runner.execute().await,
+                Begin::RollBack { by, intent } => runner.resume_rollback(by, intent).await,
             };
             engine.lock_runs().remove(&run_id);
             outcome
@@ -300,6 +301,19 @@ impl Engine {
             join,
         }
     }
+}
+
+/// Where a spawned run begins.
+pub(super) enum Begin {
+    /// A new run, from its first step.
+    Fresh,
+    /// An adopted run going forward from this step.
+    Resume { step: usize, by: String },
+    /// An adopted run that was rolling back: it goes on with this rollback.
+    RollBack {
+        by: String,
+        intent: super::event::RollbackIntent,
+    },
 }
 
 /// Put an approval gate before the first step (the environment's `beforeStart`).
