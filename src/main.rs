@@ -235,8 +235,13 @@ pub enum Cmd {
     },
     /// Pause a running deployment
     Pause { id: String },
-    /// Resume a paused deployment
-    Resume { id: String },
+    /// Resume a paused deployment; one whose process has gone is taken over and driven to its
+    /// end here, headless, with its recorded intent
+    Resume {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -137,6 +137,30 @@ async fn run(
         }
         Err(e) => return Err(e.into()),
     };
+    drive(
+        &engine,
+        &store,
+        &mut events,
+        handle,
+        json,
+        auto_approve,
+        &user,
+    )
+    .await
+}
+
+/// Follow a run this process drives to its end, printing its events (`--json`: one object per
+/// line), and shut the engine down; Ctrl-C or SIGTERM pause and persist it instead (exit 3).
+/// `events` is subscribed before the run began, so that nothing it said is missed.
+pub async fn drive(
+    engine: &Engine,
+    store: &Store,
+    events: &mut tokio::sync::broadcast::Receiver<cutover::engine::Event>,
+    handle: cutover::engine::RunHandle,
+    json: bool,
+    auto_approve: bool,
+    user: &str,
+) -> Result<u8> {
     let steps = handle.plan.steps.len();
     let run_id = handle.run_id;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -144,6 +168,9 @@ async fn run(
         tokio::select! {
             ev = events.recv() => match ev {
                 Ok(ev) => {
+                    if ev.run != run_id {
+                        continue;
+                    }
                     let last = super::print::show(&ev, json, steps);
                     if let EventKind::GateWaiting { gate, hint, .. } = &ev.kind {
                         if json && !auto_approve {
@@ -157,8 +184,8 @@ async fn run(
                 Err(RecvError::Lagged(n)) => eprintln!("(skipped {n} events; see `cutover status`)"),
                 Err(RecvError::Closed) => break,
             },
-            _ = tokio::signal::ctrl_c() => return interrupted(&engine, &store, run_id, &user, json).await,
-            _ = term.recv() => return interrupted(&engine, &store, run_id, &user, json).await,
+            _ = tokio::signal::ctrl_c() => return interrupted(engine, store, run_id, user, json).await,
+            _ = term.recv() => return interrupted(engine, store, run_id, user, json).await,
         }
     }
     let code = match handle.join.await {
@@ -168,7 +195,7 @@ async fn run(
             FAILED
         }
     };
-    shut_down(&engine).await;
+    shut_down(engine).await;
     Ok(code)
 }
 

@@ -215,7 +215,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         }
         Cmd::Verify { id, json } => verify::verify(&state_dir, &id, json),
         Cmd::Pause { id } => control::send(&state_dir, &id, cutover::engine::Command::Pause),
-        Cmd::Resume { id } => control::send(&state_dir, &id, cutover::engine::Command::Resume),
+        Cmd::Resume { id, json } => control::resume(&state_dir, &id, json),
     }
 }
 

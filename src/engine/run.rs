@@ -762,13 +762,52 @@ impl Run {
         reason: String,
         revisions: Vec<(String, RevisionState)>,
     ) -> Outcome {
-        let (run, r) = (self.run_id, reason.clone());
+        // The outcome, its `finished` event, the last snapshot and the audit entry are written
+        // in one transaction: a crash leaves either all of them or none (and a run to take over).
+        let ev = Event {
+            ts: self
+                .engine
+                .now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            deployment: self.spec.id.clone(),
+            run: self.run_id,
+            kind: EventKind::Finished {
+                outcome,
+                reason: reason.clone(),
+            },
+        };
+        let mut snap = self.snapshot();
+        snap.status = outcome.status();
+        snap.outcome = Some(outcome);
+        snap.reason = Some(reason.clone());
+        let audit = super::audit_entry(&ev, &self.spec.environment, &self.opts.initiator);
+        let json = serde_json::to_string(&ev).unwrap_or_default();
+        let snap_json = serde_json::to_string(&snap).unwrap_or_default();
+        let (run, r, ts, step) = (self.run_id, reason.clone(), ev.ts.clone(), self.step);
         let recorded = self
             .engine
             .inner
             .store
-            .call(move |s| s.finish_run(run, outcome, &r, &revisions))
+            .call(move |s| {
+                let words = crate::store::LastWords {
+                    ts: &ts,
+                    kind: "finished",
+                    json: &json,
+                    step,
+                    snapshot_json: &snap_json,
+                    audit: audit.as_ref(),
+                };
+                s.finish_run_journaled(run, outcome, &r, &revisions, Some(&words))
+            })
             .await;
+        if recorded.is_ok() {
+            self.transition(Transition::Finish(outcome, reason));
+            self.engine.inner.snapshots.send_modify(|m| {
+                m.insert(self.run_id, snap);
+            });
+            self.engine.publish(ev);
+            return outcome;
+        }
         let reason = match recorded {
             Ok(()) => reason,
             Err(e) => {

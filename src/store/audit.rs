@@ -158,46 +158,9 @@ impl Store {
     pub fn append_audit(&self, e: &Entry) -> Result<Record> {
         self.with(|c| {
             let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate)?;
-            let last: Option<(i64, String)> = tx
-                .query_row(
-                    "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            let (prev_seq, prev) = last.unwrap_or((0, GENESIS.to_string()));
-            let seq = prev_seq + 1;
-            let ts = now_ts();
-            let h = hash(&prev, seq, &ts, e);
-            tx.execute(
-                "INSERT INTO audit (seq, ts, actor, action, deployment, run_id, environment, detail_json, prev_hash, hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
-                    seq,
-                    ts,
-                    e.actor,
-                    e.action,
-                    e.deployment,
-                    e.run,
-                    e.environment,
-                    e.detail.to_string(),
-                    prev,
-                    h
-                ],
-            )?;
-            tx.execute(
-                "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2)
-                 ON CONFLICT(id) DO UPDATE SET seq = ?1, hash = ?2",
-                params![seq, h],
-            )?;
+            let r = insert_audit(&tx, e)?;
             tx.commit()?;
-            Ok(Record {
-                seq,
-                ts,
-                entry: e.clone(),
-                prev_hash: prev,
-                hash: h,
-            })
+            Ok(r)
         })
     }
 
@@ -238,6 +201,50 @@ impl Store {
             .optional()
         })
     }
+}
+
+/// Append `e` to the chain inside the caller's transaction (which must be immediate, so that
+/// no other writer takes the same sequence number).
+pub(crate) fn insert_audit(tx: &rusqlite::Connection, e: &Entry) -> rusqlite::Result<Record> {
+    let last: Option<(i64, String)> = tx
+        .query_row(
+            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let (prev_seq, prev) = last.unwrap_or((0, GENESIS.to_string()));
+    let seq = prev_seq + 1;
+    let ts = now_ts();
+    let h = hash(&prev, seq, &ts, e);
+    tx.execute(
+        "INSERT INTO audit (seq, ts, actor, action, deployment, run_id, environment, detail_json, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            seq,
+            ts,
+            e.actor,
+            e.action,
+            e.deployment,
+            e.run,
+            e.environment,
+            e.detail.to_string(),
+            prev,
+            h
+        ],
+    )?;
+    tx.execute(
+        "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2)
+         ON CONFLICT(id) DO UPDATE SET seq = ?1, hash = ?2",
+        params![seq, h],
+    )?;
+    Ok(Record {
+        seq,
+        ts,
+        entry: e.clone(),
+        prev_hash: prev,
+        hash: h,
+    })
 }
 
 #[cfg(test)]
