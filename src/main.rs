@@ -86,6 +86,10 @@ pub enum Cmd {
         /// Approve every gate
         #[arg(long)]
         auto_approve: bool,
+        /// When another run drives a component of this one (in its environment, on its
+        /// provider), roll that run back first, then start
+        #[arg(long)]
+        supersede: bool,
         /// Simulated provider faults: [VERSION:]unhealthy|start-error|METRIC=VALUE[@AFTER] (repeatable)
         #[arg(long = "sim-fault", value_name = "FAULT")]
         sim_faults: Vec<String>,

@@ -463,3 +463,95 @@ async fn an_immediate_rollback_killed_at_every_event_resumes_as_a_rollback() {
 async fn a_gradual_rollback_killed_at_every_event_resumes_as_a_rollback() {
     rollback("gradual").await;
 }
+
+/// Hold until the run of `version` has shifted 40% to it.
+async fn until_held(apply: &mut Lines, version: &str) {
+    while let Some(ev) = apply.next().await {
+        if ev["kind"] == "traffic_shifted"
+            && ev["weights"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|w| w["version"] == version && w["weight"] == 40)
+        {
+            return;
+        }
+    }
+    panic!("{version} never held at 40%: {:?}", apply.seen.last());
+}
+
+fn run_of(state: &Path, version: &str) -> cutover::store::RunRow {
+    let store = Store::open(state).unwrap();
+    store
+        .runs(None, 100)
+        .unwrap()
+        .into_iter()
+        .find(|r| r.version == version)
+        .unwrap_or_else(|| panic!("no run of {version}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_supersede_rolls_the_holder_back_first_live_or_orphaned() {
+    let _slot = SLOTS.acquire().await.unwrap();
+    let host = Host::new();
+    let state = host.path();
+    let port = free_port();
+    let rb = "{type: immediate}";
+    let path = |v: &str, held: bool| {
+        let s = if held { "canary-held" } else { "canary" };
+        spec(state, s, rb, v, port).to_str().unwrap().to_string()
+    };
+    let apply = |p: &str, extra: &[&str]| {
+        let mut args = vec!["apply", p, "--headless", "--json"];
+        args.extend_from_slice(extra);
+        Lines::spawn(state, &args)
+    };
+    let (code, last) = apply(&path("1.0.0", false), &[]).finish().await;
+    assert_eq!(code, 0, "{last}");
+    let load = Load::start(port, RPS, Duration::from_secs(600));
+
+    // A live holder: 2.0.0 holds at 40% in its own process.
+    let mut holder = apply(&path("2.0.0", true), &[]);
+    until_held(&mut holder, "2.0.0").await;
+    // Without --supersede: refused, exit 1, and nothing changes.
+    let out = cutover(state, &["apply", &path("3.0.0", false), "--headless"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("is driven by run #") && err.contains("--supersede"),
+        "{err}"
+    );
+    // With it: 2.0.0 is rolled back by its own process, then 3.0.0 runs to the end.
+    let (code, last) = apply(&path("3.0.0", false), &["--supersede"])
+        .finish()
+        .await;
+    assert_eq!(code, 0, "{last}");
+    let (code, last) = holder.finish().await;
+    assert_eq!(code, 1, "the superseded apply ends rolled back: {last}");
+    assert_eq!(last["outcome"], "rolled_back", "{last}");
+    assert_eq!(
+        run_of(state, "2.0.0").outcome.map(|o| o.as_str()),
+        Some("rolled_back")
+    );
+    assert_settled(state, "3.0.0", "after superseding a live run");
+
+    // An orphaned holder: 4.0.0 holds at 40%, its process is killed.
+    let mut holder = apply(&path("4.0.0", true), &[]);
+    until_held(&mut holder, "4.0.0").await;
+    holder.kill9();
+    let _ = holder.child.wait().await;
+    let (code, last) = apply(&path("5.0.0", false), &["--supersede"])
+        .finish()
+        .await;
+    assert_eq!(code, 0, "{last}");
+    let orphan = run_of(state, "4.0.0");
+    assert_eq!(
+        orphan.outcome.map(|o| o.as_str()),
+        Some("rolled_back"),
+        "{orphan:?}"
+    );
+    assert_settled(state, "5.0.0", "after superseding an orphaned run");
+    assert_eq!(failed(&load.stop(), false), 0, "failed requests");
+}

@@ -120,8 +120,19 @@ pub fn run(cli: Cli) -> Result<u8> {
             json,
             dry_run,
             auto_approve,
+            supersede,
             sim_faults,
-        } => apply::apply(&state_dir, &spec, json, dry_run, auto_approve, &sim_faults),
+        } => apply::apply(
+            &state_dir,
+            &spec,
+            apply::Headless {
+                json,
+                dry_run,
+                auto_approve,
+                supersede,
+            },
+            &sim_faults,
+        ),
         Cmd::Status { id, json } => inspect::status(&state_dir, id.as_deref(), json),
         Cmd::History { env, json, limit } => {
             inspect::history(&state_dir, env.as_deref(), json, limit)

@@ -79,10 +79,10 @@ fn busy_owner(owner: Option<i64>) -> String {
 fn busy_advice(owner: Option<i64>, deployment: &str) -> String {
     match owner {
         Some(_) => format!(
-            "wait for it to end, or roll it back (`cutover rollback {deployment}`), before starting another"
+            "wait for it to end, roll it back (`cutover rollback {deployment}`), or start with `apply --supersede` (which rolls it back first)"
         ),
         None => format!(
-            "take it over (`r` in `cutover console`) or roll it back (`cutover rollback {deployment}`) before starting another"
+            "take it over (`cutover resume {deployment}`, or `r` in `cutover console`), roll it back (`cutover rollback {deployment}`), or start with `apply --supersede` (which rolls it back first)"
         ),
     }
 }
