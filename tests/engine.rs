@@ -1468,3 +1468,75 @@ async fn one_driver_per_target() {
     let next = deploy(&e, spec_for("canary", "1.3.0"), true).await;
     assert_eq!(next.join.await.unwrap(), Outcome::Succeeded);
 }
+
+// ---- a platform's lease: one driver across machines ----
+
+fn leased(r: Result<RunHandle, cutover::engine::EngineError>) -> String {
+    match r {
+        Ok(h) => panic!("run {} was started", h.run_id),
+        Err(cutover::engine::EngineError::Refused(cutover::engine::Refusal::Leased(msg))) => msg,
+        Err(e) => panic!("not a lease refusal: {e}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_platform_lease_keeps_one_driver_across_machines_until_it_expires() {
+    // Two machines (two state stores) drive one platform (one simulated world, one lease table).
+    let lease = common::MemLease::new(Duration::from_secs(60));
+    let w = with_v1_live("canary").await;
+    let b_dir = tempfile::tempdir().unwrap();
+    let b_store = Store::open(b_dir.path()).unwrap();
+    let a = engine(&w, Recorder::leasing(w.sim.clone(), lease.clone()));
+    let b = common::engine(
+        &b_store,
+        Recorder::leasing(w.sim.clone(), lease.clone()),
+        Default::default(),
+    );
+    let target = "simulated:production:api";
+    let h = a
+        .start(spec_for("canary", "1.2.0"), live_opts(false))
+        .await
+        .unwrap();
+    wait_status(&a, h.run_id, Status::WaitingApproval).await;
+    // Ten minutes at the gate, ten times the lease's time to live: renewed all along.
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    let holder = lease.holder(target).expect("held while a's run waits");
+    assert_eq!(holder.deployment, "my-app-v1.2.0");
+    assert!(
+        holder
+            .identity
+            .contains(&w.store.path().display().to_string()),
+        "{holder:?}"
+    );
+    // The other machine is refused, naming the holder; nothing is recorded there.
+    let msg = leased(b.start(spec_for("canary", "1.3.0"), live_opts(true)).await);
+    assert!(
+        msg.contains(target) && msg.contains(&holder.identity),
+        "{msg}"
+    );
+    assert!(b_store.runs(None, 10).unwrap().is_empty());
+    // a's process dies: the lease is no longer renewed, and holds until it expires.
+    abandon(&w, h).await;
+    drop(a);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let msg = leased(b.start(spec_for("canary", "1.3.0"), live_opts(true)).await);
+    assert!(msg.contains("expires in"), "{msg}");
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    assert!(lease.holder(target).is_none(), "expired");
+    let h = b
+        .start(spec_for("canary", "1.3.0"), live_opts(true))
+        .await
+        .unwrap();
+    let held_by_b = lease.holder(target).expect("b holds it while it runs");
+    assert!(
+        held_by_b
+            .identity
+            .contains(&b_dir.path().display().to_string()),
+        "{held_by_b:?}"
+    );
+    assert_eq!(outcome_of(h).await, Outcome::Succeeded);
+    assert!(
+        lease.holder(target).is_none(),
+        "given back at the run's end"
+    );
+}

@@ -77,6 +77,11 @@ impl Engine {
         let plan: Plan = serde_json::from_str(&row.plan_json)
             .map_err(|e| refuse(format!("its recorded plan is unreadable: {e}")))?;
         let snap: Option<Snapshot> = serde_json::from_str(&row.snapshot_json).ok();
+        // On a platform with its own lease, the dead driver's must have expired.
+        let targets = self.targets(&spec, row.dry_run);
+        self.take_lease(&spec, &targets)
+            .await
+            .map_err(EngineError::Refused)?;
         // A run that was rolling back goes on rolling back, to the revisions it chose.
         if let Some(intent) = snap.as_ref().and_then(|s| s.rolling_back.clone()) {
             return self

@@ -55,6 +55,9 @@ pub enum Refusal {
         status: crate::store::Status,
         owner: Option<i64>,
     },
+    /// The platform's lease on a target is held by another driver (another machine's run).
+    #[error("{0}; wait for its run to end or its lease to expire")]
+    Leased(String),
     /// A command that names nobody: every command is someone's, for roles and the audit trail.
     #[error("a command must name the person who sends it")]
     NoActor,
@@ -103,6 +106,7 @@ impl Refusal {
             | Refusal::Takeover(_)
             | Refusal::NoActor
             | Refusal::Busy { .. }
+            | Refusal::Leased(_)
             | Refusal::ShuttingDown
             | Refusal::NoAnswer(_)
             | Refusal::Store(_) => 1,

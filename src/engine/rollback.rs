@@ -569,10 +569,25 @@ pub(super) async fn start_standalone(
     // The rollback takes the targets over from the run it replaces; any other unfinished run
     // on them refuses it.
     let targets = engine.targets(&spec, dry_run);
-    let run_id = store
-        .call(move |s| s.create_run_holding(&new_run, &targets, Some(from_run)))
-        .await?
-        .map_err(|h| EngineError::Refused(Refusal::from(h)))?;
+    engine
+        .take_lease(&spec, &targets)
+        .await
+        .map_err(EngineError::Refused)?;
+    let held = targets.clone();
+    let created = store
+        .call(move |s| s.create_run_holding(&new_run, &held, Some(from_run)))
+        .await;
+    let run_id = match created {
+        Ok(Ok(id)) => id,
+        Ok(Err(h)) => {
+            engine.give_lease_back(&spec.id, &targets).await;
+            return Err(EngineError::Refused(Refusal::from(h)));
+        }
+        Err(e) => {
+            engine.give_lease_back(&spec.id, &targets).await;
+            return Err(e.into());
+        }
+    };
     let (tx, rx) = mpsc::unbounded_channel();
     engine.lock_runs().insert(run_id, tx);
     let opts = RunOptions {
@@ -608,6 +623,16 @@ pub(super) async fn start_standalone(
         tracing::warn!(run = run_id, "rollback intent not recorded yet: {e}");
     }
     let eng = engine.clone();
+    let renewing = engine.inner.provider.lease().map(|l| {
+        let holder = engine.lease_holder(&spec.id);
+        super::start::AbortOnDrop(tokio::spawn(super::start::renew(
+            l,
+            targets.clone(),
+            holder,
+            run_id,
+        )))
+    });
+    let dep = spec.id.clone();
     let join = tokio::spawn(async move {
         runner
             .emit(EventKind::Started {
@@ -623,6 +648,8 @@ pub(super) async fn start_standalone(
         // A rollback run is never rolled back itself: its failure ends it as failed.
         let outcome = runner.rollback(reason, None).await;
         eng.lock_runs().remove(&run_id);
+        drop(renewing);
+        eng.give_lease_back(&dep, &targets).await;
         outcome
     });
     Ok(RunHandle {
