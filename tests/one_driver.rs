@@ -261,6 +261,36 @@ fn a_target_held_by_a_killed_apply_is_refused_with_what_to_do() {
     assert_eq!(out.code(), 0, "{}", out.explain());
 }
 
+/// An apply interrupted (SIGTERM) pauses and saves its run, exit 3: the run still holds its
+/// target, paused with no process, and the refusal says so and offers the take-over.
+#[test]
+fn a_target_held_by_an_interrupted_apply_stays_held_while_it_is_paused() {
+    let w = World::new();
+    w.seed();
+    let v120 = seed_spec("canary.yaml");
+    let mut first = Running::spawn(w.command(&["apply", s(&v120), "--dry-run", "--json"]));
+    first.until_gate();
+    let run = w.status(FIRST)["run"].as_i64().unwrap();
+    let pid = i32::try_from(first.child.id()).unwrap();
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let (code, err) = first.finish(Duration::from_secs(20));
+    assert_eq!(code, 3, "interrupted: {err}");
+    let out = w.run(&["apply", s(&v120), "--dry-run", "--json"]);
+    assert_eq!(out.code(), 1, "{}", out.explain());
+    for needed in [
+        format!("driven by run #{run} of {FIRST} (paused, started by "),
+        "no live process drives it".to_string(),
+        format!("`cutover resume {FIRST}#{run}`"),
+    ] {
+        assert!(
+            out.stderr.contains(&needed),
+            "`{needed}` in:\n{}",
+            out.explain()
+        );
+    }
+}
+
 /// Two applies started together on one target: exactly one runs (it waits at its gate), the
 /// other is refused naming it. Several rounds, with another spec and with the same one; and
 /// on a fresh state dir (two first deployments racing to create the store).
