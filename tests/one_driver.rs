@@ -217,6 +217,21 @@ fn a_second_apply_on_a_held_target_is_refused_and_other_targets_are_not() {
         first.child.try_wait().unwrap().is_none(),
         "the first run still waits"
     );
+    // `status` shows it beside the later run of the same deployment in staging.
+    let out = w.run(&["status", "--json"]);
+    let listed: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (env, state) in [("production", "waiting_approval"), ("staging", "succeeded")] {
+        assert!(
+            listed.iter().any(|r| r["deployment"] == FIRST
+                && r["environment"] == env
+                && r["status"] == state),
+            "{FIRST} {state} in {env}: {listed:?}"
+        );
+    }
 
     // Rolled back (named as the refusal says: the deployment's latest run is now the one in
     // staging), it lets go of the target: the next apply runs.

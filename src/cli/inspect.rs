@@ -114,11 +114,15 @@ pub fn status(dir: &Path, id: Option<&str>, json: bool) -> Result<u8> {
     let store = open_store(dir)?;
     match id {
         None => {
+            // The latest run of each deployment in each environment, and every unfinished run
+            // (a later run elsewhere never hides one that still holds its targets).
             let mut seen = BTreeSet::new();
             let runs: Vec<RunRow> = store
                 .runs(None, 500)?
                 .into_iter()
-                .filter(|r| seen.insert(r.deployment.clone()))
+                .filter(|r| {
+                    seen.insert((r.deployment.clone(), r.environment.clone())) || !r.is_finished()
+                })
                 .collect();
             if json {
                 for r in &runs {
