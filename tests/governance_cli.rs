@@ -490,4 +490,16 @@ fn an_audit_head_kept_outside_the_database_catches_a_rebuilt_chain() {
         let v = run(&["audit", "--verify", "--head", bad]);
         assert_eq!(v.code(), 2, "{bad}: {}", v.explain());
     }
+    // A chain that does not verify gives no head to keep.
+    let db = rusqlite::Connection::open(state.join("cutover.db")).unwrap();
+    db.execute("UPDATE audit SET actor = 'eve' WHERE seq = 1", [])
+        .unwrap();
+    drop(db);
+    let v = run(&["audit", "--head"]);
+    assert_eq!(v.code(), 1, "{}", v.explain());
+    assert!(
+        v.stdout.contains("BROKEN: record 1 was altered"),
+        "{}",
+        v.explain()
+    );
 }

@@ -582,3 +582,36 @@ fn w_status(state: &Path, id: &str) -> i64 {
         .unwrap_or_else(|e| panic!("{e}: {}", out.explain()));
     v["run"].as_i64().unwrap()
 }
+
+/// Two applies of a first deployment at the same instant on the local provider, on a fresh
+/// state dir (both start the host on demand): exactly one runs; the host serves one revision.
+#[test]
+fn two_local_applies_at_the_same_instant_one_runs_and_the_host_serves_one_revision() {
+    let host = common::Host::new();
+    let dir = host.path();
+    let port = common::free_port();
+    let v1 = common::write_in(
+        dir,
+        "v1.yaml",
+        &common::LocalSpec::demo("1.0.0", port).yaml(),
+    );
+    let mut both = [
+        Running::spawn(isolated(dir, dir, &["apply", s(&v1), "--json"])),
+        Running::spawn(isolated(dir, dir, &["apply", s(&v1), "--json"])),
+    ];
+    let mut ends: Vec<(i32, String)> = both
+        .iter_mut()
+        .map(|r| r.finish(Duration::from_secs(90)))
+        .collect();
+    ends.sort();
+    assert_eq!(ends[0].0, 0, "{ends:?}");
+    assert!(
+        ends[1].0 == 1 && ends[1].1.contains("local:test:web is driven by run #"),
+        "{ends:?}"
+    );
+    let served = served(dir);
+    assert!(
+        served.len() == 1 && served[0].1 == "1.0.0" && served[0].2 == 100,
+        "{served:?}"
+    );
+}
