@@ -335,6 +335,12 @@ fn approvals_lists_the_gate_of_a_killed_apply_apart_from_the_ones_approve_can_de
     assert_eq!(live[0]["driver_alive"], true, "{live:?}");
     assert_eq!(live[0]["owner_pid"].as_i64(), Some(pid), "{live:?}");
     assert!(live[0].get("next").is_none(), "{live:?}");
+    let t = text(&cutover(&state, &cfg, &["approvals"]).output().unwrap());
+    assert!(
+        t.contains("cutover approve my-app-v1.2.0#2 --gate canary-50")
+            && !t.contains("live driver"),
+        "{t}"
+    );
 
     apply.kill().unwrap(); // SIGKILL at the gate
     apply.wait().unwrap();

@@ -303,8 +303,8 @@ pub fn approvals(dir: &Path, json: bool) -> Result<u8> {
         })
         .partition(|(r, _, _)| r.has_live_driver());
     if json {
-        for (r, g, v) in waiting.iter().chain(&orphaned) {
-            let live = r.has_live_driver();
+        let all = waiting.iter().map(|w| (w, true));
+        for ((r, g, v), live) in all.chain(orphaned.iter().map(|w| (w, false))) {
             let mut line = serde_json::json!({"deployment": r.deployment, "run": r.run_id, "gate": g,
                 "environment": r.environment, "version": r.version, "initiator": r.initiator,
                 "approval": v, "owner_pid": r.owner_pid, "driver_alive": live});
@@ -325,10 +325,11 @@ pub fn approvals(dir: &Path, json: bool) -> Result<u8> {
     for w in &waiting {
         print_gate(w);
         let (r, g, _) = w;
+        // The run itself (ID#N): the id alone names the deployment's latest run, which may be
+        // a later one in another environment.
+        let id = format!("{}#{}", r.deployment, r.run_id);
         out!(
-            "  cutover approve {} --gate {g} [--comment T]   |   cutover reject {} --reason T",
-            r.deployment,
-            r.deployment
+            "  cutover approve {id} --gate {g} [--comment T]   |   cutover reject {id} --reason T"
         );
     }
     if !orphaned.is_empty() {
