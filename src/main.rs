@@ -180,6 +180,11 @@ pub enum Cmd {
         /// Only the newest N records
         #[arg(long)]
         limit: Option<usize>,
+        /// Alone: verify the chain and print its head as SEQ:HASH, to keep outside the state dir.
+        /// With a value: verify the chain and that record SEQ still carries HASH (exit 1 if the
+        /// chain was rewritten or cut; 2 for a malformed anchor)
+        #[arg(long, value_name = "SEQ:HASH", num_args = 0..=1)]
+        head: Option<Option<cutover::store::audit::Anchor>>,
     },
     /// Gates waiting for a decision
     Approvals {

@@ -58,8 +58,8 @@ pub fn send(dir: &Path, id: &str, command: Command) -> Result<u8> {
     }
     if !owner_alive(&r) {
         eprintln!(
-            "{} run #{} is {} but no cutover process runs it (it was interrupted); `cutover resume {}` takes it over, `cutover rollback {}` rolls it back",
-            r.deployment, r.run_id, r.status, r.deployment, r.deployment
+            "{} run #{} is {} but no cutover process runs it (it was interrupted); `cutover resume {}#{}` takes it over, `cutover rollback {}#{}` rolls it back",
+            r.deployment, r.run_id, r.status, r.deployment, r.run_id, r.deployment, r.run_id
         );
         return Ok(FAILED);
     }
@@ -221,8 +221,8 @@ pub fn rollback(dir: &Path, id: &str, to: Option<String>, json: bool) -> Result<
                         }
                         if !owner_alive(&now) {
                             eprintln!(
-                                "{} run #{}: its process went away before recording an outcome ({}); `cutover resume {}` or `cutover rollback {}` takes it over and goes on with it",
-                                now.deployment, now.run_id, now.status, now.deployment, now.deployment
+                                "{} run #{}: its process went away before recording an outcome ({}); `cutover resume {}#{}` or `cutover rollback {}#{}` takes it over and goes on with it",
+                                now.deployment, now.run_id, now.status, now.deployment, now.run_id, now.deployment, now.run_id
                             );
                             return Ok(FAILED);
                         }

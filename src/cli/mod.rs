@@ -178,7 +178,8 @@ pub fn run(cli: Cli) -> Result<u8> {
             json,
             verify,
             limit,
-        } => audit::audit(&state_dir, json, verify, limit),
+            head,
+        } => audit::audit(&state_dir, json, verify, limit, head),
         Cmd::Host { action } => match action {
             None => host::status(&state_dir, false),
             Some(HostAction::Status { json }) => host::status(&state_dir, json),

@@ -47,12 +47,13 @@ pub enum Refusal {
     Takeover(String),
     /// Another run, not finished, drives one of the run's targets (a component in an
     /// environment on a provider): one driver per target.
-    #[error("{target} is driven by run #{run} of {deployment} ({status}, {}); {}", busy_owner(*owner), busy_advice(*owner, deployment))]
+    #[error("{target} is driven by run #{run} of {deployment} ({status}, started by {initiator}, {}); {}", busy_owner(*owner), busy_advice(*owner, &format!("{deployment}#{run}")))]
     Busy {
         target: String,
         run: i64,
         deployment: String,
         status: crate::store::Status,
+        initiator: String,
         owner: Option<i64>,
     },
     /// The platform's lease on a target is held by another driver (another machine's run).
@@ -75,17 +76,19 @@ pub enum Refusal {
 fn busy_owner(owner: Option<i64>) -> String {
     match owner {
         Some(p) => format!("process {p}"),
-        None => "its process has gone".into(),
+        None => "no live process drives it".into(),
     }
 }
 
-fn busy_advice(owner: Option<i64>, deployment: &str) -> String {
+/// What to do about the run `id` (`DEPLOYMENT#RUN`: the deployment's id alone may name a later
+/// run of it, in another environment).
+fn busy_advice(owner: Option<i64>, id: &str) -> String {
     match owner {
         Some(_) => format!(
-            "wait for it to end, roll it back (`cutover rollback {deployment}`), or start with `apply --supersede` (which rolls it back first)"
+            "wait for it to end, roll it back (`cutover rollback {id}`), or start with `apply --supersede` (which rolls it back first)"
         ),
         None => format!(
-            "take it over (`cutover resume {deployment}`, or `r` in `cutover console`), roll it back (`cutover rollback {deployment}`), or start with `apply --supersede` (which rolls it back first)"
+            "take it over (`cutover resume {id}`, or `r` in `cutover console`), roll it back (`cutover rollback {id}`), or start with `apply --supersede` (which rolls it back first)"
         ),
     }
 }
@@ -143,6 +146,7 @@ impl From<crate::store::Holder> for Refusal {
             run: h.run.run_id,
             deployment: h.run.deployment,
             status: h.run.status,
+            initiator: h.run.initiator,
             owner: alive,
         }
     }

@@ -105,6 +105,13 @@ impl RunRow {
     pub fn is_finished(&self) -> bool {
         self.outcome.is_some()
     }
+
+    /// Whether a live process drives this run: it is unfinished and the process that owns it
+    /// still exists. Only such a run answers commands (approve, pause, ...); any other
+    /// unfinished run waits to be taken over (`resume`) or rolled back.
+    pub fn has_live_driver(&self) -> bool {
+        !self.is_finished() && self.owner_pid.is_some_and(pid_alive)
+    }
 }
 
 pub(crate) const RUN_COLS: &str = "run_id, deployment, kind, name, version, strategy, environment, provider, dry_run, status, step, outcome, reason, initiator, owner_pid, started_at, updated_at, finished_at, spec_json, plan_json, snapshot_json";

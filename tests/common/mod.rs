@@ -727,3 +727,51 @@ pub fn only_on(sim: &Simulated, version_prefix: &str) {
     let revs = sim.revisions("api");
     assert_eq!(revs.len(), 1, "only one revision should remain: {revs:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// OS users
+// ---------------------------------------------------------------------------------------------
+
+/// Whether the tests run as root (creating OS users needs it).
+pub fn root() -> bool {
+    cutover::identity::real_uid() == 0
+}
+
+/// OS users and a group made for the test, removed afterwards.
+pub struct Users {
+    pub group: String,
+    pub users: Vec<String>,
+}
+
+impl Users {
+    pub fn create(tag: &str) -> Users {
+        let group = format!("cotest{tag}");
+        let users: Vec<String> = ["alice", "bob"]
+            .iter()
+            .map(|u| format!("co{u}{tag}"))
+            .collect();
+        let made = Users {
+            group: group.clone(),
+            users: users.clone(),
+        };
+        let ok = Command::new("groupadd").arg(&group).status().unwrap();
+        assert!(ok.success(), "groupadd");
+        for u in &users {
+            let ok = Command::new("useradd")
+                .args(["-M", "-N", "-g", &group, "-s", "/bin/sh", u])
+                .status()
+                .unwrap();
+            assert!(ok.success(), "useradd {u}");
+        }
+        made
+    }
+}
+
+impl Drop for Users {
+    fn drop(&mut self) {
+        for u in &self.users {
+            let _ = Command::new("userdel").arg(u).status();
+        }
+        let _ = Command::new("groupdel").arg(&self.group).status();
+    }
+}
