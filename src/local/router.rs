@@ -111,7 +111,21 @@ pub struct Router {
     pub listen: SocketAddr,
     table: Arc<Mutex<Table>>,
     stop: watch::Sender<bool>,
+    opened: watch::Sender<bool>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// Bind a listen socket for a router: address reuse (a restarted host binds again at once) and
+/// a long backlog (connections wait there while a host restarts).
+pub fn bind(listen: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = if listen.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(listen)?;
+    socket.listen(1024)?.into_std()
 }
 
 struct Shared {
@@ -127,7 +141,20 @@ impl Router {
         listen: SocketAddr,
         upstream_timeout: Duration,
     ) -> std::io::Result<Arc<Router>> {
-        let listener = TcpListener::bind(listen).await?;
+        let listener = bind(listen)?;
+        Router::start_on(component, listener, upstream_timeout, true)
+    }
+
+    /// Serve on `listener` (bound here or inherited from an earlier host). A router started
+    /// closed leaves connections waiting in the listen backlog until [`Router::open`].
+    pub fn start_on(
+        component: &str,
+        listener: std::net::TcpListener,
+        upstream_timeout: Duration,
+        open: bool,
+    ) -> std::io::Result<Arc<Router>> {
+        listener.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(listener)?;
         let listen = listener.local_addr()?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -143,14 +170,21 @@ impl Router {
             timeout: upstream_timeout,
         });
         let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(serve(listener, shared, stop_rx));
+        let (opened, open_rx) = watch::channel(open);
+        let task = tokio::spawn(serve(listener, shared, stop_rx, open_rx));
         Ok(Arc::new(Router {
             component: component.to_string(),
             listen,
             table,
             stop,
+            opened,
             task: Mutex::new(Some(task)),
         }))
+    }
+
+    /// Start accepting (a router started closed).
+    pub fn open(&self) {
+        let _ = self.opened.send(true);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
@@ -229,7 +263,16 @@ impl Router {
     }
 }
 
-async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    mut open: watch::Receiver<bool>,
+) {
+    tokio::select! {
+        _ = open.wait_for(|o| *o) => {}
+        _ = stop.changed() => return,
+    }
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         tokio::select! {
