@@ -27,7 +27,7 @@ pub const RETRY_FOR: Duration = Duration::from_secs(5);
 /// How long a ping waits for its answer.
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Why one attempt failed: the connection (worth another try), or the answer (not).
+/// Why one attempt failed: the connection broke (worth another try), or not.
 enum Attempt {
     Connection(ProviderError),
     Answer(ProviderError),
@@ -74,10 +74,17 @@ impl HostClient {
     async fn call_once(&self, req: &Request) -> Result<Response, Attempt> {
         let conn = |e: String| Attempt::Connection(unavailable(e));
         let stream = UnixStream::connect(&self.socket).await.map_err(|e| {
-            conn(format!(
-                "cannot reach the host at {}: {e}",
-                self.socket.display()
-            ))
+            let msg = format!("cannot reach the host at {}: {e}", self.socket.display());
+            // No socket, or nobody listening on it: no host runs (a supervised host keeps its
+            // socket listening while its worker restarts). A full backlog is worth a retry.
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+            ) {
+                conn(msg)
+            } else {
+                Attempt::Answer(unavailable(msg))
+            }
         })?;
         let (read, mut write) = stream.into_split();
         let mut line =
