@@ -337,3 +337,77 @@ async fn killing_the_host_worker_under_load_costs_only_requests_in_flight() {
         pids_before.len(),
     );
 }
+
+/// Rollback never waits on the disk, host side: a request the store cannot record (here its
+/// table is gone, as a write fails on a full disk) is carried out all the same, and recorded
+/// once the store takes writes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_does_what_it_is_asked_when_the_store_cannot_record_it() {
+    use cutover::local::host::Host as Worker;
+    use cutover::local::table;
+    use cutover::provider::{RevisionKey, RevisionSpec};
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let store = cutover::store::Store::open(dir.path()).unwrap();
+    table::create(&store).unwrap();
+    let host = Arc::new(Worker::new(
+        dir.path(),
+        store.clone(),
+        common::BIN.into(),
+        None,
+        BTreeMap::new(),
+    ));
+    host.start_recorder();
+    let spec = cutover::spec::load_str(&LocalSpec::demo("1.0.0", port).yaml()).unwrap();
+    let rev = RevisionSpec {
+        key: RevisionKey("web@1.0.0.r1".into()),
+        deployment: spec.id.clone(),
+        version: "1.0.0".into(),
+        environment: spec.environment.clone(),
+        component: spec.components[0].clone(),
+    };
+    store
+        .with_conn(|c| c.execute_batch("DROP TABLE host_revisions"))
+        .unwrap();
+    host.apply_revision(&rev, 1)
+        .await
+        .expect("started although the store fails");
+    host.set_weights("web", &[(rev.key.clone(), 100)])
+        .await
+        .expect("routed although the store fails");
+    let start = Instant::now();
+    let served = loop {
+        if let Ok(200) = fresh_get(port) {
+            break true;
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(table::all(&store).is_err(), "nothing could be recorded");
+    // The store takes writes again: the recorder (retrying every second) catches up.
+    table::create(&store).unwrap();
+    let start = Instant::now();
+    let recorded = loop {
+        let rows = table::all(&store).unwrap();
+        if !rows.is_empty() || start.elapsed() > Duration::from_secs(5) {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let instances = table::instances(&store).unwrap();
+    host.stop_all().await;
+    assert!(served, "the revision served while the store failed");
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded[0].rev_key, rev.key.0);
+    assert_eq!(recorded[0].weight, 100);
+    assert_eq!(instances.len(), 1, "{instances:?}");
+    assert!(instances[0].pid.is_some());
+    assert!(table::all(&store).unwrap().is_empty(), "stop_all recorded");
+    assert!(
+        cutover::local::process::find_owned(&dir.path().display().to_string()).is_empty(),
+        "nothing left"
+    );
+}

@@ -780,3 +780,80 @@ fn the_listener_outlives_the_revisions_behind_it() {
     let err = rt.block_on(provider.apply_revision(&d, 1)).unwrap_err();
     assert!(err.to_string().contains("already routed"), "{err}");
 }
+
+/// `status` of a run on the local host says whether its traffic is live: while the host does not
+/// answer, the traffic shown is the last recorded, and marked so.
+#[test]
+fn status_marks_traffic_as_last_recorded_while_the_host_is_down() {
+    let w = World::new();
+    let v1 = w.write_spec("v1.yaml", "1.0.0", 1, DEMO, HTTP_HEALTH);
+    let out = w.apply(&v1);
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    // A canary that holds 20% for a minute.
+    let v2 = write_in(
+        w.path(),
+        "v2.yaml",
+        &format!(
+            "{}metadata:
+  canaryConfig:
+    stages:
+      - {{name: c20, percentage: 20, duration: 60s}}
+      - {{name: full, percentage: 100, duration: 0}}
+",
+            w.spec_text("2.0.0", 1, DEMO, HTTP_HEALTH)
+        ),
+    );
+    let mut apply = w
+        .command(&["apply", v2.to_str().unwrap(), "--json"])
+        .spawn()
+        .unwrap();
+    let (lines, _) = common::lines_of(apply.stdout.take().unwrap());
+    common::until_line(&lines, "\"traffic_shifted\"", Duration::from_secs(20));
+    let live = w.run(&["status", "rt"]);
+    assert!(
+        live.stdout.contains("traffic:   web:"),
+        "{}",
+        live.explain()
+    );
+    assert!(!live.stdout.contains("last recorded"), "{}", live.explain());
+    let v: Value = serde_json::from_str(w.run(&["status", "rt", "--json"]).stdout.trim()).unwrap();
+    assert_eq!(v["host_answering"], true, "{v}");
+    assert_eq!(v["traffic_live"], true, "{v}");
+
+    // The whole host dies (its supervisor, and the worker with it).
+    let st = w.running_status();
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe {
+        libc::kill(st.supervisor_pid.unwrap() as i32, libc::SIGKILL);
+    }
+    wait_for("the host to die", Duration::from_secs(5), || {
+        (!alive(st.pid)).then_some(())
+    });
+    let stale = w.run(&["status", "rt"]);
+    assert!(
+        stale.stdout.contains("the local host does not answer"),
+        "{}",
+        stale.explain()
+    );
+    assert!(
+        stale.stdout.contains("2.0.0") && stale.stdout.contains("(last recorded)"),
+        "{}",
+        stale.explain()
+    );
+    let list = w.run(&["status"]);
+    assert!(
+        list.stdout.contains("(local host down)"),
+        "{}",
+        list.explain()
+    );
+    let v: Value = serde_json::from_str(w.run(&["status", "rt", "--json"]).stdout.trim()).unwrap();
+    assert_eq!(v["host_answering"], false, "{v}");
+    assert_eq!(v["traffic_live"], false, "{v}");
+    assert!(w.status().is_none(), "status does not start a host");
+
+    // Clean up: the apply, and its instances through a new host (which adopts them).
+    let _ = apply.kill();
+    let _ = apply.wait();
+    let rt = runtime();
+    rt.block_on(ensure_host(w.path(), Path::new(BIN))).unwrap();
+}
