@@ -491,6 +491,12 @@ fn host_stop_leaves_nothing_and_apply_starts_a_new_host() {
     wait_for("the host process to exit", Duration::from_secs(5), || {
         (!alive(host_pid)).then_some(())
     });
+    let supervisor = st.supervisor_pid.expect("a supervisor ran the host");
+    wait_for(
+        "the host's supervisor to exit",
+        Duration::from_secs(5),
+        || (!alive(supervisor)).then_some(()),
+    );
     for p in &pids {
         assert!(!alive(*p), "instance {p} left behind");
     }

@@ -158,9 +158,11 @@ pub fn stop(dir: &Path) -> Result<u8> {
     }
     match rt.block_on(client.stop()) {
         Ok(()) => {
-            // Wait until the socket is gone (the host removes it on exit).
-            for _ in 0..200 {
-                if !rt.block_on(client.ping()) {
+            // Wait until the socket file is gone: the host (its supervisor, or a host running
+            // alone) removes it as it exits.
+            let sock = cutover::local::server::socket_path(dir);
+            for _ in 0..400 {
+                if !sock.exists() {
                     break;
                 }
                 std::thread::sleep(std::time::Duration::from_millis(25));

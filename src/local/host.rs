@@ -7,8 +7,9 @@
 //!
 //! A request is carried out whether or not the store can record it: what runs is kept in
 //! memory, and a recorder task writes it to the store after each change, retrying every second
-//! while the store fails (a full disk, a locked database), so that a rollback never waits on the
-//! disk.
+//! while the store fails (a full disk, a locked database). A request's answer waits for the
+//! record at most 250 ms (normally a few ms: then a worker killed right after brings the change
+//! back), so a rollback never waits on the disk.
 //!
 //! A component's router belongs to the component, not to its revisions: it is started with the
 //! component's first revision and kept, answering 503 while no revision is ready (a recreate's
@@ -19,7 +20,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -47,6 +48,8 @@ const DRAIN: Duration = Duration::from_secs(30);
 const GRACE: Duration = Duration::from_secs(5);
 /// Upstream timeout of the routers.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a request's answer waits for the store to record what it did.
+const RECORD_WAIT: Duration = Duration::from_millis(250);
 /// How long a closing router lets in-flight requests finish.
 const ROUTER_GRACE: Duration = Duration::from_secs(2);
 
@@ -127,6 +130,9 @@ pub struct Host {
     changed: tokio::sync::Notify,
     /// Held while recording; `true` once stopped (nothing is recorded after `stop_all`).
     recorder: tokio::sync::Mutex<bool>,
+    /// Changes made so far, and the last of them recorded.
+    generation: AtomicU64,
+    recorded: watch::Sender<u64>,
 }
 
 impl Host {
@@ -149,6 +155,8 @@ impl Host {
             recovering: AtomicBool::new(false),
             changed: tokio::sync::Notify::new(),
             recorder: tokio::sync::Mutex::new(false),
+            generation: AtomicU64::new(0),
+            recorded: watch::channel(0).0,
         }
     }
 
@@ -200,7 +208,22 @@ impl Host {
 
     /// Ask the recorder to write what runs.
     fn note_change(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.changed.notify_one();
+    }
+
+    /// Wait (at most `within`) until every change made so far is recorded: in the normal case
+    /// a request is answered once what it did is in the store, so a worker killed right after
+    /// brings it back; a failing or locked store delays the answer by `within` at most.
+    async fn recorded_within(&self, within: Duration) {
+        let want = self.generation.load(Ordering::SeqCst);
+        let mut rx = self.recorded.subscribe();
+        if tokio::time::timeout(within, rx.wait_for(|g| *g >= want))
+            .await
+            .is_err()
+        {
+            tracing::debug!("answering before the store has recorded the change");
+        }
     }
 
     /// Write what runs to the store: `Ok(false)` once stopped.
@@ -212,14 +235,25 @@ impl Host {
         if self.recovering.load(Ordering::Relaxed) {
             return Ok(true);
         }
-        let (revs, instances) = {
+        let (generation, revs, instances) = {
             let comps = self.comps.lock().await;
-            snapshot(&comps)
+            // Read under the lock: a change counted here is in the snapshot (a change is
+            // counted after it is made).
+            let g = self.generation.load(Ordering::SeqCst);
+            let (r, i) = snapshot(&comps);
+            (g, r, i)
         };
         self.store
             .call(move |s| table::replace_all(s, &revs, &instances))
             .await
             .map_err(|e| e.to_string())?;
+        self.recorded.send_if_modified(|g| {
+            let newer = generation > *g;
+            if newer {
+                *g = generation;
+            }
+            newer
+        });
         Ok(true)
     }
 
@@ -274,9 +308,15 @@ impl Host {
                     started_at: self.started_at.clone(),
                 }
             }
-            Request::ApplyRevision { rev, replicas } => self.apply_revision(&rev, replicas).await,
+            Request::ApplyRevision { rev, replicas } => {
+                let r = self.apply_revision(&rev, replicas).await;
+                self.recorded_within(RECORD_WAIT).await;
+                r
+            }
             Request::SetWeights { component, weights } => {
-                self.set_weights(&component, &weights).await
+                let r = self.set_weights(&component, &weights).await;
+                self.recorded_within(RECORD_WAIT).await;
+                r
             }
             Request::RevisionStatus { component, rev } => {
                 return match self.revision_status(&component, &rev).await {
@@ -298,7 +338,9 @@ impl Host {
                 }
             }
             Request::RemoveRevision { component, rev } => {
-                self.remove_revision(&component, &rev).await
+                let r = self.remove_revision(&component, &rev).await;
+                self.recorded_within(RECORD_WAIT).await;
+                r
             }
             Request::Status => {
                 return Response::Status {
