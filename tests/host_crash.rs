@@ -411,3 +411,90 @@ async fn the_host_does_what_it_is_asked_when_the_store_cannot_record_it() {
         "nothing left"
     );
 }
+
+/// SIGHUP to the supervisor (`systemctl reload`, a new binary): the worker hands over to a new
+/// one, closing its routers gracefully, without stopping any workload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_hands_the_host_over_to_a_new_worker_under_load() {
+    let host = Host::new();
+    let port = free_port();
+    let v1 = spec(host.path(), "1.0.0", port);
+    let (code, last) = Apply::start(&host, &v1)
+        .finish(Duration::from_secs(60))
+        .await;
+    assert_eq!(code, 0, "first deployment: {last}");
+    let samples: Arc<Mutex<Vec<Timed>>> = Arc::default();
+    let sink = samples.clone();
+    let load = tokio::spawn(async move {
+        let mut opts = LoadOptions::new(
+            format!("http://127.0.0.1:{port}/"),
+            RPS,
+            Duration::from_secs(30),
+        );
+        opts.timeout = Duration::from_secs(5);
+        load::run_with_observer(opts, move |s: Sample| {
+            let done = Instant::now();
+            sink.lock().unwrap().push(Timed {
+                sent: done - s.latency,
+                done,
+                status: s.status,
+            })
+        })
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let before = status(&host).await;
+    let supervisor = before.supervisor_pid.expect("a supervisor runs the host");
+    let stop_probe = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let prober = probe_fresh(port, stop_probe.clone());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let hup_at = Instant::now();
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe {
+        libc::kill(supervisor as i32, libc::SIGHUP);
+    }
+    let start = Instant::now();
+    let after = loop {
+        let st = status(&host).await;
+        if st.pid != before.pid {
+            break st;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no new worker");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let handed_over = hup_at.elapsed();
+    assert_eq!(after.supervisor_pid, Some(supervisor));
+    assert_eq!(instances(&after), instances(&before), "instances adopted");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    stop_probe.store(true, std::sync::atomic::Ordering::Relaxed);
+    let probes = prober.join().unwrap();
+    load.abort();
+    let samples = std::mem::take(&mut *samples.lock().unwrap());
+    let refused = probes
+        .iter()
+        .filter(|p| p.2 == Err(std::io::ErrorKind::ConnectionRefused))
+        .count();
+    assert_eq!(refused, 0, "connections refused: {probes:?}");
+    let probe_failures = probes.iter().filter(|p| p.2 != Ok(200)).count();
+    let failed = samples
+        .iter()
+        .filter(|s| s.status.is_none_or(|c| c >= 400))
+        .count();
+    let slowest = samples
+        .iter()
+        .filter(|s| s.sent >= hup_at)
+        .map(|s| s.done - s.sent)
+        .max()
+        .unwrap_or_default();
+    // Lossless: open connections are closed after a response, never under a client.
+    assert_eq!(failed, 0, "requests failed during the hand-over");
+    assert!(slowest < RECOVERY, "a request took {slowest:?}");
+    eprintln!(
+        "SIGHUP hand-over at {RPS} req/s: {} requests, {failed} failed, 0 refused; new worker \
+         serving the API after {handed_over:?}; slowest request sent after the signal \
+         {slowest:?}; fresh-connection probes: {} sent, {probe_failures} failed; instances \
+         adopted",
+        samples.len(),
+        probes.len(),
+    );
+}

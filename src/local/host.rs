@@ -766,6 +766,27 @@ impl Host {
         }
     }
 
+    /// Leave everything running to the next worker: close the routers gracefully (their listen
+    /// sockets stay open in the supervisor; in-flight requests finish), stop recording after a
+    /// last record of what runs.
+    pub async fn hand_over(&self) {
+        let comps = self.comps.lock().await;
+        let routers: Vec<Arc<Router>> = comps.values().map(|c| c.router.clone()).collect();
+        drop(comps);
+        // All at once: each keeps its open connections for a moment.
+        let closing: Vec<_> = routers
+            .into_iter()
+            .map(|r| tokio::spawn(async move { r.hand_over(ROUTER_GRACE).await }))
+            .collect();
+        for c in closing {
+            let _ = c.await;
+        }
+        if let Err(e) = self.record().await {
+            tracing::error!("cannot record what runs before handing over: {e}");
+        }
+        *self.recorder.lock().await = true;
+    }
+
     /// Stop every router and instance; forget what ran.
     pub async fn stop_all(&self) {
         let mut comps = self.comps.lock().await;

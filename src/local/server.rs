@@ -105,6 +105,9 @@ pub async fn serve(state_dir: &Path, exe: PathBuf, inherited: Inherited) -> Resu
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut hand_over = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(
+        super::supervisor::HAND_OVER_SIGNAL,
+    ))?;
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -124,6 +127,15 @@ pub async fn serve(state_dir: &Path, exe: PathBuf, inherited: Inherited) -> Resu
             _ = int.recv() => { host.stop_all().await; break; }
             // Detached from any terminal: a hangup is not a reason to stop.
             _ = hup.recv() => {}
+            // From the supervisor: leave the workloads to the next worker.
+            _ = hand_over.recv(), if host.supervisor_pid().is_some() => {
+                host.hand_over().await;
+                super::files::remove_pid_file(&pid_file, std::process::id());
+                tracing::info!("handed over to the next worker");
+                // Exit without running destructors: dropping the instances' process handles
+                // would kill them.
+                std::process::exit(super::supervisor::HANDED_OVER);
+            }
         }
     }
     if let Some(ident) = own_socket {

@@ -8,7 +8,9 @@
 //! meanwhile wait in the kernel's backlog and are served by the next worker, so nothing is
 //! refused. It is a child subreaper, so instances orphaned by a dead worker become its children
 //! (it reaps them; the next worker adopts them). The worker dies with it (`PR_SET_PDEATHSIG`).
-//! SIGTERM or SIGINT is passed to the worker, which stops every workload; then it exits.
+//! SIGTERM or SIGINT is passed to the worker, which stops every workload; then it exits. SIGHUP
+//! has the worker hand over to a new one (started from the executable's path, so a new binary
+//! takes over) without stopping any workload.
 //!
 //! Owns: the lock while it lives, the API socket file (removed at exit only if it is still the
 //! one it bound), the held listen sockets, the worker's lifecycle. Must not touch: workloads,
@@ -35,6 +37,13 @@ const STABLE: Duration = Duration::from_secs(30);
 const MAX_FAILURES: u32 = 8;
 /// The longest wait before a restart.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Sent to the worker (on SIGHUP to the supervisor: `systemctl reload`, a new binary) to hand
+/// over: it closes its routers gracefully (in-flight requests finish), records what runs and
+/// exits with [`HANDED_OVER`] leaving the instances running; the next worker adopts them.
+pub const HAND_OVER_SIGNAL: libc::c_int = libc::SIGUSR2;
+/// The exit code of a worker that handed over.
+pub const HANDED_OVER: libc::c_int = 75;
 
 /// How supervising ended.
 #[derive(Debug, PartialEq)]
@@ -314,6 +323,15 @@ pub fn run(state_dir: &Path, exe: &Path) -> Result<Ended, ServeError> {
         for sig in read_signals(&sigs) {
             match sig {
                 libc::SIGCHLD => reap = true,
+                libc::SIGHUP if !stopping => {
+                    if let Some(w) = &worker {
+                        tracing::info!("SIGHUP: handing over to a new worker");
+                        // SAFETY: kill(2) has no memory-safety preconditions.
+                        unsafe {
+                            libc::kill(w.pid, HAND_OVER_SIGNAL);
+                        }
+                    }
+                }
                 libc::SIGTERM | libc::SIGINT => {
                     tracing::info!("signal {sig}: stopping the host");
                     stopping = true;
@@ -342,6 +360,12 @@ pub fn run(state_dir: &Path, exe: &Path) -> Result<Ended, ServeError> {
             };
             drain(&mut w, &mut held);
             ever_ready |= w.ready;
+            let handed_over = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == HANDED_OVER;
+            if handed_over && !stopping {
+                tracing::info!("host worker {pid} handed over; starting the next");
+                restart_at = Some(Instant::now());
+                continue;
+            }
             let clean = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
             if clean || stopping {
                 tracing::info!("host worker {pid} {}", describe(status));
