@@ -498,3 +498,32 @@ async fn sighup_hands_the_host_over_to_a_new_worker_under_load() {
         probes.len(),
     );
 }
+
+/// A worker that cannot start (here the state dir is open to every user, which the store
+/// refuses) is not restarted in a loop: the supervisor gives up at once, says why, and leaves no
+/// socket behind; the command that wanted a host is told to look at the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_fails_at_start_is_not_restarted_in_a_loop() {
+    use std::os::unix::fs::PermissionsExt;
+    let base = tempfile::tempdir().unwrap();
+    let state = base.path().join("open");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mut cmd = common::cutover(&state, &["host", "supervise"]);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let out = common::run_within(cmd, &["host", "supervise"], Duration::from_secs(15)).unwrap();
+    assert_eq!(out.code(), 1, "{}", out.explain());
+    assert!(out.stderr.contains("before serving"), "{}", out.explain());
+    assert!(
+        out.stderr.contains("writable by every user"),
+        "{}",
+        out.explain()
+    );
+    assert!(!state.join("host.sock").exists());
+    let e = cutover::local::client::ensure_host(&state, Path::new(common::BIN))
+        .await
+        .expect_err("no host");
+    assert!(e.to_string().contains("host.log"), "{e}");
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+}

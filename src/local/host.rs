@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,7 +37,9 @@ use crate::provider::{InstanceStatus, Metrics, RevisionKey, RevisionSpec, Revisi
 use crate::store::Store;
 
 mod launch;
+mod record;
 mod recover;
+mod sockets;
 
 pub use launch::expand;
 pub use recover::Adoptable;
@@ -168,135 +170,11 @@ impl Host {
             .map(|_| unsafe { libc::getppid() } as u32)
     }
 
-    /// Record what runs, now and after every change, until `stop_all`; a write that fails is
-    /// retried every second (the failure is logged once, and its end).
-    pub fn start_recorder(self: &Arc<Self>) {
-        let host = self.clone();
-        tokio::spawn(async move {
-            let mut failing = false;
-            loop {
-                match host.record().await {
-                    Ok(false) => return,
-                    Ok(true) => {
-                        if failing {
-                            tracing::warn!("what the host runs is recorded again");
-                        }
-                        failing = false;
-                        // A change made while recording left a permit: no change is missed.
-                        host.changed.notified().await;
-                    }
-                    Err(e) => {
-                        if !failing {
-                            tracing::error!(
-                                "cannot record what the host runs (carried out anyway; retrying every second): {e}"
-                            );
-                        }
-                        failing = true;
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                }
-            }
-        });
-    }
-
     /// Tell the supervisor (if any) that this worker serves.
     pub fn ready(&self) {
         if let Some(sup) = &self.supervisor {
             sup.ready();
         }
-    }
-
-    /// Ask the recorder to write what runs.
-    fn note_change(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        self.changed.notify_one();
-    }
-
-    /// Wait (at most `within`) until every change made so far is recorded: in the normal case
-    /// a request is answered once what it did is in the store, so a worker killed right after
-    /// brings it back; a failing or locked store delays the answer by `within` at most.
-    async fn recorded_within(&self, within: Duration) {
-        let want = self.generation.load(Ordering::SeqCst);
-        let mut rx = self.recorded.subscribe();
-        if tokio::time::timeout(within, rx.wait_for(|g| *g >= want))
-            .await
-            .is_err()
-        {
-            tracing::debug!("answering before the store has recorded the change");
-        }
-    }
-
-    /// Write what runs to the store: `Ok(false)` once stopped.
-    async fn record(&self) -> Result<bool, String> {
-        let stopped = self.recorder.lock().await;
-        if *stopped {
-            return Ok(false);
-        }
-        if self.recovering.load(Ordering::Relaxed) {
-            return Ok(true);
-        }
-        let (generation, revs, instances) = {
-            let comps = self.comps.lock().await;
-            // Read under the lock: a change counted here is in the snapshot (a change is
-            // counted after it is made).
-            let g = self.generation.load(Ordering::SeqCst);
-            let (r, i) = snapshot(&comps);
-            (g, r, i)
-        };
-        self.store
-            .call(move |s| table::replace_all(s, &revs, &instances))
-            .await
-            .map_err(|e| e.to_string())?;
-        self.recorded.send_if_modified(|g| {
-            let newer = generation > *g;
-            if newer {
-                *g = generation;
-            }
-            newer
-        });
-        Ok(true)
-    }
-
-    /// A router on `listen` for `component`: on the socket inherited from the previous worker
-    /// if there is one for it, else bound here; the supervisor keeps a copy either way.
-    fn router_for(&self, component: &str, listen: SocketAddr) -> Result<Arc<Router>, String> {
-        let inherited = self
-            .inherited
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(component)
-            .map(std::net::TcpListener::from)
-            .filter(|l| {
-                l.local_addr()
-                    .is_ok_and(|a| a == listen || listen.port() == 0)
-            });
-        let adopted = inherited.is_some();
-        let listener = match inherited {
-            Some(l) => l,
-            None => super::router::bind(listen)
-                .map_err(|e| format!("{component}: cannot listen on {listen}: {e}"))?,
-        };
-        if let Some(sup) = &self.supervisor {
-            sup.hold(component, listener.as_fd());
-        }
-        let open = !self.recovering.load(Ordering::Relaxed);
-        let router = Router::start_on(component, listener, UPSTREAM_TIMEOUT, open)
-            .map_err(|e| format!("{component}: cannot serve on {listen}: {e}"))?;
-        if adopted {
-            tracing::info!(
-                "{component}: serving on the inherited socket {}",
-                router.listen
-            );
-        }
-        Ok(router)
-    }
-
-    /// A router closes: the supervisor drops its copy of the socket.
-    async fn close_router(&self, component: &str, router: &Router) {
-        if let Some(sup) = &self.supervisor {
-            sup.release(component);
-        }
-        router.shutdown(ROUTER_GRACE).await;
     }
 
     pub async fn handle(&self, req: Request) -> Response {
@@ -766,27 +644,6 @@ impl Host {
         }
     }
 
-    /// Leave everything running to the next worker: close the routers gracefully (their listen
-    /// sockets stay open in the supervisor; in-flight requests finish), stop recording after a
-    /// last record of what runs.
-    pub async fn hand_over(&self) {
-        let comps = self.comps.lock().await;
-        let routers: Vec<Arc<Router>> = comps.values().map(|c| c.router.clone()).collect();
-        drop(comps);
-        // All at once: each keeps its open connections for a moment.
-        let closing: Vec<_> = routers
-            .into_iter()
-            .map(|r| tokio::spawn(async move { r.hand_over(ROUTER_GRACE).await }))
-            .collect();
-        for c in closing {
-            let _ = c.await;
-        }
-        if let Err(e) = self.record().await {
-            tracing::error!("cannot record what runs before handing over: {e}");
-        }
-        *self.recorder.lock().await = true;
-    }
-
     /// Stop every router and instance; forget what ran.
     pub async fn stop_all(&self) {
         let mut comps = self.comps.lock().await;
@@ -815,38 +672,4 @@ impl Host {
             tracing::error!("cannot record that the host stopped everything: {e}");
         }
     }
-}
-
-/// What runs, as the store records it.
-fn snapshot(
-    comps: &BTreeMap<String, Comp>,
-) -> (Vec<table::HostRevision>, Vec<table::HostInstance>) {
-    let mut revs = Vec::new();
-    let mut instances = Vec::new();
-    for (id, c) in comps {
-        let weights = c.router.weights();
-        for (key, r) in &c.revs {
-            revs.push(table::HostRevision {
-                rev_key: key.0.clone(),
-                component: id.clone(),
-                spec_json: serde_json::to_string(&r.spec).unwrap_or_default(),
-                replicas: r.instances.len() as u32,
-                weight: weights
-                    .iter()
-                    .find(|(k, _)| k == key)
-                    .map(|(_, w)| *w)
-                    .unwrap_or(0),
-            });
-            for i in &r.instances {
-                instances.push(table::HostInstance {
-                    instance_id: i.id.clone(),
-                    rev_key: key.0.clone(),
-                    replica: i.replica,
-                    pid: i.proc.snapshot().pid,
-                    ports: i.ports.clone(),
-                });
-            }
-        }
-    }
-    (revs, instances)
 }
