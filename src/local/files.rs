@@ -19,6 +19,11 @@ fn shared(state_dir: &Path) -> bool {
     modes::check_dir(state_dir).unwrap_or(false)
 }
 
+/// The mode of a file the host creates in `state_dir`.
+pub fn mode_for(state_dir: &Path) -> u32 {
+    file_mode(state_dir)
+}
+
 fn file_mode(state_dir: &Path) -> u32 {
     modes::file_mode(shared(state_dir))
 }

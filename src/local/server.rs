@@ -45,8 +45,10 @@ pub fn lock(state_dir: &Path) -> Result<HostLock, ServeError> {
         .create(true)
         .truncate(false)
         .write(true)
-        .mode(0o600)
+        .mode(super::files::mode_for(state_dir))
         .open(state_dir.join("host.lock"))?;
+    // The umask may have taken the group's bits (another operator's host takes this lock).
+    let _ = super::files::restrict(&state_dir.join("host.lock"), state_dir);
     // An advisory exclusive lock (flock on Linux) held by the open file: the kernel drops
     // it when the process exits, however it exits.
     match file.try_lock() {
