@@ -863,3 +863,42 @@ fn status_marks_traffic_as_last_recorded_while_the_host_is_down() {
     let rt = runtime();
     rt.block_on(ensure_host(w.path(), Path::new(BIN))).unwrap();
 }
+
+/// In an existing state dir left `0755` with world-readable host files (an older release), the
+/// host's logs, pid file, socket and instance log dir end up with no world bits.
+#[test]
+fn the_hosts_files_have_no_world_bits_even_in_an_old_0755_state_dir() {
+    use std::os::unix::fs::MetadataExt;
+    let w = World::new();
+    std::fs::set_permissions(w.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mode = |rel: &str| std::fs::metadata(w.path().join(rel)).unwrap().mode() & 0o7777;
+    for (f, m) in [("host.log", 0o644), ("host.pid", 0o644)] {
+        std::fs::write(w.path().join(f), "old\n").unwrap();
+        std::fs::set_permissions(w.path().join(f), std::fs::Permissions::from_mode(m)).unwrap();
+    }
+    std::fs::create_dir_all(w.path().join("logs/web")).unwrap();
+    std::fs::set_permissions(
+        w.path().join("logs"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        w.path().join("logs/web"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let spec = w.write_spec("v1.yaml", "1.0.0", 1, DEMO, HTTP_HEALTH);
+    let out = w.apply(&spec);
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    let st = w.running_status();
+    let log = st.components[0].revisions[0].instances[0].log.clone();
+    assert_eq!(
+        std::fs::read_to_string(w.path().join("host.pid")).unwrap(),
+        st.pid.to_string()
+    );
+    for f in ["host.log", "host.pid", "host.sock", "logs", "logs/web"] {
+        assert_eq!(mode(f) & 0o007, 0, "{f} has world bits: {:o}", mode(f));
+    }
+    let log_mode = std::fs::metadata(&log).unwrap().mode() & 0o777;
+    assert_eq!(log_mode, 0o600, "{log}");
+}
