@@ -262,9 +262,13 @@ pub enum HostAction {
     },
     /// Stop the host and every workload it owns
     Stop,
-    /// Run the host in the foreground (started in the background on demand)
+    /// Run the host's worker in the foreground (its supervisor starts it)
     #[command(hide = true)]
     Serve,
+    /// Run the host in the foreground: a supervisor that keeps its listen sockets open and
+    /// restarts its worker (started in the background on demand; run it from systemd)
+    #[command(hide = true)]
+    Supervise,
 }
 
 fn main() -> ExitCode {

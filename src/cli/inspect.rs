@@ -106,12 +106,53 @@ fn live_status(r: &RunRow) -> String {
     }
 }
 
+/// Whether the local host answers, asked once per command and only for a run on it: while it
+/// does not, the traffic a run shows is the last it recorded, not what the router does.
+struct LocalHost {
+    dir: std::path::PathBuf,
+    answering: std::cell::OnceCell<bool>,
+}
+
+impl LocalHost {
+    fn new(dir: &Path) -> LocalHost {
+        LocalHost {
+            dir: dir.to_path_buf(),
+            answering: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// `None` for a run not on the local host (or a dry run); else whether the host answers.
+    fn answers_for(&self, r: &RunRow) -> Option<bool> {
+        if r.provider != cutover::spec::ProviderKind::Local || r.dry_run {
+            return None;
+        }
+        Some(*self.answering.get_or_init(|| {
+            let client = cutover::local::client::HostClient::new(&self.dir);
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map(|rt| rt.block_on(client.ping()))
+                .unwrap_or(false)
+        }))
+    }
+}
+
 fn snapshot(r: &RunRow) -> Option<Snapshot> {
     serde_json::from_str(&r.snapshot_json).ok()
 }
 
 pub fn status(dir: &Path, id: Option<&str>, json: bool) -> Result<u8> {
     let store = open_store(dir)?;
+    let host = LocalHost::new(dir);
+    // A JSON line says whether its traffic is live (its host answers) or the last recorded.
+    let with_host = |r: &RunRow| {
+        let mut v = status_json(r);
+        if let Some(answering) = host.answers_for(r) {
+            v["host_answering"] = serde_json::json!(answering);
+            v["traffic_live"] = serde_json::json!(answering);
+        }
+        v
+    };
     match id {
         None => {
             // The latest run of each deployment in each environment, and every unfinished run
@@ -126,7 +167,7 @@ pub fn status(dir: &Path, id: Option<&str>, json: bool) -> Result<u8> {
                 .collect();
             if json {
                 for r in &runs {
-                    out!("{}", serde_json::to_string(&status_json(r))?);
+                    out!("{}", serde_json::to_string(&with_host(r))?);
                 }
                 return Ok(OK);
             }
@@ -154,7 +195,11 @@ pub fn status(dir: &Path, id: Option<&str>, json: bool) -> Result<u8> {
                     r.version,
                     r.environment,
                     r.strategy,
-                    live_status(r)
+                    match host.answers_for(r) {
+                        Some(false) if !r.is_finished() =>
+                            format!("{} (local host down)", live_status(r)),
+                        _ => live_status(r),
+                    }
                 );
             }
             Ok(OK)
@@ -165,7 +210,7 @@ pub fn status(dir: &Path, id: Option<&str>, json: bool) -> Result<u8> {
                 return Ok(INVALID);
             };
             if json {
-                out!("{}", serde_json::to_string(&status_json(&r))?);
+                out!("{}", serde_json::to_string(&with_host(&r))?);
                 return Ok(OK);
             }
             out!(
@@ -201,8 +246,19 @@ pub fn status(dir: &Path, id: Option<&str>, json: bool) -> Result<u8> {
                         r.deployment
                     );
                 }
+                let stale = host.answers_for(&r) == Some(false);
+                if stale && !s.traffic.is_empty() {
+                    out!(
+                        "  host:      the local host does not answer (cutover host status); traffic below is the last recorded, not live"
+                    );
+                }
                 for t in &s.traffic {
-                    out!("  traffic:   {}: {}", t.component, weights(&t.weights));
+                    out!(
+                        "  traffic:   {}: {}{}",
+                        t.component,
+                        weights(&t.weights),
+                        if stale { " (last recorded)" } else { "" }
+                    );
                 }
                 for v in &s.last_verdicts {
                     out!("  verdict:   {} {:?}: {}", v.signal, v.judgement, v.message);

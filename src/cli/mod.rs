@@ -185,6 +185,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             Some(HostAction::Status { json }) => host::status(&state_dir, json),
             Some(HostAction::Stop) => host::stop(&state_dir),
             Some(HostAction::Serve) => host::serve(&state_dir),
+            Some(HostAction::Supervise) => host::supervise(&state_dir),
         },
         Cmd::DemoService {
             port,
