@@ -86,6 +86,10 @@ pub enum Cmd {
         /// Approve every gate
         #[arg(long)]
         auto_approve: bool,
+        /// When another run drives a component of this one (in its environment, on its
+        /// provider), roll that run back first, then start
+        #[arg(long)]
+        supersede: bool,
         /// Simulated provider faults: [VERSION:]unhealthy|start-error|METRIC=VALUE[@AFTER] (repeatable)
         #[arg(long = "sim-fault", value_name = "FAULT")]
         sim_faults: Vec<String>,
@@ -176,6 +180,11 @@ pub enum Cmd {
         /// Only the newest N records
         #[arg(long)]
         limit: Option<usize>,
+        /// Alone: verify the chain and print its head as SEQ:HASH, to keep outside the state dir.
+        /// With a value: verify the chain and that record SEQ still carries HASH (exit 1 if the
+        /// chain was rewritten or cut; 2 for a malformed anchor)
+        #[arg(long, value_name = "SEQ:HASH", num_args = 0..=1)]
+        head: Option<Option<cutover::store::audit::Anchor>>,
     },
     /// Gates waiting for a decision
     Approvals {
@@ -235,8 +244,13 @@ pub enum Cmd {
     },
     /// Pause a running deployment
     Pause { id: String },
-    /// Resume a paused deployment
-    Resume { id: String },
+    /// Resume a paused deployment; one whose process has gone is taken over and driven to its
+    /// end here, headless, with its recorded intent
+    Resume {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -248,9 +262,13 @@ pub enum HostAction {
     },
     /// Stop the host and every workload it owns
     Stop,
-    /// Run the host in the foreground (started in the background on demand)
+    /// Run the host's worker in the foreground (its supervisor starts it)
     #[command(hide = true)]
     Serve,
+    /// Run the host in the foreground: a supervisor that keeps its listen sockets open and
+    /// restarts its worker (started in the background on demand; run it from systemd)
+    #[command(hide = true)]
+    Supervise,
 }
 
 fn main() -> ExitCode {

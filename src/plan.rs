@@ -449,6 +449,18 @@ fn rolling(spec: &Spec, b: &mut Builder, n: u32, v: &str, p: &Previous) {
                 );
             }
         }
+        let pct = if new + old == 0 {
+            100
+        } else {
+            ((new as u64 * 100) / (new + old) as u64) as u32
+        };
+        let pct = if old == 0 { 100 } else { pct };
+        // Traffic moves before the old revision shrinks: a crash between the two steps leaves
+        // the old revision with fewer requests than instances, never a share and no instance.
+        b.push(
+            Action::ShiftTraffic { percent: pct },
+            format!("route {pct}% to {v} ({new} new / {old} old)"),
+        );
         if old < cur_old {
             b.push(
                 Action::ScaleOld { replicas: old },
@@ -461,16 +473,6 @@ fn rolling(spec: &Spec, b: &mut Builder, n: u32, v: &str, p: &Previous) {
         }
         cur_new = new;
         cur_old = old;
-        let pct = if new + old == 0 {
-            100
-        } else {
-            ((new as u64 * 100) / (new + old) as u64) as u32
-        };
-        let pct = if old == 0 { 100 } else { pct };
-        b.push(
-            Action::ShiftTraffic { percent: pct },
-            format!("route {pct}% to {v} ({new} new / {old} old)"),
-        );
         if cfg.pause_between_batches.0 > 0 && old > 0 {
             b.push(
                 Action::Analyse {

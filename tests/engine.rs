@@ -1101,9 +1101,98 @@ async fn adoption_is_refused_for_owned_finished_dry_rollback_and_foreign_runs() 
     let back = h.run_id;
     abandon(&w, h).await;
     assert!(!w.store.run(back).unwrap().unwrap().is_finished());
-    let msg = refused(b.adopt(back, "bob").await);
-    assert!(msg.contains("rollback run cannot be resumed"), "{msg}");
-    assert_eq!(w.store.run(back).unwrap().unwrap().owner_pid, None);
+    // Its intent was recorded before it could act: it is taken over as the rollback it was.
+    let h = b.adopt(back, "bob").await.unwrap();
+    assert_eq!(outcome_of(h).await, Outcome::RolledBack);
+    only_on(&w, "1.1.0");
+    let row = w.store.run(back).unwrap().unwrap();
+    assert_eq!(row.outcome.map(|o| o.as_str()), Some("rolled_back"));
+    assert_eq!(row.owner_pid, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_taken_over_while_rolling_back_goes_on_rolling_back() {
+    // Issue 11, finding 1: a gradual rollback killed after its first step was taken over as a
+    // forward rollout and ended `succeeded` with the bad version at 100%.
+    let w = with_v1_live("canary").await;
+    let old_key = w
+        .store
+        .active_revision("api", "production", false)
+        .unwrap()
+        .unwrap()
+        .rev_key;
+    let gradual = spec_for("canary", "1.2.0")
+        .amend(|s| {
+            s.rollback.strategy.kind = cutover::spec::RollbackKind::Gradual;
+            s.rollback.strategy.steps = vec![8, 4, 0];
+            s.rollback.strategy.interval = cutover::spec::Millis(4000);
+        })
+        .unwrap();
+    let a = engine(&w, w.sim.clone());
+    let mut a_events = a.subscribe();
+    let h = a.start(gradual, live_opts(false)).await.unwrap();
+    let run = h.run_id;
+    let new_key = w.store.run_revisions(run).unwrap()[0].rev_key.clone();
+    next_event(&mut a_events, run, HOUR, |k| match k {
+        EventKind::TrafficShifted { .. } => Some(()),
+        _ => None,
+    })
+    .await;
+    a.command(run, Command::Rollback { to: None }, "alice")
+        .await
+        .unwrap();
+    // The first gradual step (8%) is made; the process dies while it holds.
+    next_event(&mut a_events, run, HOUR, |k| match k {
+        EventKind::TrafficShifted { weights, .. } => weights
+            .iter()
+            .find(|x| x.revision == new_key && x.weight == 8)
+            .map(|_| ()),
+        _ => None,
+    })
+    .await;
+    abandon(&w, h).await;
+    drop(a);
+    let row = w.store.run(run).unwrap().unwrap();
+    assert_eq!(row.status.as_str(), "rolling_back");
+    let before = journal(&w, run).len();
+
+    let b = engine(&w, w.sim.clone());
+    let h = b.adopt(run, "bob").await.unwrap();
+    assert_eq!(outcome_of(h).await, Outcome::RolledBack);
+    only_on(&w, "1.1.0");
+    let all = journal(&w, run);
+    let after = &all[before..];
+    assert_eq!(
+        after.first(),
+        Some(&EventKind::Resumed { by: "bob".into() })
+    );
+    assert!(
+        steps_started(after).is_empty(),
+        "no forward step after the take-over: {after:?}"
+    );
+    // Traffic only went down, from where alice's rollback had reached.
+    assert_eq!(weights_of(&all, &new_key), vec![10, 8, 4, 0]);
+    assert_eq!(weights_of(after, &new_key), vec![4, 0]);
+    let finished: Vec<&EventKind> = all
+        .iter()
+        .filter(|k| matches!(k, EventKind::Finished { .. }))
+        .collect();
+    assert_eq!(finished.len(), 1, "exactly one outcome: {finished:?}");
+    let row = w.store.run(run).unwrap().unwrap();
+    assert_eq!(row.outcome.map(|o| o.as_str()), Some("rolled_back"));
+    assert!(
+        row.reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("requested by alice"),
+        "the rollback's own reason: {:?}",
+        row.reason
+    );
+    let revs = w.store.revisions("api", "production", false).unwrap();
+    assert_eq!(revs[0].rev_key, new_key);
+    assert_eq!(revs[0].status.as_str(), "rolled_back");
+    assert_eq!(revs[1].rev_key, old_key);
+    assert_eq!(revs[1].status.as_str(), "active");
 }
 
 #[tokio::test(start_paused = true)]
@@ -1378,4 +1467,76 @@ async fn one_driver_per_target() {
     assert_eq!(h.join.await.unwrap(), Outcome::RolledBack);
     let next = deploy(&e, spec_for("canary", "1.3.0"), true).await;
     assert_eq!(next.join.await.unwrap(), Outcome::Succeeded);
+}
+
+// ---- a platform's lease: one driver across machines ----
+
+fn leased(r: Result<RunHandle, cutover::engine::EngineError>) -> String {
+    match r {
+        Ok(h) => panic!("run {} was started", h.run_id),
+        Err(cutover::engine::EngineError::Refused(cutover::engine::Refusal::Leased(msg))) => msg,
+        Err(e) => panic!("not a lease refusal: {e}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_platform_lease_keeps_one_driver_across_machines_until_it_expires() {
+    // Two machines (two state stores) drive one platform (one simulated world, one lease table).
+    let lease = common::MemLease::new(Duration::from_secs(60));
+    let w = with_v1_live("canary").await;
+    let b_dir = tempfile::tempdir().unwrap();
+    let b_store = Store::open(b_dir.path()).unwrap();
+    let a = engine(&w, Recorder::leasing(w.sim.clone(), lease.clone()));
+    let b = common::engine(
+        &b_store,
+        Recorder::leasing(w.sim.clone(), lease.clone()),
+        Default::default(),
+    );
+    let target = "simulated:production:api";
+    let h = a
+        .start(spec_for("canary", "1.2.0"), live_opts(false))
+        .await
+        .unwrap();
+    wait_status(&a, h.run_id, Status::WaitingApproval).await;
+    // Ten minutes at the gate, ten times the lease's time to live: renewed all along.
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    let holder = lease.holder(target).expect("held while a's run waits");
+    assert_eq!(holder.deployment, "my-app-v1.2.0");
+    assert!(
+        holder
+            .identity
+            .contains(&w.store.path().display().to_string()),
+        "{holder:?}"
+    );
+    // The other machine is refused, naming the holder; nothing is recorded there.
+    let msg = leased(b.start(spec_for("canary", "1.3.0"), live_opts(true)).await);
+    assert!(
+        msg.contains(target) && msg.contains(&holder.identity),
+        "{msg}"
+    );
+    assert!(b_store.runs(None, 10).unwrap().is_empty());
+    // a's process dies: the lease is no longer renewed, and holds until it expires.
+    abandon(&w, h).await;
+    drop(a);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let msg = leased(b.start(spec_for("canary", "1.3.0"), live_opts(true)).await);
+    assert!(msg.contains("expires in"), "{msg}");
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    assert!(lease.holder(target).is_none(), "expired");
+    let h = b
+        .start(spec_for("canary", "1.3.0"), live_opts(true))
+        .await
+        .unwrap();
+    let held_by_b = lease.holder(target).expect("b holds it while it runs");
+    assert!(
+        held_by_b
+            .identity
+            .contains(&b_dir.path().display().to_string()),
+        "{held_by_b:?}"
+    );
+    assert_eq!(outcome_of(h).await, Outcome::Succeeded);
+    assert!(
+        lease.holder(target).is_none(),
+        "given back at the run's end"
+    );
 }

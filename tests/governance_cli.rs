@@ -10,7 +10,11 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use common::{seed_spec, start_until_gate, v110, wait_exit, BIN};
+use common::{root, seed_spec, start_until_gate, v110, wait_exit, Users, BIN};
+
+/// Production with a gate anyone may pass alone, the initiator too.
+const SELF_APPROVAL: &str =
+    "environments:\n  - name: production\n    approval: {required: 1, allowSelfApproval: true}\n";
 
 /// A state dir with 1.1.0 serving (dry run), the config file, and the 1.2.0 spec with a gate.
 fn setup(dir: &Path, config: &str) -> (PathBuf, PathBuf, PathBuf) {
@@ -144,49 +148,6 @@ fn an_approval_from_another_process_releases_a_waiting_apply_within_a_second_or_
         .output()
         .unwrap();
     assert!(v.status.success(), "{}", text(&v));
-}
-
-fn root() -> bool {
-    cutover::identity::real_uid() == 0
-}
-
-/// OS users and a group made for the test, removed afterwards.
-struct Users {
-    group: String,
-    users: Vec<String>,
-}
-
-impl Users {
-    fn create(tag: &str) -> Users {
-        let group = format!("cotest{tag}");
-        let users: Vec<String> = ["alice", "bob"]
-            .iter()
-            .map(|u| format!("co{u}{tag}"))
-            .collect();
-        let made = Users {
-            group: group.clone(),
-            users: users.clone(),
-        };
-        let ok = Command::new("groupadd").arg(&group).status().unwrap();
-        assert!(ok.success(), "groupadd");
-        for u in &users {
-            let ok = Command::new("useradd")
-                .args(["-M", "-N", "-g", &group, "-s", "/bin/sh", u])
-                .status()
-                .unwrap();
-            assert!(ok.success(), "useradd {u}");
-        }
-        made
-    }
-}
-
-impl Drop for Users {
-    fn drop(&mut self) {
-        for u in &self.users {
-            let _ = Command::new("userdel").arg(u).status();
-        }
-        let _ = Command::new("groupdel").arg(&self.group).status();
-    }
 }
 
 #[test]
@@ -340,5 +301,211 @@ fn groups_are_the_primary_and_supplementary_ones_from_the_user_database() {
     assert_eq!(
         cutover::identity::groups_of(&bob),
         vec![users.group.clone()]
+    );
+}
+
+/// `approvals` and `approve` agree on a gate whose run has no live driver: an apply killed with
+/// SIGKILL at its gate leaves the gate row, which `approvals` lists apart, saying why nobody can
+/// decide it and what to do, in text and JSON; `approve` refuses it.
+#[test]
+fn approvals_lists_the_gate_of_a_killed_apply_apart_from_the_ones_approve_can_decide() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, cfg, v110) = setup(dir.path(), SELF_APPROVAL);
+    let ok = cutover(
+        &state,
+        &cfg,
+        &["apply", v110.to_str().unwrap(), "--dry-run"],
+    )
+    .stdout(Stdio::null())
+    .status()
+    .unwrap();
+    assert!(ok.success());
+    let (mut apply, _lines) = apply_waiting(&state, &cfg);
+    let pid = i64::from(apply.id());
+    let json = |args: &[&str]| -> Vec<serde_json::Value> {
+        let o = cutover(&state, &cfg, args).output().unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let live = json(&["approvals", "--json"]);
+    assert_eq!(live.len(), 1, "{live:?}");
+    assert_eq!(live[0]["driver_alive"], true, "{live:?}");
+    assert_eq!(live[0]["owner_pid"].as_i64(), Some(pid), "{live:?}");
+    assert!(live[0].get("next").is_none(), "{live:?}");
+    let t = text(&cutover(&state, &cfg, &["approvals"]).output().unwrap());
+    assert!(
+        t.contains("cutover approve my-app-v1.2.0#2 --gate canary-50")
+            && !t.contains("live driver"),
+        "{t}"
+    );
+
+    apply.kill().unwrap(); // SIGKILL at the gate
+    apply.wait().unwrap();
+    let orphan = json(&["approvals", "--json"]);
+    assert_eq!(orphan.len(), 1, "{orphan:?}");
+    let o = &orphan[0];
+    assert_eq!(
+        (&o["deployment"], &o["gate"], &o["driver_alive"]),
+        (&"my-app-v1.2.0".into(), &"canary-50".into(), &false.into()),
+        "{o}"
+    );
+    assert!(
+        o["problem"]
+            .as_str()
+            .is_some_and(|p| p.contains(&format!("process {pid}")) && p.contains("no live driver")),
+        "{o}"
+    );
+    assert_eq!(
+        o["next"],
+        serde_json::json!([
+            "cutover resume my-app-v1.2.0#2",
+            "cutover rollback my-app-v1.2.0#2"
+        ])
+    );
+    let t = cutover(&state, &cfg, &["approvals"]).output().unwrap();
+    let t = text(&t);
+    assert!(t.contains("no gates are waiting"), "{t}");
+    assert!(t.contains("gates of runs with no live driver"), "{t}");
+    assert!(
+        t.contains("my-app-v1.2.0 run #2 1.2.0 in production: gate canary-50"),
+        "{t}"
+    );
+    assert!(t.contains("cutover resume my-app-v1.2.0#2"), "{t}");
+    assert!(t.contains("cutover rollback my-app-v1.2.0#2"), "{t}");
+    assert!(!t.contains("cutover approve"), "not offered: {t}");
+    // approve agrees: it refuses.
+    let a = cutover(&state, &cfg, &["approve", "my-app-v1.2.0"])
+        .output()
+        .unwrap();
+    assert_eq!(a.status.code(), Some(1), "{}", text(&a));
+    assert!(
+        text(&a).contains("no cutover process runs it"),
+        "{}",
+        text(&a)
+    );
+    // Rolled back, the gate is gone from both lists.
+    let rb = cutover(&state, &cfg, &["rollback", "my-app-v1.2.0"])
+        .output()
+        .unwrap();
+    assert!(rb.status.success(), "{}", text(&rb));
+    assert!(json(&["approvals", "--json"]).is_empty());
+}
+
+/// Rewrite the audit chain from its second record as a writer of the database could: edit one
+/// record and recompute every hash after it, and the head row.
+fn rebuild_chain(state: &Path) {
+    use cutover::store::audit::{hash, GENESIS};
+    let records = cutover::store::Store::open(state).unwrap().audit().unwrap();
+    assert!(records.len() >= 3, "{records:?}");
+    let db = rusqlite::Connection::open(state.join("cutover.db")).unwrap();
+    let mut prev = GENESIS.to_string();
+    for mut r in records {
+        if r.seq == 2 {
+            r.entry.actor = "mallory".into();
+        }
+        let h = hash(&prev, r.seq, &r.ts, &r.entry);
+        db.execute(
+            "UPDATE audit SET actor = ?2, prev_hash = ?3, hash = ?4 WHERE seq = ?1",
+            rusqlite::params![r.seq, r.entry.actor, prev, h],
+        )
+        .unwrap();
+        db.execute(
+            "UPDATE audit_head SET hash = ?2 WHERE seq = ?1",
+            rusqlite::params![r.seq, h],
+        )
+        .unwrap();
+        prev = h;
+    }
+}
+
+#[test]
+fn an_audit_head_kept_outside_the_database_catches_a_rebuilt_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, cfg, v110) = setup(dir.path(), SELF_APPROVAL);
+    let run = |args: &[&str]| {
+        let mut c = cutover(&state, &cfg, args);
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
+        common::run_within(c, args, Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e}"))
+    };
+    for spec in [v110.clone(), seed_spec("canary.yaml")] {
+        let o = run(&[
+            "apply",
+            spec.to_str().unwrap(),
+            "--dry-run",
+            "--auto-approve",
+        ]);
+        assert_eq!(o.code(), 0, "{}", o.explain());
+    }
+    let head = run(&["audit", "--head"]);
+    assert_eq!(head.code(), 0, "{}", head.explain());
+    let kept = head.stdout.trim().to_string();
+    let (seq, hash) = kept
+        .split_once(':')
+        .unwrap_or_else(|| panic!("SEQ:HASH: {kept}"));
+    assert!(seq.parse::<i64>().unwrap() >= 3, "{kept}");
+    assert_eq!(hash.len(), 64, "{kept}");
+    let j = run(&["audit", "--head", "--json"]);
+    let j: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
+    assert_eq!(j["anchor"], kept.as_str(), "{j}");
+    for anchor in [kept.as_str(), hash] {
+        let v = run(&["audit", "--verify", "--head", anchor]);
+        assert_eq!(v.code(), 0, "{}", v.explain());
+    }
+    // More records after the anchor do not disturb it.
+    let o = run(&[
+        "apply",
+        v110.to_str().unwrap(),
+        "--dry-run",
+        "--auto-approve",
+    ]);
+    assert_eq!(o.code(), 0, "{}", o.explain());
+    let v = run(&["audit", "--verify", "--head", &kept]);
+    assert_eq!(v.code(), 0, "{}", v.explain());
+
+    rebuild_chain(&state);
+    let plain = run(&["audit", "--verify"]);
+    assert_eq!(
+        plain.code(),
+        0,
+        "the rebuilt chain is consistent: {}",
+        plain.explain()
+    );
+    let v = run(&["audit", "--verify", "--head", &kept]);
+    assert_eq!(v.code(), 1, "{}", v.explain());
+    assert!(
+        v.explain()
+            .contains(&format!("record {seq} does not carry the anchored hash")),
+        "{}",
+        v.explain()
+    );
+    let v = run(&["audit", "--verify", "--json", "--head", hash]);
+    assert_eq!(v.code(), 1, "{}", v.explain());
+    let j: serde_json::Value = serde_json::from_str(&v.stdout).unwrap();
+    assert_eq!(j["verified"], false, "{j}");
+    assert!(
+        j["problem"].as_str().unwrap().contains("no record carries"),
+        "{j}"
+    );
+    // The same check without --verify; a malformed anchor is bad input.
+    let v = run(&["audit", "--head", &kept]);
+    assert_eq!(v.code(), 1, "{}", v.explain());
+    for bad in ["not-a-hash", "x:abc", &format!("{seq}:{}", &hash[..60])] {
+        let v = run(&["audit", "--verify", "--head", bad]);
+        assert_eq!(v.code(), 2, "{bad}: {}", v.explain());
+    }
+    // A chain that does not verify gives no head to keep.
+    let db = rusqlite::Connection::open(state.join("cutover.db")).unwrap();
+    db.execute("UPDATE audit SET actor = 'eve' WHERE seq = 1", [])
+        .unwrap();
+    drop(db);
+    let v = run(&["audit", "--head"]);
+    assert_eq!(v.code(), 1, "{}", v.explain());
+    assert!(
+        v.stdout.contains("BROKEN: record 1 was altered"),
+        "{}",
+        v.explain()
     );
 }

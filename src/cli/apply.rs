@@ -11,7 +11,7 @@ use anyhow::Result;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{load_spec, open_store, FAILED, INTERRUPTED, INVALID};
-use cutover::engine::{Command, Engine, EngineError, EventKind, RunOptions};
+use cutover::engine::{Command, Engine, EngineError, EventKind, Refusal, RunOptions};
 use cutover::platform;
 use cutover::provider::simulated::Fault;
 use cutover::provider::Provider;
@@ -34,14 +34,20 @@ pub fn runtime(virtual_clock: bool) -> Result<tokio::runtime::Runtime> {
     Ok(rt)
 }
 
-pub fn apply(
-    dir: &Path,
-    path: &Path,
-    json: bool,
-    dry_run: bool,
-    auto_approve: bool,
-    faults: &[String],
-) -> Result<u8> {
+/// How a headless run goes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Headless {
+    /// One JSON object per line.
+    pub json: bool,
+    /// Against the simulated provider on a virtual clock.
+    pub dry_run: bool,
+    /// Approve every gate.
+    pub auto_approve: bool,
+    /// When another run drives a target, roll that run back first, then start.
+    pub supersede: bool,
+}
+
+pub fn apply(dir: &Path, path: &Path, how: Headless, faults: &[String]) -> Result<u8> {
     let spec = match load_spec(path) {
         Ok(s) => s,
         Err(code) => return Ok(code),
@@ -56,7 +62,7 @@ pub fn apply(
             }
         }
     }
-    launch(dir, spec, json, dry_run, auto_approve, parsed, None)
+    launch(dir, spec, how, parsed, None)
 }
 
 /// Run a checked spec (a deployment, or a promotion when `promotion` says where it comes from)
@@ -64,14 +70,12 @@ pub fn apply(
 pub fn launch(
     dir: &Path,
     spec: ValidSpec,
-    json: bool,
-    dry_run: bool,
-    auto_approve: bool,
+    how: Headless,
     faults: Vec<Fault>,
     promotion: Option<cutover::governance::promotion::Ask>,
 ) -> Result<u8> {
-    let rt = runtime(dry_run)?;
-    let kind = if dry_run {
+    let rt = runtime(how.dry_run)?;
+    let kind = if how.dry_run {
         ProviderKind::Simulated
     } else {
         spec.infrastructure.provider
@@ -91,43 +95,43 @@ pub fn launch(
             platform::seed(sim, &store, &spec, None)?;
         }
         let simulated_world = built.simulation.is_some();
-        run(
-            dir,
-            spec,
-            built.provider,
-            simulated_world,
-            json,
-            dry_run,
-            auto_approve,
-            promotion,
-        )
-        .await
+        run(spec, built.provider, simulated_world, how, promotion, store).await
     })
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn run(
-    dir: &Path,
     spec: ValidSpec,
     provider: Arc<dyn Provider>,
     simulated_world: bool,
-    json: bool,
-    dry_run: bool,
-    auto_approve: bool,
+    how: Headless,
     promotion: Option<cutover::governance::promotion::Ask>,
+    store: Store,
 ) -> Result<u8> {
-    let store = open_store(dir)?;
-    let engine = super::engine(&store, provider, dry_run, true);
+    let engine = super::engine(&store, provider, how.dry_run, true);
     let mut events = engine.subscribe();
     let user = cutover::identity::current_user();
     let opts = RunOptions {
         dry_run: simulated_world,
-        auto_approve,
+        auto_approve: how.auto_approve,
         initiator: user.clone(),
     };
     let started = match promotion {
         Some(p) => engine.promote(p, opts).await,
-        None => engine.start(spec, opts).await,
+        None => {
+            let first = engine.start(spec.clone(), opts.clone()).await;
+            match first {
+                Err(EngineError::Refused(Refusal::Busy { run, .. })) if how.supersede => {
+                    match supersede(&engine, &store, run, &user).await {
+                        Ok(()) => engine.start(spec, opts).await,
+                        Err(why) => {
+                            eprintln!("refused: cannot supersede run #{run}: {why}");
+                            return Ok(FAILED);
+                        }
+                    }
+                }
+                other => other,
+            }
+        }
     };
     let handle = match started {
         Ok(h) => h,
@@ -139,6 +143,111 @@ async fn run(
         }
         Err(e) => return Err(e.into()),
     };
+    drive(
+        &engine,
+        &store,
+        &mut events,
+        handle,
+        how.json,
+        how.auto_approve,
+        &user,
+    )
+    .await
+}
+
+/// `apply --supersede`: roll back the run that holds a target first. A run with a live process
+/// is asked to roll back (through the store, as `cutover rollback` does) and followed to its
+/// end; a run whose process has gone is taken over by this engine and rolled back here.
+async fn supersede(engine: &Engine, store: &Store, holder: i64, user: &str) -> Result<(), String> {
+    let row = store
+        .call(move |s| s.run(holder))
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("run #{holder} is not in the store"))?;
+    eprintln!(
+        "superseding run #{} of {} ({}): rolling it back first",
+        row.run_id, row.deployment, row.status
+    );
+    let alive = !row.is_finished() && row.owner_pid.is_some_and(cutover::store::pid_alive);
+    if alive {
+        let (s, u) = (store.clone(), user.to_string());
+        let answer = tokio::task::spawn_blocking(move || {
+            cutover::engine::remote::send(
+                &s,
+                holder,
+                &Command::Rollback { to: None },
+                &u,
+                Duration::from_secs(20),
+            )
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        answer.map_err(|r| r.to_string())?;
+        // Its driver rolls it back; wait for the end it records (bounded by its own timeout).
+        let deadline = std::time::Instant::now() + Duration::from_secs(3600);
+        loop {
+            let now = store
+                .call(move |s| s.run(holder))
+                .await
+                .map_err(|e| e.to_string())?;
+            match now {
+                Some(r) if r.is_finished() => break,
+                Some(r) if !r.owner_pid.is_some_and(cutover::store::pid_alive) => {
+                    return Err(format!(
+                        "its process went away while rolling it back; `cutover resume {}` finishes it",
+                        r.deployment
+                    ))
+                }
+                None => break,
+                Some(_) if std::time::Instant::now() > deadline => {
+                    return Err("its rollback did not end within an hour".into())
+                }
+                Some(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    } else if !row.is_finished() {
+        let h = engine
+            .adopt(holder, user)
+            .await
+            .map_err(|e| e.to_string())?;
+        let rolling_back = serde_json::from_str::<cutover::engine::Snapshot>(&row.snapshot_json)
+            .is_ok_and(|s| s.rolling_back.is_some());
+        if !rolling_back {
+            engine
+                .command_as_owner(holder, Command::Rollback { to: None }, user)
+                .await
+                .map_err(|r| r.to_string())?;
+        }
+        h.join.await.map_err(|e| e.to_string())?;
+    }
+    let end = store
+        .call(move |s| s.run(holder))
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(r) = end {
+        eprintln!(
+            "run #{} of {}: {}",
+            r.run_id,
+            r.deployment,
+            r.reason.unwrap_or_else(|| r.status.to_string())
+        );
+    }
+    Ok(())
+}
+
+/// Follow a run this process drives to its end, printing its events (`--json`: one object per
+/// line), and shut the engine down; Ctrl-C or SIGTERM pause and persist it instead (exit 3).
+/// `events` is subscribed before the run began, so that nothing it said is missed.
+pub async fn drive(
+    engine: &Engine,
+    store: &Store,
+    events: &mut tokio::sync::broadcast::Receiver<cutover::engine::Event>,
+    handle: cutover::engine::RunHandle,
+    json: bool,
+    auto_approve: bool,
+    user: &str,
+) -> Result<u8> {
     let steps = handle.plan.steps.len();
     let run_id = handle.run_id;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -146,6 +255,9 @@ async fn run(
         tokio::select! {
             ev = events.recv() => match ev {
                 Ok(ev) => {
+                    if ev.run != run_id {
+                        continue;
+                    }
                     let last = super::print::show(&ev, json, steps);
                     if let EventKind::GateWaiting { gate, hint, .. } = &ev.kind {
                         if json && !auto_approve {
@@ -159,8 +271,8 @@ async fn run(
                 Err(RecvError::Lagged(n)) => eprintln!("(skipped {n} events; see `cutover status`)"),
                 Err(RecvError::Closed) => break,
             },
-            _ = tokio::signal::ctrl_c() => return interrupted(&engine, &store, run_id, &user, json).await,
-            _ = term.recv() => return interrupted(&engine, &store, run_id, &user, json).await,
+            _ = tokio::signal::ctrl_c() => return interrupted(engine, store, run_id, user, json).await,
+            _ = term.recv() => return interrupted(engine, store, run_id, user, json).await,
         }
     }
     let code = match handle.join.await {
@@ -170,7 +282,7 @@ async fn run(
             FAILED
         }
     };
-    shut_down(&engine).await;
+    shut_down(engine).await;
     Ok(code)
 }
 

@@ -58,8 +58,8 @@ pub fn send(dir: &Path, id: &str, command: Command) -> Result<u8> {
     }
     if !owner_alive(&r) {
         eprintln!(
-            "{} run #{} is {} but no cutover process runs it (it was interrupted); `cutover rollback {}` still works",
-            r.deployment, r.run_id, r.status, r.deployment
+            "{} run #{} is {} but no cutover process runs it (it was interrupted); `cutover resume {}#{}` takes it over, `cutover rollback {}#{}` rolls it back",
+            r.deployment, r.run_id, r.status, r.deployment, r.run_id, r.deployment, r.run_id
         );
         return Ok(FAILED);
     }
@@ -80,11 +80,119 @@ pub fn send(dir: &Path, id: &str, command: Command) -> Result<u8> {
     }
 }
 
+/// `cutover resume ID`: release the pause of a run its process drives, or take over a run
+/// whose process has gone and drive it to its end here, headless, with its recorded intent.
+pub fn resume(dir: &Path, id: &str, json: bool) -> Result<u8> {
+    let store = open_store(dir)?;
+    let Some(r) = find(&store, id, dir)? else {
+        return Ok(INVALID);
+    };
+    if r.is_finished() || owner_alive(&r) {
+        return send(dir, id, Command::Resume);
+    }
+    match take_over(dir, store, &r, json, None)? {
+        TakeOver::Done(code) => Ok(code),
+        TakeOver::Refused(refusal) => {
+            eprintln!(
+                "{} run #{}: cannot be taken over: {refusal}",
+                r.deployment, r.run_id
+            );
+            Ok(refusal.exit_code())
+        }
+    }
+}
+
+/// What taking over a run came to.
+enum TakeOver {
+    /// Driven to its end here: the exit code.
+    Done(u8),
+    /// Not taken over, and why.
+    Refused(cutover::engine::Refusal),
+}
+
+/// Take over run `r` (unfinished, its process gone) in this process and drive it to its end.
+/// With `rollback`, roll it back (to the version given) unless it is already rolling back.
+fn take_over(
+    dir: &Path,
+    store: Store,
+    r: &RunRow,
+    json: bool,
+    rollback: Option<Option<String>>,
+) -> Result<TakeOver> {
+    let rt = runtime(false)?;
+    rt.block_on(async {
+        let built = match platform::build(r.provider, &platform::Request::new(dir)?).await {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("{}: {e}", r.deployment);
+                return Ok(TakeOver::Done(e.exit_code()));
+            }
+        };
+        if let Some(sim) = &built.simulation {
+            if let Ok(spec) = serde_json::from_str::<ValidSpec>(&r.spec_json) {
+                platform::seed(sim, &store, &spec, Some(r.run_id))?;
+            }
+        }
+        let engine = super::engine(&store, built.provider, false, true);
+        let mut events = engine.subscribe();
+        let user = cutover::identity::current_user();
+        let handle = match engine.adopt(r.run_id, &user).await {
+            Ok(h) => h,
+            Err(EngineError::Refused(refusal)) => return Ok(TakeOver::Refused(refusal)),
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(to) = rollback {
+            let rolling_back = engine
+                .snapshots()
+                .borrow()
+                .get(&r.run_id)
+                .is_some_and(|s| s.rolling_back.is_some());
+            let already = rolling_back
+                || serde_json::from_str::<cutover::engine::Snapshot>(&r.snapshot_json)
+                    .is_ok_and(|s| s.rolling_back.is_some());
+            if !already {
+                if let Err(refusal) = engine
+                    .command_as_owner(r.run_id, Command::Rollback { to }, &user)
+                    .await
+                {
+                    eprintln!(
+                        "{} run #{}: rollback refused: {refusal}",
+                        r.deployment, r.run_id
+                    );
+                }
+            }
+        }
+        let code =
+            super::apply::drive(&engine, &store, &mut events, handle, json, false, &user).await?;
+        Ok(TakeOver::Done(code))
+    })
+}
+
 pub fn rollback(dir: &Path, id: &str, to: Option<String>, json: bool) -> Result<u8> {
     let store = open_store(dir)?;
     let Some(r) = find(&store, id, dir)? else {
         return Ok(INVALID);
     };
+    // A run whose process has gone is taken over here and rolled back as itself (one run, one
+    // outcome); a run that cannot be (a dry run's) is rolled back by a rollback run below.
+    if !r.is_finished() && !owner_alive(&r) && !r.dry_run {
+        match take_over(dir, store.clone(), &r, json, Some(to.clone()))? {
+            TakeOver::Done(code) => {
+                let now = store.run(r.run_id)?;
+                return Ok(match now.and_then(|n| n.outcome) {
+                    Some(Outcome::RolledBack) => OK,
+                    Some(_) => FAILED,
+                    None => code,
+                });
+            }
+            TakeOver::Refused(refusal) => {
+                eprintln!(
+                    "{} run #{}: cannot be taken over ({refusal}); rolling back with a rollback run",
+                    r.deployment, r.run_id
+                );
+            }
+        }
+    }
     if owner_alive(&r) {
         return match deliver(&store, &r, &Command::Rollback { to })? {
             Err(refusal) => {
@@ -113,8 +221,8 @@ pub fn rollback(dir: &Path, id: &str, to: Option<String>, json: bool) -> Result<
                         }
                         if !owner_alive(&now) {
                             eprintln!(
-                                "{} run #{}: its process went away before recording an outcome ({})",
-                                now.deployment, now.run_id, now.status
+                                "{} run #{}: its process went away before recording an outcome ({}); `cutover resume {}#{}` or `cutover rollback {}#{}` takes it over and goes on with it",
+                                now.deployment, now.run_id, now.status, now.deployment, now.run_id, now.deployment, now.run_id
                             );
                             return Ok(FAILED);
                         }

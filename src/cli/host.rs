@@ -1,4 +1,5 @@
-//! `cutover host [status|stop]` and the hidden `host serve` that runs the host itself.
+//! `cutover host [status|stop]`, and the hidden `host supervise` (the host: a supervisor) and
+//! `host serve` (its worker, or a host alone).
 //!
 //! Owns: presenting the host's state and stopping it. Must not touch: the host's internals.
 
@@ -10,8 +11,7 @@ use super::{FAILED, OK};
 use cutover::local::client::HostClient;
 use cutover::local::proto::HostStatus;
 
-pub fn serve(dir: &Path) -> Result<u8> {
-    std::fs::create_dir_all(dir)?;
+fn log_to_stderr() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CUTOVER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
@@ -19,12 +19,38 @@ pub fn serve(dir: &Path) -> Result<u8> {
         .with_ansi(false)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// The host: a supervisor on this (only) thread, which runs the worker.
+pub fn supervise(dir: &Path) -> Result<u8> {
+    std::fs::create_dir_all(dir)?;
+    log_to_stderr();
+    let exe = std::env::current_exe()?;
+    use cutover::local::supervisor::{run, Ended};
+    match run(dir, &exe)? {
+        Ended::Stopped => Ok(OK),
+        Ended::AlreadyRunning(d) => {
+            eprintln!("a host already runs for {d}");
+            Ok(OK)
+        }
+        Ended::GaveUp(why) => {
+            eprintln!("host: {why}");
+            Ok(FAILED)
+        }
+    }
+}
+
+pub fn serve(dir: &Path) -> Result<u8> {
+    std::fs::create_dir_all(dir)?;
+    // Before any thread starts: this reads and clears the handover variables.
+    let inherited = cutover::local::handover::Inherited::take_from_env();
+    log_to_stderr();
     let exe = std::env::current_exe()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    match rt.block_on(cutover::local::server::serve(dir, exe)) {
+    match rt.block_on(cutover::local::server::serve(dir, exe, inherited)) {
         Ok(()) => Ok(OK),
         Err(cutover::local::server::ServeError::AlreadyRunning(d)) => {
             eprintln!("a host already runs for {d}");
@@ -36,10 +62,13 @@ pub fn serve(dir: &Path) -> Result<u8> {
 
 fn render(s: &HostStatus) {
     out!(
-        "host pid {} for {} (since {})",
+        "host pid {} for {} (since {}){}",
         s.pid,
         s.state_dir,
-        s.started_at
+        s.started_at,
+        s.supervisor_pid
+            .map(|p| format!(", supervisor pid {p}"))
+            .unwrap_or_default()
     );
     if s.components.is_empty() {
         out!("  no workloads");
@@ -129,9 +158,11 @@ pub fn stop(dir: &Path) -> Result<u8> {
     }
     match rt.block_on(client.stop()) {
         Ok(()) => {
-            // Wait until the socket is gone (the host removes it on exit).
-            for _ in 0..200 {
-                if !rt.block_on(client.ping()) {
+            // Wait until the socket file is gone: the host (its supervisor, or a host running
+            // alone) removes it as it exits.
+            let sock = cutover::local::server::socket_path(dir);
+            for _ in 0..400 {
+                if !sock.exists() {
                     break;
                 }
                 std::thread::sleep(std::time::Duration::from_millis(25));

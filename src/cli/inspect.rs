@@ -106,24 +106,69 @@ fn live_status(r: &RunRow) -> String {
     }
 }
 
+/// Whether the local host answers, asked once per command and only for a run on it: while it
+/// does not, the traffic a run shows is the last it recorded, not what the router does.
+struct LocalHost {
+    dir: std::path::PathBuf,
+    answering: std::cell::OnceCell<bool>,
+}
+
+impl LocalHost {
+    fn new(dir: &Path) -> LocalHost {
+        LocalHost {
+            dir: dir.to_path_buf(),
+            answering: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// `None` for a run not on the local host (or a dry run); else whether the host answers.
+    fn answers_for(&self, r: &RunRow) -> Option<bool> {
+        if r.provider != cutover::spec::ProviderKind::Local || r.dry_run {
+            return None;
+        }
+        Some(*self.answering.get_or_init(|| {
+            let client = cutover::local::client::HostClient::new(&self.dir);
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map(|rt| rt.block_on(client.ping()))
+                .unwrap_or(false)
+        }))
+    }
+}
+
 fn snapshot(r: &RunRow) -> Option<Snapshot> {
     serde_json::from_str(&r.snapshot_json).ok()
 }
 
 pub fn status(dir: &Path, id: Option<&str>, json: bool) -> Result<u8> {
     let store = open_store(dir)?;
+    let host = LocalHost::new(dir);
+    // A JSON line says whether its traffic is live (its host answers) or the last recorded.
+    let with_host = |r: &RunRow| {
+        let mut v = status_json(r);
+        if let Some(answering) = host.answers_for(r) {
+            v["host_answering"] = serde_json::json!(answering);
+            v["traffic_live"] = serde_json::json!(answering);
+        }
+        v
+    };
     match id {
         None => {
+            // The latest run of each deployment in each environment, and every unfinished run
+            // (a later run elsewhere never hides one that still holds its targets).
             let mut seen = BTreeSet::new();
             let runs: Vec<RunRow> = store
                 .runs(None, 500)?
                 .into_iter()
-                .filter(|r| seen.insert(r.deployment.clone()))
+                .filter(|r| {
+                    seen.insert((r.deployment.clone(), r.environment.clone())) || !r.is_finished()
+                })
                 .collect();
             let lags = store.lag_notes();
             if json {
                 for r in &runs {
-                    let mut v = status_json(r);
+                    let mut v = with_host(r);
                     if let Some(p) = pending_json(&lags, r.run_id) {
                         v["journal_pending"] = p;
                     }
@@ -155,7 +200,11 @@ pub fn status(dir: &Path, id: Option<&str>, json: bool) -> Result<u8> {
                     r.version,
                     r.environment,
                     r.strategy,
-                    live_status(r)
+                    match host.answers_for(r) {
+                        Some(false) if !r.is_finished() =>
+                            format!("{} (local host down)", live_status(r)),
+                        _ => live_status(r),
+                    }
                 );
             }
             for r in &runs {
@@ -173,7 +222,7 @@ pub fn status(dir: &Path, id: Option<&str>, json: bool) -> Result<u8> {
             let notices = journal_notices(&store, r.run_id)?;
             let lags = store.lag_notes();
             if json {
-                let mut v = status_json(&r);
+                let mut v = with_host(&r);
                 v["journal"] = serde_json::to_value(&notices)?;
                 if let Some(p) = pending_json(&lags, r.run_id) {
                     v["journal_pending"] = p;
@@ -214,8 +263,19 @@ pub fn status(dir: &Path, id: Option<&str>, json: bool) -> Result<u8> {
                         r.deployment
                     );
                 }
+                let stale = host.answers_for(&r) == Some(false);
+                if stale && !s.traffic.is_empty() {
+                    out!(
+                        "  host:      the local host does not answer (cutover host status); traffic below is the last recorded, not live"
+                    );
+                }
                 for t in &s.traffic {
-                    out!("  traffic:   {}: {}", t.component, weights(&t.weights));
+                    out!(
+                        "  traffic:   {}: {}{}",
+                        t.component,
+                        weights(&t.weights),
+                        if stale { " (last recorded)" } else { "" }
+                    );
                 }
                 for v in &s.last_verdicts {
                     out!("  verdict:   {} {:?}: {}", v.signal, v.judgement, v.message);
@@ -276,6 +336,7 @@ fn status_json(r: &RunRow) -> serde_json::Value {
         "environment": r.environment,
         "status": r.status,
         "running": !r.is_finished() && r.owner_pid.is_some_and(pid_alive),
+        "owner_pid": r.owner_pid,
         "outcome": r.outcome,
         "reason": r.reason,
         "initiator": r.initiator,
@@ -340,9 +401,12 @@ pub fn history(dir: &Path, env: Option<&str>, json: bool, limit: usize) -> Resul
     Ok(OK)
 }
 
+/// Gates waiting for a decision. A gate whose run has no live driver (its process was killed
+/// or interrupted) is listed apart: `approve` refuses it (the same test,
+/// `RunRow::has_live_driver`) until `resume` takes the run over, or `rollback` ends it.
 pub fn approvals(dir: &Path, json: bool) -> Result<u8> {
     let store = open_store(dir)?;
-    let waiting: Vec<(RunRow, String, Option<GateView>)> = store
+    let (waiting, orphaned): (Vec<Waiting>, Vec<Waiting>) = store
         .active_runs()?
         .into_iter()
         .filter_map(|r| {
@@ -350,64 +414,106 @@ pub fn approvals(dir: &Path, json: bool) -> Result<u8> {
             let gate = s.gate?;
             Some((r, gate, s.gate_view))
         })
-        .collect();
-    let now = chrono::Utc::now();
-    // Milliseconds from now until `after_ms` past the gate's opening.
-    let left = |v: &GateView, after_ms: u64| -> Option<i64> {
-        Some((v.due_at(after_ms)? - now).num_milliseconds())
-    };
+        .partition(|(r, _, _)| r.has_live_driver());
     if json {
-        for (r, g, v) in &waiting {
-            out!(
-                "{}",
-                serde_json::json!({"deployment": r.deployment, "run": r.run_id, "gate": g,
-                    "environment": r.environment, "version": r.version, "initiator": r.initiator,
-                    "approval": v})
-            );
+        let all = waiting.iter().map(|w| (w, true));
+        for ((r, g, v), live) in all.chain(orphaned.iter().map(|w| (w, false))) {
+            let mut line = serde_json::json!({"deployment": r.deployment, "run": r.run_id, "gate": g,
+                "environment": r.environment, "version": r.version, "initiator": r.initiator,
+                "approval": v, "owner_pid": r.owner_pid, "driver_alive": live});
+            if !live {
+                line["problem"] = no_driver(r).into();
+                line["next"] = serde_json::json!([
+                    format!("cutover resume {}#{}", r.deployment, r.run_id),
+                    format!("cutover rollback {}#{}", r.deployment, r.run_id)
+                ]);
+            }
+            out!("{line}");
         }
         return Ok(OK);
     }
     if waiting.is_empty() {
         out!("no gates are waiting");
     }
-    for (r, g, v) in &waiting {
+    for w in &waiting {
+        print_gate(w);
+        let (r, g, _) = w;
+        // The run itself (ID#N): the id alone names the deployment's latest run, which may be
+        // a later one in another environment.
+        let id = format!("{}#{}", r.deployment, r.run_id);
         out!(
-            "{} run #{} {} in {}: gate {g} (started by {})",
-            r.deployment,
-            r.run_id,
-            r.version,
-            r.environment,
-            r.initiator,
+            "  cutover approve {id} --gate {g} [--comment T]   |   cutover reject {id} --reason T"
         );
-        if let Some(v) = v {
-            out!(
-                "  approvals: {} of {}{}",
-                v.approved_by.len(),
-                v.required,
-                if v.approved_by.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", v.approved_by.join(", "))
-                }
-            );
-            out!("  may approve: {}", v.may_approve);
-            if let Some((what, after)) = &v.next_escalation {
-                let when = left(v, *after)
-                    .map(|ms| format!("in {}", cutover::spec::human(ms.max(0) as u64)))
-                    .unwrap_or_default();
-                out!("  next escalation {when}: {what}");
-            }
-            if let Some(t) = v.timeout_ms {
-                if let Some(ms) = left(v, t) {
-                    out!("  times out in {}", cutover::spec::human(ms.max(0) as u64));
-                }
-            }
-        }
+    }
+    if !orphaned.is_empty() {
+        out!();
         out!(
-            "  cutover approve {} --gate {g} [--comment T]   |   cutover reject {} --reason T",
-            r.deployment,
-            r.deployment
+            "gates of runs with no live driver (approve refuses them until the run is taken over):"
+        );
+    }
+    for w in &orphaned {
+        print_gate(w);
+        let r = &w.0;
+        out!("  {}", no_driver(r));
+        let id = format!("{}#{}", r.deployment, r.run_id);
+        out!(
+            "  cutover resume {id}   (takes the run over here, headless; the gate waits again)   |   cutover rollback {id}"
         );
     }
     Ok(OK)
+}
+
+/// A run at a gate: the run, the gate's name, what the gate needs.
+type Waiting = (RunRow, String, Option<GateView>);
+
+/// Why nobody can decide a gate of `r` now.
+fn no_driver(r: &RunRow) -> String {
+    match r.owner_pid {
+        Some(pid) => format!(
+            "no live driver: process {pid}, which ran it, has gone; nothing can decide this gate now"
+        ),
+        None => "no live driver: its process let it go (interrupted); nothing can decide this gate now"
+            .into(),
+    }
+}
+
+fn print_gate((r, g, v): &Waiting) {
+    let now = chrono::Utc::now();
+    // Milliseconds from now until `after_ms` past the gate's opening.
+    let left = |v: &GateView, after_ms: u64| -> Option<i64> {
+        Some((v.due_at(after_ms)? - now).num_milliseconds())
+    };
+    out!(
+        "{} run #{} {} in {}: gate {g} (started by {})",
+        r.deployment,
+        r.run_id,
+        r.version,
+        r.environment,
+        r.initiator,
+    );
+    let Some(v) = v else {
+        return;
+    };
+    out!(
+        "  approvals: {} of {}{}",
+        v.approved_by.len(),
+        v.required,
+        if v.approved_by.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", v.approved_by.join(", "))
+        }
+    );
+    out!("  may approve: {}", v.may_approve);
+    if let Some((what, after)) = &v.next_escalation {
+        let when = left(v, *after)
+            .map(|ms| format!("in {}", cutover::spec::human(ms.max(0) as u64)))
+            .unwrap_or_default();
+        out!("  next escalation {when}: {what}");
+    }
+    if let Some(t) = v.timeout_ms {
+        if let Some(ms) = left(v, t) {
+            out!("  times out in {}", cutover::spec::human(ms.max(0) as u64));
+        }
+    }
 }

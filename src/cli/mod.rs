@@ -120,8 +120,19 @@ pub fn run(cli: Cli) -> Result<u8> {
             json,
             dry_run,
             auto_approve,
+            supersede,
             sim_faults,
-        } => apply::apply(&state_dir, &spec, json, dry_run, auto_approve, &sim_faults),
+        } => apply::apply(
+            &state_dir,
+            &spec,
+            apply::Headless {
+                json,
+                dry_run,
+                auto_approve,
+                supersede,
+            },
+            &sim_faults,
+        ),
         Cmd::Status { id, json } => inspect::status(&state_dir, id.as_deref(), json),
         Cmd::History { env, json, limit } => {
             inspect::history(&state_dir, env.as_deref(), json, limit)
@@ -167,12 +178,14 @@ pub fn run(cli: Cli) -> Result<u8> {
             json,
             verify,
             limit,
-        } => audit::audit(&state_dir, json, verify, limit),
+            head,
+        } => audit::audit(&state_dir, json, verify, limit, head),
         Cmd::Host { action } => match action {
             None => host::status(&state_dir, false),
             Some(HostAction::Status { json }) => host::status(&state_dir, json),
             Some(HostAction::Stop) => host::stop(&state_dir),
             Some(HostAction::Serve) => host::serve(&state_dir),
+            Some(HostAction::Supervise) => host::supervise(&state_dir),
         },
         Cmd::DemoService {
             port,
@@ -215,7 +228,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         }
         Cmd::Verify { id, json } => verify::verify(&state_dir, &id, json),
         Cmd::Pause { id } => control::send(&state_dir, &id, cutover::engine::Command::Pause),
-        Cmd::Resume { id } => control::send(&state_dir, &id, cutover::engine::Command::Resume),
+        Cmd::Resume { id, json } => control::resume(&state_dir, &id, json),
     }
 }
 

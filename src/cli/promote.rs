@@ -47,9 +47,12 @@ pub fn promote(
     super::apply::launch(
         dir,
         spec,
-        json,
-        src.dry_run,
-        auto_approve,
+        super::apply::Headless {
+            json,
+            dry_run: src.dry_run,
+            auto_approve,
+            supersede: false,
+        },
         Vec::new(),
         Some(Ask {
             deployment: id.to_string(),

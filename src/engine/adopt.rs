@@ -5,9 +5,10 @@
 //! the journal's snapshot and the provider, and starting its task. Must not touch: strategy logic
 //! (the run's own state machine continues it).
 
-use super::event::Snapshot;
+use super::event::{RollbackIntent, Snapshot};
 use super::refusal::Refusal;
 use super::run::{CompState, OldRev};
+use super::start::Begin;
 use super::{Engine, EngineError, RunHandle, RunOptions};
 use crate::plan::Plan;
 use crate::provider::RevisionKey;
@@ -59,14 +60,6 @@ impl Engine {
         let refuse = |why: String| {
             EngineError::Refused(Refusal::Takeover(format!("run {}: {why}", row.run_id)))
         };
-        match row.kind {
-            RunKind::Deploy | RunKind::Promote => {}
-            RunKind::Rollback => {
-                return Err(refuse(
-                    "a rollback run cannot be resumed; roll it back instead".into(),
-                ))
-            }
-        }
         if row.dry_run {
             return Err(refuse(
                 "a dry run lived in its process's simulation and cannot be resumed".into(),
@@ -84,6 +77,26 @@ impl Engine {
         let plan: Plan = serde_json::from_str(&row.plan_json)
             .map_err(|e| refuse(format!("its recorded plan is unreadable: {e}")))?;
         let snap: Option<Snapshot> = serde_json::from_str(&row.snapshot_json).ok();
+        // On a platform with its own lease, the dead driver's must have expired.
+        let targets = self.targets(&spec, row.dry_run);
+        self.take_lease(&spec, &targets)
+            .await
+            .map_err(EngineError::Refused)?;
+        // A run that was rolling back goes on rolling back, to the revisions it chose.
+        if let Some(intent) = snap.as_ref().and_then(|s| s.rolling_back.clone()) {
+            return self
+                .rebuild_rollback(row, spec, plan, snap, intent, actor)
+                .await;
+        }
+        match row.kind {
+            RunKind::Deploy | RunKind::Promote => {}
+            RunKind::Rollback => {
+                return Err(refuse(format!(
+                    "this rollback ended before it recorded what it returns to; run `cutover rollback {}` again",
+                    row.deployment
+                )))
+            }
+        }
         let store = self.inner.store.clone();
         let run_id = row.run_id;
         let revs = store.call(move |s| s.run_revisions(run_id)).await?;
@@ -141,7 +154,111 @@ impl Engine {
             run_id,
             opts,
             comps,
-            Some((step, actor.to_string())),
+            Begin::Resume {
+                step,
+                by: actor.to_string(),
+            },
+        ))
+    }
+
+    /// Take over a run that was rolling back: the components its intent names, each from the
+    /// revision being taken off to the previous one, as the provider has them now; the rollback
+    /// then goes on from the traffic it had reached (a gradual one skips the steps it made).
+    async fn rebuild_rollback(
+        &self,
+        row: &crate::store::RunRow,
+        spec: ValidSpec,
+        plan: Plan,
+        snap: Option<Snapshot>,
+        intent: RollbackIntent,
+        actor: &str,
+    ) -> Result<RunHandle, EngineError> {
+        let refuse = |why: String| {
+            EngineError::Refused(Refusal::Takeover(format!("run {}: {why}", row.run_id)))
+        };
+        let store = self.inner.store.clone();
+        let provider = self.inner.provider.clone();
+        let mut comps = Vec::new();
+        for ic in &intent.components {
+            let from_key = ic.from.clone();
+            let prev_key = ic.previous.clone();
+            let (from_row, prev_row) = store
+                .call(move |s| {
+                    let prev = match &prev_key {
+                        Some(k) => s.revision(k)?,
+                        None => None,
+                    };
+                    Ok((s.revision(&from_key)?, prev))
+                })
+                .await?;
+            let comp = from_row
+                .as_ref()
+                .and_then(super::component_of)
+                .or_else(|| {
+                    spec.components
+                        .iter()
+                        .find(|c| c.id == ic.component)
+                        .cloned()
+                })
+                .ok_or_else(|| refuse(format!("component {} is not in its spec", ic.component)))?;
+            let mut state = CompState::new(comp.clone(), RevisionKey(ic.from.clone()), None);
+            if let Some(o) = prev_row {
+                let key = RevisionKey(o.rev_key.clone());
+                let running = provider.revision_status(&comp.id, &key).await.is_ok();
+                state.old = Some(OldRev {
+                    key,
+                    version: o.version.clone(),
+                    replicas: o.replicas,
+                    component: super::component_of(&o).unwrap_or_else(|| comp.clone()),
+                    running,
+                });
+            }
+            let weights = snap
+                .as_ref()
+                .and_then(|s| s.traffic.iter().find(|t| t.component == ic.component))
+                .map(|t| t.weights.clone())
+                .unwrap_or_default();
+            state.new_replicas = provider
+                .revision_status(&comp.id, &state.new_key)
+                .await
+                .map(|s| s.desired)
+                .unwrap_or(0);
+            state.new_weight = if state.new_replicas == 0 {
+                0
+            } else {
+                weights
+                    .iter()
+                    .find(|w| w.revision == ic.from)
+                    .map(|w| w.weight)
+                    .unwrap_or(100)
+            };
+            // Every component the intent names is finished again (traffic, removal, states),
+            // also one whose new revision was already gone.
+            state.touched = true;
+            comps.push(state);
+        }
+        let spec = if spec.version == intent.version {
+            spec
+        } else {
+            let v = intent.version.clone();
+            spec.amend(|s| s.version = v)
+                .map_err(|d| refuse(format!("its recorded spec: {}", super::diag_text(&d))))?
+        };
+        let opts = RunOptions {
+            dry_run: false,
+            auto_approve: false,
+            initiator: row.initiator.clone(),
+        };
+        Ok(self.spawn_run(
+            spec,
+            plan,
+            row.run_id,
+            opts,
+            comps,
+            Begin::RollBack {
+                by: actor.to_string(),
+                intent,
+            },
         ))
     }
 }

@@ -238,6 +238,34 @@ pub struct Snapshot {
     pub last_verdicts: Vec<Verdict>,
     pub reason: Option<String>,
     pub outcome: Option<Outcome>,
+    /// What a rollback under way is doing, journaled before it acts, so that whoever takes the
+    /// run over after a crash goes on rolling back to the same revisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolling_back: Option<RollbackIntent>,
+}
+
+/// A rollback's intent: why, to which version if one was named, and per component the revision
+/// being taken off and the one it returns to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackIntent {
+    pub reason: String,
+    /// The version asked for (`rollback --to`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// The version the run presents (the serving one, for a rollback of a finished deployment).
+    pub version: String,
+    pub components: Vec<IntentComponent>,
+}
+
+/// One component of a rollback's intent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntentComponent {
+    pub component: String,
+    /// The revision taken off traffic and removed.
+    pub from: String,
+    /// The revision the run knew as the previous one (the target unless `to` names another).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
 }
 
 /// One instance's health as the engine last saw it.

@@ -38,7 +38,7 @@ use crate::store::{RevisionRow, Store, StoreError};
 
 pub(crate) use audit_map::audit_entry;
 pub use decide::{Counts, Tally};
-pub use event::{Event, EventKind, Outcome, Snapshot, Status};
+pub use event::{Event, EventKind, IntentComponent, Outcome, RollbackIntent, Snapshot, Status};
 pub use refusal::{Answer, Refusal};
 pub use shutdown::Shutdown;
 pub use signals::{Builtin, Judgement, SignalSource, Verdict};

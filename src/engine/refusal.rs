@@ -47,14 +47,18 @@ pub enum Refusal {
     Takeover(String),
     /// Another run, not finished, drives one of the run's targets (a component in an
     /// environment on a provider): one driver per target.
-    #[error("{target} is driven by run #{run} of {deployment} ({status}, {}); {}", busy_owner(*owner), busy_advice(*owner, deployment))]
+    #[error("{target} is driven by run #{run} of {deployment} ({status}, started by {initiator}, {}); {}", busy_owner(*owner), busy_advice(*owner, &format!("{deployment}#{run}")))]
     Busy {
         target: String,
         run: i64,
         deployment: String,
         status: crate::store::Status,
+        initiator: String,
         owner: Option<i64>,
     },
+    /// The platform's lease on a target is held by another driver (another machine's run).
+    #[error("{0}; wait for its run to end or its lease to expire")]
+    Leased(String),
     /// A command that names nobody: every command is someone's, for roles and the audit trail.
     #[error("a command must name the person who sends it")]
     NoActor,
@@ -72,17 +76,19 @@ pub enum Refusal {
 fn busy_owner(owner: Option<i64>) -> String {
     match owner {
         Some(p) => format!("process {p}"),
-        None => "its process has gone".into(),
+        None => "no live process drives it".into(),
     }
 }
 
-fn busy_advice(owner: Option<i64>, deployment: &str) -> String {
+/// What to do about the run `id` (`DEPLOYMENT#RUN`: the deployment's id alone may name a later
+/// run of it, in another environment).
+fn busy_advice(owner: Option<i64>, id: &str) -> String {
     match owner {
         Some(_) => format!(
-            "wait for it to end, or roll it back (`cutover rollback {deployment}`), before starting another"
+            "wait for it to end, roll it back (`cutover rollback {id}`), or start with `apply --supersede` (which rolls it back first)"
         ),
         None => format!(
-            "take it over (`r` in `cutover console`) or roll it back (`cutover rollback {deployment}`) before starting another"
+            "take it over (`cutover resume {id}`, or `r` in `cutover console`), roll it back (`cutover rollback {id}`), or start with `apply --supersede` (which rolls it back first)"
         ),
     }
 }
@@ -103,6 +109,7 @@ impl Refusal {
             | Refusal::Takeover(_)
             | Refusal::NoActor
             | Refusal::Busy { .. }
+            | Refusal::Leased(_)
             | Refusal::ShuttingDown
             | Refusal::NoAnswer(_)
             | Refusal::Store(_) => 1,
@@ -139,6 +146,7 @@ impl From<crate::store::Holder> for Refusal {
             run: h.run.run_id,
             deployment: h.run.deployment,
             status: h.run.status,
+            initiator: h.run.initiator,
             owner: alive,
         }
     }

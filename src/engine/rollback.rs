@@ -217,7 +217,7 @@ impl Run {
                         for left in strategy
                             .steps
                             .iter()
-                            .filter(|x| (**x as u32) < c.new_weight)
+                            .filter(|x| **x > 0 && (**x as u32) < c.new_weight)
                         {
                             plan_lines.push(format!(
                                 "{}: traffic {} {}% / {} {}%, hold {}",
@@ -243,6 +243,10 @@ impl Run {
                 }
             }
         }
+        // The intent is journaled with the event below, before anything is changed: a process
+        // that takes the run over after a crash goes on with the same rollback.
+        let cis: Vec<usize> = targets.iter().map(|t| t.ci).collect();
+        self.record_intent(&reason, to.clone(), &cis);
         self.emit(EventKind::RollbackStarted {
             reason: reason.clone(),
             target: target_weights,
@@ -280,6 +284,29 @@ impl Run {
         }
     }
 
+    /// Remember what the rollback is about to do (kept if already known: an adopted run goes on
+    /// with the intent it was taken over with).
+    pub(crate) fn record_intent(&mut self, reason: &str, to: Option<String>, cis: &[usize]) {
+        if self.rolling_back.is_some() {
+            return;
+        }
+        let components = cis
+            .iter()
+            .filter_map(|ci| self.comps.get(*ci))
+            .map(|c| IntentComponent {
+                component: c.comp.id.clone(),
+                from: c.new_key.0.clone(),
+                previous: c.old.as_ref().map(|o| o.key.0.clone()),
+            })
+            .collect();
+        self.rolling_back = Some(RollbackIntent {
+            reason: reason.to_string(),
+            to,
+            version: self.spec.version.clone(),
+            components,
+        });
+    }
+
     async fn execute_rollback(&mut self, targets: &[Target]) -> Result<(), String> {
         let provider = self.engine.inner.provider.clone();
         for t in targets {
@@ -313,7 +340,8 @@ impl Run {
                         .steps
                         .iter()
                         .map(|s| (*s).clamp(0, 99) as u32)
-                        .filter(|s| *s < current_new)
+                        // The last step, to 0, is always made (once).
+                        .filter(|s| *s > 0 && *s < current_new)
                         .collect();
                 }
                 steps.push(0);
@@ -541,10 +569,25 @@ pub(super) async fn start_standalone(
     // The rollback takes the targets over from the run it replaces; any other unfinished run
     // on them refuses it.
     let targets = engine.targets(&spec, dry_run);
-    let run_id = store
-        .call(move |s| s.create_run_holding(&new_run, &targets, Some(from_run)))
-        .await?
-        .map_err(|h| EngineError::Refused(Refusal::from(h)))?;
+    engine
+        .take_lease(&spec, &targets)
+        .await
+        .map_err(EngineError::Refused)?;
+    let held = targets.clone();
+    let created = store
+        .call(move |s| s.create_run_holding(&new_run, &held, Some(from_run)))
+        .await;
+    let run_id = match created {
+        Ok(Ok(id)) => id,
+        Ok(Err(h)) => {
+            engine.give_lease_back(&spec.id, &targets).await;
+            return Err(EngineError::Refused(Refusal::from(h)));
+        }
+        Err(e) => {
+            engine.give_lease_back(&spec.id, &targets).await;
+            return Err(e.into());
+        }
+    };
     let (tx, rx) = mpsc::unbounded_channel();
     engine.lock_runs().insert(run_id, tx);
     let opts = RunOptions {
@@ -565,9 +608,32 @@ pub(super) async fn start_standalone(
         Some(v) => format!("rollback to {v} requested by {actor}"),
         None => format!("rollback requested by {actor}"),
     };
+    let all: Vec<usize> = (0..runner.comps.len()).collect();
+    runner.record_intent(&reason, None, &all);
+    runner.transition(Transition::RollBack);
+    // The intent is in the store before the run can act or be seen: a process that takes it
+    // over goes on with this rollback. Not waited on when the disk refuses it (the rollback's
+    // own events retry).
+    let snap_json = serde_json::to_string(&runner.snapshot()).unwrap_or_default();
+    let status = runner.state.status();
+    if let Err(e) = store
+        .call(move |s| s.update_run(run_id, status, 0, &snap_json))
+        .await
+    {
+        tracing::warn!(run = run_id, "rollback intent not recorded yet: {e}");
+    }
     let eng = engine.clone();
+    let renewing = engine.inner.provider.lease().map(|l| {
+        let holder = engine.lease_holder(&spec.id);
+        super::start::AbortOnDrop(tokio::spawn(super::start::renew(
+            l,
+            targets.clone(),
+            holder,
+            run_id,
+        )))
+    });
+    let dep = spec.id.clone();
     let join = tokio::spawn(async move {
-        runner.transition(Transition::RollBack);
         runner
             .emit(EventKind::Started {
                 version: runner.spec.version.clone(),
@@ -582,6 +648,8 @@ pub(super) async fn start_standalone(
         // A rollback run is never rolled back itself: its failure ends it as failed.
         let outcome = runner.rollback(reason, None).await;
         eng.lock_runs().remove(&run_id);
+        drop(renewing);
+        eng.give_lease_back(&dep, &targets).await;
         outcome
     });
     Ok(RunHandle {

@@ -145,6 +145,8 @@ pub(crate) struct Run {
     pub settled: Vec<(String, RevisionState)>,
     /// The gate being waited at: its rule, votes and escalation, and when it opened.
     pub gate_state: Option<(crate::governance::gate::Gate, GateClock)>,
+    /// The rollback under way, journaled with every snapshot from before it acts.
+    pub rolling_back: Option<RollbackIntent>,
 }
 
 impl Run {
@@ -175,6 +177,7 @@ impl Run {
             measured: std::collections::BTreeMap::new(),
             gate_state: None,
             settled: Vec::new(),
+            rolling_back: None,
         }
     }
 
@@ -296,6 +299,7 @@ impl Run {
             last_verdicts: self.last_verdicts.clone(),
             reason: self.state.reason().map(str::to_string),
             outcome: self.state.outcome(),
+            rolling_back: self.rolling_back.clone(),
         }
     }
 
@@ -337,6 +341,16 @@ impl Run {
         let from = self.step;
         self.emit(EventKind::Resumed { by }).await;
         self.steps_from(from).await
+    }
+
+    /// Go on with the rollback an adopted run was doing when its process went away: the same
+    /// reason and targets, from the traffic it had reached.
+    pub async fn resume_rollback(mut self, by: String, intent: RollbackIntent) -> Outcome {
+        let (reason, to) = (intent.reason.clone(), intent.to.clone());
+        self.rolling_back = Some(intent);
+        self.transition(Transition::RollBack);
+        self.emit(EventKind::Resumed { by }).await;
+        self.rollback(reason, to).await
     }
 
     async fn steps_from(mut self, from: usize) -> Outcome {

@@ -5,12 +5,16 @@
 //! Owns: what happens between "start this" and the run's task taking over. Must not touch:
 //! the steps themselves (`run`) or commands (`control`).
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use tokio::sync::mpsc;
 
 use super::refusal::Refusal;
 use super::{plan_for, previous_revisions, run, Engine, EngineError, RunHandle, RunOptions};
 use crate::governance::rbac::Permission;
 use crate::plan::Plan;
+use crate::provider::lease::{LeaseHolder, TargetLease};
 use crate::provider::RevisionKey;
 use crate::spec::ValidSpec;
 use crate::store::{NewRun, RevisionState, RunKind};
@@ -169,15 +173,27 @@ impl Engine {
             initiator: opts.initiator.clone(),
         };
         let targets = self.targets(&spec, dry);
+        // The platform's lease (where other machines drive it too) before the store's lock:
+        // a refusal there records nothing.
+        let leased = self.take_lease(&spec, &targets).await;
+        if let Err(refusal) = leased {
+            return Err(self.refuse_deploy(&spec, &opts, refusal).await);
+        }
+        let held = targets.clone();
         let created = store
-            .call(move |s| s.create_run_holding(&new_run, &targets, None))
-            .await?;
+            .call(move |s| s.create_run_holding(&new_run, &held, None))
+            .await;
         let run_id = match created {
-            Ok(id) => id,
-            Err(holder) => {
+            Ok(Ok(id)) => id,
+            Ok(Err(holder)) => {
+                self.give_lease_back(&spec.id, &targets).await;
                 return Err(self
                     .refuse_deploy(&spec, &opts, Refusal::from(holder))
-                    .await)
+                    .await);
+            }
+            Err(e) => {
+                self.give_lease_back(&spec.id, &targets).await;
+                return Err(e.into());
             }
         };
         if let Some(p) = promotion {
@@ -228,7 +244,7 @@ impl Engine {
                 previous.get(&c.id),
             ));
         }
-        Ok(self.spawn_run(spec, plan, run_id, opts, comps, None))
+        Ok(self.spawn_run(spec, plan, run_id, opts, comps, Begin::Fresh))
     }
 
     /// Audit a refused start, and the refusal as the error to return.
@@ -276,21 +292,34 @@ impl Engine {
         run_id: i64,
         opts: RunOptions,
         comps: Vec<run::CompState>,
-        resume_by: Option<(usize, String)>,
+        begin: Begin,
     ) -> RunHandle {
         let (tx, rx) = mpsc::unbounded_channel();
         self.lock_runs().insert(run_id, tx);
+        // The platform's lease, if it has one, is renewed while the run is driven here and
+        // given back when it has ended (not when this process stops: it then expires).
+        let lease = self.inner.provider.lease().map(|l| {
+            let targets = self.targets(&spec, opts.dry_run);
+            let holder = self.lease_holder(&spec.id);
+            let renewing = tokio::spawn(renew(l.clone(), targets.clone(), holder.clone(), run_id));
+            (l, targets, holder, AbortOnDrop(renewing))
+        });
         let mut runner = run::Run::new(self.clone(), spec, plan.clone(), run_id, opts, comps, rx);
         let engine = self.clone();
         let join = tokio::spawn(async move {
-            let outcome = match resume_by {
-                Some((step, by)) => {
+            let outcome = match begin {
+                Begin::Fresh => runner.execute().await,
+                Begin::Resume { step, by } => {
                     runner.step = step;
                     runner.resume_adopted(by).await
                 }
-                None => runner.execute().await,
+                Begin::RollBack { by, intent } => runner.resume_rollback(by, intent).await,
             };
             engine.lock_runs().remove(&run_id);
+            if let Some((l, targets, holder, renewing)) = lease {
+                drop(renewing);
+                l.release(&targets, &holder).await;
+            }
             outcome
         });
         RunHandle {
@@ -300,6 +329,84 @@ impl Engine {
             join,
         }
     }
+}
+
+impl Engine {
+    /// Who this engine is, as a platform's lease names its holder.
+    pub(super) fn lease_holder(&self, deployment: &str) -> LeaseHolder {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into());
+        LeaseHolder {
+            deployment: deployment.to_string(),
+            identity: format!(
+                "{} pid {} on {host} (state {})",
+                crate::identity::current_user(),
+                std::process::id(),
+                self.inner.store.path().display()
+            ),
+        }
+    }
+
+    /// Take the platform's lease on `targets`, where the provider has one.
+    pub(super) async fn take_lease(
+        &self,
+        spec: &ValidSpec,
+        targets: &[String],
+    ) -> Result<(), Refusal> {
+        let Some(l) = self.inner.provider.lease() else {
+            return Ok(());
+        };
+        l.acquire(targets, &self.lease_holder(&spec.id))
+            .await
+            .map_err(|e| Refusal::Leased(e.to_string()))
+    }
+
+    /// Give back a lease taken for a run that was not recorded after all.
+    pub(super) async fn give_lease_back(&self, deployment: &str, targets: &[String]) {
+        if let Some(l) = self.inner.provider.lease() {
+            l.release(targets, &self.lease_holder(deployment)).await;
+        }
+    }
+}
+
+/// Aborts its task when dropped.
+pub(super) struct AbortOnDrop(pub(super) tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Renew a run's lease every third of its time to live; a failure is logged and tried again
+/// (the run's own steps go on: the store's lock still holds the targets on this machine).
+pub(super) async fn renew(
+    lease: Arc<dyn TargetLease>,
+    targets: Vec<String>,
+    holder: LeaseHolder,
+    run: i64,
+) {
+    let every = (lease.ttl() / 3).max(Duration::from_millis(100));
+    loop {
+        tokio::time::sleep(every).await;
+        if let Err(e) = lease.renew(&targets, &holder).await {
+            tracing::error!(run, "cannot renew the platform's lease: {e}");
+        }
+    }
+}
+
+/// Where a spawned run begins.
+pub(super) enum Begin {
+    /// A new run, from its first step.
+    Fresh,
+    /// An adopted run going forward from this step.
+    Resume { step: usize, by: String },
+    /// An adopted run that was rolling back: it goes on with this rollback.
+    RollBack {
+        by: String,
+        intent: super::event::RollbackIntent,
+    },
 }
 
 /// Put an approval gate before the first step (the environment's `beforeStart`).

@@ -1,8 +1,12 @@
 //! The `local` provider: the engine's side of the host API, and starting the host on demand.
 //!
-//! Owns: connecting to the state dir's host (starting `cutover host serve` in the background when
-//! none runs, as tmux starts its server) and mapping provider calls to requests. Must not touch:
-//! instances or routers directly.
+//! Owns: connecting to the state dir's host (starting `cutover host supervise` in the background
+//! when none runs, as tmux starts its server), retrying a request whose connection failed while
+//! the host's worker restarts, and mapping provider calls to requests. Must not touch: instances
+//! or routers directly.
+//!
+//! Every request is idempotent (apply N replicas, set weights, remove, read), so a request whose
+//! connection broke is sent again: an engine's run goes on across a host restart.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -17,6 +21,17 @@ use super::server::socket_path;
 use crate::provider::{
     Metrics, Provider, ProviderError, RevisionKey, RevisionSpec, RevisionStatus,
 };
+
+/// How long a request whose connection failed is retried (a worker restarts within a second).
+pub const RETRY_FOR: Duration = Duration::from_secs(5);
+/// How long a ping waits for its answer.
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why one attempt failed: the connection broke (worth another try), or not.
+enum Attempt {
+    Connection(ProviderError),
+    Answer(ProviderError),
+}
 
 /// A connection point to a host.
 #[derive(Debug, Clone)]
@@ -35,36 +50,69 @@ impl HostClient {
         }
     }
 
-    /// One request, one response.
+    /// One request, one response; a request whose connection failed (the host's worker died
+    /// with it, or is being restarted) is sent again for up to [`RETRY_FOR`].
     pub async fn call(&self, req: &Request) -> Result<Response, ProviderError> {
+        let start = tokio::time::Instant::now();
+        let mut wait = Duration::from_millis(20);
+        loop {
+            match self.call_once(req).await {
+                Ok(r) => return Ok(r),
+                Err(Attempt::Answer(e)) => return Err(e),
+                Err(Attempt::Connection(e)) => {
+                    if start.elapsed() + wait > RETRY_FOR {
+                        return Err(e);
+                    }
+                    tracing::debug!("host request failed ({e}); again in {wait:?}");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_millis(500));
+                }
+            }
+        }
+    }
+
+    async fn call_once(&self, req: &Request) -> Result<Response, Attempt> {
+        let conn = |e: String| Attempt::Connection(unavailable(e));
         let stream = UnixStream::connect(&self.socket).await.map_err(|e| {
-            unavailable(format!(
-                "cannot reach the host at {}: {e}",
-                self.socket.display()
-            ))
+            let msg = format!("cannot reach the host at {}: {e}", self.socket.display());
+            // No socket, or nobody listening on it: no host runs (a supervised host keeps its
+            // socket listening while its worker restarts). A full backlog is worth a retry.
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+            ) {
+                conn(msg)
+            } else {
+                Attempt::Answer(unavailable(msg))
+            }
         })?;
         let (read, mut write) = stream.into_split();
-        let mut line = serde_json::to_string(req).map_err(|e| unavailable(e.to_string()))?;
+        let mut line =
+            serde_json::to_string(req).map_err(|e| Attempt::Answer(unavailable(e.to_string())))?;
         line.push('\n');
         write
             .write_all(line.as_bytes())
             .await
-            .map_err(|e| unavailable(format!("host connection: {e}")))?;
+            .map_err(|e| conn(format!("host connection: {e}")))?;
         let mut reader = BufReader::new(read);
         let mut answer = String::new();
         let n = reader
             .read_line(&mut answer)
             .await
-            .map_err(|e| unavailable(format!("host connection: {e}")))?;
+            .map_err(|e| conn(format!("host connection: {e}")))?;
         if n == 0 {
-            return Err(unavailable("the host closed the connection"));
+            return Err(conn("the host closed the connection".into()));
         }
         serde_json::from_str(answer.trim_end())
-            .map_err(|e| unavailable(format!("bad host answer: {e}")))
+            .map_err(|e| Attempt::Answer(unavailable(format!("bad host answer: {e}"))))
     }
 
+    /// Whether a host answers now (one attempt, bounded: no retry).
     pub async fn ping(&self) -> bool {
-        matches!(self.call(&Request::Ping).await, Ok(Response::Pong { .. }))
+        matches!(
+            tokio::time::timeout(PING_TIMEOUT, self.call_once(&Request::Ping)).await,
+            Ok(Ok(Response::Pong { .. }))
+        )
     }
 
     pub async fn status(&self) -> Result<HostStatus, ProviderError> {
@@ -96,16 +144,13 @@ pub async fn ensure_host(state_dir: &Path, exe: &Path) -> Result<HostClient, Pro
         return Ok(client);
     }
     std::fs::create_dir_all(state_dir).map_err(|e| unavailable(format!("state dir: {e}")))?;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(state_dir.join("host.log"))
+    let log = super::files::open_log(&state_dir.join("host.log"), state_dir)
         .map_err(|e| unavailable(format!("host log: {e}")))?;
     let err = log.try_clone().map_err(|e| unavailable(e.to_string()))?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("--state-dir")
         .arg(state_dir)
-        .args(["host", "serve"])
+        .args(["host", "supervise"])
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(err));
@@ -114,26 +159,36 @@ pub async fn ensure_host(state_dir: &Path, exe: &Path) -> Result<HostClient, Pro
         // Its own process group: Ctrl-C in the starting terminal does not reach it.
         cmd.process_group(0);
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| unavailable(format!("cannot start `{} host serve`: {e}", exe.display())))?;
-    for _ in 0..200 {
+    let mut child = cmd.spawn().map_err(|e| {
+        unavailable(format!(
+            "cannot start `{} host supervise`: {e}",
+            exe.display()
+        ))
+    })?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut exited = None;
+    while tokio::time::Instant::now() < deadline {
         if client.ping().await {
-            // The host outlives us; reap it if it exits while we run.
-            std::thread::spawn(move || {
-                let _ = child.wait();
-            });
+            if exited.is_none() {
+                // The host outlives us; reap it if it exits while we run.
+                std::thread::spawn(move || {
+                    let _ = child.wait();
+                });
+            }
             return Ok(client);
         }
-        if let Ok(Some(status)) = child.try_wait() {
-            // Lost a race with another starter? Then its host answers.
-            if client.ping().await {
-                return Ok(client);
+        if exited.is_none() {
+            if let Ok(Some(status)) = child.try_wait() {
+                // Exit 0: another host holds the state dir (we lost a race with another
+                // starter, or its worker is restarting): wait for it to answer.
+                if !status.success() {
+                    return Err(unavailable(format!(
+                        "the host exited at start ({status}); see {}",
+                        state_dir.join("host.log").display()
+                    )));
+                }
+                exited = Some(status);
             }
-            return Err(unavailable(format!(
-                "the host exited at start ({status}); see {}",
-                state_dir.join("host.log").display()
-            )));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

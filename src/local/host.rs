@@ -2,8 +2,14 @@
 //!
 //! Owns: carrying out provider requests for `local` (start and scale instances with free loopback
 //! ports and placeholders, route, probe, report, retire when idle) and recording what runs in
-//! the store so a restarted host replaces it cleanly. Must not touch: sockets (that is `server`)
-//! or deployment decisions.
+//! the store so a restarted host adopts it (`recover`). Must not touch: the API socket (that is
+//! `server`) or deployment decisions.
+//!
+//! A request is carried out whether or not the store can record it: what runs is kept in
+//! memory, and a recorder task writes it to the store after each change, retrying every second
+//! while the store fails (a full disk, a locked database). A request's answer waits for the
+//! record at most 250 ms (normally a few ms: then a worker killed right after brings the change
+//! back), so a rollback never waits on the disk.
 //!
 //! A component's router belongs to the component, not to its revisions: it is started with the
 //! component's first revision and kept, answering 503 while no revision is ready (a recreate's
@@ -12,22 +18,31 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::handover::Supervisor;
 use super::metrics::Window;
-use super::probe::{self, Check, ProbeSpec, ProbeStatus};
-use super::process::{self, ProcSpec, Supervised};
+use super::probe::{self, ProbeSpec, ProbeStatus};
+use super::process::{ProcSpec, Supervised};
 use super::proto::*;
 use super::router::{Backend, Router};
 use super::table;
 use crate::provider::{InstanceStatus, Metrics, RevisionKey, RevisionSpec, RevisionStatus};
-use crate::spec::{HealthKind, PortRef};
 use crate::store::Store;
+
+mod launch;
+mod record;
+mod recover;
+mod sockets;
+
+pub use launch::expand;
+pub use recover::Adoptable;
 
 /// How long a retired instance may keep serving in-flight requests.
 const DRAIN: Duration = Duration::from_secs(30);
@@ -35,11 +50,14 @@ const DRAIN: Duration = Duration::from_secs(30);
 const GRACE: Duration = Duration::from_secs(5);
 /// Upstream timeout of the routers.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a request's answer waits for the store to record what it did.
+const RECORD_WAIT: Duration = Duration::from_millis(250);
 /// How long a closing router lets in-flight requests finish.
 const ROUTER_GRACE: Duration = Duration::from_secs(2);
 
 struct Instance {
     id: String,
+    replica: u32,
     ports: BTreeMap<String, u16>,
     backend: Arc<Backend>,
     proc: Supervised,
@@ -77,6 +95,14 @@ impl Instance {
     }
 }
 
+/// What running one instance takes.
+struct Launch {
+    spec: ProcSpec,
+    probe: ProbeSpec,
+    backend: Arc<Backend>,
+    ports: BTreeMap<String, u16>,
+}
+
 struct Rev {
     spec: RevisionSpec,
     window: Arc<Window>,
@@ -96,133 +122,29 @@ pub struct Host {
     exe: PathBuf,
     store: Store,
     comps: tokio::sync::Mutex<BTreeMap<String, Comp>>,
-}
-
-/// Ports this host has handed out (never handed out twice while it lives).
-static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
-    std::sync::Mutex::new(std::collections::BTreeSet::new());
-
-/// A free loopback port the host has not handed out before.
-fn free_port() -> std::io::Result<u16> {
-    for _ in 0..64 {
-        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-        let port = l.local_addr()?.port();
-        let mut seen = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.insert(port) {
-            return Ok(port);
-        }
-    }
-    Err(std::io::Error::other(
-        "no fresh loopback port after 64 tries",
-    ))
-}
-
-/// Replace `{self}`, `{version}`, `{replica}`, `{port}` and `{port.NAME}`.
-pub fn expand(
-    s: &str,
-    exe: &Path,
-    version: &str,
-    replica: u32,
-    ports: &BTreeMap<String, u16>,
-    first: u16,
-) -> Result<String, String> {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(start) = rest.find('{') {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 1..];
-        let Some(end) = after.find('}') else {
-            out.push_str(&rest[start..]);
-            return Ok(out);
-        };
-        let name = &after[..end];
-        let value = match name {
-            "self" => exe.display().to_string(),
-            "version" => version.to_string(),
-            "replica" => replica.to_string(),
-            "port" => first.to_string(),
-            _ => match name.strip_prefix("port.") {
-                Some(p) => ports
-                    .get(p)
-                    .map(|v| v.to_string())
-                    .ok_or_else(|| format!("placeholder {{{name}}} names no port in run.ports"))?,
-                // Not a placeholder of ours: keep it as written.
-                None => format!("{{{name}}}"),
-            },
-        };
-        out.push_str(&value);
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-fn probe_spec(
-    rev: &RevisionSpec,
-    exe: &Path,
-    replica: u32,
-    ports: &BTreeMap<String, u16>,
-    first: u16,
-) -> Result<ProbeSpec, String> {
-    let Some(hc) = &rev.component.health_check else {
-        // No health check: ready once the first port accepts connections.
-        return Ok(ProbeSpec {
-            check: Check::Tcp { port: first },
-            initial_delay: Duration::ZERO,
-            period: Duration::from_millis(500),
-            timeout: Duration::from_secs(1),
-            success_threshold: 1,
-            failure_threshold: 3,
-        });
-    };
-    let port = match &hc.port {
-        None | Some(PortRef::Number(_)) => first,
-        Some(PortRef::Name(n)) => *ports
-            .get(n)
-            .ok_or_else(|| format!("healthCheck.port `{n}` is not in run.ports"))?,
-    };
-    let check = match hc.kind {
-        HealthKind::Http => Check::Http {
-            port,
-            path: hc.endpoint.clone().unwrap_or_else(|| "/".into()),
-        },
-        HealthKind::Tcp => Check::Tcp { port },
-        HealthKind::Grpc => Check::Grpc {
-            port,
-            service: hc.service.clone().unwrap_or_default(),
-        },
-        HealthKind::Exec => Check::Exec {
-            argv: hc
-                .command
-                .iter()
-                .map(|a| expand(a, exe, &rev.version, replica, ports, first))
-                .collect::<Result<_, _>>()?,
-        },
-    };
-    Ok(ProbeSpec {
-        check,
-        initial_delay: hc.initial_delay_seconds.duration(),
-        period: hc.period_seconds.duration(),
-        timeout: hc.timeout_seconds.duration(),
-        success_threshold: hc.success_threshold.max(1) as u32,
-        failure_threshold: hc.failure_threshold.max(1) as u32,
-    })
-}
-
-fn safe_name(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    /// The supervisor holding our listen sockets, if one runs us.
+    supervisor: Option<Supervisor>,
+    /// Listen sockets inherited from the previous worker, by component, until claimed.
+    inherited: Mutex<BTreeMap<String, OwnedFd>>,
+    /// Routers start closed while recovering, and open when everything is back.
+    recovering: AtomicBool,
+    /// Wakes the recorder after a change.
+    changed: tokio::sync::Notify,
+    /// Held while recording; `true` once stopped (nothing is recorded after `stop_all`).
+    recorder: tokio::sync::Mutex<bool>,
+    /// Changes made so far, and the last of them recorded.
+    generation: AtomicU64,
+    recorded: watch::Sender<u64>,
 }
 
 impl Host {
-    pub fn new(state_dir: &Path, store: Store, exe: PathBuf) -> Host {
+    pub fn new(
+        state_dir: &Path,
+        store: Store,
+        exe: PathBuf,
+        supervisor: Option<Supervisor>,
+        inherited: BTreeMap<String, OwnedFd>,
+    ) -> Host {
         Host {
             state_dir: state_dir.to_path_buf(),
             host_id: state_dir.display().to_string(),
@@ -230,48 +152,28 @@ impl Host {
             exe,
             store,
             comps: tokio::sync::Mutex::new(BTreeMap::new()),
+            supervisor,
+            inherited: Mutex::new(inherited),
+            recovering: AtomicBool::new(false),
+            changed: tokio::sync::Notify::new(),
+            recorder: tokio::sync::Mutex::new(false),
+            generation: AtomicU64::new(0),
+            recorded: watch::channel(0).0,
         }
     }
 
-    /// Kill processes a previous host left behind and bring back what the store says ran.
-    pub async fn recover(&self) {
-        let stale = process::find_owned(&self.host_id);
-        for pid in &stale {
-            process::signal_group(*pid, libc::SIGKILL);
-            // SAFETY: kill(2) has no memory-safety preconditions.
-            unsafe {
-                libc::kill(*pid as i32, libc::SIGKILL);
-            }
-        }
-        if !stale.is_empty() {
-            tracing::warn!("killed {} process(es) left by an earlier host", stale.len());
-        }
-        let rows = match table::all(&self.store) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!("cannot read what the host ran: {e}");
-                return;
-            }
-        };
-        let mut weights: BTreeMap<String, Vec<(RevisionKey, u32)>> = BTreeMap::new();
-        for row in rows {
-            let Ok(spec) = serde_json::from_str::<RevisionSpec>(&row.spec_json) else {
-                tracing::error!("{}: unreadable record; dropped", row.rev_key);
-                let _ = table::remove(&self.store, &row.rev_key);
-                continue;
-            };
-            match self.apply_revision(&spec, row.replicas).await {
-                Ok(()) => weights
-                    .entry(row.component.clone())
-                    .or_default()
-                    .push((RevisionKey(row.rev_key.clone()), row.weight)),
-                Err(e) => tracing::error!("cannot restart {}: {e}", row.rev_key),
-            }
-        }
-        for (comp, w) in weights {
-            if let Err(e) = self.set_weights(&comp, &w).await {
-                tracing::error!("cannot restore weights of {comp}: {e}");
-            }
+    /// The supervisor's pid, when one runs this host.
+    pub fn supervisor_pid(&self) -> Option<u32> {
+        // SAFETY: getppid has no preconditions.
+        self.supervisor
+            .as_ref()
+            .map(|_| unsafe { libc::getppid() } as u32)
+    }
+
+    /// Tell the supervisor (if any) that this worker serves.
+    pub fn ready(&self) {
+        if let Some(sup) = &self.supervisor {
+            sup.ready();
         }
     }
 
@@ -284,9 +186,15 @@ impl Host {
                     started_at: self.started_at.clone(),
                 }
             }
-            Request::ApplyRevision { rev, replicas } => self.apply_revision(&rev, replicas).await,
+            Request::ApplyRevision { rev, replicas } => {
+                let r = self.apply_revision(&rev, replicas).await;
+                self.recorded_within(RECORD_WAIT).await;
+                r
+            }
             Request::SetWeights { component, weights } => {
-                self.set_weights(&component, &weights).await
+                let r = self.set_weights(&component, &weights).await;
+                self.recorded_within(RECORD_WAIT).await;
+                r
             }
             Request::RevisionStatus { component, rev } => {
                 return match self.revision_status(&component, &rev).await {
@@ -308,7 +216,9 @@ impl Host {
                 }
             }
             Request::RemoveRevision { component, rev } => {
-                self.remove_revision(&component, &rev).await
+                let r = self.remove_revision(&component, &rev).await;
+                self.recorded_within(RECORD_WAIT).await;
+                r
             }
             Request::Status => {
                 return Response::Status {
@@ -326,27 +236,27 @@ impl Host {
         }
     }
 
-    async fn start_instance(&self, rev: &RevisionSpec, replica: u32) -> Result<Instance, String> {
+    /// What running `replica` of `rev` on `ports` takes: its process, probe and backend.
+    fn launch(
+        &self,
+        rev: &RevisionSpec,
+        replica: u32,
+        ports: BTreeMap<String, u16>,
+    ) -> Result<Launch, String> {
         let run =
             rev.component.run.as_ref().ok_or_else(|| {
                 format!("{}: run is required with provider local", rev.component.id)
             })?;
-        let mut names: Vec<String> = run.ports.clone();
-        if names.is_empty() {
-            names.push("http".into());
-        }
-        let mut ports = BTreeMap::new();
-        for n in &names {
-            ports.insert(
-                n.clone(),
-                free_port().map_err(|e| format!("no free port: {e}"))?,
-            );
-        }
-        let first = ports.get(&names[0]).copied().unwrap_or(0);
+        let names = launch::port_names(rev);
+        let first = names
+            .first()
+            .and_then(|n| ports.get(n))
+            .copied()
+            .unwrap_or(0);
         let x = |s: &str| expand(s, &self.exe, &rev.version, replica, &ports, first);
         let argv: Vec<String> = run.command.iter().map(|a| x(a)).collect::<Result<_, _>>()?;
         let program = argv.first().cloned().ok_or("run.command is empty")?;
-        process::resolve(&program)
+        super::process::resolve(&program)
             .map_err(|e| format!("{}: cannot start: {e}", rev.component.id))?;
         let mut env: Vec<(String, String)> = Vec::new();
         for (k, v) in &rev.component.environment {
@@ -357,39 +267,84 @@ impl Host {
         }
         env.push(("PORT".into(), first.to_string()));
         for (n, p) in &ports {
-            env.push((
-                format!("PORT_{}", n.to_ascii_uppercase().replace('-', "_")),
-                p.to_string(),
-            ));
+            env.push((launch::port_env(n), p.to_string()));
         }
         let id = format!("{}#{replica}", rev.key);
-        env.push((process::HOST_ENV.into(), self.host_id.clone()));
-        env.push((process::INSTANCE_ENV.into(), id.clone()));
+        env.push((super::process::HOST_ENV.into(), self.host_id.clone()));
+        env.push((super::process::INSTANCE_ENV.into(), id.clone()));
         env.push(("CUTOVER_VERSION".into(), rev.version.clone()));
         let log = self
             .state_dir
             .join("logs")
-            .join(safe_name(&rev.component.id))
-            .join(format!("{}-{replica}.log", safe_name(&rev.key.0)));
-        let probe_spec = probe_spec(rev, &self.exe, replica, &ports, first)?;
+            .join(launch::safe_name(&rev.component.id))
+            .join(format!("{}-{replica}.log", launch::safe_name(&rev.key.0)));
+        let probe_spec = launch::probe_spec(rev, &self.exe, replica, &ports, first)?;
         let addr: SocketAddr = format!("127.0.0.1:{first}")
             .parse()
             .map_err(|e| format!("{e}"))?;
         let backend = Arc::new(Backend::new(id.clone(), addr));
+        let spec = ProcSpec {
+            id,
+            argv,
+            env,
+            log,
+            state_dir: self.state_dir.clone(),
+            grace: GRACE,
+        };
+        Ok(Launch {
+            spec,
+            probe: probe_spec,
+            backend,
+            ports,
+        })
+    }
+
+    /// Start `replica` of `rev` on fresh ports, or adopt the process an earlier host left
+    /// running as it (see `recover`).
+    async fn start_instance(
+        &self,
+        rev: &RevisionSpec,
+        replica: u32,
+        adopt: Option<Adoptable>,
+    ) -> Result<Instance, String> {
+        let ports = match &adopt {
+            Some(a) => a.ports.clone(),
+            None => {
+                let mut ports = BTreeMap::new();
+                for n in launch::port_names(rev) {
+                    ports.insert(
+                        n,
+                        launch::free_port().map_err(|e| format!("no free port: {e}"))?,
+                    );
+                }
+                ports
+            }
+        };
+        let Launch {
+            spec,
+            probe: mut probe_spec,
+            backend,
+            ports,
+        } = self.launch(rev, replica, ports)?;
+        let id = spec.id.clone();
+        let log = spec.log.clone();
+        let program = spec.argv.first().cloned().unwrap_or_default();
         let probe_status = Arc::new(Mutex::new(ProbeStatus::default()));
         let (b2, p2) = (backend.clone(), probe_status.clone());
         let on_exit = Arc::new(move |_: &str| probe::reset(&b2, &p2));
-        let proc = Supervised::start(
-            ProcSpec {
-                id: id.clone(),
-                argv,
-                env,
-                log: log.clone(),
-                grace: GRACE,
-            },
-            on_exit,
-        )
-        .map_err(|e| format!("{}: cannot start `{program}`: {e}", rev.component.id))?;
+        let proc = match &adopt {
+            Some(a) => {
+                let proc = Supervised::adopt(spec, a.pid, on_exit)
+                    .map_err(|e| format!("{id}: cannot adopt process {}: {e}", a.pid))?;
+                // It served before: one passing check makes it ready at once, so the router
+                // sends to it as soon as it opens.
+                recover::probe_now(&probe_spec, &backend, &probe_status).await;
+                probe_spec.initial_delay = Duration::ZERO;
+                proc
+            }
+            None => Supervised::start(spec, on_exit)
+                .map_err(|e| format!("{}: cannot start `{program}`: {e}", rev.component.id))?,
+        };
         let (probe_stop, stop_rx) = watch::channel(false);
         tokio::spawn(probe::run(
             probe_spec,
@@ -399,6 +354,7 @@ impl Host {
         ));
         Ok(Instance {
             id,
+            replica,
             ports,
             backend,
             proc,
@@ -409,6 +365,17 @@ impl Host {
     }
 
     pub async fn apply_revision(&self, rev: &RevisionSpec, replicas: u32) -> Result<(), String> {
+        self.apply_revision_with(rev, replicas, &mut BTreeMap::new())
+            .await
+    }
+
+    /// Run `replicas` instances of `rev`, adopting those in `adopt` (by instance id).
+    async fn apply_revision_with(
+        &self,
+        rev: &RevisionSpec,
+        replicas: u32,
+        adopt: &mut BTreeMap<String, Adoptable>,
+    ) -> Result<(), String> {
         let comp_id = rev.component.id.clone();
         let listen: SocketAddr = rev
             .component
@@ -425,13 +392,11 @@ impl Host {
         if moving {
             if let Some(old) = comps.remove(&comp_id) {
                 tracing::info!("{comp_id}: moves from {} to {listen}", old.router.listen);
-                old.router.shutdown(ROUTER_GRACE).await;
+                self.close_router(&comp_id, &old.router).await;
             }
         }
         if !comps.contains_key(&comp_id) {
-            let router = Router::start(&comp_id, listen, UPSTREAM_TIMEOUT)
-                .await
-                .map_err(|e| format!("{comp_id}: cannot listen on {listen}: {e}"))?;
+            let router = self.router_for(&comp_id, listen)?;
             comps.insert(
                 comp_id.clone(),
                 Comp {
@@ -456,7 +421,8 @@ impl Host {
         });
         let mut started = Vec::new();
         for replica in rev_entry.instances.len() as u32..replicas {
-            match self.start_instance(rev, replica).await {
+            let id = format!("{}#{replica}", rev.key);
+            match self.start_instance(rev, replica, adopt.remove(&id)).await {
                 Ok(i) => started.push(i),
                 Err(e) => {
                     for i in started {
@@ -486,12 +452,11 @@ impl Host {
             .set_backends(&rev.key, backends, rev_entry.window.clone());
         self.write_sd(&comps);
         drop(comps);
+        self.note_change();
         for i in retiring {
             tokio::spawn(i.retire());
         }
-        let spec_json = serde_json::to_string(rev).map_err(|e| e.to_string())?;
-        table::put(&self.store, &rev.key.0, &comp_id, &spec_json, replicas)
-            .map_err(|e| e.to_string())
+        Ok(())
     }
 
     /// Write the live instances as Prometheus file-based service discovery targets
@@ -546,8 +511,8 @@ impl Host {
         }
         comp.router.set_weights(weights);
         drop(comps);
-        let w: Vec<(String, u32)> = weights.iter().map(|(k, v)| (k.0.clone(), *v)).collect();
-        table::set_weights(&self.store, component, &w).map_err(|e| e.to_string())
+        self.note_change();
+        Ok(())
     }
 
     pub async fn revision_status(
@@ -629,7 +594,7 @@ impl Host {
         let removed = comp.revs.remove(key);
         self.write_sd(&comps);
         drop(comps);
-        let _ = table::remove(&self.store, &key.0);
+        self.note_change();
         if let Some(rev) = removed {
             for i in rev.instances {
                 tokio::spawn(i.retire());
@@ -672,6 +637,7 @@ impl Host {
             .collect();
         HostStatus {
             pid: std::process::id(),
+            supervisor_pid: self.supervisor_pid(),
             state_dir: self.state_dir.display().to_string(),
             started_at: self.started_at.clone(),
             components,
@@ -695,41 +661,15 @@ impl Host {
                     }));
                 }
             }
-            c.router.shutdown(ROUTER_GRACE).await;
+            self.close_router(&c.router.component, &c.router).await;
         }
         for t in tasks {
             let _ = t.await;
         }
-        let _ = table::clear(&self.store);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn placeholders_expand() {
-        let mut ports = BTreeMap::new();
-        ports.insert("http".to_string(), 8001u16);
-        ports.insert("grpc".to_string(), 9001u16);
-        let exe = Path::new("/bin/cutover");
-        assert_eq!(
-            expand(
-                "{self} --port {port} --grpc {port.grpc} --v {version} r{replica} {other}",
-                exe,
-                "1.2",
-                3,
-                &ports,
-                8001
-            )
-            .unwrap(),
-            "/bin/cutover --port 8001 --grpc 9001 --v 1.2 r3 {other}"
-        );
-        assert!(expand("{port.nope}", exe, "1", 0, &ports, 8001).is_err());
-        assert_eq!(
-            expand("no {brace", exe, "1", 0, &ports, 1).unwrap(),
-            "no {brace"
-        );
+        let mut stopped = self.recorder.lock().await;
+        *stopped = true;
+        if let Err(e) = self.store.call(table::clear).await {
+            tracing::error!("cannot record that the host stopped everything: {e}");
+        }
     }
 }

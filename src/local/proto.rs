@@ -64,7 +64,11 @@ pub enum Response {
 /// Everything the host runs, for `cutover host status` and the console.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct HostStatus {
+    /// The worker: the process that serves (`host.pid`).
     pub pid: u32,
+    /// The supervisor that holds its sockets and restarts it, if one runs it.
+    #[serde(default)]
+    pub supervisor_pid: Option<u32>,
     pub state_dir: String,
     pub started_at: String,
     pub components: Vec<ComponentView>,

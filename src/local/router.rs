@@ -110,12 +110,29 @@ pub struct Router {
     pub component: String,
     pub listen: SocketAddr,
     table: Arc<Mutex<Table>>,
+    shared: Arc<Shared>,
     stop: watch::Sender<bool>,
+    opened: watch::Sender<bool>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// Bind a listen socket for a router: address reuse (a restarted host binds again at once) and
+/// a long backlog (connections wait there while a host restarts).
+pub fn bind(listen: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = if listen.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(listen)?;
+    socket.listen(1024)?.into_std()
 }
 
 struct Shared {
     table: Arc<Mutex<Table>>,
+    /// Handing over to another process: each response closes its connection.
+    closing: AtomicBool,
     client: Client<HttpConnector, Incoming>,
     timeout: Duration,
 }
@@ -127,7 +144,20 @@ impl Router {
         listen: SocketAddr,
         upstream_timeout: Duration,
     ) -> std::io::Result<Arc<Router>> {
-        let listener = TcpListener::bind(listen).await?;
+        let listener = bind(listen)?;
+        Router::start_on(component, listener, upstream_timeout, true)
+    }
+
+    /// Serve on `listener` (bound here or inherited from an earlier host). A router started
+    /// closed leaves connections waiting in the listen backlog until [`Router::open`].
+    pub fn start_on(
+        component: &str,
+        listener: std::net::TcpListener,
+        upstream_timeout: Duration,
+        open: bool,
+    ) -> std::io::Result<Arc<Router>> {
+        listener.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(listener)?;
         let listen = listener.local_addr()?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -139,18 +169,27 @@ impl Router {
         let table = Arc::new(Mutex::new(Table::default()));
         let shared = Arc::new(Shared {
             table: table.clone(),
+            closing: AtomicBool::new(false),
             client,
             timeout: upstream_timeout,
         });
         let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(serve(listener, shared, stop_rx));
+        let (opened, open_rx) = watch::channel(open);
+        let task = tokio::spawn(serve(listener, shared.clone(), stop_rx, open_rx));
         Ok(Arc::new(Router {
             component: component.to_string(),
             listen,
             table,
+            shared,
             stop,
+            opened,
             task: Mutex::new(Some(task)),
         }))
+    }
+
+    /// Start accepting (a router started closed).
+    pub fn open(&self) {
+        let _ = self.opened.send(true);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
@@ -217,6 +256,15 @@ impl Router {
         self.lock().revs.len()
     }
 
+    /// Leave the listen socket to another process: stop accepting, answer each open
+    /// connection's next request with `Connection: close` (so no client writes on a connection
+    /// as it closes) for up to [`HAND_OVER_WAIT`], let in-flight requests finish (up to
+    /// `grace`).
+    pub async fn hand_over(&self, grace: Duration) {
+        self.shared.closing.store(true, Ordering::Relaxed);
+        self.shutdown(grace).await;
+    }
+
     /// Stop accepting, let in-flight requests finish (up to `grace`).
     pub async fn shutdown(&self, grace: Duration) {
         let _ = self.stop.send(true);
@@ -229,7 +277,16 @@ impl Router {
     }
 }
 
-async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    mut open: watch::Receiver<bool>,
+) {
+    tokio::select! {
+        _ = open.wait_for(|o| *o) => {}
+        _ = stop.changed() => return,
+    }
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         tokio::select! {
@@ -246,7 +303,17 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Rece
                 let shared = shared.clone();
                 let svc = hyper::service::service_fn(move |req| {
                     let shared = shared.clone();
-                    async move { Ok::<_, Infallible>(proxy(req, peer, shared).await) }
+                    async move {
+                        let closing = &shared.closing;
+                        let mut resp = proxy(req, peer, shared.clone()).await;
+                        if closing.load(Ordering::Relaxed) {
+                            resp.headers_mut().insert(
+                                hyper::header::CONNECTION,
+                                HeaderValue::from_static("close"),
+                            );
+                        }
+                        Ok::<_, Infallible>(resp)
+                    }
                 });
                 let conn = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), svc);
@@ -259,8 +326,18 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Rece
         }
     }
     drop(listener);
+    if shared.closing.load(Ordering::Relaxed) {
+        let deadline = Instant::now() + HAND_OVER_WAIT;
+        while graceful.count() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
     graceful.shutdown().await;
 }
+
+/// How long a router handing over keeps serving its open connections (each closed after its
+/// next response); an idle one left after that is closed.
+pub const HAND_OVER_WAIT: Duration = Duration::from_millis(300);
 
 const HOP_BY_HOP: [&str; 8] = [
     "connection",

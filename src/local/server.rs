@@ -1,10 +1,10 @@
 //! The `cutover host` process: one per state dir, serving the host API on a Unix socket.
 //!
-//! Owns: the single-instance lock, the owner-only socket, reading requests and writing responses,
-//! and shutting everything down on `host stop`, SIGTERM or SIGINT. Must not touch: what a request
-//! does (that is `host`).
+//! Owns: the single-instance lock and the API socket when it runs alone (under a supervisor,
+//! both are the supervisor's: it inherits the socket), `host.pid`, reading requests and writing
+//! responses, and shutting everything down on `host stop`, SIGTERM or SIGINT. Must not touch:
+//! what a request does (that is `host`).
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,6 +12,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 
+use super::handover::{Inherited, Supervisor};
 use super::host::Host;
 use super::proto::{Request, Response};
 use crate::store::Store;
@@ -34,16 +35,20 @@ pub enum ServeError {
 }
 
 /// An exclusive lock on the state dir's host (released when the process exits).
-struct HostLock {
+pub struct HostLock {
     _file: std::fs::File,
 }
 
-fn lock(state_dir: &Path) -> Result<HostLock, ServeError> {
+pub fn lock(state_dir: &Path) -> Result<HostLock, ServeError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(super::files::mode_for(state_dir))
         .open(state_dir.join("host.lock"))?;
+    // The umask may have taken the group's bits (another operator's host takes this lock).
+    let _ = super::files::restrict(&state_dir.join("host.lock"), state_dir);
     // An advisory exclusive lock (flock on Linux) held by the open file: the kernel drops
     // it when the process exits, however it exits.
     match file.try_lock() {
@@ -55,30 +60,56 @@ fn lock(state_dir: &Path) -> Result<HostLock, ServeError> {
     }
 }
 
-/// Run the host until told to stop.
-pub async fn serve(state_dir: &Path, exe: PathBuf) -> Result<(), ServeError> {
+/// Run the host until told to stop: alone (binding its socket), or as a supervisor's worker
+/// (on the sockets in `inherited`).
+pub async fn serve(state_dir: &Path, exe: PathBuf, inherited: Inherited) -> Result<(), ServeError> {
     let store = Store::open(state_dir)?;
     super::table::create(&store)?;
-    let _lock = lock(state_dir)?;
     let sock = socket_path(state_dir);
-    let _ = std::fs::remove_file(&sock);
-    let listener = UnixListener::bind(&sock)?;
-    // Shared with the dir's group when the dir is (see `store::modes`).
-    let shared = crate::store::modes::check_dir(state_dir).unwrap_or(false);
-    let mode = crate::store::modes::file_mode(shared);
-    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(mode))?;
-    std::fs::write(state_dir.join("host.pid"), std::process::id().to_string())?;
-    let host = Arc::new(Host::new(state_dir, store, exe));
+    let supervisor = inherited.channel.map(Supervisor::new);
+    // Alone: our own lock and socket (whose identity we check before removing it at exit).
+    let mut own_socket = None;
+    let mut _lock = None;
+    let listener = match (inherited.api, &supervisor) {
+        (Some(fd), Some(_)) => {
+            let l = std::os::unix::net::UnixListener::from(fd);
+            l.set_nonblocking(true)?;
+            UnixListener::from_std(l)?
+        }
+        _ => {
+            _lock = Some(lock(state_dir)?);
+            let _ = std::fs::remove_file(&sock);
+            let listener = UnixListener::bind(&sock)?;
+            super::files::restrict(&sock, state_dir)?;
+            own_socket = Some(super::files::identity(&sock)?);
+            listener
+        }
+    };
+    let pid_file = state_dir.join("host.pid");
+    super::files::write_pid_file(&pid_file, state_dir)?;
+    let host = Arc::new(Host::new(
+        state_dir,
+        store,
+        exe,
+        supervisor,
+        inherited.listeners,
+    ));
     host.recover().await;
+    host.start_recorder();
     tracing::info!(
         pid = std::process::id(),
+        supervisor = ?host.supervisor_pid(),
         "host serving on {}",
         sock.display()
     );
+    host.ready();
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut hand_over = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(
+        super::supervisor::HAND_OVER_SIGNAL,
+    ))?;
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -98,10 +129,21 @@ pub async fn serve(state_dir: &Path, exe: PathBuf) -> Result<(), ServeError> {
             _ = int.recv() => { host.stop_all().await; break; }
             // Detached from any terminal: a hangup is not a reason to stop.
             _ = hup.recv() => {}
+            // From the supervisor: leave the workloads to the next worker.
+            _ = hand_over.recv(), if host.supervisor_pid().is_some() => {
+                host.hand_over().await;
+                super::files::remove_pid_file(&pid_file, std::process::id());
+                tracing::info!("handed over to the next worker");
+                // Exit without running destructors: dropping the instances' process handles
+                // would kill them.
+                std::process::exit(super::supervisor::HANDED_OVER);
+            }
         }
     }
-    let _ = std::fs::remove_file(&sock);
-    let _ = std::fs::remove_file(state_dir.join("host.pid"));
+    if let Some(ident) = own_socket {
+        super::files::remove_if_same(&sock, ident);
+    }
+    super::files::remove_pid_file(&pid_file, std::process::id());
     tracing::info!("host stopped");
     Ok(())
 }

@@ -1,10 +1,17 @@
 //! The local host's table in the state store: what the host runs (each revision's spec, replicas
 //! and traffic weight), so that a restarted host brings it back and replaces it cleanly.
 //!
-//! Owns: the `host_revisions` table, its definition and its queries. The host creates it when it
+//! The host writes the whole table from what it holds in memory ([`replace_all`]), so a write
+//! that failed (a full disk, a locked store) is made good by the next one that succeeds.
+//! `host_instances` adds each instance's process and ports, so that a new host adopts the
+//! processes instead of restarting them.
+//!
+//! Owns: the `host_revisions` and `host_instances` tables, their definitions and queries. The host creates it when it
 //! opens the store, if it is missing (state dirs written before this module owned it have it
 //! already, from the store's migration 2, which stays as it was). Must not touch: the store's own
 //! tables.
+
+use std::collections::BTreeMap;
 
 use rusqlite::params;
 
@@ -20,6 +27,26 @@ const DDL: &str = "CREATE TABLE IF NOT EXISTS host_revisions (
     updated_at TEXT NOT NULL
 )";
 
+/// Each instance's process (added after `host_revisions`; created where missing).
+const DDL_INSTANCES: &str = "CREATE TABLE IF NOT EXISTS host_instances (
+    instance_id TEXT PRIMARY KEY,
+    rev_key     TEXT NOT NULL,
+    replica     INTEGER NOT NULL,
+    pid         INTEGER,
+    ports_json  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+)";
+
+/// An instance the local host runs: its process and ports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostInstance {
+    pub instance_id: String,
+    pub rev_key: String,
+    pub replica: u32,
+    pub pid: Option<u32>,
+    pub ports: BTreeMap<String, u16>,
+}
+
 /// A revision the local host runs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostRevision {
@@ -32,7 +59,60 @@ pub struct HostRevision {
 
 /// Create the table if it is missing.
 pub fn create(store: &Store) -> Result<(), StoreError> {
-    store.with_conn(|c| c.execute_batch(DDL))
+    store.with_conn(|c| {
+        c.execute_batch(DDL)?;
+        c.execute_batch(DDL_INSTANCES)
+    })
+}
+
+/// Replace what is recorded with `revs` and `instances`, in one transaction.
+pub fn replace_all(
+    store: &Store,
+    revs: &[HostRevision],
+    instances: &[HostInstance],
+) -> Result<(), StoreError> {
+    store.with_conn(|c| {
+        let tx = c.unchecked_transaction()?;
+        let now = now_ts();
+        tx.execute("DELETE FROM host_revisions", [])?;
+        for r in revs {
+            tx.execute(
+                "INSERT INTO host_revisions (rev_key, component, spec_json, replicas, weight, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![r.rev_key, r.component, r.spec_json, r.replicas, r.weight, now],
+            )?;
+        }
+        tx.execute("DELETE FROM host_instances", [])?;
+        for i in instances {
+            let ports = serde_json::to_string(&i.ports).unwrap_or_else(|_| "{}".into());
+            tx.execute(
+                "INSERT INTO host_instances (instance_id, rev_key, replica, pid, ports_json, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![i.instance_id, i.rev_key, i.replica, i.pid, ports, now],
+            )?;
+        }
+        tx.commit()
+    })
+}
+
+/// Every recorded instance.
+pub fn instances(store: &Store) -> Result<Vec<HostInstance>, StoreError> {
+    store.with_conn(|c| {
+        let mut st = c.prepare(
+            "SELECT instance_id, rev_key, replica, pid, ports_json FROM host_instances ORDER BY rowid",
+        )?;
+        let rows = st.query_map([], |r| {
+            let ports: String = r.get(4)?;
+            Ok(HostInstance {
+                instance_id: r.get(0)?,
+                rev_key: r.get(1)?,
+                replica: r.get(2)?,
+                pid: r.get(3)?,
+                ports: serde_json::from_str(&ports).unwrap_or_default(),
+            })
+        })?;
+        rows.collect()
+    })
 }
 
 /// Record a revision (or its new spec and replicas); its weight stays.
@@ -105,7 +185,10 @@ pub fn all(store: &Store) -> Result<Vec<HostRevision>, StoreError> {
 
 /// Forget everything (the host stopped what it ran).
 pub fn clear(store: &Store) -> Result<(), StoreError> {
-    store.with_conn(|c| c.execute("DELETE FROM host_revisions", []).map(|_| ()))
+    store.with_conn(|c| {
+        c.execute("DELETE FROM host_revisions", [])?;
+        c.execute("DELETE FROM host_instances", []).map(|_| ())
+    })
 }
 
 #[cfg(test)]
@@ -152,5 +235,39 @@ mod tests {
         create(&store).unwrap();
         put(&store, "web@1.r1", "web", "{}", 1).unwrap();
         assert_eq!(all(&store).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn replacing_all_records_revisions_and_instances_and_drops_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        create(&store).unwrap();
+        put(&store, "old@1.r1", "old", "{}", 1).unwrap();
+        let rev = HostRevision {
+            rev_key: "web@1.r1".into(),
+            component: "web".into(),
+            spec_json: "{}".into(),
+            replicas: 2,
+            weight: 80,
+        };
+        let mut ports = BTreeMap::new();
+        ports.insert("http".to_string(), 4321u16);
+        let inst = HostInstance {
+            instance_id: "web@1.r1#0".into(),
+            rev_key: "web@1.r1".into(),
+            replica: 0,
+            pid: Some(77),
+            ports,
+        };
+        replace_all(
+            &store,
+            std::slice::from_ref(&rev),
+            std::slice::from_ref(&inst),
+        )
+        .unwrap();
+        assert_eq!(all(&store).unwrap(), vec![rev]);
+        assert_eq!(instances(&store).unwrap(), vec![inst]);
+        clear(&store).unwrap();
+        assert!(instances(&store).unwrap().is_empty());
     }
 }

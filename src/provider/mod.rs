@@ -3,6 +3,7 @@
 //! Owns: the [`Provider`] trait and the types that cross it. Implementations: `simulated` (tests and
 //! dry runs); the local host and Kubernetes plug in here. Must not touch: strategy decisions, the store.
 
+pub mod lease;
 pub mod simulated;
 
 use std::collections::BTreeMap;
@@ -121,5 +122,10 @@ pub trait Provider: Send + Sync {
     fn can_restart(&self, component: &Component) -> Result<(), ProviderError> {
         let _ = component;
         Ok(())
+    }
+    /// The platform's own hold on targets, for a platform that other machines drive too; none
+    /// (the default) where the state store's lock is the only way in (local, simulated).
+    fn lease(&self) -> Option<std::sync::Arc<dyn lease::TargetLease>> {
+        None
     }
 }

@@ -7,6 +7,14 @@
 //! immediate transaction, so that processes sharing the store extend one chain; that is why the
 //! chain's format lives with its storage. Must not touch: deciding what to record (the engine
 //! and the CLI do).
+//!
+//! Anchoring: the chain and its head row live in the same database, so whoever can write the
+//! file can rebuild the whole chain, recomputing every hash, and plain verification passes. The
+//! defence lives outside the database: an [`Anchor`] (`SEQ:HASH`, the head printed by `cutover
+//! audit --head`) that the operator keeps elsewhere (a ticket, a log shipped off the host, a
+//! file the state dir's group cannot write). [`check_anchor`] then requires record SEQ to still
+//! carry HASH; since each hash covers every record before it, a chain rewritten at or before
+//! SEQ, or cut short of it, fails. Records after the newest anchor are as safe as the database.
 
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
@@ -80,6 +88,11 @@ pub enum Broken {
     Removed { after: i64, at: i64 },
     /// The newest records were removed (the chain is shorter than its recorded head).
     Truncated { last: i64, head: i64 },
+    /// The record at an anchor's position no longer carries the anchored hash: the chain was
+    /// rebuilt at or before it (with every hash recomputed).
+    Rewritten { seq: i64 },
+    /// No record carries an anchored hash.
+    NotFound { hash: String },
 }
 
 impl std::fmt::Display for Broken {
@@ -94,7 +107,95 @@ impl std::fmt::Display for Broken {
                 f,
                 "records after {last} were removed: the chain's head says {head} records"
             ),
+            Broken::Rewritten { seq } => write!(
+                f,
+                "record {seq} does not carry the anchored hash: the chain was rewritten at or before record {seq}"
+            ),
+            Broken::NotFound { hash } => write!(
+                f,
+                "no record carries the anchored hash {hash}: the chain was rewritten (or the anchor is another state dir's)"
+            ),
         }
+    }
+}
+
+/// A head kept outside the database: record `seq` of the chain had hash `hash`. Written and
+/// read as `SEQ:HASH`; a bare `HASH` names the record by its hash alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    pub seq: Option<i64>,
+    /// 64 lowercase hex digits (SHA-256).
+    pub hash: String,
+}
+
+impl Anchor {
+    /// The head of an intact chain (the genesis hash at 0 for an empty one).
+    pub fn head_of(records: &[Record]) -> Anchor {
+        records.last().map_or_else(
+            || Anchor {
+                seq: Some(0),
+                hash: GENESIS.into(),
+            },
+            |r| Anchor {
+                seq: Some(r.seq),
+                hash: r.hash.clone(),
+            },
+        )
+    }
+}
+
+impl std::fmt::Display for Anchor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.seq {
+            Some(seq) => write!(f, "{seq}:{}", self.hash),
+            None => f.write_str(&self.hash),
+        }
+    }
+}
+
+impl std::str::FromStr for Anchor {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Anchor, String> {
+        let (seq, hash) = match s.trim().split_once(':') {
+            Some((seq, hash)) => {
+                let seq = seq
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| format!("`{seq}` is not a record number (SEQ:HASH)"))?;
+                (Some(seq), hash)
+            }
+            None => (None, s.trim()),
+        };
+        if hash.len() != GENESIS.len() || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!(
+                "`{hash}` is not a SHA-256 hash (64 hex digits, as `cutover audit --head` prints)"
+            ));
+        }
+        Ok(Anchor {
+            seq,
+            hash: hash.to_ascii_lowercase(),
+        })
+    }
+}
+
+/// Check that a chain (already verified) still holds the anchored record unchanged: the record
+/// at the anchor's position carries its hash (or, for a bare hash, some record does).
+pub fn check_anchor(records: &[Record], anchor: &Anchor) -> std::result::Result<(), Broken> {
+    let last = records.last().map_or(0, |r| r.seq);
+    match anchor.seq {
+        Some(0) if anchor.hash == GENESIS => Ok(()),
+        Some(seq) => match records.iter().find(|r| r.seq == seq) {
+            Some(r) if r.hash == anchor.hash => Ok(()),
+            Some(_) => Err(Broken::Rewritten { seq }),
+            None if seq > last => Err(Broken::Truncated { last, head: seq }),
+            None => Err(Broken::Rewritten { seq }),
+        },
+        None if records.iter().any(|r| r.hash == anchor.hash) => Ok(()),
+        None => Err(Broken::NotFound {
+            hash: anchor.hash.clone(),
+        }),
     }
 }
 
@@ -158,9 +259,9 @@ impl Store {
     pub fn append_audit(&self, e: &Entry) -> Result<Record> {
         self.with(|c| {
             let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate)?;
-            let rec = chain_in(&tx, e)?;
+            let r = insert_audit(&tx, e)?;
             tx.commit()?;
-            Ok(rec)
+            Ok(r)
         })
     }
 
@@ -203,8 +304,9 @@ impl Store {
     }
 }
 
-/// Append one record to the chain inside the caller's (immediate) transaction.
-pub(super) fn chain_in(tx: &rusqlite::Connection, e: &Entry) -> rusqlite::Result<Record> {
+/// Append `e` to the chain inside the caller's transaction (which must be immediate, so that
+/// no other writer takes the same sequence number).
+pub(crate) fn insert_audit(tx: &rusqlite::Connection, e: &Entry) -> rusqlite::Result<Record> {
     let last: Option<(i64, String)> = tx
         .query_row(
             "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
@@ -293,8 +395,60 @@ mod tests {
         assert_eq!(verify(&rehashed, None), Err(Broken::Altered { seq: 2 }));
         let truncated = &recs[..4];
         assert_eq!(
+            check_anchor(truncated, &Anchor::head_of(&recs)),
+            Err(Broken::Truncated { last: 4, head: 5 })
+        );
+        assert_eq!(
             verify(truncated, Some((head.0, &head.1))),
             Err(Broken::Truncated { last: 4, head: 5 })
         );
+    }
+
+    #[test]
+    fn an_anchor_kept_outside_catches_a_chain_rebuilt_with_every_hash_recomputed() {
+        let recs = chain(&entries(), "2026-11-26T10:00:00Z");
+        let kept = Anchor::head_of(&recs[..3]);
+        assert_eq!(kept.to_string().parse::<Anchor>(), Ok(kept.clone()));
+        assert_eq!(
+            check_anchor(&recs, &kept),
+            Ok(()),
+            "later records may follow"
+        );
+        let bare: Anchor = kept.hash.to_uppercase().parse().unwrap();
+        assert_eq!((bare.seq, check_anchor(&recs, &bare)), (None, Ok(())));
+        // A writer edits record 2 and re-chains everything: it verifies, the anchor does not.
+        let mut es = entries();
+        es[1].actor = "mallory".into();
+        let forged = chain(&es, "2026-11-26T10:00:00Z");
+        assert_eq!(verify(&forged, None), Ok(5));
+        assert_eq!(
+            check_anchor(&forged, &kept),
+            Err(Broken::Rewritten { seq: 3 })
+        );
+        assert_eq!(
+            check_anchor(&forged, &bare),
+            Err(Broken::NotFound {
+                hash: kept.hash.clone()
+            })
+        );
+        // An edit after the anchored record is beyond what the anchor covers.
+        let mut later = entries();
+        later[4].actor = "mallory".into();
+        assert_eq!(
+            check_anchor(&chain(&later, "2026-11-26T10:00:00Z"), &kept),
+            Ok(())
+        );
+        let empty = Anchor::head_of(&[]);
+        assert_eq!(empty.to_string(), format!("0:{GENESIS}"));
+        assert_eq!(check_anchor(&[], &empty), Ok(()));
+        for bad in [
+            "",
+            "abc",
+            "x:abc",
+            &format!("-1:{}", kept.hash),
+            &"g".repeat(64),
+        ] {
+            assert!(bad.parse::<Anchor>().is_err(), "{bad}");
+        }
     }
 }

@@ -93,7 +93,7 @@ fn write_one(tx: &rusqlite::Connection, w: &Write, last_state: bool) -> rusqlite
             )?;
         }
         Write::Audit(e) => {
-            audit::chain_in(tx, e)?;
+            audit::insert_audit(tx, e)?;
         }
         Write::RunState {
             run,

@@ -139,6 +139,13 @@ impl RunRow {
     pub fn is_finished(&self) -> bool {
         self.outcome.is_some()
     }
+
+    /// Whether a live process drives this run: it is unfinished and the process that owns it
+    /// still exists. Only such a run answers commands (approve, pause, ...); any other
+    /// unfinished run waits to be taken over (`resume`) or rolled back.
+    pub fn has_live_driver(&self) -> bool {
+        !self.is_finished() && self.owner_pid.is_some_and(pid_alive)
+    }
 }
 
 pub(crate) const RUN_COLS: &str = "run_id, deployment, kind, name, version, strategy, environment, provider, dry_run, status, step, outcome, reason, initiator, owner_pid, started_at, updated_at, finished_at, spec_json, plan_json, snapshot_json";
@@ -170,6 +177,17 @@ pub(crate) fn run_row(r: &Row) -> rusqlite::Result<RunRow> {
 }
 
 /// What a new run records.
+/// A run's last journal line, recorded with its outcome.
+#[derive(Debug, Clone)]
+pub struct LastWords<'a> {
+    pub ts: &'a str,
+    pub kind: &'a str,
+    pub json: &'a str,
+    pub step: usize,
+    pub snapshot_json: &'a str,
+    pub audit: Option<&'a audit::Entry>,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewRun {
     pub deployment: String,
@@ -390,10 +408,43 @@ impl Store {
         reason: &str,
         revisions: &[(String, RevisionState)],
     ) -> Result<()> {
+        self.finish_run_journaled(run, outcome, reason, revisions, None)
+    }
+
+    /// [`Store::finish_run`], with the run's last words (its `finished` event, its snapshot and
+    /// audit entry) in the same transaction: a crash never leaves an outcome without its event,
+    /// nor an event without its outcome.
+    pub fn finish_run_journaled(
+        &self,
+        run: i64,
+        outcome: Outcome,
+        reason: &str,
+        revisions: &[(String, RevisionState)],
+        last: Option<&LastWords>,
+    ) -> Result<()> {
         let ts = now_ts();
         self.with(|c| {
-            let tx = c.unchecked_transaction()?;
-            finish_in(&tx, run, outcome, reason, revisions, &ts)?;
+            let tx = rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
+            if let Some(w) = last {
+                tx.execute(
+                    "INSERT INTO events (run_id, ts, kind, json) VALUES (?1, ?2, ?3, ?4)",
+                    params![run, w.ts, w.kind, w.json],
+                )?;
+                tx.execute(
+                    "UPDATE runs SET step = ?2, snapshot_json = ?3 WHERE run_id = ?1",
+                    params![run, w.step as i64, w.snapshot_json],
+                )?;
+                if let Some(a) = w.audit {
+                    audit::insert_audit(&tx, a)?;
+                }
+            }
+            set_states(&tx, revisions, &ts)?;
+            tx.execute(
+                "UPDATE runs SET status = ?2, outcome = ?2, reason = ?3, finished_at = ?4, updated_at = ?4,
+                   owner_pid = NULL WHERE run_id = ?1",
+                params![run, outcome.as_str(), reason, ts],
+            )?;
+            tx.execute("DELETE FROM target_locks WHERE run_id = ?1", [run])?;
             tx.commit()
         })
     }

@@ -126,11 +126,17 @@ pub fn migrate(conn: &mut Connection) -> Result<(), super::StoreError> {
             supported: VERSION,
         });
     }
+    if current == VERSION {
+        return Ok(());
+    }
+    // Processes opening a new state dir at the same moment migrate the same file: each takes the
+    // write lock first and reads the version again under it, so every migration runs once.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-        tx.commit()?;
     }
+    tx.commit()?;
     Ok(())
 }

@@ -97,6 +97,7 @@ fn snapshot() -> Snapshot {
         last_verdicts: vec![v],
         reason: None,
         outcome: None,
+        rolling_back: None,
     }
 }
 

@@ -24,6 +24,7 @@ use cutover::engine::{
 };
 use cutover::governance::Governance;
 use cutover::load::{self, LoadOptions, Sample};
+use cutover::provider::lease::{LeaseError, LeaseHolder, Taken, TargetLease};
 use cutover::provider::simulated::Simulated;
 use cutover::provider::{
     Metrics, Provider, ProviderError, RevisionKey, RevisionSpec, RevisionStatus,
@@ -463,6 +464,7 @@ pub struct Recorder {
     kind: ProviderKind,
     fail_at: Option<usize>,
     calls: Mutex<Vec<String>>,
+    lease: Option<Arc<MemLease>>,
 }
 
 impl Recorder {
@@ -472,6 +474,18 @@ impl Recorder {
             kind,
             fail_at: None,
             calls: Mutex::new(Vec::new()),
+            lease: None,
+        })
+    }
+
+    /// A platform that holds its targets in `lease` too, as a cluster does for every machine.
+    pub fn leasing(inner: Arc<Simulated>, lease: Arc<MemLease>) -> Arc<Recorder> {
+        Arc::new(Recorder {
+            inner,
+            kind: ProviderKind::Simulated,
+            fail_at: None,
+            calls: Mutex::new(Vec::new()),
+            lease: Some(lease),
         })
     }
 
@@ -482,6 +496,7 @@ impl Recorder {
             kind: ProviderKind::Simulated,
             fail_at: Some(n),
             calls: Mutex::new(Vec::new()),
+            lease: None,
         })
     }
 
@@ -540,6 +555,86 @@ impl Provider for Recorder {
     async fn remove_revision(&self, c: &str, r: &RevisionKey) -> Result<(), ProviderError> {
         self.note("remove", format!("remove {r}"))?;
         self.inner.remove_revision(c, r).await
+    }
+    fn lease(&self) -> Option<Arc<dyn TargetLease>> {
+        self.lease.clone().map(|l| l as Arc<dyn TargetLease>)
+    }
+}
+
+/// A platform's leases in memory, on the (virtual) tokio clock: what a Kubernetes Lease per
+/// component does, for engine tests.
+pub struct MemLease {
+    ttl: Duration,
+    held: Mutex<std::collections::BTreeMap<String, (LeaseHolder, tokio::time::Instant)>>,
+}
+
+impl MemLease {
+    pub fn new(ttl: Duration) -> Arc<MemLease> {
+        Arc::new(MemLease {
+            ttl,
+            held: Mutex::new(Default::default()),
+        })
+    }
+
+    /// Who holds `target` now (unexpired).
+    pub fn holder(&self, target: &str) -> Option<LeaseHolder> {
+        let now = tokio::time::Instant::now();
+        self.held
+            .lock()
+            .unwrap()
+            .get(target)
+            .filter(|(_, until)| *until > now)
+            .map(|(h, _)| h.clone())
+    }
+
+    fn take(
+        &self,
+        targets: &[String],
+        holder: &LeaseHolder,
+        renewing: bool,
+    ) -> Result<(), LeaseError> {
+        let now = tokio::time::Instant::now();
+        let mut held = self.held.lock().unwrap();
+        for t in targets {
+            match held.get(t) {
+                Some((h, until)) if h != holder && *until > now => {
+                    return Err(LeaseError::Held(Taken {
+                        target: t.clone(),
+                        holder: h.clone(),
+                        expires_in: *until - now,
+                    }))
+                }
+                None if renewing => {
+                    return Err(LeaseError::Unavailable(format!("{t}: not held")));
+                }
+                _ => {}
+            }
+        }
+        for t in targets {
+            held.insert(t.clone(), (holder.clone(), now + self.ttl));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl TargetLease for MemLease {
+    fn ttl(&self) -> Duration {
+        self.ttl
+    }
+    async fn acquire(&self, targets: &[String], holder: &LeaseHolder) -> Result<(), LeaseError> {
+        self.take(targets, holder, false)
+    }
+    async fn renew(&self, targets: &[String], holder: &LeaseHolder) -> Result<(), LeaseError> {
+        self.take(targets, holder, true)
+    }
+    async fn release(&self, targets: &[String], holder: &LeaseHolder) {
+        let mut held = self.held.lock().unwrap();
+        for t in targets {
+            if held.get(t).is_some_and(|(h, _)| h == holder) {
+                held.remove(t);
+            }
+        }
     }
 }
 
@@ -631,4 +726,52 @@ pub fn only_on(sim: &Simulated, version_prefix: &str) {
     assert_eq!(*on[0].1, 100, "weights {weights:?}");
     let revs = sim.revisions("api");
     assert_eq!(revs.len(), 1, "only one revision should remain: {revs:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// OS users
+// ---------------------------------------------------------------------------------------------
+
+/// Whether the tests run as root (creating OS users needs it).
+pub fn root() -> bool {
+    cutover::identity::real_uid() == 0
+}
+
+/// OS users and a group made for the test, removed afterwards.
+pub struct Users {
+    pub group: String,
+    pub users: Vec<String>,
+}
+
+impl Users {
+    pub fn create(tag: &str) -> Users {
+        let group = format!("cotest{tag}");
+        let users: Vec<String> = ["alice", "bob"]
+            .iter()
+            .map(|u| format!("co{u}{tag}"))
+            .collect();
+        let made = Users {
+            group: group.clone(),
+            users: users.clone(),
+        };
+        let ok = Command::new("groupadd").arg(&group).status().unwrap();
+        assert!(ok.success(), "groupadd");
+        for u in &users {
+            let ok = Command::new("useradd")
+                .args(["-M", "-N", "-g", &group, "-s", "/bin/sh", u])
+                .status()
+                .unwrap();
+            assert!(ok.success(), "useradd {u}");
+        }
+        made
+    }
+}
+
+impl Drop for Users {
+    fn drop(&mut self) {
+        for u in &self.users {
+            let _ = Command::new("userdel").arg(u).status();
+        }
+        let _ = Command::new("groupdel").arg(&self.group).status();
+    }
 }
