@@ -19,6 +19,7 @@ mod run;
 mod shutdown;
 pub mod signals;
 pub mod sources;
+mod standalone;
 mod start;
 mod state;
 
@@ -275,7 +276,7 @@ impl Engine {
         actor: &str,
     ) -> Result<RunHandle, EngineError> {
         self.accepting()?;
-        rollback::start_standalone(self, spec, dry_run, from_run, to, actor).await
+        standalone::start_standalone(self, spec, dry_run, from_run, to, actor).await
     }
 
     /// Send a person's command to a run owned by this engine and wait for its answer (roles apply).
