@@ -266,3 +266,31 @@ impl Spec {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spec_read_back_from_the_store_has_the_numbers_written() {
+        // Found by the `spec` fuzz target (issue 11): serde_json's fast float reading is off by
+        // one unit in the last place for some numbers, so a checked spec written to the store
+        // read back with a different threshold (8.88888888088889e100 came back as
+        // 8.888888880888891e100). The `float_roundtrip` feature reads every number exactly.
+        let text = include_str!("../../specs/demo/local-v1.yaml").replacen(
+            "threshold: 0.05",
+            "threshold: 88888888808888888888888888888888888888888888888888888888888888888888888888888888888888888888888888880.05",
+            1,
+        );
+        let spec = load_str(&text).unwrap();
+        let threshold = spec.canary().metrics[0].threshold;
+        assert_eq!(threshold, 8.88888888088889e100);
+        let json = serde_json::to_string(&spec).unwrap();
+        let back: ValidSpec = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            back.canary().metrics[0].threshold.to_bits(),
+            threshold.to_bits()
+        );
+        assert_eq!(back, spec);
+    }
+}

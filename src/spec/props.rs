@@ -187,6 +187,15 @@ proptest! {
     }
 
     #[test]
+    fn thresholds_read_back_from_the_store_are_the_numbers_written(x in any::<f64>()) {
+        prop_assume!(x.is_finite());
+        // `{:?}` is the shortest text that reads back as `x`.
+        let text = SEEDS[2].replacen("threshold: 0.05", &format!("threshold: {x:?}"), 1);
+        let spec = load_str(&text).map_err(|d| TestCaseError::fail(format!("{d:?}")))?;
+        store_round_trip(&spec)?;
+    }
+
+    #[test]
     fn checked_specs_round_trip_and_check_the_same(
         seed in prop::sample::select(SEEDS.as_slice()),
         version in "[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}(-[a-z]{1,5})?",
