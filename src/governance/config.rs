@@ -395,9 +395,31 @@ pub fn minutes(hhmm: &str) -> Option<u32> {
     (m < 60 && (h < 24 || (h == 24 && m == 0))).then_some(h * 60 + m)
 }
 
+/// Unknown webhook names that get a did-you-mean (each one measures every webhook name).
+const MAX_NOTIFY_HINTS: usize = 16;
+/// Webhook names listed in a message about an unknown one.
+const LISTED_HOOKS: usize = 8;
+
+/// The end of a message about an unknown webhook: what is defined (the first few names).
+fn defined_hooks(hooks: &[&str]) -> String {
+    match hooks.len() {
+        0 => "; no webhooks are defined".into(),
+        n if n <= LISTED_HOOKS => format!("; defined: {}", hooks.join(", ")),
+        n => format!(
+            "; defined: {} and {} more",
+            hooks[..LISTED_HOOKS].join(", "),
+            n - LISTED_HOOKS
+        ),
+    }
+}
+
 fn check(ws: &Workspace, d: &mut Decoder) {
     let mut seen = std::collections::BTreeSet::new();
     let hooks: Vec<&str> = ws.webhooks.iter().map(|w| w.name.as_str()).collect();
+    let known: std::collections::HashSet<&str> = hooks.iter().copied().collect();
+    // Hostile input (thousands of webhooks and of unknown names) must stay linear: only the first
+    // few unknown names get a suggestion, and a message lists a few of the defined names.
+    let mut hints_left = MAX_NOTIFY_HINTS;
     for (i, e) in ws.environments.iter().enumerate() {
         let p = format!("environments[{i}]");
         if e.name.trim().is_empty() {
@@ -450,16 +472,16 @@ fn check(ws: &Workspace, d: &mut Decoder) {
                     );
                 }
                 for (k, n) in s.notify.iter().enumerate() {
-                    if !hooks.contains(&n.as_str()) {
-                        let hint = crate::spec::decode::did_you_mean(n, &hooks)
+                    if !known.contains(n.as_str()) {
+                        let suggestion = if hints_left > 0 {
+                            hints_left -= 1;
+                            crate::spec::decode::did_you_mean(n, &hooks)
+                        } else {
+                            None
+                        };
+                        let hint = suggestion
                             .map(|h| format!("; did you mean `{h}`?"))
-                            .unwrap_or_else(|| {
-                                if hooks.is_empty() {
-                                    "; no webhooks are defined".into()
-                                } else {
-                                    format!("; defined: {}", hooks.join(", "))
-                                }
-                            });
+                            .unwrap_or_else(|| defined_hooks(&hooks));
                         d.field(
                             &format!("{sp}.notify[{k}]"),
                             format!("no webhook named `{n}`{hint}"),
@@ -707,6 +729,123 @@ webhooks:
             "unknown format `teams`",
         ] {
             assert!(all.contains(want), "missing `{want}` in:\n{all}");
+        }
+    }
+
+    #[test]
+    fn many_unknown_webhook_names_are_checked_in_linear_time() {
+        // Found in the fuzzing review (issue 11): each unknown name was measured against every
+        // webhook and its message listed them all, so 20,000 of each took minutes and gigabytes.
+        // The checks are run directly so the YAML reader's debug-build cost is not timed.
+        let ws = Workspace {
+            environments: vec![Environment {
+                name: "prod".into(),
+                approval: Some(Approval {
+                    escalation: vec![Escalation {
+                        after: Millis(60_000),
+                        notify: (0..20_000).map(|i| format!("x{i}")).collect(),
+                        ..Escalation::default()
+                    }],
+                    ..Approval::default()
+                }),
+                ..Environment::default()
+            }],
+            webhooks: (0..20_000)
+                .map(|i| Webhook {
+                    name: format!("h{i}"),
+                    url: "http://127.0.0.1:1/".into(),
+                    ..Webhook::default()
+                })
+                .collect(),
+            ..Workspace::default()
+        };
+        let mut d = Decoder::default();
+        let started = crate::spec::thread_cpu_time();
+        check(&ws, &mut d);
+        let took = crate::spec::thread_cpu_time() - started;
+        assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+        assert_eq!(d.diags.len(), 20_000);
+        assert_eq!(
+            d.diags[0].to_string(),
+            "environments[0].approval.escalation[0].notify[0]: no webhook named `x0`; \
+             did you mean `h0`?"
+        );
+        assert_eq!(
+            d.diags[19_999].to_string(),
+            "environments[0].approval.escalation[0].notify[19999]: no webhook named `x19999`; \
+             defined: h0, h1, h2, h3, h4, h5, h6, h7 and 19992 more"
+        );
+        // A short list is given whole.
+        assert_eq!(defined_hooks(&["a", "b"]), "; defined: a, b");
+        assert_eq!(defined_hooks(&[]), "; no webhooks are defined");
+    }
+
+    /// Property tests: any text is a configuration or diagnostics (with a place for what YAML
+    /// cannot read); generated configurations are read as written and survive JSON.
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn env() -> impl Strategy<Value = (String, String)> {
+            let users = prop::collection::vec("[a-z]{1,8}", 1..4);
+            (
+                "[a-z][a-z0-9-]{0,10}",
+                users,
+                any::<prop::sample::Index>(),
+                1u32..600,
+                prop::sample::select(vec!["mon", "tue", "sat"]),
+                (0u32..12, 12u32..24),
+            )
+                .prop_map(|(name, users, required, mins, day, (from, to))| {
+                    // No more approvals required than users named (that is an error).
+                    let required = required.index(users.len()) + 1;
+                    let text = format!(
+                        "  - name: {name}\n    approval:\n      approvers: {{users: [{}]}}\n      \
+                         required: {required}\n      timeout: {mins}m\n    windows:\n      \
+                         - {{days: [{day}], from: '{from:02}:00', to: '{to:02}:30'}}\n",
+                        users.join(", ")
+                    );
+                    (name, text)
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(128))]
+
+            #[test]
+            fn any_text_is_a_configuration_or_diagnostics(text in "\\PC{0,200}") {
+                if let Err(diags) = parse(&text) {
+                    prop_assert!(!diags.is_empty());
+                    if let Err(e) = yaml::check_bytes(text.as_bytes()).and_then(yaml::parse) {
+                        prop_assert!(e.pos.is_some() || e.message.contains("empty"), "{:?}", e);
+                    }
+                    for d in &diags {
+                        let shown = d.render("cutover.yaml");
+                        prop_assert!(shown.starts_with("cutover.yaml:"), "{}", shown);
+                    }
+                }
+            }
+
+            #[test]
+            fn generated_configurations_read_as_written(envs in prop::collection::vec(env(), 1..4)) {
+                let mut names: Vec<&str> = envs.iter().map(|(n, _)| n.as_str()).collect();
+                names.sort_unstable();
+                names.dedup();
+                prop_assume!(names.len() == envs.len());
+                let text = format!(
+                    "environments:\n{}",
+                    envs.iter().map(|(_, t)| t.as_str()).collect::<String>()
+                );
+                let ws = parse(&text).map_err(|d| TestCaseError::fail(format!("{d:?}\n{text}")))?;
+                prop_assert_eq!(ws.environments.len(), envs.len());
+                for ((name, _), e) in envs.iter().zip(&ws.environments) {
+                    prop_assert_eq!(&e.name, name);
+                }
+                let json = serde_json::to_string(&ws).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let back: Workspace = serde_json::from_str(&json).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(back, ws);
+            }
         }
     }
 

@@ -162,7 +162,7 @@ async fn connection(
         if n == 0 {
             return Ok(());
         }
-        let (resp, stopping) = match serde_json::from_str::<Request>(line.trim_end()) {
+        let (resp, stopping) = match super::proto::decode_request(&line) {
             Ok(Request::Stop) => (host.handle(Request::Stop).await, true),
             Ok(req) => (host.handle(req).await, false),
             Err(e) => (
@@ -172,10 +172,7 @@ async fn connection(
                 false,
             ),
         };
-        let mut out = serde_json::to_string(&resp).unwrap_or_else(|e| {
-            format!("{{\"result\":\"error\",\"message\":\"cannot encode response: {e}\"}}")
-        });
-        out.push('\n');
+        let out = super::proto::encode_response(&resp);
         write.write_all(out.as_bytes()).await?;
         write.flush().await?;
         if stopping {

@@ -130,17 +130,35 @@ pub fn join(path: &str, key: &str) -> String {
     }
 }
 
+/// The longest word (in characters) [`did_you_mean`] measures.
+pub const SUGGEST_MAX_CHARS: usize = 64;
+
 /// The closest allowed name to `word`, if it is close enough to be a typo: the nearest by
 /// Levenshtein distance within a third of the candidate's length (1 to 3 edits; the first one
 /// wins a tie), else the first one a single adjacent transposition away (`bleu` -> `blue`).
 /// Case, `-` and `_` are ignored. The one suggestion function for specs, configs and themes.
+///
+/// Words longer than [`SUGGEST_MAX_CHARS`] get no suggestion, and a candidate whose length
+/// differs from the word's by more than the largest limit (3) is not measured: an edit distance
+/// costs the product of the two lengths, which hostile input made hours long.
 pub fn did_you_mean<'a>(word: &str, allowed: &[&'a str]) -> Option<&'a str> {
     let norm = |s: &str| s.to_ascii_lowercase().replace(['-', '_'], "");
+    if word.len() > 4 * SUGGEST_MAX_CHARS || word.chars().count() > SUGGEST_MAX_CHARS {
+        return None;
+    }
     let lw = norm(word);
+    let wlen = lw.chars().count();
     let mut best: Option<(usize, &'a str)> = None;
     let mut swapped: Option<&'a str> = None;
     for cand in allowed {
+        if cand.len() > 4 * SUGGEST_MAX_CHARS {
+            continue;
+        }
         let lc = norm(cand);
+        // Both distances are at least the difference in length, and no limit is above 3.
+        if lc.chars().count().abs_diff(wlen) > 3 {
+            continue;
+        }
         let d = strsim::levenshtein(&lw, &lc);
         if d <= (cand.len() / 3).clamp(1, 3) {
             if best.is_none_or(|(bd, _)| d < bd) {
@@ -532,5 +550,24 @@ mod tests {
         // Characters, not bytes.
         assert_eq!(did_you_mean("gré", &["gris"]), None);
         assert_eq!(did_you_mean("élan", &["éaln"]), Some("éaln"));
+    }
+
+    #[test]
+    fn suggestions_for_huge_words_are_not_measured() {
+        // Found in the fuzzing review (issue 11): a 200,000-character dependency next to a
+        // 200,000-character component id took a 4e10-step edit distance.
+        let (a, b) = ("a".repeat(200_000), "b".repeat(200_000));
+        let started = crate::spec::thread_cpu_time();
+        assert_eq!(did_you_mean(&b, &[a.as_str()]), None);
+        assert_eq!(did_you_mean("nme", &[a.as_str(), "name"]), Some("name"));
+        let took = crate::spec::thread_cpu_time() - started;
+        assert!(took < std::time::Duration::from_secs(1), "{took:?}");
+        // Up to the limit, suggestions are as before.
+        let long = "x".repeat(SUGGEST_MAX_CHARS - 1);
+        let typo = format!("{long}y");
+        let cand = format!("{long}z");
+        assert_eq!(did_you_mean(&typo, &[cand.as_str()]), Some(cand.as_str()));
+        let over = format!("{typo}y");
+        assert_eq!(did_you_mean(&over, &[format!("{cand}z").as_str()]), None);
     }
 }

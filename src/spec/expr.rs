@@ -2,7 +2,7 @@
 //!
 //! Owns: parsing condition text into a private AST and evaluating it against named values.
 //! Must not touch: metrics sources, I/O or the rest of the crate; callers supply values through a
-//! lookup closure. Std only (no `crate::` imports), so it builds standalone with `rustc --test`.
+//! lookup closure. Std only (no `crate::` imports outside its tests).
 //!
 //! Grammar, lowest precedence first (`not` binds tightest and applies to the next comparison or
 //! group, so `not x < 1` means `not (x < 1)`):
@@ -18,6 +18,7 @@
 //! `-`, fraction and exponent, and no unit suffix. Comparisons cannot be chained. Nesting (groups
 //! and `not`) is limited to 64 levels, so hostile input cannot overflow the stack.
 
+use std::collections::HashMap;
 use std::fmt;
 
 const MAX_DEPTH: usize = 64;
@@ -234,6 +235,9 @@ struct Parser<'a> {
     pos: usize,
     eof: Token,
     idents: Vec<String>,
+    /// Index of each name in `idents` (a scan of `idents` per operand made many distinct
+    /// identifiers quadratic).
+    index: HashMap<&'a str, usize>,
 }
 
 impl<'a> Parser<'a> {
@@ -381,10 +385,11 @@ impl<'a> Parser<'a> {
             return Operand::Num(v);
         }
         let name = self.text(t);
-        match self.idents.iter().position(|n| n == name) {
-            Some(i) => Operand::Var(i),
+        match self.index.get(name) {
+            Some(i) => Operand::Var(*i),
             None => {
                 self.idents.push(name.to_string());
+                self.index.insert(name, self.idents.len() - 1);
                 Operand::Var(self.idents.len() - 1)
             }
         }
@@ -433,6 +438,7 @@ impl Expr {
             pos: 0,
             eof,
             idents: Vec::new(),
+            index: HashMap::new(),
         };
         let root = p.parse_or(0)?;
         let t = p.peek().clone();
@@ -731,6 +737,159 @@ mod tests {
                 .collect();
             if let Ok(e) = Expr::parse(&s) {
                 let _ = e.eval(&|_| Some(1.0));
+            }
+        }
+    }
+
+    #[test]
+    fn many_distinct_identifiers_parse_in_linear_time() {
+        // Found in the fuzzing review (issue 11): each operand searched every identifier seen
+        // so far, so 80,000 distinct names in one condition took minutes.
+        let src = (0..40_000)
+            .map(|i| format!("v{i} < w{i}"))
+            .collect::<Vec<_>>()
+            .join(" and ");
+        let started = crate::spec::thread_cpu_time();
+        let e = parse(&src);
+        assert_eq!(e.identifiers().len(), 80_000);
+        assert_eq!(e.identifiers()[1], "w0");
+        assert_eq!(
+            e.eval(&|n| Some(if n.starts_with('v') { 0.0 } else { 1.0 })),
+            Ok(true)
+        );
+        let took = crate::spec::thread_cpu_time() - started;
+        assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+        // Repeated names share one slot.
+        assert_eq!(parse("a < b and b < a or a == 1").identifiers(), ["a", "b"]);
+    }
+
+    /// Property tests: no panic on any text, and generated trees printed and parsed again give
+    /// the same tree and the same verdicts.
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A generated condition: the tree and its fully parenthesised text.
+        #[derive(Debug, Clone)]
+        enum Gen {
+            Lit(bool),
+            Not(Box<Gen>),
+            And(Vec<Gen>),
+            Or(Vec<Gen>),
+            Cmp(String, &'static str, String),
+        }
+
+        fn print(g: &Gen) -> String {
+            let group = |items: &[Gen], sep: &str| {
+                items
+                    .iter()
+                    .map(|g| format!("({})", print(g)))
+                    .collect::<Vec<_>>()
+                    .join(sep)
+            };
+            match g {
+                Gen::Lit(b) => b.to_string(),
+                Gen::Not(inner) => format!("not ({})", print(inner)),
+                Gen::And(items) => group(items, " and "),
+                Gen::Or(items) => group(items, " || "),
+                Gen::Cmp(a, op, b) => format!("{a} {op} {b}"),
+            }
+        }
+
+        /// The same shape as `tests::shape` renders for a parsed tree.
+        fn shape_of(g: &Gen) -> String {
+            let join = |items: &[Gen], sep: &str| {
+                let parts: Vec<String> = items.iter().map(shape_of).collect();
+                format!("({})", parts.join(sep))
+            };
+            let cmp = |op: &str| match op {
+                "<" => "Lt",
+                "<=" => "Le",
+                ">" => "Gt",
+                ">=" => "Ge",
+                "==" => "Eq",
+                _ => "Ne",
+            };
+            let operand = |o: &str| o.parse::<f64>().map(|v| v.to_string()).unwrap_or(o.into());
+            match g {
+                Gen::Lit(b) => b.to_string(),
+                Gen::Not(inner) => format!("!{}", shape_of(inner)),
+                Gen::And(items) => join(items, " & "),
+                Gen::Or(items) => join(items, " | "),
+                Gen::Cmp(a, op, b) => format!("{}{}{}", operand(a), cmp(op), operand(b)),
+            }
+        }
+
+        fn operand() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[a-z_][a-z0-9_.]{0,8}".prop_filter("not a keyword", |s| !matches!(
+                    s.as_str(),
+                    "and" | "or" | "not" | "true" | "false"
+                )),
+                (-1e6f64..1e6).prop_map(|v| v.to_string()),
+                (0u32..1000).prop_map(|v| v.to_string()),
+            ]
+        }
+
+        fn tree() -> impl Strategy<Value = Gen> {
+            let ops = prop::sample::select(vec!["<", "<=", ">", ">=", "==", "!="]);
+            let leaf = prop_oneof![
+                any::<bool>().prop_map(Gen::Lit),
+                (operand(), ops, operand()).prop_map(|(a, op, b)| Gen::Cmp(a, op, b)),
+            ];
+            leaf.prop_recursive(5, 40, 4, |inner| {
+                prop_oneof![
+                    inner.clone().prop_map(|g| Gen::Not(Box::new(g))),
+                    prop::collection::vec(inner.clone(), 2..4).prop_map(Gen::And),
+                    prop::collection::vec(inner, 2..4).prop_map(Gen::Or),
+                ]
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn any_text_parses_or_fails_inside_it(src in "\\PC{0,64}") {
+                match Expr::parse(&src) {
+                    Ok(e) => {
+                        let _ = e.eval(&|_| Some(1.0));
+                    }
+                    Err(e) => prop_assert!(e.offset <= src.len(), "{e:?}"),
+                }
+            }
+
+            #[test]
+            fn token_soup_never_panics(
+                parts in prop::collection::vec(prop::sample::select(vec![
+                    "a", "b.c", "1", "-2.5e3", "1e999", "5%", "(", ")", "<", "<=", ">", ">=",
+                    "==", "!=", "=", "!", "&&", "||", "&", "|", "and", "or", "not", "AND",
+                    "true", "false", " ", "\t", "é",
+                ]), 0..40)
+            ) {
+                let src = parts.concat();
+                match Expr::parse(&src) {
+                    Ok(e) => {
+                        let _ = e.eval(&|_| Some(0.5));
+                    }
+                    Err(e) => {
+                        prop_assert!(e.offset <= src.len(), "{e:?}");
+                        prop_assert!(!e.message.is_empty());
+                    }
+                }
+            }
+
+            #[test]
+            fn printed_trees_parse_back_to_the_same_tree(g in tree()) {
+                let text = print(&g);
+                let e = Expr::parse(&text).map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+                prop_assert_eq!(shape(&e), shape_of(&g), "{}", text);
+                // Printed again from its own source, the tree and the verdicts are the same.
+                let again = parse(&e.to_string());
+                prop_assert_eq!(&again.root, &e.root);
+                for v in [-1.0, 0.0, 0.5, 1e6] {
+                    prop_assert_eq!(again.eval(&|_| Some(v)), e.eval(&|_| Some(v)));
+                }
             }
         }
     }

@@ -347,3 +347,97 @@ fn modifiers(slot: Slot, n: &Node, p: &mut Problems) -> Option<Modifier> {
     }
     ok.then_some(out)
 }
+
+/// Property tests: no panic on any text or any colour word, and a theme written from generated
+/// styles reads back as exactly those styles.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+    use ratatui::style::{Color, Modifier, Style};
+
+    use super::{parse_colour, COLOURS, MODIFIERS};
+    use crate::spec::Diagnostic;
+    use crate::tui::theme::{parse, Depth, Slot, ThemeError};
+
+    /// A colour as a theme file spells it, and what it means.
+    fn colour() -> impl Strategy<Value = (String, Color)> {
+        prop_oneof![
+            any::<(u8, u8, u8)>()
+                .prop_map(|(r, g, b)| (format!("'#{r:02x}{g:02X}{b:02x}'"), Color::Rgb(r, g, b))),
+            any::<u8>().prop_map(|i| (i.to_string(), Color::Indexed(i))),
+            any::<u8>().prop_map(|i| (format!("'{i}'"), Color::Indexed(i))),
+            prop::sample::select(COLOURS).prop_map(|(n, c)| (n.to_string(), c)),
+        ]
+    }
+
+    fn style() -> impl Strategy<Value = (String, Style)> {
+        let mods = prop::collection::vec(prop::sample::select(MODIFIERS), 0..3);
+        (prop::option::of(colour()), prop::option::of(colour()), mods).prop_map(|(fg, bg, mods)| {
+            let mut text = Vec::new();
+            let mut style = Style::new();
+            if let Some((t, c)) = fg {
+                text.push(format!("fg: {t}"));
+                style = style.fg(c);
+            }
+            if let Some((t, c)) = bg {
+                text.push(format!("bg: {t}"));
+                style = style.bg(c);
+            }
+            if !mods.is_empty() {
+                let names: Vec<&str> = mods.iter().map(|(n, _)| *n).collect();
+                text.push(format!("modifiers: [{}]", names.join(", ")));
+                style = style.add_modifier(mods.iter().fold(Modifier::empty(), |m, (_, x)| m | *x));
+            }
+            (format!("{{{}}}", text.join(", ")), style)
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn written_styles_read_back(styles in prop::collection::vec(style(), Slot::COUNT)) {
+            let mut text = String::from("name: generated\ndescription: by proptest\nstyles:\n");
+            for (slot, (s, _)) in Slot::ALL.iter().zip(&styles) {
+                text.push_str(&format!("  {}: {s}\n", slot.key()));
+            }
+            let theme = parse("generated.yaml", &text)
+                .map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+            for (slot, (_, want)) in Slot::ALL.iter().zip(&styles) {
+                prop_assert_eq!(theme.style(*slot), *want, "{}", slot.key());
+            }
+            for depth in [Depth::TrueColor, Depth::Ansi256, Depth::Ansi16, Depth::NoColor] {
+                let _ = theme.resolve(depth);
+            }
+        }
+
+        #[test]
+        fn any_text_is_a_theme_or_problems_with_places(text in "\\PC{0,200}") {
+            // Every problem names its line and column (FILE:LINE:COL), except a file with
+            // nothing in it.
+            if let Err(e) = parse("t.yaml", &text) {
+                let ThemeError::Invalid { problems, .. } = &e else {
+                    return Err(TestCaseError::fail(format!("not a parse error: {e}")));
+                };
+                prop_assert!(!problems.is_empty());
+                let lines = text.lines().count().max(1);
+                for d in problems {
+                    match d {
+                        Diagnostic::At { pos, .. } => {
+                            prop_assert!(pos.line >= 1 && pos.line <= lines + 1 && pos.col >= 1, "{}", e)
+                        }
+                        Diagnostic::File { message } => prop_assert!(message.contains("empty"), "{}", e),
+                        Diagnostic::Field { .. } => prop_assert!(false, "no place: {}", e),
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn any_colour_word_is_a_colour_or_a_message(text in "\\PC{0,12}|#[0-9a-fA-F]{0,8}|[0-9]{1,4}") {
+            if let Err(message) = parse_colour(&text) {
+                prop_assert!(!message.is_empty());
+            }
+        }
+    }
+}
