@@ -119,15 +119,7 @@ impl Engine {
                 .filter(|o| o.rev_key != new.rev_key);
             let mut state = CompState::new(c.clone(), RevisionKey(new.rev_key.clone()), None);
             if let Some(o) = old_row {
-                let key = RevisionKey(o.rev_key.clone());
-                let running = provider.revision_status(&c.id, &key).await.is_ok();
-                state.old = Some(OldRev {
-                    key,
-                    version: o.version.clone(),
-                    replicas: o.replicas,
-                    component: super::component_of(&o).unwrap_or_else(|| c.clone()),
-                    running,
-                });
+                state.old = Some(old_rev(&*provider, c, &o).await);
             }
             state.new_weight = weights
                 .iter()
@@ -203,15 +195,7 @@ impl Engine {
                 .ok_or_else(|| refuse(format!("component {} is not in its spec", ic.component)))?;
             let mut state = CompState::new(comp.clone(), RevisionKey(ic.from.clone()), None);
             if let Some(o) = prev_row {
-                let key = RevisionKey(o.rev_key.clone());
-                let running = provider.revision_status(&comp.id, &key).await.is_ok();
-                state.old = Some(OldRev {
-                    key,
-                    version: o.version.clone(),
-                    replicas: o.replicas,
-                    component: super::component_of(&o).unwrap_or_else(|| comp.clone()),
-                    running,
-                });
+                state.old = Some(old_rev(&*provider, &comp, &o).await);
             }
             let weights = snap
                 .as_ref()
@@ -260,5 +244,23 @@ impl Engine {
                 intent,
             },
         ))
+    }
+}
+
+/// The previous revision `row` of `comp` as a rebuilt run knows it: running if the provider
+/// still has it.
+async fn old_rev(
+    provider: &dyn crate::provider::Provider,
+    comp: &crate::spec::Component,
+    row: &crate::store::RevisionRow,
+) -> OldRev {
+    let key = RevisionKey(row.rev_key.clone());
+    let running = provider.revision_status(&comp.id, &key).await.is_ok();
+    OldRev {
+        key,
+        version: row.version.clone(),
+        replicas: row.replicas,
+        component: super::component_of(row).unwrap_or_else(|| comp.clone()),
+        running,
     }
 }

@@ -424,7 +424,8 @@ impl Store {
     ) -> Result<()> {
         let ts = now_ts();
         self.with(|c| {
-            let tx = rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
+            let tx =
+                rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
             if let Some(w) = last {
                 tx.execute(
                     "INSERT INTO events (run_id, ts, kind, json) VALUES (?1, ?2, ?3, ?4)",
@@ -438,13 +439,7 @@ impl Store {
                     audit::insert_audit(&tx, a)?;
                 }
             }
-            set_states(&tx, revisions, &ts)?;
-            tx.execute(
-                "UPDATE runs SET status = ?2, outcome = ?2, reason = ?3, finished_at = ?4, updated_at = ?4,
-                   owner_pid = NULL WHERE run_id = ?1",
-                params![run, outcome.as_str(), reason, ts],
-            )?;
-            tx.execute("DELETE FROM target_locks WHERE run_id = ?1", [run])?;
+            finish_in(&tx, run, outcome, reason, revisions, &ts)?;
             tx.commit()
         })
     }
