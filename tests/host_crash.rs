@@ -137,8 +137,10 @@ struct Timed {
 }
 
 /// After the kill, how long a client may still write on a connection the kill closed (and how
-/// late the load's observer may see a response).
-const RACE: Duration = Duration::from_millis(20);
+/// late the load's observer may see a response). On an idle machine it is under 20 ms; under a
+/// full CI run on two cores a request sent 30 ms after the kill was seen to fail that way. Each
+/// connection the kill closed loses at most one such request: MAX_FAILED bounds them all.
+const RACE: Duration = Duration::from_millis(100);
 /// At most this many requests fail: those in flight at 200 req/s (a few ms each) and those
 /// sent within RACE on a closed keep-alive connection.
 const MAX_FAILED: usize = 8;
