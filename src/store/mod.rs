@@ -10,6 +10,7 @@
 //! (`journal`; the engine's journal writer does).
 
 pub mod audit;
+mod commands;
 pub mod faults;
 pub mod journal;
 mod kinds;
@@ -17,6 +18,7 @@ mod lag;
 mod locks;
 pub mod modes;
 mod promotions;
+mod revisions;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -579,169 +581,6 @@ impl Store {
             )?;
             let rows = st.query_map(params![run, after_seq], event_row)?;
             rows.collect()
-        })
-    }
-
-    // ---- revisions ----
-
-    /// Record a new revision; returns its row id and key.
-    pub fn insert_revision(&self, n: &NewRevision) -> Result<(i64, String)> {
-        let ts = now_ts();
-        let NewRevision {
-            run,
-            component,
-            environment,
-            version,
-            dry_run,
-            replicas,
-            config_json,
-        } = n;
-        let dry_run = *dry_run;
-        self.with(|c| {
-            let tx = c.unchecked_transaction()?;
-            tx.execute(
-                "INSERT INTO revisions (rev_key, run_id, component, environment, version, dry_run, status,
-                   replicas, config_json, created_at, updated_at)
-                 VALUES ('', ?1, ?2, ?3, ?4, ?5, 'deploying', ?6, ?7, ?8, ?8)",
-                params![run, component, environment, version, dry_run as i64, replicas.get(), config_json, ts],
-            )?;
-            let id = tx.last_insert_rowid();
-            let key = format!("{component}@{version}.r{id}");
-            tx.execute(
-                "UPDATE revisions SET rev_key = ?2 WHERE rev_id = ?1",
-                params![id, key],
-            )?;
-            tx.commit()?;
-            Ok((id, key))
-        })
-    }
-
-    pub fn set_revision_status(&self, key: &str, status: RevisionState) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE revisions SET status = ?2, updated_at = ?3 WHERE rev_key = ?1",
-                params![key, status.as_str(), now_ts()],
-            )
-            .map(|_| ())
-        })
-    }
-
-    /// Revisions of a component in an environment, newest first.
-    pub fn revisions(
-        &self,
-        component: &str,
-        environment: &str,
-        dry_run: bool,
-    ) -> Result<Vec<RevisionRow>> {
-        self.with(|c| {
-            let mut st = c.prepare(&format!(
-                "SELECT {REV_COLS} FROM revisions WHERE component = ?1 AND environment = ?2 AND dry_run = ?3
-                 ORDER BY rev_id DESC"
-            ))?;
-            let rows = st.query_map(params![component, environment, dry_run as i64], rev_row)?;
-            rows.collect()
-        })
-    }
-
-    /// The revision serving a component now.
-    pub fn active_revision(
-        &self,
-        component: &str,
-        environment: &str,
-        dry_run: bool,
-    ) -> Result<Option<RevisionRow>> {
-        Ok(self
-            .revisions(component, environment, dry_run)?
-            .into_iter()
-            .find(|r| r.status == RevisionState::Active))
-    }
-
-    pub fn revision(&self, key: &str) -> Result<Option<RevisionRow>> {
-        self.with(|c| {
-            c.query_row(
-                &format!("SELECT {REV_COLS} FROM revisions WHERE rev_key = ?1"),
-                [key],
-                rev_row,
-            )
-            .optional()
-        })
-    }
-
-    // ---- commands ----
-
-    pub fn enqueue_command(
-        &self,
-        run: i64,
-        kind: &str,
-        args_json: &str,
-        actor: &str,
-    ) -> Result<i64> {
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO commands (run_id, kind, args_json, actor, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![run, kind, args_json, actor, now_ts()],
-            )?;
-            Ok(c.last_insert_rowid())
-        })
-    }
-
-    /// Commands not yet taken, for the given runs; marks them taken.
-    pub fn take_commands(&self, runs: &[i64]) -> Result<Vec<CommandRow>> {
-        if runs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let list = runs
-            .iter()
-            .map(|r| r.to_string())
-            .collect::<Vec<_>>()
-            .join(",");
-        self.with(|c| {
-            let tx = c.unchecked_transaction()?;
-            let rows: Vec<CommandRow> = {
-                let mut st = tx.prepare(&format!(
-                    "SELECT id, run_id, kind, args_json, actor, created_at, result FROM commands
-                     WHERE consumed_at IS NULL AND run_id IN ({list}) ORDER BY id"
-                ))?;
-                let rows = st.query_map([], |r| {
-                    Ok(CommandRow {
-                        id: r.get(0)?,
-                        run_id: r.get(1)?,
-                        kind: r.get(2)?,
-                        args_json: r.get(3)?,
-                        actor: r.get(4)?,
-                        created_at: r.get(5)?,
-                        result: r.get(6)?,
-                    })
-                })?;
-                rows.collect::<rusqlite::Result<_>>()?
-            };
-            let ts = now_ts();
-            for row in &rows {
-                tx.execute(
-                    "UPDATE commands SET consumed_at = ?2 WHERE id = ?1",
-                    params![row.id, ts],
-                )?;
-            }
-            tx.commit()?;
-            Ok(rows)
-        })
-    }
-
-    pub fn complete_command(&self, id: i64, result: &str) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE commands SET result = ?2 WHERE id = ?1",
-                params![id, result],
-            )
-            .map(|_| ())
-        })
-    }
-
-    pub fn command_result(&self, id: i64) -> Result<Option<String>> {
-        self.with(|c| {
-            c.query_row("SELECT result FROM commands WHERE id = ?1", [id], |r| {
-                r.get::<_, Option<String>>(0)
-            })
         })
     }
 }
