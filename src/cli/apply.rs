@@ -207,17 +207,12 @@ async fn supersede(engine: &Engine, store: &Store, holder: i64, user: &str) -> R
             }
         }
     } else if !row.is_finished() {
-        let h = engine
-            .adopt(holder, user)
+        let (h, refused) = engine
+            .adopt_to_roll_back(holder, None, user)
             .await
             .map_err(|e| e.to_string())?;
-        let rolling_back = serde_json::from_str::<cutover::engine::Snapshot>(&row.snapshot_json)
-            .is_ok_and(|s| s.rolling_back.is_some());
-        if !rolling_back {
-            engine
-                .command_as_owner(holder, Command::Rollback { to: None }, user)
-                .await
-                .map_err(|r| r.to_string())?;
+        if let Some(e) = refused {
+            return Err(e.to_string());
         }
         h.join.await.map_err(|e| e.to_string())?;
     }

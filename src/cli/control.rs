@@ -136,32 +136,22 @@ fn take_over(
         let engine = super::engine(&store, built.provider, false, true);
         let mut events = engine.subscribe();
         let user = cutover::identity::current_user();
-        let handle = match engine.adopt(r.run_id, &user).await {
-            Ok(h) => h,
+        let adopted = match rollback {
+            None => engine.adopt(r.run_id, &user).await.map(|h| (h, None)),
+            Some(to) => engine.adopt_to_roll_back(r.run_id, to, &user).await,
+        };
+        let handle = match adopted {
+            Ok((h, None)) => h,
+            Ok((h, Some(refused))) => {
+                eprintln!(
+                    "{} run #{}: rollback refused: {refused}",
+                    r.deployment, r.run_id
+                );
+                h
+            }
             Err(EngineError::Refused(refusal)) => return Ok(TakeOver::Refused(refusal)),
             Err(e) => return Err(e.into()),
         };
-        if let Some(to) = rollback {
-            let rolling_back = engine
-                .snapshots()
-                .borrow()
-                .get(&r.run_id)
-                .is_some_and(|s| s.rolling_back.is_some());
-            let already = rolling_back
-                || serde_json::from_str::<cutover::engine::Snapshot>(&r.snapshot_json)
-                    .is_ok_and(|s| s.rolling_back.is_some());
-            if !already {
-                if let Err(refusal) = engine
-                    .command_as_owner(r.run_id, Command::Rollback { to }, &user)
-                    .await
-                {
-                    eprintln!(
-                        "{} run #{}: rollback refused: {refusal}",
-                        r.deployment, r.run_id
-                    );
-                }
-            }
-        }
         let code =
             super::apply::drive(&engine, &store, &mut events, handle, json, false, &user).await?;
         Ok(TakeOver::Done(code))

@@ -52,6 +52,32 @@ impl Engine {
         }
     }
 
+    /// Take over run `run_id` and roll it back (to `to`), as `cutover rollback` and
+    /// `apply --supersede` do with a run whose process has gone. A run that was already rolling
+    /// back goes on with its own rollback; otherwise it is asked to roll back, and a refusal of
+    /// that (the run then goes on as it was) is returned beside the handle.
+    pub async fn adopt_to_roll_back(
+        &self,
+        run_id: i64,
+        to: Option<String>,
+        actor: &str,
+    ) -> Result<(RunHandle, Option<EngineError>), EngineError> {
+        let store = self.inner.store.clone();
+        let row = store.call(move |s| s.run(run_id)).await?;
+        let already = row
+            .and_then(|r| serde_json::from_str::<Snapshot>(&r.snapshot_json).ok())
+            .is_some_and(|s| s.rolling_back.is_some());
+        let handle = self.adopt(run_id, actor).await?;
+        if already {
+            return Ok((handle, None));
+        }
+        let refused = self
+            .command_as_owner(run_id, super::Command::Rollback { to }, actor)
+            .await
+            .err();
+        Ok((handle, refused))
+    }
+
     async fn rebuild(
         &self,
         row: &crate::store::RunRow,
