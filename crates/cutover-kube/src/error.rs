@@ -53,3 +53,80 @@ pub enum KubeError {
     #[error("{0}")]
     Missing(String),
 }
+
+/// A kube error for `verb` on `resource` (plural, with its group) `name` in `namespace` of the
+/// cluster at `server`, in an operator's words.
+pub fn from_kube(
+    e: kube::Error,
+    verb: &str,
+    resource: &str,
+    namespace: &str,
+    name: &str,
+    server: &str,
+) -> KubeError {
+    match e {
+        kube::Error::Api(s) => match s.code {
+            401 => KubeError::Unauthorized(s.message.clone()),
+            403 => KubeError::Forbidden {
+                verb: verb.to_string(),
+                resource: resource.to_string(),
+                namespace: namespace.to_string(),
+            },
+            404 if s
+                .details
+                .as_ref()
+                .is_some_and(|d| d.kind == "namespaces" && d.name == namespace) =>
+            {
+                KubeError::NoNamespace(namespace.to_string())
+            }
+            404 => KubeError::NotFound {
+                kind: resource.to_string(),
+                name: name.to_string(),
+                namespace: namespace.to_string(),
+            },
+            409 => KubeError::Conflict {
+                kind: resource.to_string(),
+                name: name.to_string(),
+                attempts: crate::cluster::CONFLICT_TRIES,
+                message: s.message.clone(),
+            },
+            code => KubeError::Api {
+                verb: verb.to_string(),
+                resource: resource.to_string(),
+                name: name.to_string(),
+                code,
+                message: s.message.clone(),
+            },
+        },
+        kube::Error::HyperError(e) => KubeError::Unreachable {
+            server: server.to_string(),
+            cause: e.to_string(),
+        },
+        kube::Error::Service(e) => KubeError::Unreachable {
+            server: server.to_string(),
+            cause: source_chain(e.as_ref()),
+        },
+        other => KubeError::Api {
+            verb: verb.to_string(),
+            resource: resource.to_string(),
+            name: name.to_string(),
+            code: 0,
+            message: other.to_string(),
+        },
+    }
+}
+
+/// An error and its causes on one line.
+fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let c_s = c.to_string();
+        if !s.contains(&c_s) {
+            s.push_str(": ");
+            s.push_str(&c_s);
+        }
+        cur = c.source();
+    }
+    s
+}
