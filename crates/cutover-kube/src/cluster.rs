@@ -299,7 +299,7 @@ impl Cluster {
             .timed(self.api(kind).get_opt(name))
             .await
             .map_err(|e| self.map(e, "get", &kind.resource(), name))?;
-        got.map(|o| serde_json::to_value(o))
+        got.map(serde_json::to_value)
             .transpose()
             .map_err(|e| KubeError::Api {
                 verb: "get".into(),
