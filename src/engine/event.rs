@@ -24,7 +24,12 @@ keyword! {
 pub struct Weight {
     pub revision: String,
     pub version: String,
+    /// The weight asked, percent.
     pub weight: u32,
+    /// The share the platform reached, percent, where it differs from the weight asked (a
+    /// replica-ratio canary on Kubernetes); absent when the split is exact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub achieved: Option<f64>,
 }
 
 /// One thing that happened, as journaled and printed.

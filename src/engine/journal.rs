@@ -615,7 +615,7 @@ mod tests {
             &self,
             _: &str,
             _: &[(crate::provider::RevisionKey, u32)],
-        ) -> Result<(), ProviderError> {
+        ) -> Result<crate::provider::Split, ProviderError> {
             Err(nowhere())
         }
         async fn revision_status(

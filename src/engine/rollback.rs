@@ -236,6 +236,7 @@ impl Run {
                         revision: o.key.0.clone(),
                         version: o.version.clone(),
                         weight: 100,
+                        achieved: None,
                     });
                 }
             }
@@ -357,11 +358,12 @@ impl Run {
                     if self.comps[t.ci].new_replicas > 0 {
                         weights.push((new_key.clone(), *left));
                     }
-                    provider
+                    let split = provider
                         .set_weights(&comp, &weights)
                         .await
                         .map_err(|e| format!("{comp}: cannot set weights: {e}"))?;
                     self.comps[t.ci].new_weight = *left;
+                    self.comps[t.ci].new_achieved = split.of(&new_key);
                     self.emit(EventKind::TrafficShifted {
                         component: comp.clone(),
                         weights: weights
@@ -374,6 +376,7 @@ impl Run {
                                     o.version.clone()
                                 },
                                 weight: *w,
+                                achieved: split.of(k),
                             })
                             .collect(),
                     })

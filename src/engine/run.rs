@@ -36,6 +36,9 @@ pub(crate) struct CompState {
     pub new_key: RevisionKey,
     pub new_replicas: u32,
     pub new_weight: u32,
+    /// The new revision's share as the platform reached it, where it differs from the weight
+    /// asked (a replica ratio).
+    pub new_achieved: Option<f64>,
     pub old: Option<OldRev>,
     /// The run has changed something for this component.
     pub touched: bool,
@@ -55,6 +58,7 @@ impl CompState {
             new_key,
             new_replicas: 0,
             new_weight: 0,
+            new_achieved: None,
             old,
             touched: false,
         }
@@ -68,6 +72,7 @@ impl CompState {
                     revision: o.key.0.clone(),
                     version: o.version.clone(),
                     weight: 100 - self.new_weight.min(100),
+                    achieved: self.new_achieved.map(|a| 100.0 - a),
                 });
             }
         }
@@ -76,6 +81,7 @@ impl CompState {
                 revision: self.new_key.0.clone(),
                 version: version.to_string(),
                 weight: self.new_weight,
+                achieved: self.new_achieved,
             });
         }
         w
@@ -566,13 +572,15 @@ impl Run {
         }
         weights.push((c.new_key.clone(), percent));
         let comp = c.comp.id.clone();
-        self.engine
+        let split = self
+            .engine
             .inner
             .provider
             .set_weights(&comp, &weights)
             .await
             .map_err(|e| Stop::Fail(format!("{comp}: cannot set traffic weights: {e}")))?;
         self.comps[ci].new_weight = percent;
+        self.comps[ci].new_achieved = split.of(&self.comps[ci].new_key);
         let w = self.comps[ci].weights(&self.spec.version);
         self.emit(EventKind::TrafficShifted {
             component: comp,

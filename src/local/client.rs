@@ -247,12 +247,14 @@ impl Provider for LocalProvider {
         &self,
         component: &str,
         weights: &[(RevisionKey, u32)],
-    ) -> Result<(), ProviderError> {
+    ) -> Result<crate::provider::Split, ProviderError> {
+        // The router splits requests exactly as asked.
         self.ok(Request::SetWeights {
             component: component.to_string(),
             weights: weights.to_vec(),
         })
         .await
+        .map(|()| crate::provider::Split::exact())
     }
 
     async fn revision_status(

@@ -73,6 +73,26 @@ impl RevisionStatus {
 /// `error_rate` (0..1), `response_time` (p99 ms), and whatever else the provider measures.
 pub type Metrics = BTreeMap<String, f64>;
 
+/// How a platform split a component's traffic when asked for weights.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Split {
+    /// The share (percent) each revision serves where the platform cannot split exactly as
+    /// asked (a replica ratio: the nearest pod counts); empty when the split is exact.
+    pub achieved: Vec<(RevisionKey, f64)>,
+}
+
+impl Split {
+    /// Exactly as asked.
+    pub fn exact() -> Split {
+        Split::default()
+    }
+
+    /// The share a revision serves, when it differs from what was asked.
+    pub fn of(&self, key: &RevisionKey) -> Option<f64> {
+        self.achieved.iter().find(|(k, _)| k == key).map(|(_, w)| *w)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ProviderError {
     #[error("{0}")]
@@ -90,12 +110,13 @@ pub trait Provider: Send + Sync {
     fn kind(&self) -> crate::spec::ProviderKind;
     /// Start the revision's instances, or scale them, to `replicas`. Returns without waiting for readiness.
     async fn apply_revision(&self, rev: &RevisionSpec, replicas: u32) -> Result<(), ProviderError>;
-    /// Set the traffic weights (percent, summing to 100 or 0) across a component's revisions.
+    /// Set the traffic weights (percent, summing to 100 or 0) across a component's revisions;
+    /// says what share each serves where the platform can only come near the weights asked.
     async fn set_weights(
         &self,
         component: &str,
         weights: &[(RevisionKey, u32)],
-    ) -> Result<(), ProviderError>;
+    ) -> Result<Split, ProviderError>;
     /// Instance readiness and health.
     async fn revision_status(
         &self,

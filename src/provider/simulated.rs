@@ -203,7 +203,7 @@ impl Provider for Simulated {
         &self,
         component: &str,
         weights: &[(RevisionKey, u32)],
-    ) -> Result<(), ProviderError> {
+    ) -> Result<crate::provider::Split, ProviderError> {
         let mut st = self.lock();
         let c = st.entry(component.to_string()).or_default();
         for (k, _) in weights {
@@ -212,7 +212,7 @@ impl Provider for Simulated {
             }
         }
         c.weights = weights.iter().cloned().collect();
-        Ok(())
+        Ok(crate::provider::Split::exact())
     }
 
     async fn revision_status(

@@ -76,11 +76,13 @@ fn snapshot() -> Snapshot {
                     revision: "web@1.0.0.r1".into(),
                     version: "1.0.0".into(),
                     weight: 50,
+                    achieved: None,
                 },
                 Weight {
                     revision: "web@1.1.0.r2".into(),
                     version: "1.1.0".into(),
                     weight: 50,
+                    achieved: None,
                 },
             ],
             measured_rps: [

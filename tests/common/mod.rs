@@ -532,7 +532,11 @@ impl Provider for Recorder {
         self.note("apply", format!("apply {} x{replicas}", rev.key))?;
         self.inner.apply_revision(rev, replicas).await
     }
-    async fn set_weights(&self, c: &str, w: &[(RevisionKey, u32)]) -> Result<(), ProviderError> {
+    async fn set_weights(
+        &self,
+        c: &str,
+        w: &[(RevisionKey, u32)],
+    ) -> Result<cutover::provider::Split, ProviderError> {
         let list: Vec<String> = w.iter().map(|(k, v)| format!("{k}={v}")).collect();
         self.note("weights", format!("weights {}", list.join(",")))?;
         self.inner.set_weights(c, w).await
