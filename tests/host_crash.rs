@@ -369,6 +369,8 @@ async fn the_host_does_what_it_is_asked_when_the_store_cannot_record_it() {
         version: "1.0.0".into(),
         environment: spec.environment.clone(),
         component: spec.components[0].clone(),
+        run: 1,
+        step: 0,
     };
     store
         .with_conn(|c| c.execute_batch("DROP TABLE host_revisions"))

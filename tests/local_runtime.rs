@@ -416,6 +416,8 @@ fn revision(w: &World, key: &str, version: &str, run: &str, health: &str) -> Rev
         version: version.into(),
         environment: spec.environment.clone(),
         component: spec.components[0].clone(),
+        run: 1,
+        step: 0,
     }
 }
 

@@ -317,6 +317,8 @@ impl Run {
                     version: o.version.clone(),
                     environment: self.spec.environment.clone(),
                     component: o.component.clone(),
+                    run: self.run_id,
+                    step: self.step,
                 };
                 provider
                     .apply_revision(&rev, o.replicas.get())

@@ -551,6 +551,8 @@ impl Run {
             version: self.spec.version.clone(),
             environment: self.spec.environment.clone(),
             component: c.comp.clone(),
+            run: self.run_id,
+            step: self.step,
         }
     }
 
@@ -561,6 +563,8 @@ impl Run {
             version: old.version.clone(),
             environment: self.spec.environment.clone(),
             component: old.component.clone(),
+            run: self.run_id,
+            step: self.step,
         }
     }
 

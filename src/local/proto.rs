@@ -175,6 +175,8 @@ mod props {
                         version,
                         environment: "e".into(),
                         component,
+                        run: 1,
+                        step: 0,
                     }),
                     replicas,
                 }

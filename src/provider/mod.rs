@@ -31,6 +31,12 @@ pub struct RevisionSpec {
     pub version: String,
     pub environment: String,
     pub component: Component,
+    /// The run that asks, and the plan step it is at (a platform may stamp its objects with
+    /// them so that another machine can see who changed what).
+    #[serde(default)]
+    pub run: i64,
+    #[serde(default)]
+    pub step: usize,
 }
 
 /// One instance as the provider sees it.
@@ -89,7 +95,10 @@ impl Split {
 
     /// The share a revision serves, when it differs from what was asked.
     pub fn of(&self, key: &RevisionKey) -> Option<f64> {
-        self.achieved.iter().find(|(k, _)| k == key).map(|(_, w)| *w)
+        self.achieved
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, w)| *w)
     }
 }
 
