@@ -145,10 +145,14 @@ impl EventLog {
     }
 }
 
+const PODS: usize = 0;
+const EVENTS: usize = 1;
+
 /// State the watch tasks write and [`PodWatch`] reads.
 struct Shared {
     events: Mutex<EventLog>,
-    error: Mutex<Option<KubeError>>,
+    /// The pod watch's error, then the event watch's.
+    errors: Mutex<[Option<KubeError>; 2]>,
     ready: AtomicBool,
     changed: watch::Sender<u64>,
 }
@@ -158,11 +162,14 @@ impl Shared {
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    fn set_error(&self, e: Option<KubeError>) {
-        if let Ok(mut slot) = self.error.lock() {
+    fn set_error(&self, which: usize, e: Option<KubeError>) {
+        if let Ok(mut errors) = self.errors.lock() {
+            let Some(slot) = errors.get_mut(which) else {
+                return;
+            };
             let changed = *slot != e;
             *slot = e;
-            drop(slot);
+            drop(errors);
             if changed {
                 self.bump();
             }
@@ -185,14 +192,17 @@ impl PodWatch {
         let (tx, _) = watch::channel(0u64);
         let shared = Arc::new(Shared {
             events: Mutex::new(EventLog::default()),
-            error: Mutex::new(None),
+            errors: Mutex::new([None, None]),
             ready: AtomicBool::new(false),
             changed: tx,
         });
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            shared.set_error(Some(KubeError::Config(
-                "the pod watch needs a tokio runtime".into(),
-            )));
+            shared.set_error(
+                PODS,
+                Some(KubeError::Config(
+                    "the pod watch needs a tokio runtime".into(),
+                )),
+            );
             return PodWatch {
                 pods,
                 shared,
@@ -220,14 +230,14 @@ impl PodWatch {
                             if matches!(ev, watcher::Event::InitDone) {
                                 shared.ready.store(true, Ordering::SeqCst);
                             }
-                            shared.set_error(None);
+                            shared.set_error(PODS, None);
                             if !matches!(ev, watcher::Event::InitApply(_)) {
                                 shared.bump();
                             }
                         }
                         Err(e) => {
                             if let Some(e) = watch_error(e, "pods", &ns) {
-                                shared.set_error(Some(e));
+                                shared.set_error(PODS, Some(e));
                             }
                         }
                     }
@@ -244,9 +254,33 @@ impl PodWatch {
                     e.managed_fields_mut().clear();
                 });
                 let mut stream = std::pin::pin!(stream);
+                // A relist (after a disconnection) replaces the log once it is complete.
+                let mut relist: Option<EventLog> = None;
                 while let Some(item) = stream.next().await {
                     match item {
-                        Ok(watcher::Event::Apply(e) | watcher::Event::InitApply(e)) => {
+                        Ok(watcher::Event::Init) => {
+                            relist = Some(EventLog::default());
+                            continue;
+                        }
+                        Ok(watcher::Event::InitApply(e)) => {
+                            match relist.as_mut() {
+                                Some(log) => log.apply(e, &live),
+                                None => {
+                                    if let Ok(mut log) = shared.events.lock() {
+                                        log.apply(e, &live);
+                                    }
+                                }
+                            }
+                            continue;
+                        }
+                        Ok(watcher::Event::InitDone) => {
+                            if let (Some(fresh), Ok(mut log)) =
+                                (relist.take(), shared.events.lock())
+                            {
+                                *log = fresh;
+                            }
+                        }
+                        Ok(watcher::Event::Apply(e)) => {
                             if let Ok(mut log) = shared.events.lock() {
                                 log.apply(e, &live);
                             }
@@ -256,15 +290,14 @@ impl PodWatch {
                                 log.delete(&e);
                             }
                         }
-                        Ok(watcher::Event::Init) => continue,
-                        Ok(watcher::Event::InitDone) => {}
                         Err(e) => {
                             if let Some(e) = watch_error(e, "events", &ns) {
-                                shared.set_error(Some(e));
+                                shared.set_error(EVENTS, Some(e));
                             }
                             continue;
                         }
                     }
+                    shared.set_error(EVENTS, None);
                     shared.bump();
                 }
             })
@@ -319,7 +352,8 @@ impl PodWatch {
     /// Why the watch is failing now (cleared once it lists or watches again): 403 names the verb
     /// and resource needed.
     pub fn last_error(&self) -> Option<KubeError> {
-        self.shared.error.lock().ok().and_then(|e| e.clone())
+        let errors = self.shared.errors.lock().ok()?;
+        errors.iter().flatten().next().cloned()
     }
 }
 

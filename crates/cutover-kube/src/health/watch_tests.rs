@@ -259,3 +259,31 @@ async fn a_forbidden_list_names_the_permission() {
     drop(watch);
     server.abort();
 }
+
+#[tokio::test]
+async fn dropping_the_watch_ends_its_tasks() {
+    let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(svc, "default");
+    let (seen_tx, _seen) = mpsc::unbounded_channel();
+    let server = serve(
+        handle,
+        (200, list("PodList", vec![pod("api-a", "h1", true, None)])),
+        list("EventList", vec![]),
+        None,
+        seen_tx,
+    );
+    let watch = PodWatch::start(client, "shop", "cutover.dev/component=api");
+    until(&watch, "the initial list", |w| w.ready()).await;
+    let mut rx = watch.changed();
+    drop(watch);
+    // The tasks held the only other references to the counter's sender: once they are
+    // aborted and dropped, the receiver sees it closed.
+    let closed = async { while rx.changed().await.is_ok() {} };
+    assert!(
+        tokio::time::timeout(Duration::from_secs(2), closed)
+            .await
+            .is_ok(),
+        "the watch tasks outlived the PodWatch"
+    );
+    server.abort();
+}
