@@ -591,3 +591,20 @@ async fn forbidden_names_the_verb_and_resource() {
         .starts_with("cutover needs create on leases in namespace shop"));
     finish(server).await;
 }
+
+#[tokio::test]
+async fn a_missing_namespace_is_named() {
+    let name = lease_name("api in production");
+    let mut missing = status(404, "NotFound", "namespaces \"shop\" not found");
+    missing["details"] = json!({"name": "shop", "kind": "namespaces"});
+    let (leases, server) = setup(vec![
+        get(&name, 404, not_found(&name)),
+        create(|_| {}, 404, missing),
+    ]);
+    let r = leases.acquire(std::slice::from_ref(&name), &me()).await;
+    assert_eq!(
+        r,
+        Err(LeaseRefusal::Kube(KubeError::NoNamespace("shop".into())))
+    );
+    finish(server).await;
+}
