@@ -359,7 +359,23 @@ impl Cluster {
 
     /// A kube error in an operator's words.
     pub fn map(&self, e: kube::Error, verb: &str, resource: &str, name: &str) -> KubeError {
-        crate::error::from_kube(e, verb, resource, &self.namespace, name, &self.server)
+        match crate::error::from_kube(e, verb, resource, &self.namespace, name)
+            .with_server(&self.server)
+        {
+            // The write was tried as often as `retry_conflicts` allows.
+            KubeError::Conflict {
+                kind,
+                name,
+                message,
+                ..
+            } => KubeError::Conflict {
+                kind,
+                name,
+                attempts: CONFLICT_TRIES,
+                message,
+            },
+            other => other,
+        }
     }
 }
 

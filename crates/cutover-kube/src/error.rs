@@ -54,58 +54,43 @@ pub enum KubeError {
     Missing(String),
 }
 
-/// A kube error for `verb` on `resource` (plural, with its group) `name` in `namespace` of the
-/// cluster at `server`, in an operator's words.
+impl KubeError {
+    /// The same error naming the API server's address (`from_kube` does not know it).
+    pub fn with_server(self, server: &str) -> Self {
+        match self {
+            KubeError::Unreachable { cause, .. } => KubeError::Unreachable {
+                server: server.to_string(),
+                cause,
+            },
+            other => other,
+        }
+    }
+}
+
+/// What an operator reads for an error kube returned to `verb` on `resource` `name` in
+/// `namespace` (`name` may be empty for list and watch):
+/// 401 → [`KubeError::Unauthorized`]; 403 → [`KubeError::Forbidden`] with the verb and resource
+/// needed; 404 on the namespace itself → [`KubeError::NoNamespace`], else
+/// [`KubeError::NotFound`]; 409 (AlreadyExists or Conflict) → [`KubeError::Conflict`] after one
+/// attempt (callers that retry read `Status::reason` before mapping); transport failures and
+/// timeouts → [`KubeError::Unreachable`] (its `server` is "the API server" until
+/// [`KubeError::with_server`] names it); kubeconfig failures → [`KubeError::Config`]; anything
+/// else → [`KubeError::Api`].
 pub fn from_kube(
     e: kube::Error,
     verb: &str,
     resource: &str,
     namespace: &str,
     name: &str,
-    server: &str,
 ) -> KubeError {
     match e {
-        kube::Error::Api(s) => match s.code {
-            401 => KubeError::Unauthorized(s.message.clone()),
-            403 => KubeError::Forbidden {
-                verb: verb.to_string(),
-                resource: resource.to_string(),
-                namespace: namespace.to_string(),
-            },
-            404 if s
-                .details
-                .as_ref()
-                .is_some_and(|d| d.kind == "namespaces" && d.name == namespace) =>
-            {
-                KubeError::NoNamespace(namespace.to_string())
-            }
-            404 => KubeError::NotFound {
-                kind: resource.to_string(),
-                name: name.to_string(),
-                namespace: namespace.to_string(),
-            },
-            409 => KubeError::Conflict {
-                kind: resource.to_string(),
-                name: name.to_string(),
-                attempts: crate::cluster::CONFLICT_TRIES,
-                message: s.message.clone(),
-            },
-            code => KubeError::Api {
-                verb: verb.to_string(),
-                resource: resource.to_string(),
-                name: name.to_string(),
-                code,
-                message: s.message.clone(),
-            },
-        },
-        kube::Error::HyperError(e) => KubeError::Unreachable {
-            server: server.to_string(),
-            cause: e.to_string(),
-        },
-        kube::Error::Service(e) => KubeError::Unreachable {
-            server: server.to_string(),
-            cause: source_chain(e.as_ref()),
-        },
+        kube::Error::Api(status) => from_status(&status, verb, resource, namespace, name),
+        kube::Error::HyperError(err) => unreachable(err.to_string()),
+        kube::Error::Service(err) => unreachable(err.to_string()),
+        kube::Error::ReadEvents(err) => unreachable(err.to_string()),
+        kube::Error::Auth(err) => KubeError::Unauthorized(err.to_string()),
+        kube::Error::InferConfig(err) => KubeError::Config(err.to_string()),
+        kube::Error::InferKubeconfig(err) => KubeError::Config(err.to_string()),
         other => KubeError::Api {
             verb: verb.to_string(),
             resource: resource.to_string(),
@@ -116,17 +101,154 @@ pub fn from_kube(
     }
 }
 
-/// An error and its causes on one line.
-fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let c_s = c.to_string();
-        if !s.contains(&c_s) {
-            s.push_str(": ");
-            s.push_str(&c_s);
-        }
-        cur = c.source();
+fn unreachable(cause: String) -> KubeError {
+    KubeError::Unreachable {
+        server: "the API server".into(),
+        cause,
     }
-    s
+}
+
+fn from_status(
+    status: &kube::core::Status,
+    verb: &str,
+    resource: &str,
+    namespace: &str,
+    name: &str,
+) -> KubeError {
+    let message = if status.message.is_empty() {
+        status.reason.clone()
+    } else {
+        status.message.clone()
+    };
+    match status.code {
+        401 => KubeError::Unauthorized(message),
+        403 => KubeError::Forbidden {
+            verb: verb.to_string(),
+            resource: resource.to_string(),
+            namespace: namespace.to_string(),
+        },
+        404 => {
+            let details = status.details.as_ref();
+            let about_namespace = resource != "namespaces"
+                && details.is_some_and(|d| d.kind == "namespaces" && d.name == namespace);
+            if about_namespace {
+                KubeError::NoNamespace(namespace.to_string())
+            } else {
+                KubeError::NotFound {
+                    kind: resource.to_string(),
+                    name: name.to_string(),
+                    namespace: namespace.to_string(),
+                }
+            }
+        }
+        409 => KubeError::Conflict {
+            kind: resource.to_string(),
+            name: name.to_string(),
+            attempts: 1,
+            message,
+        },
+        code => KubeError::Api {
+            verb: verb.to_string(),
+            resource: resource.to_string(),
+            name: name.to_string(),
+            code,
+            message,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: u16, reason: &str, details: Option<serde_json::Value>) -> kube::Error {
+        let mut status = serde_json::json!({
+            "kind": "Status", "apiVersion": "v1", "status": "Failure",
+            "message": format!("{reason} message"), "reason": reason, "code": code,
+        });
+        if let Some(d) = details {
+            status["details"] = d;
+        }
+        match serde_json::from_value::<kube::core::Status>(status) {
+            Ok(s) => kube::Error::Api(Box::new(s)),
+            Err(e) => panic!("status fixture: {e}"),
+        }
+    }
+
+    #[test]
+    fn status_codes_name_the_cause() {
+        let e = from_kube(api(403, "Forbidden", None), "update", "leases", "shop", "x");
+        assert_eq!(
+            e,
+            KubeError::Forbidden {
+                verb: "update".into(),
+                resource: "leases".into(),
+                namespace: "shop".into()
+            }
+        );
+        assert!(e
+            .to_string()
+            .starts_with("cutover needs update on leases in namespace shop"));
+        assert_eq!(
+            from_kube(api(401, "Unauthorized", None), "get", "pods", "shop", ""),
+            KubeError::Unauthorized("Unauthorized message".into())
+        );
+        let missing_ns = api(
+            404,
+            "NotFound",
+            Some(serde_json::json!({"name": "shop", "kind": "namespaces"})),
+        );
+        assert_eq!(
+            from_kube(missing_ns, "create", "leases", "shop", "l"),
+            KubeError::NoNamespace("shop".into())
+        );
+        let missing = api(
+            404,
+            "NotFound",
+            Some(
+                serde_json::json!({"name": "l", "group": "coordination.k8s.io", "kind": "leases"}),
+            ),
+        );
+        assert_eq!(
+            from_kube(missing, "get", "leases", "shop", "l"),
+            KubeError::NotFound {
+                kind: "leases".into(),
+                name: "l".into(),
+                namespace: "shop".into()
+            }
+        );
+        assert!(matches!(
+            from_kube(api(409, "Conflict", None), "update", "leases", "shop", "l"),
+            KubeError::Conflict { attempts: 1, .. }
+        ));
+        assert!(matches!(
+            from_kube(
+                api(500, "InternalError", None),
+                "update",
+                "leases",
+                "shop",
+                "l"
+            ),
+            KubeError::Api { code: 500, .. }
+        ));
+    }
+
+    #[test]
+    fn transport_failures_are_unreachable() {
+        let e = from_kube(
+            kube::Error::Service("connection refused".into()),
+            "get",
+            "pods",
+            "shop",
+            "",
+        )
+        .with_server("https://10.0.0.1:6443");
+        assert_eq!(
+            e,
+            KubeError::Unreachable {
+                server: "https://10.0.0.1:6443".into(),
+                cause: "connection refused".into()
+            }
+        );
+    }
 }

@@ -10,6 +10,7 @@
 //!   `cutover`, scale, selector switch, delete, and errors that name the cause and the fix;
 //! - [`ratio`]: replica counts nearest a canary weight, as Argo Rollouts picks them;
 //! - [`health`]: pods watched (not polled) and their failures explained;
+//! - [`rollout`]: whether a Deployment rolled out, as `kubectl rollout status` decides;
 //! - [`lease`]: one `coordination.k8s.io` Lease per driven component;
 //! - `fake` (feature `fake`): an in-process API server on loopback for tests.
 //!
@@ -23,6 +24,7 @@ pub mod labels;
 pub mod lease;
 pub mod manifest;
 pub mod ratio;
+pub mod rollout;
 pub mod workload;
 
 #[cfg(feature = "fake")]
