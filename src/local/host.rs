@@ -549,6 +549,8 @@ impl Host {
                     probe: v.probe.kind,
                     last_latency_ms: v.probe.last_latency_ms,
                     consecutive_failures: v.probe.consecutive_failures,
+                    phase: None,
+                    age_s: None,
                 }
             })
             .collect();

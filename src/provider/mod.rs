@@ -57,6 +57,12 @@ pub struct InstanceStatus {
     pub last_latency_ms: Option<f64>,
     #[serde(default)]
     pub consecutive_failures: u32,
+    /// Where the platform has pods: the pod's phase (`Pending`, `Running`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// How long the instance has existed, in seconds, when it was looked at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age_s: Option<u64>,
 }
 
 /// A revision's instances.

@@ -244,6 +244,8 @@ impl Provider for Simulated {
                     probe: "simulated".into(),
                     last_latency_ms: Some(1.0),
                     consecutive_failures: if sick { 3 } else { 0 },
+                    phase: None,
+                    age_s: None,
                 }
             })
             .collect();

@@ -42,6 +42,8 @@ fn snapshot() -> Snapshot {
             probe: "http".into(),
             last_latency_ms: Some(1.4),
             consecutive_failures: 0,
+            phase: None,
+            age_s: None,
         },
     };
     Snapshot {
