@@ -21,6 +21,12 @@ pub struct Cli {
     /// Workspace configuration file; default ./cutover.yaml, else the XDG config dir
     #[arg(long, global = true, env = "CUTOVER_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Kubernetes: the kubeconfig context (default: the current one), as kubectl's --context
+    #[arg(long, global = true, env = "CUTOVER_KUBE_CONTEXT")]
+    pub context: Option<String>,
+    /// Kubernetes: the namespace, over the spec's infrastructure.namespace and the context's
+    #[arg(long, global = true, env = "CUTOVER_KUBE_NAMESPACE")]
+    pub namespace: Option<String>,
     #[command(subcommand)]
     pub command: Cmd,
 }

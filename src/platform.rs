@@ -27,6 +27,21 @@ pub struct Request {
     pub start_host: bool,
     /// Faults for the simulated provider (`--sim-fault`); refused for any other.
     pub faults: Vec<Fault>,
+    /// The spec the provider serves: a Kubernetes provider works in its namespace, with its
+    /// traffic mode (the local and simulated providers serve any spec).
+    pub spec: Option<Spec>,
+    /// Where on Kubernetes (`--context`, `--namespace`).
+    pub kube: crate::provider::kubernetes::Settings,
+    /// Kubernetes: send every write as a server-side dry run (`apply --dry-run=server`).
+    pub server_dry_run: bool,
+}
+
+static KUBE: std::sync::OnceLock<crate::provider::kubernetes::Settings> =
+    std::sync::OnceLock::new();
+
+/// The process's `--context` and `--namespace`, set once at start; every request gets them.
+pub fn set_kube_settings(settings: crate::provider::kubernetes::Settings) {
+    let _ = KUBE.set(settings);
 }
 
 impl Request {
@@ -39,7 +54,16 @@ impl Request {
             exe,
             start_host: true,
             faults: Vec::new(),
+            spec: None,
+            kube: KUBE.get().cloned().unwrap_or_default(),
+            server_dry_run: false,
         })
+    }
+
+    /// The same request, for `spec`.
+    pub fn for_spec(mut self, spec: &Spec) -> Request {
+        self.spec = Some(spec.clone());
+        self
     }
 }
 
@@ -57,9 +81,6 @@ pub enum PlatformError {
     /// Asked for something this kind does not take (faults on a real platform).
     #[error("{0}")]
     Usage(String),
-    /// This build has no such platform.
-    #[error("provider `{0}` is not available in this build yet; use --dry-run (simulated provider, virtual clock), or provider local or simulated")]
-    Unsupported(ProviderKind),
     /// The platform cannot be reached or started here.
     #[error("{0}")]
     Unavailable(String),
@@ -73,7 +94,7 @@ impl PlatformError {
     /// (usage), 1 for a platform that failed.
     pub fn exit_code(&self) -> u8 {
         match self {
-            PlatformError::Usage(_) | PlatformError::Unsupported(_) => 2,
+            PlatformError::Usage(_) => 2,
             PlatformError::Unavailable(_) | PlatformError::NotRunning(_) => 1,
         }
     }
@@ -81,6 +102,11 @@ impl PlatformError {
 
 /// The provider for `kind`.
 pub async fn build(kind: ProviderKind, req: &Request) -> Result<Built, PlatformError> {
+    if req.server_dry_run && kind != ProviderKind::Kubernetes {
+        return Err(PlatformError::Usage(
+            "--dry-run=server sends the writes to a Kubernetes API server; this spec's provider is not kubernetes (use --dry-run)".into(),
+        ));
+    }
     if !req.faults.is_empty() && kind != ProviderKind::Simulated {
         return Err(PlatformError::Usage(
             "--sim-fault only applies to the simulated provider (--dry-run)".into(),
@@ -116,7 +142,22 @@ pub async fn build(kind: ProviderKind, req: &Request) -> Result<Built, PlatformE
                 host: Some(client),
             })
         }
-        ProviderKind::Kubernetes => Err(PlatformError::Unsupported(kind)),
+        ProviderKind::Kubernetes => {
+            let Some(spec) = &req.spec else {
+                return Err(PlatformError::Usage(
+                    "the kubernetes provider works for one spec at a time (its namespace and traffic)".into(),
+                ));
+            };
+            let provider =
+                crate::provider::kubernetes::connect(spec, &req.kube, req.server_dry_run)
+                    .await
+                    .map_err(|e| PlatformError::Unavailable(e.to_string()))?;
+            Ok(Built {
+                provider: Arc::new(provider),
+                simulation: None,
+                host: None,
+            })
+        }
     }
 }
 

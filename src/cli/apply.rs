@@ -81,7 +81,7 @@ pub fn launch(
         spec.infrastructure.provider
     };
     rt.block_on(async {
-        let mut req = platform::Request::new(dir)?;
+        let mut req = platform::Request::new(dir)?.for_spec(&spec);
         req.faults = faults;
         let built = match platform::build(kind, &req).await {
             Ok(b) => b,

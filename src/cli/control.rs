@@ -121,17 +121,20 @@ fn take_over(
 ) -> Result<TakeOver> {
     let rt = runtime(false)?;
     rt.block_on(async {
-        let built = match platform::build(r.provider, &platform::Request::new(dir)?).await {
+        let spec = serde_json::from_str::<ValidSpec>(&r.spec_json).ok();
+        let mut req = platform::Request::new(dir)?;
+        if let Some(spec) = &spec {
+            req = req.for_spec(spec);
+        }
+        let built = match platform::build(r.provider, &req).await {
             Ok(b) => b,
             Err(e) => {
                 eprintln!("{}: {e}", r.deployment);
                 return Ok(TakeOver::Done(e.exit_code()));
             }
         };
-        if let Some(sim) = &built.simulation {
-            if let Ok(spec) = serde_json::from_str::<ValidSpec>(&r.spec_json) {
-                platform::seed(sim, &store, &spec, Some(r.run_id))?;
-            }
+        if let (Some(sim), Some(spec)) = (&built.simulation, &spec) {
+            platform::seed(sim, &store, spec, Some(r.run_id))?;
         }
         let engine = super::engine(&store, built.provider, false, true);
         let mut events = engine.subscribe();
@@ -236,7 +239,8 @@ pub fn rollback(dir: &Path, id: &str, to: Option<String>, json: bool) -> Result<
     let simulated = r.provider == ProviderKind::Simulated;
     let rt = runtime(simulated)?;
     rt.block_on(async {
-        let built = match platform::build(r.provider, &platform::Request::new(dir)?).await {
+        let req = platform::Request::new(dir)?.for_spec(&spec);
+        let built = match platform::build(r.provider, &req).await {
             Ok(b) => b,
             Err(e) => {
                 eprintln!("{}: {e}", r.deployment);

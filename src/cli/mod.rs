@@ -91,6 +91,10 @@ fn needs_config(c: &Cmd) -> bool {
 
 pub fn run(cli: Cli) -> Result<u8> {
     let state_dir = state_dir(cli.state_dir.as_deref());
+    cutover::platform::set_kube_settings(cutover::provider::kubernetes::Settings {
+        context: cli.context.clone(),
+        namespace: cli.namespace.clone(),
+    });
     match cutover::governance::config::load(cli.config.as_deref()) {
         Ok(ws) => {
             let _ = GOVERNANCE.set(cutover::governance::Governance::new(ws));

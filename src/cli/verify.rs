@@ -41,7 +41,8 @@ pub fn verify(dir: &Path, id: &str, json: bool) -> Result<u8> {
             ProviderKind::Simulated => None,
             kind => {
                 let built = match platform::Request::new(dir) {
-                    Ok(mut req) => {
+                    Ok(req) => {
+                        let mut req = req.for_spec(&spec);
                         req.start_host = false;
                         platform::build(kind, &req).await
                     }

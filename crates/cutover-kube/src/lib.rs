@@ -31,3 +31,5 @@ pub mod workload;
 pub mod fake;
 
 pub use error::KubeError;
+/// The kube client, for callers that hand one to this crate (tests, the fake API server).
+pub use kube;

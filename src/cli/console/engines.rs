@@ -9,14 +9,16 @@ use std::path::{Path, PathBuf};
 
 use cutover::engine::{Engine, RunOptions};
 use cutover::platform;
-use cutover::spec::{ProviderKind, ValidSpec};
+use cutover::spec::{ProviderKind, Spec, ValidSpec};
 use cutover::store::Store;
 
 pub struct Engines {
     dir: PathBuf,
     store: Store,
     user: String,
-    map: BTreeMap<ProviderKind, Engine>,
+    /// One engine per provider; on Kubernetes one per spec (a provider there works in the
+    /// spec's namespace with its traffic mode).
+    map: BTreeMap<(ProviderKind, Option<String>), Engine>,
     /// Poked whenever an engine emits an event, so the console refreshes at once.
     poke: tokio::sync::mpsc::UnboundedSender<Option<String>>,
     joins: Vec<tokio::task::JoinHandle<cutover::engine::Outcome>>,
@@ -42,7 +44,7 @@ impl Engines {
     /// Use an engine made elsewhere (the demo's).
     pub fn insert(&mut self, provider: ProviderKind, engine: Engine) {
         self.watch(&engine);
-        self.map.insert(provider, engine);
+        self.map.insert((provider, None), engine);
     }
 
     fn watch(&self, engine: &Engine) {
@@ -73,24 +75,32 @@ impl Engines {
         });
     }
 
-    /// The engine for a provider, made (and the local host started) on first use.
-    pub async fn get(&mut self, provider: ProviderKind) -> Result<Engine, String> {
-        if let Some(e) = self.map.get(&provider) {
+    /// The engine for a provider (on Kubernetes, for `spec`), made (and the local host
+    /// started, or the cluster connected) on first use.
+    pub async fn get(&mut self, provider: ProviderKind, spec: &Spec) -> Result<Engine, String> {
+        let key = (
+            provider,
+            (provider == ProviderKind::Kubernetes).then(|| spec.id.clone()),
+        );
+        if let Some(e) = self.map.get(&key) {
             return Ok(e.clone());
         }
-        let req = platform::Request::new(&self.dir).map_err(|e| e.to_string())?;
+        let req = platform::Request::new(&self.dir)
+            .map_err(|e| e.to_string())?
+            .for_spec(spec);
         let built = platform::build(provider, &req)
             .await
             .map_err(|e| e.to_string())?;
         let engine = crate::cli::engine(&self.store, built.provider, false, true);
-        self.insert(provider, engine.clone());
+        self.watch(&engine);
+        self.map.insert(key, engine.clone());
         Ok(engine)
     }
 
     /// Start a deployment of a spec in this console.
     pub async fn start(&mut self, spec: ValidSpec) -> Result<String, String> {
         let provider = spec.infrastructure.provider;
-        let engine = self.get(provider).await?;
+        let engine = self.get(provider, &spec).await?;
         let (id, version) = (spec.id.clone(), spec.version.clone());
         let h = engine
             .start(
@@ -141,7 +151,9 @@ impl Engines {
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("run {run} is not in the store"))?;
-        let engine = self.get(row.provider).await?;
+        let spec: Spec = serde_json::from_str(&row.spec_json)
+            .map_err(|e| format!("run {run}: its recorded spec is unusable: {e}"))?;
+        let engine = self.get(row.provider, &spec).await?;
         let h = engine
             .adopt(run, &self.user)
             .await
@@ -165,7 +177,7 @@ impl Engines {
     /// Shut every engine down (see `Engine::shutdown`): runs still going are paused, webhook
     /// deliveries in flight get up to `grace`. What could not be done is logged.
     pub async fn shutdown(&self, grace: std::time::Duration) {
-        for (provider, e) in &self.map {
+        for ((provider, _), e) in &self.map {
             let r = e.shutdown(grace).await;
             if !r.not_paused.is_empty() || !r.undelivered.is_empty() {
                 tracing::warn!(

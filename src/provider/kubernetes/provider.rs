@@ -1,0 +1,550 @@
+//! The provider on a cluster: a revision is a Deployment, traffic is a Service's selector, an
+//! HTTPRoute's weights or a replica ratio, health is the pods as a watch sees them.
+//!
+//! Owns: what each [`Provider`] call writes to or reads from the cluster for one spec (its
+//! namespace, its traffic mode, its components), and the revisions it has met. Must not touch:
+//! strategy decisions (the engine's plan says what to do; this only does it), the store.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cutover_kube::cluster::{Cluster, Kind};
+use cutover_kube::health::{PodView, PodWatch};
+use cutover_kube::labels::{self, annotations, revision_name, short_hash};
+use cutover_kube::manifest::{self, Backend};
+use cutover_kube::workload::{GatewayRef, Port, Stamp, Traffic};
+use cutover_kube::KubeError;
+use serde_json::Value;
+
+use super::lease::KubeLease;
+use super::split;
+use super::workload;
+use crate::provider::lease::TargetLease;
+use crate::provider::{
+    InstanceStatus, Metrics, Provider, ProviderError, RevisionKey, RevisionSpec, RevisionStatus,
+    Split,
+};
+use crate::spec::{ProviderKind, Spec};
+
+/// How long a status read waits for a new pod watch's first list.
+const WATCH_START: Duration = Duration::from_secs(10);
+/// How long a blue-green switch waits for the new revision to be fully available.
+const AVAILABLE_WAIT: Duration = Duration::from_secs(60);
+
+/// A revision as this provider knows it.
+#[derive(Debug, Clone)]
+struct Rev {
+    /// The Deployment's name.
+    name: String,
+    /// Replicas at full size.
+    full: u32,
+    /// Replicas as last set.
+    replicas: u32,
+    ports: Vec<Port>,
+}
+
+#[derive(Default)]
+struct Comp {
+    revs: BTreeMap<RevisionKey, Rev>,
+    watch: Option<Arc<PodWatch>>,
+    /// The weights last set (a Gateway route is rewritten without a revision being removed).
+    weights: Vec<(RevisionKey, u32)>,
+    /// The shared Services are in place (stable, or preview) for this process.
+    services: bool,
+}
+
+/// One spec's components on one namespace of one cluster.
+pub struct KubeProvider {
+    cluster: Cluster,
+    spec: Spec,
+    traffic: Traffic,
+    gateway: Option<GatewayRef>,
+    comps: Mutex<BTreeMap<String, Comp>>,
+    lease: Arc<KubeLease>,
+}
+
+fn failed(e: KubeError) -> ProviderError {
+    ProviderError::Failed(e.to_string())
+}
+
+impl KubeProvider {
+    pub fn new(cluster: Cluster, spec: &Spec) -> KubeProvider {
+        let lease = Arc::new(KubeLease::new(cluster.client(), cluster.namespace()));
+        KubeProvider {
+            traffic: workload::traffic(spec),
+            gateway: workload::gateway(spec),
+            spec: spec.clone(),
+            comps: Mutex::new(BTreeMap::new()),
+            lease,
+            cluster,
+        }
+    }
+
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    pub fn traffic(&self) -> Traffic {
+        self.traffic
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Comp>> {
+        // A panic elsewhere cannot leave this map half-written (every change is one insert).
+        self.comps.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn stamp(rev: &RevisionSpec) -> Stamp {
+        Stamp {
+            run: format!("{}#{}", rev.deployment, rev.run),
+            step: Some(rev.step as u32),
+            previous: None,
+            cutover_version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+
+    /// A revision of `component`: as met in this process, else as its Deployment on the
+    /// cluster says (a run taken over from another process or machine).
+    async fn rev(&self, component: &str, key: &RevisionKey) -> Result<Rev, ProviderError> {
+        if let Some(r) = self
+            .lock()
+            .get(component)
+            .and_then(|c| c.revs.get(key))
+            .cloned()
+        {
+            return Ok(r);
+        }
+        let name = revision_name(component, &key.0);
+        let Some(d) = self
+            .cluster
+            .get(Kind::Deployment, &name)
+            .await
+            .map_err(failed)?
+        else {
+            return Err(ProviderError::UnknownRevision(key.clone()));
+        };
+        let rev = rev_of(&name, &d);
+        self.lock()
+            .entry(component.to_string())
+            .or_default()
+            .revs
+            .insert(key.clone(), rev.clone());
+        Ok(rev)
+    }
+
+    /// The component's pod watch, started on first use; waits (bounded) for its first list.
+    async fn watch(&self, component: &str) -> Arc<PodWatch> {
+        let w = {
+            let mut comps = self.lock();
+            let c = comps.entry(component.to_string()).or_default();
+            c.watch
+                .get_or_insert_with(|| {
+                    let selector =
+                        format!("{}={}", labels::COMPONENT, labels::label_value(component));
+                    Arc::new(PodWatch::start(
+                        self.cluster.client(),
+                        self.cluster.namespace(),
+                        &selector,
+                    ))
+                })
+                .clone()
+        };
+        let mut changed = w.changed();
+        let _ = tokio::time::timeout(WATCH_START, async {
+            while !w.ready() {
+                if changed.changed().await.is_err() {
+                    break;
+                }
+            }
+        })
+        .await;
+        w
+    }
+
+    /// Wait until `rev`'s pods are all ready, as the watch sees them (a blue-green switch
+    /// happens only once the new revision is fully available).
+    async fn available(&self, component: &str, key: &RevisionKey, rev: &Rev) -> bool {
+        let w = self.watch(component).await;
+        let hash = short_hash(&key.0);
+        let mut changed = w.changed();
+        let want = rev.replicas.max(1);
+        tokio::time::timeout(AVAILABLE_WAIT, async {
+            loop {
+                let ready = w.pods_of(&hash).iter().filter(|p| p.ready).count() as u32;
+                if ready >= want {
+                    return true;
+                }
+                if changed.changed().await.is_err() {
+                    return false;
+                }
+            }
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    fn ports_of(&self, component: &str) -> Vec<Port> {
+        self.lock()
+            .get(component)
+            .and_then(|c| c.revs.values().next_back().map(|r| r.ports.clone()))
+            .unwrap_or_default()
+    }
+
+    async fn apply(&self, obj: &Value) -> Result<(), ProviderError> {
+        self.cluster.apply(obj).await.map(|_| ()).map_err(failed)
+    }
+
+    /// The Services a revision needs in this traffic mode.
+    async fn services_for(
+        &self,
+        rev: &RevisionSpec,
+        w: &cutover_kube::workload::Workload,
+    ) -> Result<(), ProviderError> {
+        let component = &rev.component.id;
+        match self.traffic {
+            Traffic::ReplicaRatio => {
+                let done = self.lock().get(component).is_some_and(|c| c.services);
+                if !done {
+                    let mut svc = manifest::stable_service(component, &rev.deployment, &w.ports);
+                    manifest::stamp(&mut svc, &w.stamp);
+                    self.apply(&svc).await?;
+                }
+            }
+            Traffic::GatewayApi => {
+                let mut svc = manifest::revision_service(w);
+                manifest::stamp(&mut svc, &w.stamp);
+                self.apply(&svc).await?;
+            }
+            Traffic::ActivePreview => {
+                // The preview Service follows the newest revision started (not one restarted
+                // for a rollback: that one is, or becomes, the active one).
+                let active = self.active_of(component).await?;
+                if active.as_deref() != Some(rev.key.0.as_str()) {
+                    let mut svc =
+                        manifest::preview_service(component, &rev.deployment, &w.ports, &rev.key.0);
+                    manifest::stamp(&mut svc, &w.stamp);
+                    self.apply(&svc).await?;
+                }
+            }
+        }
+        if let Some(c) = self.lock().get_mut(component) {
+            c.services = true;
+        }
+        Ok(())
+    }
+
+    /// The revision key the active Service selects now, if it exists.
+    async fn active_of(&self, component: &str) -> Result<Option<String>, ProviderError> {
+        let svc = self
+            .cluster
+            .get(Kind::Service, &manifest::service_name(component))
+            .await
+            .map_err(failed)?;
+        Ok(svc.and_then(|s| {
+            s.pointer("/metadata/annotations")
+                .and_then(|a| a.get(annotations::REVISION_KEY))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        }))
+    }
+
+    async fn route(
+        &self,
+        component: &str,
+        weights: &[(RevisionKey, u32)],
+    ) -> Result<(), ProviderError> {
+        let Some(gateway) = &self.gateway else {
+            return Err(ProviderError::Failed(
+                "trafficRouting.gatewayAPI names no gateway".into(),
+            ));
+        };
+        let mut backends = Vec::new();
+        for (key, weight) in weights {
+            let rev = self.rev(component, key).await?;
+            backends.push(Backend {
+                service: rev.name.clone(),
+                port: rev.ports.first().map(|p| p.number).unwrap_or(80),
+                weight: *weight,
+            });
+        }
+        let route = manifest::http_route(component, &self.spec.id, gateway, &backends);
+        self.apply(&route).await
+    }
+
+    async fn scale(&self, component: &str, key: &RevisionKey, n: u32) -> Result<(), ProviderError> {
+        let rev = self.rev(component, key).await?;
+        if rev.replicas == n {
+            return Ok(());
+        }
+        self.cluster.scale(&rev.name, n).await.map_err(failed)?;
+        if let Some(r) = self
+            .lock()
+            .get_mut(component)
+            .and_then(|c| c.revs.get_mut(key))
+        {
+            r.replicas = n;
+        }
+        Ok(())
+    }
+}
+
+/// What a Deployment on the cluster says of its revision.
+fn rev_of(name: &str, d: &Value) -> Rev {
+    let replicas = d
+        .pointer("/spec/replicas")
+        .and_then(Value::as_u64)
+        .unwrap_or(1) as u32;
+    let full = d
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(annotations::FULL_REPLICAS))
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(replicas);
+    let ports = d
+        .pointer("/spec/template/spec/containers/0/ports")
+        .and_then(Value::as_array)
+        .map(|ps| {
+            ps.iter()
+                .filter_map(|p| {
+                    Some(Port {
+                        name: p.get("name")?.as_str()?.to_string(),
+                        number: u16::try_from(p.get("containerPort")?.as_u64()?).ok()?,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Rev {
+        name: name.to_string(),
+        full,
+        replicas,
+        ports,
+    }
+}
+
+/// A pod as the engine's instance.
+fn instance(p: &PodView) -> InstanceStatus {
+    let detail = p
+        .failure
+        .as_ref()
+        .map(|f| f.to_string())
+        .or_else(|| p.reason.clone());
+    InstanceStatus {
+        id: p.name.clone(),
+        ready: p.ready,
+        unhealthy: p.failure.is_some(),
+        restarts: p.restarts,
+        detail,
+        probe: "kubelet".into(),
+        last_latency_ms: None,
+        consecutive_failures: 0,
+        phase: Some(p.reason.clone().unwrap_or_else(|| p.phase.clone())),
+        age_s: p.age.map(|a| a.as_secs()),
+    }
+}
+
+#[async_trait]
+impl Provider for KubeProvider {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Kubernetes
+    }
+
+    async fn apply_revision(&self, rev: &RevisionSpec, replicas: u32) -> Result<(), ProviderError> {
+        let w = workload::workload(
+            &self.spec,
+            &rev.component,
+            &rev.key.0,
+            &rev.version,
+            Self::stamp(rev),
+        );
+        let name = revision_name(&rev.component.id, &rev.key.0);
+        self.apply(&manifest::deployment(&w, replicas)).await?;
+        self.lock()
+            .entry(rev.component.id.clone())
+            .or_default()
+            .revs
+            .insert(
+                rev.key.clone(),
+                Rev {
+                    name,
+                    full: w.replicas,
+                    replicas,
+                    ports: w.ports.clone(),
+                },
+            );
+        self.services_for(rev, &w).await?;
+        self.watch(&rev.component.id).await;
+        Ok(())
+    }
+
+    async fn set_weights(
+        &self,
+        component: &str,
+        weights: &[(RevisionKey, u32)],
+    ) -> Result<Split, ProviderError> {
+        if weights.is_empty() {
+            // Taking a revision off traffic before removing it: the removal does it here (its
+            // pods leave the Service's endpoints; a route drops its backend first).
+            return Ok(Split::exact());
+        }
+        let split = match self.traffic {
+            Traffic::ReplicaRatio => {
+                let mut full = BTreeMap::new();
+                for (key, _) in weights {
+                    full.insert(key.clone(), self.rev(component, key).await?.full);
+                }
+                let counts = split::counts(weights, &|k| full.get(k).copied().unwrap_or(1));
+                // Grow before shrinking, so that the component never has fewer pods than asked.
+                let mut order = counts.replicas.clone();
+                let current: BTreeMap<RevisionKey, u32> = {
+                    let comps = self.lock();
+                    order
+                        .iter()
+                        .filter_map(|(k, _)| {
+                            comps
+                                .get(component)
+                                .and_then(|c| c.revs.get(k))
+                                .map(|r| (k.clone(), r.replicas))
+                        })
+                        .collect()
+                };
+                order.sort_by_key(|(k, n)| *n < current.get(k).copied().unwrap_or(0));
+                for (key, n) in &order {
+                    self.scale(component, key, *n).await?;
+                }
+                let exact = counts
+                    .achieved
+                    .iter()
+                    .zip(weights)
+                    .all(|((_, a), (_, w))| (a - *w as f64).abs() < 0.05);
+                if exact {
+                    Split::exact()
+                } else {
+                    Split {
+                        achieved: counts.achieved,
+                    }
+                }
+            }
+            Traffic::GatewayApi => {
+                self.route(component, weights).await?;
+                Split::exact()
+            }
+            Traffic::ActivePreview => {
+                let Some((key, _)) = weights.iter().find(|(_, w)| *w == 100) else {
+                    return Err(ProviderError::Failed(format!(
+                        "{component}: a blue-green switch on Kubernetes moves all traffic at once; \
+                         gradual steps need infrastructure.trafficRouting.gatewayAPI"
+                    )));
+                };
+                let rev = self.rev(component, key).await?;
+                if !self.available(component, key, &rev).await {
+                    return Err(ProviderError::Failed(format!(
+                        "{component}: {} is not fully available after {}s; the active Service stays where it is",
+                        rev.name,
+                        AVAILABLE_WAIT.as_secs()
+                    )));
+                }
+                let ports = if rev.ports.is_empty() {
+                    self.ports_of(component)
+                } else {
+                    rev.ports.clone()
+                };
+                let mut svc = manifest::active_service(component, &self.spec.id, &ports, &key.0);
+                let weights_text = weights
+                    .iter()
+                    .map(|(k, w)| format!("{k}={w}"))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                if let Some(a) = svc
+                    .pointer_mut("/metadata/annotations")
+                    .and_then(Value::as_object_mut)
+                {
+                    a.insert(annotations::WEIGHTS.into(), Value::String(weights_text));
+                }
+                self.apply(&svc).await?;
+                Split::exact()
+            }
+        };
+        if let Some(c) = self.lock().get_mut(component) {
+            c.weights = weights.to_vec();
+        }
+        Ok(split)
+    }
+
+    async fn revision_status(
+        &self,
+        component: &str,
+        rev: &RevisionKey,
+    ) -> Result<RevisionStatus, ProviderError> {
+        let r = self.rev(component, rev).await?;
+        let w = self.watch(component).await;
+        if let Some(e) = w.last_error() {
+            if !w.ready() {
+                return Err(failed(e));
+            }
+        }
+        let instances = w
+            .pods_of(&short_hash(&rev.0))
+            .iter()
+            .map(instance)
+            .collect();
+        Ok(RevisionStatus {
+            desired: r.replicas,
+            instances,
+        })
+    }
+
+    async fn metrics(
+        &self,
+        component: &str,
+        _rev: &RevisionKey,
+        _window: Duration,
+    ) -> Result<Metrics, ProviderError> {
+        Err(ProviderError::Failed(format!(
+            "{component}: a cluster has no built-in router metrics; use a Prometheus or exec source"
+        )))
+    }
+
+    async fn remove_revision(
+        &self,
+        component: &str,
+        rev: &RevisionKey,
+    ) -> Result<(), ProviderError> {
+        let name = revision_name(component, &rev.0);
+        if self.traffic == Traffic::GatewayApi {
+            // The route stops naming the revision before its Service goes.
+            let remaining: Vec<(RevisionKey, u32)> = self
+                .lock()
+                .get(component)
+                .map(|c| c.weights.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(k, _)| k != rev)
+                .collect();
+            if !remaining.is_empty() {
+                self.route(component, &remaining).await?;
+            }
+            self.cluster
+                .delete(Kind::Service, &name)
+                .await
+                .map_err(failed)?;
+        }
+        self.cluster
+            .delete(Kind::Deployment, &name)
+            .await
+            .map_err(failed)?;
+        if let Some(c) = self.lock().get_mut(component) {
+            c.revs.remove(rev);
+            c.weights.retain(|(k, _)| k != rev);
+        }
+        Ok(())
+    }
+
+    fn lease(&self) -> Option<Arc<dyn TargetLease>> {
+        if self.cluster.is_dry_run() {
+            return None;
+        }
+        Some(self.lease.clone())
+    }
+}
