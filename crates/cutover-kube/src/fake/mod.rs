@@ -19,15 +19,19 @@
 //! `limit`/`continue` are ignored (lists are never paged), and a pod is available as soon as it
 //! is ready (`minReadySeconds` ignored).
 
+mod defaults;
 mod http;
 mod kinds;
 mod ops;
+mod patch;
 mod pod_status;
 mod select;
 mod sim;
 mod watch;
 mod world;
 
+#[cfg(test)]
+mod api_tests;
 #[cfg(test)]
 mod tests;
 

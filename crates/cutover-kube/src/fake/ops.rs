@@ -1,16 +1,16 @@
 //! The verbs of the fake API server: get, list, create, update, patch (apply, merge, strategic),
 //! delete and deletecollection on objects and their `status` and `scale` subresources.
 //!
-//! Owns: argument checking, defaulting, validation and the approximate server-side apply.
-//! Must not touch: HTTP framing and logging (see `http`), watch streams (see `watch`), the
+//! Owns: argument checking, subresources, dryRun. Must not touch: HTTP framing and logging (see `http`), watch streams (see `watch`), the
 //! controller and kubelet simulation (see `sim`).
 
 use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
+use super::defaults::{defaults, initial_status, record_manager, scale_of, validate};
 use super::kinds::Kind;
-use super::select::{apply, merge_patch, FieldSelector, LabelSelector};
+use super::select::{FieldSelector, LabelSelector};
 use super::world::{normalize, now_rfc3339, ApiError, World};
 
 /// A request on an object route, parsed.
@@ -30,11 +30,11 @@ impl Req {
     pub(crate) fn q(&self, k: &str) -> Option<&str> {
         self.query.get(k).map(String::as_str)
     }
-    fn ns(&self) -> &str {
+    pub(crate) fn ns(&self) -> &str {
         self.ns.as_deref().unwrap_or_default()
     }
     /// `dryRun=All` in the query, or (DELETE) `"dryRun": ["All"]` in the DeleteOptions body.
-    fn dry_run(&self) -> bool {
+    pub(crate) fn dry_run(&self) -> bool {
         self.q("dryRun") == Some("All")
             || (self.method == http::Method::DELETE
                 && serde_json::from_slice::<Value>(&self.body)
@@ -62,7 +62,7 @@ impl Req {
             _ => "unknown",
         }
     }
-    fn manager(&self) -> String {
+    pub(crate) fn manager(&self) -> String {
         match self.q("fieldManager") {
             Some(m) if !m.is_empty() => m.to_string(),
             _ => self
@@ -74,7 +74,7 @@ impl Req {
                 .to_string(),
         }
     }
-    fn body_json(&self) -> Result<Value, ApiError> {
+    pub(crate) fn body_json(&self) -> Result<Value, ApiError> {
         match serde_json::from_slice::<Value>(&self.body) {
             Ok(v @ Value::Object(_)) => Ok(v),
             Ok(_) => Err(ApiError::bad_request(
@@ -149,7 +149,7 @@ pub(crate) fn handle(w: &mut World, req: &Req) -> Result<Reply, ApiError> {
             let new = with_sub(kind, name, &old, body, sub)?;
             write(w, req, name, &old, new, "Update").map(|o| (200, o))
         }
-        ("PATCH", Some(name), sub) => patch(w, req, name, sub),
+        ("PATCH", Some(name), sub) => super::patch::patch(w, req, name, sub),
         ("DELETE", Some(name), None) => delete(w, req, name),
         ("DELETE", None, None) => delete_collection(w, req),
         _ => Err(ApiError::method_not_allowed()),
@@ -172,7 +172,7 @@ pub(crate) fn list_body(kind: Kind, rv: u64, items: Vec<Value>) -> Value {
         "metadata": {"resourceVersion": rv.to_string()}, "items": items})
 }
 
-fn check_kind(kind: Kind, body: &Value) -> Result<(), ApiError> {
+pub(crate) fn check_kind(kind: Kind, body: &Value) -> Result<(), ApiError> {
     if let Some(v) = body.get("apiVersion").and_then(Value::as_str) {
         if v != kind.api_version() {
             return Err(ApiError::bad_request(format!(
@@ -192,7 +192,7 @@ fn check_kind(kind: Kind, body: &Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn check_ns(req: &Req, body: &Value) -> Result<(), ApiError> {
+pub(crate) fn check_ns(req: &Req, body: &Value) -> Result<(), ApiError> {
     match body.pointer("/metadata/namespace").and_then(Value::as_str) {
         Some(n) if !n.is_empty() && req.kind.namespaced() && n != req.ns() => Err(ApiError::bad_request(
             "the namespace of the provided object does not match the namespace sent on the request",
@@ -201,7 +201,7 @@ fn check_ns(req: &Req, body: &Value) -> Result<(), ApiError> {
     }
 }
 
-fn check_rv(kind: Kind, name: &str, old: &Value, body: &Value) -> Result<(), ApiError> {
+pub(crate) fn check_rv(kind: Kind, name: &str, old: &Value, body: &Value) -> Result<(), ApiError> {
     match body
         .pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)
@@ -247,7 +247,7 @@ fn create(w: &mut World, req: &Req) -> Result<Reply, ApiError> {
     insert(w, req, body).map(|o| (201, o))
 }
 
-fn insert(w: &mut World, req: &Req, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn insert(w: &mut World, req: &Req, body: Value) -> Result<Value, ApiError> {
     if req.kind.namespaced() && !w.namespace_exists(req.ns()) {
         return Err(ApiError::namespace_not_found(req.ns()));
     }
@@ -274,7 +274,7 @@ fn insert(w: &mut World, req: &Req, body: Value) -> Result<Value, ApiError> {
 }
 
 /// Writes `new` over `old` (or only computes it under dryRun).
-fn write(
+pub(crate) fn write(
     w: &mut World,
     req: &Req,
     name: &str,
@@ -303,7 +303,7 @@ fn write(
 }
 
 /// The object after writing `body` to the main resource or a subresource of `old`.
-fn with_sub(
+pub(crate) fn with_sub(
     kind: Kind,
     name: &str,
     old: &Value,
@@ -348,182 +348,6 @@ fn with_sub(
         Some(other) => Err(ApiError::bad_request(format!(
             "unknown subresource {other:?}"
         ))),
-    }
-}
-
-fn patch(w: &mut World, req: &Req, name: &str, sub: Option<&str>) -> Result<Reply, ApiError> {
-    let kind = req.kind;
-    let force = req.q("force") == Some("true");
-    let ct = req
-        .content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_string();
-    let is_apply = ct == "application/apply-patch+yaml";
-    if is_apply && req.q("fieldManager").is_none_or(str::is_empty) {
-        return Err(ApiError {
-            code: 422,
-            reason: "Invalid",
-            message: "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch".into(),
-            details: Some((String::new(), "meta.k8s.io".into(), "PatchOptions".into())),
-        });
-    }
-    if force && !is_apply {
-        return Err(ApiError::bad_request(
-            "force: Forbidden: may not be specified for non-apply patch",
-        ));
-    }
-    if !is_apply
-        && ct != "application/merge-patch+json"
-        && ct != "application/strategic-merge-patch+json"
-    {
-        return Err(ApiError {
-            code: 415,
-            reason: "UnsupportedMediaType",
-            message: format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (the fake serves {ct:?} not)"),
-            details: None,
-        });
-    }
-    let body = req.body_json().map_err(|e| {
-        if is_apply {
-            ApiError::bad_request(format!(
-                "{} (the fake reads apply bodies as JSON only)",
-                e.message
-            ))
-        } else {
-            e
-        }
-    })?;
-    let old = w.get(kind, req.ns(), name).cloned();
-    let Some(old) = old else {
-        if !is_apply || sub.is_some() {
-            return Err(ApiError::not_found(kind, name));
-        }
-        check_kind(kind, &body)?;
-        check_ns(req, &body)?;
-        let mut obj = body.clone();
-        normalize(&mut obj);
-        obj["metadata"]["name"] = json!(name);
-        if kind.has_status_subresource() && kind != Kind::Namespace {
-            obj["status"] = initial_status(kind);
-        }
-        defaults(kind, &mut obj, None);
-        obj["apiVersion"] = json!(kind.api_version());
-        validate(kind, name, &obj, None)?;
-        record_manager(&mut obj, None, &req.manager(), "Apply", None);
-        let out = insert(w, req, obj)?;
-        if !req.dry_run() {
-            w.set_applied(kind, req.ns(), name, &req.manager(), body);
-        }
-        return Ok((201, out));
-    };
-    check_rv(kind, name, &old, &body)?;
-    let base = match sub {
-        Some("scale") if kind == Kind::Deployment => scale_of(&old),
-        _ => old.clone(),
-    };
-    let merged = if is_apply {
-        check_kind_for_sub(kind, sub, &body)?;
-        if !force {
-            apply_conflicts(w, req, name, &body)?;
-        }
-        apply(
-            &base,
-            w.applied(kind, req.ns(), name, &req.manager()),
-            &body,
-        )
-    } else {
-        let mut m = base.clone();
-        merge_patch(&mut m, &body);
-        m
-    };
-    let new = with_sub(kind, name, &old, merged, sub)?;
-    let out = write(
-        w,
-        req,
-        name,
-        &old,
-        new,
-        if is_apply { "Apply" } else { "Update" },
-    )?;
-    if is_apply && !req.dry_run() {
-        w.set_applied(kind, req.ns(), name, &req.manager(), body);
-    }
-    Ok((
-        200,
-        if sub == Some("scale") {
-            scale_of(&out)
-        } else {
-            out
-        },
-    ))
-}
-
-fn check_kind_for_sub(kind: Kind, sub: Option<&str>, body: &Value) -> Result<(), ApiError> {
-    match sub {
-        Some("scale") => Ok(()),
-        _ => check_kind(kind, body),
-    }
-}
-
-/// Another field manager's applied value for a field this apply sets differently: 409, as the
-/// real server answers an apply without `force`.
-fn apply_conflicts(w: &World, req: &Req, name: &str, body: &Value) -> Result<(), ApiError> {
-    let me = req.manager();
-    for (other, cfg) in w_applied_others(w, req, name, &me) {
-        let mut paths = Vec::new();
-        leaf_conflicts(&cfg, body, String::new(), &mut paths);
-        if let Some(first) = paths.first() {
-            let msg = format!(
-                "Apply failed with {} conflict{}: conflict with \"{other}\" using {}: {first}",
-                paths.len(),
-                if paths.len() == 1 { "" } else { "s" },
-                req.kind.api_version()
-            );
-            let mut e = ApiError::conflict(req.kind, name);
-            e.message = msg;
-            return Err(e);
-        }
-    }
-    Ok(())
-}
-
-fn w_applied_others(w: &World, req: &Req, name: &str, me: &str) -> Vec<(String, Value)> {
-    let managers: Vec<String> = w
-        .get(req.kind, req.ns(), name)
-        .and_then(|o| o.pointer("/metadata/managedFields"))
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|m| m.get("manager").and_then(Value::as_str))
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
-    managers
-        .into_iter()
-        .filter(|m| m != me)
-        .filter_map(|m| {
-            w.applied(req.kind, req.ns(), name, &m)
-                .cloned()
-                .map(|c| (m, c))
-        })
-        .collect()
-}
-
-fn leaf_conflicts(a: &Value, b: &Value, path: String, out: &mut Vec<String>) {
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            for (k, va) in x {
-                if let Some(vb) = y.get(k) {
-                    leaf_conflicts(va, vb, format!("{path}.{k}"), out);
-                }
-            }
-        }
-        (x, y) if x != y => out.push(path),
-        _ => {}
     }
 }
 
@@ -615,173 +439,4 @@ fn delete_collection(w: &mut World, req: &Req) -> Result<Reply, ApiError> {
         }
     }
     Ok((200, list_body(req.kind, w.rv(), items)))
-}
-
-/// The autoscaling/v1 Scale of a Deployment.
-pub(crate) fn scale_of(d: &Value) -> Value {
-    let selector = d
-        .pointer("/spec/selector/matchLabels")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
-    let meta = &d["metadata"];
-    json!({
-        "kind": "Scale", "apiVersion": "autoscaling/v1",
-        "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
-            "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"]},
-        "spec": {"replicas": d.pointer("/spec/replicas").cloned().unwrap_or(json!(1))},
-        "status": {"replicas": d.pointer("/status/replicas").cloned().unwrap_or(json!(0)), "selector": selector}
-    })
-}
-
-fn initial_status(kind: Kind) -> Value {
-    match kind {
-        Kind::Pod => json!({"phase": "Pending", "qosClass": "BestEffort"}),
-        _ => json!({}),
-    }
-}
-
-/// Server-side defaults the provider may read back.
-fn defaults(kind: Kind, obj: &mut Value, old: Option<&Value>) {
-    normalize(obj);
-    if !obj["spec"].is_object() && matches!(kind, Kind::Deployment | Kind::Service) {
-        obj["spec"] = json!({});
-    }
-    let spec = &mut obj["spec"];
-    match kind {
-        Kind::Deployment => {
-            for (k, v) in [
-                ("replicas", json!(1)),
-                ("progressDeadlineSeconds", json!(600)),
-                ("revisionHistoryLimit", json!(10)),
-            ] {
-                if spec[k].is_null() {
-                    spec[k] = v;
-                }
-            }
-            if spec["strategy"].is_null() {
-                spec["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}});
-            }
-        }
-        Kind::Service => {
-            if spec["type"].is_null() {
-                spec["type"] = json!("ClusterIP");
-            }
-            if spec["sessionAffinity"].is_null() {
-                spec["sessionAffinity"] = json!("None");
-            }
-            if spec["clusterIP"].is_null() {
-                let kept = old.and_then(|o| o.pointer("/spec/clusterIP")).cloned();
-                let n = obj["metadata"]["name"]
-                    .as_str()
-                    .map_or(0, |s| s.bytes().map(u32::from).sum::<u32>());
-                obj["spec"]["clusterIP"] = kept
-                    .unwrap_or_else(|| json!(format!("10.96.{}.{}", n / 250 % 250, n % 250 + 2)));
-                obj["spec"]["clusterIPs"] = json!([obj["spec"]["clusterIP"].clone()]);
-            }
-            if let Some(ports) = obj["spec"]["ports"].as_array_mut() {
-                for p in ports.iter_mut().filter(|p| p.is_object()) {
-                    if p["protocol"].is_null() {
-                        p["protocol"] = json!("TCP");
-                    }
-                    if p["targetPort"].is_null() {
-                        p["targetPort"] = p["port"].clone();
-                    }
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
-/// The checks of the real server that catch a wrong manifest early.
-fn validate(kind: Kind, name: &str, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {
-    if kind != Kind::Deployment {
-        return Ok(());
-    }
-    let Some(sel) = obj
-        .pointer("/spec/selector/matchLabels")
-        .and_then(Value::as_object)
-    else {
-        return Err(ApiError::invalid(
-            kind,
-            name,
-            "spec.selector: Required value",
-        ));
-    };
-    let labels = obj
-        .pointer("/spec/template/metadata/labels")
-        .and_then(Value::as_object);
-    if !sel
-        .iter()
-        .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
-    {
-        return Err(ApiError::invalid(kind, name, "spec.template.metadata.labels: Invalid value: `selector` does not match template `labels`"));
-    }
-    if obj
-        .pointer("/spec/template/spec/containers")
-        .and_then(Value::as_array)
-        .is_none_or(Vec::is_empty)
-    {
-        return Err(ApiError::invalid(
-            kind,
-            name,
-            "spec.template.spec.containers: Required value",
-        ));
-    }
-    if obj
-        .pointer("/spec/replicas")
-        .and_then(Value::as_i64)
-        .is_some_and(|r| r < 0)
-    {
-        return Err(ApiError::invalid(
-            kind,
-            name,
-            "spec.replicas: Invalid value: must be greater than or equal to 0",
-        ));
-    }
-    if let Some(old) = old {
-        if old.pointer("/spec/selector") != obj.pointer("/spec/selector") {
-            return Err(ApiError::invalid(
-                kind,
-                name,
-                "spec.selector: Invalid value: field is immutable",
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Keeps `metadata.managedFields` (one entry per manager, operation and subresource; no field sets).
-fn record_manager(
-    obj: &mut Value,
-    old: Option<&Value>,
-    manager: &str,
-    op: &str,
-    sub: Option<&str>,
-) {
-    normalize(obj);
-    let mut entries: Vec<Value> = old
-        .and_then(|o| o.pointer("/metadata/managedFields"))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let sub = sub.unwrap_or_default();
-    entries.retain(|e| {
-        !(e["manager"] == json!(manager)
-            && e["operation"] == json!(op)
-            && e["subresource"].as_str().unwrap_or_default() == sub)
-    });
-    let mut entry = json!({"manager": manager, "operation": op, "apiVersion": obj["apiVersion"].clone(), "time": now_rfc3339(),
-        "fieldsType": "FieldsV1", "fieldsV1": {}});
-    if !sub.is_empty() {
-        entry["subresource"] = json!(sub);
-    }
-    entries.push(entry);
-    obj["metadata"]["managedFields"] = json!(entries);
 }
