@@ -1,6 +1,8 @@
 //! The fake API server's protocol through a real `kube::Client`: apply semantics, watches and
 //! 410, conflicts, injected failures, dry runs, error statuses, kubeconfig.
 
+use std::time::Duration;
+
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -58,6 +60,19 @@ async fn apply_drops_fields_the_manager_no_longer_sets_and_conflicts_without_for
         .filter_map(|m| m.manager)
         .collect();
     assert_eq!(managers, ["cutover", "someone"]);
+    // The forced apply took spec.replicas over: cutover dropping it from its configuration
+    // leaves someone's value.
+    let mut without = deployment("web", "img:1", 1);
+    without["spec"].as_object_mut().unwrap().remove("replicas");
+    let d = api
+        .patch(
+            "web",
+            &PatchParams::apply("cutover"),
+            &Patch::Apply(&without),
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.spec.unwrap().replicas, Some(5));
 }
 
 #[tokio::test]
@@ -267,6 +282,17 @@ async fn injected_failures_answer_with_the_code_then_stop() {
         assert_eq!(api_code(&e).map(|c| c.0), Some(500));
     }
     api.get("web").await.unwrap();
+    fake.fail_next("GET", "/scale", 403, 1);
+    let e = api.get_scale("web").await.unwrap_err();
+    let msg = api_code(&e).unwrap().2;
+    assert!(
+        msg.starts_with("deployments.apps \"web\" is forbidden: User"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("cannot get resource \"deployments/scale\""),
+        "{msg}"
+    );
     fake.fail_next("GET", "watch=true", 401, 1);
     let e = api.watch(&Default::default(), "0").await.err().unwrap();
     assert_eq!(api_code(&e).map(|c| c.1), Some("Unauthorized".to_string()));
@@ -546,4 +572,25 @@ async fn services_and_httproutes_are_stored_and_patched() {
         .items
         .is_empty());
     assert_eq!(fake.counts().get("patch", "httproutes"), 1);
+}
+
+#[tokio::test]
+async fn a_stalled_server_leaves_requests_unanswered_until_released() {
+    let fake = FakeApiServer::start().await.unwrap();
+    let api: Api<Namespace> = Api::all(fake.client("default"));
+    fake.set_stalled(true);
+    let hung = tokio::time::timeout(Duration::from_millis(300), api.get("default")).await;
+    assert!(hung.is_err(), "no answer while stalled");
+    let waiting = tokio::spawn({
+        let api = api.clone();
+        async move { api.get("default").await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    fake.set_stalled(false);
+    let ns = tokio::time::timeout(WAIT, waiting)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(ns.metadata.name.as_deref(), Some("default"));
 }

@@ -34,6 +34,7 @@ pub(crate) fn scale_of(d: &Value) -> Value {
 pub(crate) fn initial_status(kind: Kind) -> Value {
     match kind {
         Kind::Pod => json!({"phase": "Pending", "qosClass": "BestEffort"}),
+        Kind::Namespace => json!({"phase": "Active"}),
         _ => json!({}),
     }
 }

@@ -69,6 +69,8 @@ fn error_response(e: &ApiError) -> Response<Body> {
 }
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let mut stalled = shared.stalled.subscribe();
+    let _ = stalled.wait_for(|s| !*s).await;
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query_str = req.uri().query().unwrap_or_default().to_string();
@@ -141,10 +143,11 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
             log.namespace = req.ns.clone();
             if let Some(code) = shared.take_fault(log.method.as_str(), &target) {
                 let name = req.name.clone().unwrap_or_default();
+                let what = (kind, log.resource.as_str());
                 error_response(&ApiError::injected(
                     code,
                     &log.verb,
-                    Some(kind),
+                    Some(what),
                     req.ns.as_deref(),
                     &name,
                 ))

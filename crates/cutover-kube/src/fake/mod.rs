@@ -121,6 +121,8 @@ pub(crate) struct Shared {
     faults: Mutex<Vec<Fault>>,
     log: Mutex<Vec<RequestLog>>,
     open_watches: Arc<AtomicUsize>,
+    /// While true, requests wait unanswered (an API server that accepts but hangs).
+    stalled: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shared {
@@ -172,6 +174,7 @@ impl FakeApiServer {
             faults: Mutex::new(Vec::new()),
             log: Mutex::new(Vec::new()),
             open_watches: Arc::new(AtomicUsize::new(0)),
+            stalled: tokio::sync::watch::channel(false).0,
         });
         let tasks = vec![
             tokio::spawn(http::serve(listener, shared.clone())),
@@ -267,6 +270,12 @@ impl FakeApiServer {
             code,
             remaining: times,
         });
+    }
+
+    /// While `true`, requests (new and waiting) get no answer: connections are accepted and
+    /// then hang, as with an overloaded or half-dead API server. `false` releases them.
+    pub fn set_stalled(&self, stalled: bool) {
+        self.shared.stalled.send_replace(stalled);
     }
 
     /// Every request so far, in order.

@@ -232,7 +232,7 @@ fn create(w: &mut World, req: &Req) -> Result<Reply, ApiError> {
             "resourceVersion should not be set on objects to be created",
         ));
     }
-    if req.kind.has_status_subresource() && req.kind != Kind::Namespace {
+    if req.kind.has_status_subresource() {
         body["status"] = initial_status(req.kind);
     }
     let name = body

@@ -72,7 +72,7 @@ pub(crate) fn patch(
         let mut obj = body.clone();
         normalize(&mut obj);
         obj["metadata"]["name"] = json!(name);
-        if kind.has_status_subresource() && kind != Kind::Namespace {
+        if kind.has_status_subresource() {
             obj["status"] = initial_status(kind);
         }
         defaults(kind, &mut obj, None);
@@ -94,6 +94,8 @@ pub(crate) fn patch(
         check_kind_for_sub(kind, sub, &body)?;
         if !force {
             apply_conflicts(w, req, name, &body)?;
+        } else if !req.dry_run() {
+            take_over(w, req, name, &body);
         }
         apply(
             &base,
@@ -134,26 +136,68 @@ fn check_kind_for_sub(kind: Kind, sub: Option<&str>, body: &Value) -> Result<(),
     }
 }
 
+/// Fields (as key paths) that other Apply managers set to a different value than `body`.
+fn conflicts(w: &World, req: &Req, name: &str, body: &Value) -> Vec<(String, Vec<Vec<String>>)> {
+    let me = req.manager();
+    w_applied_others(w, req, name, &me)
+        .into_iter()
+        .map(|(other, cfg)| {
+            let mut paths = Vec::new();
+            leaf_conflicts(&cfg, body, &mut Vec::new(), &mut paths);
+            (other, paths)
+        })
+        .filter(|(_, paths)| !paths.is_empty())
+        .collect()
+}
+
 /// Another field manager's applied value for a field this apply sets differently: 409, as the
 /// real server answers an apply without `force`.
 fn apply_conflicts(w: &World, req: &Req, name: &str, body: &Value) -> Result<(), ApiError> {
-    let me = req.manager();
-    for (other, cfg) in w_applied_others(w, req, name, &me) {
-        let mut paths = Vec::new();
-        leaf_conflicts(&cfg, body, String::new(), &mut paths);
-        if let Some(first) = paths.first() {
-            let msg = format!(
-                "Apply failed with {} conflict{}: conflict with \"{other}\" using {}: {first}",
-                paths.len(),
-                if paths.len() == 1 { "" } else { "s" },
-                req.kind.api_version()
-            );
-            let mut e = ApiError::conflict(req.kind, name);
-            e.message = msg;
-            return Err(e);
-        }
+    if let Some((other, paths)) = conflicts(w, req, name, body).into_iter().next() {
+        let first = paths
+            .first()
+            .map(|p| format!(".{}", p.join(".")))
+            .unwrap_or_default();
+        let msg = format!(
+            "Apply failed with {} conflict{}: conflict with \"{other}\" using {}: {first}",
+            paths.len(),
+            if paths.len() == 1 { "" } else { "s" },
+            req.kind.api_version()
+        );
+        let mut e = ApiError::conflict(req.kind, name);
+        e.message = msg;
+        return Err(e);
     }
     Ok(())
+}
+
+/// A forced apply takes the conflicting fields over: the other managers no longer own them
+/// (their next apply without those fields does not remove them).
+fn take_over(w: &mut World, req: &Req, name: &str, body: &Value) {
+    for (other, paths) in conflicts(w, req, name, body) {
+        if let Some(mut cfg) = w.applied(req.kind, req.ns(), name, &other).cloned() {
+            for p in &paths {
+                remove_path(&mut cfg, p);
+            }
+            w.set_applied(req.kind, req.ns(), name, &other, cfg);
+        }
+    }
+}
+
+fn remove_path(v: &mut Value, path: &[String]) {
+    match path {
+        [] => {}
+        [last] => {
+            if let Some(m) = v.as_object_mut() {
+                m.remove(last);
+            }
+        }
+        [first, rest @ ..] => {
+            if let Some(child) = v.get_mut(first) {
+                remove_path(child, rest);
+            }
+        }
+    }
 }
 
 fn w_applied_others(w: &World, req: &Req, name: &str, me: &str) -> Vec<(String, Value)> {
@@ -179,16 +223,18 @@ fn w_applied_others(w: &World, req: &Req, name: &str, me: &str) -> Vec<(String, 
         .collect()
 }
 
-fn leaf_conflicts(a: &Value, b: &Value, path: String, out: &mut Vec<String>) {
+fn leaf_conflicts(a: &Value, b: &Value, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
             for (k, va) in x {
                 if let Some(vb) = y.get(k) {
-                    leaf_conflicts(va, vb, format!("{path}.{k}"), out);
+                    path.push(k.clone());
+                    leaf_conflicts(va, vb, path, out);
+                    path.pop();
                 }
             }
         }
-        (x, y) if x != y => out.push(path),
+        (x, y) if x != y => out.push(path.clone()),
         _ => {}
     }
 }

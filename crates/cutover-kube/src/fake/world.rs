@@ -96,19 +96,23 @@ impl ApiError {
             details: None,
         }
     }
-    /// An injected failure (`fail_next`), worded like the real server's.
+    /// An injected failure (`fail_next`), worded like the real server's; `target` is the kind
+    /// and the resource as RBAC names it (`deployments/scale`).
     pub(crate) fn injected(
         code: u16,
         verb: &str,
-        kind: Option<Kind>,
+        target: Option<(Kind, &str)>,
         ns: Option<&str>,
         name: &str,
     ) -> ApiError {
+        let kind = target.map(|t| t.0);
         let (reason, message) = match code {
             400 => ("BadRequest", "the request is invalid (injected)".to_string()),
             401 => ("Unauthorized", "Unauthorized".to_string()),
             403 => {
-                let (res, group) = kind.map_or(("resources".into(), String::new()), |k| (k.plural().to_string(), k.group().to_string()));
+                let (res, group) = target.map_or(("resources".to_string(), String::new()), |(k, r)| {
+                    (r.to_string(), k.group().to_string())
+                });
                 let what = kind.map_or(String::new(), |k| match name {
                     "" => format!("{} ", k.qualified()),
                     n => format!("{} \"{n}\" ", k.qualified()),
@@ -382,7 +386,7 @@ impl World {
                 };
             }
         }
-        if obj == old {
+        if without_managed_fields(&obj) == without_managed_fields(&old) {
             return Ok(old);
         }
         self.rv += 1;
@@ -480,6 +484,15 @@ impl World {
         }
         let _ = self.tx.send(Signal::Change(change));
     }
+}
+
+/// The object without `metadata.managedFields` (whose times change on every write).
+fn without_managed_fields(obj: &Value) -> Value {
+    let mut o = obj.clone();
+    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("managedFields");
+    }
+    o
 }
 
 /// Makes `obj` an object whose `metadata` is an object, so that indexing into both cannot panic.
