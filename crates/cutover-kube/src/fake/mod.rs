@@ -27,6 +27,7 @@ mod patch;
 mod pod_status;
 mod select;
 mod sim;
+mod status;
 mod watch;
 mod world;
 
