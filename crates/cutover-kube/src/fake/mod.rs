@@ -34,6 +34,8 @@ mod world;
 #[cfg(test)]
 mod api_tests;
 #[cfg(test)]
+mod error_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;

@@ -126,6 +126,12 @@ pub(crate) fn handle(w: &mut World, req: &Req) -> Result<Reply, ApiError> {
                 .ok_or_else(|| ApiError::not_found(kind, name))?;
             Ok((200, scale_of(d)))
         }
+        ("GET", Some(_), Some(_)) => Err(ApiError {
+            code: 404,
+            reason: "NotFound",
+            message: "the server could not find the requested resource".into(),
+            details: None,
+        }),
         ("POST", None, None) => create(w, req),
         ("PUT", Some(name), sub) => {
             let body = req.body_json()?;
@@ -147,7 +153,15 @@ pub(crate) fn handle(w: &mut World, req: &Req) -> Result<Reply, ApiError> {
                 .ok_or_else(|| ApiError::not_found(kind, name))?;
             check_rv(kind, name, &old, &body)?;
             let new = with_sub(kind, name, &old, body, sub)?;
-            write(w, req, name, &old, new, "Update").map(|o| (200, o))
+            let out = write(w, req, name, &old, new, "Update")?;
+            Ok((
+                200,
+                if sub == Some("scale") {
+                    scale_of(&out)
+                } else {
+                    out
+                },
+            ))
         }
         ("PATCH", Some(name), sub) => super::patch::patch(w, req, name, sub),
         ("DELETE", Some(name), None) => delete(w, req, name),

@@ -48,7 +48,7 @@ pub(crate) fn patch(
         return Err(ApiError {
             code: 415,
             reason: "UnsupportedMediaType",
-            message: format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (the fake serves {ct:?} not)"),
+            message: format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (not served by the fake: {ct:?})"),
             details: None,
         });
     }
@@ -62,6 +62,31 @@ pub(crate) fn patch(
             e
         }
     })?;
+    if is_apply && sub != Some("scale") {
+        for field in ["apiVersion", "kind"] {
+            if body
+                .get(field)
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                return Err(ApiError::bad_request(format!(
+                    "error decoding the apply configuration: Object '{}' is missing",
+                    if field == "kind" {
+                        "Kind"
+                    } else {
+                        "apiVersion"
+                    }
+                )));
+            }
+        }
+    }
+    if let Some(n) = body.pointer("/metadata/name").and_then(Value::as_str) {
+        if n != name && sub.is_none() {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )));
+        }
+    }
     let old = w.get(kind, req.ns(), name).cloned();
     let Some(old) = old else {
         if !is_apply || sub.is_some() {
