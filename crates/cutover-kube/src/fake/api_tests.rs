@@ -377,3 +377,33 @@ async fn services_and_httproutes_are_stored_and_patched() {
         .is_empty());
     assert_eq!(fake.counts().get("patch", "httproutes"), 1);
 }
+
+#[tokio::test]
+async fn kube_recorder_events_are_stored_as_events_k8s_io() {
+    use kube::runtime::events::{Event as Published, EventType, Recorder};
+    use kube::Resource;
+    let fake = FakeApiServer::start().await.unwrap();
+    let client = fake.client("default");
+    let api: Api<Deployment> = Api::default_namespaced(client.clone());
+    let pp = PatchParams::apply("cutover").force();
+    let d = api
+        .patch("web", &pp, &Patch::Apply(deployment("web", "img", 1)))
+        .await
+        .unwrap();
+    let recorder = Recorder::new(client, "cutover".into());
+    let ev = Published {
+        type_: EventType::Normal,
+        reason: "Promoted".into(),
+        note: Some("canary at 50%".into()),
+        action: "Promote".into(),
+        secondary: None,
+    };
+    let reference = d.object_ref(&());
+    recorder.publish(&ev, &reference).await.unwrap();
+    recorder.publish(&ev, &reference).await.unwrap();
+    let stored = fake.objects("EventV1", "default");
+    assert_eq!(stored.len(), 1, "the second publish patches the series");
+    assert_eq!(stored[0]["note"], "canary at 50%");
+    assert_eq!(stored[0]["series"]["count"], 2);
+    assert_eq!(fake.counts().get("patch", "events"), 1);
+}

@@ -13,17 +13,20 @@ pub(crate) enum Kind {
     Service,
     Pod,
     Event,
+    /// `events.k8s.io/v1` Events (what kube's `Recorder` writes), stored apart from core/v1 ones.
+    EventV1,
     Lease,
     HttpRoute,
 }
 
 impl Kind {
-    pub(crate) const ALL: [Kind; 7] = [
+    pub(crate) const ALL: [Kind; 8] = [
         Kind::Namespace,
         Kind::Deployment,
         Kind::Service,
         Kind::Pod,
         Kind::Event,
+        Kind::EventV1,
         Kind::Lease,
         Kind::HttpRoute,
     ];
@@ -35,7 +38,7 @@ impl Kind {
             Kind::Deployment => "Deployment",
             Kind::Service => "Service",
             Kind::Pod => "Pod",
-            Kind::Event => "Event",
+            Kind::Event | Kind::EventV1 => "Event",
             Kind::Lease => "Lease",
             Kind::HttpRoute => "HTTPRoute",
         }
@@ -47,7 +50,7 @@ impl Kind {
             Kind::Deployment => "deployments",
             Kind::Service => "services",
             Kind::Pod => "pods",
-            Kind::Event => "events",
+            Kind::Event | Kind::EventV1 => "events",
             Kind::Lease => "leases",
             Kind::HttpRoute => "httproutes",
         }
@@ -57,6 +60,7 @@ impl Kind {
         match self {
             Kind::Namespace | Kind::Service | Kind::Pod | Kind::Event => "",
             Kind::Deployment => "apps",
+            Kind::EventV1 => "events.k8s.io",
             Kind::Lease => "coordination.k8s.io",
             Kind::HttpRoute => "gateway.networking.k8s.io",
         }
@@ -91,8 +95,12 @@ impl Kind {
     }
 
     /// From a `kind` name or plural, case-insensitive ("Deployment", "pods", "httproute").
+    /// `EventV1` (or `events.k8s.io`) names the events.k8s.io/v1 kind; `Event` the core one.
     pub(crate) fn parse(s: &str) -> Option<Kind> {
         let s = s.to_ascii_lowercase();
+        if s == "eventv1" || s == "events.k8s.io" {
+            return Some(Kind::EventV1);
+        }
         Kind::ALL.into_iter().find(|k| {
             k.name().to_ascii_lowercase() == s
                 || k.plural() == s
@@ -128,7 +136,12 @@ pub(crate) enum Route {
     Unknown,
 }
 
-const GROUPS: [&str; 3] = ["apps", "coordination.k8s.io", "gateway.networking.k8s.io"];
+const GROUPS: [&str; 4] = [
+    "apps",
+    "coordination.k8s.io",
+    "events.k8s.io",
+    "gateway.networking.k8s.io",
+];
 
 /// Routes a request path (without the query).
 pub(crate) fn route(path: &str) -> Route {

@@ -6,7 +6,8 @@
 //! merge and strategic merge, `dryRun=All`), delete, the `status` and `scale` subresources, and
 //! `Status` errors shaped like the real ones. A controller and kubelet simulation gives
 //! Deployments pods and statuses; a [`PodBehaviour`] per image makes pods fail the ways real pods
-//! do. Served: Namespaces, Deployments, Services, Pods, core/v1 Events, Leases, HTTPRoutes.
+//! do. Served: Namespaces, Deployments, Services, Pods, core/v1 and events.k8s.io/v1
+//! Events (stored apart), Leases, HTTPRoutes.
 //!
 //! Owns: the server's tasks (dropping [`FakeApiServer`] aborts them), its store and request log.
 //! Must not touch: cutover's provider code (it is only a peer over HTTP), the host's files
@@ -312,8 +313,9 @@ impl FakeApiServer {
         self.shared.open_watches.load(Ordering::SeqCst)
     }
 
-    /// The stored object. `kind`: "Deployment", "Service", "Pod", "Lease", "HTTPRoute", "Event",
-    /// "Namespace" (or their plurals); `namespace` is ignored for namespaces.
+    /// The stored object. `kind`: "Deployment", "Service", "Pod", "Lease", "HTTPRoute", "Event"
+    /// (core/v1), "EventV1" (events.k8s.io/v1, what kube's `Recorder` writes), "Namespace" (or
+    /// their plurals, case-insensitive); `namespace` is ignored for namespaces.
     pub fn object(&self, kind: &str, namespace: &str, name: &str) -> Option<Value> {
         let kind = Kind::parse(kind)?;
         let ns = if kind.namespaced() { namespace } else { "" };
@@ -333,8 +335,9 @@ impl FakeApiServer {
             .collect()
     }
 
-    /// Stores an object as given (status included), creating or replacing it, and its
-    /// namespace if missing: e.g. a plain Deployment cutover did not create. `None` if the
+    /// Stores an object as given (status included, though the simulation then rewrites the
+    /// status of Deployments and pods), creating or replacing it, and its namespace if
+    /// missing: e.g. a plain Deployment cutover did not create. `None` if the
     /// kind is not served or the object has no name.
     pub fn put_object(&self, obj: Value) -> Option<Value> {
         let kind = Kind::parse(obj.get("kind")?.as_str()?)?;

@@ -46,7 +46,8 @@ impl WatchSpec {
                 })?),
             };
         let timeout = match req.q("timeoutSeconds") {
-            None => 1800,
+            // Absent or 0: the server's default (the real one picks 30 to 60 minutes).
+            None | Some("0") => 1800,
             Some(s) => s
                 .parse::<u64>()
                 .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds: {s:?}")))?,
