@@ -356,6 +356,9 @@ pub(crate) fn with_sub(
                 ));
             };
             let mut new = old.clone();
+            if !new["spec"].is_object() {
+                new["spec"] = json!({});
+            }
             new["spec"]["replicas"] = json!(replicas);
             Ok(new)
         }

@@ -21,6 +21,8 @@ use super::{lock, PodBehaviour, Shared};
 
 /// The simulation's clock for time-driven changes (ready delay, restarts, progress deadline).
 const TICK: Duration = Duration::from_millis(25);
+/// The most pods the simulation keeps for one Deployment.
+const MAX_PODS: i64 = 1000;
 /// A crash-looping container restarts this often.
 const RESTART_EVERY: Duration = Duration::from_millis(200);
 pub(crate) const NODE: &str = "fake-node-1";
@@ -127,7 +129,7 @@ fn max_unavailable(d: &Value, replicas: i64) -> i64 {
         Value::String(s) => s
             .trim_end_matches('%')
             .parse::<i64>()
-            .map_or(0, |p| replicas * p / 100),
+            .map_or(0, |p| replicas.saturating_mul(p) / 100),
         _ => 0,
     };
     n.clamp(0, replicas)
@@ -172,11 +174,12 @@ impl Sim {
     /// Keeps `spec.replicas` pods of the current template; deletes the others.
     fn scale(&mut self, w: &mut World, d: &Value, s: &Settings) {
         let (ns, uid) = (str_at(d, "/metadata/namespace"), str_at(d, "/metadata/uid"));
+        // A seeded object may ask for anything: the simulation runs at most MAX_PODS.
         let replicas = d
             .pointer("/spec/replicas")
             .and_then(Value::as_i64)
             .unwrap_or(1)
-            .max(0);
+            .clamp(0, MAX_PODS);
         let template = d.pointer("/spec/template").cloned().unwrap_or(json!({}));
         let hash = short_id(&canonical(&template), 10);
         let owned: Vec<Value> = w
@@ -313,7 +316,7 @@ impl Sim {
             .pointer("/spec/replicas")
             .and_then(Value::as_i64)
             .unwrap_or(1)
-            .max(0);
+            .clamp(0, MAX_PODS);
         let generation = d
             .pointer("/metadata/generation")
             .and_then(Value::as_i64)

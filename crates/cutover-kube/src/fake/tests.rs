@@ -352,3 +352,47 @@ async fn a_seeded_deployment_gets_pods_and_dropping_the_server_stops_everything(
     let refused = tokio::net::TcpStream::connect(url.trim_start_matches("http://")).await;
     assert!(refused.is_err(), "the listener is closed");
 }
+
+#[tokio::test]
+async fn odd_seeded_objects_do_not_break_the_server() {
+    let fake = FakeApiServer::start().await.unwrap();
+    let odd = [
+        json!({"kind": "Deployment", "metadata": {"name": "s"}, "spec": "not an object"}),
+        json!({"kind": "Deployment", "metadata": {"name": "n"}, "spec": {"replicas": -3, "template": 7,
+            "strategy": {"rollingUpdate": {"maxUnavailable": "-50%"}}}}),
+        json!({"kind": "Pod", "metadata": {"name": "p", "labels": "x"}, "spec": {"containers": "none"}}),
+        json!({"kind": "Service", "metadata": {"name": "svc"}, "spec": {"ports": [1, {"port": 80}]}}),
+    ];
+    for o in odd {
+        assert!(fake.put_object(o).is_some());
+    }
+    assert!(fake
+        .put_object(json!({"kind": "Job", "metadata": {"name": "j"}}))
+        .is_none());
+    assert!(fake.put_object(json!({"kind": "Pod"})).is_none());
+    let api: Api<Deployment> = Api::default_namespaced(fake.client("default"));
+    let scale = api
+        .patch_scale(
+            "s",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 2}})),
+        )
+        .await;
+    assert_eq!(scale.unwrap().spec.and_then(|s| s.replicas), Some(2));
+    wait_until("pods for the odd Deployment", || {
+        fake.objects("Pod", "default").len() >= 3
+    })
+    .await;
+    // The server still answers, and the kubelet gave the odd pod a status.
+    let client = fake.client("default");
+    let req = http::Request::get("/api/v1/namespaces/default/pods")
+        .body(Vec::new())
+        .unwrap();
+    assert!(client.request_text(req).await.unwrap().contains("PodList"));
+    assert!(fake.object("Deployment", "default", "n").is_some());
+    wait_until("the odd pod's status", || {
+        fake.object("Pod", "default", "p")
+            .is_some_and(|p| p["status"]["conditions"].is_array())
+    })
+    .await;
+}

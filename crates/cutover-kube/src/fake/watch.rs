@@ -64,7 +64,7 @@ impl WatchSpec {
             ns: req.ns.clone(),
             sel: Selectors::from_query(req)?,
             rv,
-            timeout: Duration::from_secs(timeout),
+            timeout: Duration::from_secs(timeout.min(24 * 3600)),
             bookmarks,
             initial_events,
         })
