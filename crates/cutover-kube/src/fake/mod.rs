@@ -160,6 +160,14 @@ pub struct FakeApiServer {
     tasks: Vec<JoinHandle<()>>,
 }
 
+impl std::fmt::Debug for FakeApiServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeApiServer")
+            .field("url", &self.url())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for FakeApiServer {
     fn drop(&mut self) {
         for t in &self.tasks {
