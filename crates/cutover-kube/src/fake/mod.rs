@@ -16,7 +16,8 @@
 //!
 //! Known approximations: server-side apply merges objects and replaces lists (no per-field
 //! ownership beyond conflicts between Apply managers; `managedFields` entries carry no field
-//! sets), strategic merge patches are JSON merge patches, apply bodies must be JSON, pods are
+//! sets), strategic merge patches merge lists by the usual keys (`name`, `containerPort`,
+//! `port`, ...) but know no per-field patch strategies, apply bodies must be JSON, pods are
 //! owned by their Deployment (no ReplicaSets), a template change replaces pods all at once,
 //! `limit`/`continue` are ignored (lists are never paged), and a pod is available as soon as it
 //! is ready (`minReadySeconds` ignored). As on a real server, a write into a namespace that does
