@@ -360,13 +360,20 @@ async fn services_and_httproutes_are_stored_and_patched() {
     let routes: Api<DynamicObject> =
         Api::default_namespaced_with(client.clone(), &ApiResource::from_gvk(&gvk));
     let route = json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "web"},
-        "spec": {"rules": [{"backendRefs": [{"name": "web-a", "port": 80, "weight": 90}, {"name": "web-b", "port": 80, "weight": 10}]}]}});
+        "spec": {"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": [{"name": "web-a", "port": 80, "weight": 90}, {"name": "web-b", "port": 80, "weight": 10}]}]}});
     routes
         .patch("web", &pp, &Patch::Apply(&route))
         .await
         .unwrap();
     let got = routes.get("web").await.unwrap();
     assert_eq!(got.data["spec"]["rules"][0]["backendRefs"][1]["weight"], 10);
+    // The simulated gateway controller accepts it; web-a and web-b do not exist.
+    wait_until("the route's status", || {
+        fake.object("HTTPRoute", "default", "web").is_some_and(|r| {
+            r["status"]["parents"][0]["conditions"][1]["reason"] == "BackendNotFound"
+        })
+    })
+    .await;
     assert_eq!(fake.objects("HTTPRoute", "default").len(), 1);
     let all: Api<Pod> = Api::all(client);
     assert!(all

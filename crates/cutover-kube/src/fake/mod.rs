@@ -5,9 +5,10 @@
 //! selectors, bookmarks, 410 on expired history), create/replace/patch (server-side apply,
 //! merge and strategic merge, `dryRun=All`), delete, the `status` and `scale` subresources, and
 //! `Status` errors shaped like the real ones. A controller and kubelet simulation gives
-//! Deployments pods and statuses; a [`PodBehaviour`] per image makes pods fail the ways real pods
-//! do. Served: Namespaces, Deployments, Services, Pods, core/v1 and events.k8s.io/v1
-//! Events (stored apart), Leases, HTTPRoutes.
+//! Deployments pods and statuses (and a gateway controller gives HTTPRoutes theirs); a
+//! [`PodBehaviour`] per image makes pods fail the ways real pods do. Served: Namespaces,
+//! Deployments, Services, Pods, core/v1 and events.k8s.io/v1 Events (stored apart), Leases,
+//! HTTPRoutes.
 //!
 //! Owns: the server's tasks (dropping [`FakeApiServer`] aborts them), its store and request log.
 //! Must not touch: cutover's provider code (it is only a peer over HTTP), the host's files
@@ -15,10 +16,12 @@
 //!
 //! Known approximations: server-side apply merges objects and replaces lists (no per-field
 //! ownership beyond conflicts between Apply managers; `managedFields` entries carry no field
-//! sets), strategic merge patches are JSON merge patches, apply bodies must be JSON, pods are
+//! sets), strategic merge patches merge lists by the usual keys (`name`, `containerPort`,
+//! `port`, ...) but know no per-field patch strategies, apply bodies must be JSON, pods are
 //! owned by their Deployment (no ReplicaSets), a template change replaces pods all at once,
 //! `limit`/`continue` are ignored (lists are never paged), and a pod is available as soon as it
-//! is ready (`minReadySeconds` ignored).
+//! is ready (`minReadySeconds` ignored). As on a real server, a write into a namespace that does
+//! not exist is 404 `namespaces "x" not found`, while a list or watch there is empty.
 
 mod defaults;
 mod http;
@@ -156,6 +159,14 @@ pub struct FakeApiServer {
     shared: Arc<Shared>,
     addr: SocketAddr,
     tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for FakeApiServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeApiServer")
+            .field("url", &self.url())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Drop for FakeApiServer {

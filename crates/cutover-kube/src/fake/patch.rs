@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::defaults::{defaults, initial_status, record_manager, scale_of, validate};
 use super::kinds::Kind;
 use super::ops::{check_kind, check_ns, check_rv, insert, with_sub, write, Reply, Req};
-use super::select::{apply, merge_patch};
+use super::select::{apply, merge_patch, strategic_merge};
 use super::world::{normalize, ApiError, World};
 
 pub(crate) fn patch(
@@ -129,7 +129,11 @@ pub(crate) fn patch(
         )
     } else {
         let mut m = base.clone();
-        merge_patch(&mut m, &body);
+        if ct == "application/strategic-merge-patch+json" {
+            strategic_merge(&mut m, &body);
+        } else {
+            merge_patch(&mut m, &body);
+        }
         m
     };
     let new = with_sub(kind, name, &old, merged, sub)?;

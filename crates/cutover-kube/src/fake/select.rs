@@ -163,6 +163,67 @@ pub(crate) fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
+/// The fields that identify list elements in a strategic merge patch, most specific first
+/// (container ports by `containerPort`, Service ports by `port`, containers, env and volumes by
+/// `name`, conditions by `type`).
+const MERGE_KEYS: [&str; 5] = ["containerPort", "port", "mountPath", "name", "type"];
+
+/// A strategic merge patch, approximately: a JSON merge patch in which lists of objects that all
+/// carry one of [`MERGE_KEYS`] merge element by element (`"$patch": "delete"` removes one);
+/// other lists are replaced.
+pub(crate) fn strategic_merge(target: &mut Value, patch: &Value) {
+    let Value::Object(p) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    let Value::Object(t) = target else { return };
+    for (k, v) in p {
+        if v.is_null() {
+            t.remove(k);
+            continue;
+        }
+        let slot = t.entry(k.clone()).or_insert(Value::Null);
+        match (slot.as_array_mut(), v.as_array()) {
+            (Some(existing), Some(items)) => match merge_key(items) {
+                Some(key) => merge_list(existing, items, key),
+                None => *slot = v.clone(),
+            },
+            _ => strategic_merge(slot, v),
+        }
+    }
+}
+
+fn merge_key(items: &[Value]) -> Option<&'static str> {
+    if items.is_empty() || !items.iter().all(Value::is_object) {
+        return None;
+    }
+    MERGE_KEYS
+        .into_iter()
+        .find(|k| items.iter().all(|i| i.get(*k).is_some()))
+}
+
+fn merge_list(existing: &mut Vec<Value>, items: &[Value], key: &str) {
+    for item in items {
+        let pos = existing.iter().position(|e| e.get(key) == item.get(key));
+        let delete = item.get("$patch").and_then(Value::as_str) == Some("delete");
+        match (pos, delete) {
+            (Some(i), true) => {
+                existing.remove(i);
+            }
+            (Some(i), false) => {
+                if let Some(e) = existing.get_mut(i) {
+                    strategic_merge(e, item);
+                }
+            }
+            (None, false) => existing.push(item.clone()),
+            (None, true) => {}
+        }
+    }
+}
+
 /// Removes from `target` the fields `previous` set and `next` no longer sets (what a manager's
 /// new apply configuration gives up). Lists are atomic.
 pub(crate) fn remove_dropped(target: &mut Value, previous: &Value, next: &Value) {

@@ -169,6 +169,10 @@ impl Sim {
             self.deployment_status(w, d, now);
         }
         self.deploys.retain(|uid, _| live.contains(uid));
+        let routes: Vec<Value> = w.list(Kind::HttpRoute, None).into_iter().cloned().collect();
+        for r in &routes {
+            route_status(w, r);
+        }
     }
 
     /// Keeps `spec.replicas` pods of the current template; deletes the others.
@@ -388,6 +392,75 @@ impl Sim {
         }
         write_status(w, Kind::Deployment, &d, status);
     }
+}
+
+/// A gateway controller's view of an HTTPRoute: every parent accepts it; references resolve
+/// when every backend Service exists (else `ResolvedRefs=False`, reason `BackendNotFound`).
+fn route_status(w: &mut World, r: &Value) {
+    let ns = str_at(r, "/metadata/namespace");
+    let generation = r
+        .pointer("/metadata/generation")
+        .cloned()
+        .unwrap_or(json!(1));
+    let backends = r
+        .pointer("/spec/rules")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|rule| rule.get("backendRefs").and_then(Value::as_array))
+        .flatten();
+    let missing: Vec<String> = backends
+        .filter_map(|b| b.get("name").and_then(Value::as_str))
+        .filter(|name| w.get(Kind::Service, ns, name).is_none())
+        .map(str::to_string)
+        .collect();
+    let resolved = if missing.is_empty() {
+        json!({"type": "ResolvedRefs", "status": "True", "reason": "ResolvedRefs",
+            "message": "All references resolved", "observedGeneration": generation})
+    } else {
+        json!({"type": "ResolvedRefs", "status": "False", "reason": "BackendNotFound",
+            "message": format!("Services not found: {}", missing.join(", ")), "observedGeneration": generation})
+    };
+    let accepted = json!({"type": "Accepted", "status": "True", "reason": "Accepted",
+        "message": "Route is accepted", "observedGeneration": generation});
+    let parents: Vec<Value> = r
+        .pointer("/spec/parentRefs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            json!({"parentRef": p, "controllerName": "cutover.dev/fake-gateway-controller",
+                "conditions": [accepted.clone(), resolved.clone()]})
+        })
+        .collect();
+    let mut status = json!({"parents": parents});
+    // Conditions nested in parents keep their transition times like top-level ones.
+    if let Some(old) = r.pointer("/status/parents").and_then(Value::as_array) {
+        for (new, old) in status["parents"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+            .zip(old)
+        {
+            for c in new["conditions"].as_array_mut().into_iter().flatten() {
+                let prev = old["conditions"]
+                    .as_array()
+                    .and_then(|a| a.iter().find(|o| o["type"] == c["type"]));
+                if let Some(p) = prev.filter(|p| p["status"] == c["status"]) {
+                    c["lastTransitionTime"] = p["lastTransitionTime"].clone();
+                }
+            }
+        }
+    }
+    let now = now_rfc3339();
+    for p in status["parents"].as_array_mut().into_iter().flatten() {
+        for c in p["conditions"].as_array_mut().into_iter().flatten() {
+            if c["lastTransitionTime"].is_null() {
+                c["lastTransitionTime"] = json!(now);
+            }
+        }
+    }
+    write_status(w, Kind::HttpRoute, r, status);
 }
 
 /// Removes times, so that a status is rewritten only when something besides a clock changed.

@@ -396,3 +396,34 @@ async fn odd_seeded_objects_do_not_break_the_server() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_behaviour_set_later_applies_to_running_pods() {
+    let fake = FakeApiServer::start().await.unwrap();
+    rollout_with(&fake, "web", "web:2").await;
+    wait_until("ready", || {
+        fake.object("Deployment", "default", "web")
+            .is_some_and(|d| d["status"]["availableReplicas"] == 1)
+    })
+    .await;
+    fake.set_behaviour("web:2", PodBehaviour::ReadinessFails);
+    wait_until("unready and unavailable", || {
+        fake.object("Deployment", "default", "web")
+            .is_some_and(|d| {
+                d["status"].get("availableReplicas").is_none()
+                    && condition(&d, "Available").is_some_and(|c| c["status"] == "False")
+            })
+    })
+    .await;
+    let pod = first_pod(&fake, "web");
+    assert_eq!(
+        condition(&pod, "Ready").unwrap()["reason"],
+        "ContainersNotReady"
+    );
+    wait_until("the Unhealthy event", || {
+        events_for(&fake, &first_pod(&fake, "web"))
+            .iter()
+            .any(|e| e.0 == "Unhealthy")
+    })
+    .await;
+}
