@@ -495,15 +495,25 @@ impl Provider for KubeProvider {
         })
     }
 
+    /// What a cluster measures without a router: `failure_rate`, the share of the revision's
+    /// pods that are not ready (as the local host counts instances whose probe fails or that
+    /// do not run). The router's request metrics (`request_rate`, `error_rate`,
+    /// `response_time`) do not exist here: a spec reads them from Prometheus instead.
     async fn metrics(
         &self,
         component: &str,
-        _rev: &RevisionKey,
+        rev: &RevisionKey,
         _window: Duration,
     ) -> Result<Metrics, ProviderError> {
-        Err(ProviderError::Failed(format!(
-            "{component}: a cluster has no built-in router metrics; use a Prometheus or exec source"
-        )))
+        self.rev(component, rev).await?;
+        let w = self.watch(component).await;
+        let pods = w.pods_of(&short_hash(&rev.0));
+        let mut m = Metrics::new();
+        if !pods.is_empty() {
+            let failing = pods.iter().filter(|p| !p.ready).count();
+            m.insert("failure_rate".into(), failing as f64 / pods.len() as f64);
+        }
+        Ok(m)
     }
 
     async fn remove_revision(

@@ -1,0 +1,407 @@
+//! Behaviour on Kubernetes: whole rollouts by the `cutover` binary against an in-process fake
+//! API server on loopback (`cutover_kube::fake`), which simulates the Deployment controller and
+//! the kubelet (pods become ready, or fail as told). No real API server can run here; the
+//! opt-in real-cluster test is `tests/kubernetes_e2e.rs`.
+
+#[allow(dead_code)]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{isolated, run_within, Out};
+use cutover_kube::fake::{FakeApiServer, PodBehaviour};
+use serde_json::Value;
+
+const NS: &str = "shop";
+
+struct Cluster {
+    fake: FakeApiServer,
+    dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+}
+
+impl Cluster {
+    async fn start() -> Cluster {
+        let fake = FakeApiServer::start().await.expect("fake API server");
+        fake.create_namespace(NS);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kubeconfig = dir.path().join("kubeconfig");
+        fake.write_kubeconfig(&kubeconfig, "fake", "default")
+            .expect("kubeconfig");
+        Cluster {
+            fake,
+            dir,
+            kubeconfig,
+        }
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).expect("spec file");
+        p
+    }
+
+    /// `cutover ARGS...` with this cluster's kubeconfig, run off the runtime's threads (the fake
+    /// API server answers on them). One that overruns is killed and the test fails with what
+    /// it printed and the last requests the server saw.
+    async fn cutover(&self, args: &[&str]) -> Out {
+        let mut cmd = isolated(self.state(), self.dir.path(), args);
+        cmd.env("KUBECONFIG", &self.kubeconfig)
+            .env_remove("CUTOVER_KUBE_CONTEXT")
+            .env_remove("CUTOVER_KUBE_NAMESPACE");
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let out = tokio::task::spawn_blocking(move || {
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_within(cmd, &a, Duration::from_secs(60))
+        })
+        .await
+        .expect("cutover ran");
+        match out {
+            Ok(out) => out,
+            Err(e) => {
+                let tail: Vec<String> = self
+                    .fake
+                    .requests()
+                    .iter()
+                    .rev()
+                    .take(30)
+                    .map(|r| format!("{} {}?{} -> {}", r.method, r.path, r.query, r.status))
+                    .collect();
+                let status = run_within(
+                    isolated(self.state(), self.dir.path(), &["status", "shop"]),
+                    &["status"],
+                    Duration::from_secs(20),
+                )
+                .map(|o| o.all())
+                .unwrap_or_default();
+                panic!(
+                    "{e}\nstatus:\n{status}\nlast requests (newest first):\n{}",
+                    tail.join("\n")
+                )
+            }
+        }
+    }
+
+    async fn apply(&self, spec: &Path) -> Out {
+        let s = spec.to_string_lossy().to_string();
+        self.cutover(&["apply", &s, "--headless", "--json"]).await
+    }
+
+    fn deployments(&self) -> Vec<Value> {
+        self.fake.objects("Deployment", NS)
+    }
+}
+
+/// The canary's stages (a short analysis at 25% and 50%).
+const CANARY: &str = "  canaryConfig:
+    stages:
+      - { name: c25, percentage: 25, duration: 600, autoPromote: true }
+      - { name: c50, percentage: 50, duration: 600, autoPromote: true }
+      - { name: c100, percentage: 100, duration: 0, autoPromote: true }
+    analysisInterval: 300
+";
+
+/// An immediate switch, verified for half a second.
+const BLUE_GREEN: &str = "  blueGreenConfig:
+    switchTraffic: { type: immediate, verifyDuration: 500 }
+";
+
+fn spec(version: &str, strategy: &str, image: &str, extra: &str) -> String {
+    let extra = match (extra, strategy) {
+        ("", "canary") => CANARY,
+        ("", "blue-green") => BLUE_GREEN,
+        _ => extra,
+    };
+    let metadata = if extra.is_empty() {
+        "metadata: {}\n".to_string()
+    } else {
+        format!("metadata:\n{extra}")
+    };
+    format!(
+        "id: shop
+name: shop
+version: '{version}'
+strategy: {strategy}
+environment: production
+components:
+  - id: api
+    name: api
+    version: '{version}'
+    replicas: 4
+    image: '{image}'
+    healthCheck: {{type: http, endpoint: /health, port: 8080, periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 2}}
+infrastructure:
+  provider: kubernetes
+  namespace: {NS}
+rollback:
+  enabled: true
+  automatic: true
+  triggers:
+    - {{ type: health-check, condition: 'failure_rate > 0.1' }}
+  strategy: {{ type: immediate }}
+  timeout: 60000
+{metadata}"
+    )
+}
+
+fn events(out: &Out) -> Vec<Value> {
+    out.stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .collect()
+}
+
+fn name_of(v: &Value) -> String {
+    v["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn replicas_of(v: &Value) -> u64 {
+    v["spec"]["replicas"].as_u64().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_moves_by_replica_ratio_and_finishes_on_the_new_revision() {
+    let k = Cluster::start().await;
+    let v1 = k.write("v1.yaml", &spec("1.0.0", "canary", "shop/api:1.0.0", ""));
+    let out = k.apply(&v1).await;
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    let ds = k.deployments();
+    assert_eq!(ds.len(), 1, "{ds:?}");
+    let first = name_of(&ds[0]);
+    assert!(first.starts_with("api-"), "{first}");
+    assert_eq!(replicas_of(&ds[0]), 4);
+    let svc = k
+        .fake
+        .object("Service", NS, "api")
+        .expect("the stable Service");
+    assert_eq!(
+        svc["spec"]["selector"]["cutover.dev/component"], "api",
+        "{svc}"
+    );
+
+    let before = k.fake.counts();
+    let v2 = k.write("v2.yaml", &spec("2.0.0", "canary", "shop/api:2.0.0", ""));
+    let out = k.apply(&v2).await;
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    let ev = events(&out);
+    // Each weight asked and the share the replica counts give: 25% of 4 is one pod of 4 (plus
+    // one of surge): exact; 50% is 2 and 2.
+    let shifts: Vec<&Value> = ev
+        .iter()
+        .filter(|e| e["kind"] == "traffic_shifted")
+        .collect();
+    assert!(shifts.len() >= 3, "{}", out.explain());
+    let ds = k.deployments();
+    assert_eq!(ds.len(), 1, "the old revision is gone: {ds:?}");
+    assert_ne!(name_of(&ds[0]), first);
+    assert_eq!(replicas_of(&ds[0]), 4);
+    assert_eq!(
+        ds[0]["spec"]["template"]["spec"]["containers"][0]["image"],
+        "shop/api:2.0.0"
+    );
+    let ann = &ds[0]["metadata"]["annotations"];
+    assert!(
+        ann["cutover.dev/run"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("shop#"),
+        "{ann}"
+    );
+    let after = k.fake.counts();
+    eprintln!(
+        "one canary rollout (3 stages, 4 replicas): {} API requests, {} watch streams; by verb: {:?}",
+        after.total - before.total,
+        after.watches - before.watches,
+        after.by_verb_resource
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weights_the_replica_ratio_cannot_reach_are_shown_as_achieved() {
+    let k = Cluster::start().await;
+    let v1 = k.write("v1.yaml", &spec("1.0.0", "canary", "shop/api:1.0.0", ""));
+    assert_eq!(k.apply(&v1).await.code(), 0);
+    let text = spec("2.0.0", "canary", "shop/api:2.0.0", "")
+        .replace("replicas: 4", "replicas: 3")
+        .replace("percentage: 25", "percentage: 10");
+    let v2 = k.write("v2.yaml", &text);
+    let out = k.apply(&v2).await;
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    let ev = events(&out);
+    let first_shift = ev
+        .iter()
+        .find(|e| e["kind"] == "traffic_shifted")
+        .unwrap_or_else(|| panic!("{}", out.explain()));
+    let w = first_shift["weights"]
+        .as_array()
+        .and_then(|ws| ws.iter().find(|w| w["version"] == "2.0.0"))
+        .unwrap_or_else(|| panic!("{first_shift}"));
+    assert_eq!(w["weight"], 10);
+    // 10% of 3 pods: one canary pod beside three stable ones (with one of surge) is 25%.
+    assert_eq!(w["achieved"], 25.0, "{first_shift}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_image_is_explained_and_rolled_back() {
+    let k = Cluster::start().await;
+    k.fake
+        .set_behaviour("broken", PodBehaviour::ImagePullBackOff);
+    let v1 = k.write("v1.yaml", &spec("1.0.0", "canary", "shop/api:1.0.0", ""));
+    assert_eq!(k.apply(&v1).await.code(), 0);
+    let first = name_of(&k.deployments()[0]);
+    let v2 = k.write("v2.yaml", &spec("2.0.0", "canary", "shop/api:broken", ""));
+    let out = k.apply(&v2).await;
+    assert_eq!(out.code(), 1, "{}", out.explain());
+    let fin = out.finished();
+    assert_eq!(fin["outcome"], "rolled_back", "{fin}");
+    assert!(
+        fin["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ImagePullBackOff"),
+        "{fin}"
+    );
+    let ds = k.deployments();
+    assert_eq!(ds.len(), 1, "{ds:?}");
+    assert_eq!(name_of(&ds[0]), first, "the old revision serves");
+    assert_eq!(replicas_of(&ds[0]), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_looping_revision_is_rolled_back_with_its_restarts() {
+    let k = Cluster::start().await;
+    k.fake
+        .set_behaviour("crashy", PodBehaviour::CrashLoopBackOff);
+    let v1 = k.write("v1.yaml", &spec("1.0.0", "canary", "shop/api:1.0.0", ""));
+    assert_eq!(k.apply(&v1).await.code(), 0);
+    let v2 = k.write("v2.yaml", &spec("2.0.0", "canary", "shop/api:crashy", ""));
+    let out = k.apply(&v2).await;
+    assert_eq!(out.code(), 1, "{}", out.explain());
+    let fin = out.finished();
+    assert_eq!(fin["outcome"], "rolled_back", "{fin}");
+    assert!(
+        fin["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("CrashLoopBackOff"),
+        "{fin}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_switches_the_active_service_once_green_is_available() {
+    let k = Cluster::start().await;
+    let v1 = k.write(
+        "v1.yaml",
+        &spec("1.0.0", "blue-green", "shop/api:1.0.0", ""),
+    );
+    let out = k.apply(&v1).await;
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    let blue = name_of(&k.deployments()[0]);
+    let active = k.fake.object("Service", NS, "api").expect("active Service");
+    let blue_hash = active["spec"]["selector"]["cutover.dev/revision"].clone();
+    assert!(
+        blue.ends_with(blue_hash.as_str().unwrap_or("?")),
+        "{active}"
+    );
+
+    let v2 = k.write(
+        "v2.yaml",
+        &spec("2.0.0", "blue-green", "shop/api:2.0.0", ""),
+    );
+    let out = k.apply(&v2).await;
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    let ds = k.deployments();
+    assert_eq!(ds.len(), 1, "blue retired: {ds:?}");
+    let green = name_of(&ds[0]);
+    let active = k.fake.object("Service", NS, "api").expect("active Service");
+    let hash = active["spec"]["selector"]["cutover.dev/revision"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(green.ends_with(&hash), "{green} {active}");
+    let preview = k
+        .fake
+        .object("Service", NS, "api-preview")
+        .expect("preview Service");
+    assert_eq!(
+        preview["spec"]["selector"]["cutover.dev/revision"],
+        hash.as_str()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recreate_and_rolling_use_the_same_plan_steps() {
+    let k = Cluster::start().await;
+    let v1 = k.write("v1.yaml", &spec("1.0.0", "recreate", "shop/api:1.0.0", ""));
+    assert_eq!(k.apply(&v1).await.code(), 0);
+    let v2 = k.write("v2.yaml", &spec("2.0.0", "recreate", "shop/api:2.0.0", ""));
+    let out = k.apply(&v2).await;
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    let ds = k.deployments();
+    assert_eq!(ds.len(), 1);
+    assert_eq!(
+        ds[0]["spec"]["template"]["spec"]["containers"][0]["image"],
+        "shop/api:2.0.0"
+    );
+    let v3 = k.write(
+        "v3.yaml",
+        &spec(
+            "3.0.0",
+            "rolling",
+            "shop/api:3.0.0",
+            "  rollingConfig: { batchSize: 1, maxUnavailable: 0, maxSurge: 1, progressDeadline: 30000, pauseBetweenBatches: 0 }\n",
+        ),
+    );
+    let out = k.apply(&v3).await;
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    let ds = k.deployments();
+    assert_eq!(ds.len(), 1);
+    assert_eq!(replicas_of(&ds[0]), 4);
+    assert_eq!(
+        ds[0]["spec"]["template"]["spec"]["containers"][0]["image"],
+        "shop/api:3.0.0"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_driver_is_refused_by_the_lease() {
+    let k = Cluster::start().await;
+    // Another machine's cutover holds the component's lease (it has just renewed it).
+    let v1 = k.write("v1.yaml", &spec("1.0.0", "canary", "shop/api:1.0.0", ""));
+    let now = chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string();
+    let target = "kubernetes:production:api";
+    k.fake.put_object(serde_json::json!({
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {
+            "name": cutover_kube::lease::lease_name(target),
+            "namespace": NS,
+            "annotations": {"cutover.dev/deployment": "shop"}
+        },
+        "spec": {
+            "holderIdentity": "ana pid 4242 on bastion-2",
+            "leaseDurationSeconds": 30,
+            "acquireTime": now,
+            "renewTime": now
+        }
+    }));
+    let out = k.apply(&v1).await;
+    assert_eq!(out.code(), 1, "{}", out.explain());
+    assert!(
+        out.all().contains("ana pid 4242 on bastion-2"),
+        "{}",
+        out.explain()
+    );
+    assert!(k.deployments().is_empty(), "nothing was written");
+}
