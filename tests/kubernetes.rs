@@ -405,3 +405,80 @@ async fn a_second_driver_is_refused_by_the_lease() {
     );
     assert!(k.deployments().is_empty(), "nothing was written");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forbidden_says_which_permission_is_missing() {
+    let k = Cluster::start().await;
+    k.fake.fail_next("PATCH", "/services/api", 403, 1);
+    let v1 = k.write("v1.yaml", &spec("1.0.0", "canary", "shop/api:1.0.0", ""));
+    let out = k.apply(&v1).await;
+    assert_eq!(out.code(), 1, "{}", out.explain());
+    assert!(
+        out.all()
+            .contains("cutover needs patch on services in namespace shop"),
+        "{}",
+        out.explain()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_cluster_fails_fast_and_says_so() {
+    let k = Cluster::start().await;
+    // A kubeconfig whose server is a port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+    let addr = closed.local_addr().expect("addr");
+    drop(closed);
+    let text = std::fs::read_to_string(&k.kubeconfig).expect("kubeconfig");
+    let text = text.replace(&k.fake.url(), &format!("http://{addr}"));
+    std::fs::write(&k.kubeconfig, text).expect("kubeconfig");
+    let v1 = k.write("v1.yaml", &spec("1.0.0", "canary", "shop/api:1.0.0", ""));
+    let out = k.apply(&v1).await;
+    assert_eq!(out.code(), 1, "{}", out.explain());
+    assert!(out.took < Duration::from_secs(11), "{}", out.explain());
+    assert!(out.all().contains("unreachable"), "{}", out.explain());
+    assert!(out.all().contains(&addr.to_string()), "{}", out.explain());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_namespace_says_how_to_create_it() {
+    let k = Cluster::start().await;
+    let text = spec("1.0.0", "canary", "shop/api:1.0.0", "")
+        .replace("namespace: shop", "namespace: nowhere");
+    let v1 = k.write("v1.yaml", &text);
+    let out = k.apply(&v1).await;
+    assert_eq!(out.code(), 1, "{}", out.explain());
+    assert!(
+        out.all().contains("kubectl create namespace nowhere"),
+        "{}",
+        out.explain()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_cut_by_the_server_are_resumed() {
+    let k = Cluster::start().await;
+    let v1 = k.write("v1.yaml", &spec("1.0.0", "canary", "shop/api:1.0.0", ""));
+    assert_eq!(k.apply(&v1).await.code(), 0);
+    // Slow pods, and the server ends every watch (and forgets its history: 410 on resume)
+    // while the canary waits for them.
+    k.fake.set_ready_delay(Duration::from_millis(1500));
+    let v2 = k.write("v2.yaml", &spec("2.0.0", "canary", "shop/api:2.0.0", ""));
+    let cutting = async {
+        for _ in 0..6 {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            k.fake.expire_watches();
+        }
+    };
+    let (out, ()) = tokio::join!(k.apply(&v2), cutting);
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    let relists = k
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.verb == "list" && r.resource == "pods")
+        .count();
+    assert!(
+        relists >= 3,
+        "the watch listed again after each cut: {relists}"
+    );
+}

@@ -496,8 +496,9 @@ impl Provider for KubeProvider {
     }
 
     /// What a cluster measures without a router: `failure_rate`, the share of the revision's
-    /// pods that are not ready (as the local host counts instances whose probe fails or that
-    /// do not run). The router's request metrics (`request_rate`, `error_rate`,
+    /// pods that fail (an explained failure: image pull, crash loop, OOM kill, unschedulable,
+    /// readiness probe failing), as the local host counts instances whose probe fails; a pod
+    /// still starting is not failing. The router's request metrics (`request_rate`, `error_rate`,
     /// `response_time`) do not exist here: a spec reads them from Prometheus instead.
     async fn metrics(
         &self,
@@ -510,7 +511,7 @@ impl Provider for KubeProvider {
         let pods = w.pods_of(&short_hash(&rev.0));
         let mut m = Metrics::new();
         if !pods.is_empty() {
-            let failing = pods.iter().filter(|p| !p.ready).count();
+            let failing = pods.iter().filter(|p| p.failure.is_some()).count();
             m.insert("failure_rate".into(), failing as f64 / pods.len() as f64);
         }
         Ok(m)
