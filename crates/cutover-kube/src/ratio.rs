@@ -38,8 +38,7 @@ pub fn counts(total: u32, weight: u32, surge: bool) -> (u32, u32) {
                 // Closer wins; on a tie, fewer pods in all, then the smaller canary.
                 Some((bc, bs, bd)) => {
                     diff < bd - 1e-9
-                        || ((diff - bd).abs() <= 1e-9
-                            && (canary + stable, canary) < (bc + bs, bc))
+                        || ((diff - bd).abs() <= 1e-9 && (canary + stable, canary) < (bc + bs, bc))
                 }
             };
             if better {

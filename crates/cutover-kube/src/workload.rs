@@ -90,3 +90,16 @@ pub struct Stamp {
     /// The cutover version writing it.
     pub cutover_version: String,
 }
+
+/// The Gateway an HTTPRoute attaches to (`trafficRouting.gatewayAPI` in cutover's spec).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GatewayRef {
+    /// The Gateway's name.
+    pub name: String,
+    /// Its namespace when it is not the route's.
+    pub namespace: Option<String>,
+    /// The Gateway listener the route attaches to, when not all of them.
+    pub section_name: Option<String>,
+    /// Hostnames the route matches (none: every hostname the listener accepts).
+    pub hostnames: Vec<String>,
+}
