@@ -337,13 +337,18 @@ fn validate(paths: &[PathBuf], config: Option<&Path>) -> u8 {
             continue;
         }
         match spec::load_file(p) {
-            Ok(s) => out!(
-                "{}: ok ({} {}, {} component(s))",
-                p.display(),
-                s.strategy,
-                s.version,
-                s.components.len()
-            ),
+            Ok(s) => {
+                out!(
+                    "{}: ok ({} {}, {} component(s))",
+                    p.display(),
+                    s.strategy,
+                    s.version,
+                    s.components.len()
+                );
+                for f in spec::kubernetes::findings(&s) {
+                    out!("{}", f.render(&p.display().to_string()));
+                }
+            }
             Err(e) => {
                 out!("{e}");
                 code = INVALID;

@@ -81,6 +81,9 @@ pub struct Component {
     pub run: Option<Run>,
     /// Kubernetes provider: the container image.
     pub image: Option<String>,
+    /// Kubernetes provider: named container ports (`http: 8080`); see `kubernetes::container_ports`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ports: BTreeMap<String, i64>,
 }
 
 impl FromNode for Component {
@@ -100,6 +103,7 @@ impl FromNode for Component {
                 "listen",
                 "run",
                 "image",
+                "ports",
             ],
         );
         let id: String = o.req(d, "id");
@@ -115,6 +119,7 @@ impl FromNode for Component {
             listen: o.opt(d, "listen"),
             run: o.opt(d, "run"),
             image: o.opt(d, "image"),
+            ports: o.def(d, "ports"),
         }
     }
 }
@@ -235,6 +240,10 @@ pub struct Infrastructure {
     pub monitoring: Monitoring,
     /// Kubernetes provider: the namespace (default "default").
     pub namespace: Option<String>,
+    /// Kubernetes provider: how traffic is split between revisions (absent: replica ratio, or
+    /// active/preview Services for blue-green).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_routing: Option<super::kubernetes::TrafficRouting>,
 }
 
 impl FromNode for Infrastructure {
@@ -249,6 +258,7 @@ impl FromNode for Infrastructure {
                 "security",
                 "monitoring",
                 "namespace",
+                "trafficRouting",
             ],
         );
         if let Some(net) = o.get("networking") {
@@ -279,6 +289,7 @@ impl FromNode for Infrastructure {
             security: o.def(d, "security"),
             monitoring: o.def(d, "monitoring"),
             namespace: o.opt(d, "namespace"),
+            traffic_routing: o.opt(d, "trafficRouting"),
         }
     }
 }
