@@ -3,6 +3,7 @@
 //! Owns: the [`Provider`] trait and the types that cross it. Implementations: `simulated` (tests and
 //! dry runs); the local host and Kubernetes plug in here. Must not touch: strategy decisions, the store.
 
+pub mod kubernetes;
 pub mod lease;
 pub mod simulated;
 

@@ -194,6 +194,9 @@ pub struct HealthCheck {
     pub timeout_seconds: Secs,
     pub failure_threshold: i64,
     pub success_threshold: i64,
+    /// Kubernetes: also the pod's liveness probe (kubelet restarts a container that fails it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub liveness: bool,
 }
 
 impl FromNode for HealthCheck {
@@ -212,6 +215,7 @@ impl FromNode for HealthCheck {
                 "timeoutSeconds",
                 "failureThreshold",
                 "successThreshold",
+                "liveness",
             ],
         );
         // Defaults are the kubelet's: 0s delay, 10s period, 1s timeout, 3 failures, 1 success.
@@ -226,6 +230,7 @@ impl FromNode for HealthCheck {
             timeout_seconds: o.or(d, "timeoutSeconds", Secs::from_secs(1)),
             failure_threshold: o.or(d, "failureThreshold", 3),
             success_threshold: o.or(d, "successThreshold", 1),
+            liveness: o.def(d, "liveness"),
         }
     }
 }
