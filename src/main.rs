@@ -70,6 +70,9 @@ pub enum Cmd {
         spec: PathBuf,
         #[arg(long)]
         json: bool,
+        /// Also print, per step, the Kubernetes objects applied (YAML; with --json, as JSON)
+        #[arg(long)]
+        manifests: bool,
     },
     /// Run a deployment
     Apply {

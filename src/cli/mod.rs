@@ -20,6 +20,7 @@ mod control;
 mod demo;
 mod host;
 mod inspect;
+mod manifests;
 mod print;
 mod promote;
 mod tools;
@@ -113,7 +114,11 @@ pub fn run(cli: Cli) -> Result<u8> {
             Ok(INVALID)
         }
         Cmd::Validate { specs } => Ok(validate(&specs, cli.config.as_deref())),
-        Cmd::Plan { spec, json } => inspect::plan(&state_dir, &spec, json),
+        Cmd::Plan {
+            spec,
+            json,
+            manifests,
+        } => inspect::plan(&state_dir, &spec, json, manifests),
         Cmd::Apply {
             spec,
             headless: _,

@@ -120,18 +120,35 @@ pub fn default_image(comp: &Component, version: &str) -> String {
 /// health-check port.
 pub const DEFAULT_PORT: (&str, u16) = ("http", 8080);
 
-/// A component's named container ports on Kubernetes: its `ports` map; else the health check's
-/// port number, named after the check (`http`, `grpc`, `tcp`), or the check's port name at 8080;
-/// else `http: 8080`. Numbers are checked by the rules (1-65535).
+/// A component's named container ports on Kubernetes: its `ports` map (the port the health
+/// check names first, then `http`, then by name: the first is what `PORT` says); else the health
+/// check's port number, named after the check (`http`, `grpc`, `tcp`), or the check's port name
+/// at 8080; else `http: 8080`. Numbers are checked by the rules (1-65535).
 pub fn container_ports(comp: &Component) -> Vec<(String, u16)> {
+    let hc = comp.health_check.as_ref();
     if !comp.ports.is_empty() {
-        return comp
+        let checked = |name: &str, n: i64| match hc.and_then(|h| h.port.as_ref()) {
+            Some(PortRef::Name(p)) => p == name,
+            Some(PortRef::Number(p)) => *p == n,
+            None => false,
+        };
+        let mut ports: Vec<(u8, String, u16)> = comp
             .ports
             .iter()
-            .filter_map(|(k, v)| u16::try_from(*v).ok().map(|n| (k.clone(), n)))
+            .filter_map(|(k, v)| {
+                let rank = if checked(k, *v) {
+                    0
+                } else if k == DEFAULT_PORT.0 {
+                    1
+                } else {
+                    2
+                };
+                u16::try_from(*v).ok().map(|n| (rank, k.clone(), n))
+            })
             .collect();
+        ports.sort();
+        return ports.into_iter().map(|(_, k, n)| (k, n)).collect();
     }
-    let hc = comp.health_check.as_ref();
     match hc.and_then(|h| h.port.as_ref()) {
         Some(PortRef::Number(n)) => {
             let name = match hc.map(|h| h.kind) {

@@ -2,8 +2,10 @@
 //! traffic mode and the Gateway of a spec.
 //!
 //! Owns: this mapping and its documented defaults (image `<component id>:<version>`, ports from
-//! `ports`, else the health check's, else `http: 8080`; health-check seconds rounded up to whole
-//! seconds). Must not touch: the cluster, the engine or the store.
+//! `ports`, else the health check's, else `http: 8080`; `CUTOVER_VERSION` and `PORT` in the
+//! container's environment; health-check seconds rounded up to whole seconds). Must not touch: the cluster, the engine or the store.
+
+use std::collections::BTreeMap;
 
 use cutover_kube::workload::{
     GatewayRef, Port, PortRef, Probe, ProbeAction, Stamp, Traffic, Workload,
@@ -50,11 +52,23 @@ pub fn workload(
             .unwrap_or_else(|| default_image(comp, version)),
         replicas: comp.replicas.get(),
         probe: comp.health_check.as_ref().map(|hc| probe(hc, &ports)),
+        env: env(comp, version, &ports),
         ports,
-        env: comp.environment.clone(),
         resources: comp.resources.clone(),
         stamp,
     }
+}
+
+/// The container's environment: `CUTOVER_VERSION` (the revision's version) and `PORT` (the
+/// first container port), as the local provider sets them, then the component's `environment`
+/// (which wins).
+fn env(comp: &Component, version: &str, ports: &[Port]) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::from([("CUTOVER_VERSION".to_string(), version.to_string())]);
+    if let Some(p) = ports.first() {
+        env.insert("PORT".into(), p.number.to_string());
+    }
+    env.extend(comp.environment.clone());
+    env
 }
 
 /// Whole seconds, rounded up (kubelet counts seconds; `500ms` waits 1 s), at least `min`.
@@ -135,8 +149,6 @@ pub fn gateway(spec: &Spec) -> Option<GatewayRef> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
     use crate::spec::load_str;
 
@@ -169,7 +181,11 @@ mod tests {
                     name: "http".into(),
                     number: 8080
                 }],
-                env: BTreeMap::from([("NODE_ENV".into(), "production".into())]),
+                env: BTreeMap::from([
+                    ("CUTOVER_VERSION".into(), "1.2.0".into()),
+                    ("NODE_ENV".into(), "production".into()),
+                    ("PORT".into(), "8080".into()),
+                ]),
                 resources: BTreeMap::from([
                     ("cpu".into(), "500m".into()),
                     ("memory".into(), "512Mi".into()),

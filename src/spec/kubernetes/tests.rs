@@ -304,9 +304,22 @@ fn default_images_and_ports() {
         hc.port = Some(PortRef::Number(9090));
     }
     assert_eq!(container_ports(&grpc), [("grpc".to_string(), 9090)]);
-    grpc.ports = BTreeMap::from([("web".into(), 8000), ("grpc".into(), 9090)]);
+    // The checked port first, then http, then by name.
+    grpc.ports = BTreeMap::from([
+        ("web".into(), 8000),
+        ("grpc".into(), 9090),
+        ("http".into(), 8080),
+        ("admin".into(), 7000),
+    ]);
     assert_eq!(
         container_ports(&grpc),
-        [("grpc".to_string(), 9090), ("web".to_string(), 8000)]
+        [
+            ("grpc".to_string(), 9090),
+            ("http".to_string(), 8080),
+            ("admin".to_string(), 7000),
+            ("web".to_string(), 8000)
+        ]
     );
+    grpc.health_check = None;
+    assert_eq!(container_ports(&grpc)[0], ("http".to_string(), 8080));
 }
