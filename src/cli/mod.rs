@@ -201,6 +201,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             jitter_ms,
             fail_health,
             crash_after_s,
+            bind,
         } => tools::demo_service(cutover::demo_service::DemoOptions {
             port,
             grpc_port,
@@ -210,6 +211,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             jitter_ms,
             fail_health,
             crash_after_s,
+            bind,
         }),
         Cmd::Load {
             target,
