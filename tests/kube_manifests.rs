@@ -276,3 +276,60 @@ fn manifests_are_refused_where_the_cluster_cannot_run_the_spec() {
         out.explain()
     );
 }
+
+#[test]
+fn the_rbac_file_grants_what_the_provider_uses() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/rbac.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let docs = YamlLoader::load_from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["ServiceAccount", "Role", "RoleBinding"]);
+    let rules = docs[1]["rules"].as_vec().unwrap();
+    let grants = |group: &str, resource: &str| -> Vec<String> {
+        rules
+            .iter()
+            .filter(|r| {
+                r["apiGroups"]
+                    .as_vec()
+                    .unwrap()
+                    .iter()
+                    .any(|g| g.as_str() == Some(group))
+                    && r["resources"]
+                        .as_vec()
+                        .unwrap()
+                        .iter()
+                        .any(|x| x.as_str() == Some(resource))
+            })
+            .flat_map(|r| {
+                r["verbs"]
+                    .as_vec()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_string())
+            })
+            .collect()
+    };
+    let crud = ["get", "list", "watch", "create", "patch", "delete"];
+    for (group, resource, verbs) in [
+        ("apps", "deployments", &crud[..]),
+        ("apps", "deployments/scale", &["get", "patch"][..]),
+        ("", "services", &crud[..]),
+        ("", "pods", &["get", "list", "watch"][..]),
+        ("", "events", &["get", "list", "watch"][..]),
+        (
+            "coordination.k8s.io",
+            "leases",
+            &["get", "create", "update", "delete"][..],
+        ),
+        ("gateway.networking.k8s.io", "httproutes", &crud[..]),
+    ] {
+        let mut got = grants(group, resource);
+        got.sort();
+        let mut want: Vec<String> = verbs.iter().map(|v| v.to_string()).collect();
+        want.sort();
+        assert_eq!(got, want, "{group}/{resource}");
+    }
+    // Namespaced only: no cluster-wide grant.
+    assert!(!text.contains("ClusterRole"));
+    assert_eq!(docs[2]["roleRef"]["name"].as_str(), Some("cutover"));
+}
