@@ -47,13 +47,10 @@ pub fn plan(dir: &Path, path: &Path, json: bool, manifests: bool) -> Result<u8> 
             );
             return Ok(INVALID);
         }
-        let refused: Vec<_> = findings
-            .iter()
-            .filter(|f| f.severity == cutover::spec::kubernetes::Severity::Refused)
-            .collect();
+        let refused = cutover::spec::kubernetes::refusals(&spec);
         if !refused.is_empty() {
-            for f in &refused {
-                eprintln!("{shown}: {}", f.diagnostic);
+            for d in &refused {
+                eprintln!("{}", d.render(&shown));
             }
             eprintln!(
                 "{shown}: the Kubernetes provider refuses this spec ({} problem(s)), so it applies nothing",

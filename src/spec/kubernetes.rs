@@ -471,6 +471,16 @@ pub fn findings(spec: &Spec) -> Vec<Finding> {
     out
 }
 
+/// What the Kubernetes provider refuses in `spec` (the [`Severity::Refused`] findings), as
+/// diagnostics to print as `FILE: field.path: message`; empty when it can run the spec.
+pub fn refusals(spec: &Spec) -> Vec<Diagnostic> {
+    findings(spec)
+        .into_iter()
+        .filter(|f| f.severity == Severity::Refused)
+        .map(|f| f.diagnostic)
+        .collect()
+}
+
 /// Router metrics a condition reads that no canary metric defines.
 fn router_names_in(out: &mut Vec<Finding>, path: &str, cond: &str, defined: &BTreeSet<&str>) {
     let Ok(expr) = Expr::parse(cond) else {

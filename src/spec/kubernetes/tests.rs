@@ -216,6 +216,8 @@ fn findings_have_severities() {
             message: "gradual needs infrastructure.trafficRouting.gatewayAPI on Kubernetes (without it the switch moves the active Service's selector, all at once); add trafficRouting.gatewayAPI or use type: immediate".into(),
         }
     );
+    assert_eq!(refusals(&spec), [f[1].diagnostic.clone()]);
+    assert!(refusals(&load_str(BASIC).unwrap()).is_empty());
     // Other providers get none.
     let local = load_str(&edit(
         BLUE_GREEN,
