@@ -1,7 +1,7 @@
 //! The demo service: a small, real HTTP (and optional gRPC health) server used as the workload
 //! in local deployments, in the bundled demo and in the integration tests (`cutover demo-service`).
 //!
-//! What it owns: its listening sockets (HTTP on `127.0.0.1:port`, gRPC health on
+//! What it owns: its listening sockets (HTTP on `127.0.0.1:port`, or `--bind`, gRPC health on
 //! `127.0.0.1:grpc_port`), its own request metrics, and a tiny lock-free PRNG used for injected
 //! errors and latency jitter.
 //!
@@ -73,6 +73,9 @@ pub struct DemoOptions {
     pub fail_health: bool,
     /// Stop with [`DemoError::Crash`] after this many seconds.
     pub crash_after_s: Option<u64>,
+    /// The address both ports listen on: 127.0.0.1, or 0.0.0.0 in a container (a pod's probes
+    /// and Services connect to the pod's address).
+    pub bind: Ipv4Addr,
 }
 
 impl DemoOptions {
@@ -87,6 +90,7 @@ impl DemoOptions {
             jitter_ms: 0,
             fail_health: false,
             crash_after_s: None,
+            bind: Ipv4Addr::LOCALHOST,
         }
     }
 }
@@ -150,8 +154,8 @@ fn validate(opts: &DemoOptions) -> Result<HeaderValue, DemoError> {
     })
 }
 
-async fn bind_loopback(port: u16) -> Result<(TcpListener, SocketAddr), DemoError> {
-    let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port));
+async fn bind_on(ip: Ipv4Addr, port: u16) -> Result<(TcpListener, SocketAddr), DemoError> {
+    let addr = SocketAddr::V4(SocketAddrV4::new(ip, port));
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| DemoError::Bind { addr, source })?;
@@ -165,9 +169,9 @@ impl DemoServer {
     /// Validates the options and binds the ports (nothing is served until [`DemoServer::run`]).
     pub async fn bind(opts: DemoOptions) -> Result<DemoServer, DemoError> {
         let version_header = validate(&opts)?;
-        let (http, http_addr) = bind_loopback(opts.port).await?;
+        let (http, http_addr) = bind_on(opts.bind, opts.port).await?;
         let grpc = match opts.grpc_port {
-            Some(port) => Some(bind_loopback(port).await?),
+            Some(port) => Some(bind_on(opts.bind, port).await?),
             None => None,
         };
         Ok(DemoServer {
@@ -631,6 +635,18 @@ mod tests {
         let _ = stop.send(());
         let stopped = tokio::time::timeout(Duration::from_secs(3), task).await;
         assert!(matches!(stopped, Ok(Ok(Ok(())))), "{stopped:?}");
+    }
+
+    #[tokio::test]
+    async fn binds_every_address_when_asked() {
+        // In a container the pod's probes and Services connect to the pod's address.
+        let mut opts = DemoOptions::new(0, "v1");
+        opts.grpc_port = Some(0);
+        opts.bind = Ipv4Addr::UNSPECIFIED;
+        let server = DemoServer::bind(opts).await.unwrap();
+        assert_eq!(server.http_addr().ip(), Ipv4Addr::UNSPECIFIED);
+        let loopback = DemoServer::bind(DemoOptions::new(0, "v1")).await.unwrap();
+        assert_eq!(loopback.http_addr().ip(), Ipv4Addr::LOCALHOST);
     }
 
     #[tokio::test]

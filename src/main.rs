@@ -76,6 +76,9 @@ pub enum Cmd {
         spec: PathBuf,
         #[arg(long)]
         json: bool,
+        /// Also print, per step, the Kubernetes objects applied (YAML; with --json, as JSON)
+        #[arg(long)]
+        manifests: bool,
     },
     /// Run a deployment
     Apply {
@@ -223,6 +226,9 @@ pub enum Cmd {
         /// Exit with status 1 after this many seconds
         #[arg(long)]
         crash_after_s: Option<u64>,
+        /// Address to listen on (0.0.0.0 in a container, so probes and Services reach it)
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: std::net::Ipv4Addr,
     },
     /// Open-loop HTTP load with bounded concurrency
     Load {

@@ -148,6 +148,16 @@ pub async fn build(kind: ProviderKind, req: &Request) -> Result<Built, PlatformE
                     "the kubernetes provider works for one spec at a time (its namespace and traffic)".into(),
                 ));
             };
+            // What a cluster cannot run is refused before anything is written (validate
+            // reports the same as findings; `--dry-run` simulates it).
+            let refused = crate::spec::kubernetes::refusals(spec);
+            if !refused.is_empty() {
+                let lines: Vec<String> = refused.iter().map(|d| d.to_string()).collect();
+                return Err(PlatformError::Usage(format!(
+                    "the Kubernetes provider cannot run this spec:\n  {}",
+                    lines.join("\n  ")
+                )));
+            }
             let provider =
                 crate::provider::kubernetes::connect(spec, &req.kube, req.server_dry_run)
                     .await

@@ -482,3 +482,98 @@ async fn watches_cut_by_the_server_are_resumed() {
         "the watch listed again after each cut: {relists}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_api_weights_are_set_exactly_on_the_route() {
+    let k = Cluster::start().await;
+    let gateway =
+        "  trafficRouting:\n    gatewayAPI: { gateway: public, gatewayNamespace: gateways }\n";
+    let with_gateway = |text: String| {
+        text.replace(
+            "  namespace: shop\n",
+            &format!("  namespace: shop\n{gateway}"),
+        )
+    };
+    let v1 = k.write(
+        "v1.yaml",
+        &with_gateway(spec("1.0.0", "canary", "shop/api:1.0.0", "")),
+    );
+    let out = k.apply(&v1).await;
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    let blue = name_of(&k.deployments()[0]);
+    let v2 = k.write(
+        "v2.yaml",
+        &with_gateway(spec("2.0.0", "canary", "shop/api:2.0.0", "")),
+    );
+    let out = k.apply(&v2).await;
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    // Every weight the route was given, in order: exact, so no event says "achieved".
+    let patches: Vec<Value> = k
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.resource == "httproutes")
+        .filter_map(|r| serde_json::from_str::<Value>(&r.body).ok())
+        .collect();
+    let weights: Vec<Vec<(String, u64)>> = patches
+        .iter()
+        .map(|p| {
+            p["spec"]["rules"][0]["backendRefs"]
+                .as_array()
+                .map(|refs| {
+                    refs.iter()
+                        .map(|b| {
+                            (
+                                b["name"].as_str().unwrap_or_default().to_string(),
+                                b["weight"].as_u64().unwrap_or(999),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+        .collect();
+    let green = name_of(&k.deployments()[0]);
+    let seen: Vec<Vec<u64>> = weights
+        .iter()
+        .map(|ws| ws.iter().map(|(_, w)| *w).collect())
+        .collect();
+    assert!(seen.contains(&vec![75, 25]), "{weights:?}");
+    assert!(seen.contains(&vec![50, 50]), "{weights:?}");
+    assert_eq!(
+        weights.last().cloned().unwrap_or_default(),
+        vec![(green.clone(), 100)],
+        "the route ends on the new revision alone: {weights:?}"
+    );
+    assert!(!out.stdout.contains("\"achieved\""), "{}", out.explain());
+    let route = k.fake.object("HTTPRoute", NS, "api").expect("route");
+    assert_eq!(route["spec"]["parentRefs"][0]["name"], "public");
+    assert!(
+        k.fake.object("Service", NS, &green).is_some(),
+        "green's Service"
+    );
+    assert!(
+        k.fake.object("Service", NS, &blue).is_none(),
+        "blue's Service is gone"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn router_metrics_are_refused_before_anything_is_written() {
+    let k = Cluster::start().await;
+    // The seed's canary example: it validates (with findings), and a real apply refuses it.
+    let seed = common::seed_spec("canary.yaml");
+    let s = seed.to_string_lossy().to_string();
+    let out = k.cutover(&["validate", &s]).await;
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    let out = k.apply(&seed).await;
+    assert_eq!(out.code(), 2, "{}", out.explain());
+    assert!(out.all().contains("error_rate"), "{}", out.explain());
+    assert!(
+        out.all().contains("rometheus"),
+        "names what to use instead: {}",
+        out.explain()
+    );
+    assert!(k.fake.objects("Deployment", "").is_empty());
+    assert_eq!(k.fake.counts().get("patch", "deployments"), 0);
+}

@@ -32,11 +32,36 @@ fn print_plan(p: &Plan) {
     out!("rollback: {}", p.rollback);
 }
 
-pub fn plan(dir: &Path, path: &Path, json: bool) -> Result<u8> {
+pub fn plan(dir: &Path, path: &Path, json: bool, manifests: bool) -> Result<u8> {
     let spec = match load_spec(path) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
+    let shown = path.display().to_string();
+    let findings = cutover::spec::kubernetes::findings(&spec);
+    if manifests {
+        if spec.infrastructure.provider != cutover::spec::ProviderKind::Kubernetes {
+            eprintln!(
+                "error: --manifests shows the Kubernetes provider's objects; {shown} has provider {} (set infrastructure.provider: kubernetes)",
+                spec.infrastructure.provider
+            );
+            return Ok(INVALID);
+        }
+        let refused = cutover::spec::kubernetes::refusals(&spec);
+        if !refused.is_empty() {
+            for d in &refused {
+                eprintln!("{}", d.render(&shown));
+            }
+            eprintln!(
+                "{shown}: the Kubernetes provider refuses this spec ({} problem(s)), so it applies nothing",
+                refused.len()
+            );
+            return Ok(INVALID);
+        }
+    }
+    for f in &findings {
+        eprintln!("{}", f.render(&shown));
+    }
     let previous = match cutover::store::Store::open(dir) {
         Ok(store) => engine::previous_revisions(&store, &spec, true).unwrap_or_default(),
         Err(_) => Default::default(),
@@ -78,6 +103,20 @@ pub fn plan(dir: &Path, path: &Path, json: bool) -> Result<u8> {
             "first_deployment": first,
             "first_deployment_steps": if first { Some(&actual.steps) } else { None },
         });
+        let mut v = v;
+        if manifests {
+            v["manifests"] = serde_json::to_value(super::manifests::for_plan(
+                &spec,
+                &strategy_plan,
+                &previous,
+                true,
+            ))?;
+            if first {
+                v["first_deployment_manifests"] = serde_json::to_value(
+                    super::manifests::for_plan(&spec, &actual, &previous, false),
+                )?;
+            }
+        }
         out!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(OK);
     }
@@ -93,7 +132,61 @@ pub fn plan(dir: &Path, path: &Path, json: bool) -> Result<u8> {
             out!("  {:>2}. [{}] {}", s.index + 1, s.component, s.description);
         }
     }
+    if manifests {
+        print_manifests(&spec, &strategy_plan, &actual, &previous, first);
+    }
     Ok(OK)
+}
+
+/// The objects of each step as YAML, after the plan.
+fn print_manifests(
+    spec: &cutover::spec::ValidSpec,
+    strategy_plan: &Plan,
+    actual: &Plan,
+    previous: &std::collections::BTreeMap<String, cutover::store::RevisionRow>,
+    first: bool,
+) {
+    use super::manifests;
+    let keys: Vec<String> = spec
+        .components
+        .iter()
+        .map(|c| manifests::planned_key(&c.id, &spec.version))
+        .collect();
+    out!();
+    out!(
+        "# manifests: namespace {}; traffic: {}",
+        spec.infrastructure
+            .namespace
+            .as_deref()
+            .unwrap_or("(the kube context's)"),
+        match cutover::provider::kubernetes::workload::traffic(spec) {
+            cutover_kube::workload::Traffic::ReplicaRatio =>
+                "replica ratio behind one stable Service",
+            cutover_kube::workload::Traffic::GatewayApi =>
+                "Gateway API (a Service per revision, HTTPRoute weights)",
+            cutover_kube::workload::Traffic::ActivePreview => "active and preview Services",
+        }
+    );
+    out!(
+        "# names hash the revision key the store assigns at apply (component@version.rN); shown here as {}; the run as {}#N",
+        keys.join(", "),
+        spec.id
+    );
+    out!(
+        "# Deployments and Services are server-side applied (field manager cutover); Scale is the deployments/scale subresource"
+    );
+    out!(
+        "{}",
+        manifests::render(&manifests::for_plan(spec, strategy_plan, previous, true)).trim_end()
+    );
+    if first {
+        out!();
+        out!("# the first apply (no revision recorded as serving) runs these steps instead:");
+        out!(
+            "{}",
+            manifests::render(&manifests::for_plan(spec, actual, previous, false)).trim_end()
+        );
+    }
 }
 
 fn live_status(r: &RunRow) -> String {

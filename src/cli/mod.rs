@@ -20,6 +20,7 @@ mod control;
 mod demo;
 mod host;
 mod inspect;
+mod manifests;
 mod print;
 mod promote;
 mod tools;
@@ -117,7 +118,11 @@ pub fn run(cli: Cli) -> Result<u8> {
             Ok(INVALID)
         }
         Cmd::Validate { specs } => Ok(validate(&specs, cli.config.as_deref())),
-        Cmd::Plan { spec, json } => inspect::plan(&state_dir, &spec, json),
+        Cmd::Plan {
+            spec,
+            json,
+            manifests,
+        } => inspect::plan(&state_dir, &spec, json, manifests),
         Cmd::Apply {
             spec,
             headless: _,
@@ -200,6 +205,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             jitter_ms,
             fail_health,
             crash_after_s,
+            bind,
         } => tools::demo_service(cutover::demo_service::DemoOptions {
             port,
             grpc_port,
@@ -209,6 +215,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             jitter_ms,
             fail_health,
             crash_after_s,
+            bind,
         }),
         Cmd::Load {
             target,
@@ -341,13 +348,18 @@ fn validate(paths: &[PathBuf], config: Option<&Path>) -> u8 {
             continue;
         }
         match spec::load_file(p) {
-            Ok(s) => out!(
-                "{}: ok ({} {}, {} component(s))",
-                p.display(),
-                s.strategy,
-                s.version,
-                s.components.len()
-            ),
+            Ok(s) => {
+                out!(
+                    "{}: ok ({} {}, {} component(s))",
+                    p.display(),
+                    s.strategy,
+                    s.version,
+                    s.components.len()
+                );
+                for f in spec::kubernetes::findings(&s) {
+                    out!("{}", f.render(&p.display().to_string()));
+                }
+            }
             Err(e) => {
                 out!("{e}");
                 code = INVALID;

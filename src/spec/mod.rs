@@ -8,6 +8,7 @@ pub mod decode;
 pub mod expr;
 pub mod keyword;
 pub mod kinds;
+pub mod kubernetes;
 pub mod model;
 #[cfg(test)]
 mod props;
@@ -21,6 +22,7 @@ pub use canary::*;
 pub use decode::{fmt_num, human, parse_duration, Decoder, Diagnostic, FromNode, Millis, Secs};
 pub use keyword::Keyword;
 pub use kinds::*;
+pub use kubernetes::{GatewayApi, TrafficRouting};
 pub use model::*;
 pub use validation::*;
 

@@ -81,6 +81,9 @@ pub struct Component {
     pub run: Option<Run>,
     /// Kubernetes provider: the container image.
     pub image: Option<String>,
+    /// Kubernetes provider: named container ports (`http: 8080`); see `kubernetes::container_ports`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ports: BTreeMap<String, i64>,
 }
 
 impl FromNode for Component {
@@ -100,6 +103,7 @@ impl FromNode for Component {
                 "listen",
                 "run",
                 "image",
+                "ports",
             ],
         );
         let id: String = o.req(d, "id");
@@ -115,6 +119,7 @@ impl FromNode for Component {
             listen: o.opt(d, "listen"),
             run: o.opt(d, "run"),
             image: o.opt(d, "image"),
+            ports: o.def(d, "ports"),
         }
     }
 }
@@ -189,6 +194,9 @@ pub struct HealthCheck {
     pub timeout_seconds: Secs,
     pub failure_threshold: i64,
     pub success_threshold: i64,
+    /// Kubernetes: also the pod's liveness probe (kubelet restarts a container that fails it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub liveness: bool,
 }
 
 impl FromNode for HealthCheck {
@@ -207,6 +215,7 @@ impl FromNode for HealthCheck {
                 "timeoutSeconds",
                 "failureThreshold",
                 "successThreshold",
+                "liveness",
             ],
         );
         // Defaults are the kubelet's: 0s delay, 10s period, 1s timeout, 3 failures, 1 success.
@@ -221,6 +230,7 @@ impl FromNode for HealthCheck {
             timeout_seconds: o.or(d, "timeoutSeconds", Secs::from_secs(1)),
             failure_threshold: o.or(d, "failureThreshold", 3),
             success_threshold: o.or(d, "successThreshold", 1),
+            liveness: o.def(d, "liveness"),
         }
     }
 }
@@ -235,6 +245,10 @@ pub struct Infrastructure {
     pub monitoring: Monitoring,
     /// Kubernetes provider: the namespace (default "default").
     pub namespace: Option<String>,
+    /// Kubernetes provider: how traffic is split between revisions (absent: replica ratio, or
+    /// active/preview Services for blue-green).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_routing: Option<super::kubernetes::TrafficRouting>,
 }
 
 impl FromNode for Infrastructure {
@@ -249,6 +263,7 @@ impl FromNode for Infrastructure {
                 "security",
                 "monitoring",
                 "namespace",
+                "trafficRouting",
             ],
         );
         if let Some(net) = o.get("networking") {
@@ -279,6 +294,7 @@ impl FromNode for Infrastructure {
             security: o.def(d, "security"),
             monitoring: o.def(d, "monitoring"),
             namespace: o.opt(d, "namespace"),
+            traffic_routing: o.opt(d, "trafficRouting"),
         }
     }
 }

@@ -22,6 +22,7 @@ pub fn check(spec: &Spec, d: &mut Decoder) {
     check_strategy(spec, d);
     check_rollback(spec, d);
     check_validation(spec, d);
+    super::kubernetes::check(spec, d);
 }
 
 fn check_validation(spec: &Spec, d: &mut Decoder) {

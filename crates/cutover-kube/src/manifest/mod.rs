@@ -282,6 +282,18 @@ fn service(
     })
 }
 
+/// The body that scales a revision's Deployment through its `scale` subresource
+/// (`PATCH .../deployments/NAME/scale`): how an old revision is scaled, since re-applying its
+/// Deployment from the new spec would rewrite its pod template.
+pub fn scale(component: &str, revision_key: &str, replicas: u32) -> Value {
+    json!({
+        "apiVersion": "autoscaling/v1",
+        "kind": "Scale",
+        "metadata": { "name": revision_name(component, revision_key) },
+        "spec": { "replicas": replicas },
+    })
+}
+
 /// The stable Service (replica-ratio canary, rolling, recreate): selects every revision of the
 /// component, so the share each revision serves is its share of the ready pods.
 pub fn stable_service(component: &str, deployment: &str, ports: &[Port]) -> Value {

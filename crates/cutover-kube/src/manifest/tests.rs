@@ -404,6 +404,19 @@ fn names_fit_dns_labels() {
 }
 
 #[test]
+fn a_scale_names_the_revision_deployment() {
+    assert_eq!(
+        scale("api", "api@1.1.0.r3", 2),
+        json!({
+            "apiVersion": "autoscaling/v1",
+            "kind": "Scale",
+            "metadata": { "name": revision_name("api", "api@1.1.0.r3") },
+            "spec": { "replicas": 2 },
+        })
+    );
+}
+
+#[test]
 fn with_namespace_sets_metadata() {
     let s = with_namespace(stable_service("api", "d", &[]), "shop");
     assert_eq!(s["metadata"]["namespace"], "shop");
