@@ -10,7 +10,7 @@ use super::*;
 use crate::tui::data::Drill;
 use crate::tui::keymap::View;
 use crate::tui::model::Model;
-use crate::tui::sample::model;
+use crate::tui::sample::{kube_model, model};
 use crate::tui::symbols::{ASCII, UNICODE};
 use crate::tui::theme::{self, Depth};
 
@@ -61,6 +61,12 @@ fn views() -> Vec<(&'static str, Model)> {
         m.key(key(KeyCode::Char(c)));
     }
     out.push(("command_line", m));
+    // A Kubernetes canary: replica-ratio weights (asked and achieved) and a pods table.
+    for (name, pane) in [("k8s_traffic", 1), ("k8s_health", 2)] {
+        let mut m = kube_model();
+        m.pane = pane;
+        out.push((name, m));
+    }
     out
 }
 
