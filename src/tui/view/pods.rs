@@ -117,14 +117,28 @@ pub fn table(instances: &[InstanceHealth], look: &Look, width: usize) -> Vec<Lin
         look.s(Slot::Muted),
     )];
     let mut group: Option<(&str, &str)> = None;
-    for (i, (status, explained)) in pods() {
+    for (k, i) in instances.iter().enumerate() {
+        let Some(phase) = i.status.phase.as_deref() else {
+            continue;
+        };
+        let (status, explained) = status_of(phase, i.status.detail.as_deref());
         let st = &i.status;
         if group != Some((&i.component, &i.revision)) {
             group = Some((&i.component, &i.revision));
-            out.push(Line::styled(
-                format!("{} {}", i.component, i.version),
-                look.s(Slot::Title),
-            ));
+            // The revision's pods are listed together: count its ready ones, as kubectl's
+            // READY column of a Deployment does.
+            let (ready, total) = instances[k..]
+                .iter()
+                .take_while(|j| j.component == i.component && j.revision == i.revision)
+                .filter(|j| j.status.phase.is_some())
+                .fold((0, 0), |(r, t), j| (r + usize::from(j.status.ready), t + 1));
+            out.push(Line::from(vec![
+                Span::styled(
+                    format!("{} {}", i.component, i.version),
+                    look.s(Slot::Title),
+                ),
+                Span::styled(format!("  {ready}/{total} ready"), look.s(Slot::Muted)),
+            ]));
         }
         let slot = if st.unhealthy {
             Slot::Error

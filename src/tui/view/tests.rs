@@ -190,3 +190,32 @@ fn rendering_an_unchanged_model_twice_changes_no_cell() {
         }
     }
 }
+
+#[test]
+fn pods_and_instances_without_a_phase_each_keep_their_table() {
+    let look = &looks()[0].1;
+    let mut m = kube_model();
+    m.pane = 2;
+    let Some(snap) = m.rows[0].snapshot.as_mut() else {
+        panic!("the Kubernetes sample has a snapshot");
+    };
+    let mut local = snap.instances[0].clone();
+    local.status.id = "api@1.0.0.r4-0".into();
+    local.status.phase = None;
+    local.status.age_s = None;
+    // Among the revision's pods, so that only the filter keeps it out of their count.
+    snap.instances.insert(1, local);
+    let screen = text(&render(&m, look, 120, 40), false);
+    for want in [
+        "NAME",
+        "RESTARTS",
+        "api-b41e7c0a9f-6c4d9b7f8-x2k8p 0/1   CrashLoopBackOff",
+        "api 1.0.0  2/3 ready",
+        "instance",
+        "api@1.0.0.r4-0",
+    ] {
+        assert!(screen.contains(want), "{want:?} missing:\n{screen}");
+    }
+    // The local instance is not a pod: it is not counted in the revision's pods.
+    assert!(!screen.contains("3/4 ready"), "{screen}");
+}
