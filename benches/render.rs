@@ -19,12 +19,21 @@ fn bench(c: &mut Criterion) {
     };
     let look = Look::new(&t, Depth::Ansi16, UNICODE);
     let mut g = c.benchmark_group("console_200x50");
-    for (name, pane, v) in [
-        ("progress", 0, View::Main),
-        ("analysis", 3, View::Main),
-        ("history", 0, View::History),
+    for (name, pane, v, kube) in [
+        ("progress", 0, View::Main, false),
+        ("analysis", 3, View::Main, false),
+        ("history", 0, View::History, false),
+        ("traffic", 1, View::Main, false),
+        ("health", 2, View::Main, false),
+        // A Kubernetes canary: the pods table and the asked/achieved traffic split.
+        ("health_pods", 2, View::Main, true),
+        ("traffic_ratio", 1, View::Main, true),
     ] {
-        let mut m = sample::model();
+        let mut m = if kube {
+            sample::kube_model()
+        } else {
+            sample::model()
+        };
         m.pane = pane;
         m.view = v;
         g.bench_function(format!("{name}_full_redraw"), |b| {

@@ -7,12 +7,17 @@ use crate::engine::event::{AnalysisDecision, Event, EventKind, Weight};
 use crate::engine::signals::{fmt_num, Judgement, SignalKind};
 use crate::spec::human;
 
+/// A component's split in words: `1.0.0 80% | 1.1.0 20%`; where the platform only came near the
+/// weights asked (a replica ratio), what it reached follows each: `1.1.0 20% (25.0% achieved)`.
 pub fn weights(ws: &[Weight]) -> String {
     if ws.is_empty() {
         return "no traffic".into();
     }
     ws.iter()
-        .map(|w| format!("{} {}%", w.version, w.weight))
+        .map(|w| match w.achieved {
+            Some(a) => format!("{} {}% ({a:.1}% achieved)", w.version, w.weight),
+            None => format!("{} {}%", w.version, w.weight),
+        })
         .collect::<Vec<_>>()
         .join(" | ")
 }
@@ -171,8 +176,17 @@ pub fn human_line(ev: &Event, steps: usize) -> Option<String> {
         EventKind::Resumed { by } => format!(">> resumed by {by}"),
         EventKind::Promoted { by } => format!(">> promoted by {by}: skipping the remaining analysis and gates"),
         EventKind::Failure { reason } => format!("!! {reason}"),
-        EventKind::RollbackStarted { reason, plan, .. } => {
+        EventKind::RollbackStarted {
+            reason,
+            plan,
+            target,
+        } => {
             let mut s = format!("<< rolling back: {reason}");
+            // Where the platform only comes near the weights asked, the target says what it
+            // reaches (exact targets print as before: the plan lines say them).
+            if target.iter().any(|w| w.achieved.is_some()) {
+                s.push_str(&format!("\n     target: {}", weights(target)));
+            }
             for p in plan {
                 s.push_str(&format!("\n     - {p}"));
             }
@@ -211,4 +225,100 @@ pub fn human_line(ev: &Event, steps: usize) -> Option<String> {
         }
     };
     Some(format!("{t} {body}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(version: &str, weight: u32, achieved: Option<f64>) -> Weight {
+        Weight {
+            revision: format!("api@{version}.r1"),
+            version: version.into(),
+            weight,
+            achieved,
+        }
+    }
+
+    fn ev(kind: EventKind) -> Event {
+        Event {
+            ts: "2026-11-26T12:00:01.000Z".into(),
+            deployment: "shop".into(),
+            run: 7,
+            kind,
+        }
+    }
+
+    #[test]
+    fn exact_weights_read_as_before_and_a_replica_ratio_says_what_it_reached() {
+        assert_eq!(
+            weights(&[w("1.0.0", 80, None), w("2.0.0", 20, None)]),
+            "1.0.0 80% | 2.0.0 20%"
+        );
+        assert_eq!(
+            weights(&[w("1.0.0", 80, Some(75.0)), w("2.0.0", 20, Some(25.0))]),
+            "1.0.0 80% (75.0% achieved) | 2.0.0 20% (25.0% achieved)"
+        );
+        // One decimal: a third of the pods.
+        assert_eq!(
+            weights(&[w("2.0.0", 30, Some(100.0 / 3.0))]),
+            "2.0.0 30% (33.3% achieved)"
+        );
+        assert_eq!(weights(&[]), "no traffic");
+    }
+
+    #[test]
+    fn traffic_shifted_lines_carry_the_achieved_share() {
+        let line = human_line(
+            &ev(EventKind::TrafficShifted {
+                component: "api".into(),
+                weights: vec![w("1.0.0", 80, Some(75.0)), w("2.0.0", 20, Some(25.0))],
+            }),
+            9,
+        );
+        assert_eq!(
+            line.as_deref(),
+            Some(
+                "12:00:01     api traffic: 1.0.0 80% (75.0% achieved) | 2.0.0 20% (25.0% achieved)"
+            )
+        );
+    }
+
+    #[test]
+    fn rollback_started_names_its_target_only_where_the_split_is_not_exact() {
+        let rb = |target| {
+            human_line(
+                &ev(EventKind::RollbackStarted {
+                    reason: "metric error_rate failed".into(),
+                    target,
+                    plan: vec!["api: traffic 1.0.0 100% (immediate)".into()],
+                }),
+                9,
+            )
+        };
+        assert_eq!(
+            rb(vec![w("1.0.0", 100, None)]).as_deref(),
+            Some(
+                "12:00:01 << rolling back: metric error_rate failed\n     - api: traffic 1.0.0 100% (immediate)"
+            )
+        );
+        assert_eq!(
+            rb(vec![w("1.0.0", 90, Some(75.0)), w("2.0.0", 10, Some(25.0))]).as_deref(),
+            Some(
+                "12:00:01 << rolling back: metric error_rate failed\n     target: 1.0.0 90% (75.0% achieved) | 2.0.0 10% (25.0% achieved)\n     - api: traffic 1.0.0 100% (immediate)"
+            )
+        );
+    }
+
+    #[test]
+    fn achieved_weights_survive_a_snapshot_round_trip_and_exact_ones_stay_absent() {
+        // What `cutover status --json` prints is the snapshot as serialized.
+        let exact = serde_json::to_value(w("1.0.0", 100, None)).unwrap_or_default();
+        assert!(exact.get("achieved").is_none(), "{exact}");
+        let ratio = serde_json::to_value(w("2.0.0", 20, Some(25.0))).unwrap_or_default();
+        assert_eq!(ratio["achieved"], serde_json::json!(25.0));
+        assert_eq!(ratio["weight"], serde_json::json!(20));
+        let back: Weight = serde_json::from_value(ratio).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.achieved, Some(25.0));
+    }
 }

@@ -912,3 +912,84 @@ fn interrupt_pauses_and_saves_the_run_with_exit_3() {
     assert_eq!(history[0]["outcome"], "rolled_back");
     assert_eq!(history[1]["outcome"], "rolled_back", "{}", history[1]);
 }
+
+/// `cutover status` of a run on a platform that only comes near the weights asked (a
+/// replica-ratio canary on Kubernetes): the words give both, the JSON keeps both fields.
+#[test]
+fn status_shows_the_weight_asked_and_the_share_achieved() {
+    use cutover::engine::event::{ComponentTraffic, Weight};
+    use cutover::store::{NewRun, RunKind, Status, Store};
+    let w = World::new();
+    let store = Store::open(&w.state()).unwrap();
+    let run = store
+        .create_run(&NewRun {
+            deployment: "api-v2.0.0".into(),
+            kind: RunKind::Deploy,
+            name: "api".into(),
+            version: "2.0.0".into(),
+            strategy: cutover::spec::Strategy::Canary,
+            environment: "prod".into(),
+            provider: cutover::spec::ProviderKind::Kubernetes,
+            dry_run: false,
+            spec_json: "{}".into(),
+            plan_json: "{}".into(),
+            initiator: "alice".into(),
+        })
+        .unwrap();
+    let weight = |version: &str, weight, achieved| Weight {
+        revision: format!("api@{version}.r1"),
+        version: version.into(),
+        weight,
+        achieved,
+    };
+    let snapshot = cutover::engine::Snapshot {
+        deployment: "api-v2.0.0".into(),
+        run,
+        version: "2.0.0".into(),
+        strategy: cutover::spec::Strategy::Canary,
+        environment: "prod".into(),
+        status: Status::Progressing,
+        step: 2,
+        steps: 6,
+        step_description: "shift 20% of traffic to 2.0.0".into(),
+        gate: None,
+        gate_view: None,
+        traffic: vec![ComponentTraffic {
+            component: "api".into(),
+            weights: vec![
+                weight("1.0.0", 80, Some(75.0)),
+                weight("2.0.0", 20, Some(25.0)),
+            ],
+            measured_rps: Default::default(),
+        }],
+        instances: Vec::new(),
+        last_verdicts: Vec::new(),
+        reason: None,
+        outcome: None,
+        rolling_back: None,
+    };
+    store
+        .update_run(
+            run,
+            Status::Progressing,
+            2,
+            &serde_json::to_string(&snapshot).unwrap(),
+        )
+        .unwrap();
+    drop(store);
+
+    let out = w.run(&["status", "api-v2.0.0"]);
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    assert!(
+        out.stdout
+            .contains("traffic:   api: 1.0.0 80% (75.0% achieved) | 2.0.0 20% (25.0% achieved)"),
+        "{}",
+        out.stdout
+    );
+    let json = w.json_lines(&["status", "api-v2.0.0", "--json"]);
+    let ws = &json[0]["snapshot"]["traffic"][0]["weights"];
+    assert_eq!(ws[0]["weight"], 80, "{ws}");
+    assert_eq!(ws[0]["achieved"], 75.0, "{ws}");
+    assert_eq!(ws[1]["weight"], 20, "{ws}");
+    assert_eq!(ws[1]["achieved"], 25.0, "{ws}");
+}

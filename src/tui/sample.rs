@@ -3,7 +3,9 @@
 //!
 //! Owns: sample data only. Must not touch: the store or the engine.
 
-use crate::engine::event::{ComponentTraffic, InstanceHealth, Snapshot, Status, Weight};
+use crate::engine::event::{
+    ComponentTraffic, Event, EventKind, InstanceHealth, Snapshot, Status, Weight,
+};
 use crate::engine::signals::SignalKind;
 use crate::engine::signals::{OnFail, Verdict};
 use crate::engine::{Counts, Judgement};
@@ -235,5 +237,194 @@ pub fn model() -> Model {
         h(2, "shop", Status::Succeeded, "23", 301),
         h(1, "shop", Status::Succeeded, "22", 280),
     ]);
+    m
+}
+
+/// A pod as the Kubernetes provider reports it.
+fn pod(
+    (rev, version): (&str, &str),
+    id: &str,
+    phase: &str,
+    ready: bool,
+    restarts: u32,
+    age_s: u64,
+    detail: Option<&str>,
+) -> InstanceHealth {
+    InstanceHealth {
+        component: "api".into(),
+        revision: rev.into(),
+        version: version.into(),
+        status: InstanceStatus {
+            id: id.into(),
+            ready,
+            unhealthy: detail.is_some() && !ready && phase != "Pending",
+            restarts,
+            detail: detail.map(String::from),
+            probe: "http".into(),
+            last_latency_ms: None,
+            consecutive_failures: 0,
+            phase: Some(phase.into()),
+            age_s: Some(age_s),
+        },
+    }
+}
+
+/// A canary on Kubernetes without a mesh: 20% asked of four replicas is one pod, 25% reached;
+/// its pod crash-loops, one stable pod cannot be scheduled, another restarted once.
+fn kube_row() -> Row {
+    let (old, new) = (("api@1.0.0.r4", "1.0.0"), ("api@2.0.0.r5", "2.0.0"));
+    let weights = vec![
+        Weight {
+            revision: old.0.into(),
+            version: old.1.into(),
+            weight: 80,
+            achieved: Some(75.0),
+        },
+        Weight {
+            revision: new.0.into(),
+            version: new.1.into(),
+            weight: 20,
+            achieved: Some(25.0),
+        },
+    ];
+    let event = |ts: &str, kind| Event {
+        ts: ts.into(),
+        deployment: "api".into(),
+        run: 9,
+        kind,
+    };
+    let events = [
+        event(
+            "2026-11-26T12:00:41Z",
+            EventKind::StepStarted {
+                step: 2,
+                component: "api".into(),
+                description: "shift 20% of traffic to 2.0.0".into(),
+            },
+        ),
+        event(
+            "2026-11-26T12:00:42Z",
+            EventKind::TrafficShifted {
+                component: "api".into(),
+                weights: weights.clone(),
+            },
+        ),
+        event(
+            "2026-11-26T12:01:12Z",
+            EventKind::InstanceRestarted {
+                component: "api".into(),
+                instance: "api-b41e7c0a9f-6c4d9b7f8-x2k8p".into(),
+                restarts: 5,
+                detail: "CrashLoopBackOff: container api restarted 5 times, last exit code 1"
+                    .into(),
+            },
+        ),
+    ];
+    let snapshot = Snapshot {
+        deployment: "api".into(),
+        run: 9,
+        version: "2.0.0".into(),
+        strategy: crate::spec::Strategy::Canary,
+        environment: "prod".into(),
+        status: Status::Progressing,
+        step: 3,
+        steps: 6,
+        step_description: "analyse for 1m".into(),
+        gate: None,
+        gate_view: None,
+        traffic: vec![ComponentTraffic {
+            component: "api".into(),
+            weights,
+            measured_rps: [(old.0.to_string(), 31.0), (new.0.to_string(), 9.2)]
+                .into_iter()
+                .collect(),
+        }],
+        instances: vec![
+            pod(
+                old,
+                "api-5f0c2a91d3-7d9f8c6b5-2xkqp",
+                "Running",
+                true,
+                0,
+                4 * 86400,
+                None,
+            ),
+            pod(
+                old,
+                "api-5f0c2a91d3-7d9f8c6b5-h8z4m",
+                "Running",
+                true,
+                1,
+                7 * 3600 + 5 * 60,
+                None,
+            ),
+            pod(
+                old,
+                "api-5f0c2a91d3-7d9f8c6b5-q7wvn",
+                "Pending",
+                false,
+                0,
+                45,
+                Some("Unschedulable: 0/3 nodes are available: 3 Insufficient memory."),
+            ),
+            pod(
+                new,
+                "api-b41e7c0a9f-6c4d9b7f8-x2k8p",
+                "Running",
+                false,
+                5,
+                192,
+                Some("CrashLoopBackOff: container api restarted 5 times, last exit code 1"),
+            ),
+        ],
+        last_verdicts: Vec::new(),
+        reason: None,
+        outcome: None,
+        rolling_back: None,
+    };
+    Row {
+        deployment: "api".into(),
+        run: 9,
+        version: "2.0.0".into(),
+        environment: "prod".into(),
+        strategy: crate::spec::Strategy::Canary,
+        status: crate::store::Status::Progressing,
+        live: true,
+        finished: false,
+        reason: None,
+        initiator: "alice".into(),
+        snapshot: Some(snapshot),
+        plan: [
+            "pre-deployment checks",
+            "start 2.0.0 with 1 instance(s)",
+            "shift 20% of traffic to 2.0.0",
+            "analyse for 1m",
+            "shift 100% of traffic to 2.0.0",
+            "retire 1.0.0",
+        ]
+        .map(String::from)
+        .to_vec(),
+        detail: Some(Live {
+            events: events
+                .iter()
+                .filter_map(|e| crate::describe::human_line(e, 6))
+                .collect(),
+            series: Vec::new(),
+            step_since: parse_ts("2026-11-26T12:00:41Z"),
+            next_decision: parse_ts("2026-11-26T12:01:41Z"),
+            gate_since: None,
+        }),
+    }
+}
+
+/// The same console with a Kubernetes canary first and selected: replica-ratio weights (asked
+/// and achieved) and pods in several states.
+pub fn kube_model() -> Model {
+    let mut m = model();
+    let mut rows = m.rows.clone();
+    rows.insert(0, kube_row());
+    m.selected = 0;
+    m.rows = Vec::new();
+    m.set_rows(rows);
     m
 }

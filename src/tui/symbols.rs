@@ -25,6 +25,10 @@ pub struct Symbols {
     pub paused: &'static str,
     pub running: &'static str,
     pub arrow: &'static str,
+    /// Marks text cut to fit.
+    pub more: &'static str,
+    /// Between two figures read together (`20% asked · 25.0% achieved`).
+    pub sep: &'static str,
 }
 
 const ASCII_BORDER: border::Set<'static> = border::Set {
@@ -54,6 +58,8 @@ pub const UNICODE: Symbols = Symbols {
     paused: "॥",
     running: "◌",
     arrow: "→",
+    more: "…",
+    sep: " · ",
 };
 
 pub const ASCII: Symbols = Symbols {
@@ -72,6 +78,8 @@ pub const ASCII: Symbols = Symbols {
     paused: "||",
     running: "~",
     arrow: "->",
+    more: "~",
+    sep: ", ",
 };
 
 impl Symbols {

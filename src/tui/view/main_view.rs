@@ -100,7 +100,7 @@ fn details(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
     let lines = match PANES[m.pane] {
         "progress" => panes::progress(r, m, look, height),
         "traffic" => panes::traffic(r, look, width),
-        "health" => panes::health(r, look),
+        "health" => panes::health(r, look, width),
         "analysis" => panes::analysis(r, look, width),
         _ => panes::approvals(m, look),
     };

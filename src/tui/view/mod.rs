@@ -9,6 +9,7 @@
 mod history;
 mod main_view;
 mod panes;
+mod pods;
 
 use crate::store::Status;
 use ratatui::layout::{Constraint, Direction, Layout, Rect};

@@ -139,7 +139,21 @@ pub fn traffic(r: &Row, look: &Look, width: usize) -> Vec<Line<'static>> {
     let mut out = Vec::new();
     for t in &s.traffic {
         let total: f64 = t.measured_rps.values().sum();
-        out.push(Line::styled(t.component.clone(), look.s(Slot::Title)));
+        // A replica ratio (Kubernetes without a mesh): the platform serves the nearest split
+        // its pod counts allow; each revision shows the weight asked and the share reached,
+        // and its bar draws the share reached.
+        let ratio = t.weights.iter().any(|w| w.achieved.is_some());
+        if ratio {
+            out.push(Line::from(vec![
+                Span::styled(t.component.clone(), look.s(Slot::Title)),
+                Span::styled(
+                    "  replica ratio: pod counts set the split",
+                    look.s(Slot::Muted),
+                ),
+            ]));
+        } else {
+            out.push(Line::styled(t.component.clone(), look.s(Slot::Title)));
+        }
         for w in &t.weights {
             let is_new = w.version == r.version;
             let slot = if is_new { Slot::Canary } else { Slot::Baseline };
@@ -153,15 +167,33 @@ pub fn traffic(r: &Row, look: &Look, width: usize) -> Vec<Line<'static>> {
                 }
                 _ => String::new(),
             };
-            out.push(Line::from(vec![
-                Span::styled(
-                    format!(
-                        " {:<6} {:<9}",
-                        if is_new { new_role } else { old_role },
-                        w.version
-                    ),
-                    look.s(slot),
+            let label = Span::styled(
+                format!(
+                    " {:<6} {:<9}",
+                    if is_new { new_role } else { old_role },
+                    w.version
                 ),
+                look.s(slot),
+            );
+            if ratio {
+                let reached = w.achieved.unwrap_or(w.weight as f64);
+                out.push(Line::from(vec![
+                    label,
+                    Span::raw(format!(
+                        "{:>3}% asked{}{reached:.1}% achieved",
+                        w.weight, look.sym.sep
+                    )),
+                ]));
+                out.push(Line::from(vec![
+                    // The bar's column on exact lines: label (17) and weight (5).
+                    Span::raw("                      "),
+                    Span::styled(look.sym.bar(reached, bar_w), look.s(slot)),
+                    Span::styled(measured, look.s(Slot::Muted)),
+                ]));
+                continue;
+            }
+            out.push(Line::from(vec![
+                label,
                 Span::raw(format!("{:>3}% ", w.weight)),
                 Span::styled(look.sym.bar(w.weight as f64, bar_w), look.s(slot)),
                 Span::styled(measured, look.s(Slot::Muted)),
@@ -177,12 +209,18 @@ pub fn traffic(r: &Row, look: &Look, width: usize) -> Vec<Line<'static>> {
     out
 }
 
-pub fn health(r: &Row, look: &Look) -> Vec<Line<'static>> {
+pub fn health(r: &Row, look: &Look, width: usize) -> Vec<Line<'static>> {
     let Some(s) = &r.snapshot else {
         return vec![Line::from("no instances seen yet")];
     };
-    let mut out = Vec::new();
-    if !s.instances.is_empty() {
+    // Pods (instances with a phase) as kubectl lists them; other instances as before.
+    let mut out = if s.instances.iter().any(|i| i.status.phase.is_some()) {
+        super::pods::table(&s.instances, look, width)
+    } else {
+        Vec::new()
+    };
+    let local = || s.instances.iter().filter(|i| i.status.phase.is_none());
+    if local().next().is_some() {
         out.push(Line::styled(
             format!(
                 "{:<24} {:<5} {:<10} {:>7} {:>5} {:>4}",
@@ -191,7 +229,7 @@ pub fn health(r: &Row, look: &Look) -> Vec<Line<'static>> {
             look.s(Slot::Muted),
         ));
     }
-    for i in &s.instances {
+    for i in local() {
         let st = &i.status;
         let (state, slot) = if st.unhealthy {
             ("UNHEALTHY", Slot::Error)

@@ -10,7 +10,7 @@ use super::*;
 use crate::tui::data::Drill;
 use crate::tui::keymap::View;
 use crate::tui::model::Model;
-use crate::tui::sample::model;
+use crate::tui::sample::{kube_model, model};
 use crate::tui::symbols::{ASCII, UNICODE};
 use crate::tui::theme::{self, Depth};
 
@@ -61,6 +61,12 @@ fn views() -> Vec<(&'static str, Model)> {
         m.key(key(KeyCode::Char(c)));
     }
     out.push(("command_line", m));
+    // A Kubernetes canary: replica-ratio weights (asked and achieved) and a pods table.
+    for (name, pane) in [("k8s_traffic", 1), ("k8s_health", 2)] {
+        let mut m = kube_model();
+        m.pane = pane;
+        out.push((name, m));
+    }
     out
 }
 
@@ -183,4 +189,33 @@ fn rendering_an_unchanged_model_twice_changes_no_cell() {
             assert!(first.diff(t.backend().buffer()).is_empty());
         }
     }
+}
+
+#[test]
+fn pods_and_instances_without_a_phase_each_keep_their_table() {
+    let look = &looks()[0].1;
+    let mut m = kube_model();
+    m.pane = 2;
+    let Some(snap) = m.rows[0].snapshot.as_mut() else {
+        panic!("the Kubernetes sample has a snapshot");
+    };
+    let mut local = snap.instances[0].clone();
+    local.status.id = "api@1.0.0.r4-0".into();
+    local.status.phase = None;
+    local.status.age_s = None;
+    // Among the revision's pods, so that only the filter keeps it out of their count.
+    snap.instances.insert(1, local);
+    let screen = text(&render(&m, look, 120, 40), false);
+    for want in [
+        "NAME",
+        "RESTARTS",
+        "api-b41e7c0a9f-6c4d9b7f8-x2k8p 0/1   CrashLoopBackOff",
+        "api 1.0.0  2/3 ready",
+        "instance",
+        "api@1.0.0.r4-0",
+    ] {
+        assert!(screen.contains(want), "{want:?} missing:\n{screen}");
+    }
+    // The local instance is not a pod: it is not counted in the revision's pods.
+    assert!(!screen.contains("3/4 ready"), "{screen}");
 }
