@@ -218,7 +218,7 @@ pub fn for_plan(
                         ));
                     }
                     _ if spec.strategy == Strategy::Canary && c.old.is_some() => {
-                        let (new, old) = ratio::counts(full, p, false);
+                        let (new, old) = ratio::counts(full, p, true);
                         so.apply.push(m::deployment(&new_w, new));
                         if let Some(o) = &old_w {
                             so.apply.push(m::scale(&o.component, &o.revision_key, old));

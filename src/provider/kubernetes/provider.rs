@@ -26,7 +26,7 @@ use crate::provider::{
     InstanceStatus, Metrics, Provider, ProviderError, RevisionKey, RevisionSpec, RevisionStatus,
     Split,
 };
-use crate::spec::{ProviderKind, Spec};
+use crate::spec::{ProviderKind, Spec, Strategy};
 
 /// How long a status read waits for a new pod watch's first list.
 const WATCH_START: Duration = Duration::from_secs(10);
@@ -339,7 +339,7 @@ fn instance(p: &PodView) -> InstanceStatus {
         probe: "kubelet".into(),
         last_latency_ms: None,
         consecutive_failures: 0,
-        phase: Some(p.reason.clone().unwrap_or_else(|| p.phase.clone())),
+        phase: Some(p.phase.clone()),
         age_s: p.age.map(|a| a.as_secs()),
     }
 }
@@ -389,6 +389,30 @@ impl Provider for KubeProvider {
             return Ok(Split::exact());
         }
         let split = match self.traffic {
+            // Rolling and recreate set both revisions' counts in their own plan steps: the
+            // weight there is the share those counts give, and nothing is scaled for it.
+            Traffic::ReplicaRatio if self.spec.strategy != Strategy::Canary => {
+                let mut achieved = Vec::new();
+                let mut all = 0;
+                for (key, _) in weights {
+                    let n = self.rev(component, key).await?.replicas;
+                    all += n;
+                    achieved.push((key.clone(), n));
+                }
+                let achieved: Vec<(RevisionKey, f64)> = achieved
+                    .into_iter()
+                    .map(|(k, n)| (k, cutover_kube::ratio::achieved(n, all - n)))
+                    .collect();
+                let exact = achieved
+                    .iter()
+                    .zip(weights)
+                    .all(|((_, a), (_, w))| (a - *w as f64).abs() < 0.05);
+                if exact {
+                    Split::exact()
+                } else {
+                    Split { achieved }
+                }
+            }
             Traffic::ReplicaRatio => {
                 let mut full = BTreeMap::new();
                 for (key, _) in weights {
