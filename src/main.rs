@@ -31,6 +31,15 @@ pub struct Cli {
     pub command: Cmd,
 }
 
+/// What `apply --dry-run` runs against.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DryRun {
+    /// The simulated provider on a virtual clock (`--dry-run`).
+    Client,
+    /// The Kubernetes API server, as server-side dry runs of each step's objects.
+    Server,
+}
+
 /// How the console looks and how often it may draw.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Looks {
@@ -89,9 +98,10 @@ pub enum Cmd {
         /// One JSON object per line
         #[arg(long)]
         json: bool,
-        /// Run the plan against the simulated provider on a virtual clock
-        #[arg(long)]
-        dry_run: bool,
+        /// Run the plan against the simulated provider on a virtual clock; `--dry-run=server`
+        /// instead sends each step's Kubernetes objects to the cluster as server-side dry runs
+        #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "client", value_name = "MODE")]
+        dry_run: Option<DryRun>,
         /// Approve every gate
         #[arg(long)]
         auto_approve: bool,

@@ -577,3 +577,45 @@ async fn router_metrics_are_refused_before_anything_is_written() {
     assert!(k.fake.objects("Deployment", "").is_empty());
     assert_eq!(k.fake.counts().get("patch", "deployments"), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_side_dry_run_sends_every_object_and_changes_nothing() {
+    let k = Cluster::start().await;
+    let v1 = k.write("v1.yaml", &spec("1.0.0", "canary", "shop/api:1.0.0", ""));
+    let s = v1.to_string_lossy().to_string();
+    let out = k
+        .cutover(&["apply", &s, "--dry-run=server", "--json"])
+        .await;
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    let answers = events(&out);
+    assert!(answers.len() >= 2, "{}", out.explain());
+    assert!(
+        answers.iter().all(|a| a["accepted"] == true),
+        "{}",
+        out.explain()
+    );
+    assert!(k.deployments().is_empty(), "a dry run stores nothing");
+    assert!(k.fake.objects("Service", NS).is_empty());
+    let writes: Vec<_> = k
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH")
+        .collect();
+    assert!(!writes.is_empty());
+    assert!(
+        writes.iter().all(|r| r.query.contains("dryRun=All")),
+        "{writes:?}"
+    );
+
+    // The server refuses one object: named, and the exit code says so.
+    k.fake.fail_next("PATCH", "/services/api", 403, 1);
+    let out = k.cutover(&["apply", &s, "--dry-run=server"]).await;
+    assert_eq!(out.code(), 1, "{}", out.explain());
+    assert!(
+        out.stdout
+            .contains("Service/api: REFUSED: cutover needs patch on services in namespace shop"),
+        "{}",
+        out.explain()
+    );
+}

@@ -23,6 +23,7 @@ mod inspect;
 mod manifests;
 mod print;
 mod promote;
+mod server_dry_run;
 mod tools;
 mod verify;
 
@@ -131,12 +132,27 @@ pub fn run(cli: Cli) -> Result<u8> {
             auto_approve,
             supersede,
             sim_faults,
+        } if dry_run == Some(crate::DryRun::Server) => {
+            if !sim_faults.is_empty() || supersede || auto_approve {
+                eprintln!("error: --dry-run=server takes none of --sim-fault, --supersede, --auto-approve");
+                return Ok(INVALID);
+            }
+            server_dry_run::run(&state_dir, &spec, json)
+        }
+        Cmd::Apply {
+            spec,
+            headless: _,
+            json,
+            dry_run,
+            auto_approve,
+            supersede,
+            sim_faults,
         } => apply::apply(
             &state_dir,
             &spec,
             apply::Headless {
                 json,
-                dry_run,
+                dry_run: dry_run.is_some(),
                 auto_approve,
                 supersede,
             },
