@@ -128,11 +128,11 @@ pub fn run(cli: Cli) -> Result<u8> {
             spec,
             headless: _,
             json,
-            dry_run,
+            dry_run: Some(crate::DryRun::Server),
             auto_approve,
             supersede,
             sim_faults,
-        } if dry_run == Some(crate::DryRun::Server) => {
+        } => {
             if !sim_faults.is_empty() || supersede || auto_approve {
                 eprintln!("error: --dry-run=server takes none of --sim-fault, --supersede, --auto-approve");
                 return Ok(INVALID);
