@@ -34,9 +34,9 @@ pub struct Cli {
 /// What `apply --dry-run` runs against.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DryRun {
-    /// The simulated provider on a virtual clock (`--dry-run`).
+    // The simulated provider on a virtual clock (`--dry-run`).
     Client,
-    /// The Kubernetes API server, as server-side dry runs of each step's objects.
+    // The Kubernetes API server, as server-side dry runs of each step's objects.
     Server,
 }
 
@@ -98,9 +98,8 @@ pub enum Cmd {
         /// One JSON object per line
         #[arg(long)]
         json: bool,
-        /// Run the plan against the simulated provider on a virtual clock; `--dry-run=server`
-        /// instead sends each step's Kubernetes objects to the cluster as server-side dry runs
-        #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "client", value_name = "MODE")]
+        /// Run the plan on the simulated provider on a virtual clock (=server: send each step's Kubernetes objects as server-side dry runs)
+        #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "client", value_name = "MODE", hide_possible_values = true)]
         dry_run: Option<DryRun>,
         /// Approve every gate
         #[arg(long)]

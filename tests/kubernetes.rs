@@ -216,12 +216,23 @@ async fn a_canary_moves_by_replica_ratio_and_finishes_on_the_new_revision() {
         "{ann}"
     );
     let after = k.fake.counts();
+    let delta: Vec<String> = after
+        .by_verb_resource
+        .iter()
+        .filter_map(|(k, n)| {
+            let d = n - before.by_verb_resource.get(k).copied().unwrap_or(0);
+            (d > 0).then(|| format!("{k}: {d}"))
+        })
+        .collect();
+    let requests = after.total - before.total;
+    let watches = after.watches - before.watches;
     eprintln!(
-        "one canary rollout (3 stages, 4 replicas): {} API requests, {} watch streams; by verb: {:?}",
-        after.total - before.total,
-        after.watches - before.watches,
-        after.by_verb_resource
+        "one canary rollout (3 stages, 4 replicas): {requests} API requests, {watches} watch streams ({})",
+        delta.join(", ")
     );
+    // The pods are watched, not polled: a handful of writes and reads, however long it runs.
+    assert!(requests <= 40, "{requests}: {}", delta.join(", "));
+    assert_eq!(watches, 2, "pods and their events, one stream each");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
