@@ -354,7 +354,9 @@ async fn recreate_and_rolling_use_the_same_plan_steps() {
     let k = Cluster::start().await;
     let v1 = k.write("v1.yaml", &spec("1.0.0", "recreate", "shop/api:1.0.0", ""));
     assert_eq!(k.apply(&v1).await.code(), 0);
+    let blue = name_of(&k.deployments()[0]);
     let v2 = k.write("v2.yaml", &spec("2.0.0", "recreate", "shop/api:2.0.0", ""));
+    k.fake.clear_requests();
     let out = k.apply(&v2).await;
     assert_eq!(out.code(), 0, "{}", out.explain());
     let ds = k.deployments();
@@ -362,6 +364,26 @@ async fn recreate_and_rolling_use_the_same_plan_steps() {
     assert_eq!(
         ds[0]["spec"]["template"]["spec"]["containers"][0]["image"],
         "shop/api:2.0.0"
+    );
+    // Recreate: the old revision's pods are gone (scaled to 0, then deleted) before the new
+    // revision's Deployment is written.
+    let log = k.fake.requests();
+    let at = |pred: &dyn Fn(&cutover_kube::fake::RequestLog) -> bool| log.iter().position(pred);
+    let old_deleted =
+        at(&|r| r.method == "DELETE" && r.path.ends_with(&format!("/deployments/{blue}")))
+            .expect("old deleted");
+    let old_to_zero = at(&|r| {
+        r.resource == "deployments/scale"
+            && r.path.contains(&blue)
+            && r.body.contains("\"replicas\":0")
+    })
+    .expect("old scaled to 0");
+    let new_written =
+        at(&|r| r.method == "PATCH" && r.resource == "deployments" && !r.path.contains(&blue))
+            .expect("new written");
+    assert!(
+        old_to_zero < old_deleted && old_deleted < new_written,
+        "{log:?}"
     );
     let v3 = k.write(
         "v3.yaml",
@@ -372,8 +394,22 @@ async fn recreate_and_rolling_use_the_same_plan_steps() {
             "  rollingConfig: { batchSize: 1, maxUnavailable: 0, maxSurge: 1, progressDeadline: 30000, pauseBetweenBatches: 0 }\n",
         ),
     );
+    let old = name_of(&k.deployments()[0]);
+    k.fake.clear_requests();
     let out = k.apply(&v3).await;
     assert_eq!(out.code(), 0, "{}", out.explain());
+    // Rolling batches scale the old revision; its Deployment is never applied again (its pod
+    // template, and so its pods, stay as they were).
+    let reapplied: Vec<_> = k
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.path.ends_with(&format!("/deployments/{old}"))
+                && r.content_type.contains("apply-patch")
+        })
+        .collect();
+    assert!(reapplied.is_empty(), "{reapplied:?}");
     let ds = k.deployments();
     assert_eq!(ds.len(), 1);
     assert_eq!(replicas_of(&ds[0]), 4);
@@ -629,4 +665,46 @@ async fn a_server_side_dry_run_sends_every_object_and_changes_nothing() {
         "{}",
         out.explain()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_readiness_probe_failing_waits_for_the_progress_deadline_and_says_why() {
+    let k = Cluster::start().await;
+    k.fake
+        .set_behaviour("warming", PodBehaviour::ReadinessFails);
+    let v1 = k.write("v1.yaml", &spec("1.0.0", "canary", "shop/api:1.0.0", ""));
+    assert_eq!(k.apply(&v1).await.code(), 0);
+    let text = spec("2.0.0", "canary", "shop/api:warming", "")
+        .replace("metadata:\n", "metadata:\n  progressDeadline: 3000\n");
+    let v2 = k.write("v2.yaml", &text);
+    let out = k.apply(&v2).await;
+    assert_eq!(out.code(), 1, "{}", out.explain());
+    // Not failed at the first failing probe (a pod warming up fails a few): at the deadline.
+    assert!(out.took >= Duration::from_secs(3), "{}", out.explain());
+    let fin = out.finished();
+    let reason = fin["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("progress deadline exceeded"), "{fin}");
+    assert!(reason.contains("readiness probe failing"), "{fin}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_cutover_did_not_create_is_left_alone() {
+    let k = Cluster::start().await;
+    // The team's own Service `api`, selecting its own pods.
+    k.fake.put_object(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "api", "namespace": NS, "labels": {"app.kubernetes.io/managed-by": "Helm"}},
+        "spec": {"selector": {"app": "api"}, "ports": [{"port": 80, "targetPort": 8080}]}
+    }));
+    let v1 = k.write("v1.yaml", &spec("1.0.0", "canary", "shop/api:1.0.0", ""));
+    let out = k.apply(&v1).await;
+    assert_eq!(out.code(), 1, "{}", out.explain());
+    assert!(
+        out.all().contains("not managed by cutover"),
+        "{}",
+        out.explain()
+    );
+    let svc = k.fake.object("Service", NS, "api").expect("still there");
+    assert_eq!(svc["spec"]["selector"], serde_json::json!({"app": "api"}));
 }

@@ -685,8 +685,17 @@ impl Run {
                 )));
             }
             if budget.is_zero() {
+                // Why the others are not ready, where the platform says (a pod waiting for a
+                // node, a readiness probe failing).
+                let why = st
+                    .instances
+                    .iter()
+                    .filter(|i| !i.ready)
+                    .find_map(|i| i.detail.clone())
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default();
                 return Err(Stop::Fail(format!(
-                    "{comp}: progress deadline exceeded: {}/{want} instance(s) of {key} ready after {}",
+                    "{comp}: progress deadline exceeded: {}/{want} instance(s) of {key} ready after {}{why}",
                     st.ready(),
                     human(self.deadline().as_millis() as u64)
                 )));

@@ -280,6 +280,25 @@ impl Cluster {
         Ok(())
     }
 
+    /// A JSON merge patch of an existing object under the field manager `cutover` (the run and
+    /// step annotations of a revision that already runs: its pod template is never rewritten).
+    pub async fn merge_patch(&self, kind: Kind, name: &str, body: &Value) -> Result<(), KubeError> {
+        let pp = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_string()),
+            dry_run: self.dry_run,
+            ..PatchParams::default()
+        };
+        let api = self.api(kind);
+        self.retry_conflicts(kind, name, || {
+            let api = api.clone();
+            let pp = pp.clone();
+            async move { api.patch(name, &pp, &Patch::Merge(body)).await }
+        })
+        .await
+        .map_err(|e| self.map(e, "patch", &kind.resource(), name))?;
+        Ok(())
+    }
+
     /// Delete an object; one already gone is not an error.
     pub async fn delete(&self, kind: Kind, name: &str) -> Result<(), KubeError> {
         let mut dp = DeleteParams::background();

@@ -78,23 +78,34 @@ impl TargetLease for KubeLease {
     }
 
     async fn acquire(&self, targets: &[String], h: &LeaseHolder) -> Result<(), LeaseError> {
-        self.leases
-            .acquire(&Self::names(targets), &holder(h))
-            .await
+        bounded(self.leases.acquire(&Self::names(targets), &holder(h)))
+            .await?
             .map_err(|r| Self::refusal(targets, r))
     }
 
     async fn renew(&self, targets: &[String], h: &LeaseHolder) -> Result<(), LeaseError> {
-        self.leases
-            .renew(&Self::names(targets), &holder(h))
-            .await
+        bounded(self.leases.renew(&Self::names(targets), &holder(h)))
+            .await?
             .map_err(|r| Self::refusal(targets, r))
     }
 
     async fn release(&self, targets: &[String], h: &LeaseHolder) {
-        if let Err(e) = self.leases.release(&Self::names(targets), &holder(h)).await {
+        match bounded(self.leases.release(&Self::names(targets), &holder(h))).await {
+            Ok(Ok(())) => {}
             // It expires by itself.
-            tracing::warn!("could not give back the leases of {targets:?}: {e}");
+            Ok(Err(e)) => tracing::warn!("could not give back the leases of {targets:?}: {e}"),
+            Err(e) => tracing::warn!("could not give back the leases of {targets:?}: {e}"),
         }
     }
+}
+
+/// A lease call that has not answered within a third of the lease's time to live has failed:
+/// a renewal stuck longer than that would outlive the lease it keeps.
+async fn bounded<T>(call: impl std::future::Future<Output = T>) -> Result<T, LeaseError> {
+    tokio::time::timeout(TTL / 3, call).await.map_err(|_| {
+        LeaseError::Unavailable(format!(
+            "the API server did not answer within {}s",
+            (TTL / 3).as_secs()
+        ))
+    })
 }

@@ -32,6 +32,9 @@ use crate::spec::{ProviderKind, Spec, Strategy};
 const WATCH_START: Duration = Duration::from_secs(10);
 /// How long a blue-green switch waits for the new revision to be fully available.
 const AVAILABLE_WAIT: Duration = Duration::from_secs(60);
+/// How long a removal waits for a revision's pods to terminate (kubelet's default grace period
+/// is 30 s).
+const DRAIN_WAIT: Duration = Duration::from_secs(90);
 
 /// A revision as this provider knows it.
 #[derive(Debug, Clone)]
@@ -53,6 +56,8 @@ struct Comp {
     weights: Vec<(RevisionKey, u32)>,
     /// The shared Services are in place (stable, or preview) for this process.
     services: bool,
+    /// Objects (`Kind/name`) found to be cutover's, or absent, in this process.
+    checked: std::collections::BTreeSet<String>,
 }
 
 /// One spec's components on one namespace of one cluster.
@@ -184,6 +189,61 @@ impl KubeProvider {
         .unwrap_or(false)
     }
 
+    /// Wait until no pod of `rev` is left, as the watch sees them (bounded by [`DRAIN_WAIT`]).
+    async fn drained(&self, component: &str, rev: &RevisionKey) -> bool {
+        let w = self.watch(component).await;
+        let hash = short_hash(&rev.0);
+        let mut changed = w.changed();
+        tokio::time::timeout(DRAIN_WAIT, async {
+            loop {
+                if w.pods_of(&hash).is_empty() {
+                    return true;
+                }
+                if changed.changed().await.is_err() {
+                    return false;
+                }
+            }
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    /// Refuse to write over an object of that name that cutover did not create (a team's own
+    /// Service `api`, managed by Helm or kubectl): taking it over would move its traffic.
+    async fn ours(&self, component: &str, kind: Kind, name: &str) -> Result<(), ProviderError> {
+        let key = format!("{}/{name}", kind.name());
+        if self
+            .lock()
+            .get(component)
+            .is_some_and(|c| c.checked.contains(&key))
+        {
+            return Ok(());
+        }
+        if let Some(obj) = self.cluster.get(kind, name).await.map_err(failed)? {
+            let owner = obj
+                .pointer("/metadata/labels")
+                .and_then(|l| l.get(labels::MANAGED_BY))
+                .and_then(Value::as_str);
+            if owner != Some(labels::FIELD_MANAGER) {
+                return Err(ProviderError::Failed(format!(
+                    "{} {name} in namespace {} exists and is not managed by cutover ({}={}); cutover does not take it over: \
+                     rename the component, or delete or rename that {} (adopting existing objects is not supported yet)",
+                    kind.name(),
+                    self.cluster.namespace(),
+                    labels::MANAGED_BY,
+                    owner.unwrap_or("unset"),
+                    kind.name(),
+                )));
+            }
+        }
+        self.lock()
+            .entry(component.to_string())
+            .or_default()
+            .checked
+            .insert(key);
+        Ok(())
+    }
+
     fn ports_of(&self, component: &str) -> Vec<Port> {
         self.lock()
             .get(component)
@@ -206,6 +266,8 @@ impl KubeProvider {
             Traffic::ReplicaRatio => {
                 let done = self.lock().get(component).is_some_and(|c| c.services);
                 if !done {
+                    self.ours(component, Kind::Service, &manifest::service_name(component))
+                        .await?;
                     let mut svc = manifest::stable_service(component, &rev.deployment, &w.ports);
                     manifest::stamp(&mut svc, &w.stamp);
                     self.apply(&svc).await?;
@@ -221,6 +283,12 @@ impl KubeProvider {
                 // for a rollback: that one is, or becomes, the active one).
                 let active = self.active_of(component).await?;
                 if active.as_deref() != Some(rev.key.0.as_str()) {
+                    self.ours(
+                        component,
+                        Kind::Service,
+                        &manifest::preview_service_name(component),
+                    )
+                    .await?;
                     let mut svc =
                         manifest::preview_service(component, &rev.deployment, &w.ports, &rev.key.0);
                     manifest::stamp(&mut svc, &w.stamp);
@@ -259,12 +327,26 @@ impl KubeProvider {
                 "trafficRouting.gatewayAPI names no gateway".into(),
             ));
         };
+        self.ours(
+            component,
+            Kind::HttpRoute,
+            &manifest::service_name(component),
+        )
+        .await?;
         let mut backends = Vec::new();
         for (key, weight) in weights {
             let rev = self.rev(component, key).await?;
+            // The port that serves users: `http` where the component names one.
+            let port = rev
+                .ports
+                .iter()
+                .find(|p| p.name == "http")
+                .or(rev.ports.first())
+                .map(|p| p.number)
+                .unwrap_or(80);
             backends.push(Backend {
                 service: rev.name.clone(),
-                port: rev.ports.first().map(|p| p.number).unwrap_or(80),
+                port,
                 weight: *weight,
             });
         }
@@ -323,6 +405,20 @@ fn rev_of(name: &str, d: &Value) -> Rev {
     }
 }
 
+/// A failure that does not pass by itself: a crash loop, an OOM kill, an image that cannot be
+/// pulled after kubelet's retries (`ImagePullBackOff`), a pod that failed. A readiness probe
+/// failing during warm-up, a pod waiting for a node (the autoscaler may add one) or a first
+/// `ErrImagePull` are shown, and left to the progress deadline, as `kubectl rollout status`
+/// and Argo Rollouts do.
+fn failing(p: &PodView) -> bool {
+    use cutover_kube::health::PodFailure;
+    match &p.failure {
+        Some(PodFailure::CrashLoop { .. } | PodFailure::OomKilled { .. }) => true,
+        Some(PodFailure::ImagePull { .. }) => p.reason.as_deref() == Some("ImagePullBackOff"),
+        _ => p.phase == "Failed",
+    }
+}
+
 /// A pod as the engine's instance.
 fn instance(p: &PodView) -> InstanceStatus {
     let detail = p
@@ -333,7 +429,7 @@ fn instance(p: &PodView) -> InstanceStatus {
     InstanceStatus {
         id: p.name.clone(),
         ready: p.ready,
-        unhealthy: p.failure.is_some(),
+        unhealthy: failing(p),
         restarts: p.restarts,
         detail,
         probe: "kubelet".into(),
@@ -359,20 +455,40 @@ impl Provider for KubeProvider {
             Self::stamp(rev),
         );
         let name = revision_name(&rev.component.id, &rev.key.0);
-        self.apply(&manifest::deployment(&w, replicas)).await?;
-        self.lock()
-            .entry(rev.component.id.clone())
-            .or_default()
-            .revs
-            .insert(
-                rev.key.clone(),
-                Rev {
-                    name,
-                    full: w.replicas,
-                    replicas,
-                    ports: w.ports.clone(),
-                },
-            );
+        let existing = match self.rev(&rev.component.id, &rev.key).await {
+            Ok(r) => Some(r),
+            Err(ProviderError::UnknownRevision(_)) => None,
+            Err(e) => return Err(e),
+        };
+        if existing.is_some() {
+            // A revision that runs is only scaled and stamped: its Deployment is never applied
+            // again, so its pod template (and its pods) stay as first written, whatever the
+            // spec that scales it now says.
+            self.scale(&rev.component.id, &rev.key, replicas).await?;
+            let body = serde_json::json!({ "metadata": { "annotations": {
+                annotations::RUN: w.stamp.run,
+                annotations::STEP: w.stamp.step.map(|s| s.to_string()),
+            }}});
+            self.cluster
+                .merge_patch(Kind::Deployment, &name, &body)
+                .await
+                .map_err(failed)?;
+        } else {
+            self.apply(&manifest::deployment(&w, replicas)).await?;
+            self.lock()
+                .entry(rev.component.id.clone())
+                .or_default()
+                .revs
+                .insert(
+                    rev.key.clone(),
+                    Rev {
+                        name,
+                        full: w.replicas,
+                        replicas,
+                        ports: w.ports.clone(),
+                    },
+                );
+        }
         self.services_for(rev, &w).await?;
         self.watch(&rev.component.id).await;
         Ok(())
@@ -455,12 +571,22 @@ impl Provider for KubeProvider {
                 Split::exact()
             }
             Traffic::ActivePreview => {
-                let Some((key, _)) = weights.iter().find(|(_, w)| *w == 100) else {
-                    return Err(ProviderError::Failed(format!(
-                        "{component}: a blue-green switch on Kubernetes moves all traffic at once; \
-                         gradual steps need infrastructure.trafficRouting.gatewayAPI"
-                    )));
+                // A Service selects one revision: the switch moves all traffic at once, to the
+                // revision with the most weight (a gradual rollback's steps become one switch;
+                // a gradual switch forward is refused before the run, as it needs Gateway API).
+                let Some((key, top)) = weights
+                    .iter()
+                    .fold(None::<&(RevisionKey, u32)>, |best, kw| match best {
+                        Some(b) if b.1 >= kw.1 => Some(b),
+                        _ => Some(kw),
+                    })
+                    .cloned()
+                else {
+                    return Ok(Split::exact());
                 };
+                self.ours(component, Kind::Service, &manifest::service_name(component))
+                    .await?;
+                let key = &key;
                 let rev = self.rev(component, key).await?;
                 if !self.available(component, key, &rev).await {
                     return Err(ProviderError::Failed(format!(
@@ -487,7 +613,16 @@ impl Provider for KubeProvider {
                     a.insert(annotations::WEIGHTS.into(), Value::String(weights_text));
                 }
                 self.apply(&svc).await?;
-                Split::exact()
+                if top == 100 {
+                    Split::exact()
+                } else {
+                    Split {
+                        achieved: weights
+                            .iter()
+                            .map(|(k, _)| (k.clone(), if k == key { 100.0 } else { 0.0 }))
+                            .collect(),
+                    }
+                }
             }
         };
         if let Some(c) = self.lock().get_mut(component) {
@@ -520,9 +655,8 @@ impl Provider for KubeProvider {
     }
 
     /// What a cluster measures without a router: `failure_rate`, the share of the revision's
-    /// pods that fail (an explained failure: image pull, crash loop, OOM kill, unschedulable,
-    /// readiness probe failing), as the local host counts instances whose probe fails; a pod
-    /// still starting is not failing. The router's request metrics (`request_rate`, `error_rate`,
+    /// pods that fail ([`failing`]), as the local host counts instances whose probe fails; a
+    /// pod still starting is not failing. The router's request metrics (`request_rate`, `error_rate`,
     /// `response_time`) do not exist here: a spec reads them from Prometheus instead.
     async fn metrics(
         &self,
@@ -535,8 +669,8 @@ impl Provider for KubeProvider {
         let pods = w.pods_of(&short_hash(&rev.0));
         let mut m = Metrics::new();
         if !pods.is_empty() {
-            let failing = pods.iter().filter(|p| p.failure.is_some()).count();
-            m.insert("failure_rate".into(), failing as f64 / pods.len() as f64);
+            let bad = pods.iter().filter(|p| failing(p)).count();
+            m.insert("failure_rate".into(), bad as f64 / pods.len() as f64);
         }
         Ok(m)
     }
@@ -560,6 +694,23 @@ impl Provider for KubeProvider {
             if !remaining.is_empty() {
                 self.route(component, &remaining).await?;
             }
+        }
+        // Its pods go first, and are gone before anything else is: a recreate never runs old
+        // and new pods side by side, and requests in flight on them end as their pods drain.
+        match self.rev(component, rev).await {
+            Ok(_) => {
+                self.scale(component, rev, 0).await?;
+                if !self.drained(component, rev).await {
+                    tracing::warn!(
+                        "{component}: pods of {name} still terminating after {}s; deleting it anyway",
+                        DRAIN_WAIT.as_secs()
+                    );
+                }
+            }
+            Err(ProviderError::UnknownRevision(_)) => {}
+            Err(e) => return Err(e),
+        }
+        if self.traffic == Traffic::GatewayApi {
             self.cluster
                 .delete(Kind::Service, &name)
                 .await
