@@ -309,6 +309,8 @@ async fn forward(strategy: &str) {
         k += 1;
         assert!(k < 30, "{strategy}: the plan never ended");
     }
+    // The new version serves the load for a moment too (a fast recreate may end first).
+    load.at_least(120, Duration::from_secs(10)).await;
     let samples = load.stop();
     assert!(
         outcomes.iter().all(|(_, _, o)| o == "succeeded"),

@@ -435,6 +435,15 @@ impl Load {
         Load { handle, samples }
     }
 
+    /// Keep the load going until it has recorded `n` responses, for at most `within` (a short
+    /// rollout on a fast machine may end before the load has said much).
+    pub async fn at_least(&self, n: usize, within: Duration) {
+        let end = std::time::Instant::now() + within;
+        while self.samples.lock().unwrap().len() < n && std::time::Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Stop the load and take what it recorded.
     pub fn stop(self) -> Vec<Timed> {
         self.handle.abort();

@@ -7,6 +7,7 @@
 
 pub mod lease;
 mod provider;
+mod read;
 pub mod split;
 pub mod workload;
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cutover_kube::cluster::{Cluster, Kind};
-use cutover_kube::health::{PodView, PodWatch};
+use cutover_kube::health::PodWatch;
 use cutover_kube::labels::{self, annotations, revision_name, short_hash};
 use cutover_kube::manifest::{self, Backend};
 use cutover_kube::workload::{GatewayRef, Port, Stamp, Traffic};
@@ -19,12 +19,12 @@ use cutover_kube::KubeError;
 use serde_json::Value;
 
 use super::lease::KubeLease;
+use super::read::{failing, instance, rev_of, split_of, Rev};
 use super::split;
 use super::workload;
 use crate::provider::lease::TargetLease;
 use crate::provider::{
-    InstanceStatus, Metrics, Provider, ProviderError, RevisionKey, RevisionSpec, RevisionStatus,
-    Split,
+    Metrics, Provider, ProviderError, RevisionKey, RevisionSpec, RevisionStatus, Split,
 };
 use crate::spec::{ProviderKind, Spec, Strategy};
 
@@ -35,18 +35,6 @@ const AVAILABLE_WAIT: Duration = Duration::from_secs(60);
 /// How long a removal waits for a revision's pods to terminate (kubelet's default grace period
 /// is 30 s).
 const DRAIN_WAIT: Duration = Duration::from_secs(90);
-
-/// A revision as this provider knows it.
-#[derive(Debug, Clone)]
-struct Rev {
-    /// The Deployment's name.
-    name: String,
-    /// Replicas at full size.
-    full: u32,
-    /// Replicas as last set.
-    replicas: u32,
-    ports: Vec<Port>,
-}
 
 #[derive(Default)]
 struct Comp {
@@ -371,75 +359,6 @@ impl KubeProvider {
     }
 }
 
-/// What a Deployment on the cluster says of its revision.
-fn rev_of(name: &str, d: &Value) -> Rev {
-    let replicas = d
-        .pointer("/spec/replicas")
-        .and_then(Value::as_u64)
-        .unwrap_or(1) as u32;
-    let full = d
-        .pointer("/metadata/annotations")
-        .and_then(|a| a.get(annotations::FULL_REPLICAS))
-        .and_then(Value::as_str)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(replicas);
-    let ports = d
-        .pointer("/spec/template/spec/containers/0/ports")
-        .and_then(Value::as_array)
-        .map(|ps| {
-            ps.iter()
-                .filter_map(|p| {
-                    Some(Port {
-                        name: p.get("name")?.as_str()?.to_string(),
-                        number: u16::try_from(p.get("containerPort")?.as_u64()?).ok()?,
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    Rev {
-        name: name.to_string(),
-        full,
-        replicas,
-        ports,
-    }
-}
-
-/// A failure that does not pass by itself: a crash loop, an OOM kill, an image that cannot be
-/// pulled after kubelet's retries (`ImagePullBackOff`), a pod that failed. A readiness probe
-/// failing during warm-up, a pod waiting for a node (the autoscaler may add one) or a first
-/// `ErrImagePull` are shown, and left to the progress deadline, as `kubectl rollout status`
-/// and Argo Rollouts do.
-fn failing(p: &PodView) -> bool {
-    use cutover_kube::health::PodFailure;
-    match &p.failure {
-        Some(PodFailure::CrashLoop { .. } | PodFailure::OomKilled { .. }) => true,
-        Some(PodFailure::ImagePull { .. }) => p.reason.as_deref() == Some("ImagePullBackOff"),
-        _ => p.phase == "Failed",
-    }
-}
-
-/// A pod as the engine's instance.
-fn instance(p: &PodView) -> InstanceStatus {
-    let detail = p
-        .failure
-        .as_ref()
-        .map(|f| f.to_string())
-        .or_else(|| p.reason.clone());
-    InstanceStatus {
-        id: p.name.clone(),
-        ready: p.ready,
-        unhealthy: failing(p),
-        restarts: p.restarts,
-        detail,
-        probe: "kubelet".into(),
-        last_latency_ms: None,
-        consecutive_failures: 0,
-        phase: Some(p.phase.clone()),
-        age_s: p.age.map(|a| a.as_secs()),
-    }
-}
-
 #[async_trait]
 impl Provider for KubeProvider {
     fn kind(&self) -> ProviderKind {
@@ -519,15 +438,7 @@ impl Provider for KubeProvider {
                     .into_iter()
                     .map(|(k, n)| (k, cutover_kube::ratio::achieved(n, all - n)))
                     .collect();
-                let exact = achieved
-                    .iter()
-                    .zip(weights)
-                    .all(|((_, a), (_, w))| (a - *w as f64).abs() < 0.05);
-                if exact {
-                    Split::exact()
-                } else {
-                    Split { achieved }
-                }
+                split_of(achieved, weights)
             }
             Traffic::ReplicaRatio => {
                 let mut full = BTreeMap::new();
@@ -553,18 +464,7 @@ impl Provider for KubeProvider {
                 for (key, n) in &order {
                     self.scale(component, key, *n).await?;
                 }
-                let exact = counts
-                    .achieved
-                    .iter()
-                    .zip(weights)
-                    .all(|((_, a), (_, w))| (a - *w as f64).abs() < 0.05);
-                if exact {
-                    Split::exact()
-                } else {
-                    Split {
-                        achieved: counts.achieved,
-                    }
-                }
+                split_of(counts.achieved, weights)
             }
             Traffic::GatewayApi => {
                 self.route(component, weights).await?;
