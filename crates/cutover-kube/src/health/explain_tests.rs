@@ -308,3 +308,14 @@ fn other_waiting_reasons_and_evictions_are_named() {
         Some(PodFailure::Other { ref reason, .. }) if reason == "FailedMount"
     ));
 }
+
+#[test]
+fn a_terminating_pod_is_not_ready() {
+    let mut p = running(true);
+    assert!(crate::health::PodView::of(&p, &[]).ready);
+    p.metadata.deletion_timestamp = p.metadata.creation_timestamp.clone();
+    assert!(
+        !crate::health::PodView::of(&p, &[]).ready,
+        "it has left the endpoints"
+    );
+}

@@ -77,7 +77,9 @@ impl PodView {
             phase: status
                 .and_then(|s| s.phase.clone())
                 .unwrap_or_else(|| "Unknown".into()),
-            ready: explain::pod_ready(pod),
+            // A terminating pod may still say Ready while it shuts down; it has left the
+            // Service's endpoints and serves nothing new, so it does not count.
+            ready: explain::pod_ready(pod) && pod.metadata.deletion_timestamp.is_none(),
             restarts,
             reason: status_reason(pod),
             age,
