@@ -358,13 +358,15 @@ fn two_applies_started_at_the_same_instant_on_one_target_exactly_one_runs() {
     assert!(runs.iter().all(|r| r["outcome"].is_string()), "{runs:?}");
 
     // Two first deployments on a fresh state dir: each succeeds or is refused naming the
-    // other; never a store error.
+    // other; never a store error. (When the second starts after the first has finished, it
+    // is a canary of the same version with a gate: --auto-approve lets it end by itself.)
     for round in 0..3 {
         let w = World::new();
         let v110 = w.canary("v110.yaml", &[("1.2.0", "1.1.0")]);
+        let apply = ["apply", s(&v110), "--dry-run", "--json", "--auto-approve"];
         let mut both = [
-            Running::spawn(w.command(&["apply", s(&v110), "--dry-run", "--json"])),
-            Running::spawn(w.command(&["apply", s(&v110), "--dry-run", "--json"])),
+            Running::spawn(w.command(&apply)),
+            Running::spawn(w.command(&apply)),
         ];
         let ends: Vec<(i32, String)> = both
             .iter_mut()
