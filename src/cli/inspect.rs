@@ -40,23 +40,12 @@ pub fn plan(dir: &Path, path: &Path, json: bool, manifests: bool) -> Result<u8> 
     let shown = path.display().to_string();
     let findings = cutover::spec::kubernetes::findings(&spec);
     if manifests {
-        if spec.infrastructure.provider != cutover::spec::ProviderKind::Kubernetes {
-            eprintln!(
-                "error: --manifests shows the Kubernetes provider's objects; {shown} has provider {} (set infrastructure.provider: kubernetes)",
-                spec.infrastructure.provider
-            );
-            return Ok(INVALID);
-        }
-        let refused = cutover::spec::kubernetes::refusals(&spec);
-        if !refused.is_empty() {
-            for d in &refused {
-                eprintln!("{}", d.render(&shown));
-            }
-            eprintln!(
-                "{shown}: the Kubernetes provider refuses this spec ({} problem(s)), so it applies nothing",
-                refused.len()
-            );
-            return Ok(INVALID);
+        if let Some(code) = super::manifests::kube_only(
+            &spec,
+            &shown,
+            "error: --manifests shows the Kubernetes provider's objects",
+        ) {
+            return Ok(code);
         }
     }
     for f in &findings {

@@ -46,6 +46,31 @@ struct Comp<'a> {
     started: bool,
 }
 
+/// Whether the Kubernetes provider's objects can be shown or sent for `spec` (read from
+/// `shown`): none unless its provider is kubernetes, and none for a spec the provider refuses.
+/// `Some(exit code)`, with the reasons printed after `what`, when they cannot.
+pub fn kube_only(spec: &ValidSpec, shown: &str, what: &str) -> Option<u8> {
+    if spec.infrastructure.provider != cutover::spec::ProviderKind::Kubernetes {
+        eprintln!(
+            "{what}; {shown} has provider {} (set infrastructure.provider: kubernetes)",
+            spec.infrastructure.provider
+        );
+        return Some(super::INVALID);
+    }
+    let refused = cutover::spec::kubernetes::refusals(spec);
+    if refused.is_empty() {
+        return None;
+    }
+    for d in &refused {
+        eprintln!("{}", d.render(shown));
+    }
+    eprintln!(
+        "{shown}: the Kubernetes provider refuses this spec ({} problem(s)), so it applies nothing",
+        refused.len()
+    );
+    Some(super::INVALID)
+}
+
 /// The revision key shown for the new revision of `component` (see the module doc).
 pub fn planned_key(component: &str, version: &str) -> String {
     format!("{component}@{version}.planned")

@@ -11,10 +11,9 @@ use std::path::Path;
 use anyhow::Result;
 use cutover::engine;
 use cutover::platform;
-use cutover::spec::ProviderKind;
 use cutover_kube::cluster::{Cluster, Kind};
 
-use super::{load_spec, FAILED, INVALID, OK};
+use super::{load_spec, FAILED, OK};
 
 /// What the server said of one object.
 struct Answer {
@@ -29,19 +28,12 @@ pub fn run(dir: &Path, path: &Path, json: bool) -> Result<u8> {
         Err(code) => return Ok(code),
     };
     let shown = path.display().to_string();
-    if spec.infrastructure.provider != ProviderKind::Kubernetes {
-        eprintln!(
-            "{shown}: --dry-run=server sends the objects to a Kubernetes API server; this spec's provider is {} (use --dry-run to simulate it)",
-            spec.infrastructure.provider
-        );
-        return Ok(INVALID);
-    }
-    let refused = cutover::spec::kubernetes::refusals(&spec);
-    if !refused.is_empty() {
-        for d in &refused {
-            eprintln!("{}", d.render(&shown));
-        }
-        return Ok(INVALID);
+    if let Some(code) = super::manifests::kube_only(
+        &spec,
+        &shown,
+        "error: --dry-run=server sends the objects to a Kubernetes API server (--dry-run simulates any spec)",
+    ) {
+        return Ok(code);
     }
     let previous = match cutover::store::Store::open(dir) {
         Ok(store) => engine::previous_revisions(&store, &spec, false).unwrap_or_default(),

@@ -49,9 +49,6 @@ pub enum KubeError {
         code: u16,
         message: String,
     },
-    /// The cluster lacks an API cutover was asked to use (Gateway API CRDs).
-    #[error("{0}")]
-    Missing(String),
 }
 
 impl KubeError {

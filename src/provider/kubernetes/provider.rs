@@ -75,26 +75,17 @@ impl KubeProvider {
         }
     }
 
-    pub fn cluster(&self) -> &Cluster {
-        &self.cluster
-    }
-
-    pub fn traffic(&self) -> Traffic {
-        self.traffic
-    }
-
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Comp>> {
         // A panic elsewhere cannot leave this map half-written (every change is one insert).
         self.comps.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn stamp(rev: &RevisionSpec) -> Stamp {
-        Stamp {
-            run: format!("{}#{}", rev.deployment, rev.run),
-            step: Some(rev.step as u32),
-            previous: None,
-            cutover_version: env!("CARGO_PKG_VERSION").to_string(),
-        }
+        workload::stamp(
+            &format!("{}#{}", rev.deployment, rev.run),
+            Some(rev.step as u32),
+            None,
+        )
     }
 
     /// A revision of `component`: as met in this process, else as its Deployment on the
