@@ -43,11 +43,16 @@ pub fn human_line(ev: &Event, steps: usize) -> Option<String> {
             steps,
             dry_run,
             initiator,
+            baseline,
         } => format!(
-            "==> {} {version}: {strategy} in {environment} on {provider}{} ({steps} steps, run #{}, by {initiator})",
+            "==> {} {version}: {strategy} in {environment} on {provider}{} ({steps} steps, run #{}, by {initiator}){}",
             ev.deployment,
             if *dry_run { ", dry run" } else { "" },
-            ev.run
+            ev.run,
+            baseline
+                .iter()
+                .map(|b| format!("; baseline {b}"))
+                .collect::<String>()
         ),
         EventKind::StepStarted {
             step,

@@ -64,6 +64,10 @@ pub struct Plan {
     pub expected_ms: u64,
     pub gates: usize,
     pub rollback: String,
+    /// What runs on the platform that the store did not know and this run starts from (a
+    /// cluster's plain Deployment adopted as the baseline), one line per component.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub baseline: Vec<String>,
 }
 
 impl Plan {
@@ -196,6 +200,7 @@ pub fn build(spec: &ValidSpec, previous: &dyn Fn(&str) -> Option<Previous>) -> P
         expected_ms,
         gates,
         rollback,
+        baseline: Vec::new(),
     }
 }
 

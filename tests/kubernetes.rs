@@ -95,6 +95,26 @@ impl Cluster {
     fn deployments(&self) -> Vec<Value> {
         self.fake.objects("Deployment", NS)
     }
+
+    /// The Deployments with pods asked for (a replaced revision is kept at 0 replicas).
+    fn serving(&self) -> Vec<Value> {
+        self.deployments()
+            .into_iter()
+            .filter(|d| replicas_of(d) > 0)
+            .collect()
+    }
+
+    /// The names of the revisions kept at 0 replicas, marked retired.
+    fn retired(&self) -> Vec<String> {
+        self.deployments()
+            .iter()
+            .filter(|d| {
+                replicas_of(d) == 0
+                    && d["metadata"]["annotations"]["cutover.dev/retired"].is_string()
+            })
+            .map(name_of)
+            .collect()
+    }
 }
 
 /// The canary's stages (a short analysis at 25% and 50%).
@@ -199,9 +219,14 @@ async fn a_canary_moves_by_replica_ratio_and_finishes_on_the_new_revision() {
         .filter(|e| e["kind"] == "traffic_shifted")
         .collect();
     assert!(shifts.len() >= 3, "{}", out.explain());
-    let ds = k.deployments();
-    assert_eq!(ds.len(), 1, "the old revision is gone: {ds:?}");
+    let ds = k.serving();
+    assert_eq!(ds.len(), 1, "one revision serves: {ds:?}");
     assert_ne!(name_of(&ds[0]), first);
+    assert_eq!(
+        k.retired(),
+        vec![first.clone()],
+        "the old revision is kept at 0 replicas, for a rollback"
+    );
     assert_eq!(replicas_of(&ds[0]), 4);
     assert_eq!(
         ds[0]["spec"]["template"]["spec"]["containers"][0]["image"],
@@ -330,9 +355,10 @@ async fn blue_green_switches_the_active_service_once_green_is_available() {
     );
     let out = k.apply(&v2).await;
     assert_eq!(out.code(), 0, "{}", out.explain());
-    let ds = k.deployments();
+    let ds = k.serving();
     assert_eq!(ds.len(), 1, "blue retired: {ds:?}");
     let green = name_of(&ds[0]);
+    assert_eq!(k.retired(), vec![blue.clone()], "blue kept at 0 replicas");
     let active = k.fake.object("Service", NS, "api").expect("active Service");
     let hash = active["spec"]["selector"]["cutover.dev/revision"]
         .as_str()
@@ -359,19 +385,23 @@ async fn recreate_and_rolling_use_the_same_plan_steps() {
     k.fake.clear_requests();
     let out = k.apply(&v2).await;
     assert_eq!(out.code(), 0, "{}", out.explain());
-    let ds = k.deployments();
+    let ds = k.serving();
     assert_eq!(ds.len(), 1);
     assert_eq!(
         ds[0]["spec"]["template"]["spec"]["containers"][0]["image"],
         "shop/api:2.0.0"
     );
-    // Recreate: the old revision's pods are gone (scaled to 0, then deleted) before the new
-    // revision's Deployment is written.
+    assert_eq!(k.retired(), vec![blue.clone()]);
+    // Recreate: the old revision's pods are gone (scaled to 0, then marked retired once they
+    // have drained) before the new revision's Deployment is written.
     let log = k.fake.requests();
     let at = |pred: &dyn Fn(&cutover_kube::fake::RequestLog) -> bool| log.iter().position(pred);
-    let old_deleted =
-        at(&|r| r.method == "DELETE" && r.path.ends_with(&format!("/deployments/{blue}")))
-            .expect("old deleted");
+    let old_deleted = at(&|r| {
+        r.method == "PATCH"
+            && r.path.ends_with(&format!("/deployments/{blue}"))
+            && r.body.contains("cutover.dev/retired")
+    })
+    .expect("old marked retired");
     let old_to_zero = at(&|r| {
         r.resource == "deployments/scale"
             && r.path.contains(&blue)
@@ -394,7 +424,7 @@ async fn recreate_and_rolling_use_the_same_plan_steps() {
             "  rollingConfig: { batchSize: 1, maxUnavailable: 0, maxSurge: 1, progressDeadline: 30000, pauseBetweenBatches: 0 }\n",
         ),
     );
-    let old = name_of(&k.deployments()[0]);
+    let old = name_of(&k.serving()[0]);
     k.fake.clear_requests();
     let out = k.apply(&v3).await;
     assert_eq!(out.code(), 0, "{}", out.explain());
@@ -410,8 +440,13 @@ async fn recreate_and_rolling_use_the_same_plan_steps() {
         })
         .collect();
     assert!(reapplied.is_empty(), "{reapplied:?}");
-    let ds = k.deployments();
+    let ds = k.serving();
     assert_eq!(ds.len(), 1);
+    let mut kept = k.retired();
+    kept.sort();
+    let mut want = vec![blue.clone(), old.clone()];
+    want.sort();
+    assert_eq!(kept, want, "the two replaced revisions are kept");
     assert_eq!(replicas_of(&ds[0]), 4);
     assert_eq!(
         ds[0]["spec"]["template"]["spec"]["containers"][0]["image"],
@@ -599,9 +634,11 @@ async fn gateway_api_weights_are_set_exactly_on_the_route() {
         k.fake.object("Service", NS, &green).is_some(),
         "green's Service"
     );
+    // Blue is kept at 0 replicas with its Service (for a rollback), out of the route.
+    assert_eq!(k.retired(), vec![blue.clone()]);
     assert!(
-        k.fake.object("Service", NS, &blue).is_none(),
-        "blue's Service is gone"
+        !route.to_string().contains(&format!("\"{blue}\"")),
+        "blue is out of the route: {route}"
     );
 }
 
@@ -707,4 +744,131 @@ async fn a_service_cutover_did_not_create_is_left_alone() {
     );
     let svc = k.fake.object("Service", NS, "api").expect("still there");
     assert_eq!(svc["spec"]["selector"], serde_json::json!({"app": "api"}));
+}
+
+/// A team's own Deployment `api` (Helm's), 4 pods of 0.9.0 labelled `app: api`, behind its own
+/// Service `api`.
+fn plain_api(k: &Cluster) {
+    k.fake.put_object(serde_json::json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "api", "namespace": NS,
+            "labels": {"app": "api", "app.kubernetes.io/managed-by": "Helm"}},
+        "spec": {
+            "replicas": 4,
+            "selector": {"matchLabels": {"app": "api"}},
+            "template": {
+                "metadata": {"labels": {"app": "api"}},
+                "spec": {"containers": [{"name": "api", "image": "shop/api:0.9.0"}]}
+            }
+        }
+    }));
+    k.fake.put_object(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "api", "namespace": NS, "labels": {"app.kubernetes.io/managed-by": "Helm"}},
+        "spec": {"selector": {"app": "api"}, "ports": [{"port": 80, "targetPort": 8080}]}
+    }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_deployment_is_adopted_as_the_first_rollouts_baseline() {
+    let k = Cluster::start().await;
+    plain_api(&k);
+    let v1 = k.write("v1.yaml", &spec("1.0.0", "canary", "shop/api:1.0.0", ""));
+    let out = k.apply(&v1).await;
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    let ev = events(&out);
+    let started = ev.iter().find(|e| e["kind"] == "started").expect("started");
+    let baseline = started["baseline"][0].as_str().unwrap_or_default();
+    assert!(
+        baseline.contains("Deployment api (not created by cutover; adopted)")
+            && baseline.contains("4 replica(s) of 0.9.0"),
+        "{started}"
+    );
+    // The canary moved traffic off the adopted pods by scaling them (25% of 4: 3 of them stay).
+    let scaled_to = |n: u32| {
+        k.fake.requests().iter().any(|r| {
+            r.resource == "deployments/scale"
+                && r.path.ends_with("/deployments/api/scale")
+                && r.body.contains(&format!("\"replicas\":{n}"))
+        })
+    };
+    assert!(scaled_to(3), "the adopted Deployment was scaled for 25%");
+    // At the end it is kept at 0 replicas, annotated, its pod template as the team wrote it.
+    let api = k
+        .fake
+        .object("Deployment", NS, "api")
+        .expect("never deleted");
+    assert_eq!(replicas_of(&api), 0, "{api}");
+    let ann = &api["metadata"]["annotations"];
+    assert_eq!(ann["cutover.dev/adopted-by"], "shop", "{ann}");
+    assert!(ann["cutover.dev/retired"].is_string(), "{ann}");
+    assert_eq!(
+        api["spec"]["template"]["metadata"]["labels"],
+        serde_json::json!({"app": "api"})
+    );
+    assert_eq!(
+        api["spec"]["template"]["spec"]["containers"][0]["image"],
+        "shop/api:0.9.0"
+    );
+    // The new revision's pods carry `app: api`, so the team's Service (untouched) serves them.
+    let new: Vec<Value> = k
+        .serving()
+        .into_iter()
+        .filter(|d| name_of(d) != "api")
+        .collect();
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert_eq!(
+        new[0]["spec"]["template"]["metadata"]["labels"]["app"],
+        "api"
+    );
+    assert!(new[0]["spec"]["selector"]["matchLabels"]
+        .get("app")
+        .is_none());
+    let svc = k
+        .fake
+        .object("Service", NS, "api")
+        .expect("the team's Service");
+    assert_eq!(svc["spec"]["selector"], serde_json::json!({"app": "api"}));
+    assert_eq!(
+        svc["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "Helm"
+    );
+
+    // The adopted revision is a rollback target like any other: back to 0.9.0.
+    let out = k.cutover(&["rollback", "shop", "--json"]).await;
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    let api = k.fake.object("Deployment", NS, "api").expect("still there");
+    assert_eq!(replicas_of(&api), 4, "0.9.0 serves again: {api}");
+    assert!(
+        api["metadata"]["annotations"]["cutover.dev/retired"].is_null(),
+        "{api}"
+    );
+    assert!(
+        k.fake.object("Deployment", NS, &name_of(&new[0])).is_none(),
+        "the rolled-back revision is deleted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_deployment_is_not_adopted_where_its_service_would_keep_serving_it() {
+    let k = Cluster::start().await;
+    plain_api(&k);
+    let v1 = k.write(
+        "v1.yaml",
+        &spec("1.0.0", "blue-green", "shop/api:1.0.0", ""),
+    );
+    let out = k.apply(&v1).await;
+    assert_eq!(out.code(), 1, "{}", out.explain());
+    assert!(
+        out.all()
+            .contains("adopts such a Deployment as the baseline only with replica-ratio traffic"),
+        "{}",
+        out.explain()
+    );
+    assert!(
+        k.deployments().iter().all(|d| name_of(d) == "api"),
+        "nothing was written"
+    );
 }

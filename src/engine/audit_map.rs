@@ -11,12 +11,18 @@ pub(crate) fn audit_entry(ev: &Event, environment: &str, initiator: &str) -> Opt
     let engine = "engine".to_string();
     let (actor, action, detail) = match &ev.kind {
         EventKind::Started {
-            version, strategy, ..
-        } => (
-            initiator.to_string(),
-            "deploy.start",
-            serde_json::json!({"version": version, "strategy": strategy}),
-        ),
+            version,
+            strategy,
+            baseline,
+            ..
+        } => {
+            let mut detail = serde_json::json!({"version": version, "strategy": strategy});
+            if !baseline.is_empty() {
+                // An adopted workload is an action on something cutover did not create.
+                detail["baseline"] = serde_json::json!(baseline);
+            }
+            (initiator.to_string(), "deploy.start", detail)
+        }
         EventKind::Paused { by, reason } => {
             (by.clone(), "pause", serde_json::json!({"reason": reason}))
         }

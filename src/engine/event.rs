@@ -53,6 +53,10 @@ pub enum EventKind {
         steps: usize,
         dry_run: bool,
         initiator: String,
+        /// What runs on the platform that the store did not know and the run starts from (a
+        /// cluster's Deployment adopted as the baseline), per component.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        baseline: Vec<String>,
     },
     StepStarted {
         step: usize,

@@ -56,6 +56,10 @@ pub enum Refusal {
         initiator: String,
         owner: Option<i64>,
     },
+    /// What runs on the platform stands in the way (a workload cutover did not create and
+    /// cannot adopt in this traffic mode).
+    #[error("{0}")]
+    Platform(String),
     /// The platform's lease on a target is held by another driver (another machine's run).
     #[error("{0}; wait for its run to end or its lease to expire")]
     Leased(String),
@@ -110,6 +114,7 @@ impl Refusal {
             | Refusal::NoActor
             | Refusal::Busy { .. }
             | Refusal::Leased(_)
+            | Refusal::Platform(_)
             | Refusal::ShuttingDown
             | Refusal::NoAnswer(_)
             | Refusal::Store(_) => 1,

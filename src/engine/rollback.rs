@@ -400,7 +400,7 @@ impl Run {
                 let replaced = t.rev.as_ref().is_none_or(|o| o.key != old.key);
                 if old.running && replaced {
                     provider
-                        .remove_revision(&comp, &old.key)
+                        .retire_revision(&comp, &old.key)
                         .await
                         .map_err(|e| format!("{comp}: cannot remove {}: {e}", old.key))?;
                     retire = Some(old.key.0.clone());

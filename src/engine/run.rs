@@ -335,6 +335,7 @@ impl Run {
             steps: self.plan.steps.len(),
             dry_run: self.opts.dry_run,
             initiator: self.opts.initiator.clone(),
+            baseline: self.plan.baseline.clone(),
         };
         self.emit(started).await;
         self.steps_from(0).await
@@ -448,7 +449,7 @@ impl Run {
                         Stop::Fail(format!("{comp}: cannot take {} off traffic: {e}", old.key))
                     })?;
                     provider
-                        .remove_revision(&comp, &old.key)
+                        .retire_revision(&comp, &old.key)
                         .await
                         .map_err(|e| Stop::Fail(format!("{comp}: cannot stop {}: {e}", old.key)))?;
                     if let Some(o) = self.comps[ci].old.as_mut() {
@@ -463,7 +464,7 @@ impl Run {
                 if let Some(old) = self.comps[ci].old.clone() {
                     let comp = self.comps[ci].comp.id.clone();
                     provider
-                        .remove_revision(&comp, &old.key)
+                        .retire_revision(&comp, &old.key)
                         .await
                         .map_err(|e| {
                             Stop::Fail(format!("{comp}: cannot retire {}: {e}", old.key))

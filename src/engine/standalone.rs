@@ -104,6 +104,7 @@ pub(super) async fn start_standalone(
         expected_ms: 0,
         gates: 0,
         rollback: format!("{} rollback", spec.rollback.strategy.kind),
+        baseline: Vec::new(),
     };
     let new_run = NewRun {
         deployment: spec.id.clone(),
@@ -220,6 +221,7 @@ pub(super) async fn start_standalone(
                 steps: 0,
                 dry_run,
                 initiator: runner.opts.initiator.clone(),
+                baseline: Vec::new(),
             })
             .await;
         // A rollback run is never rolled back itself: its failure ends it as failed.

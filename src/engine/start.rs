@@ -5,18 +5,19 @@
 //! Owns: what happens between "start this" and the run's task taking over. Must not touch:
 //! the steps themselves (`run`) or commands (`control`).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 use super::refusal::Refusal;
-use super::{plan_for, previous_revisions, run, Engine, EngineError, RunHandle, RunOptions};
+use super::{previous_revisions, run, Engine, EngineError, RunHandle, RunOptions};
 use crate::governance::rbac::Permission;
-use crate::plan::Plan;
+use crate::plan::{Plan, Previous};
 use crate::provider::lease::{LeaseHolder, TargetLease};
-use crate::provider::RevisionKey;
-use crate::spec::ValidSpec;
+use crate::provider::{RevisionKey, Running};
+use crate::spec::{Replicas, ValidSpec};
 use crate::store::{NewRun, RevisionState, RunKind};
 
 impl Engine {
@@ -144,7 +145,50 @@ impl Engine {
                     .await?;
             }
         }
-        let mut plan = plan_for(&spec, &previous);
+        // What serves a component on the platform though the store knows no revision of it
+        // (a plain Deployment on a cluster, a revision another machine's cutover started) is
+        // this run's baseline: the plan starts from it, as from a recorded revision.
+        let mut found = BTreeMap::new();
+        if !dry {
+            for c in spec.ordered_components() {
+                if previous.contains_key(&c.id) {
+                    continue;
+                }
+                match self.inner.provider.running(&c.id).await {
+                    Ok(Some(r)) => {
+                        found.insert(c.id.clone(), r);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        let refusal = Refusal::Platform(format!("{}: {e}", c.id));
+                        return Err(self.refuse_deploy(&spec, &opts, refusal).await);
+                    }
+                }
+            }
+        }
+        let mut plan = crate::plan::build(&spec, &|id| {
+            previous
+                .get(id)
+                .map(|r| Previous {
+                    version: r.version.clone(),
+                    replicas: r.replicas,
+                })
+                .or_else(|| {
+                    found.get(id).map(|f: &Running| Previous {
+                        version: f.version.clone(),
+                        replicas: Replicas::new(i64::from(f.replicas)).unwrap_or(Replicas::ONE),
+                    })
+                })
+        });
+        plan.baseline = found
+            .iter()
+            .map(|(c, f)| {
+                format!(
+                    "{c}: {}, {} replica(s) of {}, is the baseline",
+                    f.what, f.replicas, f.version
+                )
+            })
+            .collect();
         let before_start = self
             .inner
             .governance
@@ -225,6 +269,35 @@ impl Engine {
                     .map(|_| ())
                 })
                 .await?;
+        }
+        for (comp, f) in &found {
+            let Some(c) = spec.components.iter().find(|c| &c.id == comp) else {
+                continue;
+            };
+            let rev = crate::store::NewRevision {
+                run: run_id,
+                component: comp.clone(),
+                environment: spec.environment.clone(),
+                version: f.version.clone(),
+                dry_run: false,
+                replicas: Replicas::new(i64::from(f.replicas)).unwrap_or(Replicas::ONE),
+                config_json: serde_json::to_string(c).unwrap_or_default(),
+            };
+            let given = f.key.as_ref().map(|k| k.0.clone());
+            let row = store
+                .call(move |s| {
+                    let (_, key) = s.insert_found_revision(&rev, given.as_deref())?;
+                    s.revision(&key)
+                })
+                .await?;
+            let Some(row) = row else { continue };
+            let key = RevisionKey(row.rev_key.clone());
+            if let Err(e) = self.inner.provider.adopt_revision(comp, f, &key).await {
+                tracing::error!("{comp}: cannot take {} as the baseline: {e}", f.what);
+            } else {
+                tracing::info!("{comp}: {} is the baseline, as {key}", f.what);
+            }
+            previous.insert(comp.clone(), row);
         }
         let mut comps = Vec::new();
         for c in spec.ordered_components() {

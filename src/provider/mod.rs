@@ -109,6 +109,18 @@ impl Split {
     }
 }
 
+/// A workload that serves a component without the store knowing it ([`Provider::running`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Running {
+    /// What it is, for the plan and the events (`Deployment api (not created by cutover)`).
+    pub what: String,
+    pub version: String,
+    pub replicas: u32,
+    /// Its revision key where cutover (on another machine) created it; none for a workload
+    /// cutover adopts.
+    pub key: Option<RevisionKey>,
+}
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ProviderError {
     #[error("{0}")]
@@ -152,6 +164,35 @@ pub trait Provider: Send + Sync {
         component: &str,
         rev: &RevisionKey,
     ) -> Result<(), ProviderError>;
+    /// Take a revision that served well out of service after a later one replaced it. A
+    /// platform that can keeps what a rollback from elsewhere needs (a cluster keeps the
+    /// Deployment at 0 replicas, as Argo Rollouts keeps old ReplicaSets); the default removes it.
+    async fn retire_revision(
+        &self,
+        component: &str,
+        rev: &RevisionKey,
+    ) -> Result<(), ProviderError> {
+        self.remove_revision(component, rev).await
+    }
+    /// What already serves `component` on the platform though the state store knows no revision
+    /// of it: a workload cutover did not create, or a revision another machine's cutover
+    /// started. A first rollout starts from it as its baseline. None by default (a platform
+    /// only this store drives).
+    async fn running(&self, component: &str) -> Result<Option<Running>, ProviderError> {
+        let _ = component;
+        Ok(None)
+    }
+    /// Take what [`Provider::running`] found as revision `key` of `component` (the store's
+    /// name for it from now on).
+    async fn adopt_revision(
+        &self,
+        component: &str,
+        running: &Running,
+        key: &RevisionKey,
+    ) -> Result<(), ProviderError> {
+        let _ = (component, running, key);
+        Ok(())
+    }
     /// Whether a revision of `component`, recorded earlier and possibly stopped since, can be
     /// started again here (a rollback may only target one that can); the error says why not.
     /// The default (the simulated platform's answer) is yes; `local` checks that the command's

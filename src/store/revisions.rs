@@ -42,6 +42,32 @@ impl Store {
         })
     }
 
+    /// Record a revision that runs on the platform though no run of this store started it
+    /// (adopted as a first rollout's baseline), as the active one, under `key` where the
+    /// platform names it (a revision another machine's cutover started) or a new key.
+    pub fn insert_found_revision(
+        &self,
+        n: &NewRevision,
+        key: Option<&str>,
+    ) -> Result<(i64, String)> {
+        if let Some(k) = key {
+            if let Some(r) = self.revision(k)? {
+                self.set_revision_status(k, RevisionState::Active)?;
+                return Ok((r.rev_id, r.rev_key));
+            }
+        }
+        let (id, generated) = self.insert_revision(n)?;
+        let key = key.map(str::to_string).unwrap_or(generated);
+        self.with(|c| {
+            c.execute(
+                "UPDATE revisions SET rev_key = ?2, status = 'active' WHERE rev_id = ?1",
+                params![id, key],
+            )
+            .map(|_| ())
+        })?;
+        Ok((id, key))
+    }
+
     pub fn set_revision_status(&self, key: &str, status: RevisionState) -> Result<()> {
         self.with(|c| {
             c.execute(

@@ -37,6 +37,14 @@ pub mod annotations {
     pub const PREVIOUS: &str = "cutover.dev/previous-revision";
     /// The environment the deployment targets.
     pub const ENVIRONMENT: &str = "cutover.dev/environment";
+    /// The version a revision runs, as the spec writes it (the label is DNS-safe).
+    pub const VERSION: &str = "cutover.dev/version";
+    /// When a revision that served was replaced (RFC 3339): kept at 0 replicas, for a rollback.
+    pub const RETIRED: &str = "cutover.dev/retired";
+    /// On a Deployment cutover did not create: the deployment that adopted it as its baseline.
+    pub const ADOPTED_BY: &str = "cutover.dev/adopted-by";
+    /// A revision taken off service by a rollback: never a rollback target.
+    pub const ROLLED_BACK: &str = "cutover.dev/rolled-back";
 }
 
 /// A short, stable hash of a revision key: 10 lowercase hex characters (DNS-label safe).

@@ -31,6 +31,9 @@ pub struct Workload {
     pub probe: Option<Probe>,
     /// Where the rollout's plan stands when the object is written (annotations).
     pub stamp: Stamp,
+    /// Labels the pods carry besides cutover's own (never in the Deployment's selector): those
+    /// a team's own Service selects the baseline's pods by, so that it serves these too.
+    pub pod_labels: BTreeMap<String, String>,
 }
 
 /// A container port.

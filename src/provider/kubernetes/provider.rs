@@ -5,6 +5,8 @@
 //! namespace, its traffic mode, its components), and the revisions it has met. Must not touch:
 //! strategy decisions (the engine's plan says what to do; this only does it), the store.
 
+mod baseline;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -12,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cutover_kube::cluster::{Cluster, Kind};
 use cutover_kube::health::PodWatch;
-use cutover_kube::labels::{self, annotations, revision_name, short_hash};
+use cutover_kube::labels::{self, annotations, revision_name};
 use cutover_kube::manifest::{self, Backend};
 use cutover_kube::workload::{GatewayRef, Port, Stamp, Traffic};
 use cutover_kube::KubeError;
@@ -24,7 +26,7 @@ use super::split;
 use super::workload;
 use crate::provider::lease::TargetLease;
 use crate::provider::{
-    Metrics, Provider, ProviderError, RevisionKey, RevisionSpec, RevisionStatus, Split,
+    Metrics, Provider, ProviderError, RevisionKey, RevisionSpec, RevisionStatus, Running, Split,
 };
 use crate::spec::{ProviderKind, Spec, Strategy};
 
@@ -46,6 +48,25 @@ struct Comp {
     services: bool,
     /// Objects (`Kind/name`) found to be cutover's, or absent, in this process.
     checked: std::collections::BTreeSet<String>,
+    /// The Deployment cutover did not create that serves as a revision (the first rollout's
+    /// baseline), if any.
+    adopted: Option<baseline::Adopted>,
+    /// A team's own Services that select the component's pods (their labels are carried),
+    /// once looked for in this process.
+    team_services: Option<std::collections::BTreeSet<String>>,
+}
+
+/// Wait (bounded by [`WATCH_START`]) for a pod watch's first list.
+async fn first_list(w: &PodWatch) {
+    let mut changed = w.changed();
+    let _ = tokio::time::timeout(WATCH_START, async {
+        while !w.ready() {
+            if changed.changed().await.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// One spec's components on one namespace of one cluster.
@@ -106,7 +127,10 @@ impl KubeProvider {
             .await
             .map_err(failed)?
         else {
-            return Err(ProviderError::UnknownRevision(key.clone()));
+            return match self.adopted_rev(component, key).await? {
+                Some(r) => Ok(r),
+                None => Err(ProviderError::UnknownRevision(key.clone())),
+            };
         };
         let rev = rev_of(&name, &d);
         self.lock()
@@ -134,28 +158,25 @@ impl KubeProvider {
                 })
                 .clone()
         };
-        let mut changed = w.changed();
-        let _ = tokio::time::timeout(WATCH_START, async {
-            while !w.ready() {
-                if changed.changed().await.is_err() {
-                    break;
-                }
-            }
-        })
-        .await;
+        first_list(&w).await;
         w
     }
 
     /// Wait until `rev`'s pods are all ready, as the watch sees them (a blue-green switch
     /// happens only once the new revision is fully available).
     async fn available(&self, component: &str, key: &RevisionKey, rev: &Rev) -> bool {
-        let w = self.watch(component).await;
-        let hash = short_hash(&key.0);
+        let (w, _) = self.pods_of(component, key).await;
         let mut changed = w.changed();
         let want = rev.replicas.max(1);
         tokio::time::timeout(AVAILABLE_WAIT, async {
             loop {
-                let ready = w.pods_of(&hash).iter().filter(|p| p.ready).count() as u32;
+                let ready = self
+                    .pods_of(component, key)
+                    .await
+                    .1
+                    .iter()
+                    .filter(|p| p.ready)
+                    .count() as u32;
                 if ready >= want {
                     return true;
                 }
@@ -170,12 +191,11 @@ impl KubeProvider {
 
     /// Wait until no pod of `rev` is left, as the watch sees them (bounded by [`DRAIN_WAIT`]).
     async fn drained(&self, component: &str, rev: &RevisionKey) -> bool {
-        let w = self.watch(component).await;
-        let hash = short_hash(&rev.0);
+        let (w, _) = self.pods_of(component, rev).await;
         let mut changed = w.changed();
         tokio::time::timeout(DRAIN_WAIT, async {
             loop {
-                if w.pods_of(&hash).is_empty() {
+                if self.pods_of(component, rev).await.1.is_empty() {
                     return true;
                 }
                 if changed.changed().await.is_err() {
@@ -243,7 +263,21 @@ impl KubeProvider {
         let component = &rev.component.id;
         match self.traffic {
             Traffic::ReplicaRatio => {
-                let done = self.lock().get(component).is_some_and(|c| c.services);
+                // A team's own Service named as the component, which selects the baseline's
+                // pods (and so, by the carried labels, these), serves instead of cutover's.
+                let known = self
+                    .lock()
+                    .get(component)
+                    .is_some_and(|c| c.team_services.is_some());
+                if !known {
+                    self.carried_labels(component, &rev.key).await?;
+                }
+                let done = self.lock().get(component).is_some_and(|c| {
+                    c.services
+                        || c.team_services
+                            .as_ref()
+                            .is_some_and(|t| t.contains(&manifest::service_name(component)))
+                });
                 if !done {
                     self.ours(component, Kind::Service, &manifest::service_name(component))
                         .await?;
@@ -350,6 +384,69 @@ impl KubeProvider {
     }
 }
 
+impl KubeProvider {
+    /// Take a revision off service: off the route, its pods gone (they go first, and are gone
+    /// before anything else is: a recreate never runs old and new pods side by side, and
+    /// requests in flight end as their pods drain); then deleted, or kept at 0 replicas and
+    /// marked retired when `keep` (a Deployment cutover adopted is always kept).
+    async fn take_down(
+        &self,
+        component: &str,
+        rev: &RevisionKey,
+        keep: bool,
+    ) -> Result<(), ProviderError> {
+        if self.traffic == Traffic::GatewayApi {
+            // The route stops naming the revision before its Service goes.
+            let remaining: Vec<(RevisionKey, u32)> = self
+                .lock()
+                .get(component)
+                .map(|c| c.weights.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(k, _)| k != rev)
+                .collect();
+            if !remaining.is_empty() {
+                self.route(component, &remaining).await?;
+            }
+        }
+        let mut name = revision_name(component, &rev.0);
+        match self.rev(component, rev).await {
+            Ok(r) => {
+                name = r.name;
+                self.scale(component, rev, 0).await?;
+                if !self.drained(component, rev).await {
+                    tracing::warn!(
+                        "{component}: pods of {name} still terminating after {}s; going on",
+                        DRAIN_WAIT.as_secs()
+                    );
+                }
+            }
+            Err(ProviderError::UnknownRevision(_)) => {}
+            Err(e) => return Err(e),
+        }
+        if let Some(c) = self.lock().get_mut(component) {
+            c.weights.retain(|(k, _)| k != rev);
+        }
+        if keep || self.is_adopted(component, rev) {
+            return self.mark_retired(component, rev, &name).await;
+        }
+        if self.traffic == Traffic::GatewayApi {
+            self.cluster
+                .delete(Kind::Service, &name)
+                .await
+                .map_err(failed)?;
+        }
+        self.cluster
+            .delete(Kind::Deployment, &name)
+            .await
+            .map_err(failed)?;
+        if let Some(c) = self.lock().get_mut(component) {
+            c.revs.remove(rev);
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Provider for KubeProvider {
     fn kind(&self) -> ProviderKind {
@@ -357,7 +454,7 @@ impl Provider for KubeProvider {
     }
 
     async fn apply_revision(&self, rev: &RevisionSpec, replicas: u32) -> Result<(), ProviderError> {
-        let w = workload::workload(
+        let mut w = workload::workload(
             &self.spec,
             &rev.component,
             &rev.key.0,
@@ -375,15 +472,19 @@ impl Provider for KubeProvider {
             // again, so its pod template (and its pods) stay as first written, whatever the
             // spec that scales it now says.
             self.scale(&rev.component.id, &rev.key, replicas).await?;
+            // (A replaced revision serving again is no longer retired.)
             let body = serde_json::json!({ "metadata": { "annotations": {
                 annotations::RUN: w.stamp.run,
                 annotations::STEP: w.stamp.step.map(|s| s.to_string()),
+                annotations::RETIRED: null,
             }}});
+            let name = self.rev(&rev.component.id, &rev.key).await?.name;
             self.cluster
                 .merge_patch(Kind::Deployment, &name, &body)
                 .await
                 .map_err(failed)?;
         } else {
+            w.pod_labels = self.carried_labels(&rev.component.id, &rev.key).await?;
             self.apply(&manifest::deployment(&w, replicas)).await?;
             self.lock()
                 .entry(rev.component.id.clone())
@@ -528,17 +629,13 @@ impl Provider for KubeProvider {
         rev: &RevisionKey,
     ) -> Result<RevisionStatus, ProviderError> {
         let r = self.rev(component, rev).await?;
-        let w = self.watch(component).await;
+        let (w, pods) = self.pods_of(component, rev).await;
         if let Some(e) = w.last_error() {
             if !w.ready() {
                 return Err(failed(e));
             }
         }
-        let instances = w
-            .pods_of(&short_hash(&rev.0))
-            .iter()
-            .map(instance)
-            .collect();
+        let instances = pods.iter().map(instance).collect();
         Ok(RevisionStatus {
             desired: r.replicas,
             instances,
@@ -556,8 +653,7 @@ impl Provider for KubeProvider {
         _window: Duration,
     ) -> Result<Metrics, ProviderError> {
         self.rev(component, rev).await?;
-        let w = self.watch(component).await;
-        let pods = w.pods_of(&short_hash(&rev.0));
+        let (_, pods) = self.pods_of(component, rev).await;
         let mut m = Metrics::new();
         if !pods.is_empty() {
             let bad = pods.iter().filter(|p| failing(p)).count();
@@ -571,51 +667,30 @@ impl Provider for KubeProvider {
         component: &str,
         rev: &RevisionKey,
     ) -> Result<(), ProviderError> {
-        let name = revision_name(component, &rev.0);
-        if self.traffic == Traffic::GatewayApi {
-            // The route stops naming the revision before its Service goes.
-            let remaining: Vec<(RevisionKey, u32)> = self
-                .lock()
-                .get(component)
-                .map(|c| c.weights.clone())
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|(k, _)| k != rev)
-                .collect();
-            if !remaining.is_empty() {
-                self.route(component, &remaining).await?;
-            }
-        }
-        // Its pods go first, and are gone before anything else is: a recreate never runs old
-        // and new pods side by side, and requests in flight on them end as their pods drain.
-        match self.rev(component, rev).await {
-            Ok(_) => {
-                self.scale(component, rev, 0).await?;
-                if !self.drained(component, rev).await {
-                    tracing::warn!(
-                        "{component}: pods of {name} still terminating after {}s; deleting it anyway",
-                        DRAIN_WAIT.as_secs()
-                    );
-                }
-            }
-            Err(ProviderError::UnknownRevision(_)) => {}
-            Err(e) => return Err(e),
-        }
-        if self.traffic == Traffic::GatewayApi {
-            self.cluster
-                .delete(Kind::Service, &name)
-                .await
-                .map_err(failed)?;
-        }
-        self.cluster
-            .delete(Kind::Deployment, &name)
-            .await
-            .map_err(failed)?;
-        if let Some(c) = self.lock().get_mut(component) {
-            c.revs.remove(rev);
-            c.weights.retain(|(k, _)| k != rev);
-        }
-        Ok(())
+        self.take_down(component, rev, false).await
+    }
+
+    /// Scaled to 0 and kept, marked retired (the newest [`baseline::RETIRED_KEPT`] are kept):
+    /// `cutover rollback --cluster` on any machine restores one.
+    async fn retire_revision(
+        &self,
+        component: &str,
+        rev: &RevisionKey,
+    ) -> Result<(), ProviderError> {
+        self.take_down(component, rev, true).await
+    }
+
+    async fn running(&self, component: &str) -> Result<Option<Running>, ProviderError> {
+        self.find_running(component).await
+    }
+
+    async fn adopt_revision(
+        &self,
+        component: &str,
+        running: &Running,
+        key: &RevisionKey,
+    ) -> Result<(), ProviderError> {
+        self.adopt(component, running, key).await
     }
 
     fn lease(&self) -> Option<Arc<dyn TargetLease>> {

@@ -56,6 +56,7 @@ pub fn workload(
         ports,
         resources: comp.resources.clone(),
         stamp,
+        pod_labels: BTreeMap::new(),
     }
 }
 
@@ -203,6 +204,7 @@ mod tests {
                     liveness: false,
                 }),
                 stamp: st,
+                pod_labels: BTreeMap::new(),
             }
         );
         assert_eq!(w.stamp.cutover_version, env!("CARGO_PKG_VERSION"));

@@ -321,6 +321,12 @@ impl PodWatch {
         self.views(|p| p.labels().get(labels::REVISION).map(String::as_str) == Some(revision_hash))
     }
 
+    /// The pods that belong to no cutover revision (those of a Deployment cutover adopted, when
+    /// the watch selects by that Deployment's selector).
+    pub fn pods_without_revision(&self) -> Vec<PodView> {
+        self.views(|p| !p.labels().contains_key(labels::REVISION))
+    }
+
     fn views(&self, keep: impl Fn(&Pod) -> bool) -> Vec<PodView> {
         let log = self.shared.events.lock().ok();
         let mut views: Vec<PodView> = self

@@ -84,6 +84,7 @@ fn revision_annotations(w: &Workload) -> Map<String, Value> {
         json!(w.replicas.to_string()),
     );
     m.insert(annotations::ENVIRONMENT.into(), json!(w.environment));
+    m.insert(annotations::VERSION.into(), json!(w.version));
     if let Some(p) = &w.stamp.previous {
         m.insert(annotations::PREVIOUS.into(), json!(p));
     }
@@ -133,6 +134,8 @@ pub fn with_namespace(mut object: Value, namespace: &str) -> Value {
 /// template from the workload.
 pub fn deployment(w: &Workload, replicas: u32) -> Value {
     let labels = revision_labels(w);
+    let mut pod_labels = w.pod_labels.clone();
+    pod_labels.extend(labels.clone());
     json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -146,7 +149,7 @@ pub fn deployment(w: &Workload, replicas: u32) -> Value {
             "revisionHistoryLimit": REVISION_HISTORY_LIMIT,
             "selector": { "matchLabels": revision_selector(&w.component, &w.revision_key) },
             "template": {
-                "metadata": { "labels": labels },
+                "metadata": { "labels": pod_labels },
                 "spec": { "containers": [container(w)] },
             },
         },

@@ -45,6 +45,7 @@ fn api() -> Workload {
             previous: Some("api@1.1.0.r3".into()),
             cutover_version: "0.9.0".into(),
         },
+        pod_labels: BTreeMap::new(),
     }
 }
 
@@ -73,6 +74,7 @@ fn a_revision_deployment_is_exactly_this() {
                     "cutover.dev/revision-key": "api@1.2.0.r7",
                     "cutover.dev/full-replicas": "3",
                     "cutover.dev/environment": "production",
+                    "cutover.dev/version": "1.2.0",
                     "cutover.dev/previous-revision": "api@1.1.0.r3",
                     "cutover.dev/run": "my-app-v1.2.0#4",
                     "cutover.dev/step": "2",
@@ -210,9 +212,30 @@ fn a_bare_workload_has_no_empty_fields() {
             "cutover.dev/revision-key": "api@1.2.0.r7",
             "cutover.dev/full-replicas": "3",
             "cutover.dev/environment": "production",
+            "cutover.dev/version": "1.2.0",
         })
     );
     assert_eq!(d["spec"]["replicas"], 0);
+}
+
+#[test]
+fn a_team_services_labels_go_on_the_pods_not_in_the_selector() {
+    let w = Workload {
+        pod_labels: BTreeMap::from([
+            ("app".to_string(), "api".to_string()),
+            // cutover's own labels win over a carried one of the same key.
+            ("cutover.dev/version".to_string(), "0.1".to_string()),
+        ]),
+        ..api()
+    };
+    let d = deployment(&w, 1);
+    assert_eq!(d["spec"]["template"]["metadata"]["labels"]["app"], "api");
+    assert_eq!(
+        d["spec"]["template"]["metadata"]["labels"]["cutover.dev/version"],
+        "1.2.0"
+    );
+    assert!(d["spec"]["selector"]["matchLabels"].get("app").is_none());
+    assert!(d["metadata"]["labels"].get("app").is_none());
 }
 
 #[test]
