@@ -117,6 +117,10 @@ pub enum Cmd {
         id: Option<String>,
         #[arg(long)]
         json: bool,
+        /// Read the deployment from the cluster's objects alone (Kubernetes; any machine with
+        /// the kube context: --context, --namespace)
+        #[arg(long, requires = "id")]
+        cluster: bool,
     },
     /// Past deployments, newest first
     History {
@@ -134,6 +138,10 @@ pub enum Cmd {
         to: Option<String>,
         #[arg(long)]
         json: bool,
+        /// Roll back on the cluster from its objects alone, with no run in this state dir
+        /// (Kubernetes; any machine with the kube context: --context, --namespace)
+        #[arg(long)]
+        cluster: bool,
     },
     /// Approve the gate a deployment waits at
     Approve {

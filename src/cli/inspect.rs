@@ -120,6 +120,15 @@ pub fn plan(dir: &Path, path: &Path, json: bool, manifests: bool) -> Result<u8> 
         for s in &actual.steps {
             out!("  {:>2}. [{}] {}", s.index + 1, s.component, s.description);
         }
+        if spec.infrastructure.provider == cutover::spec::ProviderKind::Kubernetes {
+            out!(
+                "  unless something already serves it on the cluster: a revision another cutover started \
+                 (found by its labels), or a plain Deployment named as the component that cutover did not \
+                 create, which is adopted as the baseline (replica-ratio traffic only: scaled down as the \
+                 new revision takes over, annotated, never deleted); the steps above then run from it. \
+                 `apply --dry-run=server` says which."
+            );
+        }
     }
     if manifests {
         print_manifests(&spec, &strategy_plan, &actual, &previous, first);

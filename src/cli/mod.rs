@@ -21,6 +21,7 @@ mod demo;
 mod host;
 mod inspect;
 mod manifests;
+mod on_cluster;
 mod print;
 mod promote;
 mod server_dry_run;
@@ -158,11 +159,22 @@ pub fn run(cli: Cli) -> Result<u8> {
             },
             &sim_faults,
         ),
-        Cmd::Status { id, json } => inspect::status(&state_dir, id.as_deref(), json),
+        Cmd::Status {
+            id: Some(id),
+            json,
+            cluster: true,
+        } => on_cluster::status(&state_dir, &id, json),
+        Cmd::Status { id, json, .. } => inspect::status(&state_dir, id.as_deref(), json),
         Cmd::History { env, json, limit } => {
             inspect::history(&state_dir, env.as_deref(), json, limit)
         }
-        Cmd::Rollback { id, to, json } => control::rollback(&state_dir, &id, to, json),
+        Cmd::Rollback {
+            id,
+            to,
+            json,
+            cluster: true,
+        } => on_cluster::rollback(&state_dir, &id, to.as_deref(), json),
+        Cmd::Rollback { id, to, json, .. } => control::rollback(&state_dir, &id, to, json),
         Cmd::Approve { id, gate, comment } => control::send(
             &state_dir,
             &id,

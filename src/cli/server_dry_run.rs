@@ -49,6 +49,24 @@ pub fn run(dir: &Path, path: &Path, json: bool) -> Result<u8> {
                 Ok(c) => c.dry_run(),
                 Err(e) => return Err(e),
             };
+        // What the first rollout would start from, where the store knows no revision.
+        let provider = cutover::provider::kubernetes::KubeProvider::new(cluster.clone(), &spec);
+        let mut baselines = Vec::new();
+        for c in spec
+            .components
+            .iter()
+            .filter(|c| !previous.contains_key(&c.id))
+        {
+            use cutover::provider::Provider;
+            match provider.running(&c.id).await {
+                Ok(Some(r)) => baselines.push(Ok(format!(
+                    "{}: baseline {}, {} replica(s) of {}",
+                    c.id, r.what, r.replicas, r.version
+                ))),
+                Ok(None) => {}
+                Err(e) => baselines.push(Err(format!("{}: {e}", c.id))),
+            }
+        }
         let mut made: BTreeSet<String> = BTreeSet::new();
         let mut answers = Vec::new();
         for s in &steps {
@@ -107,16 +125,31 @@ pub fn run(dir: &Path, path: &Path, json: bool) -> Result<u8> {
                 });
             }
         }
-        Ok(answers)
+        Ok((answers, baselines))
     });
-    let answers = match answers {
+    let (answers, baselines) = match answers {
         Ok(a) => a,
         Err(e) => {
             eprintln!("{}: {e}", spec.id);
             return Ok(FAILED);
         }
     };
-    let refused = answers.iter().filter(|a| a.outcome.is_err()).count();
+    let refused = answers.iter().filter(|a| a.outcome.is_err()).count()
+        + baselines.iter().filter(|b| b.is_err()).count();
+    for b in &baselines {
+        if json {
+            let v = match b {
+                Ok(m) => serde_json::json!({"baseline": m, "accepted": true}),
+                Err(e) => serde_json::json!({"baseline": e, "accepted": false}),
+            };
+            println!("{v}");
+        } else {
+            match b {
+                Ok(m) => println!("{m}"),
+                Err(e) => println!("REFUSED: {e}"),
+            }
+        }
+    }
     for a in &answers {
         if json {
             let v = serde_json::json!({

@@ -120,17 +120,13 @@ impl Engine {
             .call(move |s| previous_revisions(s, &spec2, dry))
             .await?;
         // The store may remember a revision the platform no longer runs (a stopped host, a
-        // deleted namespace): such a revision is not "previous", and is retired in the store.
+        // deleted namespace, a cluster where another machine rolled it back to 0 replicas):
+        // such a revision is not "previous", and is retired in the store.
         let mut gone = Vec::new();
         for (comp, row) in &previous {
             let key = RevisionKey(row.rev_key.clone());
-            if self
-                .inner
-                .provider
-                .revision_status(comp, &key)
-                .await
-                .is_err()
-            {
+            let status = self.inner.provider.revision_status(comp, &key).await;
+            if status.is_err() || status.is_ok_and(|s| s.desired == 0) {
                 gone.push(comp.clone());
             }
         }

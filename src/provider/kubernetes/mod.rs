@@ -6,6 +6,7 @@
 //! the engine's lease there ([`lease`]). Must not touch: strategy decisions, the store.
 
 pub mod lease;
+pub mod on_cluster;
 mod provider;
 mod read;
 pub mod split;

@@ -7,6 +7,8 @@
 
 mod baseline;
 
+pub use baseline::RETIRED_KEPT;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
