@@ -1540,3 +1540,59 @@ async fn a_platform_lease_keeps_one_driver_across_machines_until_it_expires() {
         "given back at the run's end"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_run_that_loses_its_platform_lease_is_held_not_driven() {
+    let lease = common::MemLease::new(Duration::from_secs(30));
+    let w = with_v1_live("canary").await;
+    let a = engine(&w, Recorder::leasing(w.sim.clone(), lease.clone()));
+    let target = "simulated:production:api";
+    let h = a
+        .start(spec_for("canary", "1.2.0"), live_opts(false))
+        .await
+        .unwrap();
+    wait_status(&a, h.run_id, Status::WaitingApproval).await;
+    // While a's API server was out of reach its lease expired, and another machine took it.
+    lease.steal(
+        target,
+        cutover::provider::lease::LeaseHolder {
+            deployment: "my-app-v1.2.0".into(),
+            identity: "ana pid 4242 on bastion-2".into(),
+        },
+    );
+    // The next renewal (a third of the time to live) finds it lost: the run is held.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    wait_status(&a, h.run_id, Status::Paused).await;
+    let paused = w
+        .store
+        .events(h.run_id, 0)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "paused")
+        .map(|e| e.json)
+        .collect::<Vec<_>>();
+    assert_eq!(paused.len(), 1, "{paused:?}");
+    assert!(
+        paused[0].contains("lease") && paused[0].contains("ana pid 4242 on bastion-2"),
+        "{}",
+        paused[0]
+    );
+    // An approval does not move it while it is held.
+    let _ = a
+        .command(
+            h.run_id,
+            cutover::engine::Command::Approve {
+                gate: None,
+                comment: None,
+            },
+            "bob",
+        )
+        .await;
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(
+        a.snapshots().borrow().get(&h.run_id).map(|s| s.status),
+        Some(Status::Paused),
+        "still held"
+    );
+    abandon(&w, h).await;
+}

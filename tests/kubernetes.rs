@@ -365,6 +365,13 @@ async fn blue_green_switches_the_active_service_once_green_is_available() {
     let green = name_of(&ds[0]);
     assert_eq!(k.retired(), vec![blue.clone()], "blue kept at 0 replicas");
     let active = k.fake.object("Service", NS, "api").expect("active Service");
+    assert!(
+        active["metadata"]["annotations"]["cutover.dev/run"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("shop#2"),
+        "the active Service says which run switched it: {active}"
+    );
     let hash = active["spec"]["selector"]["cutover.dev/revision"]
         .as_str()
         .unwrap_or_default()
@@ -635,6 +642,13 @@ async fn gateway_api_weights_are_set_exactly_on_the_route() {
     assert!(!out.stdout.contains("\"achieved\""), "{}", out.explain());
     let route = k.fake.object("HTTPRoute", NS, "api").expect("route");
     assert_eq!(route["spec"]["parentRefs"][0]["name"], "public");
+    assert!(
+        route["metadata"]["annotations"]["cutover.dev/run"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("shop#2"),
+        "the route says which run last moved it: {route}"
+    );
     assert!(
         k.fake.object("Service", NS, &green).is_some(),
         "green's Service"

@@ -132,7 +132,7 @@ impl Run {
             return Err(Refusal::NoActor);
         }
         let perm = match command {
-            Command::Pause => Some(Permission::Pause),
+            Command::Pause | Command::Hold { .. } => Some(Permission::Pause),
             Command::Resume => Some(Permission::Resume),
             Command::Promote => Some(Permission::Promote),
             Command::Rollback { .. } => Some(Permission::Rollback),
@@ -144,8 +144,14 @@ impl Run {
         }
         let by = actor.to_string();
         match command.clone() {
-            Command::Pause => {
-                let reason = "paused by operator".to_string();
+            Command::Hold { .. } if !owner => Err(Refusal::NotNow(
+                "only the engine that drives a run holds it".into(),
+            )),
+            Command::Pause | Command::Hold { .. } => {
+                let reason = match command {
+                    Command::Hold { reason } => reason.clone(),
+                    _ => "paused by operator".to_string(),
+                };
                 self.state
                     .apply(Transition::Pause(reason.clone()))
                     .map_err(Refusal::NotNow)?;

@@ -50,6 +50,11 @@ pub use start::BEFORE_START;
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Command {
     Pause,
+    /// The engine holds its own run, with the cause (the platform's lease could not be kept):
+    /// a pause that says why. Only the run's owner sends it.
+    Hold {
+        reason: String,
+    },
     Resume,
     Approve {
         gate: Option<String>,
@@ -68,6 +73,7 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Command::Pause => "pause",
+            Command::Hold { .. } => "hold",
             Command::Resume => "resume",
             Command::Approve { .. } => "approve",
             Command::Reject { .. } => "reject",

@@ -204,6 +204,7 @@ pub(super) async fn start_standalone(
     let renewing = engine.inner.provider.lease().map(|l| {
         let holder = engine.lease_holder(&spec.id);
         super::start::AbortOnDrop(tokio::spawn(super::start::renew(
+            engine.clone(),
             l,
             targets.clone(),
             holder,

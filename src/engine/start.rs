@@ -15,7 +15,7 @@ use super::refusal::Refusal;
 use super::{previous_revisions, run, Engine, EngineError, RunHandle, RunOptions};
 use crate::governance::rbac::Permission;
 use crate::plan::{Plan, Previous};
-use crate::provider::lease::{LeaseHolder, TargetLease};
+use crate::provider::lease::{LeaseError, LeaseHolder, TargetLease};
 use crate::provider::{RevisionKey, Running};
 use crate::spec::{Replicas, ValidSpec};
 use crate::store::{NewRun, RevisionState, RunKind};
@@ -370,7 +370,13 @@ impl Engine {
         let lease = self.inner.provider.lease().map(|l| {
             let targets = self.targets(&spec, opts.dry_run);
             let holder = self.lease_holder(&spec.id);
-            let renewing = tokio::spawn(renew(l.clone(), targets.clone(), holder.clone(), run_id));
+            let renewing = tokio::spawn(renew(
+                self.clone(),
+                l.clone(),
+                targets.clone(),
+                holder.clone(),
+                run_id,
+            ));
             (l, targets, holder, AbortOnDrop(renewing))
         });
         let mut runner = run::Run::new(self.clone(), spec, plan.clone(), run_id, opts, comps, rx);
@@ -448,19 +454,49 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Renew a run's lease every third of its time to live; a failure is logged and tried again
-/// (the run's own steps go on: the store's lock still holds the targets on this machine).
+/// Renew a run's lease every third of its time to live. A failure is logged and tried again;
+/// once the lease is lost (another driver holds it, or no renewal has succeeded for its whole
+/// time to live, so another may have taken it), the run is held (paused with the cause, as its
+/// owner) so that two drivers never move one target; an operator resumes it once the platform
+/// answers again, and it is held again if the lease is still lost.
 pub(super) async fn renew(
+    engine: Engine,
     lease: Arc<dyn TargetLease>,
     targets: Vec<String>,
     holder: LeaseHolder,
     run: i64,
 ) {
     let every = (lease.ttl() / 3).max(Duration::from_millis(100));
+    let mut renewed = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(every).await;
-        if let Err(e) = lease.renew(&targets, &holder).await {
-            tracing::error!(run, "cannot renew the platform's lease: {e}");
+        let e = match lease.renew(&targets, &holder).await {
+            Ok(()) => {
+                renewed = tokio::time::Instant::now();
+                continue;
+            }
+            Err(e) => e,
+        };
+        tracing::error!(run, "cannot renew the platform's lease: {e}");
+        let lost = matches!(e, LeaseError::Held(_)) || renewed.elapsed() >= lease.ttl();
+        let paused = engine
+            .inner
+            .snapshots
+            .borrow()
+            .get(&run)
+            .is_some_and(|s| s.status == crate::store::Status::Paused);
+        if lost && !paused {
+            let reason = format!(
+                "held by cutover: the platform's lease on {} was lost ({e}); no two drivers move a \
+                 target: resume once the platform answers and the lease is free",
+                targets.join(", ")
+            );
+            if let Err(err) = engine
+                .send(run, super::Command::Hold { reason }, "engine", true)
+                .await
+            {
+                tracing::warn!(run, "cannot hold the run after losing its lease: {err}");
+            }
         }
     }
 }

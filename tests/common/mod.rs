@@ -600,6 +600,15 @@ impl MemLease {
             .map(|(h, _)| h.clone())
     }
 
+    /// Another driver takes `target` (as one may once this holder's lease has expired).
+    pub fn steal(&self, target: &str, by: LeaseHolder) {
+        let until = tokio::time::Instant::now() + self.ttl;
+        self.held
+            .lock()
+            .unwrap()
+            .insert(target.to_string(), (by, until));
+    }
+
     fn take(
         &self,
         targets: &[String],

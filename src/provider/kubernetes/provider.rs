@@ -6,6 +6,7 @@
 //! strategy decisions (the engine's plan says what to do; this only does it), the store.
 
 mod baseline;
+mod front;
 
 pub use baseline::RETIRED_KEPT;
 
@@ -17,8 +18,8 @@ use async_trait::async_trait;
 use cutover_kube::cluster::{Cluster, Kind};
 use cutover_kube::health::PodWatch;
 use cutover_kube::labels::{self, annotations, revision_name};
-use cutover_kube::manifest::{self, Backend};
-use cutover_kube::workload::{GatewayRef, Port, Stamp, Traffic};
+use cutover_kube::manifest;
+use cutover_kube::workload::{GatewayRef, Stamp, Traffic};
 use cutover_kube::KubeError;
 use serde_json::Value;
 
@@ -53,6 +54,9 @@ struct Comp {
     /// The Deployment cutover did not create that serves as a revision (the first rollout's
     /// baseline), if any.
     adopted: Option<baseline::Adopted>,
+    /// The run and step that last wrote a revision of the component: the route and the active
+    /// Service are stamped with them when the weights move.
+    stamp: Option<Stamp>,
     /// A team's own Services that select the component's pods (their labels are carried),
     /// once looked for in this process.
     team_services: Option<std::collections::BTreeSet<String>>,
@@ -209,166 +213,6 @@ impl KubeProvider {
         .unwrap_or(false)
     }
 
-    /// Refuse to write over an object of that name that cutover did not create (a team's own
-    /// Service `api`, managed by Helm or kubectl): taking it over would move its traffic.
-    async fn ours(&self, component: &str, kind: Kind, name: &str) -> Result<(), ProviderError> {
-        let key = format!("{}/{name}", kind.name());
-        if self
-            .lock()
-            .get(component)
-            .is_some_and(|c| c.checked.contains(&key))
-        {
-            return Ok(());
-        }
-        if let Some(obj) = self.cluster.get(kind, name).await.map_err(failed)? {
-            let owner = obj
-                .pointer("/metadata/labels")
-                .and_then(|l| l.get(labels::MANAGED_BY))
-                .and_then(Value::as_str);
-            if owner != Some(labels::FIELD_MANAGER) {
-                return Err(ProviderError::Failed(format!(
-                    "{} {name} in namespace {} exists and is not managed by cutover ({}={}); cutover does not take it over: \
-                     rename the component, or delete or rename that {} (adopting existing objects is not supported yet)",
-                    kind.name(),
-                    self.cluster.namespace(),
-                    labels::MANAGED_BY,
-                    owner.unwrap_or("unset"),
-                    kind.name(),
-                )));
-            }
-        }
-        self.lock()
-            .entry(component.to_string())
-            .or_default()
-            .checked
-            .insert(key);
-        Ok(())
-    }
-
-    fn ports_of(&self, component: &str) -> Vec<Port> {
-        self.lock()
-            .get(component)
-            .and_then(|c| c.revs.values().next_back().map(|r| r.ports.clone()))
-            .unwrap_or_default()
-    }
-
-    async fn apply(&self, obj: &Value) -> Result<(), ProviderError> {
-        self.cluster.apply(obj).await.map(|_| ()).map_err(failed)
-    }
-
-    /// The Services a revision needs in this traffic mode.
-    async fn services_for(
-        &self,
-        rev: &RevisionSpec,
-        w: &cutover_kube::workload::Workload,
-    ) -> Result<(), ProviderError> {
-        let component = &rev.component.id;
-        match self.traffic {
-            Traffic::ReplicaRatio => {
-                // A team's own Service named as the component, which selects the baseline's
-                // pods (and so, by the carried labels, these), serves instead of cutover's.
-                let known = self
-                    .lock()
-                    .get(component)
-                    .is_some_and(|c| c.team_services.is_some());
-                if !known {
-                    self.carried_labels(component, &rev.key).await?;
-                }
-                let done = self.lock().get(component).is_some_and(|c| {
-                    c.services
-                        || c.team_services
-                            .as_ref()
-                            .is_some_and(|t| t.contains(&manifest::service_name(component)))
-                });
-                if !done {
-                    self.ours(component, Kind::Service, &manifest::service_name(component))
-                        .await?;
-                    let mut svc = manifest::stable_service(component, &rev.deployment, &w.ports);
-                    manifest::stamp(&mut svc, &w.stamp);
-                    self.apply(&svc).await?;
-                }
-            }
-            Traffic::GatewayApi => {
-                let mut svc = manifest::revision_service(w);
-                manifest::stamp(&mut svc, &w.stamp);
-                self.apply(&svc).await?;
-            }
-            Traffic::ActivePreview => {
-                // The preview Service follows the newest revision started (not one restarted
-                // for a rollback: that one is, or becomes, the active one).
-                let active = self.active_of(component).await?;
-                if active.as_deref() != Some(rev.key.0.as_str()) {
-                    self.ours(
-                        component,
-                        Kind::Service,
-                        &manifest::preview_service_name(component),
-                    )
-                    .await?;
-                    let mut svc =
-                        manifest::preview_service(component, &rev.deployment, &w.ports, &rev.key.0);
-                    manifest::stamp(&mut svc, &w.stamp);
-                    self.apply(&svc).await?;
-                }
-            }
-        }
-        if let Some(c) = self.lock().get_mut(component) {
-            c.services = true;
-        }
-        Ok(())
-    }
-
-    /// The revision key the active Service selects now, if it exists.
-    async fn active_of(&self, component: &str) -> Result<Option<String>, ProviderError> {
-        let svc = self
-            .cluster
-            .get(Kind::Service, &manifest::service_name(component))
-            .await
-            .map_err(failed)?;
-        Ok(svc.and_then(|s| {
-            s.pointer("/metadata/annotations")
-                .and_then(|a| a.get(annotations::REVISION_KEY))
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        }))
-    }
-
-    async fn route(
-        &self,
-        component: &str,
-        weights: &[(RevisionKey, u32)],
-    ) -> Result<(), ProviderError> {
-        let Some(gateway) = &self.gateway else {
-            return Err(ProviderError::Failed(
-                "trafficRouting.gatewayAPI names no gateway".into(),
-            ));
-        };
-        self.ours(
-            component,
-            Kind::HttpRoute,
-            &manifest::service_name(component),
-        )
-        .await?;
-        let mut backends = Vec::new();
-        for (key, weight) in weights {
-            let rev = self.rev(component, key).await?;
-            // The port that serves users: `http` where the component names one.
-            let port = rev
-                .ports
-                .iter()
-                .find(|p| p.name == "http")
-                .or(rev.ports.first())
-                .map(|p| p.number)
-                .unwrap_or(80);
-            backends.push(Backend {
-                service: rev.name.clone(),
-                port,
-                weight: *weight,
-            });
-        }
-        let route = manifest::http_route(component, &self.spec.id, gateway, &backends);
-        self.apply(&route).await
-    }
-
     async fn scale(&self, component: &str, key: &RevisionKey, n: u32) -> Result<(), ProviderError> {
         let rev = self.rev(component, key).await?;
         if rev.replicas == n {
@@ -381,69 +225,6 @@ impl KubeProvider {
             .and_then(|c| c.revs.get_mut(key))
         {
             r.replicas = n;
-        }
-        Ok(())
-    }
-}
-
-impl KubeProvider {
-    /// Take a revision off service: off the route, its pods gone (they go first, and are gone
-    /// before anything else is: a recreate never runs old and new pods side by side, and
-    /// requests in flight end as their pods drain); then deleted, or kept at 0 replicas and
-    /// marked retired when `keep` (a Deployment cutover adopted is always kept).
-    async fn take_down(
-        &self,
-        component: &str,
-        rev: &RevisionKey,
-        keep: bool,
-    ) -> Result<(), ProviderError> {
-        if self.traffic == Traffic::GatewayApi {
-            // The route stops naming the revision before its Service goes.
-            let remaining: Vec<(RevisionKey, u32)> = self
-                .lock()
-                .get(component)
-                .map(|c| c.weights.clone())
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|(k, _)| k != rev)
-                .collect();
-            if !remaining.is_empty() {
-                self.route(component, &remaining).await?;
-            }
-        }
-        let mut name = revision_name(component, &rev.0);
-        match self.rev(component, rev).await {
-            Ok(r) => {
-                name = r.name;
-                self.scale(component, rev, 0).await?;
-                if !self.drained(component, rev).await {
-                    tracing::warn!(
-                        "{component}: pods of {name} still terminating after {}s; going on",
-                        DRAIN_WAIT.as_secs()
-                    );
-                }
-            }
-            Err(ProviderError::UnknownRevision(_)) => {}
-            Err(e) => return Err(e),
-        }
-        if let Some(c) = self.lock().get_mut(component) {
-            c.weights.retain(|(k, _)| k != rev);
-        }
-        if keep || self.is_adopted(component, rev) {
-            return self.mark_retired(component, rev, &name).await;
-        }
-        if self.traffic == Traffic::GatewayApi {
-            self.cluster
-                .delete(Kind::Service, &name)
-                .await
-                .map_err(failed)?;
-        }
-        self.cluster
-            .delete(Kind::Deployment, &name)
-            .await
-            .map_err(failed)?;
-        if let Some(c) = self.lock().get_mut(component) {
-            c.revs.remove(rev);
         }
         Ok(())
     }
@@ -502,6 +283,10 @@ impl Provider for KubeProvider {
                     },
                 );
         }
+        self.lock()
+            .entry(rev.component.id.clone())
+            .or_default()
+            .stamp = Some(w.stamp.clone());
         self.services_for(rev, &w).await?;
         self.watch(&rev.component.id).await;
         Ok(())
@@ -595,6 +380,7 @@ impl Provider for KubeProvider {
                     rev.ports.clone()
                 };
                 let mut svc = manifest::active_service(component, &self.spec.id, &ports, &key.0);
+                self.stamp_of(component, &mut svc);
                 let weights_text = weights
                     .iter()
                     .map(|(k, w)| format!("{k}={w}"))

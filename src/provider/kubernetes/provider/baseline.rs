@@ -11,11 +11,11 @@ use std::sync::Arc;
 
 use cutover_kube::cluster::Kind;
 use cutover_kube::health::{PodView, PodWatch};
-use cutover_kube::labels::{self, annotations, dns_label, label_value, short_hash};
+use cutover_kube::labels::{self, annotations, dns_label, label_value, revision_name, short_hash};
 use cutover_kube::workload::Traffic;
 use serde_json::{json, Value};
 
-use super::{failed, KubeProvider};
+use super::{failed, KubeProvider, DRAIN_WAIT};
 use crate::provider::kubernetes::read::rev_of;
 use crate::provider::{ProviderError, RevisionKey, Running};
 
@@ -397,6 +397,69 @@ impl KubeProvider {
             .or_default()
             .team_services = Some(team);
         Ok(carried)
+    }
+}
+
+impl KubeProvider {
+    /// Take a revision off service: off the route, its pods gone (they go first, and are gone
+    /// before anything else is: a recreate never runs old and new pods side by side, and
+    /// requests in flight end as their pods drain); then deleted, or kept at 0 replicas and
+    /// marked retired when `keep` (a Deployment cutover adopted is always kept).
+    pub(super) async fn take_down(
+        &self,
+        component: &str,
+        rev: &RevisionKey,
+        keep: bool,
+    ) -> Result<(), ProviderError> {
+        if self.traffic == Traffic::GatewayApi {
+            // The route stops naming the revision before its Service goes.
+            let remaining: Vec<(RevisionKey, u32)> = self
+                .lock()
+                .get(component)
+                .map(|c| c.weights.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(k, _)| k != rev)
+                .collect();
+            if !remaining.is_empty() {
+                self.route(component, &remaining).await?;
+            }
+        }
+        let mut name = revision_name(component, &rev.0);
+        match self.rev(component, rev).await {
+            Ok(r) => {
+                name = r.name;
+                self.scale(component, rev, 0).await?;
+                if !self.drained(component, rev).await {
+                    tracing::warn!(
+                        "{component}: pods of {name} still terminating after {}s; going on",
+                        DRAIN_WAIT.as_secs()
+                    );
+                }
+            }
+            Err(ProviderError::UnknownRevision(_)) => {}
+            Err(e) => return Err(e),
+        }
+        if let Some(c) = self.lock().get_mut(component) {
+            c.weights.retain(|(k, _)| k != rev);
+        }
+        if keep || self.is_adopted(component, rev) {
+            return self.mark_retired(component, rev, &name).await;
+        }
+        if self.traffic == Traffic::GatewayApi {
+            self.cluster
+                .delete(Kind::Service, &name)
+                .await
+                .map_err(failed)?;
+        }
+        self.cluster
+            .delete(Kind::Deployment, &name)
+            .await
+            .map_err(failed)?;
+        if let Some(c) = self.lock().get_mut(component) {
+            c.revs.remove(rev);
+        }
+        Ok(())
     }
 }
 
