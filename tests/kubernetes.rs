@@ -1122,3 +1122,26 @@ async fn a_cluster_rollback_switches_the_route_or_the_active_service_back() {
         assert_eq!(first["weight"], 100, "{strategy}: {v}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_without_gateway_api_says_what_to_install() {
+    let k = Cluster::start().await;
+    // A cluster without the Gateway API CRDs answers 404 for every HTTPRoute.
+    k.fake.fail_next("PATCH", "/httproutes/", 404, 100);
+    let text = spec("1.0.0", "canary", "shop/api:1.0.0", "").replace(
+        "  namespace: shop\n",
+        "  namespace: shop\n  trafficRouting:\n    gatewayAPI: { gateway: public }\n",
+    );
+    let v1 = k.write("v1.yaml", &text);
+    let out = k.apply(&v1).await;
+    assert_eq!(out.code(), 1, "{}", out.explain());
+    let reason = out.finished()["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        reason.contains("does not serve httproutes") && reason.contains("Gateway API CRDs"),
+        "{}",
+        out.explain()
+    );
+}

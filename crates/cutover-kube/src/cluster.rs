@@ -248,7 +248,13 @@ impl Cluster {
                 async move { api.patch(&name, &pp, &Patch::Apply(obj)).await }
             })
             .await
-            .map_err(|e| self.map(e, "patch", &kind.resource(), &name))?;
+            .map_err(|e| match self.map(e, "patch", &kind.resource(), &name) {
+                // An apply creates what is missing: a 404 is the kind itself missing.
+                KubeError::NotFound { .. } => KubeError::NoApi {
+                    resource: kind.resource(),
+                },
+                other => other,
+            })?;
         serde_json::to_value(out).map_err(|e| KubeError::Api {
             verb: "apply".into(),
             resource: kind.resource(),

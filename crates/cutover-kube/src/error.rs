@@ -32,6 +32,10 @@ pub enum KubeError {
         name: String,
         namespace: String,
     },
+    /// The cluster does not serve this kind of object at all (a server-side apply, which
+    /// creates what is missing, answered 404): its API or CRD is not installed.
+    #[error("the cluster does not serve {resource} (server-side apply answered 404): {}", no_api_hint(.resource))]
+    NoApi { resource: String },
     /// A write lost a race with another writer, after retries.
     #[error("{kind} {name}: conflicting write (409) after {attempts} tries: {message}")]
     Conflict {
@@ -151,6 +155,17 @@ fn from_status(
             code,
             message,
         },
+    }
+}
+
+/// What to do when the cluster lacks `resource`'s API.
+fn no_api_hint(resource: &str) -> &'static str {
+    if resource.starts_with("httproutes") {
+        "install the Gateway API CRDs (standard channel, gateway.networking.k8s.io/v1) and a \
+         Gateway controller, or remove infrastructure.trafficRouting.gatewayAPI to route by \
+         replica ratio"
+    } else {
+        "check the cluster's Kubernetes version and installed CRDs (kubectl api-resources)"
     }
 }
 
