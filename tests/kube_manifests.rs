@@ -110,7 +110,9 @@ fn a_replica_ratio_canary_scales_both_revisions_at_each_weight() {
     assert!(out
         .stdout
         .contains("# weight asked 25%, achieved 25.0% (1 new / 3 old ready pods"));
-    assert!(out.stdout.contains(&format!("# deletes Deployment/{old}")));
+    assert!(out.stdout.contains(&format!(
+        "# retires Deployment/{old}: kept at 0 replicas, annotated cutover.dev/retired, for a rollback"
+    )));
     // The pod template: image, probe, env as the spec says.
     let c = &deployments[0]["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(
@@ -180,7 +182,8 @@ fn a_gateway_canary_sets_exact_weights() {
         services[0]["spec"]["selector"]["cutover.dev/revision"].as_str(),
         Some(short_hash("web@1.1.0.planned").as_str())
     );
-    assert!(out.stdout.contains(&format!("# deletes Service/{old}")));
+    // The old revision leaves the route; its Deployment (and Service) are kept at 0, retired.
+    assert!(out.stdout.contains(&format!("# retires Deployment/{old}")));
 }
 
 #[test]

@@ -1049,6 +1049,21 @@ async fn another_machine_sees_and_rolls_back_from_the_cluster_alone() {
         serving[0]["spec"]["template"]["spec"]["containers"][0]["image"],
         "shop/api:3.0.0"
     );
+    // 1.0.0 is kept, retired; 2.0.0, rolled back, is deleted at this retirement.
+    let versions: Vec<String> = k
+        .deployments()
+        .iter()
+        .map(|d| {
+            d["metadata"]["annotations"]["cutover.dev/version"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        versions.contains(&"1.0.0".to_string()) && !versions.contains(&"2.0.0".to_string()),
+        "{versions:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

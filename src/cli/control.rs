@@ -36,7 +36,10 @@ fn deliver(store: &Store, r: &RunRow, command: &Command) -> Result<Answer> {
 fn find(store: &Store, id: &str, dir: &Path) -> Result<Option<RunRow>> {
     let r = store.find_run(id)?;
     if r.is_none() {
-        eprintln!("no deployment `{id}` in {}", dir.display());
+        eprintln!(
+            "no deployment `{id}` in {} (one on Kubernetes that another machine drove: `cutover status {id} --cluster`, `cutover rollback {id} --cluster`)",
+            dir.display()
+        );
     }
     Ok(r)
 }

@@ -307,7 +307,10 @@ pub fn status(dir: &Path, id: Option<&str>, json: bool) -> Result<u8> {
         }
         Some(id) => {
             let Some(r) = store.find_run(id)? else {
-                eprintln!("no deployment `{id}` in {}", dir.display());
+                eprintln!(
+                    "no deployment `{id}` in {} (one on Kubernetes that another machine drives: `cutover status {id} --cluster`)",
+                    dir.display()
+                );
                 return Ok(INVALID);
             };
             let notices = journal_notices(&store, r.run_id)?;

@@ -2,7 +2,7 @@
 //! that step, so a reviewer reads them before anything changes.
 //!
 //! Owns: walking a plan's steps and naming, per step, what is applied (built by
-//! `cutover_kube::manifest` from `provider::kubernetes::workload`) and what is deleted.
+//! `cutover_kube::manifest` from `provider::kubernetes::workload`) and what is retired.
 //! Must not touch: the cluster, the store or any run.
 //!
 //! Names hash the revision key the store assigns at apply (`component@version.rN`), which a plan
@@ -22,7 +22,7 @@ use cutover_kube::manifest::{self as m, Backend};
 use cutover_kube::ratio;
 use cutover_kube::workload::{Traffic, Workload};
 
-/// What one step applies and deletes.
+/// What one step applies and retires.
 #[derive(Debug, Clone, Serialize)]
 pub struct StepObjects {
     /// 1-based, as `plan` prints it.
@@ -32,8 +32,9 @@ pub struct StepObjects {
     /// What the step does to traffic or why it applies nothing.
     pub note: Option<String>,
     pub apply: Vec<Value>,
-    /// `Kind/name` of objects deleted.
-    pub delete: Vec<String>,
+    /// `Deployment/name` of revisions retired: scaled to 0 (if not already), annotated
+    /// `cutover.dev/retired` and kept for a rollback (the 2 newest per component).
+    pub retire: Vec<String>,
 }
 
 /// One component's revisions as the steps move them.
@@ -119,7 +120,7 @@ pub fn for_plan(
             description: s.description.clone(),
             note: None,
             apply: Vec::new(),
-            delete: Vec::new(),
+            retire: Vec::new(),
         };
         let Some(c) = comps.get_mut(s.component.as_str()) else {
             out.push(so);
@@ -275,9 +276,11 @@ pub fn for_plan(
                         }];
                         so.apply
                             .push(stamped(m::http_route(&c.comp.id, &spec.id, g, &only_new)));
-                        so.delete.push(format!("Service/{}", name(o)));
                     }
-                    so.delete.push(format!("Deployment/{}", name(o)));
+                    if c.old_replicas > 0 {
+                        so.apply.push(m::scale(&o.component, &o.revision_key, 0));
+                    }
+                    so.retire.push(format!("Deployment/{}", name(o)));
                 }
                 c.old_replicas = 0;
             }
@@ -306,8 +309,10 @@ pub fn render(steps: &[StepObjects]) -> String {
             out.push_str(&format!("# {n}\n"));
         }
         out.push_str(&m::to_yaml(&s.apply));
-        for d in &s.delete {
-            out.push_str(&format!("# deletes {d}\n"));
+        for d in &s.retire {
+            out.push_str(&format!(
+                "# retires {d}: kept at 0 replicas, annotated cutover.dev/retired, for a rollback\n"
+            ));
         }
     }
     out

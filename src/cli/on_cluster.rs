@@ -73,7 +73,7 @@ fn print(v: &View) {
             c.traffic
         );
         println!(
-            "    {:<22} {:<12} {:<11} {:>7} {:>6}  LAST WRITTEN BY",
+            "    {:<22} {:<12} {:<17} {:>7} {:>6}  LAST WRITTEN BY",
             "DEPLOYMENT", "VERSION", "STATE", "READY", "WEIGHT"
         );
         for r in &c.revisions {
@@ -88,7 +88,7 @@ fn print(v: &View) {
                 r.state.to_string()
             };
             println!(
-                "    {:<22} {:<12} {:<11} {:>7} {:>5}%  {by}",
+                "    {:<22} {:<12} {:<17} {:>7} {:>5}%  {by}",
                 r.deployment_name,
                 r.version,
                 state,

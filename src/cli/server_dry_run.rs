@@ -12,6 +12,7 @@ use anyhow::Result;
 use cutover::engine;
 use cutover::platform;
 use cutover_kube::cluster::{Cluster, Kind};
+use cutover_kube::labels;
 
 use super::{load_spec, FAILED, OK};
 
@@ -39,8 +40,6 @@ pub fn run(dir: &Path, path: &Path, json: bool) -> Result<u8> {
         Ok(store) => engine::previous_revisions(&store, &spec, false).unwrap_or_default(),
         Err(_) => Default::default(),
     };
-    let plan = engine::plan_for(&spec, &previous);
-    let steps = super::manifests::for_plan(&spec, &plan, &previous, false);
     let settings = platform::Request::new(dir)?.kube;
     let rt = super::apply::runtime(false)?;
     let answers = rt.block_on(async {
@@ -52,29 +51,67 @@ pub fn run(dir: &Path, path: &Path, json: bool) -> Result<u8> {
         // What the first rollout would start from, where the store knows no revision.
         let provider = cutover::provider::kubernetes::KubeProvider::new(cluster.clone(), &spec);
         let mut baselines = Vec::new();
-        for c in spec
+        // The plan runs from the baseline, as the real run would; an adopted Deployment keeps
+        // its own name, where the plan's objects name it by a key.
+        let mut previous = previous.clone();
+        let mut renamed = std::collections::BTreeMap::new();
+        let missing: Vec<&cutover::spec::Component> = spec
             .components
             .iter()
             .filter(|c| !previous.contains_key(&c.id))
-        {
+            .collect();
+        for c in missing {
             use cutover::provider::Provider;
             match provider.running(&c.id).await {
-                Ok(Some(r)) => baselines.push(Ok(format!(
-                    "{}: baseline {}, {} replica(s) of {}",
-                    c.id, r.what, r.replicas, r.version
-                ))),
+                Ok(Some(r)) => {
+                    baselines.push(Ok(format!(
+                        "{}: baseline {}, {} replica(s) of {}",
+                        c.id, r.what, r.replicas, r.version
+                    )));
+                    let key = match &r.key {
+                        Some(k) => k.0.clone(),
+                        None => {
+                            let key = format!("{}@adopted", c.id);
+                            renamed.insert(
+                                labels::revision_name(&c.id, &key),
+                                labels::dns_label(&c.id, 63),
+                            );
+                            key
+                        }
+                    };
+                    previous.insert(c.id.clone(), found_row(&spec, c, &r, key));
+                }
                 Ok(None) => {}
                 Err(e) => baselines.push(Err(format!("{}: {e}", c.id))),
             }
         }
+        let plan = engine::plan_for(&spec, &previous);
+        let steps = super::manifests::for_plan(&spec, &plan, &previous, false);
         let mut made: BTreeSet<String> = BTreeSet::new();
         let mut answers = Vec::new();
         for s in &steps {
             for obj in &s.apply {
                 let kind = obj["kind"].as_str().unwrap_or("?").to_string();
                 let name = obj["metadata"]["name"].as_str().unwrap_or("?").to_string();
+                let name = renamed.get(&name).cloned().unwrap_or(name);
                 let object = format!("{kind}/{name}");
-                let outcome = if kind == "Scale" {
+                let theirs = match kind.as_str() {
+                    "Service" => cluster
+                        .get(Kind::Service, &name)
+                        .await
+                        .ok()
+                        .flatten()
+                        .filter(|o| {
+                            o.pointer("/metadata/labels")
+                                .and_then(|l| l.get(labels::MANAGED_BY))
+                                .and_then(serde_json::Value::as_str)
+                                != Some(labels::FIELD_MANAGER)
+                        }),
+                    _ => None,
+                };
+                let outcome = if theirs.is_some() {
+                    Ok("exists and is not cutover's: used as it is where it selects the baseline's pods, else the run is refused")
+                } else if kind == "Scale" {
                     if made.contains(&format!("Deployment/{name}")) {
                         Ok("made by an earlier step (not on the server in a dry run)")
                     } else {
@@ -101,26 +138,23 @@ pub fn run(dir: &Path, path: &Path, json: bool) -> Result<u8> {
                     outcome,
                 });
             }
-            for d in &s.delete {
-                let outcome = match d.split_once('/') {
-                    _ if made.contains(d) => {
-                        Ok("made by an earlier step (not on the server in a dry run)")
-                    }
-                    Some(("Deployment", name)) => cluster
-                        .delete(Kind::Deployment, name)
+            for d in &s.retire {
+                let name = d.strip_prefix("Deployment/").unwrap_or(d);
+                let name = renamed.get(name).cloned().unwrap_or_else(|| name.to_string());
+                let outcome = if made.contains(&format!("Deployment/{name}")) {
+                    Ok("made by an earlier step (not on the server in a dry run)")
+                } else {
+                    let body = serde_json::json!({ "metadata": { "annotations": {
+                        labels::annotations::RETIRED: "dry-run" }}});
+                    cluster
+                        .merge_patch(Kind::Deployment, &name, &body)
                         .await
-                        .map(|_| "deletion accepted")
-                        .map_err(|e| e.to_string()),
-                    Some(("Service", name)) => cluster
-                        .delete(Kind::Service, name)
-                        .await
-                        .map(|_| "deletion accepted")
-                        .map_err(|e| e.to_string()),
-                    _ => Ok("not checked"),
+                        .map(|_| "retirement accepted (kept at 0 replicas)")
+                        .map_err(|e| e.to_string())
                 };
                 answers.push(Answer {
                     step: s.step,
-                    object: format!("delete {d}"),
+                    object: format!("retire Deployment/{name}"),
                     outcome,
                 });
             }
@@ -175,4 +209,27 @@ pub fn run(dir: &Path, path: &Path, json: bool) -> Result<u8> {
         );
     }
     Ok(if refused == 0 { OK } else { FAILED })
+}
+
+/// The store's row for a revision found on the cluster (what the real run would record).
+fn found_row(
+    spec: &cutover::spec::ValidSpec,
+    c: &cutover::spec::Component,
+    r: &cutover::provider::Running,
+    key: String,
+) -> cutover::store::RevisionRow {
+    cutover::store::RevisionRow {
+        rev_id: 0,
+        rev_key: key,
+        run_id: 0,
+        component: c.id.clone(),
+        environment: spec.environment.clone(),
+        version: r.version.clone(),
+        dry_run: false,
+        status: cutover::store::RevisionState::Active,
+        replicas: cutover::spec::Replicas::new(i64::from(r.replicas))
+            .unwrap_or(cutover::spec::Replicas::ONE),
+        created_at: String::new(),
+        config_json: String::new(),
+    }
 }

@@ -217,9 +217,8 @@ fn component(comp: &str, ds: &[Value], objs: &Objects) -> Component {
                 key,
                 version: ann(d, annotations::VERSION)
                     .or_else(|| label(d, labels::VERSION))
-                    .or_else(|| label(d, "app.kubernetes.io/version"))
-                    .unwrap_or("unknown")
-                    .to_string(),
+                    .map(str::to_string)
+                    .unwrap_or_else(|| super::read::plain_version(d)),
                 state,
                 replicas,
                 ready,
@@ -412,6 +411,7 @@ async fn restore(
             let body = json!({ "metadata": { "annotations": {
                 annotations::ROLLED_BACK: stamp,
                 annotations::RUN: stamp,
+                annotations::STEP: null,
             }}});
             cluster
                 .merge_patch(Kind::Deployment, &r.deployment_name, &body)

@@ -104,3 +104,24 @@ pub(super) fn instance(p: &PodView) -> InstanceStatus {
         age_s: p.age.map(|a| a.as_secs()),
     }
 }
+
+/// The version a Deployment cutover did not create runs: its `app.kubernetes.io/version`
+/// label, else its first container's image tag.
+pub(super) fn plain_version(d: &Value) -> String {
+    let labelled = d
+        .pointer("/metadata/labels")
+        .and_then(|l| l.get("app.kubernetes.io/version"))
+        .and_then(Value::as_str);
+    if let Some(v) = labelled {
+        return v.to_string();
+    }
+    let image = d
+        .pointer("/spec/template/spec/containers/0/image")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let tail = image.rsplit('/').next().unwrap_or(image);
+    match tail.split_once(':') {
+        Some((_, tag)) if !tag.is_empty() => tag.split('@').next().unwrap_or(tag).to_string(),
+        _ => "unknown".into(),
+    }
+}

@@ -16,7 +16,7 @@ use cutover_kube::workload::Traffic;
 use serde_json::{json, Value};
 
 use super::{failed, KubeProvider, DRAIN_WAIT};
-use crate::provider::kubernetes::read::rev_of;
+use crate::provider::kubernetes::read::{plain_version, rev_of};
 use crate::provider::{ProviderError, RevisionKey, Running};
 
 /// Replaced revisions kept per component as Deployments at 0 replicas, newest first (Argo
@@ -63,24 +63,6 @@ fn selector_text(m: &BTreeMap<String, String>) -> String {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",")
-}
-
-/// The version a Deployment cutover did not create runs: its `app.kubernetes.io/version`
-/// label, else its first container's image tag.
-fn plain_version(d: &Value) -> String {
-    let labelled = d
-        .pointer("/metadata/labels")
-        .and_then(|l| l.get("app.kubernetes.io/version"))
-        .and_then(Value::as_str);
-    if let Some(v) = labelled {
-        return v.to_string();
-    }
-    let image = text(d, "/spec/template/spec/containers/0/image").unwrap_or_default();
-    let tail = image.rsplit('/').next().unwrap_or(image);
-    match tail.split_once(':') {
-        Some((_, tag)) if !tag.is_empty() => tag.split('@').next().unwrap_or(tag).to_string(),
-        _ => "unknown".into(),
-    }
 }
 
 fn is_ours(obj: &Value) -> bool {
@@ -206,8 +188,10 @@ impl KubeProvider {
         let body = json!({ "metadata": { "annotations": {
             annotations::REVISION_KEY: key.0,
             annotations::ADOPTED_BY: self.spec.id,
-            // Its size when adopted: a rollback to it scales it back to that.
+            // Its size and version when adopted: a rollback to it scales it back to that, and
+            // `status --cluster` names it.
             annotations::FULL_REPLICAS: running.replicas.to_string(),
+            annotations::VERSION: running.version,
         }}});
         self.cluster
             .merge_patch(Kind::Deployment, &name, &body)
@@ -305,11 +289,10 @@ impl KubeProvider {
         if self.is_adopted(component, key) {
             return Ok(());
         }
-        let mut retired: Vec<(String, String)> = self
-            .revision_deployments(component)
-            .await?
+        let ours = self.revision_deployments(component).await?;
+        let mut retired: Vec<(String, String)> = ours
             .iter()
-            .filter(|d| replicas(d) == 0)
+            .filter(|d| replicas(d) == 0 && annotation(d, annotations::ROLLED_BACK).is_none())
             .filter_map(|d| {
                 Some((
                     annotation(d, annotations::RETIRED)?.to_string(),
@@ -318,7 +301,19 @@ impl KubeProvider {
             })
             .collect();
         retired.sort_by(|a, b| b.cmp(a));
-        for (_, old) in retired.into_iter().skip(RETIRED_KEPT) {
+        // Revisions a cluster rollback took off service are never targets: they stay for a
+        // look until the next retirement.
+        let rolled_back = ours
+            .iter()
+            .filter(|d| replicas(d) == 0 && annotation(d, annotations::ROLLED_BACK).is_some())
+            .filter_map(|d| Some(text(d, "/metadata/name")?.to_string()));
+        let doomed: Vec<String> = retired
+            .into_iter()
+            .skip(RETIRED_KEPT)
+            .map(|(_, n)| n)
+            .chain(rolled_back)
+            .collect();
+        for old in doomed {
             if self.traffic == Traffic::GatewayApi {
                 self.cluster
                     .delete(Kind::Service, &old)
