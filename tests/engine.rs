@@ -1594,5 +1594,23 @@ async fn a_run_that_loses_its_platform_lease_is_held_not_driven() {
         Some(Status::Paused),
         "still held"
     );
+    // Resuming needs the lease back: refused, naming its holder, while another has it (ana
+    // keeps renewing hers).
+    lease.steal(
+        target,
+        cutover::provider::lease::LeaseHolder {
+            deployment: "my-app-v1.2.0".into(),
+            identity: "ana pid 4242 on bastion-2".into(),
+        },
+    );
+    let refused = a
+        .command(h.run_id, cutover::engine::Command::Resume, "bob")
+        .await;
+    match refused {
+        Err(cutover::engine::EngineError::Refused(cutover::engine::Refusal::Leased(m))) => {
+            assert!(m.contains("ana pid 4242 on bastion-2"), "{m}")
+        }
+        other => panic!("resume was not refused for the lease: {other:?}"),
+    }
     abandon(&w, h).await;
 }

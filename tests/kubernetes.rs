@@ -1160,3 +1160,39 @@ async fn a_cluster_without_gateway_api_says_what_to_install() {
         out.explain()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_revisions_serving_from_an_unfinished_run_elsewhere_are_not_guessed_between() {
+    let k = Cluster::start().await;
+    let v1 = k.write("v1.yaml", &spec("1.0.0", "canary", "shop/api:1.0.0", ""));
+    assert_eq!(k.apply(&v1).await.code(), 0);
+    // Another machine's run died mid-canary: a second revision serves beside the first.
+    let mut other = k.deployments()[0].clone();
+    other["metadata"]["name"] = "api-0123456789".into();
+    other["metadata"]["annotations"]["cutover.dev/revision-key"] = "api@2.0.0.r9".into();
+    other["metadata"]["annotations"]["cutover.dev/version"] = "2.0.0".into();
+    other["spec"]["replicas"] = 1.into();
+    for obj in ["metadata", "spec"] {
+        if let Some(m) = other[obj].as_object_mut() {
+            m.remove("uid");
+            m.remove("resourceVersion");
+        }
+    }
+    other.as_object_mut().map(|m| m.remove("status"));
+    k.fake.put_object(other);
+    let v3 = k.write("v3.yaml", &spec("3.0.0", "canary", "shop/api:3.0.0", ""));
+    let out = k
+        .cutover_at(
+            k.dir.path().join("machine-b"),
+            &["apply", &v3.to_string_lossy(), "--headless"],
+        )
+        .await;
+    assert_eq!(out.code(), 1, "{}", out.explain());
+    assert!(
+        out.all()
+            .contains("2 revisions of api serve on the cluster"),
+        "{}",
+        out.explain()
+    );
+    assert_eq!(k.serving().len(), 2, "nothing changed");
+}

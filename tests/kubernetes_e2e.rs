@@ -129,4 +129,26 @@ fn a_canary_on_a_real_cluster_succeeds_then_a_bad_image_rolls_back() {
             .is_some_and(|r| r.contains("ImagePull") || r.contains("ErrImage")),
         "{fin}"
     );
+    // From the cluster's objects alone: 2.0.0 serves, 1.0.0 is kept at 0 replicas; a cluster
+    // rollback restores 1.0.0.
+    let out = r.cutover(&["status", "e2e-web", "--cluster", "--json"]);
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    let view: Value = serde_json::from_str(out.stdout.trim()).expect("json");
+    let revs = &view["components"][0]["revisions"];
+    assert_eq!(revs[0]["version"], "2.0.0", "{view}");
+    assert_eq!(revs[0]["state"], "serving", "{view}");
+    assert!(
+        revs.as_array().is_some_and(|rs| rs
+            .iter()
+            .any(|r| r["version"] == "1.0.0" && r["state"] == "retired")),
+        "{view}"
+    );
+    let out = r.cutover(&["rollback", "e2e-web", "--cluster"]);
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    let out = r.cutover(&["status", "e2e-web", "--cluster", "--json"]);
+    let view: Value = serde_json::from_str(out.stdout.trim()).expect("json");
+    assert_eq!(
+        view["components"][0]["revisions"][0]["version"], "1.0.0",
+        "{view}"
+    );
 }

@@ -14,23 +14,23 @@ use cutover_kube::cluster::Cluster;
 
 use super::{FAILED, OK};
 
-fn connect(dir: &Path) -> Result<(tokio::runtime::Runtime, Result<Cluster, String>)> {
+/// The runtime and the cluster the kube settings name; `None` (said on stderr) when it cannot
+/// be reached.
+fn connect(dir: &Path, id: &str) -> Result<Option<(tokio::runtime::Runtime, Cluster)>> {
     let settings = platform::Request::new(dir)?.kube;
     let rt = super::apply::runtime(false)?;
-    let cluster = rt
-        .block_on(Cluster::connect(&settings, None))
-        .map_err(|e| e.to_string());
-    Ok((rt, cluster))
+    match rt.block_on(Cluster::connect(&settings, None)) {
+        Ok(c) => Ok(Some((rt, c))),
+        Err(e) => {
+            eprintln!("{id}: {e}");
+            Ok(None)
+        }
+    }
 }
 
 pub fn status(dir: &Path, id: &str, json: bool) -> Result<u8> {
-    let (rt, cluster) = connect(dir)?;
-    let cluster = match cluster {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{id}: {e}");
-            return Ok(FAILED);
-        }
+    let Some((rt, cluster)) = connect(dir, id)? else {
+        return Ok(FAILED);
     };
     let view = match rt.block_on(on_cluster::view(&cluster, id)) {
         Ok(v) => v,
@@ -100,13 +100,8 @@ fn print(v: &View) {
 }
 
 pub fn rollback(dir: &Path, id: &str, to: Option<&str>, json: bool) -> Result<u8> {
-    let (rt, cluster) = connect(dir)?;
-    let cluster = match cluster {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{id}: {e}");
-            return Ok(FAILED);
-        }
+    let Some((rt, cluster)) = connect(dir, id)? else {
+        return Ok(FAILED);
     };
     let actor = cutover::identity::current_user();
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -2,8 +2,10 @@
 //! cluster as a server-side dry run (`dryRun=All`): the API server validates, defaults and
 //! authorises each one (schema, admission, RBAC) and stores nothing.
 //!
-//! Owns: walking `plan --manifests`'s objects step by step and reporting what the server said
-//! of each. Must not touch: the store (nothing is recorded), runs.
+//! Owns: finding what a first rollout would start from on the cluster (the provider's
+//! `running`, read only), walking `plan --manifests`'s objects step by step from there (retired
+//! revisions as dry-run annotation patches) and reporting what the server said of each. Must not
+//! touch: the store (nothing is recorded), runs.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -13,6 +15,7 @@ use cutover::engine;
 use cutover::platform;
 use cutover_kube::cluster::{Cluster, Kind};
 use cutover_kube::labels;
+use cutover_kube::workload::Traffic;
 
 use super::{load_spec, FAILED, OK};
 
@@ -110,7 +113,14 @@ pub fn run(dir: &Path, path: &Path, json: bool) -> Result<u8> {
                     _ => None,
                 };
                 let outcome = if theirs.is_some() {
-                    Ok("exists and is not cutover's: used as it is where it selects the baseline's pods, else the run is refused")
+                    // The team's Service is used as it is where a Deployment is adopted with
+                    // replica-ratio traffic (it selects the adopted pods); elsewhere the run
+                    // refuses to write over it.
+                    if !renamed.is_empty() && cutover::provider::kubernetes::workload::traffic(&spec) == Traffic::ReplicaRatio {
+                        Ok("exists and is not cutover's: the team's Service, used as it is (it selects the adopted pods, and cutover's new pods carry its labels)")
+                    } else {
+                        Err("exists and is not managed by cutover: the run refuses to write over it".to_string())
+                    }
                 } else if kind == "Scale" {
                     if made.contains(&format!("Deployment/{name}")) {
                         Ok("made by an earlier step (not on the server in a dry run)")

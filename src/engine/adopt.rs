@@ -129,9 +129,12 @@ impl Engine {
         let provider = self.inner.provider.clone();
         let mut comps = Vec::new();
         for c in spec.ordered_components() {
+            // The run's own revision is its newest of the component (a baseline found on the
+            // platform is recorded under the run too, before it).
             let new = revs
                 .iter()
-                .find(|r| r.component == c.id)
+                .filter(|r| r.component == c.id)
+                .max_by_key(|r| r.rev_id)
                 .ok_or_else(|| refuse(format!("no revision of {} was recorded", c.id)))?;
             let weights = snap
                 .as_ref()
@@ -281,7 +284,11 @@ async fn old_rev(
     row: &crate::store::RevisionRow,
 ) -> OldRev {
     let key = RevisionKey(row.rev_key.clone());
-    let running = provider.revision_status(&comp.id, &key).await.is_ok();
+    // A revision kept at 0 replicas (retired on a cluster) does not run.
+    let running = provider
+        .revision_status(&comp.id, &key)
+        .await
+        .is_ok_and(|s| s.desired > 0);
     OldRev {
         key,
         version: row.version.clone(),

@@ -159,6 +159,18 @@ impl Run {
                 Ok(("paused".into(), Ok(())))
             }
             Command::Resume => {
+                if !self.state.paused() {
+                    return Err(Refusal::NotNow("not paused".into()));
+                }
+                // Where the platform holds targets too, a run resumes only with its lease (a
+                // run held because it lost it stays held while another driver has it).
+                if let Some(l) = self.engine.inner.provider.lease() {
+                    let targets = self.engine.targets(&self.spec, self.opts.dry_run);
+                    let holder = self.engine.lease_holder(&self.spec.id);
+                    l.acquire(&targets, &holder)
+                        .await
+                        .map_err(|e| Refusal::Leased(e.to_string()))?;
+                }
                 self.state
                     .apply(Transition::Resume)
                     .map_err(Refusal::NotNow)?;

@@ -5,6 +5,7 @@
 
 mod adopt;
 mod audit_map;
+mod baseline;
 mod control;
 pub mod decide;
 pub mod event;

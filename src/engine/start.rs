@@ -2,10 +2,11 @@
 //! initiator's role allow it; recording the run, its revisions and (for a promotion) where it
 //! came from; and the environment's `beforeStart` gate.
 //!
-//! Owns: what happens between "start this" and the run's task taking over. Must not touch:
-//! the steps themselves (`run`) or commands (`control`).
+//! Owns: what happens between "start this" and the run's task taking over, and the platform's
+//! lease while a run is driven (renewed; a lost lease holds the run with `Command::Hold`). Must
+//! not touch: the steps themselves (`run`), how commands act (`control`), or the platform's
+//! baseline (`baseline`).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use crate::plan::{Plan, Previous};
 use crate::provider::lease::{LeaseError, LeaseHolder, TargetLease};
 use crate::provider::{RevisionKey, Running};
 use crate::spec::{Replicas, ValidSpec};
-use crate::store::{NewRun, RevisionState, RunKind};
+use crate::store::{NewRun, RunKind};
 
 impl Engine {
     /// Start a promotion: the spec of a verified run, retargeted to the next environment.
@@ -119,49 +120,13 @@ impl Engine {
         let mut previous = store
             .call(move |s| previous_revisions(s, &spec2, dry))
             .await?;
-        // The store may remember a revision the platform no longer runs (a stopped host, a
-        // deleted namespace, a cluster where another machine rolled it back to 0 replicas):
-        // such a revision is not "previous", and is retired in the store.
-        let mut gone = Vec::new();
-        for (comp, row) in &previous {
-            let key = RevisionKey(row.rev_key.clone());
-            let status = self.inner.provider.revision_status(comp, &key).await;
-            if status.is_err() || status.is_ok_and(|s| s.desired == 0) {
-                gone.push(comp.clone());
-            }
-        }
-        for comp in gone {
-            if let Some(row) = previous.remove(&comp) {
-                tracing::warn!(
-                    "{}: not running on the provider any more; retired",
-                    row.rev_key
-                );
-                store
-                    .call(move |s| s.set_revision_status(&row.rev_key, RevisionState::Retired))
-                    .await?;
-            }
-        }
-        // What serves a component on the platform though the store knows no revision of it
-        // (a plain Deployment on a cluster, a revision another machine's cutover started) is
-        // this run's baseline: the plan starts from it, as from a recorded revision.
-        let mut found = BTreeMap::new();
-        if !dry {
-            for c in spec.ordered_components() {
-                if previous.contains_key(&c.id) {
-                    continue;
-                }
-                match self.inner.provider.running(&c.id).await {
-                    Ok(Some(r)) => {
-                        found.insert(c.id.clone(), r);
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        let refusal = Refusal::Platform(format!("{}: {e}", c.id));
-                        return Err(self.refuse_deploy(&spec, &opts, refusal).await);
-                    }
-                }
-            }
-        }
+        // What the platform runs now may differ from what the store says (a revision gone, or
+        // one only the platform knows): the plan starts from what runs. Nothing is written
+        // until the run is recorded.
+        let (gone, mut found) = match self.platform_previous(&spec, &mut previous, dry).await {
+            Ok(v) => v,
+            Err(refusal) => return Err(self.refuse_deploy(&spec, &opts, refusal).await),
+        };
         let mut plan = crate::plan::build(&spec, &|id| {
             previous
                 .get(id)
@@ -219,6 +184,10 @@ impl Engine {
         if let Err(refusal) = leased {
             return Err(self.refuse_deploy(&spec, &opts, refusal).await);
         }
+        if let Err(refusal) = self.adopt_found(&mut found).await {
+            self.give_lease_back(&spec.id, &targets).await;
+            return Err(self.refuse_deploy(&spec, &opts, refusal).await);
+        }
         let held = targets.clone();
         let created = store
             .call(move |s| s.create_run_holding(&new_run, &held, None))
@@ -266,35 +235,8 @@ impl Engine {
                 })
                 .await?;
         }
-        for (comp, f) in &found {
-            let Some(c) = spec.components.iter().find(|c| &c.id == comp) else {
-                continue;
-            };
-            let rev = crate::store::NewRevision {
-                run: run_id,
-                component: comp.clone(),
-                environment: spec.environment.clone(),
-                version: f.version.clone(),
-                dry_run: false,
-                replicas: Replicas::new(i64::from(f.replicas)).unwrap_or(Replicas::ONE),
-                config_json: serde_json::to_string(c).unwrap_or_default(),
-            };
-            let given = f.key.as_ref().map(|k| k.0.clone());
-            let row = store
-                .call(move |s| {
-                    let (_, key) = s.insert_found_revision(&rev, given.as_deref())?;
-                    s.revision(&key)
-                })
-                .await?;
-            let Some(row) = row else { continue };
-            let key = RevisionKey(row.rev_key.clone());
-            if let Err(e) = self.inner.provider.adopt_revision(comp, f, &key).await {
-                tracing::error!("{comp}: cannot take {} as the baseline: {e}", f.what);
-            } else {
-                tracing::info!("{comp}: {} is the baseline, as {key}", f.what);
-            }
-            previous.insert(comp.clone(), row);
-        }
+        self.record_found(run_id, &spec, gone, &found, &mut previous)
+            .await?;
         let mut comps = Vec::new();
         for c in spec.ordered_components() {
             let rev = crate::store::NewRevision {
@@ -468,35 +410,47 @@ pub(super) async fn renew(
 ) {
     let every = (lease.ttl() / 3).max(Duration::from_millis(100));
     let mut renewed = tokio::time::Instant::now();
+    // A hold asked and not yet seen (the run reads commands between its steps).
+    let mut asked = false;
     loop {
         tokio::time::sleep(every).await;
         let e = match lease.renew(&targets, &holder).await {
             Ok(()) => {
                 renewed = tokio::time::Instant::now();
+                asked = false;
                 continue;
             }
             Err(e) => e,
         };
         tracing::error!(run, "cannot renew the platform's lease: {e}");
         let lost = matches!(e, LeaseError::Held(_)) || renewed.elapsed() >= lease.ttl();
-        let paused = engine
-            .inner
-            .snapshots
-            .borrow()
-            .get(&run)
-            .is_some_and(|s| s.status == crate::store::Status::Paused);
-        if lost && !paused {
+        let status = engine.inner.snapshots.borrow().get(&run).map(|s| s.status);
+        // A rollback is not held: it is the way back to what served, and it ends by itself.
+        if status == Some(crate::store::Status::Paused) {
+            asked = false;
+        }
+        let holdable = !matches!(
+            status,
+            Some(crate::store::Status::Paused | crate::store::Status::RollingBack)
+        );
+        if lost && holdable && !asked {
+            asked = true;
             let reason = format!(
                 "held by cutover: the platform's lease on {} was lost ({e}); no two drivers move a \
                  target: resume once the platform answers and the lease is free",
                 targets.join(", ")
             );
-            if let Err(err) = engine
-                .send(run, super::Command::Hold { reason }, "engine", true)
-                .await
-            {
-                tracing::warn!(run, "cannot hold the run after losing its lease: {err}");
-            }
+            // Asked without waiting for the run's answer (it reads commands between its
+            // steps): the renewals go on meanwhile.
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                if let Err(err) = engine
+                    .send(run, super::Command::Hold { reason }, "engine", true)
+                    .await
+                {
+                    tracing::warn!(run, "cannot hold the run after losing its lease: {err}");
+                }
+            });
         }
     }
 }

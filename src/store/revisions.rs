@@ -43,29 +43,42 @@ impl Store {
     }
 
     /// Record a revision that runs on the platform though no run of this store started it
-    /// (adopted as a first rollout's baseline), as the active one, under `key` where the
-    /// platform names it (a revision another machine's cutover started) or a new key.
-    pub fn insert_found_revision(
-        &self,
-        n: &NewRevision,
-        key: Option<&str>,
-    ) -> Result<(i64, String)> {
-        if let Some(k) = key {
-            if let Some(r) = self.revision(k)? {
-                self.set_revision_status(k, RevisionState::Active)?;
-                return Ok((r.rev_id, r.rev_key));
-            }
-        }
-        let (id, generated) = self.insert_revision(n)?;
-        let key = key.map(str::to_string).unwrap_or(generated);
+    /// (adopted as a first rollout's baseline, or started by another machine's cutover) as the
+    /// active one, under the key the platform knows it by; one that is recorded already
+    /// becomes active again. One transaction.
+    pub fn insert_found_revision(&self, n: &NewRevision, key: &str) -> Result<i64> {
+        let ts = now_ts();
         self.with(|c| {
-            c.execute(
-                "UPDATE revisions SET rev_key = ?2, status = 'active' WHERE rev_id = ?1",
-                params![id, key],
-            )
-            .map(|_| ())
-        })?;
-        Ok((id, key))
+            let tx = c.unchecked_transaction()?;
+            let existing: Option<i64> = tx
+                .query_row(
+                    "SELECT rev_id FROM revisions WHERE rev_key = ?1",
+                    [key],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let id = match existing {
+                Some(id) => {
+                    tx.execute(
+                        "UPDATE revisions SET status = 'active', updated_at = ?2 WHERE rev_id = ?1",
+                        params![id, ts],
+                    )?;
+                    id
+                }
+                None => {
+                    tx.execute(
+                        "INSERT INTO revisions (rev_key, run_id, component, environment, version, dry_run, status,
+                           replicas, config_json, created_at, updated_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'active', ?7, ?8, ?9, ?9)",
+                        params![key, n.run, n.component, n.environment, n.version, n.dry_run as i64,
+                            n.replicas.get(), n.config_json, ts],
+                    )?;
+                    tx.last_insert_rowid()
+                }
+            };
+            tx.commit()?;
+            Ok(id)
+        })
     }
 
     pub fn set_revision_status(&self, key: &str, status: RevisionState) -> Result<()> {

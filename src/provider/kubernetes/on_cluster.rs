@@ -7,6 +7,8 @@
 //! component's Lease. Must not touch: the store (the command records what it did), the engine.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cutover_kube::cluster::{Cluster, Kind};
@@ -82,6 +84,16 @@ fn label<'a>(d: &'a Value, key: &str) -> Option<&'a str> {
         .and_then(Value::as_str)
 }
 
+/// The component's id as the spec writes it: the revision key's prefix (`api@1.2.0.r7`); the
+/// label holds a DNS-safe form of it.
+fn component_id(d: &Value) -> String {
+    ann(d, annotations::REVISION_KEY)
+        .and_then(|k| k.split_once('@'))
+        .map(|(c, _)| c.to_string())
+        .or_else(|| label(d, labels::COMPONENT).map(str::to_string))
+        .unwrap_or_default()
+}
+
 fn count(d: &Value, pointer: &str) -> u32 {
     d.pointer(pointer).and_then(Value::as_u64).unwrap_or(0) as u32
 }
@@ -111,8 +123,7 @@ async fn objects(cluster: &Cluster, deployment: &str) -> Result<Objects, OnClust
     );
     let mut revisions: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for d in cluster.list(Kind::Deployment, &selector).await? {
-        let comp = label(&d, labels::COMPONENT).unwrap_or_default().to_string();
-        revisions.entry(comp).or_default().push(d);
+        revisions.entry(component_id(&d)).or_default().push(d);
     }
     // A Deployment a run of this deployment adopted is named as its component.
     let comps: Vec<String> = revisions.keys().cloned().collect();
@@ -312,19 +323,16 @@ pub async fn roll_back(
     identity: &str,
     say: &mut (dyn FnMut(String) + Send),
 ) -> Result<View, OnClusterError> {
-    let before = view(cluster, deployment).await?;
-    if before.components.is_empty() {
+    let first = view(cluster, deployment).await?;
+    if first.components.is_empty() {
         return Err(OnClusterError::Refused(format!(
             "no Deployment of {deployment} managed by cutover in namespace {}",
             cluster.namespace()
         )));
     }
-    let mut plan = Vec::new();
-    for c in &before.components {
-        let t = target(c, to).map_err(OnClusterError::Refused)?;
-        plan.push((c, t.clone()));
-    }
-    let targets: Vec<String> = before
+    // The same targets as the engine's (`kubernetes:ENV:COMPONENT`), so a run anywhere and
+    // this rollback exclude each other.
+    let targets: Vec<String> = first
         .components
         .iter()
         .map(|c| format!("kubernetes:{}:{}", c.environment, c.id))
@@ -333,15 +341,62 @@ pub async fn roll_back(
         deployment: deployment.to_string(),
         identity: identity.to_string(),
     };
-    let lease = KubeLease::new(cluster.client(), cluster.namespace());
+    let lease = Arc::new(KubeLease::new(cluster.client(), cluster.namespace()));
     lease
         .acquire(&targets, &holder)
         .await
         .map_err(|e| OnClusterError::Refused(e.to_string()))?;
-    let result = restore(cluster, deployment, &plan, identity, say).await;
+    // Renewed while the restore runs (it may wait minutes for a revision to roll out); a lost
+    // lease stops it before its next write.
+    let lost = Arc::new(AtomicBool::new(false));
+    let renewing = Renewing(tokio::spawn({
+        let (lease, targets, holder, lost) =
+            (lease.clone(), targets.clone(), holder.clone(), lost.clone());
+        async move {
+            loop {
+                tokio::time::sleep(lease.ttl() / 3).await;
+                if let Err(e) = lease.renew(&targets, &holder).await {
+                    tracing::error!("rollback --cluster: the lease was lost: {e}");
+                    lost.store(true, Ordering::SeqCst);
+                    return;
+                }
+            }
+        }
+    }));
+    // Read again under the lease: what a run elsewhere did until now is in it.
+    let result = async {
+        let before = view(cluster, deployment).await?;
+        let mut plan = Vec::new();
+        for c in &before.components {
+            let t = target(c, to).map_err(OnClusterError::Refused)?;
+            plan.push((c, t.clone()));
+        }
+        restore(cluster, deployment, &plan, identity, &lost, say).await
+    }
+    .await;
+    drop(renewing);
     lease.release(&targets, &holder).await;
     result?;
     view(cluster, deployment).await
+}
+
+/// Aborts the renewal task when dropped.
+struct Renewing(tokio::task::JoinHandle<()>);
+
+impl Drop for Renewing {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn still_held(lost: &AtomicBool) -> Result<(), OnClusterError> {
+    if lost.load(Ordering::SeqCst) {
+        return Err(OnClusterError::Refused(
+            "the Lease could not be renewed; stopped before the next change (see `cutover status --cluster`)"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 async fn restore(
@@ -349,11 +404,13 @@ async fn restore(
     deployment: &str,
     plan: &[(&Component, Revision)],
     identity: &str,
+    lost: &AtomicBool,
     say: &mut (dyn FnMut(String) + Send),
 ) -> Result<(), OnClusterError> {
     let stamp = format!("{deployment} rollback by {identity}");
     for (c, t) in plan {
         let full = t.full.max(1);
+        still_held(lost)?;
         say(format!(
             "{}: scale {} ({}) to {full}",
             c.id, t.deployment_name, t.version
@@ -367,15 +424,37 @@ async fn restore(
         cluster
             .merge_patch(Kind::Deployment, &t.deployment_name, &body)
             .await?;
-        wait_available(cluster, &t.deployment_name).await?;
+        if let Err(e) = wait_available(cluster, &t.deployment_name).await {
+            // Back as it was: kept at 0, retired (with replica-ratio traffic its ready pods
+            // would serve meanwhile).
+            let _ = cluster.scale(&t.deployment_name, 0).await;
+            let body = json!({ "metadata": { "annotations": {
+                annotations::RETIRED: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true) }}});
+            let _ = cluster
+                .merge_patch(Kind::Deployment, &t.deployment_name, &body)
+                .await;
+            say(format!(
+                "{}: {} scaled back to 0; nothing else changed",
+                c.id, t.deployment_name
+            ));
+            return Err(e);
+        }
         say(format!("{}: {} is available", c.id, t.deployment_name));
+        still_held(lost)?;
         match c.traffic {
             "gateway api" => {
                 let route = manifest::service_name(&c.id);
-                let port = cluster
+                // The port that serves users: `http` where the Service names one.
+                let ports = cluster
                     .get(Kind::Service, &t.deployment_name)
                     .await?
-                    .and_then(|s| s.pointer("/spec/ports/0/port").and_then(Value::as_u64))
+                    .and_then(|s| s.pointer("/spec/ports").and_then(Value::as_array).cloned())
+                    .unwrap_or_default();
+                let port = ports
+                    .iter()
+                    .find(|p| p["name"] == "http")
+                    .or(ports.first())
+                    .and_then(|p| p["port"].as_u64())
                     .unwrap_or(80);
                 let body = json!({ "spec": { "rules": [{ "backendRefs": [
                     { "kind": "Service", "name": t.deployment_name, "port": port, "weight": 100 }

@@ -260,6 +260,7 @@ impl Provider for KubeProvider {
                 annotations::RUN: w.stamp.run,
                 annotations::STEP: w.stamp.step.map(|s| s.to_string()),
                 annotations::RETIRED: null,
+                annotations::ROLLED_BACK: null,
             }}});
             let name = self.rev(&rev.component.id, &rev.key).await?.name;
             self.cluster

@@ -3,8 +3,10 @@
 //! replicas once replaced (so that a rollback from anywhere has somewhere to go); the labels a
 //! team's own Service selects the baseline's pods by, carried to the new pods.
 //!
-//! Owns: finding, adopting, retiring and pruning those, and the carried labels. Must not touch:
-//! traffic weights (the provider sets them), the store.
+//! Owns: finding, adopting, taking down (off the route, scaled to 0, then kept as retired or
+//! deleted) and pruning revisions, and the carried labels. Must not touch: the weights a step
+//! asks for (the provider sets them; a take-down only drops the revision from the route), the
+//! store.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -104,15 +106,26 @@ impl KubeProvider {
         component: &str,
     ) -> Result<Option<Running>, ProviderError> {
         let ours = self.revision_deployments(component).await?;
-        let serving = ours
+        let serving: Vec<&Value> = ours
             .iter()
             .filter(|d| replicas(d) > 0 && annotation(d, annotations::ROLLED_BACK).is_none())
-            .max_by_key(|d| {
-                (
-                    replicas(d),
-                    text(d, "/metadata/creationTimestamp").unwrap_or_default(),
-                )
-            });
+            .collect();
+        if serving.len() > 1 {
+            let names: Vec<String> = serving
+                .iter()
+                .filter_map(|d| text(d, "/metadata/name").map(str::to_string))
+                .collect();
+            return Err(ProviderError::Failed(format!(
+                "{} revisions of {component} serve on the cluster ({}): a run elsewhere did not \
+                 finish; see `cutover status {} --cluster`, then finish it there or with \
+                 `cutover rollback {} --cluster`",
+                serving.len(),
+                names.join(", "),
+                self.spec.id,
+                self.spec.id
+            )));
+        }
+        let serving = serving.first();
         if let Some(d) = serving {
             let name = text(d, "/metadata/name").unwrap_or_default();
             if let Some(key) = annotation(d, annotations::REVISION_KEY) {
@@ -163,11 +176,18 @@ impl KubeProvider {
                  pods with matchExpressions only; cutover adopts a Deployment by its matchLabels"
             )));
         }
+        // Adopted before by this deployment (a crash before the store recorded it, another
+        // state dir, a cluster rollback to it): the same key again.
+        let key = annotation(&d, annotations::REVISION_KEY)
+            .filter(|_| annotation(&d, annotations::ADOPTED_BY) == Some(self.spec.id.as_str()))
+            .map(|k| RevisionKey(k.to_string()));
         Ok(Some(Running {
             what: format!("Deployment {name} (not created by cutover; adopted)"),
-            version: plain_version(&d),
-            replicas: replicas(&d),
-            key: None,
+            version: annotation(&d, annotations::VERSION)
+                .map(str::to_string)
+                .unwrap_or_else(|| plain_version(&d)),
+            replicas: rev_of(&name, &d).full.max(replicas(&d)),
+            key,
         }))
     }
 
@@ -282,10 +302,15 @@ impl KubeProvider {
         name: &str,
     ) -> Result<(), ProviderError> {
         let body = json!({ "metadata": { "annotations": { annotations::RETIRED: now() }}});
-        self.cluster
+        match self
+            .cluster
             .merge_patch(Kind::Deployment, name, &body)
             .await
-            .map_err(failed)?;
+        {
+            // Gone already (deleted by hand): nothing to keep.
+            Err(cutover_kube::KubeError::NotFound { .. }) => return Ok(()),
+            r => r.map_err(failed)?,
+        }
         if self.is_adopted(component, key) {
             return Ok(());
         }
@@ -314,18 +339,23 @@ impl KubeProvider {
             .chain(rolled_back)
             .collect();
         for old in doomed {
-            if self.traffic == Traffic::GatewayApi {
-                self.cluster
-                    .delete(Kind::Service, &old)
-                    .await
-                    .map_err(failed)?;
-            }
+            self.delete_revision(&old).await?;
+        }
+        Ok(())
+    }
+
+    /// Delete a revision's Deployment (and, with Gateway API, its Service).
+    async fn delete_revision(&self, name: &str) -> Result<(), ProviderError> {
+        if self.traffic == Traffic::GatewayApi {
             self.cluster
-                .delete(Kind::Deployment, &old)
+                .delete(Kind::Service, name)
                 .await
                 .map_err(failed)?;
         }
-        Ok(())
+        self.cluster
+            .delete(Kind::Deployment, name)
+            .await
+            .map_err(failed)
     }
 
     /// The labels a new revision's pods carry so that a team's own Services serve them as they
@@ -441,16 +471,7 @@ impl KubeProvider {
         if keep || self.is_adopted(component, rev) {
             return self.mark_retired(component, rev, &name).await;
         }
-        if self.traffic == Traffic::GatewayApi {
-            self.cluster
-                .delete(Kind::Service, &name)
-                .await
-                .map_err(failed)?;
-        }
-        self.cluster
-            .delete(Kind::Deployment, &name)
-            .await
-            .map_err(failed)?;
+        self.delete_revision(&name).await?;
         if let Some(c) = self.lock().get_mut(component) {
             c.revs.remove(rev);
         }
