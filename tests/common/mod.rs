@@ -33,6 +33,7 @@ use cutover::spec::{self, ProviderKind, ValidSpec};
 use cutover::store::Store;
 use serde_json::Value;
 
+pub mod kube;
 pub mod skip;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cutover");

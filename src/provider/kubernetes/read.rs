@@ -120,8 +120,10 @@ pub(super) fn plain_version(d: &Value) -> String {
         .and_then(Value::as_str)
         .unwrap_or_default();
     let tail = image.rsplit('/').next().unwrap_or(image);
+    // `name:tag@sha256:...`: the tag; a digest alone names no version.
+    let tail = tail.split('@').next().unwrap_or(tail);
     match tail.split_once(':') {
-        Some((_, tag)) if !tag.is_empty() => tag.split('@').next().unwrap_or(tag).to_string(),
+        Some((_, tag)) if !tag.is_empty() => tag.to_string(),
         _ => "unknown".into(),
     }
 }

@@ -321,10 +321,12 @@ impl PodWatch {
         self.views(|p| p.labels().get(labels::REVISION).map(String::as_str) == Some(revision_hash))
     }
 
-    /// The pods that belong to no cutover revision (those of a Deployment cutover adopted, when
-    /// the watch selects by that Deployment's selector).
-    pub fn pods_without_revision(&self) -> Vec<PodView> {
-        self.views(|p| !p.labels().contains_key(labels::REVISION))
+    /// The pods of Deployment `deployment` by their owners (its ReplicaSets
+    /// `<deployment>-<pod-template-hash>`, or the Deployment itself), not by labels: other
+    /// workloads' pods may share the labels a watch selects by (a Deployment cutover adopted,
+    /// whose `app` label cutover's new pods carry too).
+    pub fn pods_owned_by(&self, deployment: &str) -> Vec<PodView> {
+        self.views(|p| owned_by(p, deployment))
     }
 
     fn views(&self, keep: impl Fn(&Pod) -> bool) -> Vec<PodView> {
@@ -393,6 +395,24 @@ fn watch_error(e: watcher::Error, resource: &str, namespace: &str) -> Option<Kub
                 .into(),
         },
     })
+}
+
+/// Whether `pod` belongs to Deployment `deployment`: owned by one of its ReplicaSets
+/// (`<deployment>-<pod-template-hash>`) or by the Deployment itself.
+pub fn owned_by(pod: &Pod, deployment: &str) -> bool {
+    let prefix = format!("{deployment}-");
+    pod.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| match o.kind.as_str() {
+            "Deployment" => o.name == deployment,
+            "ReplicaSet" => o
+                .name
+                .strip_prefix(&prefix)
+                .is_some_and(|hash| !hash.is_empty() && !hash.contains('-')),
+            _ => false,
+        })
 }
 
 #[cfg(test)]

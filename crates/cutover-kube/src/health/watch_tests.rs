@@ -287,3 +287,25 @@ async fn dropping_the_watch_ends_its_tasks() {
     );
     server.abort();
 }
+
+#[test]
+fn a_deployments_pods_are_told_by_their_owners_not_their_labels() {
+    let owned = |kind: &str, name: &str| -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "p", "labels": {"app": "api"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": "u"}]}
+        }))
+        .expect("pod")
+    };
+    assert!(owned_by(&owned("ReplicaSet", "api-7d9f8c6b5"), "api"));
+    assert!(owned_by(&owned("Deployment", "api"), "api"));
+    // cutover's revision `api-0123456789` has ReplicaSets `api-0123456789-<hash>`.
+    assert!(!owned_by(
+        &owned("ReplicaSet", "api-0123456789-7d9f8c"),
+        "api"
+    ));
+    assert!(!owned_by(&owned("ReplicaSet", "web-7d9f8c6b5"), "api"));
+    assert!(!owned_by(&owned("StatefulSet", "api"), "api"));
+    let orphan: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}})).expect("pod");
+    assert!(!owned_by(&orphan, "api"));
+}

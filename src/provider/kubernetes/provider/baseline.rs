@@ -270,11 +270,11 @@ impl KubeProvider {
             .get(component)
             .and_then(|c| c.adopted.as_ref())
             .filter(|a| &a.key == key)
-            .map(|a| a.watch.clone());
+            .map(|a| (a.watch.clone(), a.name.clone()));
         match adopted {
-            Some(w) => {
+            Some((w, name)) => {
                 super::first_list(&w).await;
-                let pods = w.pods_without_revision();
+                let pods = w.pods_owned_by(&name);
                 (w, pods)
             }
             None => {
@@ -503,6 +503,10 @@ mod tests {
         );
         assert_eq!(
             plain_version(&d(json!({}), "reg.io:5000/shop/api")),
+            "unknown"
+        );
+        assert_eq!(
+            plain_version(&d(json!({}), "shop/api@sha256:0123abcd")),
             "unknown"
         );
     }
