@@ -31,6 +31,16 @@ pub struct Cli {
     pub command: Cmd,
 }
 
+/// How `cutover report` writes.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFormat {
+    Text,
+    #[value(alias = "markdown")]
+    Md,
+    Csv,
+    Json,
+}
+
 /// What `apply --dry-run` runs against.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DryRun {
@@ -193,8 +203,15 @@ pub enum Cmd {
         /// Only runs started in the last N days
         #[arg(long, default_value_t = 90)]
         days: i64,
-        #[arg(long)]
+        /// The same as --format json
+        #[arg(long, conflicts_with = "format")]
         json: bool,
+        /// text (a table, the default on a terminal), md, csv or json (one summary per line)
+        #[arg(long, value_enum)]
+        format: Option<ReportFormat>,
+        /// Write the report to FILE instead of standard output (default format there: md)
+        #[arg(long, value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
     },
     /// The audit trail: every operator action and engine decision, hash-chained
     Audit {

@@ -117,7 +117,14 @@ pub fn analytics(dir: &Path, id: &str, json: bool) -> Result<u8> {
     Ok(OK)
 }
 
-pub fn report(dir: &Path, env: Option<&str>, days: i64, json: bool) -> Result<u8> {
+pub fn report(
+    dir: &Path,
+    env: Option<&str>,
+    days: i64,
+    format: crate::ReportFormat,
+    output: Option<&Path>,
+) -> Result<u8> {
+    use cutover::analytics::export::{self, Format, Window};
     let store = open_store(dir)?;
     let facts: Vec<rep::Fact> = store
         .runs(env, 100_000)?
@@ -126,11 +133,36 @@ pub fn report(dir: &Path, env: Option<&str>, days: i64, json: bool) -> Result<u8
         .filter_map(fact)
         .collect();
     let summaries = rep::report(&facts, days.max(1), chrono::Utc::now());
-    if json {
-        for s in &summaries {
-            out!("{}", serde_json::to_string(s)?);
+    let file_format = match format {
+        crate::ReportFormat::Text => None,
+        crate::ReportFormat::Md => Some(Format::Markdown),
+        crate::ReportFormat::Csv => Some(Format::Csv),
+        crate::ReportFormat::Json => Some(Format::Json),
+    };
+    if let Some(f) = file_format {
+        let window = Window {
+            days: days.max(1),
+            environment: env.map(str::to_string),
+        };
+        let text = export::render(f, &window, &summaries);
+        match output {
+            Some(path) => {
+                if let Err(e) = std::fs::write(path, &text) {
+                    eprintln!("{}: cannot write the report: {e}", path.display());
+                    return Ok(super::FAILED);
+                }
+                eprintln!("wrote {} scope(s) to {}", summaries.len(), path.display());
+            }
+            None => out!("{}", text.trim_end_matches(['\r', '\n'])),
         }
         return Ok(OK);
+    }
+    if let Some(path) = output {
+        eprintln!(
+            "{}: the text table is for the terminal; write a file with --format md, csv or json",
+            path.display()
+        );
+        return Ok(INVALID);
     }
     out!(
         "last {days} day(s){}; dry runs left out; lead time is not measured (cutover does not see commits)",

@@ -208,8 +208,20 @@ pub fn run(cli: Cli) -> Result<u8> {
             }
         }
         Cmd::Analytics { id, json } => analytics::analytics(&state_dir, &id, json),
-        Cmd::Report { env, days, json } => {
-            analytics::report(&state_dir, env.as_deref(), days, json)
+        Cmd::Report {
+            env,
+            days,
+            json,
+            format,
+            output,
+        } => {
+            let format = match (json, format, &output) {
+                (true, _, _) => crate::ReportFormat::Json,
+                (false, Some(f), _) => f,
+                (false, None, Some(_)) => crate::ReportFormat::Md,
+                (false, None, None) => crate::ReportFormat::Text,
+            };
+            analytics::report(&state_dir, env.as_deref(), days, format, output.as_deref())
         }
         Cmd::Audit {
             json,
