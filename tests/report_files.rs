@@ -12,10 +12,14 @@ use cutover::store::{NewRun, Outcome, RunKind, Store};
 
 fn store_with_runs(state: &std::path::Path) {
     let store = Store::open(state).expect("store");
-    for (version, outcome) in [
-        ("1.0.0", Outcome::Succeeded),
-        ("1.1.0", Outcome::RolledBack),
-        ("1.2.0", Outcome::Succeeded),
+    // 1.2.0's spec says its change was made two hours ago: its lead time.
+    let changed = (chrono::Utc::now() - chrono::Duration::hours(2))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let with_change = format!("{{\"metadata\":{{\"changedAt\":\"{changed}\"}}}}");
+    for (version, outcome, spec_json) in [
+        ("1.0.0", Outcome::Succeeded, "{}"),
+        ("1.1.0", Outcome::RolledBack, "{}"),
+        ("1.2.0", Outcome::Succeeded, with_change.as_str()),
     ] {
         let run = store
             .create_run(&NewRun {
@@ -27,7 +31,7 @@ fn store_with_runs(state: &std::path::Path) {
                 environment: "production".into(),
                 provider: ProviderKind::Local,
                 dry_run: false,
-                spec_json: "{}".into(),
+                spec_json: spec_json.into(),
                 plan_json: "{}".into(),
                 initiator: "ana".into(),
             })
@@ -81,6 +85,12 @@ fn the_report_is_written_as_markdown_csv_or_json() {
         .find(|l| l.starts_with("shop@production,"))
         .expect("shop row");
     assert!(shop.starts_with("shop@production,3,2,0,1,"), "{shop}");
+    // Lead time: one sample (the other success gives no change time), about two hours.
+    let cols: Vec<&str> = shop.split(',').collect();
+    let at = |name: &str| lines[0].split(',').position(|h| h == name).expect(name);
+    assert_eq!(cols[at("lead_time_samples")], "1", "{shop}");
+    let lead: f64 = cols[at("lead_time_median_s")].parse().expect("a number");
+    assert!((7190.0..7300.0).contains(&lead), "{lead}");
 
     // JSON to standard output, as --json prints it.
     let out = report(
@@ -111,6 +121,51 @@ fn the_report_is_written_as_markdown_csv_or_json() {
     assert_eq!(out.code(), 1, "{}", out.explain());
     assert!(
         out.stderr.contains("cannot write the report"),
+        "{}",
+        out.explain()
+    );
+}
+
+#[test]
+fn a_change_time_must_be_an_rfc_3339_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = |changed: &str| {
+        format!(
+            "id: shop
+name: shop
+version: '1.0.0'
+strategy: recreate
+environment: production
+components:
+  - {{id: api, name: api, version: '1.0.0', replicas: 1}}
+infrastructure: {{provider: simulated}}
+rollback: {{enabled: true, automatic: true, strategy: {{type: immediate}}, timeout: 10000}}
+metadata:
+  changedAt: {changed}
+"
+        )
+    };
+    let good = dir.path().join("good.yaml");
+    std::fs::write(&good, spec("'2026-11-30T14:02:00+01:00'")).expect("spec");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, spec("yesterday")).expect("spec");
+    let state = dir.path().join("state");
+    let run = |p: &std::path::Path| {
+        let args = ["validate", &*p.to_string_lossy()];
+        run_within(
+            isolated(&state, dir.path(), &args),
+            &args,
+            Duration::from_secs(20),
+        )
+        .expect("validate ran")
+    };
+    let out = run(&good);
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    let out = run(&bad);
+    assert_eq!(out.code(), 2, "{}", out.explain());
+    assert!(
+        out.all()
+            .contains("metadata.changedAt: expected an RFC 3339 time"),
         "{}",
         out.explain()
     );

@@ -60,7 +60,7 @@ fn cell(text: &str) -> String {
 
 fn markdown(window: &Window, summaries: &[Summary]) -> String {
     let mut out = format!(
-        "# Delivery report: last {} day(s){}\n\nDry runs left out. Lead time is not measured (cutover does not see commits).\n\n",
+        "# Delivery report: last {} day(s){}\n\nDry runs left out. Lead time runs from a spec's `metadata.changedAt` to its deployment's success, where the spec gives it.\n\n",
         window.days,
         window
             .environment
@@ -69,9 +69,9 @@ fn markdown(window: &Window, summaries: &[Summary]) -> String {
             .unwrap_or_default()
     );
     out.push_str(
-        "| scope | deployments | success | change fail rate | median | p90 | recovery | frequency | trend (28 days) |\n",
+        "| scope | deployments | success | change fail rate | median | p90 | recovery | lead time | frequency | trend (28 days) |\n",
     );
-    out.push_str("|---|---:|---:|---:|---:|---:|---:|---|---|\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---|---|\n");
     for s in summaries {
         let trend = s
             .trend
@@ -87,7 +87,7 @@ fn markdown(window: &Window, summaries: &[Summary]) -> String {
             })
             .unwrap_or_else(|| "-".into());
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} ({:.2}/day) | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} ({:.2}/day) | {} |\n",
             cell(&s.scope),
             s.deployments,
             pct(s.success_rate),
@@ -95,6 +95,7 @@ fn markdown(window: &Window, summaries: &[Summary]) -> String {
             secs(s.median_duration_s),
             secs(s.p90_duration_s),
             secs(s.recovery_median_s),
+            secs(s.lead_time_median_s),
             s.frequency,
             s.per_day,
             trend
@@ -116,7 +117,7 @@ fn field(text: &str) -> String {
 fn csv(summaries: &[Summary]) -> String {
     let mut out = String::from(
         "scope,deployments,succeeded,failed,rolled_back,running,rollback_runs,success_rate,change_fail_rate,\
-         median_duration_s,p90_duration_s,per_day,frequency,recovery_median_s,\
+         median_duration_s,p90_duration_s,per_day,frequency,recovery_median_s,lead_time_median_s,lead_time_samples,\
          trend_deployments_before,trend_deployments_after,trend_fail_rate_before,trend_fail_rate_after\r\n",
     );
     for s in summaries {
@@ -136,6 +137,8 @@ fn csv(summaries: &[Summary]) -> String {
             format!("{:.3}", s.per_day),
             field(s.frequency),
             num(s.recovery_median_s),
+            num(s.lead_time_median_s),
+            s.lead_time_samples.to_string(),
             t.map(|t| t.deployments.0.to_string()).unwrap_or_default(),
             t.map(|t| t.deployments.1.to_string()).unwrap_or_default(),
             num(t.map(|t| t.change_fail_rate.0)),
@@ -168,6 +171,8 @@ mod tests {
             per_day: 0.5,
             frequency: "weekly to daily",
             recovery_median_s: None,
+            lead_time_median_s: Some(5400.0),
+            lead_time_samples: 4,
             trend: Some(Trend {
                 deployments: (5, 7),
                 change_fail_rate: (0.2, 0.1),
@@ -188,7 +193,7 @@ mod tests {
         assert_eq!(rows.len(), 3, "{md}");
         assert_eq!(
             rows[2],
-            "| shop@production | 12 | 83.3% | 16.7% | 10.0m | 2.0h | - | weekly to daily (0.50/day) | 5 → 7 deployments, fail rate 20% → 10% |"
+            "| shop@production | 12 | 83.3% | 16.7% | 10.0m | 2.0h | - | 1.5h | weekly to daily (0.50/day) | 5 → 7 deployments, fail rate 20% → 10% |"
         );
         // Every row has as many cells as the header.
         let cells = |r: &str| r.matches(" | ").count();
@@ -208,10 +213,10 @@ mod tests {
         let lines: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
         assert_eq!(lines.len(), 3);
         let header = lines[0].split(',').count();
-        assert_eq!(header, 18);
+        assert_eq!(header, 20);
         assert_eq!(
             lines[1],
-            "shop@prod,12,10,1,1,0,1,0.833,0.167,600.000,7200.000,0.500,weekly to daily,,5,7,0.200,0.100"
+            "shop@prod,12,10,1,1,0,1,0.833,0.167,600.000,7200.000,0.500,weekly to daily,,5400.000,4,5,7,0.200,0.100"
         );
         assert!(lines[2].starts_with("\"a,\"\"b\"\"\",12,"), "{}", lines[2]);
     }

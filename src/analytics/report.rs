@@ -28,6 +28,8 @@ pub struct Fact {
     pub outcome: Option<Outcome>,
     pub started: DateTime<Utc>,
     pub finished: Option<DateTime<Utc>>,
+    /// When the change it deploys was made (the spec's `metadata.changedAt`), if it says.
+    pub changed_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -55,6 +57,11 @@ pub struct Summary {
     pub per_day: f64,
     pub frequency: &'static str,
     pub recovery_median_s: Option<f64>,
+    /// Lead time for changes: from `metadata.changedAt` to the deployment's success, median
+    /// over the successful deployments whose spec gives it (none: not measured, not zero).
+    pub lead_time_median_s: Option<f64>,
+    /// How many successful deployments gave a change time.
+    pub lead_time_samples: usize,
     pub trend: Option<Trend>,
 }
 
@@ -119,6 +126,14 @@ fn summary(scope: String, runs: &[&Fact], days: f64, now: DateTime<Utc>) -> Summ
             }
         }
     }
+    let lead_times: Vec<f64> = deploys
+        .iter()
+        .filter(|f| is(f, Outcome::Succeeded))
+        .filter_map(|f| {
+            let (changed, done) = (f.changed_at?, f.finished?);
+            Some((done - changed).num_milliseconds().max(0) as f64 / 1000.0)
+        })
+        .collect();
     let per_day = succeeded as f64 / days.max(1.0);
     let rate = |n: usize| (finished > 0).then(|| n as f64 / finished as f64);
     Summary {
@@ -136,6 +151,8 @@ fn summary(scope: String, runs: &[&Fact], days: f64, now: DateTime<Utc>) -> Summ
         per_day,
         frequency: frequency_band(per_day),
         recovery_median_s: median(&recoveries),
+        lead_time_median_s: median(&lead_times),
+        lead_time_samples: lead_times.len(),
         trend: trend(&deploys, now),
     }
 }
@@ -217,6 +234,7 @@ mod tests {
             outcome: Outcome::parse(outcome),
             started: t(start),
             finished: (!outcome.is_empty()).then(|| t(start) + Duration::minutes(mins)),
+            changed_at: None,
         }
     }
 
@@ -258,6 +276,39 @@ mod tests {
         assert_eq!(s.frequency, "between weekly and monthly");
         assert!(s.trend.is_none(), "fewer than 10 per window");
         assert_eq!(frequency_band(3.0), "on demand (several a day)");
+    }
+
+    #[test]
+    fn lead_time_runs_from_the_change_to_the_success_where_the_spec_says_when() {
+        let now = t("2026-11-26T12:00:00Z");
+        let with = |mut f: Fact, changed: &str| {
+            f.changed_at = Some(t(changed));
+            f
+        };
+        let facts = vec![
+            // Changed 2 h before it started, took 10 min: 2 h 10 min.
+            with(
+                f("shop", "deploy", "succeeded", "2026-11-20T10:00:00Z", 10),
+                "2026-11-20T08:00:00Z",
+            ),
+            // A failure's change time is not a lead time.
+            with(
+                f("shop", "deploy", "failed", "2026-11-21T10:00:00Z", 5),
+                "2026-11-21T09:00:00Z",
+            ),
+            // No change time: left out, not counted as zero.
+            f("shop", "deploy", "succeeded", "2026-11-22T10:00:00Z", 10),
+            with(
+                f("shop", "deploy", "succeeded", "2026-11-23T10:00:00Z", 30),
+                "2026-11-23T09:30:00Z",
+            ),
+        ];
+        let s = &report(&facts, 30, now)[0];
+        assert_eq!(s.lead_time_samples, 2);
+        // 130 min and 60 min: their mean.
+        assert_eq!(s.lead_time_median_s, Some(95.0 * 60.0));
+        let none = &report(&facts[2..3], 30, now)[0];
+        assert_eq!((none.lead_time_median_s, none.lead_time_samples), (None, 0));
     }
 
     #[test]

@@ -14,8 +14,29 @@ use cutover::engine::Event;
 use cutover::store::parse_ts;
 
 /// What the report needs of a recorded run (none when its start time is unreadable).
+/// The spec's `metadata.changedAt`, read from a run's recorded spec without decoding the rest.
+fn changed_at(spec_json: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    #[derive(serde::Deserialize)]
+    struct Spec {
+        metadata: Option<Meta>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        #[serde(rename = "changedAt")]
+        changed_at: Option<String>,
+    }
+    let text = serde_json::from_str::<Spec>(spec_json)
+        .ok()?
+        .metadata?
+        .changed_at?;
+    chrono::DateTime::parse_from_rfc3339(&text)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
 fn fact(r: cutover::store::RunRow) -> Option<rep::Fact> {
     Some(rep::Fact {
+        changed_at: changed_at(&r.spec_json),
         started: parse_ts(&r.started_at)?,
         finished: r.finished_at.as_deref().and_then(parse_ts),
         deployment: r.deployment,
@@ -165,22 +186,23 @@ pub fn report(
         return Ok(INVALID);
     }
     out!(
-        "last {days} day(s){}; dry runs left out; lead time is not measured (cutover does not see commits)",
+        "last {days} day(s){}; dry runs left out; lead time from the specs' metadata.changedAt where they give it",
         env.map(|e| format!(", environment {e}")).unwrap_or_default()
     );
     out!(
-        "{:<30} {:>6} {:>8} {:>9} {:>9} {:>9} {:>10}  FREQUENCY",
+        "{:<30} {:>6} {:>8} {:>9} {:>9} {:>9} {:>10} {:>10}  FREQUENCY",
         "SCOPE",
         "DEPLOY",
         "SUCCESS",
         "FAIL RATE",
         "MEDIAN",
         "P90",
-        "RECOVERY"
+        "RECOVERY",
+        "LEAD TIME"
     );
     for s in &summaries {
         out!(
-            "{:<30} {:>6} {:>8} {:>9} {:>9} {:>9} {:>10}  {} ({:.2}/day){}",
+            "{:<30} {:>6} {:>8} {:>9} {:>9} {:>9} {:>10} {:>10}  {} ({:.2}/day){}",
             s.scope,
             s.deployments,
             pct(s.success_rate),
@@ -188,6 +210,7 @@ pub fn report(
             dur(s.median_duration_s),
             dur(s.p90_duration_s),
             dur(s.recovery_median_s),
+            dur(s.lead_time_median_s),
             s.frequency,
             s.per_day,
             s.trend

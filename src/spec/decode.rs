@@ -323,6 +323,54 @@ impl FromNode for serde_json::Value {
     }
 }
 
+/// A moment written as RFC 3339 text (`2026-11-30T14:02:00Z`, any offset): when a change was
+/// made, for the lead time of changes.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
+pub struct Moment(pub chrono::DateTime<chrono::Utc>);
+
+impl TryFrom<String> for Moment {
+    type Error = String;
+    fn try_from(s: String) -> Result<Moment, String> {
+        chrono::DateTime::parse_from_rfc3339(s.trim())
+            .map(|t| Moment(t.with_timezone(&chrono::Utc)))
+            .map_err(|e| format!("expected an RFC 3339 time like 2026-11-30T14:02:00Z ({e})"))
+    }
+}
+
+impl Default for Moment {
+    fn default() -> Moment {
+        Moment(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH)
+    }
+}
+
+impl From<Moment> for String {
+    fn from(m: Moment) -> String {
+        m.0.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    }
+}
+
+impl FromNode for Moment {
+    fn decode(n: &Node, path: &str, d: &mut Decoder) -> Self {
+        let fallback = Moment::default();
+        match &n.kind {
+            Kind::Str(s) => match Moment::try_from(s.clone()) {
+                Ok(m) => m,
+                Err(e) => {
+                    d.at_path(n, path, format!("{path}: {e}"));
+                    fallback
+                }
+            },
+            _ => {
+                d.type_error(n, path, "an RFC 3339 time like \"2026-11-30T14:02:00Z\"");
+                fallback
+            }
+        }
+    }
+}
+
 /// A length of time written as milliseconds (number) or with a unit (`"30s"`, `"5m"`, `"1h30m"`).
 #[derive(
     Debug,

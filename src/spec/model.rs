@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::canary::CanaryConfig;
-use super::decode::{Decoder, FromNode, Millis, Secs};
+use super::decode::{Decoder, FromNode, Millis, Moment, Secs};
 use super::kinds::*;
 use super::validation::Validation;
 use super::yaml::{Kind, Node};
@@ -557,6 +557,10 @@ pub struct Metadata {
     /// else 10 minutes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress_deadline: Option<Millis>,
+    /// When the change this version carries was made (its commit time, RFC 3339): the report's
+    /// lead time for changes runs from here to the deployment's success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_at: Option<Moment>,
 }
 
 impl FromNode for Metadata {
@@ -569,6 +573,7 @@ impl FromNode for Metadata {
                 "canaryConfig",
                 "rollingConfig",
                 "progressDeadline",
+                "changedAt",
             ],
         );
         Metadata {
@@ -576,6 +581,7 @@ impl FromNode for Metadata {
             canary_config: o.opt(d, "canaryConfig"),
             rolling_config: o.opt(d, "rollingConfig"),
             progress_deadline: o.opt(d, "progressDeadline"),
+            changed_at: o.opt(d, "changedAt"),
         }
     }
 }
