@@ -43,6 +43,15 @@ pub fn current_user() -> String {
     user_name(uid).unwrap_or_else(|| format!("uid:{uid}"))
 }
 
+/// This machine's name (as a platform's lease names its holder), `localhost` when unknown.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

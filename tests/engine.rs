@@ -1541,6 +1541,14 @@ async fn a_platform_lease_keeps_one_driver_across_machines_until_it_expires() {
     );
 }
 
+/// Another machine's driver, as its lease names it.
+fn ana() -> cutover::provider::lease::LeaseHolder {
+    cutover::provider::lease::LeaseHolder {
+        deployment: "my-app-v1.2.0".into(),
+        identity: "ana pid 4242 on bastion-2".into(),
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_run_that_loses_its_platform_lease_is_held_not_driven() {
     let lease = common::MemLease::new(Duration::from_secs(30));
@@ -1553,13 +1561,7 @@ async fn a_run_that_loses_its_platform_lease_is_held_not_driven() {
         .unwrap();
     wait_status(&a, h.run_id, Status::WaitingApproval).await;
     // While a's API server was out of reach its lease expired, and another machine took it.
-    lease.steal(
-        target,
-        cutover::provider::lease::LeaseHolder {
-            deployment: "my-app-v1.2.0".into(),
-            identity: "ana pid 4242 on bastion-2".into(),
-        },
-    );
+    lease.steal(target, ana());
     // The next renewal (a third of the time to live) finds it lost: the run is held.
     tokio::time::sleep(Duration::from_secs(11)).await;
     wait_status(&a, h.run_id, Status::Paused).await;
@@ -1596,13 +1598,7 @@ async fn a_run_that_loses_its_platform_lease_is_held_not_driven() {
     );
     // Resuming needs the lease back: refused, naming its holder, while another has it (ana
     // keeps renewing hers).
-    lease.steal(
-        target,
-        cutover::provider::lease::LeaseHolder {
-            deployment: "my-app-v1.2.0".into(),
-            identity: "ana pid 4242 on bastion-2".into(),
-        },
-    );
+    lease.steal(target, ana());
     let refused = a
         .command(h.run_id, cutover::engine::Command::Resume, "bob")
         .await;

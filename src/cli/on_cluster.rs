@@ -104,9 +104,7 @@ pub fn rollback(dir: &Path, id: &str, to: Option<&str>, json: bool) -> Result<u8
         return Ok(FAILED);
     };
     let actor = cutover::identity::current_user();
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into());
+    let host = cutover::identity::host_name();
     let identity = format!(
         "{actor} pid {} on {host} (cutover rollback --cluster)",
         std::process::id()

@@ -104,12 +104,7 @@ pub fn run(dir: &Path, path: &Path, json: bool) -> Result<u8> {
                         .await
                         .ok()
                         .flatten()
-                        .filter(|o| {
-                            o.pointer("/metadata/labels")
-                                .and_then(|l| l.get(labels::MANAGED_BY))
-                                .and_then(serde_json::Value::as_str)
-                                != Some(labels::FIELD_MANAGER)
-                        }),
+                        .filter(|o| !labels::is_managed(o)),
                     _ => None,
                 };
                 let outcome = if theirs.is_some() {

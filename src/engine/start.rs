@@ -351,9 +351,7 @@ impl Engine {
 impl Engine {
     /// Who this engine is, as a platform's lease names its holder.
     pub(super) fn lease_holder(&self, deployment: &str) -> LeaseHolder {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "localhost".into());
+        let host = crate::identity::host_name();
         LeaseHolder {
             deployment: deployment.to_string(),
             identity: format!(

@@ -47,6 +47,16 @@ pub mod annotations {
     pub const ROLLED_BACK: &str = "cutover.dev/rolled-back";
 }
 
+/// Whether cutover manages `object` (its `app.kubernetes.io/managed-by` label says `cutover`):
+/// what cutover may write over, and what it may not take over.
+pub fn is_managed(object: &serde_json::Value) -> bool {
+    object
+        .pointer("/metadata/labels")
+        .and_then(|l| l.get(MANAGED_BY))
+        .and_then(serde_json::Value::as_str)
+        == Some(FIELD_MANAGER)
+}
+
 /// A short, stable hash of a revision key: 10 lowercase hex characters (DNS-label safe).
 pub fn short_hash(revision_key: &str) -> String {
     let digest = Sha256::digest(revision_key.as_bytes());

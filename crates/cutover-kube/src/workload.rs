@@ -72,14 +72,27 @@ pub enum ProbeAction {
 }
 
 /// How a component's traffic is split between its revisions on the cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub enum Traffic {
     /// One stable Service selects every revision's pods; a weight is a replica ratio.
+    #[serde(rename = "replica ratio")]
     ReplicaRatio,
     /// A Service per revision and an HTTPRoute whose backend weights are set exactly.
+    #[serde(rename = "gateway api")]
     GatewayApi,
     /// An active and a preview Service; the switch moves the active Service's selector.
+    #[serde(rename = "active/preview")]
     ActivePreview,
+}
+
+impl std::fmt::Display for Traffic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Traffic::ReplicaRatio => "replica ratio",
+            Traffic::GatewayApi => "gateway api",
+            Traffic::ActivePreview => "active/preview",
+        })
+    }
 }
 
 /// Annotations that say which run and step wrote an object.

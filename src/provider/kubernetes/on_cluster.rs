@@ -15,6 +15,7 @@ use cutover_kube::cluster::{Cluster, Kind};
 use cutover_kube::labels::{self, annotations, dns_label, label_value};
 use cutover_kube::manifest;
 use cutover_kube::rollout::{self, RolloutStatus};
+use cutover_kube::workload::Traffic;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -24,14 +25,35 @@ use crate::provider::lease::{LeaseHolder, TargetLease};
 /// How long a rollback waits for the restored revision to be available.
 pub const RESTORE_WAIT: Duration = Duration::from_secs(180);
 
+/// Where a revision stands on the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Has pods asked for.
+    Serving,
+    /// Kept at 0 replicas once replaced: a rollback target.
+    Retired,
+    /// Taken off service by a cluster rollback: never a target again.
+    RolledBack,
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            State::Serving => "serving",
+            State::Retired => "retired",
+            State::RolledBack => "rolled_back",
+        })
+    }
+}
+
 /// One revision (a Deployment) of a component.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Revision {
     pub deployment_name: String,
     pub key: String,
     pub version: String,
-    /// `serving`, `retired` (kept at 0 replicas for a rollback) or `rolled_back` (never a target).
-    pub state: &'static str,
+    pub state: State,
     pub replicas: u32,
     pub ready: u32,
     /// Replicas at full size.
@@ -50,8 +72,7 @@ pub struct Revision {
 pub struct Component {
     pub id: String,
     pub environment: String,
-    /// `replica ratio`, `gateway api` or `active/preview`.
-    pub traffic: &'static str,
+    pub traffic: Traffic,
     pub revisions: Vec<Revision>,
 }
 
@@ -129,9 +150,7 @@ async fn objects(cluster: &Cluster, deployment: &str) -> Result<Objects, OnClust
     let comps: Vec<String> = revisions.keys().cloned().collect();
     for comp in comps {
         if let Some(d) = cluster.get(Kind::Deployment, &dns_label(&comp, 63)).await? {
-            if ann(&d, annotations::ADOPTED_BY) == Some(deployment)
-                && label(&d, labels::MANAGED_BY) != Some(labels::FIELD_MANAGER)
-            {
+            if ann(&d, annotations::ADOPTED_BY) == Some(deployment) && !labels::is_managed(&d) {
                 revisions.entry(comp).or_default().push(d);
             }
         }
@@ -176,11 +195,11 @@ fn component(comp: &str, ds: &[Value], objs: &Objects) -> Component {
     let preview = find(&objs.services, &manifest::preview_service_name(comp));
     let active = find(&objs.services, &service);
     let traffic = if route.is_some() {
-        "gateway api"
+        Traffic::GatewayApi
     } else if preview.is_some() {
-        "active/preview"
+        Traffic::ActivePreview
     } else {
-        "replica ratio"
+        Traffic::ReplicaRatio
     };
     let total_ready: u32 = ds
         .iter()
@@ -196,13 +215,13 @@ fn component(comp: &str, ds: &[Value], objs: &Objects) -> Component {
                 .unwrap_or_default()
                 .to_string();
             let weight = match traffic {
-                "gateway api" => route
+                Traffic::GatewayApi => route
                     .and_then(|r| r.pointer("/spec/rules/0/backendRefs"))
                     .and_then(Value::as_array)
                     .and_then(|bs| bs.iter().find(|b| b["name"] == n.as_str()))
                     .map(|b| count(b, "/weight"))
                     .unwrap_or(0),
-                "active/preview" => {
+                Traffic::ActivePreview => {
                     let selected = active
                         .and_then(|s| s.pointer("/spec/selector"))
                         .and_then(|s| s.get(labels::REVISION))
@@ -213,15 +232,17 @@ fn component(comp: &str, ds: &[Value], objs: &Objects) -> Component {
                         0
                     }
                 }
-                _ if total_ready == 0 => 0,
-                _ => ((ready as f64 / total_ready as f64) * 100.0).round() as u32,
+                Traffic::ReplicaRatio if total_ready == 0 => 0,
+                Traffic::ReplicaRatio => {
+                    ((ready as f64 / total_ready as f64) * 100.0).round() as u32
+                }
             };
             let state = if ann(d, annotations::ROLLED_BACK).is_some() {
-                "rolled_back"
+                State::RolledBack
             } else if replicas == 0 {
-                "retired"
+                State::Retired
             } else {
-                "serving"
+                State::Serving
             };
             Revision {
                 deployment_name: n,
@@ -247,12 +268,12 @@ fn component(comp: &str, ds: &[Value], objs: &Objects) -> Component {
     // Serving first (most traffic first), then the newest retired.
     revisions.sort_by(|a, b| {
         (
-            a.state != "serving",
+            a.state != State::Serving,
             std::cmp::Reverse(a.weight),
             std::cmp::Reverse(&a.retired_at),
         )
             .cmp(&(
-                b.state != "serving",
+                b.state != State::Serving,
                 std::cmp::Reverse(b.weight),
                 std::cmp::Reverse(&b.retired_at),
             ))
@@ -273,13 +294,13 @@ fn component(comp: &str, ds: &[Value], objs: &Objects) -> Component {
 /// The revision a rollback of `c` restores: the one running `to`, else the newest retired one
 /// (a rolled-back revision is never one).
 pub fn target<'a>(c: &'a Component, to: Option<&str>) -> Result<&'a Revision, String> {
-    let candidates = c.revisions.iter().filter(|r| r.state != "rolled_back");
+    let candidates = c.revisions.iter().filter(|r| r.state != State::RolledBack);
     let found = match to {
         Some(v) => candidates
             .filter(|r| r.version == v)
-            .max_by_key(|r| (r.state == "serving", r.retired_at.clone())),
+            .max_by_key(|r| (r.state == State::Serving, r.retired_at.clone())),
         None => candidates
-            .filter(|r| r.state == "retired")
+            .filter(|r| r.state == State::Retired)
             .max_by_key(|r| r.retired_at.clone()),
     };
     found.ok_or_else(|| match to {
@@ -442,7 +463,7 @@ async fn restore(
         say(format!("{}: {} is available", c.id, t.deployment_name));
         still_held(lost)?;
         match c.traffic {
-            "gateway api" => {
+            Traffic::GatewayApi => {
                 let route = manifest::service_name(&c.id);
                 // The port that serves users: `http` where the Service names one.
                 let ports = cluster
@@ -466,7 +487,7 @@ async fn restore(
                     c.id, t.deployment_name
                 ));
             }
-            "active/preview" => {
+            Traffic::ActivePreview => {
                 let svc = manifest::service_name(&c.id);
                 let body = json!({
                     "spec": { "selector": manifest::revision_selector(&c.id, &t.key) },
@@ -480,9 +501,10 @@ async fn restore(
                     c.id, t.deployment_name
                 ));
             }
-            _ => {}
+            // The restored pods are behind the stable Service already.
+            Traffic::ReplicaRatio => {}
         }
-        for r in c.revisions.iter().filter(|r| r.state == "serving") {
+        for r in c.revisions.iter().filter(|r| r.state == State::Serving) {
             if r.deployment_name == t.deployment_name {
                 continue;
             }

@@ -67,13 +67,6 @@ fn selector_text(m: &BTreeMap<String, String>) -> String {
         .join(",")
 }
 
-fn is_ours(obj: &Value) -> bool {
-    obj.pointer("/metadata/labels")
-        .and_then(|l| l.get(labels::MANAGED_BY))
-        .and_then(Value::as_str)
-        == Some(labels::FIELD_MANAGER)
-}
-
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
@@ -154,7 +147,7 @@ impl KubeProvider {
         else {
             return Ok(None);
         };
-        if is_ours(&d) || replicas(&d) == 0 {
+        if labels::is_managed(&d) || replicas(&d) == 0 {
             return Ok(None);
         }
         if self.traffic != Traffic::ReplicaRatio {
@@ -237,7 +230,9 @@ impl KubeProvider {
         else {
             return Ok(None);
         };
-        if is_ours(&d) || annotation(&d, annotations::REVISION_KEY) != Some(key.0.as_str()) {
+        if labels::is_managed(&d)
+            || annotation(&d, annotations::REVISION_KEY) != Some(key.0.as_str())
+        {
             return Ok(None);
         }
         let rev = rev_of(&name, &d);
@@ -410,7 +405,7 @@ impl KubeProvider {
                     .all(|(k, v)| !k.starts_with("cutover.dev/") && pod_labels.get(k) == Some(v));
             if picks {
                 carried.extend(selector);
-                if !is_ours(svc) {
+                if !labels::is_managed(svc) {
                     if let Some(n) = text(svc, "/metadata/name") {
                         team.insert(n.to_string());
                     }

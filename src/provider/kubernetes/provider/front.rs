@@ -31,14 +31,15 @@ impl KubeProvider {
             return Ok(());
         }
         if let Some(obj) = self.cluster.get(kind, name).await.map_err(failed)? {
-            let owner = obj
-                .pointer("/metadata/labels")
-                .and_then(|l| l.get(labels::MANAGED_BY))
-                .and_then(Value::as_str);
-            if owner != Some(labels::FIELD_MANAGER) {
+            if !labels::is_managed(&obj) {
+                let owner = obj
+                    .pointer("/metadata/labels")
+                    .and_then(|l| l.get(labels::MANAGED_BY))
+                    .and_then(Value::as_str);
                 return Err(ProviderError::Failed(format!(
                     "{} {name} in namespace {} exists and is not managed by cutover ({}={}); cutover does not take it over: \
-                     rename the component, or delete or rename that {} (adopting existing objects is not supported yet)",
+                     rename the component, or delete or rename that {} (a team's Service is used as it is only where it \
+                     selects a Deployment cutover adopts, with replica-ratio traffic)",
                     kind.name(),
                     self.cluster.namespace(),
                     labels::MANAGED_BY,
