@@ -81,6 +81,7 @@ pub fn human_line(ev: &Event, steps: usize) -> Option<String> {
             next_in_ms,
             decision,
             reason,
+            ..
         } => {
             let parts: Vec<String> = verdicts
                 .iter()

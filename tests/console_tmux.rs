@@ -73,6 +73,32 @@ impl Tmux {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+    /// Wait for `words` on one line, however wide the columns between them are (the
+    /// dashboard's table pads its columns to their content; the narrow list does not).
+    fn wait_for_words(&self, words: &str, within: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if s.lines().any(|l| squeeze(l).contains(words)) {
+                return s;
+            }
+            assert!(
+                start.elapsed() < within,
+                "`{words}` never appeared; screen:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            self.cmd(&["send-keys", "-t", "t", k]);
+        }
+    }
+}
+
+/// A line with every run of spaces made one.
+fn squeeze(line: &str) -> String {
+    line.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 impl Drop for Tmux {
@@ -198,10 +224,10 @@ fn console_runs_a_local_spec_to_its_gate_approves_it_and_quits_restoring_the_ter
     }
     let (st, v2) = deployed("1s");
     let t = console_on(&st, &v2, "gate");
-    let screen = t.wait_for("waits for approval", Duration::from_secs(30));
-    assert!(screen.contains("GATE shop 1.1.0"), "{screen}");
+    t.wait_for("waits for approval", Duration::from_secs(30));
+    t.wait_for_words("GATE shop 1.1.0", Duration::from_secs(5));
     t.cmd(&["send-keys", "-t", "t", "a"]);
-    t.wait_for("OK   shop 1.1.0", Duration::from_secs(20));
+    t.wait_for_words("OK shop 1.1.0", Duration::from_secs(20));
     let s = outcome(&st);
     assert_eq!(s["status"], "succeeded", "{s}");
     // Nothing runs any more, so q quits without asking.
@@ -226,7 +252,7 @@ fn rolling_back_a_running_rollout_with_capital_u() {
     let (st, v2) = deployed("60s");
     let t = console_on(&st, &v2, "undo");
     t.wait_for("traffic: 1.0.0 80% | 1.1.0 20%", Duration::from_secs(30));
-    t.wait_for("RUN  shop 1.1.0", Duration::from_secs(10));
+    t.wait_for_words("RUN shop 1.1.0", Duration::from_secs(10));
     t.cmd(&["send-keys", "-t", "t", "U"]);
     let screen = t.wait_for("Roll back shop 1.1.0?", Duration::from_secs(5));
     assert!(
@@ -234,7 +260,7 @@ fn rolling_back_a_running_rollout_with_capital_u() {
         "the dialog shows the rollback plan:\n{screen}"
     );
     t.cmd(&["send-keys", "-t", "t", "y"]);
-    t.wait_for("RBCK shop 1.1.0", Duration::from_secs(20));
+    t.wait_for_words("RBCK shop 1.1.0", Duration::from_secs(20));
     let s = outcome(&st);
     assert_eq!(s["status"], "rolled_back", "{s}");
     assert!(
@@ -275,4 +301,48 @@ fn a_dropped_terminal_pauses_the_consoles_runs_and_lets_go_of_them() {
     // Paused between steps: the 20% split is whole, and the run can be taken over later.
     let w = &s["snapshot"]["traffic"][0]["weights"];
     assert_eq!(w[1]["weight"], 20, "{s}");
+}
+
+#[test]
+fn the_dashboard_shows_every_pane_zooms_one_and_reflows_to_tabs_when_the_terminal_shrinks() {
+    if !tmux_present(
+        "console_tmux::the_dashboard_shows_every_pane_zooms_one_and_reflows_to_tabs_when_the_terminal_shrinks",
+    ) {
+        return;
+    }
+    let (st, v2) = deployed("60s");
+    let t = console_on(&st, &v2, "dash");
+    // 120x36: every pane at once, under a table of the deployments.
+    let screen = t.wait_for("traffic: 1.0.0 80% | 1.1.0 20%", Duration::from_secs(30));
+    for title in [
+        "deployments (1)",
+        "progress",
+        "traffic",
+        "health",
+        "analysis",
+        "events",
+        "STRATEGY",
+    ] {
+        assert!(screen.contains(title), "{title} missing:\n{screen}");
+    }
+    t.wait_for_words("RUN shop 1.1.0 test canary", Duration::from_secs(5));
+    t.wait_for("weight asked for 1.1.0", Duration::from_secs(5));
+    // Focus the analysis pane and zoom it to the whole screen, then back.
+    t.keys(&["l", "l", "l", "z"]);
+    let screen = t.wait_for("analysis (z: back)", Duration::from_secs(5));
+    assert!(!screen.contains("STRATEGY"), "zoomed:\n{screen}");
+    t.keys(&["z"]);
+    t.wait_for("STRATEGY", Duration::from_secs(5));
+    // A smaller terminal: the panes become tabs, with the focused one shown.
+    t.cmd(&["resize-window", "-t", "t", "-x", "80", "-y", "24"]);
+    let screen = t.wait_for("[analysis]", Duration::from_secs(5));
+    assert!(!screen.contains("STRATEGY"), "tabs:\n{screen}");
+    t.cmd(&["resize-window", "-t", "t", "-x", "160", "-y", "48"]);
+    t.wait_for("STRATEGY", Duration::from_secs(5));
+    // Quitting while the run goes on asks; p pauses it and quits.
+    t.keys(&["q"]);
+    t.wait_for("What should happen to them?", Duration::from_secs(5));
+    t.keys(&["p"]);
+    t.wait_for("EXIT=0", Duration::from_secs(15));
+    assert_eq!(outcome(&st)["status"], "paused");
 }

@@ -181,6 +181,7 @@ mod tests {
                     next_in_ms: None,
                     decision: AnalysisDecision::Continue,
                     reason: None,
+                    served: Default::default(),
                 },
             ),
             ev("00:30", step(2, "gate")),
@@ -208,6 +209,7 @@ mod tests {
                     next_in_ms: None,
                     decision: AnalysisDecision::Rollback,
                     reason: Some("error_rate failed".into()),
+                    served: Default::default(),
                 },
             ),
             ev(

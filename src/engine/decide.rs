@@ -295,12 +295,20 @@ impl Run {
             Decision::Continue => next.map(|d| d.as_millis() as u64),
             _ => None,
         };
+        let served = self
+            .comps
+            .iter()
+            .filter(|c| c.comp.id == component)
+            .flat_map(|c| std::iter::once(&c.new_key.0).chain(c.old.as_ref().map(|o| &o.key.0)))
+            .filter_map(|k| self.measured.get(k).map(|rps| (k.clone(), *rps)))
+            .collect();
         self.emit(EventKind::Analysis {
             component,
             verdicts,
             next_in_ms,
             decision: word,
             reason,
+            served,
         })
         .await;
         match decision {

@@ -94,6 +94,10 @@ pub enum EventKind {
         /// Why, when the decision is not to continue.
         #[serde(default)]
         reason: Option<String>,
+        /// Requests per second each revision of the component served over the interval, by
+        /// revision key (the traffic pane's share served over time).
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        served: std::collections::BTreeMap<String, f64>,
     },
     /// Validation checks ran (pre- or post-deployment).
     Checks {

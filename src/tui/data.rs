@@ -29,6 +29,8 @@ pub struct Row {
     pub finished: bool,
     pub reason: Option<String>,
     pub initiator: String,
+    /// When the run started (the table's age).
+    pub started: Option<DateTime<Utc>>,
     pub snapshot: Option<Snapshot>,
     /// The plan's step descriptions, in order.
     pub plan: Vec<String>,
@@ -45,6 +47,19 @@ pub struct Live {
     pub step_since: Option<DateTime<Utc>>,
     pub next_decision: Option<DateTime<Utc>>,
     pub gate_since: Option<DateTime<Utc>>,
+    /// Per component, the weight asked and the share served over the run.
+    pub traffic: Vec<TrafficHistory>,
+}
+
+/// One component's traffic over a run: the new version's weight as asked at each shift (a
+/// staircase) and the share of requests it served at each analysis.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrafficHistory {
+    pub component: String,
+    /// (when, percent asked for the new version), oldest first.
+    pub asked: Vec<(DateTime<Utc>, f64)>,
+    /// (when, percent of the requests the new version served), oldest first.
+    pub served: Vec<(DateTime<Utc>, f64)>,
 }
 
 /// One judged signal over time: canary and baseline values and the threshold.
@@ -55,6 +70,10 @@ pub struct Series {
     pub baseline: Vec<f64>,
     pub threshold: Option<f64>,
     pub judgement: Judgement,
+    /// Every interval's verdict, oldest first (one per value).
+    pub marks: Vec<Judgement>,
+    /// When each interval was judged (one per value).
+    pub times: Vec<Option<DateTime<Utc>>>,
     /// The latest verdict's reason in words.
     pub message: String,
     /// What it is judged against: a threshold (`< 0.05`) or, for rules and triggers, what the
@@ -112,9 +131,31 @@ pub fn live_from_events(events: &[Event]) -> Live {
     let mut live = Live::default();
     let mut series: Vec<Series> = Vec::new();
     let mut steps = 0;
+    let mut version = String::new();
+    // The revisions of the run's version, as traffic shifts name them.
+    let mut new_revs = std::collections::BTreeSet::new();
     for ev in events {
         let at = parse_ts(&ev.ts);
         match &ev.kind {
+            EventKind::Started { version: v, .. } => version = v.clone(),
+            EventKind::TrafficShifted { component, weights } => {
+                new_revs.extend(
+                    weights
+                        .iter()
+                        .filter(|w| w.version == version)
+                        .map(|w| w.revision.clone()),
+                );
+                if let Some(at) = at {
+                    let asked = weights
+                        .iter()
+                        .filter(|w| w.version == version)
+                        .map(|w| f64::from(w.weight))
+                        .sum();
+                    traffic_of(&mut live.traffic, component)
+                        .asked
+                        .push((at, asked));
+                }
+            }
             EventKind::StepStarted { .. } => {
                 live.step_since = at;
                 live.next_decision = None;
@@ -130,8 +171,21 @@ pub fn live_from_events(events: &[Event]) -> Live {
             EventKind::Analysis {
                 verdicts,
                 next_in_ms,
+                served,
+                component,
                 ..
             } => {
+                let total: f64 = served.values().sum();
+                if let (Some(at), true) = (at, total > 0.0) {
+                    let new: f64 = served
+                        .iter()
+                        .filter(|(k, _)| new_revs.contains(*k))
+                        .map(|(_, v)| v)
+                        .sum();
+                    traffic_of(&mut live.traffic, component)
+                        .served
+                        .push((at, 100.0 * new / total));
+                }
                 live.next_decision = match (at, next_in_ms) {
                     (Some(t), Some(ms)) => Some(t + chrono::Duration::milliseconds(*ms as i64)),
                     _ => None,
@@ -146,6 +200,8 @@ pub fn live_from_events(events: &[Event]) -> Live {
                                 baseline: Vec::new(),
                                 threshold: None,
                                 judgement: v.judgement,
+                                marks: Vec::new(),
+                                times: Vec::new(),
                                 message: String::new(),
                                 expected: String::new(),
                                 condition: matches!(
@@ -161,6 +217,8 @@ pub fn live_from_events(events: &[Event]) -> Live {
                     s.baseline.push(v.baseline.unwrap_or(f64::NAN));
                     s.threshold = v.threshold.or(s.threshold);
                     s.judgement = v.judgement;
+                    s.marks.push(v.judgement);
+                    s.times.push(at);
                     s.message = v.message.clone();
                     s.expected = v.expected.clone();
                 }
@@ -178,6 +236,21 @@ pub fn live_from_events(events: &[Event]) -> Live {
     live
 }
 
+/// The history of one component, made on first use.
+fn traffic_of<'a>(all: &'a mut Vec<TrafficHistory>, component: &str) -> &'a mut TrafficHistory {
+    let i = match all.iter().position(|t| t.component == component) {
+        Some(i) => i,
+        None => {
+            all.push(TrafficHistory {
+                component: component.to_string(),
+                ..Default::default()
+            });
+            all.len() - 1
+        }
+    };
+    &mut all[i]
+}
+
 fn row_from(r: RunRow, detail: Option<Live>) -> Row {
     let finished = r.is_finished();
     Row {
@@ -192,6 +265,7 @@ fn row_from(r: RunRow, detail: Option<Live>) -> Row {
         strategy: r.strategy,
         status: r.status,
         reason: r.reason,
+        started: parse_ts(&r.started_at),
         initiator: r.initiator,
         detail,
     }
@@ -360,7 +434,36 @@ mod tests {
         let mut bad = v.clone();
         bad.value = Some(0.3);
         bad.judgement = Judgement::Fail;
+        let weight = |revision: &str, version: &str, weight| crate::engine::event::Weight {
+            revision: revision.into(),
+            version: version.into(),
+            weight,
+            achieved: None,
+        };
         let events = vec![
+            ev(
+                "2026-11-26T09:59:00.000Z",
+                EventKind::Started {
+                    version: "1.1.0".into(),
+                    strategy: "canary".into(),
+                    environment: "prod".into(),
+                    provider: "local".into(),
+                    steps: 4,
+                    dry_run: false,
+                    initiator: "me".into(),
+                    baseline: Vec::new(),
+                },
+            ),
+            ev(
+                "2026-11-26T09:59:30.000Z",
+                EventKind::TrafficShifted {
+                    component: "web".into(),
+                    weights: vec![
+                        weight("web@1.0.0.r1", "1.0.0", 90),
+                        weight("web@1.1.0.r2", "1.1.0", 10),
+                    ],
+                },
+            ),
             ev(
                 "2026-11-26T10:00:00.000Z",
                 EventKind::StepStarted {
@@ -377,6 +480,7 @@ mod tests {
                     next_in_ms: Some(10_000),
                     decision: AnalysisDecision::Continue,
                     reason: None,
+                    served: [("web@1.1.0.r2".into(), 9.0), ("web@1.0.0.r1".into(), 81.0)].into(),
                 },
             ),
             ev(
@@ -387,6 +491,7 @@ mod tests {
                     next_in_ms: Some(5_000),
                     decision: AnalysisDecision::Rollback,
                     reason: Some("error_rate failed".into()),
+                    served: Default::default(),
                 },
             ),
         ];
@@ -397,9 +502,26 @@ mod tests {
         assert_eq!(s.baseline, vec![0.02, 0.02]);
         assert_eq!(s.threshold, Some(0.05));
         assert_eq!(s.judgement, Judgement::Fail);
+        assert_eq!(s.marks, vec![Judgement::Pass, Judgement::Fail]);
+        assert_eq!(s.times[1], parse_ts("2026-11-26T10:00:20Z"));
+        // The weight asked as a staircase, and the share the new version served.
+        let t = &live.traffic[0];
+        assert_eq!(t.component, "web");
+        assert_eq!(
+            t.asked,
+            vec![(parse_ts("2026-11-26T09:59:30Z").unwrap(), 10.0)]
+        );
+        assert_eq!(
+            t.served,
+            vec![(parse_ts("2026-11-26T10:00:10Z").unwrap(), 10.0)]
+        );
         assert_eq!(live.step_since, parse_ts("2026-11-26T10:00:00Z"));
         assert_eq!(live.next_decision, parse_ts("2026-11-26T10:00:25Z"));
-        assert!(live.events[0].starts_with("10:00:00 "), "{:?}", live.events);
+        assert!(
+            live.events.iter().any(|e| e.starts_with("10:00:00 ")),
+            "{:?}",
+            live.events
+        );
     }
 
     #[test]

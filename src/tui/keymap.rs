@@ -46,6 +46,8 @@ pub enum Action {
     NewerEvents,
     NextPane,
     PrevPane,
+    /// The focused pane fills the screen, or goes back to its place.
+    Zoom,
     /// Drill down (views); keep what was typed (filter, command).
     Open,
     Back,
@@ -142,6 +144,12 @@ pub const MAIN: &[Binding] = &[
         "previous pane",
     ),
     b("h/left", KeyCode::Left, Action::PrevPane, "previous pane"),
+    b(
+        "z",
+        KeyCode::Char('z'),
+        Action::Zoom,
+        "zoom the focused pane to the whole screen, and back",
+    ),
     b(
         "[/pgup",
         KeyCode::Char('['),
@@ -414,7 +422,7 @@ mod tests {
             }
         }
         assert_eq!(
-            action(Mode::Normal, View::Main, key(KeyCode::Char('z')), false),
+            action(Mode::Normal, View::Main, key(KeyCode::Char('x')), false),
             None
         );
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);

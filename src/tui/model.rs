@@ -86,6 +86,10 @@ pub struct Model {
     pub demo: bool,
     /// How many lines the events pane is scrolled back from the newest (0: follows the newest).
     pub events_back: usize,
+    /// The focused pane fills the main view.
+    pub zoom: bool,
+    /// Now, to the minute: the deployments' ages (coarse, so it redraws once a minute at most).
+    pub minute: Option<DateTime<Utc>>,
 }
 
 impl Model {
@@ -111,6 +115,8 @@ impl Model {
             now: None,
             demo: false,
             events_back: 0,
+            zoom: false,
+            minute: None,
         }
     }
 
@@ -246,6 +252,7 @@ impl Model {
             Action::NewerEvents => self.events_back = self.events_back.saturating_sub(5),
             Action::NextPane => self.pane = (self.pane + 1) % PANES.len(),
             Action::PrevPane => self.pane = (self.pane + PANES.len() - 1) % PANES.len(),
+            Action::Zoom => self.zoom = !self.zoom,
             Action::Open => return self.open(),
             Action::Back => self.back(),
             Action::Help => self.mode = Mode::Help,
@@ -523,6 +530,7 @@ mod tests {
             finished: matches!(status, "succeeded" | "rolled_back" | "failed"),
             reason: None,
             initiator: "me".into(),
+            started: None,
             snapshot: None,
             plan: Vec::new(),
             detail: None,

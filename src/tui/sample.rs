@@ -10,7 +10,7 @@ use crate::engine::signals::SignalKind;
 use crate::engine::signals::{OnFail, Verdict};
 use crate::engine::{Counts, Judgement};
 use crate::provider::InstanceStatus;
-use crate::tui::data::{parse_ts, HistRow, Live, Row, Series};
+use crate::tui::data::{parse_ts, HistRow, Live, Row, Series, TrafficHistory};
 use crate::tui::model::Model;
 
 fn snapshot() -> Snapshot {
@@ -107,6 +107,44 @@ fn snapshot() -> Snapshot {
     }
 }
 
+/// A time on the sample's day.
+fn at(hms: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    parse_ts(&format!("2026-11-26T{hms}Z"))
+}
+
+/// A metric judged every 15 s from 11:57:31, passing but where `marks` says otherwise.
+fn series(
+    name: &str,
+    canary: &[f64],
+    baseline: &[f64],
+    threshold: Option<f64>,
+    (expected, message, condition): (&str, &str, bool),
+    marks: &[(usize, Judgement)],
+) -> Series {
+    let all: Vec<Judgement> = (0..canary.len())
+        .map(|i| {
+            marks
+                .iter()
+                .find(|(j, _)| *j == i)
+                .map_or(Judgement::Pass, |(_, m)| *m)
+        })
+        .collect();
+    Series {
+        name: name.into(),
+        canary: canary.to_vec(),
+        baseline: baseline.to_vec(),
+        threshold,
+        judgement: all.last().copied().unwrap_or(Judgement::Pass),
+        times: (0..canary.len())
+            .map(|i| Some(at("11:57:31")? + chrono::Duration::seconds(15 * i as i64)))
+            .collect(),
+        marks: all,
+        message: message.into(),
+        expected: expected.into(),
+        condition,
+    }
+}
+
 /// A console showing three deployments (one at a gate, one rolled back, one interrupted) and
 /// seven runs of history.
 pub fn model() -> Model {
@@ -117,37 +155,80 @@ pub fn model() -> Model {
             "12:01:01 web: gate canary-50 waits: cutover approve shop --gate canary-50".into(),
         ],
         series: vec![
-            Series {
-                name: "error_rate".into(),
-                canary: vec![0.002, 0.004, 0.003, 0.004],
-                baseline: vec![0.003, 0.003, 0.002, 0.003],
-                threshold: Some(0.05),
-                judgement: Judgement::Pass,
-                message: "error_rate = 0.004 (must be < 0.05)".into(),
-                expected: "< 0.05".into(),
-                condition: false,
-            },
-            Series {
-                name: "latency_p99".into(),
-                canary: vec![210.0, 250.0, f64::NAN, 480.0],
-                baseline: vec![200.0, 205.0, 198.0, 201.0],
-                threshold: Some(400.0),
-                judgement: Judgement::Fail,
-                message: "latency_p99 = 480 (must be < 400)".into(),
-                expected: "< 400".into(),
-                condition: false,
-            },
-            Series {
-                name: "error-rate[0]".into(),
-                canary: vec![0.002, 0.004, 0.003, 0.004],
-                baseline: Vec::new(),
-                threshold: Some(0.1),
-                judgement: Judgement::Pass,
-                message: "ok (error_rate = 0.004)".into(),
-                expected: "rolls back when error_rate > 0.1".into(),
-                condition: true,
-            },
+            series(
+                "error_rate",
+                &[
+                    0.002, 0.003, 0.002, 0.004, 0.003, 0.003, 0.002, 0.004, 0.003, 0.004, 0.003,
+                    0.004,
+                ],
+                &[0.003; 12],
+                Some(0.05),
+                ("< 0.05", "error_rate = 0.004 (must be < 0.05)", false),
+                &[],
+            ),
+            series(
+                "latency_p99",
+                &[
+                    210.0,
+                    250.0,
+                    f64::NAN,
+                    230.0,
+                    260.0,
+                    f64::NAN,
+                    300.0,
+                    320.0,
+                    350.0,
+                    390.0,
+                    420.0,
+                    480.0,
+                ],
+                &[
+                    200.0, 205.0, 198.0, 201.0, 203.0, 199.0, 202.0, 204.0, 200.0, 206.0, 201.0,
+                    203.0,
+                ],
+                Some(400.0),
+                ("< 400", "latency_p99 = 480 (must be < 400)", false),
+                &[
+                    (2, Judgement::NoData),
+                    (5, Judgement::Error),
+                    (10, Judgement::Fail),
+                    (11, Judgement::Fail),
+                ],
+            ),
+            series(
+                "error-rate[0]",
+                &[
+                    0.002, 0.003, 0.002, 0.004, 0.003, 0.003, 0.002, 0.004, 0.003, 0.004, 0.003,
+                    0.004,
+                ],
+                &[],
+                Some(0.1),
+                (
+                    "rolls back when error_rate > 0.1",
+                    "ok (error_rate = 0.004)",
+                    true,
+                ),
+                &[],
+            ),
         ],
+        traffic: vec![TrafficHistory {
+            component: "web".into(),
+            asked: [("11:57:01", 0.0), ("11:57:31", 10.0), ("12:00:01", 50.0)]
+                .iter()
+                .filter_map(|(t, w)| Some((at(t)?, *w)))
+                .collect(),
+            served: (0..12)
+                .filter_map(|i| {
+                    let t = at("11:57:31")? + chrono::Duration::seconds(15 * i);
+                    let share = if i < 10 {
+                        9.0 + (i % 3) as f64
+                    } else {
+                        48.0 + i as f64 % 3.0
+                    };
+                    Some((t, share))
+                })
+                .collect(),
+        }],
         step_since: parse_ts("2026-11-26T12:00:01Z"),
         next_decision: parse_ts("2026-11-26T12:01:31Z"),
         gate_since: parse_ts("2026-11-26T12:01:01Z"),
@@ -178,6 +259,7 @@ pub fn model() -> Model {
             finished: false,
             reason: None,
             initiator: "bob".into(),
+            started: at("11:55:40"),
             snapshot: Some(snapshot()),
             plan,
             detail: Some(live),
@@ -193,6 +275,7 @@ pub fn model() -> Model {
             finished: true,
             reason: Some("rolled back to 1.9.0: metric error_rate failed".into()),
             initiator: "carol".into(),
+            started: at("09:12:00"),
             snapshot: None,
             plan: Vec::new(),
             detail: None,
@@ -208,12 +291,14 @@ pub fn model() -> Model {
             finished: false,
             reason: Some("paused by alice: interrupted".into()),
             initiator: "alice".into(),
+            started: at("10:40:00"),
             snapshot: None,
             plan: Vec::new(),
             detail: None,
         },
     ]);
     m.now = parse_ts("2026-11-26T12:01:21Z");
+    m.minute = parse_ts("2026-11-26T12:01:00Z");
     use crate::store::Status;
     let h = |run, dep: &str, outcome: Status, day: &str, dur| HistRow {
         run,
@@ -393,6 +478,7 @@ fn kube_row() -> Row {
         finished: false,
         reason: None,
         initiator: "alice".into(),
+        started: at("11:59:10"),
         snapshot: Some(snapshot),
         plan: [
             "pre-deployment checks",
@@ -413,6 +499,7 @@ fn kube_row() -> Row {
             step_since: parse_ts("2026-11-26T12:00:41Z"),
             next_decision: parse_ts("2026-11-26T12:01:41Z"),
             gate_since: None,
+            traffic: Vec::new(),
         }),
     }
 }

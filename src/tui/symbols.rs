@@ -29,6 +29,13 @@ pub struct Symbols {
     pub more: &'static str,
     /// Between two figures read together (`20% asked · 25.0% achieved`).
     pub sep: &'static str,
+    /// Chart traces, each a flat and a rising glyph: the canary (or the weight asked), the
+    /// baseline, and a threshold.
+    pub trace: [(&'static str, &'static str); 3],
+    /// A point on a chart (the share served).
+    pub point: &'static str,
+    /// One cell per judged interval: pass, fail, no data, error.
+    pub marks: [&'static str; 4],
 }
 
 const ASCII_BORDER: border::Set<'static> = border::Set {
@@ -60,6 +67,9 @@ pub const UNICODE: Symbols = Symbols {
     arrow: "→",
     more: "…",
     sep: " · ",
+    trace: [("━", "┃"), ("─", "│"), ("╌", "╎")],
+    point: "•",
+    marks: ["✔", "✖", "?", "!"],
 };
 
 pub const ASCII: Symbols = Symbols {
@@ -80,6 +90,9 @@ pub const ASCII: Symbols = Symbols {
     arrow: "->",
     more: "~",
     sep: ", ",
+    trace: [("*", "|"), ("o", ":"), ("-", "-")],
+    point: "o",
+    marks: ["+", "X", "?", "!"],
 };
 
 impl Symbols {
@@ -168,9 +181,16 @@ mod tests {
         let a = ASCII;
         let all = [
             a.full, a.empty, a.done, a.current, a.todo, a.ok, a.fail, a.warn, a.gate, a.paused,
-            a.running, a.arrow,
+            a.running, a.arrow, a.point,
         ];
-        for s in all.iter().chain(a.levels.iter()) {
+        let traces = a.trace.iter().flat_map(|(f, r)| [*f, *r]);
+        for s in all
+            .iter()
+            .copied()
+            .chain(a.levels)
+            .chain(a.marks)
+            .chain(traces)
+        {
             assert!(s.is_ascii(), "{s}");
         }
         assert!(a.border.top_left.is_ascii() && a.border.horizontal_top.is_ascii());

@@ -197,6 +197,8 @@ pub async fn run(term: &mut Term, mut s: Setup) -> Result<u8> {
                     let now = chrono::Utc::now();
                     now - chrono::Duration::nanoseconds(i64::from(chrono::Timelike::nanosecond(&now)))
                 });
+                let now = chrono::Utc::now();
+                model.minute = Some(now - chrono::Duration::seconds(i64::from(chrono::Timelike::second(&now))) - chrono::Duration::nanoseconds(i64::from(chrono::Timelike::nanosecond(&now))));
                 next_refresh = Instant::now() + Duration::from_millis(500);
                 if quit_when_idle && model.owned.is_empty() {
                     break OK;

@@ -168,7 +168,7 @@ fn list(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
     );
 }
 
-fn cut(s: &str, n: usize) -> String {
+pub(super) fn cut(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
     } else {

@@ -6,10 +6,13 @@
 //! Owns: layout and text. Must not touch: state (rendering is read-only and has no clock of its
 //! own: times are computed from `Model::now`).
 
+mod analysis;
+mod chart;
 mod history;
 mod main_view;
 mod panes;
 mod pods;
+mod traffic;
 
 use crate::store::Status;
 use ratatui::layout::{Constraint, Direction, Layout, Rect};

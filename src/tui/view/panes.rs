@@ -1,8 +1,6 @@
 //! The main view's panes for one deployment, as lines: strategy progress, traffic split,
 //! instance health, canary metrics with sparklines, and pending approvals.
 
-use crate::engine::signals::SignalKind;
-use crate::spec::Strategy;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 
@@ -13,7 +11,7 @@ use crate::tui::data::Row;
 use crate::tui::model::Model;
 use crate::tui::theme::Slot;
 
-fn judgement(look: &Look, j: Judgement) -> (&'static str, Style) {
+pub(super) fn judgement(look: &Look, j: Judgement) -> (&'static str, Style) {
     match j {
         Judgement::Pass => ("pass", look.s(Slot::Ok)),
         Judgement::Fail => ("FAIL", look.s(Slot::Error)),
@@ -126,89 +124,6 @@ pub fn progress(r: &Row, m: &Model, look: &Look, height: usize) -> Vec<Line<'sta
     out
 }
 
-pub fn traffic(r: &Row, look: &Look, width: usize) -> Vec<Line<'static>> {
-    let Some(s) = &r.snapshot else {
-        return vec![Line::from("no traffic data yet")];
-    };
-    let bar_w = width.saturating_sub(38).clamp(4, 40);
-    let (new_role, old_role) = match r.strategy {
-        Strategy::BlueGreen => ("green", "blue"),
-        Strategy::Canary => ("canary", "stable"),
-        Strategy::Rolling | Strategy::Recreate => ("new", "old"),
-    };
-    let mut out = Vec::new();
-    for t in &s.traffic {
-        let total: f64 = t.measured_rps.values().sum();
-        // A replica ratio (Kubernetes without a mesh): the platform serves the nearest split
-        // its pod counts allow; each revision shows the weight asked and the share reached,
-        // and its bar draws the share reached.
-        let ratio = t.weights.iter().any(|w| w.achieved.is_some());
-        if ratio {
-            out.push(Line::from(vec![
-                Span::styled(t.component.clone(), look.s(Slot::Title)),
-                Span::styled(
-                    "  replica ratio: pod counts set the split",
-                    look.s(Slot::Muted),
-                ),
-            ]));
-        } else {
-            out.push(Line::styled(t.component.clone(), look.s(Slot::Title)));
-        }
-        for w in &t.weights {
-            let is_new = w.version == r.version;
-            let slot = if is_new { Slot::Canary } else { Slot::Baseline };
-            let measured = match t.measured_rps.get(&w.revision) {
-                Some(rps) if total > 0.0 => {
-                    format!(
-                        " got {:>3.0}% {}/s",
-                        100.0 * rps / total,
-                        fmt_num((rps * 10.0).round() / 10.0)
-                    )
-                }
-                _ => String::new(),
-            };
-            let label = Span::styled(
-                format!(
-                    " {:<6} {:<9}",
-                    if is_new { new_role } else { old_role },
-                    w.version
-                ),
-                look.s(slot),
-            );
-            if ratio {
-                let reached = w.achieved.unwrap_or(w.weight as f64);
-                out.push(Line::from(vec![
-                    label,
-                    Span::raw(format!(
-                        "{:>3}% asked{}{reached:.1}% achieved",
-                        w.weight, look.sym.sep
-                    )),
-                ]));
-                out.push(Line::from(vec![
-                    // The bar's column on exact lines: label (17) and weight (5).
-                    Span::raw("                      "),
-                    Span::styled(look.sym.bar(reached, bar_w), look.s(slot)),
-                    Span::styled(measured, look.s(Slot::Muted)),
-                ]));
-                continue;
-            }
-            out.push(Line::from(vec![
-                label,
-                Span::raw(format!("{:>3}% ", w.weight)),
-                Span::styled(look.sym.bar(w.weight as f64, bar_w), look.s(slot)),
-                Span::styled(measured, look.s(Slot::Muted)),
-            ]));
-        }
-        if t.weights.is_empty() {
-            out.push(Line::styled(" no traffic", look.s(Slot::Muted)));
-        }
-    }
-    if out.is_empty() {
-        out.push(Line::from("no traffic data yet"));
-    }
-    out
-}
-
 pub fn health(r: &Row, look: &Look, width: usize) -> Vec<Line<'static>> {
     let Some(s) = &r.snapshot else {
         return vec![Line::from("no instances seen yet")];
@@ -220,10 +135,12 @@ pub fn health(r: &Row, look: &Look, width: usize) -> Vec<Line<'static>> {
         Vec::new()
     };
     let local = || s.instances.iter().filter(|i| i.status.phase.is_none());
+    // The instance column gives way in a narrow pane, so that a row stays on one line.
+    let id_w = width.saturating_sub(36).clamp(12, 24);
     if local().next().is_some() {
         out.push(Line::styled(
             format!(
-                "{:<24} {:<5} {:<10} {:>7} {:>5} {:>4}",
+                "{:<id_w$} {:<5} {:<10} {:>7} {:>5} {:>4}",
                 "instance", "probe", "status", "latency", "fails", "rst"
             ),
             look.s(Slot::Muted),
@@ -239,7 +156,11 @@ pub fn health(r: &Row, look: &Look, width: usize) -> Vec<Line<'static>> {
             ("not ready", Slot::Warn)
         };
         let mut spans = vec![
-            Span::raw(format!("{:<24} {:<5} ", st.id, st.probe)),
+            Span::raw(format!(
+                "{:<id_w$} {:<5} ",
+                super::history::cut(&st.id, id_w),
+                st.probe
+            )),
             Span::styled(format!("{state:<10}"), look.s(slot)),
             Span::raw(format!(
                 " {:>7} {:>5} {:>4}",
@@ -257,114 +178,6 @@ pub fn health(r: &Row, look: &Look, width: usize) -> Vec<Line<'static>> {
     }
     if out.is_empty() {
         out.push(Line::from("no instances seen yet"));
-    }
-    out
-}
-
-pub fn analysis(r: &Row, look: &Look, width: usize) -> Vec<Line<'static>> {
-    let series = r
-        .detail
-        .as_ref()
-        .map(|d| d.series.as_slice())
-        .unwrap_or(&[]);
-    let mut out = Vec::new();
-    let spark_w = width.saturating_sub(34).clamp(8, 60);
-    for s in series {
-        let (mark, style) = judgement(look, s.judgement);
-        let last = s.canary.last().copied().filter(|v| v.is_finite());
-        let base = s.baseline.last().copied().filter(|v| v.is_finite());
-        let now = last.map(fmt_num).unwrap_or_else(|| "-".into());
-        let text = if s.condition {
-            let base = base
-                .map(|b| format!(", base {}", fmt_num(b)))
-                .unwrap_or_default();
-            format!("  {} (now {now}{base})", s.expected)
-        } else {
-            let base = base
-                .map(|b| format!(" (base {})", fmt_num(b)))
-                .unwrap_or_default();
-            format!("  {now}{base} must be {}", s.expected)
-        };
-        out.push(Line::from(vec![
-            Span::styled(format!("{mark:<6} "), style),
-            Span::styled(s.name.clone(), look.s(Slot::Title)),
-            Span::raw(text),
-        ]));
-        let finite = |v: &Vec<f64>| {
-            v.iter()
-                .copied()
-                .filter(|x| x.is_finite())
-                .collect::<Vec<_>>()
-        };
-        let (c, b) = (finite(&s.canary), finite(&s.baseline));
-        // Both series are drawn whole (gaps where no value came), so their columns line up.
-        let (cs, bs) = (&s.canary, &s.baseline);
-        let hi = c
-            .iter()
-            .chain(b.iter())
-            .copied()
-            .chain(s.threshold)
-            .fold(0.0f64, f64::max);
-        let lo = c
-            .iter()
-            .chain(b.iter())
-            .copied()
-            .chain(s.threshold)
-            .fold(f64::INFINITY, f64::min)
-            .min(0.0);
-        if !c.is_empty() {
-            let mut spans = vec![
-                Span::styled("  canary   ", look.s(Slot::Canary)),
-                Span::styled(look.sym.spark(cs, lo, hi, spark_w), look.s(Slot::Canary)),
-            ];
-            if let Some(t) = s.threshold {
-                spans.push(Span::styled(
-                    format!("  threshold {} ({})", fmt_num(t), look.sym.level(t, lo, hi)),
-                    look.s(Slot::Threshold),
-                ));
-            }
-            out.push(Line::from(spans));
-        }
-        if !b.is_empty() {
-            out.push(Line::from(vec![
-                Span::styled("  baseline ", look.s(Slot::Baseline)),
-                Span::styled(look.sym.spark(bs, lo, hi, spark_w), look.s(Slot::Baseline)),
-            ]));
-        }
-        if s.judgement != Judgement::Pass {
-            out.push(Line::styled(format!("  {}", s.message), style));
-        }
-    }
-    // Counts toward the limits, from the latest verdicts.
-    if let Some(snap) = &r.snapshot {
-        if let Some(c) = snap.last_verdicts.iter().find_map(|v| v.counts.clone()) {
-            out.push(Line::styled(
-                format!(
-                    "limits: failures {}/{}  no data {}/{} in a row  errors {}/{} in a row",
-                    c.failures,
-                    c.failure_limit,
-                    c.no_data_in_row,
-                    c.no_data_limit,
-                    c.errors_in_row,
-                    c.error_limit
-                ),
-                look.s(Slot::Muted),
-            ));
-        }
-        for v in snap
-            .last_verdicts
-            .iter()
-            .filter(|v| v.source == SignalKind::Health)
-        {
-            let (mark, style) = judgement(look, v.judgement);
-            out.push(Line::from(vec![
-                Span::styled(format!("{mark:<6} "), style),
-                Span::raw(format!("health: {}", v.message)),
-            ]));
-        }
-    }
-    if out.is_empty() {
-        out.push(Line::from("no verdicts yet"));
     }
     out
 }

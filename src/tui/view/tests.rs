@@ -1,4 +1,5 @@
-//! Snapshot tests of every view at 80x24 and 120x40, in the default and mono themes and in ASCII
+//! Snapshot tests of every view at 80x24 (tabs) and 120x40 (the dashboard), and of the dashboard
+//! at 160x48 and 200x50, in the default and mono themes and in ASCII
 //! mode; and the promise that an unchanged model draws no new cell.
 
 use ratatui::backend::TestBackend;
@@ -61,6 +62,13 @@ fn views() -> Vec<(&'static str, Model)> {
         m.key(key(KeyCode::Char(c)));
     }
     out.push(("command_line", m));
+    // The focused pane zoomed to the whole view.
+    for (name, pane) in [("zoom_traffic", 1), ("zoom_analysis", 3)] {
+        let mut m = model();
+        m.pane = pane;
+        m.zoom = true;
+        out.push((name, m));
+    }
     // A Kubernetes canary: replica-ratio weights (asked and achieved) and a pods table.
     for (name, pane) in [("k8s_traffic", 1), ("k8s_health", 2)] {
         let mut m = kube_model();
@@ -148,6 +156,12 @@ fn every_view_at_both_sizes_in_every_look() {
                 insta::assert_snapshot!(name, text(&buf, look_name != "ascii"));
             }
         }
+        // The dashboard on larger terminals.
+        for (w, h) in [(160u16, 48u16), (200, 50)] {
+            let buf = render(&model(), &look, w, h);
+            let name = format!("dashboard_{w}x{h}_{look_name}");
+            insta::assert_snapshot!(name, text(&buf, look_name != "ascii"));
+        }
     }
 }
 
@@ -182,11 +196,13 @@ fn mono_and_ascii_keep_the_selection_visible_and_ascii_draws_ascii() {
 fn rendering_an_unchanged_model_twice_changes_no_cell() {
     for (_, look) in looks() {
         for (_, m) in views() {
-            let mut t = Terminal::new(TestBackend::new(100, 30)).unwrap();
-            t.draw(|f| draw(f, &m, &look)).unwrap();
-            let first = t.backend().buffer().clone();
-            t.draw(|f| draw(f, &m, &look)).unwrap();
-            assert!(first.diff(t.backend().buffer()).is_empty());
+            for (w, h) in [(100, 30), (160, 48)] {
+                let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+                t.draw(|f| draw(f, &m, &look)).unwrap();
+                let first = t.backend().buffer().clone();
+                t.draw(|f| draw(f, &m, &look)).unwrap();
+                assert!(first.diff(t.backend().buffer()).is_empty());
+            }
         }
     }
 }
@@ -196,6 +212,8 @@ fn pods_and_instances_without_a_phase_each_keep_their_table() {
     let look = &looks()[0].1;
     let mut m = kube_model();
     m.pane = 2;
+    // Zoomed, so that the table has the whole width.
+    m.zoom = true;
     let Some(snap) = m.rows[0].snapshot.as_mut() else {
         panic!("the Kubernetes sample has a snapshot");
     };
