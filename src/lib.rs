@@ -5,6 +5,7 @@
 
 pub mod analysis;
 pub mod analytics;
+pub mod demo_past;
 pub mod demo_service;
 pub mod describe;
 pub mod engine;

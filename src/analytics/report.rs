@@ -8,7 +8,8 @@
 //! (R's and numpy's default): the median of an even count is the mean of the middle two, and the
 //! p90 of 10 runs lies a tenth of the way from the 9th shortest to the longest.
 //!
-//! Lead time for changes is not computed: cutover does not see commits.
+//! Lead time for changes is measured only where a spec says when its change was made
+//! (`metadata.changedAt`): cutover does not see commits.
 
 use crate::store::{Outcome, RunKind};
 use std::collections::BTreeMap;
@@ -30,6 +31,39 @@ pub struct Fact {
     pub finished: Option<DateTime<Utc>>,
     /// When the change it deploys was made (the spec's `metadata.changedAt`), if it says.
     pub changed_at: Option<DateTime<Utc>>,
+}
+
+impl Fact {
+    /// What a recorded run says (none when its start time is unreadable).
+    pub fn of(r: &crate::store::RunRow) -> Option<Fact> {
+        Some(Fact {
+            changed_at: changed_at(&r.spec_json),
+            started: crate::store::parse_ts(&r.started_at)?,
+            finished: r.finished_at.as_deref().and_then(crate::store::parse_ts),
+            deployment: r.deployment.clone(),
+            environment: r.environment.clone(),
+            kind: r.kind,
+            outcome: r.outcome,
+        })
+    }
+}
+
+/// The spec's `metadata.changedAt`, read from a run's recorded spec without decoding the rest.
+pub fn changed_at(spec_json: &str) -> Option<DateTime<Utc>> {
+    #[derive(serde::Deserialize)]
+    struct Spec {
+        metadata: Option<Meta>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        #[serde(rename = "changedAt")]
+        changed_at: Option<String>,
+    }
+    let text = serde_json::from_str::<Spec>(spec_json)
+        .ok()?
+        .metadata?
+        .changed_at?;
+    crate::store::parse_ts(&text)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -195,6 +229,16 @@ fn trend(deploys: &[&&Fact], now: DateTime<Utc>) -> Option<Trend> {
         change_fail_rate: (cfr(&before), cfr(&recent)),
         median_duration_s: (med(&before), med(&recent)),
     })
+}
+
+/// The `all` summary alone, over runs started in the last `days` days before `now`.
+pub fn overall(facts: &[Fact], days: i64, now: DateTime<Utc>) -> Summary {
+    let since = now - Duration::days(days);
+    let recent: Vec<&Fact> = facts
+        .iter()
+        .filter(|f| f.started >= since && f.started <= now)
+        .collect();
+    summary("all".into(), &recent, days as f64, now)
 }
 
 /// Summaries per deployment and environment (by name), then `all`, over runs started in the

@@ -11,39 +11,9 @@ use anyhow::Result;
 use super::{open_store, INVALID, OK};
 use cutover::analytics::{report as rep, run as one};
 use cutover::engine::Event;
-use cutover::store::parse_ts;
-
-/// What the report needs of a recorded run (none when its start time is unreadable).
-/// The spec's `metadata.changedAt`, read from a run's recorded spec without decoding the rest.
-fn changed_at(spec_json: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    #[derive(serde::Deserialize)]
-    struct Spec {
-        metadata: Option<Meta>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Meta {
-        #[serde(rename = "changedAt")]
-        changed_at: Option<String>,
-    }
-    let text = serde_json::from_str::<Spec>(spec_json)
-        .ok()?
-        .metadata?
-        .changed_at?;
-    chrono::DateTime::parse_from_rfc3339(&text)
-        .ok()
-        .map(|t| t.with_timezone(&chrono::Utc))
-}
 
 fn fact(r: cutover::store::RunRow) -> Option<rep::Fact> {
-    Some(rep::Fact {
-        changed_at: changed_at(&r.spec_json),
-        started: parse_ts(&r.started_at)?,
-        finished: r.finished_at.as_deref().and_then(parse_ts),
-        deployment: r.deployment,
-        environment: r.environment,
-        kind: r.kind,
-        outcome: r.outcome,
-    })
+    rep::Fact::of(&r)
 }
 
 fn pct(v: Option<f64>) -> String {

@@ -14,7 +14,7 @@ use super::console::{self, Engines, Options, Setup};
 use cutover::engine::{Engine, RunOptions};
 use cutover::spec::{self, ProviderKind, ValidSpec};
 
-const SPECS: [(&str, &str); 4] = [
+const SPECS: [(&str, &str); 6] = [
     (
         "shop-1.0.0",
         include_str!("../../specs/demo/console/shop-1.0.0.yaml"),
@@ -30,6 +30,14 @@ const SPECS: [(&str, &str); 4] = [
     (
         "payments-2.1.0",
         include_str!("../../specs/demo/console/payments-2.1.0.yaml"),
+    ),
+    (
+        "search-3.0.0",
+        include_str!("../../specs/demo/console/search-3.0.0.yaml"),
+    ),
+    (
+        "checkout-5.0.0",
+        include_str!("../../specs/demo/console/checkout-5.0.0.yaml"),
     ),
 ];
 
@@ -81,6 +89,11 @@ pub fn demo(opts: Options) -> Result<u8> {
     let specs = specs()?;
     let store = super::open_store(&dir)?;
     let _guard = console::init_logging(&dir);
+    // A past for the history and analytics views, seeded by the day so each day's demo differs.
+    let now = chrono::Utc::now();
+    let past = cutover::demo_past::seed(&store, now, 60, now.timestamp() as u64 / 86_400)
+        .map_err(|e| anyhow::anyhow!("writing the demo's history: {e}"))?;
+    tracing::info!("demo: {past} past runs over 60 days");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -184,39 +197,150 @@ async fn start(
     }
 }
 
-/// First versions, then load, then the healthy canary and, a little later, the bad version.
+/// First versions of every service, then load on each; then, round after round until the demo
+/// ends: a healthy canary of `shop` that waits at its gate (approved by `demo-bot` if nobody has
+/// after a while), a bad `payments` that rolls back by itself and its fix, a blue-green switch of
+/// `search` and a rolling update of `checkout`, each with a higher version than the last.
 async fn script(engine: Engine, specs: Vec<ValidSpec>, user: String) {
-    let mut specs = specs.into_iter();
+    let by_name = |name: &str| {
+        specs
+            .iter()
+            .find(|s| s.id == name && s.version.ends_with(".0.0"))
+            .cloned()
+    };
+    let [Some(shop), Some(payments), Some(search), Some(checkout)] =
+        ["shop", "payments", "search", "checkout"].map(by_name)
+    else {
+        tracing::error!("demo: a bundled spec is missing");
+        return;
+    };
+    let canary = specs
+        .iter()
+        .find(|s| s.id == "shop" && s.version == "1.1.0")
+        .cloned();
+    let bad = specs
+        .iter()
+        .find(|s| s.id == "payments" && s.version == "2.1.0")
+        .cloned();
+    let (Some(canary), Some(bad)) = (canary, bad) else {
+        tracing::error!("demo: a bundled spec is missing");
+        return;
+    };
     let mut firsts = Vec::new();
-    let mut targets = Vec::new();
-    for s in specs.by_ref().take(2) {
+    let mut load = Vec::new();
+    for s in [&shop, &payments, &search, &checkout] {
         if let Some(l) = s.components.first().and_then(|c| c.listen.clone()) {
-            targets.push(format!("http://{l}/"));
+            let opts = cutover::load::LoadOptions::new(
+                format!("http://{l}/"),
+                40,
+                Duration::from_secs(24 * 3600),
+            );
+            load.push(opts);
         }
-        firsts.extend(start(&engine, s, &user).await);
+        firsts.extend(start(&engine, s.clone(), &user).await);
     }
     for j in firsts {
         let _ = j.await;
     }
-    let mut load = Vec::new();
-    for t in targets {
-        let opts = cutover::load::LoadOptions::new(t, 40, Duration::from_secs(24 * 3600));
-        load.push(tokio::spawn(async move {
-            if let Err(e) = cutover::load::run(opts).await {
-                tracing::warn!("demo load: {e}");
-            }
-        }));
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    if let Some(shop) = specs.next() {
-        let _ = start(&engine, shop, &user).await;
-    }
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    if let Some(bad) = specs.next() {
-        let _ = start(&engine, bad, &user).await;
-    }
     // The load runs until the demo ends (this task is aborted then, and its load with it).
-    for l in load {
-        let _ = l.await;
+    let _load: Vec<_> = load
+        .into_iter()
+        .map(|opts| {
+            tokio::spawn(async move {
+                if let Err(e) = cutover::load::run(opts).await {
+                    tracing::warn!("demo load: {e}");
+                }
+            })
+        })
+        .map(AbortOnDrop)
+        .collect();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for round in 1u32.. {
+        // The canary at its gate, and beside it the bad version that rolls back by itself.
+        let gate = start(&engine, bump(&canary, round - 1, 0), &user).await;
+        let bad_run = async {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            if let Some(j) = start(&engine, bump(&bad, round - 1, 0), &user).await {
+                let _ = j.await;
+            }
+        };
+        match gate {
+            Some(j) => {
+                tokio::join!(bad_run, approve_later(&engine, j, Duration::from_secs(60)));
+            }
+            None => bad_run.await,
+        }
+        // The fix of the bad version, a blue-green switch and a rolling update.
+        for (spec, patch) in [(&payments, 1), (&search, 0), (&checkout, 0)] {
+            if let Some(j) = start(&engine, bump(spec, round, patch), &user).await {
+                let _ = j.await;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A spec with its version raised for a round (`1.1.0` in round 2 is `1.2.0`, plus a patch).
+fn bump(spec: &ValidSpec, round: u32, patch: u32) -> ValidSpec {
+    let mut parts = spec
+        .version
+        .split('.')
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(1), parts.next().unwrap_or(0));
+    let version = format!("{major}.{}.{patch}", minor + round);
+    spec.clone()
+        .amend(|s| {
+            s.version = version.clone();
+            for c in &mut s.components {
+                c.version = version.clone();
+            }
+        })
+        .unwrap_or_else(|_| spec.clone())
+}
+
+/// Until `run` ends: a gate that has waited `after` is approved by `demo-bot` (the operator
+/// may approve it first).
+async fn approve_later(
+    engine: &Engine,
+    mut run: tokio::task::JoinHandle<cutover::engine::Outcome>,
+    after: Duration,
+) {
+    let mut seen: std::collections::BTreeMap<i64, std::time::Instant> = Default::default();
+    loop {
+        tokio::select! {
+            _ = &mut run => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        let waiting: Vec<i64> = engine
+            .snapshots()
+            .borrow()
+            .iter()
+            .filter(|(_, s)| s.gate.is_some())
+            .map(|(run, _)| *run)
+            .collect();
+        seen.retain(|run, _| waiting.contains(run));
+        for run in waiting {
+            let since = *seen.entry(run).or_insert_with(std::time::Instant::now);
+            if since.elapsed() < after {
+                continue;
+            }
+            let c = cutover::engine::Command::Approve {
+                gate: None,
+                comment: Some("nobody approved within a minute".into()),
+            };
+            if let Err(e) = engine.command(run, c, "demo-bot").await {
+                tracing::warn!("demo: approving run {run}: {e}");
+            }
+            seen.remove(&run);
+        }
     }
 }

@@ -12,6 +12,7 @@
 pub mod audit;
 mod commands;
 pub mod faults;
+mod import;
 pub mod journal;
 mod kinds;
 mod lag;
@@ -28,6 +29,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
 pub use faults::Fault;
+pub use import::PastRun;
 pub use journal::Write;
 pub use kinds::{Outcome, RevisionState, RunKind, Status};
 pub use lag::LagNote;

@@ -18,6 +18,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("promote", "skip the remaining analysis (asks first)"),
     ("rollback [VERSION]", "roll back (asks first)"),
     ("history | main", "switch view"),
+    (
+        "export [FILE]",
+        "write the history view's measures (.md, .csv or .json)",
+    ),
     ("filter TEXT", "show matching deployments only"),
     ("theme NAME", "default, dark, light, mono, or a .yaml path"),
     ("help", "the keys"),
@@ -51,6 +55,12 @@ impl Model {
                 self.view = View::History;
                 vec![Effect::LoadHistory, Effect::Redraw]
             }
+            "export" if self.view != View::History || self.history.is_empty() => {
+                self.view = View::History;
+                self.message = Some("the history is loading: :export again once it shows".into());
+                vec![Effect::LoadHistory, Effect::Redraw]
+            }
+            "export" => self.export((!rest.is_empty()).then_some(rest)),
             "main" | "deployments" => {
                 self.view = View::Main;
                 vec![Effect::Redraw]

@@ -7,7 +7,7 @@
 
 use crate::engine::signals::SignalKind;
 use crate::spec::Strategy;
-use crate::store::{Outcome, Status};
+use crate::store::{Outcome, RunKind, Status};
 use chrono::{DateTime, Utc};
 
 use crate::describe::human_line;
@@ -98,6 +98,35 @@ pub struct HistRow {
     pub duration_s: Option<i64>,
     pub initiator: String,
     pub reason: Option<String>,
+    /// What the delivery measures need: a deployment or a rollback, when it ended, and when
+    /// its change was made (the spec's `metadata.changedAt`).
+    pub kind: RunKind,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub changed_at: Option<DateTime<Utc>>,
+}
+
+impl HistRow {
+    /// The run as the delivery measures see it.
+    pub fn fact(&self) -> Option<crate::analytics::report::Fact> {
+        Some(crate::analytics::report::Fact {
+            deployment: self.deployment.clone(),
+            environment: self.environment.clone(),
+            kind: self.kind,
+            outcome: self.finished.then(|| outcome_of(self.outcome)).flatten(),
+            started: self.started?,
+            finished: self.finished_at,
+            changed_at: self.changed_at,
+        })
+    }
+}
+
+fn outcome_of(s: Status) -> Option<Outcome> {
+    match s {
+        Status::Succeeded => Some(Outcome::Succeeded),
+        Status::RolledBack => Some(Outcome::RolledBack),
+        Status::Failed => Some(Outcome::Failed),
+        _ => None,
+    }
 }
 
 /// One run's whole story, for the drill-down.
@@ -311,6 +340,9 @@ pub fn history(store: &Store, limit: usize) -> Result<Vec<HistRow>, StoreError> 
                     _ => None,
                 },
                 started,
+                kind: r.kind,
+                finished_at: end,
+                changed_at: crate::analytics::report::changed_at(&r.spec_json),
                 deployment: r.deployment,
                 version: r.version,
                 environment: r.environment,
@@ -380,7 +412,7 @@ pub fn drill(store: &Store, run: i64) -> Result<Option<Drill>, StoreError> {
 }
 
 /// Success rate (percent) per day and duration per run, oldest first, for the history charts.
-pub fn history_charts(rows: &[HistRow]) -> (Vec<(String, f64, usize)>, Vec<f64>) {
+pub fn history_charts(rows: &[&HistRow]) -> (Vec<(String, f64, usize)>, Vec<f64>) {
     let mut days: Vec<(String, usize, usize)> = Vec::new();
     let mut durations = Vec::new();
     for h in rows.iter().rev().filter(|h| h.finished) {
@@ -538,14 +570,18 @@ mod tests {
             duration_s: Some(dur),
             initiator: "me".into(),
             reason: None,
+            kind: RunKind::Deploy,
+            finished_at: None,
+            changed_at: None,
         };
         // Newest first, as the store returns them.
-        let rows = vec![
+        let rows = [
             h(4, "progressing", "26", 0),
             h(3, "rolled_back", "26", 30),
             h(2, "succeeded", "26", 60),
             h(1, "succeeded", "25", 90),
         ];
+        let rows: Vec<&HistRow> = rows.iter().collect();
         let (rate, dur) = history_charts(&rows);
         assert_eq!(
             rate,

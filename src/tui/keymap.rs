@@ -48,6 +48,14 @@ pub enum Action {
     PrevPane,
     /// The focused pane fills the screen, or goes back to its place.
     Zoom,
+    /// History: the next environment, the next deployment (then all again).
+    NextEnv,
+    NextDeployment,
+    /// History: a shorter or longer range of weeks.
+    Shorter,
+    Longer,
+    /// Write what the view shows to a file.
+    Export,
     /// Drill down (views); keep what was typed (filter, command).
     Open,
     Back,
@@ -257,6 +265,36 @@ pub const HISTORY: &[Binding] = &[
         KeyCode::Enter,
         Action::Open,
         "drill down into this deployment",
+    ),
+    b(
+        "e",
+        KeyCode::Char('e'),
+        Action::NextEnv,
+        "next environment (then all)",
+    ),
+    b(
+        "d",
+        KeyCode::Char('d'),
+        Action::NextDeployment,
+        "next deployment (then all)",
+    ),
+    b(
+        "<",
+        KeyCode::Char('<'),
+        Action::Shorter,
+        "a shorter range of weeks",
+    ),
+    b(
+        ">",
+        KeyCode::Char('>'),
+        Action::Longer,
+        "a longer range of weeks",
+    ),
+    b(
+        "x",
+        KeyCode::Char('x'),
+        Action::Export,
+        "export what is shown to a Markdown file here (:export FILE for another)",
     ),
     b(
         "esc/H",

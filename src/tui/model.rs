@@ -38,6 +38,11 @@ pub enum Effect {
     LoadHistory,
     /// Switch to another theme.
     Theme(String),
+    /// Write `text` to the file at `path` (the history view's export).
+    Export {
+        path: String,
+        text: String,
+    },
     /// Pause every run this console owns, then quit.
     QuitPausing,
     /// Roll back every run this console owns, then quit.
@@ -88,6 +93,13 @@ pub struct Model {
     pub events_back: usize,
     /// The focused pane fills the main view.
     pub zoom: bool,
+    /// The operator has chosen a deployment (until then the selection follows the first one
+    /// still going).
+    pub picked: bool,
+    /// The history view's filters: an environment, a deployment, a range in weeks.
+    pub hist_env: Option<String>,
+    pub hist_dep: Option<String>,
+    pub hist_weeks: i64,
     /// Now, to the minute: the deployments' ages (coarse, so it redraws once a minute at most).
     pub minute: Option<DateTime<Utc>>,
 }
@@ -116,7 +128,11 @@ impl Model {
             demo: false,
             events_back: 0,
             zoom: false,
+            picked: false,
             minute: None,
+            hist_env: None,
+            hist_dep: None,
+            hist_weeks: 8,
         }
     }
 
@@ -155,12 +171,18 @@ impl Model {
 
     /// New data from the store; the selection follows its deployment.
     pub fn set_rows(&mut self, rows: Vec<Row>) {
-        // At first, select the first deployment that is still going (else the first).
-        let keep = self.current().map(|r| r.deployment.clone()).or_else(|| {
+        // Until the operator picks one, select the first deployment that is still going (else
+        // keep the selection).
+        let going = || {
             rows.iter()
                 .find(|r| !r.finished)
                 .map(|r| r.deployment.clone())
-        });
+        };
+        let keep = if self.picked {
+            self.current().map(|r| r.deployment.clone()).or_else(going)
+        } else {
+            going().or_else(|| self.current().map(|r| r.deployment.clone()))
+        };
         self.rows = rows;
         if let Some(d) = keep {
             if let Some(i) = self.visible().iter().position(|r| r.deployment == d) {
@@ -239,6 +261,7 @@ impl Model {
             Action::Up | Action::Down | Action::Top | Action::Bottom => {
                 if self.view == View::Main {
                     self.events_back = 0;
+                    self.picked = true;
                 }
                 self.motion(a)
             }
@@ -253,6 +276,11 @@ impl Model {
             Action::NextPane => self.pane = (self.pane + 1) % PANES.len(),
             Action::PrevPane => self.pane = (self.pane + PANES.len() - 1) % PANES.len(),
             Action::Zoom => self.zoom = !self.zoom,
+            Action::NextEnv => self.next_env(),
+            Action::NextDeployment => self.next_deployment(),
+            Action::Shorter => self.range(false),
+            Action::Longer => self.range(true),
+            Action::Export => return self.export(None),
             Action::Open => return self.open(),
             Action::Back => self.back(),
             Action::Help => self.mode = Mode::Help,
@@ -331,7 +359,7 @@ impl Model {
     fn motion(&mut self, a: Action) {
         let len = match self.view {
             View::Main => self.visible().len(),
-            View::History => self.history.len(),
+            View::History => self.visible_history().len(),
             View::Drill => self
                 .drill
                 .as_ref()
@@ -372,7 +400,10 @@ impl Model {
             _ => {
                 let run = match self.view {
                     View::Main => self.current().map(|r| r.run),
-                    View::History => self.history.get(self.hist_selected).map(|h| h.run),
+                    View::History => self
+                        .visible_history()
+                        .get(self.hist_selected)
+                        .map(|h| h.run),
                     View::Drill => None,
                 };
                 match run {
@@ -773,6 +804,9 @@ mod tests {
             duration_s: Some(10),
             initiator: "me".into(),
             reason: None,
+            kind: crate::store::RunKind::Deploy,
+            finished_at: None,
+            changed_at: None,
         };
         m.set_history(vec![h(3), h(2), h(1)]);
         m.key(k('G'));

@@ -312,16 +312,41 @@ pub fn model() -> Model {
         duration_s: Some(dur),
         initiator: "alice".into(),
         reason: None,
+        kind: crate::store::RunKind::Deploy,
+        finished_at: None,
+        changed_at: None,
     };
-    m.set_history(vec![
-        h(7, "shop", Status::WaitingApproval, "26", 0),
-        h(6, "shop", Status::Succeeded, "26", 312),
-        h(5, "search", Status::RolledBack, "25", 95),
-        h(4, "shop", Status::Succeeded, "25", 640),
-        h(3, "payments", Status::Failed, "24", 40),
-        h(2, "shop", Status::Succeeded, "23", 301),
-        h(1, "shop", Status::Succeeded, "22", 280),
-    ]);
+    let mut history = vec![h(7, "shop", Status::WaitingApproval, "26", 0)];
+    // Eight weeks of runs before it: three services through staging and production, with
+    // rollbacks, failures and (for shop) the time each change was made.
+    let end = parse_ts("2026-11-26T09:00:00Z").unwrap_or_default();
+    for day in 0..56i64 {
+        for (i, dep) in ["shop", "payments", "search"].iter().enumerate() {
+            let n = day * 3 + i as i64;
+            if (day * 7 + i as i64 * 3) % 5 >= 2 {
+                continue;
+            }
+            let outcome = match n % 23 {
+                0 => Status::Failed,
+                k if k % 9 == 4 => Status::RolledBack,
+                _ => Status::Succeeded,
+            };
+            let started = end - chrono::Duration::days(day) - chrono::Duration::hours(i as i64 * 2);
+            let took = 120 + (n * 37) % 600;
+            let mut r = h(0, dep, outcome, "26", took);
+            r.environment = if n % 2 == 0 { "production" } else { "staging" }.into();
+            r.started = Some(started);
+            r.finished_at = Some(started + chrono::Duration::seconds(took));
+            r.changed_at = (*dep == "shop").then(|| started - chrono::Duration::hours(1 + n % 30));
+            history.push(r);
+        }
+    }
+    // Numbered as the store would, newest highest.
+    let n = history.len() as i64;
+    for (i, r) in history.iter_mut().enumerate() {
+        r.run = n - i as i64;
+    }
+    m.set_history(history);
     m
 }
 

@@ -258,6 +258,19 @@ pub async fn run(term: &mut Term, mut s: Setup) -> Result<u8> {
                     model.set_drill(d.ok().and_then(|d| d.ok()).flatten());
                 }
                 Effect::LoadHistory => next_refresh = Instant::now(),
+                Effect::Export { path, text } => {
+                    let n = text.lines().count();
+                    let written = tokio::task::spawn_blocking({
+                        let path = path.clone();
+                        move || std::fs::write(&path, text)
+                    })
+                    .await;
+                    model.message = Some(match written {
+                        Ok(Ok(())) => format!("wrote {n} line(s) to {path}"),
+                        Ok(Err(e)) => format!("cannot write {path}: {e}"),
+                        Err(e) => format!("cannot write {path}: {e}"),
+                    });
+                }
                 Effect::Theme(name) => match cutover::tui::theme::load(&name) {
                     Ok(t) => {
                         look = Look::new(&t, look.depth, look.sym);

@@ -1,31 +1,71 @@
-//! The history view (past deployments with success-rate and duration charts) and the drill-down
-//! into one deployment's timeline and verdicts.
+//! The history view (the delivery measures of the filtered runs, their success rate per day and
+//! duration per deployment, and the runs) and the drill-down into one run's timeline and
+//! verdicts.
 
 use ratatui::layout::{Constraint, Direction, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
+use super::delivery;
 use super::{dur, Look};
-use crate::tui::data::history_charts;
+use crate::tui::data::{history_charts, HistRow};
 use crate::tui::model::Model;
 use crate::tui::theme::Slot;
 
 pub fn draw(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
+    let d = m.delivery();
+    let visible = m.visible_history();
+    let tall = area.height >= 34;
+    let chart_h = if tall { 7 } else { 5 };
+    let wide = area.width >= 150;
+    let scopes_h = if tall {
+        (d.scopes.len() as u16 + 3).min(9)
+    } else {
+        0
+    };
     let parts = Layout::default()
         .direction(Direction::Vertical)
-        .constraints([Constraint::Length(9), Constraint::Min(3)])
+        .constraints([
+            Constraint::Length(if wide { 4 } else { 6 }),
+            Constraint::Length(if wide { chart_h } else { chart_h * 2 }),
+            Constraint::Length(scopes_h),
+            Constraint::Min(3),
+        ])
         .split(area);
-    charts(f, m, look, parts[0]);
-    list(f, m, look, parts[1]);
+    delivery::summary(f, m, &d, look, parts[0]);
+    let rows: Vec<Rect> = if wide {
+        vec![parts[1]]
+    } else {
+        Layout::default()
+            .direction(Direction::Vertical)
+            .constraints([Constraint::Length(chart_h), Constraint::Length(chart_h)])
+            .split(parts[1])
+            .to_vec()
+    };
+    let per_row = if wide { 6 } else { 3 };
+    let mut boxes = Vec::new();
+    for r in rows {
+        boxes.extend(
+            Layout::default()
+                .direction(Direction::Horizontal)
+                .constraints(vec![Constraint::Ratio(1, per_row); per_row as usize])
+                .split(r)
+                .iter()
+                .copied(),
+        );
+    }
+    delivery::weekly(f, &d, look, &boxes[..4]);
+    charts(f, &visible, look, &boxes[4..]);
+    if tall {
+        delivery::scopes(f, &d, look, parts[2]);
+    }
+    list(f, m, &visible, look, parts[3]);
 }
 
-fn charts(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
-    let cols = Layout::default()
-        .direction(Direction::Horizontal)
-        .constraints([Constraint::Percentage(50), Constraint::Percentage(50)])
-        .split(area);
-    let (rate, durations) = history_charts(&m.history);
+/// Success rate per day and duration per deployment, in two boxes.
+fn charts(f: &mut Frame, visible: &[&HistRow], look: &Look, cols: &[Rect]) {
+    let (rate, durations) = history_charts(visible);
     let h = cols[0].height.saturating_sub(3) as usize;
     // Success rate per day: one column per day, 0..100%.
     let w = cols[0].width.saturating_sub(8) as usize;
@@ -112,12 +152,12 @@ fn charts(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
     );
 }
 
-fn list(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
+fn list(f: &mut Frame, m: &Model, visible: &[&HistRow], look: &Look, area: Rect) {
     let height = area.height.saturating_sub(3) as usize;
     let start = m
         .hist_selected
         .saturating_sub(height.saturating_sub(1))
-        .min(m.history.len().saturating_sub(height));
+        .min(visible.len().saturating_sub(height));
     let mut lines = vec![Line::styled(
         format!(
             "{:>5}  {:<16} {:<10} {:<11} {:<10} {:<16} {:>8}  {:<16} {}",
@@ -125,7 +165,7 @@ fn list(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
         ),
         look.s(Slot::Muted),
     )];
-    for (i, h) in m.history.iter().enumerate().skip(start).take(height) {
+    for (i, h) in visible.iter().enumerate().skip(start).take(height) {
         let (_, style) = look.status(h.outcome);
         let row = vec![
             Span::raw(format!(
@@ -153,15 +193,19 @@ fn list(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
             line
         });
     }
-    if m.history.is_empty() {
+    if visible.is_empty() {
         lines.push(Line::styled(
-            "no deployments recorded yet",
+            if m.history.is_empty() {
+                "no deployments recorded yet"
+            } else {
+                "no deployments match the filters (e, d, < and > change them)"
+            },
             look.s(Slot::Muted),
         ));
     }
     f.render_widget(
         Paragraph::new(lines).block(look.block(
-            format!(" deployments ({}) - enter drills down ", m.history.len()),
+            format!(" deployments ({}) - enter drills down ", visible.len()),
             true,
         )),
         area,

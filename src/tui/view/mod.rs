@@ -8,6 +8,7 @@
 
 mod analysis;
 mod chart;
+mod delivery;
 mod history;
 mod main_view;
 mod panes;
@@ -101,21 +102,61 @@ pub fn draw(f: &mut Frame, m: &Model, look: &Look) {
         .constraints([
             Constraint::Length(1),
             Constraint::Min(3),
+            Constraint::Length(u16::from(m.demo)),
             Constraint::Length(1),
         ])
         .split(area);
     header(f, m, look, rows[0]);
+    if m.demo {
+        f.render_widget(
+            Paragraph::new(format!(" {}", hint(m))).style(look.s(Slot::Key)),
+            rows[2],
+        );
+    }
     match m.view {
         View::Main => main_view::draw(f, m, look, rows[1]),
         View::History => history::draw(f, m, look, rows[1]),
         View::Drill => history::drill(f, m, look, rows[1]),
     }
-    footer(f, m, look, rows[2]);
+    footer(f, m, look, rows[3]);
     match m.mode {
         Mode::Help => help(f, m, look, area),
         Mode::Confirm => confirm(f, m, look, area),
         Mode::Quit => quit(f, m, look, area),
         _ => {}
+    }
+}
+
+/// The demo's hint: what to press next, from what is on screen.
+fn hint(m: &Model) -> String {
+    if m.view != View::Main {
+        return "esc goes back; enter drills into a run; the demo keeps rolling meanwhile".into();
+    }
+    if let Some(r) = m.gates().first() {
+        let gate = r
+            .snapshot
+            .as_ref()
+            .and_then(|s| s.gate.clone())
+            .unwrap_or_default();
+        return format!(
+            "demo: {} {} waits at gate {gate}: select it and press a to approve (demo-bot does after a minute)",
+            r.deployment, r.version
+        );
+    }
+    match m.current() {
+        Some(r) if r.status == Status::RollingBack => format!(
+            "demo: {} {} failed its analysis and is rolling back by itself: see why in analysis and events",
+            r.deployment, r.version
+        ),
+        Some(r) if r.status == Status::RolledBack => format!(
+            "demo: {} {} rolled back by itself: enter shows its whole story; H opens 60 days of history",
+            r.deployment, r.version
+        ),
+        Some(r) if !r.finished => format!(
+            "demo: {} {} is rolling out: l/h moves the focus, z zooms a pane; j/k picks another deployment",
+            r.deployment, r.version
+        ),
+        _ => "demo: H opens 60 days of history with delivery measures; enter drills into a run; ? lists every key".into(),
     }
 }
 
@@ -180,6 +221,11 @@ fn footer(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
                 "r" => Some("resume"),
                 "a" => Some("approve"),
                 "U" => Some("rollback"),
+                "e" => Some("environment"),
+                "d" => Some("deployment"),
+                "<" => Some("shorter"),
+                ">" => Some("longer"),
+                "x" => Some("export"),
                 ":" => Some("command"),
                 "?" => Some("help"),
                 "q" => Some("quit"),

@@ -62,6 +62,10 @@ fn views() -> Vec<(&'static str, Model)> {
         m.key(key(KeyCode::Char(c)));
     }
     out.push(("command_line", m));
+    // The demo, with its hint line.
+    let mut m = model();
+    m.demo = true;
+    out.push(("demo_hint", m));
     // The focused pane zoomed to the whole view.
     for (name, pane) in [("zoom_traffic", 1), ("zoom_analysis", 3)] {
         let mut m = model();

@@ -1,0 +1,262 @@
+//! The history view's delivery measures: which runs it covers (filtered by environment,
+//! deployment and a range of weeks ending now), the four key measures over that range against
+//! the range before it, week by week, per deployment and environment, and the same as a file's
+//! text for the console's export.
+//!
+//! Owns: the history filters and what is computed from them (pure, from the model's history).
+//! Must not touch: the store, files or the terminal (the console loop writes an export).
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::data::HistRow;
+use super::model::Model;
+use crate::analytics::export::{self, Format, Window};
+use crate::analytics::report::{self, Fact, Summary};
+use crate::analytics::weekly::{self, Week};
+
+/// The ranges the history view offers, in weeks.
+pub const RANGES: [i64; 5] = [2, 4, 8, 13, 26];
+
+/// What the history view shows of its filtered runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// The range: its end and length.
+    pub end: DateTime<Utc>,
+    pub weeks: i64,
+    /// Over the range, and over the same length before it (the trend).
+    pub now: Summary,
+    pub before: Summary,
+    pub by_week: Vec<Week>,
+    /// Per deployment and environment, over the range.
+    pub scopes: Vec<Summary>,
+}
+
+impl Model {
+    /// The end of the history's range: now (to the minute), else the newest run's start.
+    fn history_end(&self) -> DateTime<Utc> {
+        self.minute
+            .or(self.now)
+            .or_else(|| self.history.iter().filter_map(|h| h.started).max())
+            .unwrap_or_default()
+    }
+
+    fn matches(&self, h: &HistRow) -> bool {
+        self.hist_env.as_ref().is_none_or(|e| *e == h.environment)
+            && self.hist_dep.as_ref().is_none_or(|d| *d == h.deployment)
+    }
+
+    /// The runs the history view lists: the filters', in the range, newest first.
+    pub fn visible_history(&self) -> Vec<&HistRow> {
+        let since = self.history_end() - Duration::weeks(self.hist_weeks);
+        self.history
+            .iter()
+            .filter(|h| self.matches(h) && h.started.is_none_or(|t| t >= since))
+            .collect()
+    }
+
+    /// The delivery measures of the filtered runs.
+    pub fn delivery(&self) -> Delivery {
+        let end = self.history_end();
+        let days = self.hist_weeks * 7;
+        let facts: Vec<Fact> = self
+            .history
+            .iter()
+            .filter(|h| self.matches(h))
+            .filter_map(HistRow::fact)
+            .collect();
+        let mut scopes = report::report(&facts, days, end);
+        scopes.pop();
+        Delivery {
+            end,
+            weeks: self.hist_weeks,
+            now: report::overall(&facts, days, end),
+            before: report::overall(&facts, days, end - Duration::days(days)),
+            by_week: weekly::weekly(
+                &facts,
+                weekly::week_of(end) - Duration::weeks(self.hist_weeks - 1),
+                end,
+            ),
+            scopes,
+        }
+    }
+
+    /// Cycle the environment filter: all, then each environment in the history.
+    pub fn next_env(&mut self) {
+        let all: Vec<String> = distinct(self.history.iter().map(|h| h.environment.clone()));
+        self.hist_env = cycle(&all, self.hist_env.take());
+        self.hist_selected = 0;
+    }
+
+    /// Cycle the deployment filter: all, then each deployment (in the chosen environment).
+    pub fn next_deployment(&mut self) {
+        let all: Vec<String> = distinct(
+            self.history
+                .iter()
+                .filter(|h| self.hist_env.as_ref().is_none_or(|e| *e == h.environment))
+                .map(|h| h.deployment.clone()),
+        );
+        self.hist_dep = cycle(&all, self.hist_dep.take());
+        self.hist_selected = 0;
+    }
+
+    /// A longer (`true`) or shorter range.
+    pub fn range(&mut self, longer: bool) {
+        let i = RANGES
+            .iter()
+            .position(|w| *w == self.hist_weeks)
+            .unwrap_or(2);
+        let i = if longer {
+            (i + 1).min(RANGES.len() - 1)
+        } else {
+            i.saturating_sub(1)
+        };
+        self.hist_weeks = RANGES[i];
+        self.hist_selected = 0;
+    }
+
+    /// Export what the history view shows to `path` (Markdown, CSV or JSON lines by its
+    /// extension; a dated Markdown file in the working directory when none is given).
+    pub fn export(&mut self, path: Option<&str>) -> Vec<super::model::Effect> {
+        let path = path.map(str::to_string).unwrap_or_else(|| {
+            format!(
+                "cutover-history-{}.md",
+                self.history_end().format("%Y%m%d-%H%M")
+            )
+        });
+        let format = match path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()) {
+            Some(e) if e == "csv" => Format::Csv,
+            Some(e) if e == "json" || e == "jsonl" => Format::Json,
+            _ => Format::Markdown,
+        };
+        vec![
+            super::model::Effect::Export {
+                text: self.export_text(format),
+                path,
+            },
+            super::model::Effect::Redraw,
+        ]
+    }
+
+    /// What the history view shows, as a file's text: the summaries per deployment and
+    /// environment and overall, then (Markdown) the weeks.
+    pub fn export_text(&self, format: Format) -> String {
+        let d = self.delivery();
+        let mut summaries = d.scopes.clone();
+        summaries.push(d.now.clone());
+        let window = Window {
+            days: d.weeks * 7,
+            environment: self.hist_env.clone(),
+        };
+        let mut out = export::render(format, &window, &summaries);
+        if format == Format::Markdown {
+            if let Some(dep) = &self.hist_dep {
+                out.push_str(&format!("\nDeployment: {dep}\n"));
+            }
+            out.push_str("\n| week of | deployments | succeeded | change failure rate | time to restore | lead time |\n|---|---|---|---|---|---|\n");
+            for w in &d.by_week {
+                let h = |v: Option<f64>| v.map_or("-".to_string(), |s| super::view::dur(s as i64));
+                out.push_str(&format!(
+                    "| {} | {} | {} | {} | {} | {} |\n",
+                    w.start.format("%Y-%m-%d"),
+                    w.deployments,
+                    w.succeeded,
+                    w.change_fail_rate
+                        .map_or("-".to_string(), |r| format!("{:.0}%", r * 100.0)),
+                    h(w.restore_median_s),
+                    h(w.lead_time_median_s),
+                ));
+            }
+        }
+        out
+    }
+}
+
+fn distinct(items: impl Iterator<Item = String>) -> Vec<String> {
+    let set: std::collections::BTreeSet<String> = items.collect();
+    set.into_iter().collect()
+}
+
+/// The next of `all` after `cur` (none: the first; the last: none, meaning all).
+fn cycle(all: &[String], cur: Option<String>) -> Option<String> {
+    match cur {
+        None => all.first().cloned(),
+        Some(c) => all
+            .iter()
+            .position(|x| *x == c)
+            .and_then(|i| all.get(i + 1))
+            .cloned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::sample::model;
+
+    #[test]
+    fn filters_cycle_and_narrow_the_runs_and_measures() {
+        let mut m = model();
+        let all = m.visible_history().len();
+        assert!(all > 20, "{all}");
+        m.next_env();
+        let env = m
+            .hist_env
+            .clone()
+            .unwrap_or_else(|| panic!("an environment"));
+        assert!(m.visible_history().iter().all(|h| h.environment == env));
+        m.next_deployment();
+        let dep = m.hist_dep.clone().unwrap_or_else(|| panic!("a deployment"));
+        let d = m.delivery();
+        assert!(
+            d.scopes.iter().all(|s| s.scope == format!("{dep}@{env}")),
+            "{:?}",
+            d.scopes
+        );
+        assert_eq!(d.by_week.len(), 8, "{:?}", d.by_week);
+        // Through every environment, back to all.
+        for _ in 0..10 {
+            m.next_env();
+            if m.hist_env.is_none() {
+                break;
+            }
+        }
+        assert_eq!(m.hist_env, None);
+        while m.hist_dep.is_some() {
+            m.next_deployment();
+        }
+        m.range(false);
+        assert_eq!(m.hist_weeks, 4);
+        m.range(true);
+        m.range(true);
+        m.range(true);
+        m.range(true);
+        assert_eq!(m.hist_weeks, 26);
+        assert!(m.visible_history().len() >= all);
+        // x in the history view exports it, as Markdown unless the path says otherwise.
+        m.view = crate::tui::keymap::View::History;
+        let x = ratatui::crossterm::event::KeyEvent::new(
+            ratatui::crossterm::event::KeyCode::Char('x'),
+            ratatui::crossterm::event::KeyModifiers::NONE,
+        );
+        match m.key(x).first() {
+            Some(super::super::model::Effect::Export { path, text }) => {
+                assert!(
+                    path.starts_with("cutover-history-") && path.ends_with(".md"),
+                    "{path}"
+                );
+                assert!(text.starts_with("# Delivery report"), "{text}");
+            }
+            other => panic!("{other:?}"),
+        }
+        match m.command_line("export out.csv").first() {
+            Some(super::super::model::Effect::Export { path, text }) => {
+                assert_eq!(path, "out.csv");
+                assert!(text.starts_with("scope,"), "{text}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let md = m.export_text(Format::Markdown);
+        assert!(md.contains("| week of |"), "{md}");
+        assert!(m.export_text(Format::Csv).lines().count() > 1);
+    }
+}
