@@ -137,6 +137,9 @@ pub struct Drill {
     pub timeline: Vec<String>,
     pub verdicts: Vec<String>,
     pub scroll: usize,
+    /// The run as the main view's panes draw it (its metric and traffic charts), when read
+    /// from the store.
+    pub row: Option<Box<Row>>,
 }
 
 pub use crate::store::parse_ts;
@@ -391,6 +394,13 @@ pub fn drill(store: &Store, run: i64) -> Result<Option<Drill>, StoreError> {
             }
         }
     }
+    let row = row_from(
+        r.clone(),
+        Some(Live {
+            events: Vec::new(),
+            ..live.clone()
+        }),
+    );
     let title = format!(
         "{} {} run #{} ({}, {}, {} by {}): {}",
         r.deployment,
@@ -408,6 +418,7 @@ pub fn drill(store: &Store, run: i64) -> Result<Option<Drill>, StoreError> {
         timeline: live.events,
         verdicts,
         scroll: 0,
+        row: Some(Box::new(row)),
     }))
 }
 

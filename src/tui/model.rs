@@ -820,6 +820,7 @@ mod tests {
             timeline: vec!["x".into(), "y".into()],
             verdicts: vec!["v".into()],
             scroll: 0,
+            row: None,
         }));
         assert_eq!(m.view, View::Drill);
         m.key(k('j'));

@@ -132,7 +132,12 @@ pub fn summary(f: &mut Frame, m: &Model, d: &Delivery, look: &Look, area: Rect) 
 }
 
 /// A weekly chart: its title, its value in a week, how a value reads, its colour.
-type Measure = (&'static str, fn(&Week) -> Option<f64>, fn(f64) -> String, Slot);
+type Measure = (
+    &'static str,
+    fn(&Week) -> Option<f64>,
+    fn(f64) -> String,
+    Slot,
+);
 
 /// One chart per measure, a column per week.
 pub fn weekly(f: &mut Frame, d: &Delivery, look: &Look, boxes: &[Rect]) {

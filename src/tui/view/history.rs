@@ -230,6 +230,17 @@ pub fn drill(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
         );
         return;
     };
+    // Wide enough: the run's metric and traffic charts on the right, the whole height.
+    let (area, charts_area) = match &d.row {
+        Some(_) if area.width >= 120 => {
+            let cols = Layout::default()
+                .direction(Direction::Horizontal)
+                .constraints([Constraint::Percentage(45), Constraint::Percentage(55)])
+                .split(area);
+            (cols[0], Some(cols[1]))
+        }
+        _ => (area, None),
+    };
     let parts = Layout::default()
         .direction(Direction::Vertical)
         .constraints([
@@ -245,6 +256,31 @@ pub fn drill(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
             .block(look.block(format!(" run #{} ", d.run), false)),
         parts[0],
     );
+    let timeline_area = parts[1];
+    if let (Some(row), Some(area)) = (&d.row, charts_area) {
+        let split = Layout::default()
+            .direction(Direction::Vertical)
+            .constraints([Constraint::Percentage(70), Constraint::Percentage(30)])
+            .split(area);
+        let w = |a: Rect| {
+            (
+                a.width.saturating_sub(2) as usize,
+                a.height.saturating_sub(2) as usize,
+            )
+        };
+        let (aw, ah) = w(split[0]);
+        let lines = super::analysis::analysis(row, look, aw, ah);
+        f.render_widget(
+            Paragraph::new(lines).block(look.block(" analysis over the run ", false)),
+            split[0],
+        );
+        let (tw, th) = w(split[1]);
+        let lines = super::traffic::traffic(row, look, tw, th, None);
+        f.render_widget(
+            Paragraph::new(lines).block(look.block(" traffic over the run ", false)),
+            split[1],
+        );
+    }
     // One scroll position walks the timeline, then the verdicts.
     let (t_scroll, v_scroll) = if d.scroll < d.timeline.len() {
         (d.scroll, 0)
@@ -265,7 +301,7 @@ pub fn drill(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
             format!(" timeline ({} lines, j/k scroll) ", d.timeline.len()),
             true,
         )),
-        parts[1],
+        timeline_area,
     );
     let lines: Vec<Line> = d
         .verdicts

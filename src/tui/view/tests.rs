@@ -44,6 +44,8 @@ fn views() -> Vec<(&'static str, Model)> {
             "12:01:01 FAIL   latency_p99      latency_p99 = 480 (< 400) -> pause".into(),
         ],
         scroll: 0,
+        // The run's charts, as the store would give them.
+        row: model().rows.first().cloned().map(Box::new),
     }));
     out.push(("drill", m));
     let mut m = model();
