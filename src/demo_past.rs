@@ -254,7 +254,7 @@ fn past_run(
                 EventKind::GateWaiting {
                     gate: "canary-50".into(),
                     component: comp.clone(),
-                    hint: String::new(),
+                    hint: format!("cutover approve {} --gate canary-50", s.name),
                 },
             );
             j.push(

@@ -23,9 +23,10 @@ pub struct Delivery {
     /// The range: its end and length.
     pub end: DateTime<Utc>,
     pub weeks: i64,
-    /// Over the range, and over the same length before it (the trend).
+    /// Over the range, and over the same length before it (the trend), when the history
+    /// reaches back that far.
     pub now: Summary,
-    pub before: Summary,
+    pub before: Option<Summary>,
     pub by_week: Vec<Week>,
     /// Per deployment and environment, over the range.
     pub scopes: Vec<Summary>,
@@ -70,7 +71,13 @@ impl Model {
             end,
             weeks: self.hist_weeks,
             now: report::overall(&facts, days, end),
-            before: report::overall(&facts, days, end - Duration::days(days)),
+            // The range before counts only where the history covers it (within a week).
+            before: facts
+                .iter()
+                .map(|f| f.started)
+                .min()
+                .filter(|first| *first <= end - Duration::days(2 * days - 7))
+                .map(|_| report::overall(&facts, days, end - Duration::days(days))),
             by_week: weekly::weekly(
                 &facts,
                 weekly::week_of(end) - Duration::weeks(self.hist_weeks - 1),
@@ -141,8 +148,8 @@ impl Model {
     /// environment and overall, then (Markdown) the weeks.
     pub fn export_text(&self, format: Format) -> String {
         let d = self.delivery();
-        let mut summaries = d.scopes.clone();
-        summaries.push(d.now.clone());
+        let mut summaries = d.scopes;
+        summaries.push(d.now);
         let window = Window {
             days: d.weeks * 7,
             environment: self.hist_env.clone(),

@@ -48,9 +48,24 @@ fn trend(
     )
 }
 
+/// A summary with nothing measured, standing for a range the history does not reach.
+fn report_none(n: &Summary) -> Summary {
+    Summary {
+        deployments: 0,
+        per_day: f64::NAN,
+        change_fail_rate: None,
+        recovery_median_s: None,
+        lead_time_median_s: None,
+        ..n.clone()
+    }
+}
+
 /// The range, the filters and the four measures with their trends.
 pub fn summary(f: &mut Frame, m: &Model, d: &Delivery, look: &Look, area: Rect) {
-    let (n, b) = (&d.now, &d.before);
+    let n = &d.now;
+    // No earlier range to compare with: every trend says so.
+    let none = report_none(n);
+    let b = d.before.as_ref().unwrap_or(&none);
     let title = format!(
         " delivery of {} in {}, the {} weeks to {} ",
         m.hist_dep.as_deref().unwrap_or("every deployment"),

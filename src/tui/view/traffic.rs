@@ -22,24 +22,23 @@ pub fn traffic(
     height: usize,
     now: Option<DateTime<Utc>>,
 ) -> Vec<Line<'static>> {
-    let Some(s) = &r.snapshot else {
-        return vec![Line::from("no traffic data yet")];
-    };
     let mut out = Vec::new();
     let history = r
         .detail
         .as_ref()
         .map(|d| d.traffic.as_slice())
         .unwrap_or(&[]);
-    for t in &s.traffic {
+    // The split now (a run that recorded no snapshot, such as an imported one, has only its
+    // history).
+    for t in r.snapshot.iter().flat_map(|s| &s.traffic) {
         out.extend(split(r, t, look, width));
     }
-    if out.is_empty() {
-        out.push(Line::from("no traffic data yet"));
+    if out.is_empty() && history.iter().all(|h| h.asked.is_empty()) {
+        return vec![Line::from("no traffic data yet")];
     }
     // The staircases, while there is room for a chart of at least 3 rows.
     for h in history.iter().filter(|h| !h.asked.is_empty()) {
-        let room = height.saturating_sub(out.len() + 3);
+        let room = height.saturating_sub(out.len() + 2);
         if room < 3 || width < AXIS + 10 {
             break;
         }
