@@ -63,7 +63,7 @@ pub struct TrafficHistory {
 }
 
 /// One judged signal over time: canary and baseline values and the threshold.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Series {
     pub name: String,
     pub canary: Vec<f64>,
@@ -81,6 +81,26 @@ pub struct Series {
     pub expected: String,
     /// A rule or trigger: `expected` says what it does rather than what the value must be.
     pub condition: bool,
+}
+
+/// Equal when every value is the same number, a missing one (NaN) included: the console
+/// redraws only when its model changes, and NaN never equals itself.
+impl PartialEq for Series {
+    fn eq(&self, o: &Series) -> bool {
+        let same = |a: &[f64], b: &[f64]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+        };
+        same(&self.canary, &o.canary)
+            && same(&self.baseline, &o.baseline)
+            && self.threshold.map(f64::to_bits) == o.threshold.map(f64::to_bits)
+            && self.name == o.name
+            && self.judgement == o.judgement
+            && self.marks == o.marks
+            && self.times == o.times
+            && self.message == o.message
+            && self.expected == o.expected
+            && self.condition == o.condition
+    }
 }
 
 /// One past (or current) run for the history view.
@@ -539,6 +559,13 @@ mod tests {
             ),
         ];
         let live = live_from_events(&events);
+        // The same journal digests to an equal model, a missing value (NaN) included, so an
+        // unchanged store draws no new frame.
+        let mut no_base = events.clone();
+        if let EventKind::Analysis { verdicts, .. } = &mut no_base[3].kind {
+            verdicts[0].baseline = None;
+        }
+        assert_eq!(live_from_events(&no_base), live_from_events(&no_base));
         assert_eq!(live.series.len(), 1);
         let s = &live.series[0];
         assert_eq!(s.canary, vec![0.01, 0.3]);

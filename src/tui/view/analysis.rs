@@ -82,26 +82,31 @@ fn legend(look: &Look) -> Line<'static> {
     let [c, b, t] = look.sym.trace;
     let m = look.sym.marks;
     Line::from(vec![
-        Span::styled(format!("{} canary  ", c.0), look.s(Slot::Canary)),
-        Span::styled(format!("{} baseline  ", b.0), look.s(Slot::Baseline)),
-        Span::styled(format!("{} threshold   ", t.0), look.s(Slot::Threshold)),
+        Span::styled(format!("{} canary ", c.0), look.s(Slot::Canary)),
+        Span::styled(format!("{} baseline ", b.0), look.s(Slot::Baseline)),
+        Span::styled(format!("{} threshold  ", t.0), look.s(Slot::Threshold)),
         Span::styled(format!("{} pass ", m[0]), look.s(Slot::Ok)),
         Span::styled(format!("{} fail ", m[1]), look.s(Slot::Error)),
-        Span::styled(format!("{} no data ", m[2]), look.s(Slot::NoData)),
+        Span::styled(format!("{} nodata ", m[2]), look.s(Slot::NoData)),
         Span::styled(format!("{} error", m[3]), look.s(Slot::Warn)),
     ])
 }
 
-/// One metric as a chart `height` rows tall and `width` columns wide, with its verdicts.
-fn charted(s: &Series, look: &Look, width: usize, height: usize) -> Vec<Line<'static>> {
-    let mut out = vec![header(s, look)];
-    let scale = Scale::of(
+/// One scale for a series' canary and baseline values and its threshold, so they compare.
+fn scale(s: &Series) -> Scale {
+    Scale::of(
         s.canary
             .iter()
             .chain(s.baseline.iter())
             .copied()
             .chain(s.threshold),
-    );
+    )
+}
+
+/// One metric as a chart `height` rows tall and `width` columns wide, with its verdicts.
+fn charted(s: &Series, look: &Look, width: usize, height: usize) -> Vec<Line<'static>> {
+    let mut out = vec![header(s, look)];
+    let scale = scale(s);
     let mut layers = Vec::new();
     if let Some(t) = s.threshold {
         let [_, _, (flat, rise)] = look.sym.trace;
@@ -168,13 +173,7 @@ fn sparklines(s: &Series, look: &Look, width: usize) -> Vec<Line<'static>> {
     let spark_w = width.saturating_sub(34).clamp(8, 60);
     let finite = |v: &Vec<f64>| v.iter().copied().filter(|x| x.is_finite()).count();
     // Both series are drawn whole (gaps where no value came), so their columns line up.
-    let scale = Scale::of(
-        s.canary
-            .iter()
-            .chain(s.baseline.iter())
-            .copied()
-            .chain(s.threshold),
-    );
+    let scale = scale(s);
     let (lo, hi) = (scale.lo, scale.hi);
     if finite(&s.canary) > 0 {
         let mut spans = vec![

@@ -202,8 +202,11 @@ fn runs(look: &Look, cells: impl Iterator<Item = (&'static str, Slot)>) -> Vec<S
             }
         }
     }
+    // Blank cells at the end need not be written: a frame starts blank.
     if let Some((text, s)) = cur {
-        out.push(Span::styled(text, style(look, s)));
+        if !(s == Slot::Text && text.trim().is_empty()) {
+            out.push(Span::styled(text, style(look, s)));
+        }
     }
     out
 }
@@ -284,13 +287,7 @@ mod tests {
         ));
         assert_eq!(
             lines,
-            vec![
-                " 4    ***",
-                "   ---|--",
-                "      |  ",
-                "      |  ",
-                " 0 ***   ",
-            ]
+            vec![" 4    ***", "   ---|--", "      |", "      |", " 0 ***",]
         );
     }
 

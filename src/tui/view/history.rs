@@ -154,10 +154,7 @@ fn charts(f: &mut Frame, visible: &[&HistRow], look: &Look, cols: &[Rect]) {
 
 fn list(f: &mut Frame, m: &Model, visible: &[&HistRow], look: &Look, area: Rect) {
     let height = area.height.saturating_sub(3) as usize;
-    let start = m
-        .hist_selected
-        .saturating_sub(height.saturating_sub(1))
-        .min(visible.len().saturating_sub(height));
+    let start = super::scroll_start(m.hist_selected, height, visible.len());
     let mut lines = vec![Line::styled(
         format!(
             "{:>5}  {:<16} {:<10} {:<11} {:<10} {:<16} {:>8}  {:<16} {}",

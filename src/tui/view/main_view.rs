@@ -97,12 +97,12 @@ fn dashboard(f: &mut Frame, m: &Model, r: &Row, look: &Look, area: Rect) {
 fn pane(f: &mut Frame, m: &Model, r: &Row, look: &Look, area: Rect, i: usize, note: &str) {
     let title = format!(" {}{note} ", pane_name(m, i));
     let lines = pane_lines(m, r, look, area, i);
-    f.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(look.block(title, i == m.pane)),
-        area,
-    );
+    // Charts are drawn to the pane's width: only text panes wrap (wrapping costs a frame time).
+    let mut p = Paragraph::new(lines);
+    if !matches!(PANES[i], "traffic" | "analysis") {
+        p = p.wrap(Wrap { trim: false });
+    }
+    f.render_widget(p.block(look.block(title, i == m.pane)), area);
 }
 
 fn pane_name(m: &Model, i: usize) -> String {
@@ -146,20 +146,9 @@ fn table(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
     if total > inner {
         widths[1] = widths[1].saturating_sub(total - inner).max(8);
     }
-    let fit = |s: &str, w: usize| -> String {
-        if s.chars().count() <= w {
-            format!("{s:<w$}")
-        } else {
-            let mut t: String = s.chars().take(w.saturating_sub(1)).collect();
-            t.push_str(if look.sym.ascii { "~" } else { "…" });
-            t
-        }
-    };
+    let fit = |s: &str, w: usize| format!("{:<w$}", super::history::cut(s, w));
     let height = area.height.saturating_sub(3) as usize;
-    let start = m
-        .selected
-        .saturating_sub(height.saturating_sub(1))
-        .min(cells.len().saturating_sub(height));
+    let start = super::scroll_start(m.selected, height, cells.len());
     let mut lines = vec![Line::styled(
         head.iter()
             .zip(&widths)
@@ -190,7 +179,7 @@ fn table(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
             .zip(&widths[1..])
             .map(|(v, w)| fit(v, *w))
             .collect();
-        spans.push(Span::raw(format!("  {}", rest.join("  "))));
+        spans.push(Span::raw(format!("  {}", rest.join("  ").trim_end())));
         let line = Line::from(spans);
         lines.push(if selected {
             line.style(look.s(Slot::Selection))
@@ -298,10 +287,7 @@ fn tabs(f: &mut Frame, m: &Model, r: &Row, look: &Look, area: Rect) {
 fn list(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
     let height = area.height.saturating_sub(2) as usize;
     let visible = m.visible();
-    let start = m
-        .selected
-        .saturating_sub(height.saturating_sub(1))
-        .min(visible.len().saturating_sub(height));
+    let start = super::scroll_start(m.selected, height, visible.len());
     let items: Vec<ListItem> = visible
         .iter()
         .enumerate()

@@ -81,6 +81,13 @@ impl Look {
     }
 }
 
+/// The first row to show of `len` rows in `height` lines so that row `selected` is on screen.
+pub fn scroll_start(selected: usize, height: usize, len: usize) -> usize {
+    selected
+        .saturating_sub(height.saturating_sub(1))
+        .min(len.saturating_sub(height))
+}
+
 /// Seconds as people read them: 42s, 3m05s, 1h02m.
 pub fn dur(secs: i64) -> String {
     let s = secs.max(0);
@@ -192,12 +199,11 @@ fn header(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
     if m.demo {
         spans.push(Span::styled("  demo", look.s(Slot::Header)));
     }
-    let used: usize = spans.iter().map(|s| s.width()).sum();
-    spans.push(Span::styled(
-        " ".repeat((area.width as usize).saturating_sub(used)),
-        look.s(Slot::Header),
-    ));
-    f.render_widget(Paragraph::new(Line::from(spans)), area);
+    // The paragraph's style fills the rest of the row (no spaces to write).
+    f.render_widget(
+        Paragraph::new(Line::from(spans)).style(look.s(Slot::Header)),
+        area,
+    );
 }
 
 fn footer(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
@@ -238,11 +244,7 @@ fn footer(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
             (format!(" {}", keys.join("  ")), Slot::Footer)
         }
     };
-    let pad = (area.width as usize).saturating_sub(text.chars().count());
-    f.render_widget(
-        Paragraph::new(format!("{text}{}", " ".repeat(pad))).style(look.s(slot)),
-        area,
-    );
+    f.render_widget(Paragraph::new(text).style(look.s(slot)), area);
 }
 
 fn centered(area: Rect, w: u16, h: u16) -> Rect {
