@@ -304,9 +304,9 @@ fn a_dropped_terminal_pauses_the_consoles_runs_and_lets_go_of_them() {
 }
 
 #[test]
-fn the_dashboard_shows_every_pane_zooms_one_and_reflows_to_tabs_when_the_terminal_shrinks() {
+fn the_dashboard_shows_every_pane_zooms_one_reflows_to_tabs_and_the_history_filters_and_exports() {
     if !tmux_present(
-        "console_tmux::the_dashboard_shows_every_pane_zooms_one_and_reflows_to_tabs_when_the_terminal_shrinks",
+        "console_tmux::the_dashboard_shows_every_pane_zooms_one_reflows_to_tabs_and_the_history_filters_and_exports",
     ) {
         return;
     }
@@ -338,6 +338,37 @@ fn the_dashboard_shows_every_pane_zooms_one_and_reflows_to_tabs_when_the_termina
     let screen = t.wait_for("[analysis]", Duration::from_secs(5));
     assert!(!screen.contains("STRATEGY"), "tabs:\n{screen}");
     t.cmd(&["resize-window", "-t", "t", "-x", "160", "-y", "48"]);
+    t.wait_for("STRATEGY", Duration::from_secs(5));
+    // The history: delivery measures, filtered to an environment, exported to a file.
+    t.keys(&["H"]);
+    t.wait_for(
+        "delivery of every deployment in every environment",
+        Duration::from_secs(5),
+    );
+    t.keys(&["e"]);
+    t.wait_for(
+        "delivery of every deployment in test",
+        Duration::from_secs(5),
+    );
+    t.keys(&["<"]);
+    t.wait_for("the 4 weeks to", Duration::from_secs(5));
+    let export = st.path().join("history.csv");
+    t.keys(&[":"]);
+    t.cmd(&[
+        "send-keys",
+        "-t",
+        "t",
+        "-l",
+        &format!("export {}", export.display()),
+    ]);
+    t.keys(&["Enter"]);
+    t.wait_for("line(s) to", Duration::from_secs(5));
+    let csv = std::fs::read_to_string(&export).unwrap_or_default();
+    assert!(
+        csv.starts_with("scope,") && csv.contains("shop@test"),
+        "{csv}"
+    );
+    t.keys(&["Escape"]);
     t.wait_for("STRATEGY", Duration::from_secs(5));
     // Quitting while the run goes on asks; p pauses it and quits.
     t.keys(&["q"]);

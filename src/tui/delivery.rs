@@ -33,12 +33,29 @@ pub struct Delivery {
 }
 
 impl Model {
-    /// The end of the history's range: now (to the minute), else the newest run's start.
+    /// The end of the history's range: the end of this minute (else the newest run's start),
+    /// less the weeks it was moved back.
     fn history_end(&self) -> DateTime<Utc> {
-        self.minute
-            .or(self.now)
-            .or_else(|| self.history.iter().filter_map(|h| h.started).max())
-            .unwrap_or_default()
+        let now = match self.minute.or(self.now) {
+            Some(t) => t + Duration::seconds(59),
+            None => self
+                .history
+                .iter()
+                .filter_map(|h| h.started)
+                .max()
+                .unwrap_or_default(),
+        };
+        now - Duration::weeks(self.hist_back)
+    }
+
+    /// Move the range a week earlier (`true`) or later (never past now).
+    pub fn shift(&mut self, earlier: bool) {
+        self.hist_back = if earlier {
+            (self.hist_back + 1).min(520)
+        } else {
+            (self.hist_back - 1).max(0)
+        };
+        self.hist_selected = 0;
     }
 
     fn matches(&self, h: &HistRow) -> bool {
@@ -48,10 +65,11 @@ impl Model {
 
     /// The runs the history view lists: the filters', in the range, newest first.
     pub fn visible_history(&self) -> Vec<&HistRow> {
-        let since = self.history_end() - Duration::weeks(self.hist_weeks);
+        let end = self.history_end();
+        let since = end - Duration::weeks(self.hist_weeks);
         self.history
             .iter()
-            .filter(|h| self.matches(h) && h.started.is_none_or(|t| t >= since))
+            .filter(|h| self.matches(h) && h.started.is_none_or(|t| t >= since && t <= end))
             .collect()
     }
 
@@ -64,6 +82,7 @@ impl Model {
             .iter()
             .filter(|h| self.matches(h))
             .filter_map(HistRow::fact)
+            .filter(|f| f.started <= end)
             .collect();
         let mut scopes = report::report(&facts, days, end);
         scopes.pop();
@@ -239,6 +258,24 @@ mod tests {
         m.range(true);
         assert_eq!(m.hist_weeks, 26);
         assert!(m.visible_history().len() >= all);
+        // Moved back: the range ends earlier, and newer runs leave it.
+        m.range(false);
+        m.range(false);
+        m.range(false);
+        m.range(false);
+        let two_weeks = m.visible_history().len();
+        m.shift(true);
+        m.shift(true);
+        let end = m.delivery().end;
+        assert!(m
+            .visible_history()
+            .iter()
+            .all(|h| h.started.is_some_and(|t| t <= end)));
+        assert_ne!(m.visible_history().len(), two_weeks);
+        m.shift(false);
+        m.shift(false);
+        m.shift(false);
+        assert_eq!(m.hist_back, 0);
         // x in the history view exports it, as Markdown unless the path says otherwise.
         m.view = crate::tui::keymap::View::History;
         let x = ratatui::crossterm::event::KeyEvent::new(

@@ -54,6 +54,9 @@ pub enum Action {
     /// History: a shorter or longer range of weeks.
     Shorter,
     Longer,
+    /// History: the range a week earlier or later.
+    Earlier,
+    Later,
     /// Write what the view shows to a file.
     Export,
     /// Drill down (views); keep what was typed (filter, command).

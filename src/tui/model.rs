@@ -100,6 +100,8 @@ pub struct Model {
     pub hist_env: Option<String>,
     pub hist_dep: Option<String>,
     pub hist_weeks: i64,
+    /// How many weeks before now the range ends.
+    pub hist_back: i64,
     /// Now, to the minute: the deployments' ages (coarse, so it redraws once a minute at most).
     pub minute: Option<DateTime<Utc>>,
 }
@@ -133,6 +135,7 @@ impl Model {
             hist_env: None,
             hist_dep: None,
             hist_weeks: 8,
+            hist_back: 0,
         }
     }
 
@@ -280,6 +283,8 @@ impl Model {
             Action::NextDeployment => self.next_deployment(),
             Action::Shorter => self.range(false),
             Action::Longer => self.range(true),
+            Action::Earlier => self.shift(true),
+            Action::Later => self.shift(false),
             Action::Export => return self.export(None),
             Action::Open => return self.open(),
             Action::Back => self.back(),

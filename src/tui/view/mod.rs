@@ -231,6 +231,7 @@ fn footer(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
                 "d" => Some("deployment"),
                 "<" => Some("shorter"),
                 ">" => Some("longer"),
+                "[" if m.view == View::History => Some("earlier"),
                 "x" => Some("export"),
                 ":" => Some("command"),
                 "?" => Some("help"),
