@@ -50,6 +50,8 @@ struct Service {
 }
 
 const SERVICES: [Service; 5] = [
+    // Majors below the live demo's (shop 1, payments 2, search 3, checkout 5), so the demo's
+    // rounds ship versions higher than any in the past.
     Service {
         name: "shop",
         component: "web",
@@ -111,7 +113,7 @@ pub fn seed(store: &Store, now: DateTime<Utc>, days: i64, seed: u64) -> Result<u
                 continue;
             }
             minor[i] += 1;
-            let mut version = format!("{}.{}.0", s.major + 1, minor[i]);
+            let mut version = format!("{}.{}.0", s.major, minor[i]);
             let mut start = date
                 .date_naive()
                 .and_hms_opt(9, 0, 0)
@@ -135,7 +137,7 @@ pub fn seed(store: &Store, now: DateTime<Utc>, days: i64, seed: u64) -> Result<u
                     let prev = serving
                         .get(&(i, env))
                         .cloned()
-                        .unwrap_or_else(|| format!("{}.0.0", s.major + 1));
+                        .unwrap_or_else(|| format!("{}.0.0", s.major));
                     let run =
                         past_run(&mut rng, s, env, (&prev, &version), start, changed, outcome);
                     if outcome == Outcome::Succeeded {
@@ -148,7 +150,7 @@ pub fn seed(store: &Store, now: DateTime<Utc>, days: i64, seed: u64) -> Result<u
                         break;
                     }
                     patch += 1;
-                    version = format!("{}.{}.{patch}", s.major + 1, minor[i]);
+                    version = format!("{}.{}.{patch}", s.major, minor[i]);
                     start = end + Duration::minutes(rng.range(40, 300));
                 }
                 if start >= now {
@@ -221,8 +223,10 @@ fn past_run(
             baseline: Vec::new(),
         },
     );
-    // The interval at which a bad version shows itself, if it does.
-    let fails_at = (outcome != Outcome::Succeeded).then(|| rng.range(2, 7) as usize);
+    // How many intervals each stage analyses, and the one at which a bad version shows itself.
+    let intervals: Vec<i64> = stages.iter().map(|_| rng.range(3, 6)).collect();
+    let total: i64 = intervals.iter().sum();
+    let fails_at = (outcome != Outcome::Succeeded).then(|| rng.range(2, total + 1) as usize);
     let mut step = 0;
     let mut interval = 0;
     let mut reason = "every step passed".to_string();
@@ -267,7 +271,7 @@ fn past_run(
             );
         }
         step += 1;
-        for _ in 0..rng.range(3, 6) {
+        for _ in 0..intervals[si] {
             interval += 1;
             let failing = fails_at.is_some_and(|f| interval >= f);
             let mut served = std::collections::BTreeMap::new();

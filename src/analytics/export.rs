@@ -20,6 +20,8 @@ pub enum Format {
 pub struct Window {
     pub days: i64,
     pub environment: Option<String>,
+    /// The day the range ends, when it is not today (the console's history moved back).
+    pub until: Option<String>,
 }
 
 /// `summaries` in `format`, ending with a newline.
@@ -60,8 +62,11 @@ fn cell(text: &str) -> String {
 
 fn markdown(window: &Window, summaries: &[Summary]) -> String {
     let mut out = format!(
-        "# Delivery report: last {} day(s){}\n\nDry runs left out. Lead time runs from a spec's `metadata.changedAt` to its deployment's success, where the spec gives it.\n\n",
-        window.days,
+        "# Delivery report: {}{}\n\nDry runs left out. Lead time runs from a spec's `metadata.changedAt` to its deployment's success, where the spec gives it.\n\n",
+        match &window.until {
+            Some(u) => format!("{} day(s) to {}", window.days, cell(u)),
+            None => format!("last {} day(s)", window.days),
+        },
         window
             .environment
             .as_deref()
@@ -186,6 +191,7 @@ mod tests {
         let w = Window {
             days: 30,
             environment: Some("production".into()),
+            until: None,
         };
         let md = render(Format::Markdown, &w, &[summary("shop@production")]);
         assert!(md.starts_with("# Delivery report: last 30 day(s), environment production\n"));
@@ -208,6 +214,7 @@ mod tests {
         let w = Window {
             days: 90,
             environment: None,
+            until: None,
         };
         let text = render(Format::Csv, &w, &[summary("shop@prod"), summary("a,\"b\"")]);
         let lines: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
@@ -226,6 +233,7 @@ mod tests {
         let w = Window {
             days: 90,
             environment: None,
+            until: None,
         };
         let text = render(Format::Json, &w, &[summary("x"), summary("y")]);
         let rows: Vec<serde_json::Value> = text

@@ -231,14 +231,15 @@ fn trend(deploys: &[&&Fact], now: DateTime<Utc>) -> Option<Trend> {
     })
 }
 
-/// The `all` summary alone, over runs started in the last `days` days before `now`.
-pub fn overall(facts: &[Fact], days: i64, now: DateTime<Utc>) -> Summary {
-    let since = now - Duration::days(days);
+/// The `all` summary alone, over runs started from `from` to `to` (rates per day over that
+/// span).
+pub fn between(facts: &[Fact], from: DateTime<Utc>, to: DateTime<Utc>) -> Summary {
     let recent: Vec<&Fact> = facts
         .iter()
-        .filter(|f| f.started >= since && f.started <= now)
+        .filter(|f| f.started >= from && f.started <= to)
         .collect();
-    summary("all".into(), &recent, days as f64, now)
+    let days = (to - from).num_seconds() as f64 / 86_400.0;
+    summary("all".into(), &recent, days, to)
 }
 
 /// Summaries per deployment and environment (by name), then `all`, over runs started in the

@@ -134,6 +134,7 @@ pub fn report(
         let window = Window {
             days: days.max(1),
             environment: env.map(str::to_string),
+            until: None,
         };
         let text = export::render(f, &window, &summaries);
         match output {

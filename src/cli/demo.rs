@@ -1,9 +1,12 @@
 //! `cutover demo`: the console on the bundled demo, in a private temporary state dir.
 //!
-//! Owns: the demo's script. It starts a private local host, the demo service as real processes
-//! behind cutover's router, load from inside this process, a healthy canary of `shop` that stops
-//! at an approval gate, and a bad `payments` version that rolls back by itself. Quitting stops
-//! every process it started and removes the state dir. Must not touch: engine internals.
+//! Owns: the demo's script. It writes 60 days of generated history (`demo_past`), starts a
+//! private local host, four services of the demo service as real processes behind cutover's
+//! router with load from inside this process, then round after round: a healthy canary of `shop`
+//! that stops at an approval gate (`demo-bot` approves it after a minute if nobody has), a bad
+//! `payments` version that rolls back by itself and its fix, a blue-green switch of `search` and
+//! a rolling update of `checkout`. Quitting stops every process it started and removes the state
+//! dir. Must not touch: engine internals.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -177,6 +180,15 @@ async fn start(
     spec: ValidSpec,
     user: &str,
 ) -> Option<tokio::task::JoinHandle<cutover::engine::Outcome>> {
+    start_run(engine, spec, user).await.map(|(_, j)| j)
+}
+
+/// [`start`], with the run's id.
+async fn start_run(
+    engine: &Engine,
+    spec: ValidSpec,
+    user: &str,
+) -> Option<(i64, tokio::task::JoinHandle<cutover::engine::Outcome>)> {
     let what = format!("{} {}", spec.id, spec.version);
     match engine
         .start(
@@ -189,7 +201,7 @@ async fn start(
         )
         .await
     {
-        Ok(h) => Some(h.join),
+        Ok(h) => Some((h.run_id, h.join)),
         Err(e) => {
             tracing::error!("demo: cannot start {what}: {e}");
             None
@@ -257,7 +269,7 @@ async fn script(engine: Engine, specs: Vec<ValidSpec>, user: String) {
     tokio::time::sleep(Duration::from_secs(2)).await;
     for round in 1u32.. {
         // The canary at its gate, and beside it the bad version that rolls back by itself.
-        let gate = start(&engine, bump(&canary, round - 1, 0), &user).await;
+        let gate = start_run(&engine, bump(&canary, round - 1, 0), &user).await;
         let bad_run = async {
             tokio::time::sleep(Duration::from_secs(10)).await;
             if let Some(j) = start(&engine, bump(&bad, round - 1, 0), &user).await {
@@ -307,40 +319,47 @@ fn bump(spec: &ValidSpec, round: u32, patch: u32) -> ValidSpec {
         .unwrap_or_else(|_| spec.clone())
 }
 
-/// Until `run` ends: a gate that has waited `after` is approved by `demo-bot` (the operator
-/// may approve it first).
+/// Until run `run` ends: a gate of it that has waited `after` is approved by `demo-bot`, by
+/// name (the operator may approve it first). Other runs (an operator's own `:apply`) are left
+/// alone.
 async fn approve_later(
     engine: &Engine,
-    mut run: tokio::task::JoinHandle<cutover::engine::Outcome>,
+    (run, mut join): (i64, tokio::task::JoinHandle<cutover::engine::Outcome>),
     after: Duration,
 ) {
-    let mut seen: std::collections::BTreeMap<i64, std::time::Instant> = Default::default();
+    // The gate waited at, and since when.
+    let mut seen: Option<(String, std::time::Instant)> = None;
     loop {
         tokio::select! {
-            _ = &mut run => return,
+            _ = &mut join => return,
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
-        let waiting: Vec<i64> = engine
+        let gate = engine
             .snapshots()
             .borrow()
-            .iter()
-            .filter(|(_, s)| s.gate.is_some())
-            .map(|(run, _)| *run)
-            .collect();
-        seen.retain(|run, _| waiting.contains(run));
-        for run in waiting {
-            let since = *seen.entry(run).or_insert_with(std::time::Instant::now);
-            if since.elapsed() < after {
+            .get(&run)
+            .and_then(|s| s.gate.clone());
+        let Some(gate) = gate else {
+            seen = None;
+            continue;
+        };
+        let since = match &seen {
+            Some((g, t)) if *g == gate => *t,
+            _ => {
+                seen = Some((gate, std::time::Instant::now()));
                 continue;
             }
-            let c = cutover::engine::Command::Approve {
-                gate: None,
-                comment: Some("nobody approved within a minute".into()),
-            };
-            if let Err(e) = engine.command(run, c, "demo-bot").await {
-                tracing::warn!("demo: approving run {run}: {e}");
-            }
-            seen.remove(&run);
+        };
+        if since.elapsed() < after {
+            continue;
         }
+        let c = cutover::engine::Command::Approve {
+            gate: Some(gate.clone()),
+            comment: Some("nobody approved within a minute".into()),
+        };
+        if let Err(e) = engine.command(run, c, "demo-bot").await {
+            tracing::warn!("demo: approving {gate} of run {run}: {e}");
+        }
+        seen = None;
     }
 }

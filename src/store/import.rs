@@ -25,6 +25,17 @@ pub struct PastRun {
     pub events: Vec<(String, String, String)>,
 }
 
+/// An event's JSON with its `run` set to the id the run got here (the generator cannot know it).
+fn with_run(json: &str, run: i64) -> String {
+    match serde_json::from_str::<serde_json::Value>(json) {
+        Ok(serde_json::Value::Object(mut o)) if o.contains_key("run") => {
+            o.insert("run".into(), run.into());
+            serde_json::Value::Object(o).to_string()
+        }
+        _ => json.to_string(),
+    }
+}
+
 impl Store {
     /// Write `runs` (all or none), in order; their ids.
     pub fn import_runs(&self, runs: &[PastRun]) -> Result<Vec<i64>> {
@@ -66,7 +77,7 @@ impl Store {
                     ])?;
                     let id = tx.last_insert_rowid();
                     for (ts, kind, json) in &p.events {
-                        event_stmt.execute(params![id, ts, kind, json])?;
+                        event_stmt.execute(params![id, ts, kind, with_run(json, id)])?;
                     }
                     ids.push(id);
                 }
@@ -110,7 +121,7 @@ mod tests {
             events: vec![(
                 "2026-10-01T10:00:00.000Z".into(),
                 "started".into(),
-                "{}".into(),
+                "{\"run\":0,\"kind\":\"started\"}".into(),
             )],
         };
         let ids = store
@@ -125,12 +136,13 @@ mod tests {
         assert_eq!(r.finished_at.as_deref(), Some("2026-10-01T10:09:00.000Z"));
         assert_eq!(r.outcome, Some(Outcome::RolledBack));
         assert!(r.is_finished() && r.owner_pid.is_none());
-        assert_eq!(
-            store
-                .events(ids[1], 0)
-                .unwrap_or_else(|e| panic!("{e}"))
-                .len(),
-            1
+        let events = store.events(ids[1], 0).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(events.len(), 1);
+        // Each event names the run it was written under.
+        assert!(
+            events[0].json.contains(&format!("\"run\":{}", ids[1])),
+            "{}",
+            events[0].json
         );
     }
 }

@@ -55,10 +55,16 @@ impl Model {
                 self.view = View::History;
                 vec![Effect::LoadHistory, Effect::Redraw]
             }
-            "export" if self.view != View::History || self.history.is_empty() => {
+            "export" if self.view != View::History => {
                 self.view = View::History;
-                self.message = Some("the history is loading: :export again once it shows".into());
+                self.message = Some(format!(
+                    "this is what :export writes; type :export {rest} again to write it"
+                ));
                 vec![Effect::LoadHistory, Effect::Redraw]
+            }
+            "export" if self.history.is_empty() => {
+                self.message = Some("nothing to export: no runs are recorded".into());
+                vec![Effect::Redraw]
             }
             "export" => self.export((!rest.is_empty()).then_some(rest)),
             "main" | "deployments" => {

@@ -178,18 +178,17 @@ fn plan_steps(r: &RunRow) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Digest a run's journal (oldest first).
-pub fn live_from_events(events: &[Event]) -> Live {
+/// Digest a run's journal (oldest first) of a run of `version` (given, since the journal may
+/// be only its newest events, without its start).
+pub fn live_from_events(events: &[Event], version: &str) -> Live {
     let mut live = Live::default();
     let mut series: Vec<Series> = Vec::new();
     let mut steps = 0;
-    let mut version = String::new();
     // The revisions of the run's version, as traffic shifts name them.
     let mut new_revs = std::collections::BTreeSet::new();
     for ev in events {
         let at = parse_ts(&ev.ts);
         match &ev.kind {
-            EventKind::Started { version: v, .. } => version = v.clone(),
             EventKind::TrafficShifted { component, weights } => {
                 new_revs.extend(
                     weights
@@ -341,10 +340,14 @@ pub fn rows(store: &Store, selected: Option<&str>) -> Result<Vec<Row>, StoreErro
         .or_else(|| out.iter().position(|r| !r.finished))
         .or((!out.is_empty()).then_some(0));
     if let Some(i) = pick {
-        out[i].detail = Some(live_from_events(&events_of(store, out[i].run, 300)?));
+        let events = events_of(store, out[i].run, 300)?;
+        out[i].detail = Some(live_from_events(&events, &out[i].version));
     }
     Ok(out)
 }
+
+/// How many of the newest runs the history view reads.
+pub const HISTORY_RUNS: usize = 5000;
 
 /// Past runs, newest first.
 pub fn history(store: &Store, limit: usize) -> Result<Vec<HistRow>, StoreError> {
@@ -383,7 +386,7 @@ pub fn drill(store: &Store, run: i64) -> Result<Option<Drill>, StoreError> {
         return Ok(None);
     };
     let events = events_of(store, run, 5000)?;
-    let live = live_from_events(&events);
+    let live = live_from_events(&events, &r.version);
     let mut verdicts = Vec::new();
     for ev in &events {
         if let EventKind::Analysis {
@@ -558,14 +561,23 @@ mod tests {
                 },
             ),
         ];
-        let live = live_from_events(&events);
+        let live = live_from_events(&events, "1.1.0");
         // The same journal digests to an equal model, a missing value (NaN) included, so an
         // unchanged store draws no new frame.
         let mut no_base = events.clone();
         if let EventKind::Analysis { verdicts, .. } = &mut no_base[3].kind {
             verdicts[0].baseline = None;
         }
-        assert_eq!(live_from_events(&no_base), live_from_events(&no_base));
+        assert_eq!(
+            live_from_events(&no_base, "1.1.0"),
+            live_from_events(&no_base, "1.1.0")
+        );
+        // Without its start (only the newest events read), the staircase still knows the
+        // version.
+        assert_eq!(
+            live_from_events(&events[1..], "1.1.0").traffic,
+            live.traffic
+        );
         assert_eq!(live.series.len(), 1);
         let s = &live.series[0];
         assert_eq!(s.canary, vec![0.01, 0.3]);

@@ -37,7 +37,7 @@ impl Model {
     /// less the weeks it was moved back.
     fn history_end(&self) -> DateTime<Utc> {
         let now = match self.minute.or(self.now) {
-            Some(t) => t + Duration::seconds(59),
+            Some(t) => t + Duration::seconds(60),
             None => self
                 .history
                 .iter()
@@ -63,10 +63,18 @@ impl Model {
             && self.hist_dep.as_ref().is_none_or(|d| *d == h.deployment)
     }
 
+    /// The history's range: whole weeks (from a Monday) up to its end.
+    fn history_range(&self) -> (DateTime<Utc>, DateTime<Utc>) {
+        let end = self.history_end();
+        (
+            weekly::week_of(end) - Duration::weeks(self.hist_weeks - 1),
+            end,
+        )
+    }
+
     /// The runs the history view lists: the filters', in the range, newest first.
     pub fn visible_history(&self) -> Vec<&HistRow> {
-        let end = self.history_end();
-        let since = end - Duration::weeks(self.hist_weeks);
+        let (since, end) = self.history_range();
         self.history
             .iter()
             .filter(|h| self.matches(h) && h.started.is_none_or(|t| t >= since && t <= end))
@@ -75,7 +83,7 @@ impl Model {
 
     /// The delivery measures of the filtered runs.
     pub fn delivery(&self) -> Delivery {
-        let end = self.history_end();
+        let (since, end) = self.history_range();
         let days = self.hist_weeks * 7;
         let facts: Vec<Fact> = self
             .history
@@ -84,24 +92,26 @@ impl Model {
             .filter_map(HistRow::fact)
             .filter(|f| f.started <= end)
             .collect();
-        let mut scopes = report::report(&facts, days, end);
+        let in_range: Vec<Fact> = facts
+            .iter()
+            .filter(|f| f.started >= since)
+            .cloned()
+            .collect();
+        let mut scopes = report::report(&in_range, days, end);
         scopes.pop();
+        let before = since - (end - since);
         Delivery {
             end,
             weeks: self.hist_weeks,
-            now: report::overall(&facts, days, end),
+            now: report::between(&facts, since, end),
             // The range before counts only where the history covers it (within a week).
             before: facts
                 .iter()
                 .map(|f| f.started)
                 .min()
-                .filter(|first| *first <= end - Duration::days(2 * days - 7))
-                .map(|_| report::overall(&facts, days, end - Duration::days(days))),
-            by_week: weekly::weekly(
-                &facts,
-                weekly::week_of(end) - Duration::weeks(self.hist_weeks - 1),
-                end,
-            ),
+                .filter(|first| *first <= before + Duration::weeks(1))
+                .map(|_| report::between(&facts, before, since)),
+            by_week: weekly::weekly(&facts, since, end),
             scopes,
         }
     }
@@ -110,6 +120,17 @@ impl Model {
     pub fn next_env(&mut self) {
         let all: Vec<String> = distinct(self.history.iter().map(|h| h.environment.clone()));
         self.hist_env = cycle(&all, self.hist_env.take());
+        // A deployment that never ran in the new environment would leave nothing to show.
+        let env = self.hist_env.clone();
+        if let Some(d) = &self.hist_dep {
+            if !self
+                .history
+                .iter()
+                .any(|h| h.deployment == *d && env.as_ref().is_none_or(|e| *e == h.environment))
+            {
+                self.hist_dep = None;
+            }
+        }
         self.hist_selected = 0;
     }
 
@@ -172,6 +193,7 @@ impl Model {
         let window = Window {
             days: d.weeks * 7,
             environment: self.hist_env.clone(),
+            until: (self.hist_back > 0).then(|| d.end.format("%Y-%m-%d").to_string()),
         };
         let mut out = export::render(format, &window, &summaries);
         if format == Format::Markdown {

@@ -294,6 +294,18 @@ pub const HISTORY: &[Binding] = &[
         "a longer range of weeks",
     ),
     b(
+        "[",
+        KeyCode::Char('['),
+        Action::Earlier,
+        "the range a week earlier",
+    ),
+    b(
+        "]",
+        KeyCode::Char(']'),
+        Action::Later,
+        "the range a week later (up to now)",
+    ),
+    b(
         "x",
         KeyCode::Char('x'),
         Action::Export,

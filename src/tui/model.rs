@@ -200,8 +200,9 @@ impl Model {
 
     pub fn set_history(&mut self, history: Vec<HistRow>) {
         self.history = history;
-        if self.hist_selected >= self.history.len() {
-            self.hist_selected = self.history.len().saturating_sub(1);
+        let n = self.visible_history().len();
+        if self.hist_selected >= n {
+            self.hist_selected = n.saturating_sub(1);
         }
     }
 

@@ -59,7 +59,7 @@ fn read(store: &Store, selected: Option<String>, history: bool, drill: Option<i6
             Vec::new()
         }),
         history: history.then(|| {
-            data::history(store, 500).unwrap_or_else(|e| {
+            data::history(store, data::HISTORY_RUNS).unwrap_or_else(|e| {
                 log("history", &e);
                 Vec::new()
             })

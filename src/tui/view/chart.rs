@@ -93,8 +93,9 @@ pub fn spread_marks(marks: &[Judgement], width: usize) -> Vec<Option<Judgement>>
     };
     if n <= width {
         let mut out = vec![None; width];
+        // At the first column `spread` gives the same value.
         for (i, m) in marks.iter().enumerate() {
-            out[i * width / n] = Some(*m);
+            out[(i * width).div_ceil(n).min(width - 1)] = Some(*m);
         }
         return out;
     }
@@ -150,6 +151,8 @@ pub fn plot(
             } else {
                 String::new()
             };
+            // Never wider than the axis, so the rows stay aligned.
+            let label: String = label.chars().take(axis.saturating_sub(1)).collect();
             let mut spans = vec![Span::styled(
                 format!("{label:>w$} ", w = axis.saturating_sub(1)),
                 look.s(Slot::ChartAxis),

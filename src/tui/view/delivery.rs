@@ -66,8 +66,13 @@ pub fn summary(f: &mut Frame, m: &Model, d: &Delivery, look: &Look, area: Rect) 
     // No earlier range to compare with: every trend says so.
     let none = report_none(n);
     let b = d.before.as_ref().unwrap_or(&none);
+    let capped = if m.history.len() >= crate::tui::data::HISTORY_RUNS {
+        format!(" (of the newest {} runs only)", m.history.len())
+    } else {
+        String::new()
+    };
     let title = format!(
-        " delivery of {} in {}, the {} weeks to {} ",
+        " delivery of {} in {}, the {} weeks to {}{capped} ",
         m.hist_dep.as_deref().unwrap_or("every deployment"),
         m.hist_env.as_deref().unwrap_or("every environment"),
         d.weeks,
@@ -146,6 +151,17 @@ pub fn summary(f: &mut Frame, m: &Model, d: &Delivery, look: &Look, area: Rect) 
     f.render_widget(Paragraph::new(lines).block(look.block(title, false)), area);
 }
 
+/// A duration in at most 5 cells, for an axis: 42s, 17m, 31h, 12d.
+fn short(secs: f64) -> String {
+    let s = secs.max(0.0) as i64;
+    match s {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 48 * 3600 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
 /// A weekly chart: its title, its value in a week, how a value reads, its colour.
 type Measure = (
     &'static str,
@@ -172,13 +188,13 @@ pub fn weekly(f: &mut Frame, d: &Delivery, look: &Look, boxes: &[Rect]) {
         (
             "time to restore",
             |w| w.restore_median_s,
-            |v| dur(v as i64),
+            short,
             Slot::Warn,
         ),
         (
             "lead time for changes",
             |w| w.lead_time_median_s,
-            |v| dur(v as i64),
+            short,
             Slot::Ok,
         ),
     ];
@@ -222,6 +238,7 @@ pub fn weekly(f: &mut Frame, d: &Delivery, look: &Look, boxes: &[Rect]) {
                 } else {
                     String::new()
                 };
+                let label: String = label.chars().take(axis - 1).collect();
                 Line::from(vec![
                     Span::styled(
                         format!("{label:>w$} ", w = axis - 1),

@@ -28,7 +28,7 @@ pub fn draw(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
         return;
     }
     // The body is the screen less its header and footer lines.
-    if area.width >= DASHBOARD.0 && area.height + 2 >= DASHBOARD.1 {
+    if area.width >= DASHBOARD.0 && area.height + 2 + u16::from(m.demo) >= DASHBOARD.1 {
         dashboard(f, m, r, look, area);
     } else {
         tabs(f, m, r, look, area);
@@ -97,12 +97,12 @@ fn dashboard(f: &mut Frame, m: &Model, r: &Row, look: &Look, area: Rect) {
 fn pane(f: &mut Frame, m: &Model, r: &Row, look: &Look, area: Rect, i: usize, note: &str) {
     let title = format!(" {}{note} ", pane_name(m, i));
     let lines = pane_lines(m, r, look, area, i);
-    // Charts are drawn to the pane's width: only text panes wrap (wrapping costs a frame time).
-    let mut p = Paragraph::new(lines);
-    if !matches!(PANES[i], "traffic" | "analysis") {
-        p = p.wrap(Wrap { trim: false });
-    }
-    f.render_widget(p.block(look.block(title, i == m.pane)), area);
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(look.block(title, i == m.pane)),
+        area,
+    );
 }
 
 fn pane_name(m: &Model, i: usize) -> String {
@@ -147,7 +147,11 @@ fn table(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
         widths[1] = widths[1].saturating_sub(total - inner).max(8);
     }
     let fit = |s: &str, w: usize| format!("{:<w$}", super::history::cut(s, w));
-    let height = area.height.saturating_sub(3) as usize;
+    let mut height = area.height.saturating_sub(3) as usize;
+    if cells.len() > height {
+        // A line for "N of M".
+        height = height.saturating_sub(1);
+    }
     let start = super::scroll_start(m.selected, height, cells.len());
     let mut lines = vec![Line::styled(
         head.iter()

@@ -4,7 +4,8 @@
 //! code draws ANSI-16, truecolor, mono and ASCII.
 //!
 //! Owns: layout and text. Must not touch: state (rendering is read-only and has no clock of its
-//! own: times are computed from `Model::now`).
+//! own: times are computed from `Model::now` and, for ages and the history's range,
+//! `Model::minute`).
 
 mod analysis;
 mod chart;

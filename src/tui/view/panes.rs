@@ -1,5 +1,5 @@
-//! The main view's panes for one deployment, as lines: strategy progress, traffic split,
-//! instance health, canary metrics with sparklines, and pending approvals.
+//! The main view's text panes for one deployment, as lines: strategy progress, instance health
+//! and pending approvals (traffic and analysis, with their charts, are `traffic` and `analysis`).
 
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
