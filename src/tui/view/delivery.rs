@@ -185,12 +185,7 @@ pub fn weekly(f: &mut Frame, d: &Delivery, look: &Look, boxes: &[Rect]) {
             |v| format!("{v:.0}%"),
             Slot::Error,
         ),
-        (
-            "time to restore",
-            |w| w.restore_median_s,
-            short,
-            Slot::Warn,
-        ),
+        ("time to restore", |w| w.restore_median_s, short, Slot::Warn),
         (
             "lead time for changes",
             |w| w.lead_time_median_s,
