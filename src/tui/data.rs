@@ -132,7 +132,7 @@ impl HistRow {
             deployment: self.deployment.clone(),
             environment: self.environment.clone(),
             kind: self.kind,
-            outcome: self.finished.then(|| outcome_of(self.outcome)).flatten(),
+            outcome: outcome_of(self.outcome),
             started: self.started?,
             finished: self.finished_at,
             changed_at: self.changed_at,

@@ -129,7 +129,13 @@ fn charted(s: &Series, look: &Look, width: usize, height: usize) -> Vec<Line<'st
         pen: Pen::Trace(cf, cr),
         slot: Slot::Canary,
     });
-    out.extend(chart::plot(look, &layers, scale, height, AXIS));
+    out.extend(chart::plot(
+        look,
+        &layers,
+        scale,
+        height,
+        (AXIS, chart::axis_label),
+    ));
     out.push(chart::marks_line(
         look,
         "verdicts",
@@ -145,13 +151,8 @@ fn charted(s: &Series, look: &Look, width: usize, height: usize) -> Vec<Line<'st
 
 /// When the intervals shown were judged, and how many.
 fn span(series: &[Series], look: &Look) -> Line<'static> {
-    let times = series.iter().flat_map(|s| s.times.iter().flatten());
-    let (first, last) = times.fold((None, None), |(a, b), t| {
-        (
-            Some(a.map_or(*t, |a: chrono::DateTime<chrono::Utc>| a.min(*t))),
-            Some(b.map_or(*t, |b: chrono::DateTime<chrono::Utc>| b.max(*t))),
-        )
-    });
+    let times = || series.iter().flat_map(|s| s.times.iter().flatten());
+    let (first, last) = (times().min(), times().max());
     let n = series.iter().map(|s| s.marks.len()).max().unwrap_or(0);
     let text = match (first, last) {
         (Some(a), Some(b)) => format!(

@@ -5,7 +5,6 @@
 //! Owns: putting values on a grid of cells and turning it into styled lines. Must not touch:
 //! what the values mean or where they come from (the panes resample and label them).
 
-use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 
 use super::Look;
@@ -108,13 +107,13 @@ pub fn spread_marks(marks: &[Judgement], width: usize) -> Vec<Option<Judgement>>
 }
 
 /// The chart's rows, top first, each prefixed by `axis` cells of its scale (the top and bottom
-/// values). Later layers draw over earlier ones.
+/// values, as `label` writes them). Later layers draw over earlier ones.
 pub fn plot(
     look: &Look,
     layers: &[Layer],
     scale: Scale,
     height: usize,
-    axis: usize,
+    (axis, label): (usize, fn(f64) -> String),
 ) -> Vec<Line<'static>> {
     let width = layers.iter().map(|l| l.values.len()).max().unwrap_or(0);
     let mut grid: Vec<Vec<Option<(&'static str, Slot)>>> = vec![vec![None; width]; height];
@@ -145,9 +144,9 @@ pub fn plot(
         .enumerate()
         .map(|(y, cells)| {
             let label = if y == 0 {
-                fmt_num(round(scale.hi))
+                label(scale.hi)
             } else if y + 1 == height {
-                fmt_num(round(scale.lo))
+                label(scale.lo)
             } else {
                 String::new()
             };
@@ -199,7 +198,7 @@ fn runs(look: &Look, cells: impl Iterator<Item = (&'static str, Slot)>) -> Vec<S
             Some((text, s)) if *s == slot => text.push_str(glyph),
             _ => {
                 if let Some((text, s)) = cur.take() {
-                    out.push(Span::styled(text, style(look, s)));
+                    out.push(Span::styled(text, look.s(s)));
                 }
                 cur = Some((glyph.to_string(), slot));
             }
@@ -208,14 +207,15 @@ fn runs(look: &Look, cells: impl Iterator<Item = (&'static str, Slot)>) -> Vec<S
     // Blank cells at the end need not be written: a frame starts blank.
     if let Some((text, s)) = cur {
         if !(s == Slot::Text && text.trim().is_empty()) {
-            out.push(Span::styled(text, style(look, s)));
+            out.push(Span::styled(text, look.s(s)));
         }
     }
     out
 }
 
-fn style(look: &Look, slot: Slot) -> Style {
-    look.s(slot)
+/// An axis label: the value to three significant figures.
+pub fn axis_label(v: f64) -> String {
+    fmt_num(round(v))
 }
 
 /// Three significant figures, enough for an axis.
@@ -286,7 +286,7 @@ mod tests {
             &layers,
             Scale::of([0.0, 4.0].into_iter()),
             5,
-            3,
+            (3, axis_label),
         ));
         assert_eq!(
             lines,

@@ -48,24 +48,11 @@ fn trend(
     )
 }
 
-/// A summary with nothing measured, standing for a range the history does not reach.
-fn report_none(n: &Summary) -> Summary {
-    Summary {
-        deployments: 0,
-        per_day: f64::NAN,
-        change_fail_rate: None,
-        recovery_median_s: None,
-        lead_time_median_s: None,
-        ..n.clone()
-    }
-}
-
 /// The range, the filters and the four measures with their trends.
 pub fn summary(f: &mut Frame, m: &Model, d: &Delivery, look: &Look, area: Rect) {
     let n = &d.now;
-    // No earlier range to compare with: every trend says so.
-    let none = report_none(n);
-    let b = d.before.as_ref().unwrap_or(&none);
+    // None: no earlier range to compare with, and every trend says so.
+    let b = d.before.as_ref();
     let capped = if m.history.len() >= crate::tui::data::HISTORY_RUNS {
         format!(" (of the newest {} runs only)", m.history.len())
     } else {
@@ -94,9 +81,9 @@ pub fn summary(f: &mut Frame, m: &Model, d: &Delivery, look: &Look, area: Rect) 
             trend(
                 look,
                 Some(n.per_day),
-                (b.deployments > 0).then_some(b.per_day),
+                b.map(|b| b.per_day),
                 true,
-                format!("{:.2}", b.per_day),
+                b.map_or(String::new(), |b| format!("{:.2}", b.per_day)),
             ),
         ],
         vec![
@@ -109,9 +96,9 @@ pub fn summary(f: &mut Frame, m: &Model, d: &Delivery, look: &Look, area: Rect) 
             trend(
                 look,
                 n.change_fail_rate,
-                b.change_fail_rate,
+                b.and_then(|b| b.change_fail_rate),
                 false,
-                pct(b.change_fail_rate),
+                b.map_or(String::new(), |b| pct(b.change_fail_rate)),
             ),
         ],
         vec![
@@ -120,9 +107,9 @@ pub fn summary(f: &mut Frame, m: &Model, d: &Delivery, look: &Look, area: Rect) 
             trend(
                 look,
                 n.recovery_median_s,
-                b.recovery_median_s,
+                b.and_then(|b| b.recovery_median_s),
                 false,
-                time(b.recovery_median_s),
+                b.map_or(String::new(), |b| time(b.recovery_median_s)),
             ),
         ],
         vec![
@@ -131,9 +118,9 @@ pub fn summary(f: &mut Frame, m: &Model, d: &Delivery, look: &Look, area: Rect) 
             trend(
                 look,
                 n.lead_time_median_s,
-                b.lead_time_median_s,
+                b.and_then(|b| b.lead_time_median_s),
                 false,
-                time(b.lead_time_median_s),
+                b.map_or(String::new(), |b| time(b.lead_time_median_s)),
             ),
         ],
     ];

@@ -243,3 +243,30 @@ fn pods_and_instances_without_a_phase_each_keep_their_table() {
     // The local instance is not a pod: it is not counted in the revision's pods.
     assert!(!screen.contains("3/4 ready"), "{screen}");
 }
+
+#[test]
+fn the_history_compares_with_the_range_before_when_the_history_reaches_it() {
+    let look = &looks()[0].1;
+    let mut m = model();
+    m.view = View::History;
+    // Eight weeks of sample history: the four weeks before the last four are there.
+    m.hist_weeks = 4;
+    let screen = text(&render(&m, look, 160, 48), false);
+    for measure in [
+        "deployment frequency",
+        "change failure rate",
+        "time to restore",
+        "lead time for changes",
+    ] {
+        let line = screen
+            .lines()
+            .find(|l| l.contains(measure))
+            .unwrap_or_else(|| panic!("{measure} missing:\n{screen}"));
+        assert!(line.contains(" was "), "{measure} has no trend: {line}");
+    }
+    assert!(!screen.contains("no earlier range"), "{screen}");
+    // Eight weeks: nothing before them to compare with, and it says so.
+    m.hist_weeks = 8;
+    let screen = text(&render(&m, look, 160, 48), false);
+    assert!(screen.contains("no earlier range"), "{screen}");
+}

@@ -198,17 +198,8 @@ fn staircase(
         ),
     ])];
     let scale = Scale { lo: 0.0, hi: 100.0 };
-    let mut chart = chart::plot(look, &layers, scale, height, AXIS);
-    for line in chart.iter_mut() {
-        if let Some(axis) = line.spans.first_mut() {
-            // The scale in percent.
-            let t = axis.content.trim();
-            if !t.is_empty() {
-                axis.content = format!("{:>w$} ", format!("{t}%"), w = AXIS - 1).into();
-            }
-        }
-    }
-    out.extend(chart);
+    let percent: fn(f64) -> String = |v| format!("{v:.0}%");
+    out.extend(chart::plot(look, &layers, scale, height, (AXIS, percent)));
     out.push(Line::styled(
         format!(
             "{:>w$}{}{}{}",
