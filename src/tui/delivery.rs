@@ -6,6 +6,8 @@
 //! Owns: the history filters and what is computed from them (pure, from the model's history).
 //! Must not touch: the store, files or the terminal (the console loop writes an export).
 
+use std::sync::{Arc, Mutex};
+
 use chrono::{DateTime, Duration, Utc};
 
 use super::data::HistRow;
@@ -16,6 +18,35 @@ use crate::analytics::weekly::{self, Week};
 
 /// The ranges the history view offers, in weeks.
 pub const RANGES: [i64; 5] = [2, 4, 8, 13, 26];
+
+/// What the delivery measures were computed from.
+#[derive(Debug, Clone, PartialEq)]
+struct MemoKey {
+    gen: u64,
+    len: usize,
+    env: Option<String>,
+    dep: Option<String>,
+    weeks: i64,
+    back: i64,
+    minute: Option<DateTime<Utc>>,
+}
+
+/// The last delivery measures and what they were computed from. Not part of the model's state:
+/// it clones empty and always compares equal, so it never makes the console redraw.
+#[derive(Debug, Default)]
+pub struct Memo(Mutex<Option<(MemoKey, Arc<Delivery>)>>);
+
+impl Clone for Memo {
+    fn clone(&self) -> Memo {
+        Memo::default()
+    }
+}
+
+impl PartialEq for Memo {
+    fn eq(&self, _: &Memo) -> bool {
+        true
+    }
+}
 
 /// What the history view shows of its filtered runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,8 +112,32 @@ impl Model {
             .collect()
     }
 
-    /// The delivery measures of the filtered runs.
-    pub fn delivery(&self) -> Delivery {
+    /// The delivery measures of the filtered runs, computed once for each history and filters
+    /// (a redraw for anything else reuses them).
+    pub fn delivery(&self) -> Arc<Delivery> {
+        let key = MemoKey {
+            gen: self.history_gen,
+            len: self.history.len(),
+            env: self.hist_env.clone(),
+            dep: self.hist_dep.clone(),
+            weeks: self.hist_weeks,
+            back: self.hist_back,
+            minute: self.minute,
+        };
+        let Ok(mut memo) = self.delivery_memo.0.lock() else {
+            return Arc::new(self.compute_delivery());
+        };
+        if let Some((k, d)) = memo.as_ref() {
+            if *k == key {
+                return Arc::clone(d);
+            }
+        }
+        let d = Arc::new(self.compute_delivery());
+        *memo = Some((key, Arc::clone(&d)));
+        d
+    }
+
+    fn compute_delivery(&self) -> Delivery {
         let (since, end) = self.history_range();
         let days = self.hist_weeks * 7;
         let facts: Vec<Fact> = self
@@ -188,8 +243,8 @@ impl Model {
     /// environment and overall, then (Markdown) the weeks.
     pub fn export_text(&self, format: Format) -> String {
         let d = self.delivery();
-        let mut summaries = d.scopes;
-        summaries.push(d.now);
+        let mut summaries = d.scopes.clone();
+        summaries.push(d.now.clone());
         let window = Window {
             days: d.weeks * 7,
             environment: self.hist_env.clone(),
@@ -240,6 +295,29 @@ fn cycle(all: &[String], cur: Option<String>) -> Option<String> {
 mod tests {
     use super::*;
     use crate::tui::sample::model;
+
+    #[test]
+    fn the_measures_are_kept_until_the_history_or_a_filter_changes() {
+        let mut m = model();
+        let first = m.delivery();
+        assert!(Arc::ptr_eq(&first, &m.delivery()), "kept for a redraw");
+        assert_eq!(*first, m.compute_delivery());
+        m.hist_weeks = 4;
+        let four = m.delivery();
+        assert_eq!(four.weeks, 4);
+        assert_eq!(*four, m.compute_delivery());
+        // A new history (here: without its newest run) is computed again.
+        let mut h = m.history.clone();
+        h.remove(0);
+        m.set_history(h);
+        let fewer = m.delivery();
+        assert!(!Arc::ptr_eq(&four, &fewer));
+        assert_eq!(*fewer, m.compute_delivery());
+        assert_ne!(fewer.now.deployments, four.now.deployments);
+        // The memo is not state: a model with it filled equals one without.
+        let fresh = m.clone();
+        assert_eq!(fresh, m);
+    }
 
     #[test]
     fn filters_cycle_and_narrow_the_runs_and_measures() {

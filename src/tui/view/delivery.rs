@@ -4,9 +4,9 @@
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
+use super::body::Boxed;
 use super::{dur, Look};
 use crate::analytics::report::Summary;
 use crate::analytics::weekly::Week;
@@ -135,7 +135,14 @@ pub fn summary(f: &mut Frame, m: &Model, d: &Delivery, look: &Look, area: Rect) 
             Line::from([c, vec![gap()], d].concat()),
         ]
     };
-    f.render_widget(Paragraph::new(lines).block(look.block(title, false)), area);
+    Boxed {
+        look,
+        title: title.into(),
+        focused: false,
+        lines,
+        wrap: false,
+    }
+    .draw(f, area);
 }
 
 /// A duration in at most 5 cells, for an axis: 42s, 17m, 31h, 12d.
@@ -246,10 +253,14 @@ pub fn weekly(f: &mut Frame, d: &Delivery, look: &Look, boxes: &[Rect]) {
             ),
             look.s(Slot::Muted),
         ));
-        f.render_widget(
-            Paragraph::new(lines).block(look.block(format!(" {title} "), false)),
-            *area,
-        );
+        Boxed {
+            look,
+            title: format!(" {title} ").into(),
+            focused: false,
+            lines,
+            wrap: false,
+        }
+        .draw(f, *area);
     }
 }
 
@@ -295,8 +306,12 @@ pub fn scopes(f: &mut Frame, d: &Delivery, look: &Look, area: Rect) {
             look.s(Slot::Muted),
         ));
     }
-    f.render_widget(
-        Paragraph::new(lines).block(look.block(" per deployment and environment ", false)),
-        area,
-    );
+    Boxed {
+        look,
+        title: " per deployment and environment ".into(),
+        focused: false,
+        lines,
+        wrap: false,
+    }
+    .draw(f, area);
 }

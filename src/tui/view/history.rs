@@ -7,6 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
+use super::body::Boxed;
 use super::delivery;
 use super::{dur, Look};
 use crate::tui::data::{history_charts, HistRow};
@@ -105,10 +106,14 @@ fn charts(f: &mut Frame, visible: &[&HistRow], look: &Look, cols: &[Rect]) {
         },
         look.s(Slot::Muted),
     ));
-    f.render_widget(
-        Paragraph::new(lines).block(look.block(" success rate per day ", false)),
-        cols[0],
-    );
+    Boxed {
+        look,
+        title: " success rate per day ".into(),
+        focused: false,
+        lines,
+        wrap: false,
+    }
+    .draw(f, cols[0]);
     // Duration per deployment, oldest to newest.
     let w = cols[1].width.saturating_sub(9) as usize;
     let shown = &durations[durations.len().saturating_sub(w / 2)..];
@@ -146,10 +151,14 @@ fn charts(f: &mut Frame, visible: &[&HistRow], look: &Look, cols: &[Rect]) {
         },
         look.s(Slot::Muted),
     ));
-    f.render_widget(
-        Paragraph::new(lines).block(look.block(" duration per deployment ", false)),
-        cols[1],
-    );
+    Boxed {
+        look,
+        title: " duration per deployment ".into(),
+        focused: false,
+        lines,
+        wrap: false,
+    }
+    .draw(f, cols[1]);
 }
 
 fn list(f: &mut Frame, m: &Model, visible: &[&HistRow], look: &Look, area: Rect) {
@@ -200,13 +209,14 @@ fn list(f: &mut Frame, m: &Model, visible: &[&HistRow], look: &Look, area: Rect)
             look.s(Slot::Muted),
         ));
     }
-    f.render_widget(
-        Paragraph::new(lines).block(look.block(
-            format!(" deployments ({}) - enter drills down ", visible.len()),
-            true,
-        )),
-        area,
-    );
+    Boxed {
+        look,
+        title: format!(" deployments ({}) - enter drills down ", visible.len()).into(),
+        focused: true,
+        lines,
+        wrap: false,
+    }
+    .draw(f, area);
 }
 
 pub(super) fn cut(s: &str, n: usize) -> String {
@@ -267,16 +277,24 @@ pub fn drill(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
         };
         let (aw, ah) = w(split[0]);
         let lines = super::analysis::analysis(row, look, aw, ah);
-        f.render_widget(
-            Paragraph::new(lines).block(look.block(" analysis over the run ", false)),
-            split[0],
-        );
+        Boxed {
+            look,
+            title: " analysis over the run ".into(),
+            focused: false,
+            lines,
+            wrap: false,
+        }
+        .draw(f, split[0]);
         let (tw, th) = w(split[1]);
         let lines = super::traffic::traffic(row, look, tw, th, None);
-        f.render_widget(
-            Paragraph::new(lines).block(look.block(" traffic over the run ", false)),
-            split[1],
-        );
+        Boxed {
+            look,
+            title: " traffic over the run ".into(),
+            focused: false,
+            lines,
+            wrap: false,
+        }
+        .draw(f, split[1]);
     }
     // One scroll position walks the timeline, then the verdicts.
     let (t_scroll, v_scroll) = if d.scroll < d.timeline.len() {
@@ -293,13 +311,14 @@ pub fn drill(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
         .skip(t_scroll)
         .map(|l| Line::from(l.clone()))
         .collect();
-    f.render_widget(
-        Paragraph::new(lines).block(look.block(
-            format!(" timeline ({} lines, j/k scroll) ", d.timeline.len()),
-            true,
-        )),
-        timeline_area,
-    );
+    Boxed {
+        look,
+        title: format!(" timeline ({} lines, j/k scroll) ", d.timeline.len()).into(),
+        focused: true,
+        lines,
+        wrap: false,
+    }
+    .draw(f, timeline_area);
     let lines: Vec<Line> = d
         .verdicts
         .iter()
@@ -323,9 +342,12 @@ pub fn drill(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
     } else {
         lines
     };
-    f.render_widget(
-        Paragraph::new(lines)
-            .block(look.block(format!(" verdicts ({}) ", d.verdicts.len()), false)),
-        parts[2],
-    );
+    Boxed {
+        look,
+        title: format!(" verdicts ({}) ", d.verdicts.len()).into(),
+        focused: false,
+        lines,
+        wrap: false,
+    }
+    .draw(f, parts[2]);
 }

@@ -7,8 +7,10 @@
 use ratatui::layout::{Constraint, Direction, Layout, Rect};
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{List, ListItem, Paragraph, Wrap};
+use ratatui::widgets::{List, ListItem, Paragraph};
 use ratatui::Frame;
+
+use super::body::Boxed;
 
 use super::{analysis, panes, traffic, Look};
 use crate::tui::data::Row;
@@ -97,12 +99,14 @@ fn dashboard(f: &mut Frame, m: &Model, r: &Row, look: &Look, area: Rect) {
 fn pane(f: &mut Frame, m: &Model, r: &Row, look: &Look, area: Rect, i: usize, note: &str) {
     let title = format!(" {}{note} ", pane_name(m, i));
     let lines = pane_lines(m, r, look, area, i);
-    f.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(look.block(title, i == m.pane)),
-        area,
-    );
+    Boxed {
+        look,
+        title: title.into(),
+        focused: i == m.pane,
+        lines,
+        wrap: true,
+    }
+    .draw(f, area);
 }
 
 fn pane_name(m: &Model, i: usize) -> String {
@@ -206,7 +210,14 @@ fn table(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
     } else {
         format!(" deployments /{} ({}) ", m.filter, visible.len())
     };
-    f.render_widget(Paragraph::new(lines).block(look.block(title, false)), area);
+    Boxed {
+        look,
+        title: title.into(),
+        focused: false,
+        lines,
+        wrap: false,
+    }
+    .draw(f, area);
 }
 
 /// A row's cells: status, name, version, environment, strategy, step n/m, the new version's
@@ -279,12 +290,14 @@ fn tabs(f: &mut Frame, m: &Model, r: &Row, look: &Look, area: Rect) {
         }
     }
     let lines = pane_lines(m, r, look, parts[0], m.pane);
-    f.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(look.block(Line::from(tabs), true)),
-        parts[0],
-    );
+    Boxed {
+        look,
+        title: Line::from(tabs),
+        focused: true,
+        lines,
+        wrap: true,
+    }
+    .draw(f, parts[0]);
     events(f, m, r, look, parts[1]);
 }
 
@@ -352,7 +365,14 @@ fn events(f: &mut Frame, m: &Model, r: &Row, look: &Look, area: Rect) {
     } else {
         " events ([ older) ".to_string()
     };
-    f.render_widget(Paragraph::new(events).block(look.block(title, false)), area);
+    Boxed {
+        look,
+        title: title.into(),
+        focused: false,
+        lines: events,
+        wrap: false,
+    }
+    .draw(f, area);
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! `Model::minute`).
 
 mod analysis;
+mod body;
 mod chart;
 mod delivery;
 mod history;
@@ -51,7 +52,8 @@ impl Look {
         self.theme.style(slot)
     }
 
-    /// A bordered block with a title.
+    /// A bordered block with a title. It has no style of its own: the frame under it is already
+    /// in the text style (a dialog over a cleared area sets its own).
     pub fn block<'a>(&self, title: impl Into<Line<'a>>, focused: bool) -> Block<'a> {
         Block::default()
             .borders(Borders::ALL)
@@ -63,7 +65,6 @@ impl Look {
             }))
             .title(title)
             .title_style(self.s(Slot::Title))
-            .style(self.s(Slot::Text))
     }
 
     /// The badge and style for a run status.
@@ -104,7 +105,7 @@ pub fn dur(secs: i64) -> String {
 /// Draw everything.
 pub fn draw(f: &mut Frame, m: &Model, look: &Look) {
     let area = f.area();
-    f.render_widget(Block::default().style(look.s(Slot::Text)), area);
+    body::fill(f.buffer_mut(), look.s(Slot::Text));
     let rows = Layout::default()
         .direction(Direction::Vertical)
         .constraints([
@@ -116,10 +117,8 @@ pub fn draw(f: &mut Frame, m: &Model, look: &Look) {
         .split(area);
     header(f, m, look, rows[0]);
     if m.demo {
-        f.render_widget(
-            Paragraph::new(format!(" {}", hint(m))).style(look.s(Slot::Key)),
-            rows[2],
-        );
+        let hint = Line::from(format!(" {}", hint(m)));
+        body::row(f.buffer_mut(), rows[2], &hint, look.s(Slot::Key));
     }
     match m.view {
         View::Main => main_view::draw(f, m, look, rows[1]),
@@ -201,10 +200,7 @@ fn header(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
         spans.push(Span::styled("  demo", look.s(Slot::Header)));
     }
     // The paragraph's style fills the rest of the row (no spaces to write).
-    f.render_widget(
-        Paragraph::new(Line::from(spans)).style(look.s(Slot::Header)),
-        area,
-    );
+    body::row(f.buffer_mut(), area, &Line::from(spans), look.s(Slot::Header));
 }
 
 fn footer(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
@@ -246,7 +242,7 @@ fn footer(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
             (format!(" {}", keys.join("  ")), Slot::Footer)
         }
     };
-    f.render_widget(Paragraph::new(text).style(look.s(slot)), area);
+    body::row(f.buffer_mut(), area, &Line::from(text), look.s(slot));
 }
 
 fn centered(area: Rect, w: u16, h: u16) -> Rect {
