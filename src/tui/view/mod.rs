@@ -199,8 +199,13 @@ fn header(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
     if m.demo {
         spans.push(Span::styled("  demo", look.s(Slot::Header)));
     }
-    // The paragraph's style fills the rest of the row (no spaces to write).
-    body::row(f.buffer_mut(), area, &Line::from(spans), look.s(Slot::Header));
+    // The bar's style fills the rest of the row (no spaces to write).
+    body::row(
+        f.buffer_mut(),
+        area,
+        &Line::from(spans),
+        look.s(Slot::Header),
+    );
 }
 
 fn footer(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
