@@ -10,7 +10,7 @@
 
 use chrono::{DateTime, Datelike, Duration, Utc};
 
-use crate::engine::event::{AnalysisDecision, Event, EventKind, Weight};
+use crate::engine::event::{AnalysisDecision, Cause, Event, EventKind, Weight};
 use crate::engine::signals::{OnFail, SignalKind, Verdict};
 use crate::engine::Judgement;
 use crate::spec::{ProviderKind, Strategy};
@@ -333,6 +333,8 @@ fn past_run(
         EventKind::Finished {
             outcome,
             reason: reason.clone(),
+            // Every bad past run fails an analysis.
+            cause: (outcome != Outcome::Succeeded).then_some(Cause::Metric),
             journal: None,
         },
     );

@@ -222,6 +222,7 @@ pub fn human_line(ev: &Event, steps: usize) -> Option<String> {
             outcome,
             reason,
             journal,
+            ..
         } => {
             let note = journal
                 .as_ref()

@@ -10,6 +10,7 @@ pub mod demo_service;
 pub mod describe;
 pub mod engine;
 pub mod exec;
+pub mod exporter;
 pub mod governance;
 pub mod identity;
 pub mod latency;

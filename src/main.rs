@@ -213,6 +213,12 @@ pub enum Cmd {
         #[arg(long, value_name = "FILE")]
         output: Option<std::path::PathBuf>,
     },
+    /// Prometheus metrics (cutover_*) of every deployment in the store, at http://ADDR/metrics
+    Exporter {
+        /// Where to serve them, such as 127.0.0.1:9464 (port 0 picks a free one and prints it)
+        #[arg(long, value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+    },
     /// The audit trail: every operator action and engine decision, hash-chained
     Audit {
         #[arg(long)]

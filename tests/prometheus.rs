@@ -240,3 +240,228 @@ scrape_configs:
         t0.elapsed()
     );
 }
+
+/// A canary spec judged by the built-in error rate every second: 20% for `hold`, then all.
+fn builtin_canary(version: &str, port: u16, hold: &str, extra: &[&str]) -> String {
+    let head = LocalSpec::demo(version, port)
+        .environment("prom")
+        .args(extra)
+        .yaml();
+    format!(
+        "{head}rollback: {{enabled: true, automatic: true, strategy: {{type: immediate}}, timeout: 30s}}
+metadata:
+  canaryConfig:
+    stages:
+      - {{name: canary-20, percentage: 20, duration: {hold}}}
+      - {{name: full, percentage: 100, duration: 0}}
+    metrics: [{{name: error_rate, threshold: 0.05, operator: lt}}]
+    analysisInterval: 1s
+    failureLimit: 2
+"
+    )
+}
+
+/// Start Prometheus on `port` with `config`; wait until it answers.
+fn start_prometheus(bin: &Path, state: &Path, config: &str, port: u16) -> Child {
+    let file = state.join("prometheus-exporter.yml");
+    std::fs::write(&file, config).unwrap();
+    let log = std::fs::File::create(state.join("prometheus-exporter.log")).unwrap();
+    let child = Command::new(bin)
+        .arg(format!("--config.file={}", file.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            state.join("tsdb-exporter").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "prometheus did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child
+}
+
+/// Poll `query` until its value satisfies `ok`, for at most `within`; the last value.
+fn promql_until(port: u16, query: &str, within: Duration, ok: impl Fn(f64) -> bool) -> Option<f64> {
+    let start = Instant::now();
+    loop {
+        let v = promql(port, query);
+        if v.is_some_and(&ok) || start.elapsed() > within {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn prometheus_scrapes_the_exporter_and_sees_the_weight_move_and_the_rollback_counted() {
+    let Some(prom_bin) = skip::find_or_skip(
+        "prometheus::prometheus_scrapes_the_exporter_and_sees_the_weight_move_and_the_rollback_counted",
+        "prometheus",
+        "apt-get install prometheus",
+    ) else {
+        return;
+    };
+    let mut c = Cleanup {
+        state: tempfile::tempdir().unwrap(),
+        prometheus: None,
+    };
+    let state = c.state.path().to_path_buf();
+    // The exporter on its own, on a port it picks and prints.
+    let mut exporter = common::cutover(&state, &["exporter", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let (lines, _reader) = common::lines_of(exporter.stdout.take().unwrap());
+    let _exporter = Kill(exporter);
+    let said = common::until_line(&lines, "/metrics", Duration::from_secs(20));
+    let url = said
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_string();
+    let target = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/metrics")
+        .to_string();
+
+    let prom = free_port();
+    c.prometheus = Some(start_prometheus(
+        &prom_bin,
+        &state,
+        &format!(
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}
+scrape_configs:
+  - job_name: cutover
+    static_configs:
+      - targets: ['{target}']
+"
+        ),
+        prom,
+    ));
+    // Prometheus scrapes the exporter (an empty store: up, no rollouts yet).
+    assert_eq!(
+        promql_until(prom, "up{job=\"cutover\"}", Duration::from_secs(30), |v| v
+            == 1.0),
+        Some(1.0),
+        "prometheus never scraped the exporter at {target}"
+    );
+
+    let port = free_port();
+    let load = Command::new(BIN)
+        .args([
+            "load",
+            "--target",
+            &format!("http://127.0.0.1:{port}/"),
+            "--rps",
+            "100",
+            "--duration",
+            "120s",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _load = Kill(load);
+    // The first version, then a good canary that holds 20% for 6 s (several scrapes) before
+    // taking all the traffic, then a bad one that is rolled back by its error rate.
+    for (version, hold, extra, want) in [
+        ("1.0.0", "1s", &[][..], 0),
+        ("1.1.0", "6s", &[][..], 0),
+        ("1.2.0", "30s", &["--error-rate", "0.3"][..], 1),
+    ] {
+        let spec = write_in(
+            &state,
+            &format!("{version}.yaml"),
+            &builtin_canary(version, port, hold, extra),
+        );
+        let (code, events) = apply(&state, &spec);
+        assert_eq!(code, want, "{version}: {:?}", events.last());
+        // Each outcome stays the newest for a few scrapes.
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    let sel = "deployment=\"shop\",environment=\"prom\"";
+    // The weight asked for the new version moved through the canary's 20% to all of it...
+    assert_eq!(
+        promql_until(
+            prom,
+            &format!("min_over_time(cutover_rollout_weight{{{sel}}}[10m])"),
+            Duration::from_secs(15),
+            |v| v == 0.0
+        ),
+        Some(0.0)
+    );
+    let seen: Vec<f64> = [20.0, 100.0]
+        .iter()
+        .map(|w| {
+            promql_until(
+                prom,
+                &format!("count_over_time((cutover_rollout_weight{{{sel}}} == {w})[10m:1s])"),
+                Duration::from_secs(15),
+                |v| v >= 1.0,
+            )
+            .unwrap_or(0.0)
+        })
+        .collect();
+    assert!(
+        seen.iter().all(|n| *n >= 1.0),
+        "20% and 100% seen {seen:?} times"
+    );
+    // ...and back to none: the rollback, counted with its cause, and the phase now.
+    assert_eq!(
+        promql_until(
+            prom,
+            &format!("cutover_rollbacks_total{{{sel},reason=\"metric\"}}"),
+            Duration::from_secs(15),
+            |v| v >= 1.0
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        promql(prom, &format!("cutover_rollout_weight{{{sel}}}")),
+        Some(0.0)
+    );
+    assert_eq!(
+        promql(
+            prom,
+            &format!("cutover_rollout_phase{{{sel},phase=\"rolled_back\"}}")
+        ),
+        Some(1.0)
+    );
+    assert!(
+        promql(
+            prom,
+            &format!(
+                "cutover_analysis_verdicts_total{{{sel},metric=\"error_rate\",result=\"fail\"}}"
+            )
+        )
+        .is_some_and(|v| v >= 1.0),
+        "the failing verdicts are counted"
+    );
+    assert_eq!(
+        promql(
+            prom,
+            &format!("sum(cutover_rollouts_finished_total{{{sel},outcome=\"succeeded\"}})")
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        promql(prom, &format!("cutover_rollout_info{{{sel},version=\"1.2.0\",strategy=\"canary\",provider=\"local\"}}")),
+        Some(1.0)
+    );
+}

@@ -217,6 +217,7 @@ mod tests {
                 EventKind::Finished {
                     outcome: Outcome::RolledBack,
                     reason: "rolled back".into(),
+                    cause: None,
                     journal: None,
                 },
             ),

@@ -18,6 +18,7 @@ mod audit;
 mod console;
 mod control;
 mod demo;
+mod exporter;
 mod host;
 mod inspect;
 mod manifests;
@@ -229,6 +230,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             limit,
             head,
         } => audit::audit(&state_dir, json, verify, limit, head),
+        Cmd::Exporter { listen } => exporter::run(&state_dir, listen),
         Cmd::Host { action } => match action {
             None => host::status(&state_dir, false),
             Some(HostAction::Status { json }) => host::status(&state_dir, json),

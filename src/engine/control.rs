@@ -192,9 +192,9 @@ impl Run {
                 .await;
                 let why = format!("gate {g} rejected by {actor}: {reason}");
                 let stop = if g == super::BEFORE_START {
-                    Stop::Abort(why)
+                    Stop::Abort(Cause::Rejected, why)
                 } else {
-                    Stop::Fail(why)
+                    Stop::Fail(Cause::Rejected, why)
                 };
                 Ok((format!("rejected gate {g}"), Err(stop)))
             }
@@ -218,12 +218,22 @@ impl Run {
                 if self.comps.iter().all(|c| !c.touched) {
                     return Ok((
                         "nothing has changed yet: the deployment ends".into(),
-                        Err(Stop::Abort(format!(
-                            "rollback requested by {actor} before any change: nothing to undo"
-                        ))),
+                        Err(Stop::Abort(
+                            Cause::Manual,
+                            format!(
+                                "rollback requested by {actor} before any change: nothing to undo"
+                            ),
+                        )),
                     ));
                 }
-                Ok(("rolling back".into(), Err(Stop::Rollback { to, by })))
+                Ok((
+                    "rolling back".into(),
+                    Err(Stop::Rollback {
+                        to,
+                        by,
+                        cause: Cause::Manual,
+                    }),
+                ))
             }
         }
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::event::{AnalysisDecision, EventKind};
+use super::event::{AnalysisDecision, Cause, EventKind};
 use super::run::{Run, Stop};
 use super::signals::{fmt_num, Judgement, OnFail, SignalContext, SignalKind, Verdict};
 use crate::spec::human;
@@ -284,6 +284,15 @@ impl Run {
             Decision::Continue => None,
             Decision::Pause(r) | Decision::Rollback(r) => Some(r.clone()),
         };
+        // A rollback blames health checks when one failed, else the analysis' metrics and rules.
+        let cause = if verdicts
+            .iter()
+            .any(|v| v.source == SignalKind::Health && v.judgement == Judgement::Fail)
+        {
+            Cause::Health
+        } else {
+            Cause::Metric
+        };
         self.last_verdicts = verdicts.clone();
         let component = self
             .plan
@@ -317,7 +326,7 @@ impl Run {
                 self.pause("engine", &r).await;
                 Ok(())
             }
-            Decision::Rollback(r) => Err(Stop::Fail(r)),
+            Decision::Rollback(r) => Err(Stop::Fail(cause, r)),
         }
     }
 

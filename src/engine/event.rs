@@ -19,6 +19,22 @@ keyword! {
     }
 }
 
+keyword! {
+    /// Why a run did not succeed, as a short category (a bounded metric label): an analysis
+    /// judged a metric, rule or trigger bad; instances failed their health checks; an operator
+    /// asked; a deadline or a gate's escalation ran out; someone rejected a gate; a validation
+    /// check failed; the platform or the store failed.
+    pub enum Cause (default Error) {
+        Metric = "metric",
+        Health = "health",
+        Manual = "manual",
+        Timeout = "timeout",
+        Rejected = "rejected",
+        Check = "check",
+        Error = "error",
+    }
+}
+
 /// A revision's share of a component's traffic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Weight {
@@ -187,6 +203,10 @@ pub enum EventKind {
     Finished {
         outcome: Outcome,
         reason: String,
+        /// Why, as a category, when it did not succeed (absent in journals written before it
+        /// was recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cause: Option<Cause>,
         /// Lines still waiting to be written to the store when the run ended (the run's end
         /// among them), in words; absent when everything is written.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -262,6 +282,8 @@ pub struct Snapshot {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RollbackIntent {
     pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Cause>,
     /// The version asked for (`rollback --to`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,

@@ -23,7 +23,7 @@ impl Run {
         // A gate that cannot open must never count as passed.
         self.state
             .apply(Transition::OpenGate(name.to_string()))
-            .map_err(|why| Stop::Fail(format!("gate {name} cannot open: {why}")))?;
+            .map_err(|why| Stop::Fail(Cause::Error, format!("gate {name} cannot open: {why}")))?;
         let rule = Rule::for_env(
             &self.engine.inner.governance.workspace,
             &self.spec.environment,
@@ -92,7 +92,9 @@ impl Run {
                 self.decide(verdicts, false, name, Some(interval))
                     .await
                     .map_err(|stop| match stop {
-                        Stop::Fail(r) => Stop::Fail(format!("while waiting at gate {name}: {r}")),
+                        Stop::Fail(c, r) => {
+                            Stop::Fail(c, format!("while waiting at gate {name}: {r}"))
+                        }
                         other => other,
                     })?;
             }
@@ -155,15 +157,19 @@ impl Run {
             EscalationAction::Approve => self.approve_gate("escalation", Some(reason)).await,
             EscalationAction::Rollback if gate == super::BEFORE_START => {
                 self.transition(Transition::CloseGate);
-                Err(Stop::Abort(format!(
-                    "gate {gate}: {reason}; nothing had changed, so nothing was rolled back"
-                )))
+                Err(Stop::Abort(
+                    Cause::Timeout,
+                    format!(
+                        "gate {gate}: {reason}; nothing had changed, so nothing was rolled back"
+                    ),
+                ))
             }
             EscalationAction::Rollback => {
                 self.transition(Transition::CloseGate);
                 Err(Stop::Rollback {
                     to: None,
                     by: "escalation".into(),
+                    cause: Cause::Timeout,
                 })
             }
             EscalationAction::Reject => {
@@ -176,9 +182,9 @@ impl Run {
                 .await;
                 let why = format!("gate {gate} rejected: {reason}");
                 Err(if gate == super::BEFORE_START {
-                    Stop::Abort(why)
+                    Stop::Abort(Cause::Timeout, why)
                 } else {
-                    Stop::Fail(why)
+                    Stop::Fail(Cause::Timeout, why)
                 })
             }
         }

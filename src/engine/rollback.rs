@@ -116,7 +116,8 @@ impl Run {
     /// End the run after a stop: roll back when allowed, else fail.
     pub(crate) async fn stop(mut self, stop: Stop) -> Outcome {
         match stop {
-            Stop::Fail(reason) => {
+            Stop::Fail(cause, reason) => {
+                self.cause = Some(cause);
                 self.emit(EventKind::Failure {
                     reason: reason.clone(),
                 })
@@ -133,11 +134,13 @@ impl Run {
                     self.finish(Outcome::Failed, why).await
                 }
             }
-            Stop::Abort(reason) => {
+            Stop::Abort(cause, reason) => {
+                self.cause = Some(cause);
                 self.finish(Outcome::Failed, format!("{reason}; nothing was changed"))
                     .await
             }
-            Stop::Rollback { to, by } => {
+            Stop::Rollback { to, by, cause } => {
+                self.cause = Some(cause);
                 let reason = match &to {
                     Some(v) => format!("rollback to {v} requested by {by}"),
                     None => format!("rollback requested by {by}"),
@@ -299,6 +302,7 @@ impl Run {
             .collect();
         self.rolling_back = Some(RollbackIntent {
             reason: reason.to_string(),
+            cause: self.cause,
             to,
             version: self.spec.version.clone(),
             components,

@@ -119,11 +119,15 @@ impl GateClock {
 #[derive(Debug)]
 pub(crate) enum Stop {
     /// Something failed: roll back (if allowed) with this reason.
-    Fail(String),
-    /// An operator asked for a rollback.
-    Rollback { to: Option<String>, by: String },
+    Fail(Cause, String),
+    /// An operator (or a gate's escalation, `cause` timeout) asked for a rollback.
+    Rollback {
+        to: Option<String>,
+        by: String,
+        cause: Cause,
+    },
     /// Stop before anything changed (a pre-deployment check failed): no rollback needed.
-    Abort(String),
+    Abort(Cause, String),
 }
 
 pub(crate) struct Run {
@@ -153,6 +157,8 @@ pub(crate) struct Run {
     pub gate_state: Option<(crate::governance::gate::Gate, GateClock)>,
     /// The rollback under way, journaled with every snapshot from before it acts.
     pub rolling_back: Option<RollbackIntent>,
+    /// Why the run is ending, once it is stopping (its `finished` event records it).
+    pub cause: Option<Cause>,
 }
 
 impl Run {
@@ -184,6 +190,7 @@ impl Run {
             gate_state: None,
             settled: Vec::new(),
             rolling_back: None,
+            cause: None,
         }
     }
 
@@ -354,6 +361,7 @@ impl Run {
     /// reason and targets, from the traffic it had reached.
     pub async fn resume_rollback(mut self, by: String, intent: RollbackIntent) -> Outcome {
         let (reason, to) = (intent.reason.clone(), intent.to.clone());
+        self.cause = intent.cause;
         self.rolling_back = Some(intent);
         self.transition(Transition::RollBack);
         self.emit(EventKind::Resumed { by }).await;
@@ -398,10 +406,10 @@ impl Run {
                     .apply_revision(&rev, *replicas)
                     .await
                     .map_err(|e| {
-                        Stop::Fail(format!(
-                            "{}: cannot start {}: {e}",
-                            rev.component.id, rev.key
-                        ))
+                        Stop::Fail(
+                            Cause::Error,
+                            format!("{}: cannot start {}: {e}", rev.component.id, rev.key),
+                        )
                     })?;
                 self.comps[ci].new_replicas = *replicas;
                 let key = self.comps[ci].new_key.clone();
@@ -415,10 +423,10 @@ impl Run {
                         .apply_revision(&rev, *replicas)
                         .await
                         .map_err(|e| {
-                            Stop::Fail(format!(
-                                "{}: cannot scale {}: {e}",
-                                old.component.id, old.key
-                            ))
+                            Stop::Fail(
+                                Cause::Error,
+                                format!("{}: cannot scale {}: {e}", old.component.id, old.key),
+                            )
                         })?;
                 }
                 Ok(())
@@ -446,12 +454,20 @@ impl Run {
                 if let Some(old) = self.comps[ci].old.clone() {
                     let comp = self.comps[ci].comp.id.clone();
                     provider.set_weights(&comp, &[]).await.map_err(|e| {
-                        Stop::Fail(format!("{comp}: cannot take {} off traffic: {e}", old.key))
+                        Stop::Fail(
+                            Cause::Error,
+                            format!("{comp}: cannot take {} off traffic: {e}", old.key),
+                        )
                     })?;
                     provider
                         .retire_revision(&comp, &old.key)
                         .await
-                        .map_err(|e| Stop::Fail(format!("{comp}: cannot stop {}: {e}", old.key)))?;
+                        .map_err(|e| {
+                            Stop::Fail(
+                                Cause::Error,
+                                format!("{comp}: cannot stop {}: {e}", old.key),
+                            )
+                        })?;
                     if let Some(o) = self.comps[ci].old.as_mut() {
                         o.running = false;
                     }
@@ -467,7 +483,10 @@ impl Run {
                         .retire_revision(&comp, &old.key)
                         .await
                         .map_err(|e| {
-                            Stop::Fail(format!("{comp}: cannot retire {}: {e}", old.key))
+                            Stop::Fail(
+                                Cause::Error,
+                                format!("{comp}: cannot retire {}: {e}", old.key),
+                            )
                         })?;
                     if let Some(o) = self.comps[ci].old.as_mut() {
                         o.running = false;
@@ -538,9 +557,9 @@ impl Run {
         };
         let reason = format!("{what} check failed: {}", bad.join("; "));
         if pre {
-            Err(Stop::Abort(reason))
+            Err(Stop::Abort(Cause::Check, reason))
         } else {
-            Err(Stop::Fail(reason))
+            Err(Stop::Fail(Cause::Check, reason))
         }
     }
 
@@ -583,7 +602,12 @@ impl Run {
             .provider
             .set_weights(&comp, &weights)
             .await
-            .map_err(|e| Stop::Fail(format!("{comp}: cannot set traffic weights: {e}")))?;
+            .map_err(|e| {
+                Stop::Fail(
+                    Cause::Error,
+                    format!("{comp}: cannot set traffic weights: {e}"),
+                )
+            })?;
         self.comps[ci].new_weight = percent;
         self.comps[ci].new_achieved = split.of(&self.comps[ci].new_key);
         let w = self.comps[ci].weights(&self.spec.version);
@@ -662,7 +686,7 @@ impl Run {
                 .provider
                 .revision_status(&comp, key)
                 .await
-                .map_err(|e| Stop::Fail(format!("{comp}: {e}")))?;
+                .map_err(|e| Stop::Fail(Cause::Error, format!("{comp}: {e}")))?;
             self.report_restarts(&comp, &st).await;
             if st.ready() >= want {
                 self.emit(EventKind::InstancesReady {
@@ -680,10 +704,13 @@ impl Run {
                     .iter()
                     .find_map(|i| i.detail.clone())
                     .unwrap_or_default();
-                return Err(Stop::Fail(format!(
-                    "{comp}: {} of {want} instance(s) of {key} unhealthy: {detail}",
-                    st.unhealthy()
-                )));
+                return Err(Stop::Fail(
+                    Cause::Health,
+                    format!(
+                        "{comp}: {} of {want} instance(s) of {key} unhealthy: {detail}",
+                        st.unhealthy()
+                    ),
+                ));
             }
             if budget.is_zero() {
                 // Why the others are not ready, where the platform says (a pod waiting for a
@@ -695,7 +722,7 @@ impl Run {
                     .find_map(|i| i.detail.clone())
                     .map(|d| format!(": {d}"))
                     .unwrap_or_default();
-                return Err(Stop::Fail(format!(
+                return Err(Stop::Fail(Cause::Timeout, format!(
                     "{comp}: progress deadline exceeded: {}/{want} instance(s) of {key} ready after {}{why}",
                     st.ready(),
                     human(self.deadline().as_millis() as u64)
@@ -800,9 +827,11 @@ impl Run {
         revisions: Vec<(String, RevisionState)>,
     ) -> Outcome {
         self.transition(Transition::Finish(outcome, reason.clone()));
+        let cause = (outcome != Outcome::Succeeded).then_some(self.cause.unwrap_or_default());
         let mut ev = self.event(EventKind::Finished {
             outcome,
             reason: reason.clone(),
+            cause,
             journal: None,
         });
         let end = crate::store::Write::Finish {

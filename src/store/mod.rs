@@ -12,6 +12,7 @@
 pub mod audit;
 mod commands;
 pub mod faults;
+mod feed;
 mod import;
 pub mod journal;
 mod kinds;
@@ -29,6 +30,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
 pub use faults::Fault;
+pub use feed::FeedEvent;
 pub use import::PastRun;
 pub use journal::Write;
 pub use kinds::{Outcome, RevisionState, RunKind, Status};

@@ -1,0 +1,150 @@
+//! Prometheus metrics of every deployment in the store, in the OpenMetrics text format, over
+//! HTTP (`GET /metrics`). `cutover exporter --listen ADDR` serves them on their own.
+//!
+//! Owns: the registry, a scrape (bring the series up to date, encode them) and the HTTP server.
+//! Must not touch: the engine, or anything in the store (it only reads).
+
+pub mod rollouts;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::store::{Store, StoreError};
+
+/// The content type of the OpenMetrics text format.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExporterError {
+    #[error("the state store: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot encode the metrics: {0}")]
+    Encode(#[from] std::fmt::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// The registry and what fills it.
+pub struct Exporter {
+    store: Store,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    rollouts: rollouts::Rollouts,
+}
+
+impl Exporter {
+    pub fn new(store: Store) -> Exporter {
+        let mut registry = Registry::default();
+        let rollouts = rollouts::Rollouts::new(&mut registry);
+        Exporter {
+            store,
+            inner: Mutex::new(Inner { registry, rollouts }),
+        }
+    }
+
+    /// Every series, up to date, as OpenMetrics text. Blocking (it reads SQLite): call it off
+    /// the runtime's threads.
+    pub fn scrape(&self) -> Result<String, ExporterError> {
+        // A scrape that panicked half way left counters that are still counters.
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let Inner { registry, rollouts } = &mut *inner;
+        rollouts.update(&self.store, chrono::Utc::now())?;
+        let mut out = String::with_capacity(16 * 1024);
+        prometheus_client::encoding::text::encode(&mut out, registry)?;
+        Ok(out)
+    }
+}
+
+/// Bind `addr` (port 0 picks one): the listener to [`serve`].
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ExporterError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ExporterError::Listen { addr, source })
+}
+
+/// Serve `GET /metrics` on `listener` until `stop` turns true. Each connection is a task of its
+/// own that ends with its client or at stop.
+pub async fn serve(
+    exporter: Arc<Exporter>,
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let exporter = Arc::clone(&exporter);
+                let mut stop = stop.clone();
+                conns.spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| {
+                        let exporter = Arc::clone(&exporter);
+                        async move { Ok::<_, Infallible>(answer(exporter, req).await) }
+                    });
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc);
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = stop.changed() => {}
+                    }
+                });
+            }
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    conns.shutdown().await;
+}
+
+async fn answer(exporter: Arc<Exporter>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let reply = |status: StatusCode, ctype: &str, body: String| {
+        let mut r = Response::new(Full::new(Bytes::from(body)));
+        *r.status_mut() = status;
+        if let Ok(v) = hyper::header::HeaderValue::from_str(ctype) {
+            r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+        }
+        r
+    };
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => {
+            match tokio::task::spawn_blocking(move || exporter.scrape()).await {
+                Ok(Ok(text)) => reply(StatusCode::OK, CONTENT_TYPE, text),
+                Ok(Err(e)) => {
+                    tracing::warn!("scrape failed: {e}");
+                    reply(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "text/plain",
+                        format!("{e}\n"),
+                    )
+                }
+                Err(e) => reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "text/plain",
+                    format!("scrape did not finish: {e}\n"),
+                ),
+            }
+        }
+        (&Method::GET, "/") => reply(
+            StatusCode::OK,
+            "text/plain",
+            "cutover exporter: metrics at /metrics\n".into(),
+        ),
+        _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
+    }
+}
