@@ -27,6 +27,9 @@ pub struct Cli {
     /// Kubernetes: the namespace, over the spec's infrastructure.namespace and the context's
     #[arg(long, global = true, env = "CUTOVER_KUBE_NAMESPACE")]
     pub namespace: Option<String>,
+    /// Log lines as text (default) or JSON (as CUTOVER_LOG_FORMAT); logs go to STATE/logs/
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<cli::logs::LogFormat>,
     #[command(subcommand)]
     pub command: Cmd,
 }

@@ -66,3 +66,106 @@ fn the_alert_rules_load_and_each_alert_passes_its_unit_test() {
         );
     }
 }
+
+/// One GET over a plain TCP connection: the status line and the body.
+fn get(addr: &str, path: &str) -> Option<(String, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    Some((head.lines().next()?.to_string(), body.to_string()))
+}
+
+#[test]
+fn a_bad_exporter_address_in_cutover_yaml_is_named_with_its_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::write_in(
+        dir.path(),
+        "cutover.yaml",
+        "exporter:\n  listen: localhost\n",
+    );
+    let out = common::cutover(dir.path(), &["validate", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("exporter.listen") && text.contains("not an address with a port"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_host_serves_the_exporter_where_cutover_yaml_says() {
+    let state = tempfile::tempdir().unwrap();
+    struct Stop<'a>(&'a Path);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            common::stop_host(self.0);
+        }
+    }
+    let _stop = Stop(state.path());
+    let metrics = common::free_port();
+    let cfg = common::write_in(
+        state.path(),
+        "cutover.yaml",
+        &format!("exporter:\n  listen: 127.0.0.1:{metrics}\n"),
+    );
+    let port = common::free_port();
+    let spec = common::write_in(
+        state.path(),
+        "v1.yaml",
+        &common::LocalSpec::demo("1.0.0", port).yaml(),
+    );
+    // The apply starts the host with the configuration (its path passed on to the host).
+    let out = common::cutover(
+        state.path(),
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "apply",
+            spec.to_str().unwrap(),
+            "--headless",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let addr = format!("127.0.0.1:{metrics}");
+    let start = std::time::Instant::now();
+    let (status, body) = loop {
+        if let Some(r) = get(&addr, "/metrics") {
+            break r;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "nothing serves {addr}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(status.contains("200"), "{status}");
+    assert!(body.contains("cutover_host_up 1"), "{body}");
+    assert!(
+        body.contains("cutover_router_weight{component=\"web\",revision=\"web@1.0.0.r1\",version=\"1.0.0\"} 100"),
+        "{body}"
+    );
+    assert!(
+        body.contains(
+            "cutover_rollout_phase{deployment=\"shop\",environment=\"test\",phase=\"succeeded\"} 1"
+        ),
+        "{body}"
+    );
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    let (status, _) = get(&addr, "/nope").unwrap();
+    assert!(status.contains("404"), "{status}");
+}

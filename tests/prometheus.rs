@@ -464,4 +464,29 @@ scrape_configs:
         promql(prom, &format!("cutover_rollout_info{{{sel},version=\"1.2.0\",strategy=\"canary\",provider=\"local\"}}")),
         Some(1.0)
     );
+    // The host's routers, from its status: the load's answers counted by version and class,
+    // the canary's 5xx among them, and latency as a histogram Prometheus can take a quantile of.
+    assert_eq!(
+        promql_until(prom, "cutover_host_up", Duration::from_secs(10), |v| v
+            == 1.0),
+        Some(1.0)
+    );
+    let ok = promql(
+        prom,
+        "sum(cutover_router_requests_total{component=\"web\",version=\"1.1.0\",code=\"2xx\"})",
+    );
+    assert!(ok.is_some_and(|n| n > 100.0), "{ok:?}");
+    let bad = promql(
+        prom,
+        "sum(max_over_time(cutover_router_requests_total{component=\"web\",version=\"1.2.0\",code=\"5xx\"}[10m]))",
+    );
+    assert!(
+        bad.is_some_and(|n| n >= 1.0),
+        "the bad canary's errors: {bad:?}"
+    );
+    let p99 = promql(
+        prom,
+        "histogram_quantile(0.99, sum by (le) (rate(cutover_router_request_duration_seconds_bucket{component=\"web\"}[30s])))",
+    );
+    assert!(p99.is_some_and(|s| s > 0.0 && s < 5.0), "{p99:?}");
 }

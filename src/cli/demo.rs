@@ -84,6 +84,38 @@ fn specs() -> Result<Vec<ValidSpec>> {
     Ok(out)
 }
 
+/// Where the demo serves its Prometheus metrics, unless the port is taken (then a free one, named
+/// in the demo's log).
+pub const METRICS_ADDR: &str = "127.0.0.1:9464";
+
+/// The exporter over the demo's store and host, until `stop`.
+async fn exporter(
+    store: &cutover::store::Store,
+    dir: &std::path::Path,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    use cutover::exporter::{bind, serve, Exporter};
+    let preferred: std::net::SocketAddr = METRICS_ADDR.parse().ok()?;
+    let listener = match bind(preferred).await {
+        Ok(l) => l,
+        Err(_) => bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .ok()?,
+    };
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!("demo: Prometheus metrics at http://{addr}/metrics");
+    }
+    let exporter = Exporter::new(
+        store.clone(),
+        Some(cutover::local::client::HostClient::new(dir)),
+    );
+    Some(tokio::spawn(serve(
+        std::sync::Arc::new(exporter),
+        listener,
+        stop,
+    )))
+}
+
 pub fn demo(opts: Options) -> Result<u8> {
     let look = console::look(&opts)?;
     let dir = std::env::temp_dir().join(format!("cutover-demo-{}", std::process::id()));
@@ -118,6 +150,8 @@ pub fn demo(opts: Options) -> Result<u8> {
             let mut engines = Engines::new(&dir, &store, &user, poke);
             engines.insert(ProviderKind::Local, engine.clone());
             let script = tokio::spawn(script(engine.clone(), specs, user.clone()));
+            let (stop_metrics, metrics_stopped) = tokio::sync::watch::channel(false);
+            let metrics = exporter(&store, &dir, metrics_stopped).await;
             let setup = Setup {
                 store: store.clone(),
                 user: user.clone(),
@@ -132,6 +166,10 @@ pub fn demo(opts: Options) -> Result<u8> {
             };
             let r = console::run::run(term, setup).await;
             script.abort();
+            let _ = stop_metrics.send(true);
+            if let Some(m) = metrics {
+                let _ = m.await;
+            }
             r
         })
     });

@@ -11,6 +11,7 @@ use anyhow::Result;
 
 use super::{open_store, FAILED, OK};
 use cutover::exporter::{self, Exporter};
+use cutover::local::client::HostClient;
 
 pub fn run(dir: &Path, listen: SocketAddr) -> Result<u8> {
     let store = open_store(dir)?;
@@ -32,7 +33,7 @@ pub fn run(dir: &Path, listen: SocketAddr) -> Result<u8> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let server = tokio::spawn(exporter::serve(
-            Arc::new(Exporter::new(store)),
+            Arc::new(Exporter::new(store, Some(HostClient::new(dir)))),
             listener,
             stop_rx,
         ));

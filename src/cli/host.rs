@@ -12,13 +12,7 @@ use cutover::local::client::HostClient;
 use cutover::local::proto::HostStatus;
 
 fn log_to_stderr() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CUTOVER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false)
-        .with_writer(std::io::stderr)
-        .try_init();
+    super::logs::to_stderr(super::logs::LogFormat::from_env());
 }
 
 /// The host: a supervisor on this (only) thread, which runs the worker.
@@ -40,7 +34,9 @@ pub fn supervise(dir: &Path) -> Result<u8> {
     }
 }
 
-pub fn serve(dir: &Path) -> Result<u8> {
+/// The host's worker; with `metrics`, it also serves the Prometheus exporter there
+/// (`exporter.listen` in cutover.yaml).
+pub fn serve(dir: &Path, metrics: Option<std::net::SocketAddr>) -> Result<u8> {
     std::fs::create_dir_all(dir)?;
     // Before any thread starts: this reads and clears the handover variables.
     let inherited = cutover::local::handover::Inherited::take_from_env();
@@ -50,13 +46,58 @@ pub fn serve(dir: &Path) -> Result<u8> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    match rt.block_on(cutover::local::server::serve(dir, exe, inherited)) {
+    let served = rt.block_on(async {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let exporter = match metrics {
+            Some(addr) => exporter(dir, addr, stopped).await,
+            None => None,
+        };
+        let r = cutover::local::server::serve(dir, exe, inherited).await;
+        let _ = stop.send(true);
+        if let Some(e) = exporter {
+            let _ = e.await;
+        }
+        r
+    });
+    match served {
         Ok(()) => Ok(OK),
         Err(cutover::local::server::ServeError::AlreadyRunning(d)) => {
             eprintln!("a host already runs for {d}");
             Ok(OK)
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The exporter beside the host (it asks the host for its status over the socket, as a separate
+/// `cutover exporter` would); a port it cannot bind is logged, and the host runs without it.
+async fn exporter(
+    dir: &Path,
+    addr: std::net::SocketAddr,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    use cutover::exporter::{bind, serve, Exporter};
+    let store = match cutover::store::Store::open(dir) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("exporter: cannot open the store: {e}");
+            return None;
+        }
+    };
+    match bind(addr).await {
+        Ok(listener) => {
+            tracing::info!("exporter: Prometheus metrics at http://{addr}/metrics");
+            let exporter = Exporter::new(store, Some(HostClient::new(dir)));
+            Some(tokio::spawn(serve(
+                std::sync::Arc::new(exporter),
+                listener,
+                stop,
+            )))
+        }
+        Err(e) => {
+            tracing::warn!("exporter: {e}; the host runs without it");
+            None
+        }
     }
 }
 

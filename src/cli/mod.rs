@@ -21,6 +21,7 @@ mod demo;
 mod exporter;
 mod host;
 mod inspect;
+pub mod logs;
 mod manifests;
 mod on_cluster;
 mod print;
@@ -95,6 +96,29 @@ fn needs_config(c: &Cmd) -> bool {
 
 pub fn run(cli: Cli) -> Result<u8> {
     let state_dir = state_dir(cli.state_dir.as_deref());
+    if let Some(f) = cli.log_format {
+        // Through the environment, so that a host this process starts logs the same way.
+        std::env::set_var(
+            "CUTOVER_LOG_FORMAT",
+            match f {
+                logs::LogFormat::Json => "json",
+                logs::LogFormat::Text => "text",
+            },
+        );
+    }
+    // Runs driven without a console log to a file of their own, as the console does.
+    let _log = matches!(
+        cli.command,
+        Cmd::Apply { .. } | Cmd::Resume { .. } | Cmd::Promote { .. }
+    )
+    .then(|| logs::to_file(&state_dir, "apply", logs::LogFormat::from_env()))
+    .flatten();
+    if let Some(c) = &cli.config {
+        // Through the environment too, so that a host this process starts reads the same file
+        // (its `exporter.listen`).
+        let c = std::fs::canonicalize(c).unwrap_or_else(|_| c.clone());
+        std::env::set_var("CUTOVER_CONFIG", c);
+    }
     cutover::platform::set_kube_settings(cutover::provider::kubernetes::Settings {
         context: cli.context.clone(),
         namespace: cli.namespace.clone(),
@@ -235,7 +259,13 @@ pub fn run(cli: Cli) -> Result<u8> {
             None => host::status(&state_dir, false),
             Some(HostAction::Status { json }) => host::status(&state_dir, json),
             Some(HostAction::Stop) => host::stop(&state_dir),
-            Some(HostAction::Serve) => host::serve(&state_dir),
+            Some(HostAction::Serve) => host::serve(
+                &state_dir,
+                GOVERNANCE
+                    .get()
+                    .and_then(|g| g.workspace.exporter.as_ref())
+                    .map(|e| e.listen),
+            ),
             Some(HostAction::Supervise) => host::supervise(&state_dir),
         },
         Cmd::DemoService {

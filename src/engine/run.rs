@@ -208,6 +208,7 @@ impl Run {
     /// (bounded), while it is not the run goes on at once and the writer catches up later.
     pub async fn emit(&mut self, kind: EventKind) {
         let ev = self.event(kind);
+        tracing::info!(event = ev.kind.name(), "{}", ev.kind.name());
         let written = self.journal_event(&ev, Vec::new());
         self.engine.journal_settle(written).await;
         self.broadcast(ev);
@@ -372,6 +373,7 @@ impl Run {
         let steps = self.plan.steps.clone();
         for step in steps.iter().filter(|s| s.index >= from) {
             self.step = step.index;
+            tracing::Span::current().record("step", step.index + 1);
             let Some(ci) = self.comps.iter().position(|c| c.comp.id == step.component) else {
                 continue;
             };
@@ -828,6 +830,12 @@ impl Run {
     ) -> Outcome {
         self.transition(Transition::Finish(outcome, reason.clone()));
         let cause = (outcome != Outcome::Succeeded).then_some(self.cause.unwrap_or_default());
+        tracing::info!(
+            event = "finished",
+            outcome = outcome.as_str(),
+            cause = cause.map(Cause::as_str),
+            "finished: {reason}"
+        );
         let mut ev = self.event(EventKind::Finished {
             outcome,
             reason: reason.clone(),

@@ -323,22 +323,32 @@ impl Engine {
         });
         let mut runner = run::Run::new(self.clone(), spec, plan.clone(), run_id, opts, comps, rx);
         let engine = self.clone();
-        let join = tokio::spawn(async move {
-            let outcome = match begin {
-                Begin::Fresh => runner.execute().await,
-                Begin::Resume { step, by } => {
-                    runner.step = step;
-                    runner.resume_adopted(by).await
+        // Every line a run logs carries its deployment, run and step (JSON logs: in `span`).
+        let span = tracing::info_span!(
+            "run",
+            deployment = %plan.deployment,
+            run = run_id,
+            step = tracing::field::Empty
+        );
+        let join = tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let outcome = match begin {
+                    Begin::Fresh => runner.execute().await,
+                    Begin::Resume { step, by } => {
+                        runner.step = step;
+                        runner.resume_adopted(by).await
+                    }
+                    Begin::RollBack { by, intent } => runner.resume_rollback(by, intent).await,
+                };
+                engine.lock_runs().remove(&run_id);
+                if let Some((l, targets, holder, renewing)) = lease {
+                    drop(renewing);
+                    l.release(&targets, &holder).await;
                 }
-                Begin::RollBack { by, intent } => runner.resume_rollback(by, intent).await,
-            };
-            engine.lock_runs().remove(&run_id);
-            if let Some((l, targets, holder, renewing)) = lease {
-                drop(renewing);
-                l.release(&targets, &holder).await;
-            }
-            outcome
-        });
+                outcome
+            },
+            span,
+        ));
         RunHandle {
             run_id,
             deployment: plan.deployment.clone(),

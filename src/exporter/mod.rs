@@ -1,9 +1,11 @@
-//! Prometheus metrics of every deployment in the store, in the OpenMetrics text format, over
-//! HTTP (`GET /metrics`). `cutover exporter --listen ADDR` serves them on their own.
+//! Prometheus metrics of every deployment in the store and of the local host (its routers and
+//! instances), in the OpenMetrics text format, over HTTP (`GET /metrics`). `cutover exporter
+//! --listen ADDR` serves them on their own.
 //!
 //! Owns: the registry, a scrape (bring the series up to date, encode them) and the HTTP server.
 //! Must not touch: the engine, or anything in the store (it only reads).
 
+pub mod host;
 pub mod rollouts;
 
 use std::convert::Infallible;
@@ -19,6 +21,8 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::local::client::HostClient;
+use crate::local::proto::HostStatus;
 use crate::store::{Store, StoreError};
 
 /// The content type of the OpenMetrics text format.
@@ -37,9 +41,15 @@ pub enum ExporterError {
     },
 }
 
+/// How long a scrape waits for the host's status.
+const HOST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The registry and what fills it.
 pub struct Exporter {
     store: Store,
+    /// The local host to ask for its status at each scrape, if any.
+    host: Option<HostClient>,
+    host_series: host::HostSeries,
     inner: Mutex<Inner>,
 }
 
@@ -49,18 +59,36 @@ struct Inner {
 }
 
 impl Exporter {
-    pub fn new(store: Store) -> Exporter {
+    /// An exporter of `store`, asking `host` (when given) for the local host's series.
+    pub fn new(store: Store, host: Option<HostClient>) -> Exporter {
         let mut registry = Registry::default();
         let rollouts = rollouts::Rollouts::new(&mut registry);
+        let host_series = host::HostSeries::default();
+        registry.register_collector(Box::new(host_series.clone()));
         Exporter {
             store,
+            host,
+            host_series,
             inner: Mutex::new(Inner { registry, rollouts }),
         }
     }
 
-    /// Every series, up to date, as OpenMetrics text. Blocking (it reads SQLite): call it off
-    /// the runtime's threads.
-    pub fn scrape(&self) -> Result<String, ExporterError> {
+    /// The host's status, when a host answers (it is never started for this).
+    pub async fn host_status(&self) -> Option<HostStatus> {
+        let client = self.host.as_ref()?;
+        if !client.ping().await {
+            return None;
+        }
+        tokio::time::timeout(HOST_TIMEOUT, client.status())
+            .await
+            .ok()?
+            .ok()
+    }
+
+    /// Every series, up to date, with `host` as the local host's status, as OpenMetrics text.
+    /// Blocking (it reads SQLite): call it off the runtime's threads.
+    pub fn scrape(&self, host: Option<HostStatus>) -> Result<String, ExporterError> {
+        self.host_series.set(host);
         // A scrape that panicked half way left counters that are still counters.
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let Inner { registry, rollouts } = &mut *inner;
@@ -123,7 +151,8 @@ async fn answer(exporter: Arc<Exporter>, req: Request<Incoming>) -> Response<Ful
     };
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/metrics") => {
-            match tokio::task::spawn_blocking(move || exporter.scrape()).await {
+            let host = exporter.host_status().await;
+            match tokio::task::spawn_blocking(move || exporter.scrape(host)).await {
                 Ok(Ok(text)) => reply(StatusCode::OK, CONTENT_TYPE, text),
                 Ok(Err(e)) => {
                     tracing::warn!("scrape failed: {e}");

@@ -371,18 +371,56 @@ pub struct Workspace {
     /// In promotion order.
     pub environments: Vec<Environment>,
     pub webhooks: Vec<Webhook>,
+    /// Where the local host serves Prometheus metrics, if anywhere (`exporter.listen`).
+    pub exporter: Option<ExporterConfig>,
     /// Where it came from (`None`: no file; the permissive defaults).
     pub source: Option<String>,
 }
 
 impl FromNode for Workspace {
     fn decode(n: &Node, path: &str, d: &mut Decoder) -> Self {
-        let o = d.obj(n, path, &["environments", "webhooks"]);
+        let o = d.obj(n, path, &["environments", "webhooks", "exporter"]);
         Workspace {
             environments: o.def(d, "environments"),
             webhooks: o.def(d, "webhooks"),
+            exporter: o.opt(d, "exporter"),
             source: None,
         }
+    }
+}
+
+/// `exporter:` in cutover.yaml: the long-lived local host serves `/metrics` on `listen`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExporterConfig {
+    pub listen: std::net::SocketAddr,
+}
+
+impl Default for ExporterConfig {
+    fn default() -> Self {
+        ExporterConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 9464)),
+        }
+    }
+}
+
+impl FromNode for ExporterConfig {
+    fn decode(n: &Node, path: &str, d: &mut Decoder) -> Self {
+        let o = d.obj(n, path, &["listen"]);
+        let text: String = o.req(d, "listen");
+        let at = format!("{path}.listen");
+        let listen = match text.parse() {
+            Ok(a) => a,
+            Err(_) => {
+                if !d.has_error(&at) {
+                    d.field(
+                        &at,
+                        format!("`{text}` is not an address with a port, such as 127.0.0.1:9464"),
+                    );
+                }
+                ExporterConfig::default().listen
+            }
+        };
+        ExporterConfig { listen }
     }
 }
 

@@ -630,6 +630,7 @@ impl Host {
                                 requests: req,
                                 server_errors: e5,
                                 transport_errors: et,
+                                since_start: r.window.cumulative(),
                                 instances: r.instances.iter().map(Instance::view).collect(),
                             }
                         })

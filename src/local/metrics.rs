@@ -30,12 +30,30 @@ pub enum Outcome {
     Transport,
 }
 
+/// Upper bounds (seconds) of the latency buckets counted since the start (Prometheus' defaults,
+/// from 1 ms): what an exporter writes as a histogram.
+pub const LATENCY_BOUNDS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// Counts since the start, for an exporter: responses by status class, transport errors, and
+/// latencies per bucket (not cumulative; the last bucket is above every bound) with their sum.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Cumulative {
+    /// 1xx, 2xx, 3xx, 4xx, 5xx.
+    pub classes: [u64; 5],
+    pub transport: u64,
+    pub buckets: Vec<u64>,
+    pub latency_sum_us: u64,
+}
+
 /// Everything a record touches, behind one lock.
 #[derive(Default)]
 struct Inner {
     slots: VecDeque<Slot>,
     /// Since the start: requests, 5xx, transport errors.
     totals: (u64, u64, u64),
+    since_start: Cumulative,
 }
 
 /// A sliding window of per-second slots, each with its own latency histogram
@@ -114,6 +132,38 @@ impl Window {
         inner.totals.0 += 1;
         inner.totals.1 += u64::from(server_error);
         inner.totals.2 += u64::from(transport);
+        let c = &mut inner.since_start;
+        match outcome {
+            Outcome::Status(s) => {
+                if let Some(n) = c.classes.get_mut(usize::from(s / 100).wrapping_sub(1)) {
+                    *n += 1;
+                }
+            }
+            Outcome::Transport => c.transport += 1,
+        }
+        if c.buckets.is_empty() {
+            c.buckets = vec![0; LATENCY_BOUNDS.len() + 1];
+        }
+        let secs = latency.as_secs_f64();
+        let b = LATENCY_BOUNDS
+            .iter()
+            .position(|le| secs <= *le)
+            .unwrap_or(LATENCY_BOUNDS.len());
+        if let Some(n) = c.buckets.get_mut(b) {
+            *n += 1;
+        }
+        c.latency_sum_us = c
+            .latency_sum_us
+            .saturating_add(latency.as_micros().min(u128::from(u64::MAX)) as u64);
+    }
+
+    /// Counts since the start (see [`Cumulative`]).
+    pub fn cumulative(&self) -> Cumulative {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .since_start
+            .clone()
     }
 
     /// Totals since the start: requests, 5xx, transport errors.

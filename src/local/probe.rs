@@ -60,6 +60,9 @@ pub struct ProbeStatus {
     pub last_latency_ms: Option<f64>,
     pub last_error: Option<String>,
     pub checks: u64,
+    /// Of the checks, how many failed.
+    #[serde(default)]
+    pub failures: u64,
 }
 
 /// Run one check now.
@@ -165,6 +168,7 @@ pub async fn run(
                 }
             }
             Err(e) => {
+                s.failures += 1;
                 s.consecutive_failures += 1;
                 s.consecutive_successes = 0;
                 s.last_error = Some(e);

@@ -109,6 +109,9 @@ pub struct RevisionView {
     pub requests: u64,
     pub server_errors: u64,
     pub transport_errors: u64,
+    /// Responses by status class and latency buckets since the host started serving it.
+    #[serde(default)]
+    pub since_start: super::metrics::Cumulative,
     pub instances: Vec<InstanceView>,
 }
 

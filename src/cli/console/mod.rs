@@ -60,26 +60,9 @@ pub fn look(opts: &Options) -> Result<Look> {
     ))
 }
 
-/// Logs go to `STATE/logs/console.log.YYYY-MM-DD` (daily, 7 kept), never to the screen.
+/// Logs go to `STATE/logs/console.YYYY-MM-DD.log` (daily, 7 kept), never to the screen.
 pub fn init_logging(dir: &Path) -> Option<tracing_appender::non_blocking::WorkerGuard> {
-    std::fs::create_dir_all(dir.join("logs")).ok()?;
-    let appender = tracing_appender::rolling::Builder::new()
-        .rotation(tracing_appender::rolling::Rotation::DAILY)
-        .filename_prefix("console")
-        .filename_suffix("log")
-        .max_log_files(7)
-        .build(dir.join("logs"))
-        .ok()?;
-    let (writer, guard) = tracing_appender::non_blocking(appender);
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CUTOVER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_writer(writer)
-        .with_ansi(false)
-        .with_env_filter(filter)
-        .try_init()
-        .ok()?;
-    Some(guard)
+    super::logs::to_file(dir, "console", super::logs::LogFormat::from_env())
 }
 
 /// Counts the bytes the console writes to the terminal.
