@@ -56,6 +56,9 @@ pub struct Exporter {
 struct Inner {
     registry: Registry,
     rollouts: rollouts::Rollouts,
+    /// The last scrape's length: the next one's buffer is sized from it (one allocation, not
+    /// a doubling series).
+    last_len: usize,
 }
 
 impl Exporter {
@@ -69,7 +72,11 @@ impl Exporter {
             store,
             host,
             host_series,
-            inner: Mutex::new(Inner { registry, rollouts }),
+            inner: Mutex::new(Inner {
+                registry,
+                rollouts,
+                last_len: 16 * 1024,
+            }),
         }
     }
 
@@ -91,10 +98,15 @@ impl Exporter {
         self.host_series.set(host);
         // A scrape that panicked half way left counters that are still counters.
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let Inner { registry, rollouts } = &mut *inner;
+        let Inner {
+            registry,
+            rollouts,
+            last_len,
+        } = &mut *inner;
         rollouts.update(&self.store, chrono::Utc::now())?;
-        let mut out = String::with_capacity(16 * 1024);
+        let mut out = String::with_capacity(*last_len + *last_len / 8);
         prometheus_client::encoding::text::encode(&mut out, registry)?;
+        *last_len = out.len();
         Ok(out)
     }
 }
