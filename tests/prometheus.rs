@@ -74,6 +74,36 @@ fn apply(state: &Path, file: &Path) -> (i32, Vec<serde_json::Value>) {
     (out.status.code().unwrap_or(-1), events)
 }
 
+/// A child process killed when dropped.
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// 100 requests a second through the router on `port`, for `duration`.
+fn load(port: u16, duration: &str) -> Kill {
+    Kill(
+        Command::new(BIN)
+            .args([
+                "load",
+                "--target",
+                &format!("http://127.0.0.1:{port}/"),
+                "--rps",
+                "100",
+                "--duration",
+                duration,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
 /// One instant query's value, if it has one.
 fn promql(port: u16, query: &str) -> Option<f64> {
     use std::io::{Read, Write};
@@ -126,10 +156,10 @@ fn a_bad_canary_detected_through_promql_rolls_back() {
     assert_eq!(sd[0]["labels"]["component"], "web");
     assert_eq!(sd[0]["labels"]["environment"], "prom");
 
-    let config = state.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
+    c.prometheus = Some(start_prometheus(
+        &prom_bin,
+        &state,
+        &format!(
             "global: {{scrape_interval: 1s, evaluation_interval: 1s}}
 scrape_configs:
   - job_name: cutover
@@ -139,57 +169,10 @@ scrape_configs:
 ",
             targets.display()
         ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(state.join("prometheus.log")).unwrap();
-    c.prometheus = Some(
-        Command::new(prom_bin)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                state.join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap(),
-    );
-    // Wait until Prometheus answers.
-    let start = Instant::now();
-    loop {
-        if std::net::TcpStream::connect(("127.0.0.1", prom)).is_ok() {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "prometheus did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        prom,
+    ));
     // Load through the router for the whole test.
-    let load = Command::new(BIN)
-        .args([
-            "load",
-            "--target",
-            &format!("http://127.0.0.1:{port}/"),
-            "--rps",
-            "100",
-            "--duration",
-            "60s",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    struct Kill(Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _load = Kill(load);
+    let _load = load(port, "60s");
 
     // Wait until Prometheus has a rate for the running version (two scrapes under load).
     let start = Instant::now();
@@ -263,14 +246,14 @@ metadata:
 
 /// Start Prometheus on `port` with `config`; wait until it answers.
 fn start_prometheus(bin: &Path, state: &Path, config: &str, port: u16) -> Child {
-    let file = state.join("prometheus-exporter.yml");
+    let file = state.join("prometheus.yml");
     std::fs::write(&file, config).unwrap();
-    let log = std::fs::File::create(state.join("prometheus-exporter.log")).unwrap();
+    let log = std::fs::File::create(state.join("prometheus.log")).unwrap();
     let child = Command::new(bin)
         .arg(format!("--config.file={}", file.display()))
         .arg(format!(
             "--storage.tsdb.path={}",
-            state.join("tsdb-exporter").display()
+            state.join("tsdb").display()
         ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .stdout(Stdio::null())
@@ -320,13 +303,6 @@ fn prometheus_scrapes_the_exporter_and_sees_the_weight_move_and_the_rollback_cou
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    struct Kill(Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let (lines, _reader) = common::lines_of(exporter.stdout.take().unwrap());
     let _exporter = Kill(exporter);
     let said = common::until_line(&lines, "/metrics", Duration::from_secs(20));
@@ -363,21 +339,7 @@ scrape_configs:
     );
 
     let port = free_port();
-    let load = Command::new(BIN)
-        .args([
-            "load",
-            "--target",
-            &format!("http://127.0.0.1:{port}/"),
-            "--rps",
-            "100",
-            "--duration",
-            "120s",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _load = Kill(load);
+    let _load = load(port, "120s");
     // The first version, then a good canary that holds 20% for 6 s (several scrapes) before
     // taking all the traffic, then a bad one that is rolled back by its error rate.
     for (version, hold, extra, want) in [

@@ -180,8 +180,9 @@ impl Run {
     ) -> Result<(), Stop> {
         let limits = self.limits();
         let expects_data = self.expects_traffic() && count_no_data;
-        let mut decision = match self.timeout_trigger() {
-            Some(t) => Decision::Rollback(t),
+        let timed_out = self.timeout_trigger();
+        let mut decision = match &timed_out {
+            Some(t) => Decision::Rollback(t.clone()),
             None => Decision::Continue,
         };
         for v in verdicts.iter_mut() {
@@ -284,11 +285,16 @@ impl Run {
             Decision::Continue => None,
             Decision::Pause(r) | Decision::Rollback(r) => Some(r.clone()),
         };
-        // A rollback blames health checks when one failed, else the analysis' metrics and rules.
-        let cause = if verdicts
-            .iter()
-            .any(|v| v.source == SignalKind::Health && v.judgement == Judgement::Fail)
-        {
+        // A rollback blames the rollout's timeout when that trigger fired, health checks when
+        // one failed (a health verdict, or a trigger on them), else the analysis' metrics.
+        let health = |v: &Verdict| {
+            v.judgement == Judgement::Fail
+                && (v.source == SignalKind::Health
+                    || (v.source == SignalKind::Trigger && v.expected == "all instances healthy"))
+        };
+        let cause = if timed_out.is_some() {
+            Cause::Timeout
+        } else if verdicts.iter().any(health) {
             Cause::Health
         } else {
             Cause::Metric

@@ -187,6 +187,7 @@ pub(super) async fn start_standalone(
         None => format!("rollback requested by {actor}"),
     };
     let all: Vec<usize> = (0..runner.comps.len()).collect();
+    runner.cause = Some(Cause::Manual);
     runner.record_intent(&reason, None, &all);
     runner.transition(Transition::RollBack);
     // The intent is in the store before the run can act or be seen: a process that takes it

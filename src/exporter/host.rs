@@ -177,10 +177,10 @@ impl Collector for HostSeries {
         family(
             &mut encoder,
             "cutover_host_restarts",
-            "Restarts of a revision's instances after they exited",
-            MetricType::Counter,
+            "Restarts of a revision's current instances after they exited (a gauge: an instance replaced takes its count with it)",
+            MetricType::Gauge,
             &restarts,
-            counter,
+            gauge,
         )?;
         let probes = each(&|c, r| {
             let checks: u64 = r.instances.iter().map(|i| i.probe.checks).sum();
@@ -200,10 +200,10 @@ impl Collector for HostSeries {
         family(
             &mut encoder,
             "cutover_host_probes",
-            "Health probes of a revision's instances, by result",
-            MetricType::Counter,
+            "Health probes of a revision's current instances, by result (a gauge: an instance replaced takes its count with it)",
+            MetricType::Gauge,
             &probes,
-            counter,
+            gauge,
         )?;
         let probe_latency = each(&|c, r| {
             r.instances

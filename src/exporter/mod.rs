@@ -95,9 +95,10 @@ impl Exporter {
     /// Every series, up to date, with `host` as the local host's status, as OpenMetrics text.
     /// Blocking (it reads SQLite): call it off the runtime's threads.
     pub fn scrape(&self, host: Option<HostStatus>) -> Result<String, ExporterError> {
-        self.host_series.set(host);
         // A scrape that panicked half way left counters that are still counters.
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        // Under the lock: two scrapes at once each encode their own host status.
+        self.host_series.set(host);
         let Inner {
             registry,
             rollouts,
@@ -130,7 +131,11 @@ pub async fn serve(
         tokio::select! {
             _ = stop.changed() => break,
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let Ok((stream, _)) = accepted else {
+                    // Out of file descriptors, say: try again shortly rather than spin.
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                };
                 let exporter = Arc::clone(&exporter);
                 let mut stop = stop.clone();
                 conns.spawn(async move {

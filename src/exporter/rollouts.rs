@@ -4,8 +4,9 @@
 //!
 //! The state is read afresh at each scrape from the newest run of each target; the counters
 //! follow the journal from where the last scrape stopped, so a scrape reads only what is new
-//! (the first one reads the whole journal, and an exporter that restarts counts from the start
-//! again, which Prometheus sees as a counter reset). Dry runs are left out.
+//! (the first one reads the whole journal; an exporter that restarts reads it again and comes
+//! back to the same values). Counters are written at 0 for each target and metric from the first
+//! scrape that sees them, so the first rollback is an increase. Dry runs are left out.
 //!
 //! Owns: the `cutover_*` rollout series and the journal cursor. Must not touch: the store's rows
 //! (it only reads) or the engine.
@@ -23,6 +24,7 @@ use prometheus_client::registry::Registry;
 
 use crate::engine::event::{Cause, Event, EventKind, Snapshot};
 use crate::engine::Judgement;
+use crate::spec::keyword::Keyword;
 use crate::store::{FeedEvent, Outcome, RunRow, Status, Store, StoreError};
 
 type FGauge = Gauge<f64, AtomicU64>;
@@ -271,13 +273,18 @@ impl Rollouts {
         match ev.kind {
             EventKind::Analysis { verdicts, .. } => {
                 for v in verdicts {
+                    let labels = |result| VerdictLabels {
+                        deployment: deployment.clone(),
+                        environment: environment.clone(),
+                        metric: v.signal.clone(),
+                        result,
+                    };
+                    // Every result from the metric's first verdict on (at 0 until it happens).
+                    for r in ["pass", "fail", "nodata", "error"] {
+                        let _ = self.verdicts.get_or_create(&labels(r));
+                    }
                     self.verdicts
-                        .get_or_create(&VerdictLabels {
-                            deployment: deployment.clone(),
-                            environment: environment.clone(),
-                            metric: v.signal,
-                            result: judgement(v.judgement),
-                        })
+                        .get_or_create(&labels(judgement(v.judgement)))
                         .inc();
                 }
             }
@@ -349,6 +356,27 @@ impl Rollouts {
                 deployment: run.deployment.clone(),
                 environment: run.environment.clone(),
             };
+            // The counters of the target at 0 until they happen.
+            for reason in <Cause as Keyword>::ALL
+                .iter()
+                .map(|(w, _)| *w)
+                .chain(["unknown"])
+            {
+                let l = CauseLabels {
+                    deployment: run.deployment.clone(),
+                    environment: run.environment.clone(),
+                    reason,
+                };
+                let _ = self.rollbacks.get_or_create(&l);
+                let _ = self.failures.get_or_create(&l);
+            }
+            for outcome in ["succeeded", "rolled_back", "failed"] {
+                let _ = self.finished.get_or_create(&OutcomeLabels {
+                    deployment: run.deployment.clone(),
+                    environment: run.environment.clone(),
+                    outcome,
+                });
+            }
             let now_phase = phase(run.status);
             for p in PHASES {
                 self.phase
@@ -707,6 +735,31 @@ mod tests {
         assert!(
             !text.contains("deployment=\"dry\""),
             "dry runs are left out:\n{text}"
+        );
+        // Counters that have not happened yet are there at 0, so the first one is an increase.
+        assert_eq!(
+            v(&format!(
+                "cutover_rollbacks_total{{{shop},reason=\"metric\"}}"
+            )),
+            Some(0.0)
+        );
+        assert_eq!(
+            v(&format!(
+                "cutover_failures_total{{{shop},reason=\"unknown\"}}"
+            )),
+            Some(0.0)
+        );
+        assert_eq!(
+            v(&format!(
+                "cutover_rollouts_finished_total{{{shop},outcome=\"failed\"}}"
+            )),
+            Some(0.0)
+        );
+        assert_eq!(
+            v(&format!(
+                "cutover_analysis_verdicts_total{{{shop},metric=\"p99\",result=\"fail\"}}"
+            )),
+            Some(0.0)
         );
 
         // The next scrape reads only what is new: one more verdict counts once.

@@ -31,14 +31,33 @@ struct MemoKey {
     minute: Option<DateTime<Utc>>,
 }
 
-/// The last delivery measures and what they were computed from. Not part of the model's state:
-/// it clones empty and always compares equal, so it never makes the console redraw.
+/// The last delivery measures and what they were computed from, and a count of the histories
+/// set. Not part of the model's state: it always compares equal, so it never makes the console
+/// redraw (a history read again that is the same as before changes nothing on screen).
 #[derive(Debug, Default)]
-pub struct Memo(Mutex<Option<(MemoKey, Arc<Delivery>)>>);
+pub struct Memo(
+    Mutex<Option<(MemoKey, Arc<Delivery>)>>,
+    std::sync::atomic::AtomicU64,
+);
+
+impl Memo {
+    /// The model's history was replaced.
+    pub fn history_changed(&self) {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn gen(&self) -> u64 {
+        self.1.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
 
 impl Clone for Memo {
+    /// Empty, with the same count (a clone's history is the same as the original's).
     fn clone(&self) -> Memo {
-        Memo::default()
+        Memo(
+            Mutex::new(None),
+            std::sync::atomic::AtomicU64::new(self.gen()),
+        )
     }
 }
 
@@ -116,7 +135,7 @@ impl Model {
     /// (a redraw for anything else reuses them).
     pub fn delivery(&self) -> Arc<Delivery> {
         let key = MemoKey {
-            gen: self.history_gen,
+            gen: self.delivery_memo.gen(),
             len: self.history.len(),
             env: self.hist_env.clone(),
             dep: self.hist_dep.clone(),

@@ -104,9 +104,8 @@ pub struct Model {
     pub hist_back: i64,
     /// Now, to the minute: the deployments' ages (coarse, so it redraws once a minute at most).
     pub minute: Option<DateTime<Utc>>,
-    /// Bumped by `set_history` (the only way the history changes), so what is computed from it
-    /// can be kept until it does.
-    pub history_gen: u64,
+    /// What is computed from the history, kept until `set_history` (the only way the history
+    /// changes) replaces it. Not state: it never makes two models differ.
     pub delivery_memo: super::delivery::Memo,
 }
 
@@ -140,7 +139,6 @@ impl Model {
             hist_dep: None,
             hist_weeks: 8,
             hist_back: 0,
-            history_gen: 0,
             delivery_memo: Default::default(),
         }
     }
@@ -206,7 +204,7 @@ impl Model {
 
     pub fn set_history(&mut self, history: Vec<HistRow>) {
         self.history = history;
-        self.history_gen += 1;
+        self.delivery_memo.history_changed();
         let n = self.visible_history().len();
         if self.hist_selected >= n {
             self.hist_selected = n.saturating_sub(1);

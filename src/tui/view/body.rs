@@ -44,7 +44,7 @@ impl Widget for Boxed<'_> {
             Slot::Border
         });
         let inner = frame(buf, area, &look.sym.border, border);
-        if area.width > 2 {
+        if area.width > 2 && area.height > 0 {
             let title = Rect {
                 x: area.x + 1,
                 width: area.width - 2,
@@ -172,9 +172,16 @@ fn write_line(buf: &mut Buffer, x: u16, y: u16, line: &Line, max_width: u16) {
             }
             x += n;
         } else {
+            let want = span.width();
+            let from = x;
             x = buf
                 .set_stringn(x, y, span.content.as_ref(), usize::from(right - x), style)
                 .0;
+            // A wide character that did not fit ends the line, as ratatui's truncation does
+            // (the next span must not fill the cell it left).
+            if usize::from(x - from) < want {
+                return;
+            }
         }
     }
 }
@@ -216,6 +223,11 @@ mod tests {
                 Line::from("last"),
                 Line::from("━━┃──│╌╎ ▁▂█░ → … · •"),
                 Line::styled("✔ mixed ━━ line", ratatui::style::Style::new().red()),
+                Line::from(vec![
+                    Span::raw("wide 漢字漢字漢字"),
+                    Span::raw("x"),
+                    Span::raw("🚀 y"),
+                ]),
             ]
         };
         for wrap in [true, false] {
