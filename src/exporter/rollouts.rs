@@ -46,7 +46,7 @@ const KINDS: [&str; 7] = [
 const BATCH: usize = 5_000;
 
 /// The phases a rollout is in, as the `phase` label says them.
-pub const PHASES: [&str; 7] = [
+const PHASES: [&str; 7] = [
     "running",
     "paused",
     "waiting",
@@ -440,7 +440,7 @@ impl Rollouts {
 }
 
 /// The `phase` label of a run's status.
-pub fn phase(s: Status) -> &'static str {
+fn phase(s: Status) -> &'static str {
     match s {
         Status::Pending | Status::Progressing => "running",
         Status::Paused => "paused",

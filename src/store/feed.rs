@@ -64,9 +64,4 @@ impl Store {
             rows.collect()
         })
     }
-
-    /// The journal's newest sequence number (0 when it is empty).
-    pub fn last_seq(&self) -> Result<i64> {
-        self.with(|c| c.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0)))
-    }
 }
