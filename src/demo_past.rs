@@ -335,6 +335,7 @@ fn past_run(
             reason: reason.clone(),
             // Every bad past run fails an analysis.
             cause: (outcome != Outcome::Succeeded).then_some(Cause::Metric),
+            by_run: None,
             journal: None,
         },
     );

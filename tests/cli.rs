@@ -911,6 +911,19 @@ fn interrupt_pauses_and_saves_the_run_with_exit_3() {
     assert_eq!(history[0]["kind"], "rollback", "{}", history[0]);
     assert_eq!(history[0]["outcome"], "rolled_back");
     assert_eq!(history[1]["outcome"], "rolled_back", "{}", history[1]);
+    // Its journal ends with its end, naming the run that rolled it back (metrics count the
+    // rollback once, from that run).
+    let store = cutover::store::Store::open(&w.state()).unwrap();
+    let (back, replaced) = (
+        history[0]["run"].as_i64().unwrap(),
+        history[1]["run"].as_i64().unwrap(),
+    );
+    let events = store.events(replaced, 0).unwrap();
+    let end: Value = serde_json::from_str(&events.last().unwrap().json).unwrap();
+    assert_eq!(end["kind"], "finished", "{end}");
+    assert_eq!(end["outcome"], "rolled_back", "{end}");
+    assert_eq!(end["cause"], "manual", "{end}");
+    assert_eq!(end["by_run"], back, "{end}");
 }
 
 /// `cutover status` of a run on a platform that only comes near the weights asked (a

@@ -169,3 +169,50 @@ fn the_host_serves_the_exporter_where_cutover_yaml_says() {
     let (status, _) = get(&addr, "/nope").unwrap();
     assert!(status.contains("404"), "{status}");
 }
+
+/// `cutover exporter` on its own: it prints where it serves, answers a scrape of an empty store,
+/// and drops a connection that sends no request instead of holding it open.
+#[test]
+fn the_exporter_drops_a_connection_that_sends_no_request() {
+    use std::io::{BufRead, Read};
+    let state = tempfile::tempdir().unwrap();
+    let mut child = common::cutover(state.path(), &["exporter", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().unwrap();
+    let _kill = Kill(child);
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("serving Prometheus metrics at http://")
+        .and_then(|a| a.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_string();
+    let (status, body) = get(&addr, "/metrics").unwrap();
+    assert!(status.contains("200"), "{status}");
+    assert!(body.contains("cutover_host_up 0"), "{body}");
+    // A silent client: the server closes it after its header timeout (10 s).
+    let mut silent = std::net::TcpStream::connect(&addr).unwrap();
+    silent
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let start = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let read = silent.read_to_end(&mut buf);
+    let waited = start.elapsed();
+    assert!(
+        read.is_ok() && waited < std::time::Duration::from_secs(15),
+        "the silent connection was not closed by the server: {read:?} after {waited:?}"
+    );
+}

@@ -218,6 +218,7 @@ mod tests {
                     outcome: Outcome::RolledBack,
                     reason: "rolled back".into(),
                     cause: None,
+                    by_run: None,
                     journal: None,
                 },
             ),

@@ -283,14 +283,6 @@ async fn standalone(
     super::print::follow(&mut events, json, 0).await;
     let outcome = handle.join.await?;
     super::apply::shut_down(&engine).await;
-    if !r.is_finished() {
-        let reason = format!("rolled back by {actor} in run #{}", handle.run_id);
-        let o = match outcome {
-            Outcome::RolledBack => Outcome::RolledBack,
-            Outcome::Succeeded | Outcome::Failed => Outcome::Failed,
-        };
-        store.finish_run(r.run_id, o, &reason, &[])?;
-    }
     Ok(match outcome {
         Outcome::RolledBack => OK,
         Outcome::Succeeded | Outcome::Failed => FAILED,

@@ -207,6 +207,10 @@ pub enum EventKind {
         /// was recorded).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cause: Option<Cause>,
+        /// The run that ended this one, when another did (an operator's rollback of a run whose
+        /// process had gone): that run's own end counts the rollback.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by_run: Option<i64>,
         /// Lines still waiting to be written to the store when the run ended (the run's end
         /// among them), in words; absent when everything is written.
         #[serde(default, skip_serializing_if = "Option::is_none")]

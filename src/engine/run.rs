@@ -840,6 +840,7 @@ impl Run {
             outcome,
             reason: reason.clone(),
             cause,
+            by_run: None,
             journal: None,
         });
         let end = crate::store::Write::Finish {

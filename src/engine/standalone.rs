@@ -16,7 +16,7 @@ use super::{EngineError, RunHandle, RunOptions};
 use crate::plan::Plan;
 use crate::provider::RevisionKey;
 use crate::spec::ValidSpec;
-use crate::store::{NewRun, RevisionState, RunKind};
+use crate::store::{NewRun, Outcome, RevisionState, RunKind};
 
 /// A run that rolls a finished deployment back (the "current" revision of each component is the
 /// one serving now; the target is `to` or the newest good revision before it).
@@ -213,6 +213,7 @@ pub(super) async fn start_standalone(
         )))
     });
     let dep = spec.id.clone();
+    let actor_name = actor.to_string();
     let join = tokio::spawn(async move {
         runner
             .emit(EventKind::Started {
@@ -228,6 +229,7 @@ pub(super) async fn start_standalone(
             .await;
         // A rollback run is never rolled back itself: its failure ends it as failed.
         let outcome = runner.rollback(reason, None).await;
+        close_replaced(&eng, from_run, run_id, outcome, &actor_name).await;
         eng.lock_runs().remove(&run_id);
         drop(renewing);
         eng.give_lease_back(&dep, &targets).await;
@@ -239,4 +241,66 @@ pub(super) async fn start_standalone(
         plan,
         join,
     })
+}
+
+/// The run a rollback replaced, when its process had gone before it finished, ends with the
+/// rollback's outcome (rolled back, else failed) and a `finished` line naming the rollback run,
+/// whose own end is what counts the rollback. Told, never fatal: the run stays as it was.
+async fn close_replaced(
+    engine: &super::Engine,
+    from_run: i64,
+    by_run: i64,
+    outcome: Outcome,
+    actor: &str,
+) {
+    let outcome = match outcome {
+        Outcome::RolledBack => Outcome::RolledBack,
+        Outcome::Succeeded | Outcome::Failed => Outcome::Failed,
+    };
+    let reason = format!("rolled back by {actor} in run #{by_run}");
+    let closed = engine
+        .inner
+        .store
+        .call(move |s| {
+            let Some(r) = s.run(from_run)? else {
+                return Ok(());
+            };
+            if r.is_finished() {
+                return Ok(());
+            }
+            let ts = crate::store::now_ts();
+            let ev = Event {
+                ts: ts.clone(),
+                deployment: r.deployment.clone(),
+                run: from_run,
+                kind: EventKind::Finished {
+                    outcome,
+                    reason: reason.clone(),
+                    cause: Some(Cause::Manual),
+                    by_run: Some(by_run),
+                    journal: None,
+                },
+            };
+            let snapshot_json = match serde_json::from_str::<Snapshot>(&r.snapshot_json) {
+                Ok(mut snap) => {
+                    snap.status = outcome.status();
+                    serde_json::to_string(&snap).unwrap_or(r.snapshot_json.clone())
+                }
+                Err(_) => r.snapshot_json.clone(),
+            };
+            let json = serde_json::to_string(&ev).unwrap_or_default();
+            let last = crate::store::LastWords {
+                ts: &ts,
+                kind: "finished",
+                json: &json,
+                step: r.step.max(0) as usize,
+                snapshot_json: &snapshot_json,
+                audit: None,
+            };
+            s.finish_run_journaled(from_run, outcome, &reason, &[], Some(&last))
+        })
+        .await;
+    if let Err(e) = closed {
+        tracing::warn!(run = from_run, "the replaced run is not closed: {e}");
+    }
 }

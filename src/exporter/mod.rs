@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -43,6 +43,9 @@ pub enum ExporterError {
 
 /// How long a scrape waits for the host's status.
 const HOST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How long a connection may take to send a request's headers.
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The registry and what fills it.
 pub struct Exporter {
@@ -143,7 +146,11 @@ pub async fn serve(
                         let exporter = Arc::clone(&exporter);
                         async move { Ok::<_, Infallible>(answer(exporter, req).await) }
                     });
+                    // A client that opens a connection and sends nothing (or half a request)
+                    // is dropped after HEADER_TIMEOUT, not held open.
                     let conn = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(HEADER_TIMEOUT)
                         .serve_connection(TokioIo::new(stream), svc);
                     tokio::select! {
                         _ = conn => {}

@@ -25,7 +25,7 @@ use prometheus_client::registry::Registry;
 use crate::engine::event::{Cause, Event, EventKind, Snapshot};
 use crate::engine::Judgement;
 use crate::spec::keyword::Keyword;
-use crate::store::{FeedEvent, Outcome, RunRow, Status, Store, StoreError};
+use crate::store::{FeedEvent, Outcome, RunKind, RunRow, Status, Store, StoreError};
 
 type FGauge = Gauge<f64, AtomicU64>;
 type Hist = Family<Target, Histogram, fn() -> Histogram>;
@@ -311,7 +311,12 @@ impl Rollouts {
             EventKind::Resumed { .. } => {
                 self.paused.remove(&e.run_id);
             }
-            EventKind::Finished { outcome, cause, .. } => {
+            EventKind::Finished {
+                outcome,
+                cause,
+                by_run,
+                ..
+            } => {
                 self.waiting.remove(&e.run_id);
                 self.paused.remove(&e.run_id);
                 let reason = cause.map(Cause::as_str).unwrap_or("unknown");
@@ -320,11 +325,19 @@ impl Rollouts {
                     environment: environment.clone(),
                     reason,
                 };
-                match outcome {
-                    Outcome::RolledBack => self.rollbacks.get_or_create(&by_cause).inc(),
-                    Outcome::Failed => self.failures.get_or_create(&by_cause).inc(),
-                    Outcome::Succeeded => 0,
-                };
+                // A run ended by an operator's rollback run: that run's end counts the rollback.
+                if by_run.is_none() {
+                    match outcome {
+                        Outcome::RolledBack => self.rollbacks.get_or_create(&by_cause).inc(),
+                        Outcome::Failed => self.failures.get_or_create(&by_cause).inc(),
+                        Outcome::Succeeded => 0,
+                    };
+                }
+                // An operator's rollback is not a rollout: it is counted above, not below (as
+                // in the reports).
+                if e.run_kind == RunKind::Rollback {
+                    return;
+                }
                 let labels = OutcomeLabels {
                     deployment,
                     environment,
@@ -351,6 +364,15 @@ impl Rollouts {
         self.info.clear();
         self.gate_waiting.clear();
         self.paused_for.clear();
+        // Only a target's newest run, unfinished, can still be waiting or paused (one that was
+        // replaced without its end, by a rollback run that took it over, never will be).
+        let open: std::collections::HashSet<i64> = runs
+            .iter()
+            .filter(|r| !r.is_finished())
+            .map(|r| r.run_id)
+            .collect();
+        self.waiting.retain(|run, _| open.contains(run));
+        self.paused.retain(|run, _| open.contains(run));
         for run in runs {
             let target = Target {
                 deployment: run.deployment.clone(),
@@ -475,7 +497,7 @@ fn seconds(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
 mod tests {
     use super::*;
     use crate::spec::{ProviderKind, Strategy};
-    use crate::store::{NewRun, RunKind};
+    use crate::store::NewRun;
     use serde_json::{json, Value};
 
     const T0: &str = "2026-11-30T10:00:00Z";
@@ -486,9 +508,13 @@ mod tests {
     }
 
     fn run(s: &Store, dep: &str, env: &str, version: &str, dry_run: bool) -> i64 {
+        run_of(s, dep, env, version, dry_run, RunKind::Deploy)
+    }
+
+    fn run_of(s: &Store, dep: &str, env: &str, version: &str, dry_run: bool, kind: RunKind) -> i64 {
         s.create_run(&NewRun {
             deployment: dep.into(),
-            kind: RunKind::Deploy,
+            kind,
             name: dep.into(),
             version: version.into(),
             strategy: Strategy::Canary,
@@ -786,6 +812,71 @@ mod tests {
                 &text,
                 &format!("cutover_rollbacks_total{{{pay},reason=\"metric\"}}")
             ),
+            Some(1.0)
+        );
+    }
+
+    /// An operator's rollback of a run whose process had gone: the rollback run's end counts
+    /// one rollback (manual) and no rollout; the run it replaced ends with a `finished` line
+    /// naming it, which counts one finished rollout and no second rollback. A gate the replaced
+    /// run waited at is forgotten.
+    #[test]
+    fn an_operators_rollback_counts_once_and_is_not_a_rollout() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let s = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let shop = run(&s, "shop", "production", "2.0.0", false);
+        event(
+            &s,
+            shop,
+            "shop",
+            1,
+            json!({"kind": "gate_waiting", "gate": "g", "component": "web", "hint": ""}),
+        );
+        let mut reg = Registry::default();
+        let mut r = Rollouts::new(&mut reg);
+        let _ = scrape(&mut r, &reg, &s, 2);
+        assert!(r.waiting.contains_key(&shop));
+        // The process went; an operator rolls back in a run of its own.
+        let back = run_of(&s, "shop", "production", "1.0.0", false, RunKind::Rollback);
+        let text = scrape(&mut r, &reg, &s, 3);
+        assert!(r.waiting.is_empty(), "the replaced run's gate is forgotten");
+        assert!(!text.contains("cutover_gate_waiting_seconds{"), "{text}");
+        event(
+            &s,
+            back,
+            "shop",
+            4,
+            json!({"kind": "finished", "outcome": "rolled_back", "reason": "rollback requested by bob", "cause": "manual"}),
+        );
+        s.finish_run(back, Outcome::RolledBack, "done", &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        event(
+            &s,
+            shop,
+            "shop",
+            4,
+            json!({"kind": "finished", "outcome": "rolled_back", "reason": "rolled back by bob", "cause": "manual", "by_run": back}),
+        );
+        s.finish_run(shop, Outcome::RolledBack, "rolled back by bob", &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let text = scrape(&mut r, &reg, &s, 5);
+        let t = "deployment=\"shop\",environment=\"production\"";
+        let v = |series: String| value(&text, &series);
+        assert_eq!(
+            v(format!("cutover_rollbacks_total{{{t},reason=\"manual\"}}")),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(
+            v(format!(
+                "cutover_rollouts_finished_total{{{t},outcome=\"rolled_back\"}}"
+            )),
+            Some(1.0)
+        );
+        assert_eq!(
+            v(format!(
+                "cutover_rollout_duration_seconds_count{{{t},outcome=\"rolled_back\"}}"
+            )),
             Some(1.0)
         );
     }

@@ -5,7 +5,7 @@
 
 use rusqlite::params;
 
-use super::{run_row, Result, RunRow, Store, RUN_COLS};
+use super::{run_row, word, Result, RunKind, RunRow, Store, RUN_COLS};
 
 /// A journal line with the deployment and environment of its run.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +18,8 @@ pub struct FeedEvent {
     pub deployment: String,
     pub environment: String,
     pub started_at: String,
+    /// What the run did: a deployment, a promotion, or an operator's rollback.
+    pub run_kind: RunKind,
 }
 
 impl Store {
@@ -44,7 +46,7 @@ impl Store {
             .join(",");
         self.with(|c| {
             let mut st = c.prepare(&format!(
-                "SELECT e.seq, e.run_id, e.ts, e.kind, e.json, r.deployment, r.environment, r.started_at
+                "SELECT e.seq, e.run_id, e.ts, e.kind, e.json, r.deployment, r.environment, r.started_at, r.kind
                  FROM events e JOIN runs r ON r.run_id = e.run_id
                  WHERE e.seq > ?1 AND r.dry_run = 0 AND e.kind IN ({kinds})
                  ORDER BY e.seq LIMIT ?2"
@@ -59,6 +61,7 @@ impl Store {
                     deployment: r.get(5)?,
                     environment: r.get(6)?,
                     started_at: r.get(7)?,
+                    run_kind: word(r, 8)?,
                 })
             })?;
             rows.collect()

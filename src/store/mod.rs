@@ -182,7 +182,6 @@ pub(crate) fn run_row(r: &Row) -> rusqlite::Result<RunRow> {
     })
 }
 
-/// What a new run records.
 /// A run's last journal line, recorded with its outcome.
 #[derive(Debug, Clone)]
 pub struct LastWords<'a> {
@@ -194,6 +193,7 @@ pub struct LastWords<'a> {
     pub audit: Option<&'a audit::Entry>,
 }
 
+/// What a new run records.
 #[derive(Debug, Clone)]
 pub struct NewRun {
     pub deployment: String,
