@@ -1,44 +1,175 @@
 #!/usr/bin/env bash
-# Router benchmark: the same demo-service instance called directly and through cutover's
-# weighted router, at fixed open-loop rates and at saturation, in one run on this machine.
-# Usage: benches/router.sh [seconds-per-run]   (builds the release binary first)
+# Router benchmark: cutover's weighted router beside nginx and HAProxy, all three in front of the
+# same three demo-service instances (two of version 1.0.0, one of 2.0.0) at 80/20, on this machine.
+#
+#   benches/router.sh [seconds-per-run] [pinned|unpinned]     (default: 10 pinned)
+#
+# Pinned: the proxies and the backends on core 0 (cutover's host and the instances it starts,
+# nginx's one worker, HAProxy's one thread), the load generator on core 1. Unpinned: no
+# affinity. Installs what it needs with apt-get when missing (wrk, nginx-light, haproxy) and
+# builds the release binary. Prints, per proxy:
+#   - saturation: wrk, one thread, 64 keep-alive connections: requests/s, failures, latency;
+#   - an open-loop rate of 2000 req/s (`cutover load`): median and p99 latency;
+#   - the share of requests each version answered (the demo-service instances' own counters).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
+MODE=${2:-pinned}
+if [ "$MODE" = pinned ] && [ "$(nproc)" -ge 2 ]; then
+  PROXY="taskset -c 0"
+  LOAD="taskset -c 1"
+else
+  PROXY=""
+  LOAD=""
+  MODE=unpinned
+fi
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v nginx >/dev/null || missing+=(nginx-light)
+command -v haproxy >/dev/null || missing+=(haproxy)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]}" >&2
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi
+  $SUDO apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}" >/dev/null
+fi
 cargo build --release --quiet
 B=$PWD/target/release/cutover
-STATE=$(mktemp -d)
-trap '$B --state-dir "$STATE" host stop >/dev/null 2>&1 || true; rm -rf "$STATE"' EXIT
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$STATE/bench.yaml" <<SPEC
+D=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  "$B" --state-dir "$D" host stop >/dev/null 2>&1 || true
+  wait 2>/dev/null || true
+  rm -rf "$D"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+CUT=$(free_port)
+NGX=$(free_port)
+HAP=$(free_port)
+spec() { # version replicas [canary]
+  cat <<SPEC
 id: bench
 name: bench
-version: '1.0.0'
-strategy: recreate
+version: '$1'
+strategy: canary
 environment: bench
 components:
   - id: web
     name: web
-    version: '1.0.0'
-    replicas: 1
-    listen: 127.0.0.1:$PORT
+    version: '$1'
+    replicas: $2
+    listen: 127.0.0.1:$CUT
     run:
       command: ['{self}', demo-service, --port, '{port}', --version, '{version}']
     healthCheck: {type: http, endpoint: /health, port: 8080, periodSeconds: 5}
 infrastructure:
   provider: local
+metadata:
+  canaryConfig:
+    stages:
+      - {name: twenty, percentage: 20, duration: 0, autoPromote: false}
+      - {name: all, percentage: 100, duration: 0, autoPromote: true}
+    metrics: []
+    analysisInterval: 3600000
 SPEC
-$B --state-dir "$STATE" apply "$STATE/bench.yaml" >/dev/null
-BACKEND=$($B --state-dir "$STATE" host status --json | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["components"][0]["revisions"][0]["instances"][0]["ports"]["http"])')
-run() { # name url rps concurrency
-  $B load --target "$2" --rps "$3" --duration "${SECS}s" --concurrency "$4" --json |
-    python3 -c 'import json,sys; r=json.load(sys.stdin); l=r["latency_ms"]; a=sys.argv; print("%-8s %6s rps asked %8.0f rps done  ok %7d  failed %4d  dropped %6d  p50 %6.3f ms  p99 %6.3f ms" % (a[1], a[2], r["achieved_rps"], r["ok"], r["errors"]+r["transport_errors"], r["dropped"], l["p50"], l["p99"]))' "$1" "$3"
 }
-echo "cutover router benchmark: ${SECS}s per run, $(nproc) cores, load generator on the same machine"
-for RPS in 1000 2000 4000; do
-  run direct "http://127.0.0.1:$BACKEND/" $RPS 256
-  run router "http://127.0.0.1:$PORT/" $RPS 256
+# The host (and so the instances it starts) on the proxies' core.
+$PROXY "$B" --state-dir "$D" host supervise 2>"$D/host.err" &
+PIDS+=($!)
+for _ in $(seq 100); do "$B" --state-dir "$D" host status >/dev/null 2>&1 && break; sleep 0.1; done
+spec 1.0.0 2 >"$D/v1.yaml"
+spec 2.0.0 1 >"$D/v2.yaml"
+"$B" --state-dir "$D" apply "$D/v1.yaml" --headless >/dev/null
+# The canary stops at 20% at its gate and waits there while the benchmark runs.
+"$B" --state-dir "$D" apply "$D/v2.yaml" --headless >"$D/v2.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 300); do
+  "$B" --state-dir "$D" host status --json | python3 -c 'import json,sys; s=json.load(sys.stdin); w=sorted(r["weight"] for r in s["components"][0]["revisions"]); r=[i for x in s["components"][0]["revisions"] for i in x["instances"] if i["ready"]]; sys.exit(0 if w==[20,80] and len(r)==3 else 1)' && break
+  sleep 0.2
 done
-echo "saturation (asked 50000 rps, 64 in flight):"
-run direct "http://127.0.0.1:$BACKEND/" 50000 64
-run router "http://127.0.0.1:$PORT/" 50000 64
+read -r -a BACKENDS <<<"$("$B" --state-dir "$D" host status --json | python3 -c '
+import json,sys
+s=json.load(sys.stdin)
+out=[]
+for r in s["components"][0]["revisions"]:
+    for i in r["instances"]:
+        out.append("%s:%d:%d" % (r["version"], i["ports"]["http"], r["weight"] * 100 // len(r["instances"])))
+print(" ".join(out))')"
+[ ${#BACKENDS[@]} -eq 3 ] || { echo "expected 3 instances at 80/20, got: ${BACKENDS[*]}" >&2; exit 1; }
+mkdir -p "$D/nginx"
+{
+  echo "worker_processes 1; daemon off; pid $D/nginx/pid; error_log $D/nginx/error.log;"
+  echo "events { worker_connections 4096; }"
+  echo "http { access_log off;"
+  for t in client_body proxy fastcgi uwsgi scgi; do echo "  ${t}_temp_path $D/nginx/$t;"; done
+  echo "  upstream app { keepalive 64;"
+  for b in "${BACKENDS[@]}"; do IFS=: read -r _ port w <<<"$b"; echo "    server 127.0.0.1:$port weight=$((w / 100));"; done
+  echo "  }"
+  echo "  server { listen 127.0.0.1:$NGX; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+  echo "}"
+} >"$D/nginx/nginx.conf"
+{
+  echo "global"
+  echo "  nbthread 1"
+  echo "  maxconn 4096"
+  echo "defaults"
+  echo "  mode http"
+  echo "  timeout connect 2s"
+  echo "  timeout client 30s"
+  echo "  timeout server 30s"
+  echo "  http-reuse always"
+  echo "frontend f"
+  echo "  bind 127.0.0.1:$HAP"
+  echo "  default_backend b"
+  echo "backend b"
+  echo "  balance roundrobin"
+  n=0
+  for b in "${BACKENDS[@]}"; do IFS=: read -r _ port w <<<"$b"; n=$((n + 1)); echo "  server s$n 127.0.0.1:$port weight $((w / 100))"; done
+} >"$D/haproxy.cfg"
+$PROXY nginx -c "$D/nginx/nginx.conf" -p "$D/nginx" 2>>"$D/nginx/error.log" &
+PIDS+=($!)
+$PROXY haproxy -f "$D/haproxy.cfg" -db 2>"$D/haproxy.err" &
+PIDS+=($!)
+sleep 1
+# Requests each version answered, from the instances' own counters.
+answered() {
+  for b in "${BACKENDS[@]}"; do
+    IFS=: read -r v port _ <<<"$b"
+    n=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^demo_requests_total/ {s+=$2} END {print s+0}')
+    echo "$v $n"
+  done
+}
+share() { # before after
+  python3 - "$1" "$2" <<'PY'
+import sys
+def read(t):
+    d={}
+    for line in t.strip().splitlines():
+        v,n=line.split(); d[v]=d.get(v,0)+float(n)
+    return d
+a,b=read(sys.argv[1]),read(sys.argv[2])
+diff={v:b[v]-a.get(v,0) for v in b}
+tot=sum(diff.values()) or 1
+print("  ".join("%s %.2f%%" % (v, 100*diff[v]/tot) for v in sorted(diff)))
+PY
+}
+echo "router benchmark, $MODE, ${SECS}s per run, $(nproc) cores; backends: ${BACKENDS[*]} (version:port:weight x100)"
+printf "%-8s %12s %8s %9s %9s   %-26s %s\n" proxy "wrk req/s" failed "wrk p50" "wrk p99" "2000 req/s p50 / p99" "answered by version"
+for target in "direct:${BACKENDS[0]#*:}" "cutover:$CUT" "nginx:$NGX" "haproxy:$HAP"; do
+  name=${target%%:*}
+  port=${target#*:}
+  port=${port%%:*}
+  url="http://127.0.0.1:$port/"
+  before=$(answered)
+  w=$($LOAD wrk -t1 -c64 -d"${SECS}s" --latency "$url" 2>&1)
+  after=$(answered)
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$w")
+  errs=$(awk '/Non-2xx|Socket errors/ {for (i=1;i<=NF;i++) if ($i ~ /^[0-9]+$/) s+=$i} END {print s+0}' <<<"$w")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$w")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$w")
+  open=$($LOAD "$B" load --target "$url" --rps 2000 --duration "${SECS}s" --concurrency 256 --json |
+    python3 -c 'import json,sys; r=json.load(sys.stdin); l=r["latency_ms"]; f=r["errors"]+r["transport_errors"]; print("%.3f / %.3f ms%s" % (l["p50"], l["p99"], "" if f==0 else " (%d failed)" % f))')
+  printf "%-8s %12s %8s %9s %9s   %-26s %s\n" "$name" "$rps" "$errs" "$p50" "$p99" "$open" "$(share "$before" "$after")"
+done

@@ -97,9 +97,34 @@ fn ts(t: DateTime<Utc>) -> String {
 
 /// Generate `days` of history ending before `now` and write it to `store`; how many runs.
 pub fn seed(store: &Store, now: DateTime<Utc>, days: i64, seed: u64) -> Result<usize, StoreError> {
+    seed_teams(store, now, days, seed, 1)
+}
+
+/// [`seed`] for `teams` teams, each with the five services (the second team's are `shop-2`,
+/// `payments-2`, ...): a bigger history for benchmarks. Written in batches of about 5,000 runs.
+pub fn seed_teams(
+    store: &Store,
+    now: DateTime<Utc>,
+    days: i64,
+    seed: u64,
+    teams: usize,
+) -> Result<usize, StoreError> {
     let mut rng = Rng(seed.max(1));
     let mut runs = Vec::new();
-    let mut minor = [0u32; 5];
+    let mut written = 0;
+    let services: Vec<(String, &Service)> = (1..=teams.max(1))
+        .flat_map(|t| {
+            SERVICES.iter().map(move |s| {
+                let name = if t == 1 {
+                    s.name.to_string()
+                } else {
+                    format!("{}-{t}", s.name)
+                };
+                (name, s)
+            })
+        })
+        .collect();
+    let mut minor = vec![0u32; services.len()];
     // The version each service last shipped in each environment.
     let mut serving: std::collections::BTreeMap<(usize, &str), String> = Default::default();
     for day in (1..=days).rev() {
@@ -107,7 +132,11 @@ pub fn seed(store: &Store, now: DateTime<Utc>, days: i64, seed: u64) -> Result<u
         let weekend = date.weekday().number_from_monday() > 5;
         // The team gets better: fewer failures as the weeks go by.
         let progress = 1.0 - day as f64 / days as f64;
-        for (i, s) in SERVICES.iter().enumerate() {
+        if runs.len() >= 5_000 {
+            // Every run made from here on starts on this day or later.
+            written += flush(store, &mut runs, date, now)?;
+        }
+        for (i, (name, s)) in services.iter().enumerate() {
             let chance = if weekend { s.per_day * 0.15 } else { s.per_day };
             if rng.unit() >= chance {
                 continue;
@@ -138,8 +167,14 @@ pub fn seed(store: &Store, now: DateTime<Utc>, days: i64, seed: u64) -> Result<u
                         .get(&(i, env))
                         .cloned()
                         .unwrap_or_else(|| format!("{}.0.0", s.major));
-                    let run =
-                        past_run(&mut rng, s, env, (&prev, &version), start, changed, outcome);
+                    let run = past_run(
+                        &mut rng,
+                        (name, s),
+                        env,
+                        (&prev, &version),
+                        (start, changed),
+                        outcome,
+                    );
                     if outcome == Outcome::Succeeded {
                         serving.insert((i, env), version.clone());
                     }
@@ -159,25 +194,38 @@ pub fn seed(store: &Store, now: DateTime<Utc>, days: i64, seed: u64) -> Result<u
             }
         }
     }
+    Ok(written + flush(store, &mut runs, now, now)?)
+}
+
+/// Write the runs that started before `before` and ended before `now`, oldest first (run ids
+/// follow start times); keep the others for later. How many were written.
+fn flush(
+    store: &Store,
+    runs: &mut Vec<PastRun>,
+    before: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
     runs.retain(|r| crate::store::parse_ts(&r.finished_at).is_some_and(|t| t < now));
     runs.sort_by(|a, b| a.started_at.cmp(&b.started_at));
-    store.import_runs(&runs)?;
-    Ok(runs.len())
+    let cut = ts(before);
+    let split = runs.partition_point(|r| r.started_at < cut);
+    store.import_runs(&runs[..split])?;
+    runs.drain(..split);
+    Ok(split)
 }
 
 /// One run and its journal.
 fn past_run(
     rng: &mut Rng,
-    s: &Service,
+    (name, s): (&str, &Service),
     env: &str,
     (prev, version): (&str, &str),
-    start: DateTime<Utc>,
-    changed: DateTime<Utc>,
+    (start, changed): (DateTime<Utc>, DateTime<Utc>),
     outcome: Outcome,
 ) -> PastRun {
     let who = rng.pick(&PEOPLE).to_string();
     let mut j = Journal {
-        deployment: s.name,
+        deployment: name.to_string(),
         at: start,
         events: Vec::new(),
     };
@@ -258,7 +306,7 @@ fn past_run(
                 EventKind::GateWaiting {
                     gate: "canary-50".into(),
                     component: comp.clone(),
-                    hint: format!("cutover approve {} --gate canary-50", s.name),
+                    hint: format!("cutover approve {name} --gate canary-50"),
                 },
             );
             j.push(
@@ -349,9 +397,9 @@ fn past_run(
     };
     PastRun {
         run: NewRun {
-            deployment: s.name.into(),
+            deployment: name.into(),
             kind: RunKind::Deploy,
-            name: s.name.into(),
+            name: name.into(),
             version: version.into(),
             strategy: s.strategy,
             environment: env.into(),
@@ -373,7 +421,7 @@ fn past_run(
 
 /// A journal being written, its clock moving forward with each event.
 struct Journal {
-    deployment: &'static str,
+    deployment: String,
     at: DateTime<Utc>,
     events: Vec<(String, String, String)>,
 }
@@ -384,7 +432,7 @@ impl Journal {
         self.at += Duration::seconds(after);
         let e = Event {
             ts: ts(self.at),
-            deployment: self.deployment.into(),
+            deployment: self.deployment.clone(),
             run: 0,
             kind,
         };

@@ -12,8 +12,8 @@ use super::{open_store, INVALID, OK};
 use cutover::analytics::{report as rep, run as one};
 use cutover::engine::Event;
 
-fn fact(r: cutover::store::RunRow) -> Option<rep::Fact> {
-    rep::Fact::of(&r)
+fn fact(r: &cutover::store::RunFacts) -> Option<rep::Fact> {
+    r.into()
 }
 
 fn pct(v: Option<f64>) -> String {
@@ -39,9 +39,8 @@ pub fn analytics(dir: &Path, id: &str, json: bool) -> Result<u8> {
         .collect();
     let a = one::analyse(r.run_id, &r.deployment, &events);
     let history: Vec<rep::Fact> = store
-        .runs(Some(&r.environment), 10_000)?
-        .into_iter()
-        .filter(|x| x.deployment == r.deployment)
+        .run_facts(Some(&r.environment), Some(&r.deployment))?
+        .iter()
         .filter_map(fact)
         .collect();
     let place = rep::report(&history, 36_500, chrono::Utc::now())
@@ -118,9 +117,8 @@ pub fn report(
     use cutover::analytics::export::{self, Format, Window};
     let store = open_store(dir)?;
     let facts: Vec<rep::Fact> = store
-        .runs(env, 100_000)?
-        .into_iter()
-        .filter(|x| !x.dry_run)
+        .run_facts(env, None)?
+        .iter()
         .filter_map(fact)
         .collect();
     let summaries = rep::report(&facts, days.max(1), chrono::Utc::now());

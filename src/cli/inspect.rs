@@ -465,8 +465,19 @@ pub fn history(dir: &Path, env: Option<&str>, json: bool, limit: usize) -> Resul
         );
         return Ok(OK);
     }
+    // Columns as wide as their content (six-digit run numbers, long names).
+    let width = |f: &dyn Fn(&RunRow) -> usize, head: &str| {
+        runs.iter().map(f).max().unwrap_or(0).max(head.len())
+    };
+    let (rw, dw, vw, ew, bw) = (
+        width(&|r| r.run_id.to_string().len(), "RUN"),
+        width(&|r| r.deployment.chars().count(), "DEPLOYMENT"),
+        width(&|r| r.version.chars().count(), "VERSION"),
+        width(&|r| r.environment.chars().count(), "ENV"),
+        width(&|r| r.initiator.chars().count(), "BY"),
+    );
     out!(
-        "{:>5} {:<24} {:<8} {:<10} {:<11} {:<11} {:<12} {:>8} {:<10} REASON",
+        "{:>rw$}  {:<dw$}  {:<8}  {:<vw$}  {:<ew$}  {:<10}  {:<16}  {:>8}  {:<bw$}  REASON",
         "RUN",
         "DEPLOYMENT",
         "KIND",
@@ -479,13 +490,13 @@ pub fn history(dir: &Path, env: Option<&str>, json: bool, limit: usize) -> Resul
     );
     for r in &runs {
         out!(
-            "{:>5} {:<24} {:<8} {:<10} {:<11} {:<11} {:<12} {:>8} {:<10} {}",
+            "{:>rw$}  {:<dw$}  {:<8}  {:<vw$}  {:<ew$}  {:<10}  {:<16}  {:>8}  {:<bw$}  {}",
             r.run_id,
             r.deployment,
-            r.kind,
+            r.kind.to_string(),
             r.version,
             r.environment,
-            r.strategy,
+            r.strategy.to_string(),
             r.outcome.map_or_else(|| live_status(r), |o| o.to_string()),
             duration_of(r).map(human).unwrap_or_else(|| "-".into()),
             r.initiator,

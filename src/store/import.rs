@@ -47,9 +47,12 @@ impl Store {
                 let mut run_stmt = tx.prepare(
                     "INSERT INTO runs (deployment, kind, name, version, strategy, environment,
                        provider, dry_run, spec_json, plan_json, status, step, snapshot_json,
-                       outcome, reason, initiator, owner_pid, started_at, updated_at, finished_at)
+                       outcome, reason, initiator, owner_pid, started_at, updated_at, finished_at,
+                       changed_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?11, ?14,
-                       ?15, NULL, ?16, ?17, ?17)",
+                       ?15, NULL, ?16, ?17, ?17,
+                       CASE WHEN json_valid(?9) AND json_type(?9, '$.metadata.changedAt') = 'text'
+                         THEN json_extract(?9, '$.metadata.changedAt') END)",
                 )?;
                 let mut event_stmt = tx.prepare(
                     "INSERT INTO events (run_id, ts, kind, json) VALUES (?1, ?2, ?3, ?4)",

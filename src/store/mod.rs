@@ -11,6 +11,7 @@
 
 pub mod audit;
 mod commands;
+mod facts;
 pub mod faults;
 mod feed;
 mod import;
@@ -22,6 +23,7 @@ pub mod modes;
 mod promotions;
 mod revisions;
 mod schema;
+mod size;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -29,6 +31,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
+pub use facts::RunFacts;
 pub use faults::Fault;
 pub use feed::FeedEvent;
 pub use import::PastRun;
@@ -37,6 +40,7 @@ pub use kinds::{Outcome, RevisionState, RunKind, Status};
 pub use lag::LagNote;
 pub use locks::Holder;
 pub use promotions::PromotionRow;
+pub use size::Size;
 
 use crate::spec::{ProviderKind, Replicas, Strategy};
 use kinds::{opt_word, word};
@@ -594,8 +598,10 @@ fn insert_run(c: &Connection, n: &NewRun) -> rusqlite::Result<i64> {
     let ts = now_ts();
     c.execute(
         "INSERT INTO runs (deployment, kind, name, version, strategy, environment, provider, dry_run,
-           spec_json, plan_json, status, initiator, owner_pid, started_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?12, ?13, ?13)",
+           spec_json, plan_json, status, initiator, owner_pid, started_at, updated_at, changed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?12, ?13, ?13,
+           CASE WHEN json_valid(?9) AND json_type(?9, '$.metadata.changedAt') = 'text'
+             THEN json_extract(?9, '$.metadata.changedAt') END)",
         params![
             n.deployment,
             n.kind.as_str(),

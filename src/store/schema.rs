@@ -112,6 +112,15 @@ const MIGRATIONS: &[&str] = &[
         run_id      INTEGER NOT NULL REFERENCES runs(run_id),
         acquired_at TEXT NOT NULL
     );",
+    // 6: what reports read of each run, in an index of its own (a report over 100,000 runs
+    // reads the index, not the runs' specs and snapshots), with the spec's
+    // `metadata.changedAt` kept as a column.
+    "ALTER TABLE runs ADD COLUMN changed_at TEXT;
+    UPDATE runs SET changed_at = json_extract(spec_json, '$.metadata.changedAt')
+      WHERE json_valid(spec_json)
+        AND json_type(spec_json, '$.metadata.changedAt') = 'text';
+    CREATE INDEX runs_facts ON runs(dry_run, environment, deployment, run_id, kind, outcome,
+      started_at, finished_at, changed_at);",
 ];
 
 /// The schema version this build writes.
@@ -139,4 +148,53 @@ pub fn migrate(conn: &mut Connection) -> Result<(), super::StoreError> {
     }
     tx.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store written before version 6 gets each run's `metadata.changedAt` as a column, and
+    /// the reports' facts read it.
+    #[test]
+    fn version_6_keeps_the_change_time_of_runs_recorded_before_it() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("cutover.db");
+        let mut c = Connection::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        for sql in &MIGRATIONS[..5] {
+            c.execute_batch(sql).unwrap_or_else(|e| panic!("{e}"));
+        }
+        c.pragma_update(None, "user_version", 5)
+            .unwrap_or_else(|e| panic!("{e}"));
+        for (spec, dry) in [
+            (r#"{"metadata":{"changedAt":"2026-11-30T08:00:00Z"}}"#, 0),
+            (r#"{"metadata":{"changedAt":17}}"#, 0),
+            ("not json", 0),
+            ("{}", 1),
+        ] {
+            c.execute(
+                "INSERT INTO runs (deployment, name, version, strategy, environment, provider,
+                   dry_run, spec_json, plan_json, status, initiator, started_at, updated_at)
+                 VALUES ('shop', 'shop', '1.0.0', 'canary', 'prod', 'local', ?2, ?1, '{}',
+                   'succeeded', 'alice', '2026-11-30T09:00:00Z', '2026-11-30T09:00:00Z')",
+                rusqlite::params![spec, dry],
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        }
+        migrate(&mut c).unwrap_or_else(|e| panic!("{e}"));
+        drop(c);
+        let store = crate::store::Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let facts = store
+            .run_facts(None, None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        // Newest first; the dry run left out; only a text change time is kept.
+        let changed: Vec<Option<&str>> = facts.iter().map(|f| f.changed_at.as_deref()).collect();
+        assert_eq!(changed, [None, None, Some("2026-11-30T08:00:00Z")]);
+        assert_eq!(
+            store
+                .run_facts(Some("prod"), Some("nope"))
+                .unwrap_or_else(|e| panic!("{e}")),
+            []
+        );
+    }
 }

@@ -8,6 +8,7 @@ use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
 use super::body::Boxed;
+use super::columns::{widest, Column, Widths};
 use super::delivery;
 use super::{dur, Look};
 use crate::tui::data::{history_charts, HistRow};
@@ -161,43 +162,73 @@ fn charts(f: &mut Frame, visible: &[&HistRow], look: &Look, cols: &[Rect]) {
     .draw(f, cols[1]);
 }
 
+/// The history list's columns; the names give way first when a row is too wide.
+const LIST: [Column; 9] = [
+    Column::right("run"),
+    Column::left("deployment", 10),
+    Column::left("version", 7),
+    Column::left("env", 6),
+    Column::left("strategy", 8),
+    Column::left("outcome", 16),
+    Column::right("took").or_left_out(),
+    Column::left("started", 16).or_left_out(),
+    Column::left("by", 2).or_left_out(),
+];
+
 fn list(f: &mut Frame, m: &Model, visible: &[&HistRow], look: &Look, area: Rect) {
     let height = area.height.saturating_sub(3) as usize;
     let start = super::scroll_start(m.hist_selected, height, visible.len());
-    let mut lines = vec![Line::styled(
-        format!(
-            "{:>5}  {:<16} {:<10} {:<11} {:<10} {:<16} {:>8}  {:<16} {}",
-            "run", "deployment", "version", "env", "strategy", "outcome", "took", "started", "by"
-        ),
-        look.s(Slot::Muted),
-    )];
+    let took = |h: &HistRow| h.duration_s.map(dur).unwrap_or_else(|| "-".into());
+    let started = |h: &HistRow| {
+        h.started
+            .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_default()
+    };
+    // Sized to every run the filters let through, not only those on screen: the columns stay
+    // put while the list scrolls.
+    let run_w = visible
+        .iter()
+        .map(|h| h.run)
+        .max()
+        .unwrap_or(0)
+        .to_string()
+        .len();
+    let content = [
+        run_w,
+        widest(visible.iter().map(|h| h.deployment.as_str())),
+        widest(visible.iter().map(|h| h.version.as_str())),
+        widest(visible.iter().map(|h| h.environment.as_str())),
+        widest(visible.iter().map(|h| h.strategy.as_str())),
+        16,
+        8,
+        16,
+        widest(visible.iter().map(|h| h.initiator.as_str())),
+    ];
+    let inner = area.width.saturating_sub(2) as usize;
+    let w = Widths::fit(&LIST, &content, inner, &[1, 2, 3, 4]);
+    let mut lines = vec![Line::styled(w.head(&LIST), look.s(Slot::Muted))];
     for (i, h) in visible.iter().enumerate().skip(start).take(height) {
         let (_, style) = look.status(h.outcome);
-        let row = vec![
-            Span::raw(format!(
-                "{:>5}  {:<16} {:<10} {:<11} {:<10} ",
-                h.run,
-                cut(&h.deployment, 16),
-                cut(&h.version, 10),
-                cut(&h.environment, 11),
-                cut(h.strategy.as_str(), 10)
-            )),
-            Span::styled(format!("{:<16}", h.outcome), style),
-            Span::raw(format!(
-                " {:>8}  {:<16} {}",
-                h.duration_s.map(dur).unwrap_or_else(|| "-".into()),
-                h.started
-                    .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
-                    .unwrap_or_default(),
-                h.initiator
-            )),
+        let cells = [
+            h.run.to_string(),
+            h.deployment.clone(),
+            h.version.clone(),
+            h.environment.clone(),
+            h.strategy.as_str().to_string(),
+            h.outcome.to_string(),
+            took(h),
+            started(h),
+            h.initiator.clone(),
         ];
-        let line = Line::from(row);
-        lines.push(if i == m.hist_selected {
-            line.style(look.s(Slot::Selection))
+        let mut row = w.spans(&cells, |i| (i == 5).then_some(style));
+        if i == m.hist_selected {
+            // The selection bar spans the whole list.
+            let used: usize = row.iter().map(|s| s.content.chars().count()).sum();
+            row.push(Span::raw(" ".repeat(inner.saturating_sub(used))));
+            lines.push(Line::from(row).style(look.s(Slot::Selection)));
         } else {
-            line
-        });
+            lines.push(Line::from(row));
+        }
     }
     if visible.is_empty() {
         lines.push(Line::styled(
@@ -217,16 +248,6 @@ fn list(f: &mut Frame, m: &Model, visible: &[&HistRow], look: &Look, area: Rect)
         wrap: false,
     }
     .draw(f, area);
-}
-
-pub(super) fn cut(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
-        t.push('~');
-        t
-    }
 }
 
 pub fn drill(f: &mut Frame, m: &Model, look: &Look, area: Rect) {

@@ -11,6 +11,7 @@ use ratatui::widgets::{List, ListItem, Paragraph};
 use ratatui::Frame;
 
 use super::body::Boxed;
+use super::columns::{widest, Column, Widths, GAP};
 
 use super::{analysis, panes, traffic, Look};
 use crate::tui::data::Row;
@@ -130,41 +131,42 @@ fn pane_lines(m: &Model, r: &Row, look: &Look, area: Rect, i: usize) -> Vec<Line
     }
 }
 
+/// The deployments table's columns.
+const TABLE: [Column; 8] = [
+    Column::left("", 4),
+    Column::left("NAME", 8),
+    Column::left("VERSION", 7),
+    Column::left("ENV", 3),
+    Column::left("STRATEGY", 8),
+    Column::left("STEP", 4),
+    Column::left("WEIGHT", 6),
+    Column::left("AGE", 3),
+];
+
 /// The deployments, one row each, columns as wide as their content.
 fn table(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
     let visible = m.visible();
-    let head = [
-        "", "NAME", "VERSION", "ENV", "STRATEGY", "STEP", "WEIGHT", "AGE",
-    ];
     let cells: Vec<[String; 8]> = visible.iter().map(|r| row_cells(m, look, r)).collect();
-    let mut widths: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
-    for c in &cells {
-        for (w, v) in widths.iter_mut().zip(c.iter()) {
-            *w = (*w).max(v.chars().count());
-        }
+    let mut content = [0usize; 8];
+    for (i, w) in content.iter_mut().enumerate() {
+        *w = widest(cells.iter().map(|c| c[i].as_str()));
     }
-    widths[0] = 4;
+    // The status badge's column is always 4 wide.
+    content[0] = 4;
     // Too wide: the name gives way first.
-    let inner = area.width.saturating_sub(2) as usize;
-    let total: usize = widths.iter().sum::<usize>() + 2 * (widths.len() - 1);
-    if total > inner {
-        widths[1] = widths[1].saturating_sub(total - inner).max(8);
-    }
-    let fit = |s: &str, w: usize| format!("{:<w$}", super::history::cut(s, w));
+    let w = Widths::fit(
+        &TABLE,
+        &content,
+        area.width.saturating_sub(2) as usize,
+        &[1],
+    );
     let mut height = area.height.saturating_sub(3) as usize;
     if cells.len() > height {
         // A line for "N of M".
         height = height.saturating_sub(1);
     }
     let start = super::scroll_start(m.selected, height, cells.len());
-    let mut lines = vec![Line::styled(
-        head.iter()
-            .zip(&widths)
-            .map(|(h, w)| fit(h, *w))
-            .collect::<Vec<_>>()
-            .join("  "),
-        look.s(Slot::Muted),
-    )];
+    let mut lines = vec![Line::styled(w.head(&TABLE), look.s(Slot::Muted))];
     for (i, (r, c)) in visible
         .iter()
         .zip(&cells)
@@ -175,19 +177,15 @@ fn table(f: &mut Frame, m: &Model, look: &Look, area: Rect) {
         let (_, badge) = look.status(r.status);
         let selected = i == m.selected;
         let mut spans = vec![Span::styled(
-            fit(&c[0], widths[0]),
+            w.cell(0, &c[0]),
             if selected {
                 look.s(Slot::Selection)
             } else {
                 badge
             },
         )];
-        let rest: Vec<String> = c[1..]
-            .iter()
-            .zip(&widths[1..])
-            .map(|(v, w)| fit(v, *w))
-            .collect();
-        spans.push(Span::raw(format!("  {}", rest.join("  ").trim_end())));
+        let rest: Vec<String> = (1..c.len()).map(|i| w.cell(i, &c[i])).collect();
+        spans.push(Span::raw(format!("{GAP}{}", rest.join(GAP).trim_end())));
         let line = Line::from(spans);
         lines.push(if selected {
             line.style(look.s(Slot::Selection))

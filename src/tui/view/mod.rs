@@ -10,6 +10,7 @@
 mod analysis;
 mod body;
 mod chart;
+mod columns;
 mod delivery;
 mod history;
 mod main_view;

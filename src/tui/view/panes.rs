@@ -158,7 +158,7 @@ pub fn health(r: &Row, look: &Look, width: usize) -> Vec<Line<'static>> {
         let mut spans = vec![
             Span::raw(format!(
                 "{:<id_w$} {:<5} ",
-                super::history::cut(&st.id, id_w),
+                super::columns::cut(&st.id, id_w),
                 st.probe
             )),
             Span::styled(format!("{state:<10}"), look.s(slot)),

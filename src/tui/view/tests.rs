@@ -270,3 +270,57 @@ fn the_history_compares_with_the_range_before_when_the_history_reaches_it() {
     let screen = text(&render(&m, look, 160, 48), false);
     assert!(screen.contains("no earlier range"), "{screen}");
 }
+
+/// Issue 15: six-digit run numbers and long names made the history's rows overflow their columns.
+/// Every column now starts where its header does, on every row, at both sizes.
+#[test]
+fn history_columns_line_up_with_six_digit_runs_and_long_names() {
+    let mut m = model();
+    m.view = View::History;
+    let mut rows = m.history.clone();
+    assert!(rows.len() >= 3);
+    rows[0].run = 123_456;
+    rows[1].run = 7;
+    rows[2].deployment = "payments-gateway-eu-west-1".into();
+    m.set_history(rows);
+    let look = &looks()[0].1;
+    for (w, h) in [(120, 40), (80, 24)] {
+        let screen = text(&render(&m, look, w, h), false);
+        let lines: Vec<&str> = screen.lines().collect();
+        let head = lines
+            .iter()
+            .position(|l| l.contains("run") && l.contains("outcome"))
+            .unwrap_or_else(|| panic!("no header:\n{screen}"));
+        let col = |l: &str, word: &str| l.find(word).map(|b| l[..b].chars().count());
+        let outcome_at = col(lines[head], "outcome").unwrap_or(0);
+        let run_end = col(lines[head], "run").unwrap_or(0) + 3;
+        let mut seen = 0;
+        for l in &lines[head + 1..] {
+            let Some(at) = ["waiting_approval", "failed", "succeeded", "rolled_back"]
+                .iter()
+                .find_map(|o| col(l, o))
+            else {
+                continue;
+            };
+            seen += 1;
+            assert_eq!(at, outcome_at, "outcome column moved ({w}x{h}):\n{screen}");
+            // The run number ends where the header's `run` ends (right-aligned).
+            let inner: String = l.chars().skip(1).collect();
+            let digits_end =
+                inner
+                    .char_indices()
+                    .find(|(_, c)| c.is_ascii_digit())
+                    .map(|(i, _)| {
+                        inner[i..]
+                            .chars()
+                            .take_while(|c| c.is_ascii_digit())
+                            .count()
+                            + inner[..i].chars().count()
+                            + 1
+                    });
+            assert_eq!(digits_end, Some(run_end), "run column ({w}x{h}):\n{screen}");
+        }
+        assert!(seen >= 3, "{screen}");
+        assert!(screen.contains("123456"), "{screen}");
+    }
+}

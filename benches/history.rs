@@ -1,0 +1,149 @@
+//! History at 100,000 runs: builds a store of that many finished runs (the demo's generator,
+//! for many teams over a year: every run with its whole journal), then times the commands that
+//! read it (`report`, `analytics ID`, `history`, `status`) as a user runs them, each a process of
+//! its own (wall time and peak memory), and what the console reads for its history view.
+//!
+//! `cargo bench --bench history` (the store is kept in `target/tmp` and reused while it has the
+//! runs asked: `HISTORY_RUNS=20000` for a smaller one). Prints one line per measure.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cutover::store::Store;
+
+const RUNS: usize = 100_000;
+const REPEAT: usize = 5;
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter argument is ignored.
+    let want: usize = std::env::var("HISTORY_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(RUNS);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("history-{want}"));
+    let store = build(&dir, want);
+    let size = store.size().unwrap_or_default();
+    println!(
+        "store: {} runs, {} events, {:.0} MB ({} B per event, all tables; the journal's text {} B per event)",
+        size.runs,
+        size.events,
+        size.db_bytes as f64 / 1e6,
+        size.db_bytes / size.events.max(1),
+        size.event_bytes / size.events.max(1)
+    );
+    let newest = store
+        .run_facts(None, None)
+        .ok()
+        .and_then(|f| f.first().map(|r| r.run_id))
+        .unwrap_or(1)
+        .to_string();
+    for args in [
+        vec!["report"],
+        vec!["report", "--format", "json"],
+        vec!["report", "--env", "production"],
+        vec!["analytics", newest.as_str()],
+        vec!["history"],
+        vec!["history", "--json"],
+        vec!["status"],
+    ] {
+        let (wall, rss) = process(&dir, &args);
+        println!(
+            "cutover {:<28} median {:>7.1} ms   peak {:>6.1} MB",
+            args.join(" "),
+            ms(wall),
+            rss as f64 / 1e6
+        );
+    }
+    // The console: its deployments table, and the history view (the newest 5,000 runs and the
+    // delivery measures over them).
+    let t = median(|| {
+        let _ = cutover::tui::data::rows(&store, None);
+    });
+    println!("console table rows            median {:>7.1} ms", ms(t));
+    let t = median(|| {
+        let rows = cutover::tui::data::history(&store, cutover::tui::data::HISTORY_RUNS)
+            .unwrap_or_default();
+        let mut m = cutover::tui::model::Model::new("bench", true);
+        m.set_history(rows);
+        let _ = m.delivery();
+    });
+    println!("console history view          median {:>7.1} ms", ms(t));
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The store at `dir`, with at least `want` runs (built when it has fewer).
+fn build(dir: &Path, want: usize) -> Store {
+    if let Ok(s) = Store::open(dir) {
+        if s.run_facts(None, None).map(|f| f.len()).unwrap_or(0) >= want {
+            return s;
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::create_dir_all(dir);
+    let store = Store::open(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    // About 1,000 runs a year per team of five services.
+    let teams = want.div_ceil(1_000);
+    let start = Instant::now();
+    let now = chrono::Utc::now();
+    let n = cutover::demo_past::seed_teams(&store, now, 365, 7, teams)
+        .unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("built {n} runs in {:.0} s", start.elapsed().as_secs_f64());
+    store
+}
+
+/// Median wall time of `f` over [`REPEAT`] calls (after one to warm up).
+fn median(mut f: impl FnMut()) -> Duration {
+    f();
+    let mut times: Vec<Duration> = (0..REPEAT)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[REPEAT / 2]
+}
+
+/// `cutover ARGS` on the store: median wall time and the largest peak resident memory.
+fn process(dir: &Path, args: &[&str]) -> (Duration, u64) {
+    let mut times = Vec::new();
+    let mut peak = 0;
+    for i in 0..=REPEAT {
+        let t = Instant::now();
+        let child = Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .arg("--state-dir")
+            .arg(dir)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (rss, ok) = wait(child.id() as libc::pid_t);
+        let took = t.elapsed();
+        assert!(ok, "cutover {args:?} failed");
+        if i > 0 {
+            times.push(took);
+            peak = peak.max(rss);
+        }
+    }
+    times.sort();
+    (times[times.len() / 2], peak)
+}
+
+/// Reap `pid`: its peak resident memory in bytes, and whether it exited 0.
+fn wait(pid: libc::pid_t) -> (u64, bool) {
+    let mut status = 0;
+    // SAFETY: plain out-parameters for wait4 on our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4");
+    (
+        usage.ru_maxrss as u64 * 1024,
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+    )
+}

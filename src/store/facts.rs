@@ -1,0 +1,59 @@
+//! What reports read of each run (target, kind, outcome, start, end, when its change was made),
+//! from an index that holds exactly that: a report over 100,000 runs never reads their specs,
+//! plans or snapshots.
+//!
+//! Owns: that query. Must not touch: what reports make of it.
+
+use rusqlite::params;
+
+use super::Outcome;
+use super::{kinds::opt_word, kinds::word, Result, RunKind, Store};
+
+/// One run as reports see it. Times are as recorded (RFC 3339).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunFacts {
+    pub run_id: i64,
+    pub deployment: String,
+    pub environment: String,
+    pub kind: RunKind,
+    /// `None` while running.
+    pub outcome: Option<Outcome>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    /// The spec's `metadata.changedAt`, when it gives one.
+    pub changed_at: Option<String>,
+}
+
+impl Store {
+    /// Every run that is not a dry run, newest first, in `environment` and of `deployment` when
+    /// given.
+    pub fn run_facts(
+        &self,
+        environment: Option<&str>,
+        deployment: Option<&str>,
+    ) -> Result<Vec<RunFacts>> {
+        self.with(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT run_id, deployment, environment, kind, outcome, started_at, finished_at,
+                   changed_at
+                 FROM runs INDEXED BY runs_facts
+                 WHERE dry_run = 0 AND (?1 IS NULL OR environment = ?1)
+                   AND (?2 IS NULL OR deployment = ?2)
+                 ORDER BY run_id DESC",
+            )?;
+            let rows = st.query_map(params![environment, deployment], |r| {
+                Ok(RunFacts {
+                    run_id: r.get(0)?,
+                    deployment: r.get(1)?,
+                    environment: r.get(2)?,
+                    kind: word(r, 3)?,
+                    outcome: opt_word(r, 4)?,
+                    started_at: r.get(5)?,
+                    finished_at: r.get(6)?,
+                    changed_at: r.get(7)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+}
