@@ -48,15 +48,15 @@ impl Fact {
     }
 }
 
-impl From<&crate::store::RunFacts> for Option<Fact> {
+impl From<crate::store::RunFacts> for Option<Fact> {
     /// What a run's facts say (none when its start time is unreadable).
-    fn from(r: &crate::store::RunFacts) -> Option<Fact> {
+    fn from(r: crate::store::RunFacts) -> Option<Fact> {
         Some(Fact {
             changed_at: r.changed_at.as_deref().and_then(crate::store::parse_ts),
             started: crate::store::parse_ts(&r.started_at)?,
             finished: r.finished_at.as_deref().and_then(crate::store::parse_ts),
-            deployment: r.deployment.clone(),
-            environment: r.environment.clone(),
+            deployment: r.deployment,
+            environment: r.environment,
             kind: r.kind,
             outcome: r.outcome,
         })

@@ -12,7 +12,7 @@ use super::{open_store, INVALID, OK};
 use cutover::analytics::{report as rep, run as one};
 use cutover::engine::Event;
 
-fn fact(r: &cutover::store::RunFacts) -> Option<rep::Fact> {
+fn fact(r: cutover::store::RunFacts) -> Option<rep::Fact> {
     r.into()
 }
 
@@ -39,8 +39,8 @@ pub fn analytics(dir: &Path, id: &str, json: bool) -> Result<u8> {
         .collect();
     let a = one::analyse(r.run_id, &r.deployment, &events);
     let history: Vec<rep::Fact> = store
-        .run_facts(Some(&r.environment), Some(&r.deployment))?
-        .iter()
+        .run_facts(Some(&r.environment), Some(&r.deployment), None)?
+        .into_iter()
         .filter_map(fact)
         .collect();
     let place = rep::report(&history, 36_500, chrono::Utc::now())
@@ -115,13 +115,18 @@ pub fn report(
     output: Option<&Path>,
 ) -> Result<u8> {
     use cutover::analytics::export::{self, Format, Window};
+    // A window past a thousand years says "everything" (and keeps the date arithmetic in range).
+    let days = days.clamp(1, 365_000);
     let store = open_store(dir)?;
+    // Only the runs the report's window covers (it reads nothing older).
+    let now = chrono::Utc::now();
+    let since = now - chrono::Duration::days(days.max(1));
     let facts: Vec<rep::Fact> = store
-        .run_facts(env, None)?
-        .iter()
+        .run_facts(env, None, Some(since))?
+        .into_iter()
         .filter_map(fact)
         .collect();
-    let summaries = rep::report(&facts, days.max(1), chrono::Utc::now());
+    let summaries = rep::report(&facts, days.max(1), now);
     let file_format = match format {
         crate::ReportFormat::Text => None,
         crate::ReportFormat::Md => Some(Format::Markdown),

@@ -25,13 +25,18 @@ pub struct RunFacts {
 }
 
 impl Store {
-    /// Every run that is not a dry run, newest first, in `environment` and of `deployment` when
-    /// given.
+    /// Every run that is not a dry run (in the index's order, not by time), in `environment` and of `deployment` when
+    /// given, and started at or after `since` when given (a day early: times are compared as
+    /// recorded text, so the caller filters the first day again).
     pub fn run_facts(
         &self,
         environment: Option<&str>,
         deployment: Option<&str>,
+        since: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<Vec<RunFacts>> {
+        let since = since.map(|t| {
+            (t - chrono::Duration::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        });
         self.with(|c| {
             let mut st = c.prepare_cached(
                 "SELECT run_id, deployment, environment, kind, outcome, started_at, finished_at,
@@ -39,9 +44,9 @@ impl Store {
                  FROM runs INDEXED BY runs_facts
                  WHERE dry_run = 0 AND (?1 IS NULL OR environment = ?1)
                    AND (?2 IS NULL OR deployment = ?2)
-                 ORDER BY run_id DESC",
+                   AND (?3 IS NULL OR started_at >= ?3)",
             )?;
-            let rows = st.query_map(params![environment, deployment], |r| {
+            let rows = st.query_map(params![environment, deployment, since], |r| {
                 Ok(RunFacts {
                     run_id: r.get(0)?,
                     deployment: r.get(1)?,

@@ -88,20 +88,22 @@ impl RevisionState {
 
 /// Column `i` of a row as a keyword; an unknown word is a conversion error naming it.
 pub(crate) fn word<K: Keyword>(r: &Row, i: usize) -> rusqlite::Result<K> {
-    let s: String = r.get(i)?;
-    K::parse(&s).ok_or_else(|| {
+    let s = r.get_ref(i)?.as_str().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+    })?;
+    K::parse(s).ok_or_else(|| {
         rusqlite::Error::FromSqlConversionFailure(
             i,
             rusqlite::types::Type::Text,
-            K::unknown(&s).into(),
+            K::unknown(s).into(),
         )
     })
 }
 
 /// An optional keyword column.
 pub(crate) fn opt_word<K: Keyword>(r: &Row, i: usize) -> rusqlite::Result<Option<K>> {
-    match r.get::<_, Option<String>>(i)? {
-        None => Ok(None),
-        Some(_) => word(r, i).map(Some),
+    match r.get_ref(i)? {
+        rusqlite::types::ValueRef::Null => Ok(None),
+        _ => word(r, i).map(Some),
     }
 }

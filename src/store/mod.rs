@@ -105,11 +105,43 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// A stored RFC 3339 timestamp (events, runs, gates) as UTC.
+/// A stored RFC 3339 timestamp (events, runs, gates) as UTC. The form this store writes
+/// (`2026-12-01T10:00:00.123Z`, or without the milliseconds) is read directly; any other RFC
+/// 3339 text goes through chrono's parser.
 pub fn parse_ts(ts: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    chrono::DateTime::parse_from_rfc3339(ts)
-        .ok()
-        .map(|t| t.with_timezone(&chrono::Utc))
+    utc_ts(ts).or_else(|| {
+        chrono::DateTime::parse_from_rfc3339(ts)
+            .ok()
+            .map(|t| t.with_timezone(&chrono::Utc))
+    })
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.mmm]Z`, the form [`now_ts`] writes.
+fn utc_ts(ts: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let b = ts.as_bytes();
+    if !(b.len() == 20 || b.len() == 24) || b[b.len() - 1] != b'Z' {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<u32> {
+        b[from..to].iter().try_fold(0u32, |n, c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let seps = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if seps.iter().any(|(i, c)| b[*i] != *c) {
+        return None;
+    }
+    let ms = if b.len() == 24 {
+        if b[19] != b'.' {
+            return None;
+        }
+        num(20, 23)?
+    } else {
+        0
+    };
+    chrono::NaiveDate::from_ymd_opt(num(0, 4)? as i32, num(5, 7)?, num(8, 10)?)?
+        .and_hms_milli_opt(num(11, 13)?, num(14, 16)?, num(17, 19)?, ms)
+        .map(|t| t.and_utc())
 }
 
 /// RFC 3339 now, in UTC with milliseconds.
@@ -678,6 +710,25 @@ pub fn pid_alive(pid: i64) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn timestamps_in_the_stores_own_form_read_like_any_rfc_3339_text() {
+        for ts in [
+            "2026-12-01T10:00:00.123Z",
+            "2026-12-01T10:00:00Z",
+            "2024-02-29T23:59:59.999Z",
+            "2026-12-01T11:00:00+01:00",
+            "2026-12-01T10:00:00.5Z",
+        ] {
+            let chrono = chrono::DateTime::parse_from_rfc3339(ts)
+                .ok()
+                .map(|t| t.with_timezone(&chrono::Utc));
+            assert_eq!(super::parse_ts(ts), chrono, "{ts}");
+        }
+        for bad in ["2026-13-01T10:00:00Z", "2026-12-01T10:00:0xZ", ""] {
+            assert_eq!(super::parse_ts(bad), None, "{bad}");
+        }
+    }
+
     use super::*;
     use std::time::Duration;
 

@@ -185,14 +185,21 @@ mod tests {
         drop(c);
         let store = crate::store::Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
         let facts = store
-            .run_facts(None, None)
+            .run_facts(None, None, None)
             .unwrap_or_else(|e| panic!("{e}"));
-        // Newest first; the dry run left out; only a text change time is kept.
-        let changed: Vec<Option<&str>> = facts.iter().map(|f| f.changed_at.as_deref()).collect();
-        assert_eq!(changed, [None, None, Some("2026-11-30T08:00:00Z")]);
+        // The dry run left out; only a text change time is kept.
+        let mut changed: Vec<(i64, Option<&str>)> = facts
+            .iter()
+            .map(|f| (f.run_id, f.changed_at.as_deref()))
+            .collect();
+        changed.sort();
+        assert_eq!(
+            changed,
+            [(1, Some("2026-11-30T08:00:00Z")), (2, None), (3, None)]
+        );
         assert_eq!(
             store
-                .run_facts(Some("prod"), Some("nope"))
+                .run_facts(Some("prod"), Some("nope"), None)
                 .unwrap_or_else(|e| panic!("{e}")),
             []
         );
