@@ -248,6 +248,24 @@ async fn a_locked_store_does_not_stall_the_run_and_loses_no_line() {
     assert_eq!(row.outcome, Some(Outcome::Succeeded));
 }
 
+/// Make the store full: not a page more (`max_page_count`), and every page it has filled.
+fn fill_up(store: &Store) {
+    store
+        .with_conn(|c| {
+            c.execute_batch("CREATE TABLE IF NOT EXISTS filler (x BLOB)")?;
+            let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+            c.pragma_update(None, "max_page_count", pages)?;
+            for size in [4096, 1024, 256, 64, 16, 4, 1] {
+                while c
+                    .execute("INSERT INTO filler VALUES (randomblob(?1))", [size])
+                    .is_ok()
+                {}
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_mid_rollout_does_not_block_the_rollback() {
     // 1.2.0's error rate goes bad 3 s after it starts: the canary must be rolled back while the
@@ -266,13 +284,9 @@ async fn a_full_disk_mid_rollout_does_not_block_the_rollback() {
         .await,
         "the canary never took traffic"
     );
-    // The disk is full from now on (SQLITE_FULL on the next page the store needs).
-    let pages: i64 = store
-        .with_conn(|c| c.query_row("PRAGMA page_count", [], |r| r.get(0)))
-        .unwrap();
-    store
-        .with_conn(|c| c.pragma_update(None, "max_page_count", pages))
-        .unwrap();
+    // The disk is full from now on (SQLITE_FULL on the next page the store needs, and no room
+    // left in the pages it has: the journal's lines are compressed and would fit there).
+    fill_up(&store);
     let outcome = tokio::time::timeout(Duration::from_secs(60), h.join)
         .await
         .expect("the run must end")

@@ -96,7 +96,10 @@ pub fn decode(v: ValueRef<'_>) -> Result<String, DecodeError> {
     match v {
         ValueRef::Text(t) => Ok(String::from_utf8(t.to_vec())?),
         ValueRef::Blob(b) => unpack(b),
-        other => Err(DecodeError::Frame(format!("a {:?} value", other.data_type()))),
+        other => Err(DecodeError::Frame(format!(
+            "a {:?} value",
+            other.data_type()
+        ))),
     }
 }
 
@@ -133,8 +136,9 @@ fn unpack(b: &[u8]) -> Result<String, DecodeError> {
 
 /// Column `i` of a row, a stored line, as text.
 pub fn column(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<String> {
-    decode(r.get_ref(i)?)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Blob, Box::new(e)))
+    decode(r.get_ref(i)?).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Blob, Box::new(e))
+    })
 }
 
 #[cfg(test)]

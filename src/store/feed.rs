@@ -57,7 +57,7 @@ impl Store {
                     run_id: r.get(1)?,
                     ts: r.get(2)?,
                     kind: r.get(3)?,
-                    json: r.get(4)?,
+                    json: super::codec::column(r, 4)?,
                     deployment: r.get(5)?,
                     environment: r.get(6)?,
                     started_at: r.get(7)?,

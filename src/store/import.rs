@@ -7,7 +7,7 @@
 
 use rusqlite::params;
 
-use super::{NewRun, Outcome, Result, Store};
+use super::{codec, NewRun, Outcome, Result, Store};
 
 /// A finished run and its journal, with the times it had.
 #[derive(Debug, Clone)]
@@ -80,7 +80,12 @@ impl Store {
                     ])?;
                     let id = tx.last_insert_rowid();
                     for (ts, kind, json) in &p.events {
-                        event_stmt.execute(params![id, ts, kind, with_run(json, id)])?;
+                        event_stmt.execute(params![
+                            id,
+                            ts,
+                            kind,
+                            codec::encode(&with_run(json, id))
+                        ])?;
                     }
                     ids.push(id);
                 }

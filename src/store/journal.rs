@@ -89,7 +89,7 @@ fn write_one(tx: &rusqlite::Connection, w: &Write, last_state: bool) -> rusqlite
         } => {
             tx.execute(
                 "INSERT INTO events (run_id, ts, kind, json) VALUES (?1, ?2, ?3, ?4)",
-                params![run, ts, kind, json],
+                params![run, ts, kind, super::codec::encode(json)],
             )?;
         }
         Write::Audit(e) => {
@@ -201,7 +201,16 @@ mod tests {
             .unwrap();
         s.with_conn(|c| c.pragma_update(None, "max_page_count", pages))
             .unwrap();
-        let big = "x".repeat(64 * 1024);
+        // Text that does not compress (the journal's lines are compressed).
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let big: String = (0..64 * 1024)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from(b'!' + (x % 90) as u8)
+            })
+            .collect();
         let batch = [Write::Event {
             run,
             ts: now_ts(),

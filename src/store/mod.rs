@@ -10,6 +10,7 @@
 //! (`journal`; the engine's journal writer does).
 
 pub mod audit;
+mod codec;
 mod commands;
 mod facts;
 pub mod faults;
@@ -322,7 +323,7 @@ fn event_row(r: &Row) -> rusqlite::Result<EventRow> {
         run_id: r.get(1)?,
         ts: r.get(2)?,
         kind: r.get(3)?,
-        json: r.get(4)?,
+        json: codec::column(r, 4)?,
     })
 }
 
@@ -471,7 +472,7 @@ impl Store {
             if let Some(w) = last {
                 tx.execute(
                     "INSERT INTO events (run_id, ts, kind, json) VALUES (?1, ?2, ?3, ?4)",
-                    params![run, w.ts, w.kind, w.json],
+                    params![run, w.ts, w.kind, codec::encode(w.json)],
                 )?;
                 tx.execute(
                     "UPDATE runs SET step = ?2, snapshot_json = ?3 WHERE run_id = ?1",
@@ -595,7 +596,7 @@ impl Store {
         self.with(|c| {
             c.execute(
                 "INSERT INTO events (run_id, ts, kind, json) VALUES (?1, ?2, ?3, ?4)",
-                params![run, ts, kind, json],
+                params![run, ts, kind, codec::encode(json)],
             )?;
             Ok(c.last_insert_rowid())
         })

@@ -10,8 +10,10 @@ use super::{Result, Store};
 pub struct Size {
     pub runs: u64,
     pub events: u64,
-    /// The journal lines' text, summed.
+    /// The journal lines as stored (compressed or not), summed.
     pub event_bytes: u64,
+    /// The pages the journal takes: its table and its index.
+    pub journal_bytes: u64,
     /// The database's pages in use (free pages left out).
     pub db_bytes: u64,
 }
@@ -27,6 +29,12 @@ impl Store {
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
+            let journal: i64 = c.query_row(
+                "SELECT COALESCE(SUM(pgsize), 0) FROM dbstat
+                 WHERE name IN ('events', 'events_by_run')",
+                [],
+                |r| r.get(0),
+            )?;
             let page: i64 = c.query_row("PRAGMA page_size", [], |r| r.get(0))?;
             let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
             let free: i64 = c.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
@@ -34,6 +42,7 @@ impl Store {
                 runs: runs as u64,
                 events: events as u64,
                 event_bytes: bytes as u64,
+                journal_bytes: journal as u64,
                 db_bytes: ((pages - free).max(0) * page) as u64,
             })
         })
