@@ -215,6 +215,21 @@ pub fn human_line(ev: &Event, steps: usize) -> Option<String> {
             "    journal caught up: {lines} line(s) written after {}",
             crate::spec::human(*waited_ms)
         ),
+        EventKind::Pruned {
+            lines,
+            verdicts,
+            from,
+            to,
+        } => {
+            let counts: Vec<String> = verdicts
+                .iter()
+                .map(|(s, [p, f, n, e])| format!("{s} {p}/{f}/{n}/{e}"))
+                .collect();
+            format!(
+                "{lines} routine analysis line(s) from {from} to {to} pruned (verdicts pass/fail/no data/error: {})",
+                counts.join(", ")
+            )
+        }
         EventKind::JournalLost { lines, error } => {
             format!("!! journal: {lines} line(s) rejected by the state store and NOT recorded: {error}")
         }

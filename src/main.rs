@@ -216,6 +216,19 @@ pub enum Cmd {
         #[arg(long, value_name = "FILE")]
         output: Option<std::path::PathBuf>,
     },
+    /// Replace the routine analysis lines (every verdict a pass) of runs that finished long ago
+    /// by their counts; every other line, the audit trail and the reports stay as they are
+    Prune {
+        /// Runs that finished more than this long ago (such as 90d); default: retention.pruneAfter
+        /// in cutover.yaml
+        #[arg(long, value_name = "DURATION")]
+        older_than: Option<String>,
+        /// Count what would be pruned, change nothing
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Prometheus metrics (cutover_*) of every deployment in the store, at http://ADDR/metrics
     Exporter {
         /// Where to serve them, such as 127.0.0.1:9464 (port 0 picks a free one and prints it)

@@ -1006,3 +1006,52 @@ fn status_shows_the_weight_asked_and_the_share_achieved() {
     assert_eq!(ws[1]["weight"], 20, "{ws}");
     assert_eq!(ws[1]["achieved"], 25.0, "{ws}");
 }
+
+/// `cutover prune`: routine analysis lines of finished runs go, their counts stay; what it does
+/// is said, a dry run changes nothing, and without an age it asks for one.
+#[test]
+fn prune_keeps_every_count_and_the_audit_chain() {
+    let w = World::new();
+    w.seed_v110("canary.yaml");
+    let analytics = |w: &World| {
+        let a = w.json_lines(&["analytics", "my-app-v1.1.0", "--json"]);
+        a[0]["run"]["verdicts"].clone()
+    };
+    let verdicts = analytics(&w);
+    assert!(
+        verdicts.as_object().is_some_and(|o| !o.is_empty()),
+        "{verdicts}"
+    );
+    let out = w.run(&["prune"]);
+    assert_eq!(out.code(), 2, "{}", out.explain());
+    assert!(out.stderr.contains("--older-than"), "{}", out.explain());
+    let out = w.run(&["prune", "--older-than", "soon"]);
+    assert_eq!(out.code(), 2, "{}", out.explain());
+    let dry = w.json_lines(&["prune", "--older-than", "0s", "--dry-run", "--json"]);
+    assert!(dry[0]["lines"].as_u64().unwrap_or(0) > 0, "{}", dry[0]);
+    let done = w.json_lines(&["prune", "--older-than", "0s", "--json"]);
+    assert_eq!(done[0]["lines"], dry[0]["lines"], "{}", done[0]);
+    assert_eq!(analytics(&w), verdicts, "the counts stay");
+    let again = w.json_lines(&["prune", "--older-than", "0s", "--json"]);
+    assert_eq!(again[0]["lines"], 0, "{}", again[0]);
+    let out = w.run(&["audit", "--verify"]);
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    let out = w.run(&["prune", "--older-than", "0s"]);
+    assert!(
+        out.stdout.contains("pruned 0 routine analysis line"),
+        "{}",
+        out.explain()
+    );
+    // The age from cutover.yaml, named when it is wrong.
+    w.write("cutover.yaml", "retention:\n  pruneAfter: 90d\n");
+    let out = w.run(&["prune", "--dry-run"]);
+    assert_eq!(out.code(), 0, "{}", out.explain());
+    w.write("cutover.yaml", "retention:\n  pruneAfter: soon\n");
+    let out = w.run(&["prune"]);
+    assert_eq!(out.code(), 2, "{}", out.explain());
+    assert!(
+        out.all().contains("retention.pruneAfter"),
+        "{}",
+        out.explain()
+    );
+}

@@ -9,5 +9,6 @@
 
 pub mod export;
 pub mod report;
+pub mod retention;
 pub mod run;
 pub mod weekly;

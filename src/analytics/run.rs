@@ -91,6 +91,15 @@ pub fn analyse(run: i64, deployment: &str, events: &[Event]) -> RunAnalytics {
                     a.paused_s += secs(s, t);
                 }
             }
+            EventKind::Pruned { verdicts, .. } => {
+                for (signal, [pass, fail, no_data, error]) in verdicts {
+                    let c = a.verdicts.entry(signal.clone()).or_default();
+                    c.pass += pass;
+                    c.fail += fail;
+                    c.no_data += no_data;
+                    c.error += error;
+                }
+            }
             EventKind::TrafficShifted { .. } => a.traffic_shifts += 1,
             EventKind::InstanceRestarted { .. } => a.restarts += 1,
             EventKind::Analysis {

@@ -201,3 +201,54 @@ pub fn report(
     }
     Ok(OK)
 }
+
+/// `cutover prune`: `--older-than` (else `retention.pruneAfter` from cutover.yaml, in ms).
+pub fn prune(
+    dir: &Path,
+    older_than: Option<&str>,
+    configured_ms: Option<u64>,
+    dry_run: bool,
+    json: bool,
+) -> Result<u8> {
+    let ms = match (older_than, configured_ms) {
+        (Some(text), _) => match cutover::spec::parse_duration(text) {
+            Ok(ms) => ms,
+            Err(e) => {
+                eprintln!("--older-than: {e}");
+                return Ok(INVALID);
+            }
+        },
+        (None, Some(ms)) => ms,
+        (None, None) => {
+            eprintln!(
+                "how old? --older-than DURATION (such as 90d), or retention.pruneAfter in cutover.yaml"
+            );
+            return Ok(INVALID);
+        }
+    };
+    let age = chrono::Duration::milliseconds(ms.min(i64::MAX as u64 / 2) as i64);
+    let before = chrono::Utc::now()
+        .checked_sub_signed(age)
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+    let store = open_store(dir)?;
+    let done = cutover::analytics::retention::prune(&store, before, dry_run)?;
+    if json {
+        out!(
+            "{}",
+            serde_json::json!({"before": before.to_rfc3339(), "dry_run": dry_run, "runs": done.runs,
+                "pruned_runs": done.pruned_runs, "lines": done.lines, "bytes": done.bytes})
+        );
+        return Ok(OK);
+    }
+    out!(
+        "{} {} routine analysis line(s) ({:.1} MB as stored) of {} run(s) that finished before {} ({} run(s) looked at){}",
+        if dry_run { "would prune" } else { "pruned" },
+        done.lines,
+        done.bytes as f64 / 1e6,
+        done.pruned_runs,
+        before.format("%Y-%m-%d %H:%M UTC"),
+        done.runs,
+        if dry_run { "" } else { "; the file keeps its size and reuses the space" }
+    );
+    Ok(OK)
+}

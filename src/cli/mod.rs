@@ -255,6 +255,20 @@ pub fn run(cli: Cli) -> Result<u8> {
             head,
         } => audit::audit(&state_dir, json, verify, limit, head),
         Cmd::Exporter { listen } => exporter::run(&state_dir, listen),
+        Cmd::Prune {
+            older_than,
+            dry_run,
+            json,
+        } => analytics::prune(
+            &state_dir,
+            older_than.as_deref(),
+            GOVERNANCE
+                .get()
+                .and_then(|g| g.workspace.retention.as_ref())
+                .map(|r| r.prune_after.0),
+            dry_run,
+            json,
+        ),
         Cmd::Host { action } => match action {
             None => host::status(&state_dir, false),
             Some(HostAction::Status { json }) => host::status(&state_dir, json),

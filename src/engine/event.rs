@@ -195,6 +195,17 @@ pub enum EventKind {
         waited_ms: u64,
         error: String,
     },
+    /// Retention replaced a finished run's routine analysis lines (every verdict a pass, the
+    /// decision to continue) by their counts; lines with any other verdict or decision stay.
+    Pruned {
+        /// Lines removed.
+        lines: usize,
+        /// Verdicts of the removed lines, per signal: pass, fail, no data, error.
+        verdicts: std::collections::BTreeMap<String, [u32; 4]>,
+        /// The first and last of them.
+        from: String,
+        to: String,
+    },
     /// The store rejected lines for good (not a passing fault): they are not in the journal.
     JournalLost {
         lines: usize,
@@ -246,6 +257,7 @@ impl EventKind {
             EventKind::JournalDelayed { .. } => "journal_delayed",
             EventKind::JournalCaughtUp { .. } => "journal_caught_up",
             EventKind::JournalLost { .. } => "journal_lost",
+            EventKind::Pruned { .. } => "pruned",
             EventKind::Finished { .. } => "finished",
         }
     }

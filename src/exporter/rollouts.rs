@@ -32,8 +32,9 @@ type Hist = Family<Target, Histogram, fn() -> Histogram>;
 type HistBy<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// The journal lines the counters follow.
-const KINDS: [&str; 7] = [
+const KINDS: [&str; 8] = [
     "analysis",
+    "pruned",
     "gate_waiting",
     "gate_approved",
     "gate_rejected",
@@ -286,6 +287,22 @@ impl Rollouts {
                     self.verdicts
                         .get_or_create(&labels(judgement(v.judgement)))
                         .inc();
+                }
+            }
+            // Routine analysis lines replaced by their counts (a restarted exporter counts
+            // them here; a running one read them before they were pruned, and the summary
+            // takes the first one's place behind its cursor).
+            EventKind::Pruned { verdicts, .. } => {
+                for (metric, counts) in verdicts {
+                    let labels = |result| VerdictLabels {
+                        deployment: deployment.clone(),
+                        environment: environment.clone(),
+                        metric: metric.clone(),
+                        result,
+                    };
+                    for (r, n) in ["pass", "fail", "nodata", "error"].into_iter().zip(counts) {
+                        self.verdicts.get_or_create(&labels(r)).inc_by(u64::from(n));
+                    }
                 }
             }
             EventKind::GateWaiting { gate, .. } => {
@@ -878,6 +895,48 @@ mod tests {
                 "cutover_rollout_duration_seconds_count{{{t},outcome=\"rolled_back\"}}"
             )),
             Some(1.0)
+        );
+    }
+
+    /// A pruned run's routine verdicts still count: a running exporter counted them before, a
+    /// restarted one counts them from the summary line.
+    #[test]
+    fn verdicts_of_pruned_lines_count_once_before_and_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let s = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let shop = run(&s, "shop", "production", "2.0.0", false);
+        for m in 0..3 {
+            event(
+                &s,
+                shop,
+                "shop",
+                m,
+                analysis(vec![verdict("error_rate", "pass")]),
+            );
+        }
+        event(
+            &s,
+            shop,
+            "shop",
+            4,
+            json!({"kind": "finished", "outcome": "succeeded", "reason": "done"}),
+        );
+        s.finish_run(shop, Outcome::Succeeded, "done", &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let series = "cutover_analysis_verdicts_total{deployment=\"shop\",environment=\"production\",metric=\"error_rate\",result=\"pass\"}";
+        let mut reg = Registry::default();
+        let mut running = Rollouts::new(&mut reg);
+        assert_eq!(value(&scrape(&mut running, &reg, &s, 5), series), Some(3.0));
+        let far = parse_ts(&at(10_000)).unwrap_or_default();
+        let pruned =
+            crate::analytics::retention::prune(&s, far, false).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(pruned.lines, 3);
+        assert_eq!(value(&scrape(&mut running, &reg, &s, 6), series), Some(3.0));
+        let mut reg = Registry::default();
+        let mut restarted = Rollouts::new(&mut reg);
+        assert_eq!(
+            value(&scrape(&mut restarted, &reg, &s, 7), series),
+            Some(3.0)
         );
     }
 

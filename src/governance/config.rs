@@ -373,17 +373,24 @@ pub struct Workspace {
     pub webhooks: Vec<Webhook>,
     /// Where the local host serves Prometheus metrics, if anywhere (`exporter.listen`).
     pub exporter: Option<ExporterConfig>,
+    /// How long finished runs keep their routine analysis lines (`retention.pruneAfter`).
+    pub retention: Option<RetentionConfig>,
     /// Where it came from (`None`: no file; the permissive defaults).
     pub source: Option<String>,
 }
 
 impl FromNode for Workspace {
     fn decode(n: &Node, path: &str, d: &mut Decoder) -> Self {
-        let o = d.obj(n, path, &["environments", "webhooks", "exporter"]);
+        let o = d.obj(
+            n,
+            path,
+            &["environments", "webhooks", "exporter", "retention"],
+        );
         Workspace {
             environments: o.def(d, "environments"),
             webhooks: o.def(d, "webhooks"),
             exporter: o.opt(d, "exporter"),
+            retention: o.opt(d, "retention"),
             source: None,
         }
     }
@@ -421,6 +428,22 @@ impl FromNode for ExporterConfig {
             }
         };
         ExporterConfig { listen }
+    }
+}
+
+/// `retention:` in cutover.yaml: `cutover prune` (run it from cron or a systemd timer) replaces
+/// the routine analysis lines of runs that finished more than `pruneAfter` ago by their counts.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct RetentionConfig {
+    pub prune_after: crate::spec::Millis,
+}
+
+impl FromNode for RetentionConfig {
+    fn decode(n: &Node, path: &str, d: &mut Decoder) -> Self {
+        let o = d.obj(n, path, &["pruneAfter"]);
+        RetentionConfig {
+            prune_after: o.req(d, "pruneAfter"),
+        }
     }
 }
 

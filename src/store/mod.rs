@@ -22,6 +22,7 @@ mod lag;
 mod locks;
 pub mod modes;
 mod promotions;
+mod prune;
 mod revisions;
 mod schema;
 mod size;
