@@ -11,6 +11,7 @@
 #   - saturation: wrk, one thread, 64 keep-alive connections: requests/s, failures, latency;
 #   - an open-loop rate of 2000 req/s (`cutover load`): median and p99 latency;
 #   - the share of requests each version answered (the demo-service instances' own counters).
+# PROFILE=FILE: also record the host with `perf record -g` while wrk loads cutover's router.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
@@ -163,7 +164,13 @@ for target in "direct:${BACKENDS[0]#*:}" "cutover:$CUT" "nginx:$NGX" "haproxy:$H
   port=${port%%:*}
   url="http://127.0.0.1:$port/"
   before=$(answered)
+  if [ "$name" = cutover ] && [ -n "${PROFILE:-}" ]; then
+    HOSTPID=$("$B" --state-dir "$D" host status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
+    perf record -g -o "$PROFILE" -p "$HOSTPID" -- sleep "$SECS" >/dev/null 2>&1 &
+    PERF=$!
+  fi
   w=$($LOAD wrk -t1 -c64 -d"${SECS}s" --latency "$url" 2>&1)
+  if [ "$name" = cutover ] && [ -n "${PROFILE:-}" ]; then wait "$PERF" || true; fi
   after=$(answered)
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$w")
   errs=$(awk '/Non-2xx|Socket errors/ {for (i=1;i<=NF;i++) if ($i ~ /^[0-9]+$/) s+=$i} END {print s+0}' <<<"$w")

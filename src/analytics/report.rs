@@ -12,7 +12,7 @@
 //! (`metadata.changedAt`): cutover does not see commits.
 
 use crate::store::{Outcome, RunKind};
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -52,9 +52,9 @@ impl From<crate::store::RunFacts> for Option<Fact> {
     /// What a run's facts say (none when its start time is unreadable).
     fn from(r: crate::store::RunFacts) -> Option<Fact> {
         Some(Fact {
-            changed_at: r.changed_at.as_deref().and_then(crate::store::parse_ts),
-            started: crate::store::parse_ts(&r.started_at)?,
-            finished: r.finished_at.as_deref().and_then(crate::store::parse_ts),
+            changed_at: r.changed_at,
+            started: r.started?,
+            finished: r.finished,
             deployment: r.deployment,
             environment: r.environment,
             kind: r.kind,
@@ -154,7 +154,7 @@ fn summary(scope: String, runs: &[&Fact], days: f64, now: DateTime<Utc>) -> Summ
         .collect();
     // Recovery: a failed or rolled-back deployment's end to the next success in the same place.
     let mut recoveries = Vec::new();
-    let mut by_place: BTreeMap<(&str, &str), Vec<&&Fact>> = BTreeMap::new();
+    let mut by_place: HashMap<(&str, &str), Vec<&&Fact>> = HashMap::new();
     for f in &deploys {
         by_place
             .entry((f.deployment.as_str(), f.environment.as_str()))
@@ -262,13 +262,19 @@ pub fn between(facts: &[Fact], from: DateTime<Utc>, to: DateTime<Utc>) -> Summar
 pub fn report(facts: &[Fact], days: i64, now: DateTime<Utc>) -> Vec<Summary> {
     let since = now - Duration::days(days);
     let recent: Vec<&Fact> = facts.iter().filter(|f| f.started >= since).collect();
-    let mut places: BTreeMap<String, Vec<&Fact>> = BTreeMap::new();
+    let mut places: HashMap<(&str, &str), Vec<&Fact>> = HashMap::new();
     for f in &recent {
         places
-            .entry(format!("{}@{}", f.deployment, f.environment))
+            .entry((&f.deployment, &f.environment))
             .or_default()
             .push(f);
     }
+    // In the order of their names (`deployment@environment`).
+    let mut places: Vec<(String, Vec<&Fact>)> = places
+        .into_iter()
+        .map(|((d, e), runs)| (format!("{d}@{e}"), runs))
+        .collect();
+    places.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out: Vec<Summary> = places
         .into_iter()
         .map(|(scope, runs)| summary(scope, &runs, days as f64, now))

@@ -175,8 +175,7 @@ mod tests {
             let finished = facts
                 .iter()
                 .find(|f| f.run_id == *r)
-                .and_then(|f| f.finished_at.as_deref())
-                .and_then(crate::store::parse_ts);
+                .and_then(|f| f.finished);
             if finished.is_none_or(|t| t >= before) {
                 assert_eq!(&new, old, "run {r} finished after the cut: untouched");
                 continue;

@@ -42,8 +42,11 @@ pub fn serve(dir: &Path, metrics: Option<std::net::SocketAddr>) -> Result<u8> {
     let inherited = cutover::local::handover::Inherited::take_from_env();
     log_to_stderr();
     let exe = std::env::current_exe()?;
+    // One worker per core the host may run on (its CPU affinity counts: a host pinned to one
+    // core runs one worker, not two taking turns), at most two.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 2));
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(cores)
         .enable_all()
         .build()?;
     let served = rt.block_on(async {

@@ -4,12 +4,14 @@
 //!
 //! Owns: that query. Must not touch: what reports make of it.
 
+use chrono::{DateTime, Utc};
 use rusqlite::params;
+use rusqlite::types::ValueRef;
 
 use super::Outcome;
 use super::{kinds::opt_word, kinds::word, Result, RunKind, Store};
 
-/// One run as reports see it. Times are as recorded (RFC 3339).
+/// One run as reports see it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunFacts {
     pub run_id: i64,
@@ -18,29 +20,30 @@ pub struct RunFacts {
     pub kind: RunKind,
     /// `None` while running.
     pub outcome: Option<Outcome>,
-    pub started_at: String,
-    pub finished_at: Option<String>,
+    /// `None` where the recorded time cannot be read.
+    pub started: Option<DateTime<Utc>>,
+    pub finished: Option<DateTime<Utc>>,
     /// The spec's `metadata.changedAt`, when it gives one.
-    pub changed_at: Option<String>,
+    pub changed_at: Option<DateTime<Utc>>,
 }
 
 impl Store {
-    /// Every run that is not a dry run (in the index's order, not by time), in `environment` and of `deployment` when
-    /// given, and started at or after `since` when given (a day early: times are compared as
-    /// recorded text, so the caller filters the first day again).
+    /// Every run that is not a dry run (in the index's order, not by time), in `environment`
+    /// and of `deployment` when given, and started at or after `since` when given (a day early:
+    /// times are compared as recorded text, so the caller filters the first day again).
     pub fn run_facts(
         &self,
         environment: Option<&str>,
         deployment: Option<&str>,
-        since: Option<chrono::DateTime<chrono::Utc>>,
+        since: Option<DateTime<Utc>>,
     ) -> Result<Vec<RunFacts>> {
         let since = since.map(|t| {
             (t - chrono::Duration::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         });
         self.with(|c| {
             let mut st = c.prepare_cached(
-                "SELECT run_id, deployment, environment, kind, outcome, started_at, finished_at,
-                   changed_at
+                "SELECT run_id, deployment, environment, kind, outcome, started_at,
+                   finished_at, changed_at
                  FROM runs INDEXED BY runs_facts
                  WHERE dry_run = 0 AND (?1 IS NULL OR environment = ?1)
                    AND (?2 IS NULL OR deployment = ?2)
@@ -53,12 +56,20 @@ impl Store {
                     environment: r.get(2)?,
                     kind: word(r, 3)?,
                     outcome: opt_word(r, 4)?,
-                    started_at: r.get(5)?,
-                    finished_at: r.get(6)?,
-                    changed_at: r.get(7)?,
+                    started: time(r, 5)?,
+                    finished: time(r, 6)?,
+                    changed_at: time(r, 7)?,
                 })
             })?;
             rows.collect()
         })
     }
+}
+
+/// The recorded time in column `i`, read in place (no copy of the text).
+fn time(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    Ok(match r.get_ref(i)? {
+        ValueRef::Text(t) => std::str::from_utf8(t).ok().and_then(super::parse_ts),
+        _ => None,
+    })
 }

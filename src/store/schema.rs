@@ -188,14 +188,18 @@ mod tests {
             .run_facts(None, None, None)
             .unwrap_or_else(|e| panic!("{e}"));
         // The dry run left out; only a text change time is kept.
-        let mut changed: Vec<(i64, Option<&str>)> = facts
+        let mut changed: Vec<(i64, Option<String>)> = facts
             .iter()
-            .map(|f| (f.run_id, f.changed_at.as_deref()))
+            .map(|f| (f.run_id, f.changed_at.map(|t| t.to_rfc3339())))
             .collect();
         changed.sort();
         assert_eq!(
             changed,
-            [(1, Some("2026-11-30T08:00:00Z")), (2, None), (3, None)]
+            [
+                (1, Some("2026-11-30T08:00:00+00:00".into())),
+                (2, None),
+                (3, None)
+            ]
         );
         assert_eq!(
             store
