@@ -60,12 +60,13 @@ fn main() {
     }
     // Retention on a copy: the runs that finished more than 90 days ago lose their routine
     // analysis lines.
+    // Everything in the main file first (the store runs in WAL mode).
+    let _ = store.with_conn(|c| c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)"));
     let copy = dir.with_file_name(format!("history-{want}-pruned"));
     let _ = std::fs::remove_dir_all(&copy);
     let _ = std::fs::create_dir_all(&copy);
-    for f in ["cutover.db"] {
-        std::fs::copy(dir.join(f), copy.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
-    }
+    std::fs::copy(dir.join("cutover.db"), copy.join("cutover.db"))
+        .unwrap_or_else(|e| panic!("cutover.db: {e}"));
     let t = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
         .arg("--state-dir")

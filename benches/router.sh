@@ -173,7 +173,7 @@ for target in "direct:${BACKENDS[0]#*:}" "cutover:$CUT" "nginx:$NGX" "haproxy:$H
   if [ "$name" = cutover ] && [ -n "${PROFILE:-}" ]; then wait "$PERF" || true; fi
   after=$(answered)
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$w")
-  errs=$(awk '/Non-2xx|Socket errors/ {for (i=1;i<=NF;i++) if ($i ~ /^[0-9]+$/) s+=$i} END {print s+0}' <<<"$w")
+  errs=$(awk '/Non-2xx|Socket errors/ {gsub(/,/, ""); for (i=1;i<=NF;i++) if ($i ~ /^[0-9]+$/) s+=$i} END {print s+0}' <<<"$w")
   p50=$(awk '$1=="50%" {print $2}' <<<"$w")
   p99=$(awk '$1=="99%" {print $2}' <<<"$w")
   open=$($LOAD "$B" load --target "$url" --rps 2000 --duration "${SECS}s" --concurrency 256 --json |

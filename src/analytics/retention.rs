@@ -44,7 +44,6 @@ pub fn prune(store: &Store, before: DateTime<Utc>, dry_run: bool) -> Result<Prun
             out.runs += 1;
             let rows = store.events(run, 0)?;
             let mut routine = Vec::new();
-            let mut bytes = 0u64;
             let mut verdicts: BTreeMap<String, [u32; 4]> = BTreeMap::new();
             let mut first: Option<Event> = None;
             let mut last_ts = String::new();
@@ -61,7 +60,6 @@ pub fn prune(store: &Store, before: DateTime<Utc>, dry_run: bool) -> Result<Prun
                     }
                 }
                 routine.push(row.seq);
-                bytes += row.json.len() as u64;
                 last_ts = ev.ts.clone();
                 first.get_or_insert(ev);
             }
@@ -69,7 +67,7 @@ pub fn prune(store: &Store, before: DateTime<Utc>, dry_run: bool) -> Result<Prun
             out.pruned_runs += 1;
             out.lines += routine.len();
             if dry_run {
-                out.bytes += bytes;
+                out.bytes += store.stored_bytes(run, &routine)?;
                 continue;
             }
             let summary = Event {
@@ -155,7 +153,7 @@ mod tests {
         );
 
         let done = prune(&store, before, false).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((done.lines, done.pruned_runs), (dry.lines, dry.pruned_runs));
+        assert_eq!(done, dry, "the dry run said what the prune did");
         assert!(done.bytes > 0);
         assert_eq!(
             store.size().unwrap_or_else(|e| panic!("{e}")).events,

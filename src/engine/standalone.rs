@@ -229,7 +229,7 @@ pub(super) async fn start_standalone(
             .await;
         // A rollback run is never rolled back itself: its failure ends it as failed.
         let outcome = runner.rollback(reason, None).await;
-        close_replaced(&eng, from_run, run_id, outcome, &actor_name).await;
+        close_replaced(&eng, from_run, (run_id, dry_run), outcome, &actor_name).await;
         eng.lock_runs().remove(&run_id);
         drop(renewing);
         eng.give_lease_back(&dep, &targets).await;
@@ -249,7 +249,7 @@ pub(super) async fn start_standalone(
 async fn close_replaced(
     engine: &super::Engine,
     from_run: i64,
-    by_run: i64,
+    (rollback_run, rollback_dry): (i64, bool),
     outcome: Outcome,
     actor: &str,
 ) {
@@ -257,7 +257,7 @@ async fn close_replaced(
         Outcome::RolledBack => Outcome::RolledBack,
         Outcome::Succeeded | Outcome::Failed => Outcome::Failed,
     };
-    let reason = format!("rolled back by {actor} in run #{by_run}");
+    let reason = format!("rolled back by {actor} in run #{rollback_run}");
     let closed = engine
         .inner
         .store
@@ -277,7 +277,9 @@ async fn close_replaced(
                     outcome,
                     reason: reason.clone(),
                     cause: Some(Cause::Manual),
-                    by_run: Some(by_run),
+                    // Metrics count the rollback from the rollback run's end, unless that run is
+                    // a dry run (in no counter) and this one is not: then from this end.
+                    by_run: (!rollback_dry || r.dry_run).then_some(rollback_run),
                     journal: None,
                 },
             };

@@ -60,12 +60,23 @@ impl rusqlite::ToSql for Stored {
     }
 }
 
-/// `line` as it is stored: compressed when that makes it smaller.
+/// `line` as it is stored: compressed when that makes it smaller (and it is not longer than a
+/// blob may say it holds).
 pub fn encode(line: &str) -> Stored {
+    if line.len() as u64 > MAX_LINE {
+        return Stored::Text(line.to_string());
+    }
     let packed = ENCODER.with(|e| {
         let mut e = e.borrow_mut();
         if e.is_none() {
-            *e = Compressor::with_prepared_dictionary(encoder_dict()).ok();
+            *e = Compressor::with_prepared_dictionary(encoder_dict())
+                .and_then(|mut c| {
+                    // 4 bytes a line: a blob read with the wrong dictionary is an error, not
+                    // wrong text.
+                    c.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))?;
+                    Ok(c)
+                })
+                .ok();
         }
         e.as_mut().and_then(|c| c.compress(line.as_bytes()).ok())
     });
@@ -134,11 +145,14 @@ fn unpack(b: &[u8]) -> Result<String, DecodeError> {
     Ok(String::from_utf8(bytes)?)
 }
 
-/// Column `i` of a row, a stored line, as text.
+/// Column `i` of a row, a stored line, as text. A line that cannot be read is told (warned in
+/// the log) and read as `{"unreadable": "why"}`, which no reader takes for an event: one bad
+/// line never makes a whole query (a run's journal, the exporter's feed, a prune) fail.
 pub fn column(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<String> {
-    decode(r.get_ref(i)?).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Blob, Box::new(e))
-    })
+    Ok(decode(r.get_ref(i)?).unwrap_or_else(|e| {
+        tracing::warn!("a journal line cannot be read: {e}");
+        serde_json::json!({ "unreadable": e.to_string() }).to_string()
+    }))
 }
 
 #[cfg(test)]
@@ -169,6 +183,42 @@ mod tests {
             decode(ValueRef::Text(b"{\"a\":1}")).unwrap_or_else(|e| panic!("{e}")),
             "{\"a\":1}"
         );
+    }
+
+    /// A line that cannot be read never fails a whole query: it reads as `unreadable`.
+    #[test]
+    fn one_unreadable_line_leaves_the_others_readable() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let s = crate::store::Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let run = s
+            .create_run(&crate::store::tests::new_run("app"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let good = s
+            .append_event(run, "t", "analysis", ANALYSIS)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let bad = s
+            .append_event(run, "t", "analysis", ANALYSIS)
+            .unwrap_or_else(|e| panic!("{e}"));
+        s.with_conn(|c| {
+            c.execute(
+                "UPDATE events SET json = X'01FFFFFFFF' WHERE seq = ?1",
+                [bad],
+            )
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let rows = s.events(run, 0).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[0].seq, rows[0].json.as_str()), (good, ANALYSIS));
+        assert!(rows[1].json.contains("unreadable"), "{}", rows[1].json);
+    }
+
+    /// The dictionary is frozen: lines written with it must read back with the same bytes.
+    #[test]
+    fn dictionary_1_never_changes() {
+        let fnv = DICT_1.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        assert_eq!((DICT_1.len(), fnv), (13_322, 0x2dfc_9aa5_fbc4_0b12));
     }
 
     #[test]

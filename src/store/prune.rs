@@ -4,7 +4,7 @@
 //! Owns: those queries. Must not touch: which lines to remove or what the summary says (the
 //! caller decides, `analytics::retention`), the audit trail or the runs' rows.
 
-use rusqlite::{params, TransactionBehavior};
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 use super::{codec, Result, Store};
 
@@ -25,8 +25,25 @@ impl Store {
         })
     }
 
+    /// The bytes lines `seqs` of `run` take as stored.
+    pub fn stored_bytes(&self, run: i64, seqs: &[i64]) -> Result<u64> {
+        self.with(|c| {
+            let mut size = c.prepare_cached(
+                "SELECT COALESCE(LENGTH(CAST(json AS BLOB)), 0) FROM events
+                 WHERE seq = ?1 AND run_id = ?2",
+            )?;
+            let mut total = 0u64;
+            for seq in seqs {
+                let n: Option<i64> = size.query_row(params![seq, run], |r| r.get(0)).optional()?;
+                total += n.unwrap_or(0) as u64;
+            }
+            Ok(total)
+        })
+    }
+
     /// Remove the lines `remove` of `run` and write `summary` (ts, kind, json) in place of the
-    /// first of them, in one transaction; the bytes the removed lines took as stored.
+    /// first of them, in one transaction; the bytes the removed lines took as stored. Nothing
+    /// is done (0) when the run has a `pruned` line by then (another prune got there first).
     pub fn replace_lines(
         &self,
         run: i64,
@@ -38,6 +55,14 @@ impl Store {
         };
         self.with(|c| {
             let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate)?;
+            let done: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM events WHERE run_id = ?1 AND kind = 'pruned')",
+                [run],
+                |r| r.get(0),
+            )?;
+            if done {
+                return Ok(0);
+            }
             let mut freed = 0u64;
             {
                 let mut size = tx.prepare_cached(
@@ -46,8 +71,9 @@ impl Store {
                 let mut del =
                     tx.prepare_cached("DELETE FROM events WHERE seq = ?1 AND run_id = ?2")?;
                 for seq in remove {
-                    let n: i64 = size.query_row(params![seq, run], |r| r.get(0))?;
-                    freed += n as u64;
+                    let n: Option<i64> =
+                        size.query_row(params![seq, run], |r| r.get(0)).optional()?;
+                    freed += n.unwrap_or(0) as u64;
                     del.execute(params![seq, run])?;
                 }
             }
