@@ -33,21 +33,6 @@ pub struct Fact {
     pub changed_at: Option<DateTime<Utc>>,
 }
 
-impl Fact {
-    /// What a recorded run says (none when its start time is unreadable).
-    pub fn of(r: &crate::store::RunRow) -> Option<Fact> {
-        Some(Fact {
-            changed_at: changed_at(&r.spec_json),
-            started: crate::store::parse_ts(&r.started_at)?,
-            finished: r.finished_at.as_deref().and_then(crate::store::parse_ts),
-            deployment: r.deployment.clone(),
-            environment: r.environment.clone(),
-            kind: r.kind,
-            outcome: r.outcome,
-        })
-    }
-}
-
 impl From<crate::store::RunFacts> for Option<Fact> {
     /// What a run's facts say (none when its start time is unreadable).
     fn from(r: crate::store::RunFacts) -> Option<Fact> {

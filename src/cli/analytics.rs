@@ -241,10 +241,14 @@ pub fn prune(
         return Ok(OK);
     }
     out!(
-        "{} {} routine analysis line(s) ({:.1} MB as stored) of {} run(s) that finished before {} ({} run(s) looked at){}",
+        "{} {} routine analysis line(s) ({} as stored) of {} run(s) that finished before {} ({} run(s) looked at){}",
         if dry_run { "would prune" } else { "pruned" },
         done.lines,
-        done.bytes as f64 / 1e6,
+        if done.bytes < 1_000_000 {
+            format!("{:.1} KB", done.bytes as f64 / 1e3)
+        } else {
+            format!("{:.1} MB", done.bytes as f64 / 1e6)
+        },
         done.pruned_runs,
         before.format("%Y-%m-%d %H:%M UTC"),
         done.runs,
