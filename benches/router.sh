@@ -3,19 +3,23 @@
 # same three demo-service instances (two of version 1.0.0, one of 2.0.0) at 80/20, on this machine.
 #
 #   benches/router.sh [seconds-per-run] [pinned|unpinned]     (default: 10 pinned)
+#   ROUNDS=N (default 3): each proxy is run N times, in turn with the others; medians are shown
+#   (one run on this shared 2-core machine can be 30% off the next).
 #
 # Pinned: the proxies and the backends on core 0 (cutover's host and the instances it starts,
 # nginx's one worker, HAProxy's one thread), the load generator on core 1. Unpinned: no
 # affinity. Installs what it needs with apt-get when missing (wrk, nginx-light, haproxy) and
-# builds the release binary. Prints, per proxy:
+# builds the release binary. Prints, per proxy (medians over the rounds):
 #   - saturation: wrk, one thread, 64 keep-alive connections: requests/s, failures, latency;
 #   - an open-loop rate of 2000 req/s (`cutover load`): median and p99 latency;
+#   - failed: wrk's errors and non-2xx answers plus the open-loop run's failures, all rounds;
 #   - the share of requests each version answered (the demo-service instances' own counters).
 # PROFILE=FILE: also record the host with `perf record -g` while wrk loads cutover's router.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
 MODE=${2:-pinned}
+ROUNDS=${ROUNDS:-3}
 if [ "$MODE" = pinned ] && [ "$(nproc)" -ge 2 ]; then
   PROXY="taskset -c 0"
   LOAD="taskset -c 1"
@@ -156,27 +160,44 @@ tot=sum(diff.values()) or 1
 print("  ".join("%s %.2f%%" % (v, 100*diff[v]/tot) for v in sorted(diff)))
 PY
 }
-echo "router benchmark, $MODE, ${SECS}s per run, $(nproc) cores; backends: ${BACKENDS[*]} (version:port:weight x100)"
-printf "%-8s %12s %8s %9s %9s   %-26s %s\n" proxy "wrk req/s" failed "wrk p50" "wrk p99" "2000 req/s p50 / p99" "answered by version"
-for target in "direct:${BACKENDS[0]#*:}" "cutover:$CUT" "nginx:$NGX" "haproxy:$HAP"; do
-  name=${target%%:*}
-  port=${target#*:}
-  port=${port%%:*}
-  url="http://127.0.0.1:$port/"
-  before=$(answered)
-  if [ "$name" = cutover ] && [ -n "${PROFILE:-}" ]; then
-    HOSTPID=$("$B" --state-dir "$D" host status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
-    perf record -g -o "$PROFILE" -p "$HOSTPID" -- sleep "$SECS" >/dev/null 2>&1 &
-    PERF=$!
-  fi
-  w=$($LOAD wrk -t1 -c64 -d"${SECS}s" --latency "$url" 2>&1)
-  if [ "$name" = cutover ] && [ -n "${PROFILE:-}" ]; then wait "$PERF" || true; fi
-  after=$(answered)
-  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$w")
-  errs=$(awk '/Non-2xx|Socket errors/ {gsub(/,/, ""); for (i=1;i<=NF;i++) if ($i ~ /^[0-9]+$/) s+=$i} END {print s+0}' <<<"$w")
-  p50=$(awk '$1=="50%" {print $2}' <<<"$w")
-  p99=$(awk '$1=="99%" {print $2}' <<<"$w")
-  open=$($LOAD "$B" load --target "$url" --rps 2000 --duration "${SECS}s" --concurrency 256 --json |
-    python3 -c 'import json,sys; r=json.load(sys.stdin); l=r["latency_ms"]; f=r["errors"]+r["transport_errors"]; print("%.3f / %.3f ms%s" % (l["p50"], l["p99"], "" if f==0 else " (%d failed)" % f))')
-  printf "%-8s %12s %8s %9s %9s   %-26s %s\n" "$name" "$rps" "$errs" "$p50" "$p99" "$open" "$(share "$before" "$after")"
+echo "router benchmark, $MODE, ${SECS}s per run, $ROUNDS rounds (medians), $(nproc) cores; backends: ${BACKENDS[*]} (version:port:weight x100)"
+: >"$D/results"
+for round in $(seq "$ROUNDS"); do
+  for target in "direct:${BACKENDS[0]#*:}" "cutover:$CUT" "nginx:$NGX" "haproxy:$HAP"; do
+    name=${target%%:*}
+    port=${target#*:}
+    port=${port%%:*}
+    url="http://127.0.0.1:$port/"
+    before=$(answered)
+    if [ "$name" = cutover ] && [ -n "${PROFILE:-}" ] && [ "$round" = 1 ]; then
+      HOSTPID=$("$B" --state-dir "$D" host status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
+      perf record -g -o "$PROFILE" -p "$HOSTPID" -- sleep "$SECS" >/dev/null 2>&1 &
+      PERF=$!
+    fi
+    w=$($LOAD wrk -t1 -c64 -d"${SECS}s" --latency "$url" 2>&1)
+    if [ "$name" = cutover ] && [ -n "${PROFILE:-}" ] && [ "$round" = 1 ]; then wait "$PERF" || true; fi
+    after=$(answered)
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$w")
+    errs=$(awk '/Non-2xx|Socket errors/ {gsub(/,/, ""); for (i=1;i<=NF;i++) if ($i ~ /^[0-9]+$/) s+=$i} END {print s+0}' <<<"$w")
+    p50=$(awk '$1=="50%" {print $2}' <<<"$w")
+    p99=$(awk '$1=="99%" {print $2}' <<<"$w")
+    open=$($LOAD "$B" load --target "$url" --rps 2000 --duration "${SECS}s" --concurrency 256 --json |
+      python3 -c 'import json,sys; r=json.load(sys.stdin); l=r["latency_ms"]; print(l["p50"], l["p99"], r["errors"]+r["transport_errors"])')
+    echo "$name $rps $errs $p50 $p99 $open $(share "$before" "$after" | tr ' ' '_')" >>"$D/results"
+    echo "  round $round $name: $rps req/s, p50 at 2000 req/s ${open%% *} ms" >&2
+  done
 done
+python3 - "$D/results" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, rps, errs, p50, p99, op50, op99, ofail, share = line.split()
+    rows.setdefault(name, []).append((float(rps), int(errs), p50, p99, float(op50), float(op99), int(ofail), share.replace("_", " ")))
+def med(xs): return statistics.median(xs)
+print("%-8s %12s %8s %9s %9s   %-24s %-22s %s" % ("proxy", "wrk req/s", "failed", "wrk p50", "wrk p99", "2000 req/s p50 / p99", "answered by version", "req/s each round"))
+for name, rs in rows.items():
+    r = sorted(rs, key=lambda x: x[0])[len(rs) // 2]
+    failed = sum(x[1] + x[6] for x in rs)
+    print("%-8s %12.0f %8d %9s %9s   %-24s %-22s %s" % (name, med([x[0] for x in rs]), failed, r[2], r[3],
+        "%.3f / %.3f ms" % (med([x[4] for x in rs]), med([x[5] for x in rs])), r[7], " ".join("%.0f" % x[0] for x in rs)))
+PY

@@ -18,3 +18,4 @@ pub mod router;
 pub mod server;
 pub mod supervisor;
 pub mod table;
+pub mod upstream;

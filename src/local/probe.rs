@@ -8,14 +8,16 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http_body_util::Empty;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::router::Backend;
+use super::upstream::{self, Idle};
+
+/// The most of an HTTP probe's response body read (kubelet reads 10 KB); past it the connection
+/// is closed instead of kept for the next check.
+const BODY_MAX: usize = 64 * 1024;
 
 /// What to check, resolved to this instance's ports.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,23 +67,30 @@ pub struct ProbeStatus {
     pub failures: u64,
 }
 
-/// Run one check now.
-pub async fn check_once(
-    check: &Check,
-    timeout: Duration,
-    http: &Client<HttpConnector, Empty<bytes::Bytes>>,
-) -> Result<(), String> {
+/// Run one check now. An HTTP check keeps its connection in `conn` for the next one (a check
+/// costs a write and a read, not a connect and a close).
+pub async fn check_once(check: &Check, timeout: Duration, conn: &Arc<Idle>) -> Result<(), String> {
     let fut = async {
         match check {
             Check::Http { port, path } => {
-                let uri: hyper::Uri = format!("http://127.0.0.1:{port}{path}")
-                    .parse()
-                    .map_err(|e| format!("bad probe path {path}: {e}"))?;
-                let resp = http
-                    .get(uri)
+                upstream::probe_target(path).map_err(|e| format!("bad probe path {path}: {e}"))?;
+                let addr = std::net::SocketAddr::from(([127, 0, 0, 1], *port));
+                let resp = upstream::get(addr, path, conn)
                     .await
                     .map_err(|e| format!("GET {path}: {e}"))?;
                 let code = resp.status().as_u16();
+                // Read the body to its end (so the connection can be used again), up to a limit.
+                let mut body = resp.into_body();
+                let mut read = 0;
+                while read <= BODY_MAX {
+                    match body.frame().await {
+                        Some(Ok(frame)) => {
+                            read += frame.data_ref().map_or(0, |d| d.len());
+                        }
+                        Some(Err(e)) => return Err(format!("GET {path}: reading the body: {e}")),
+                        None => break,
+                    }
+                }
                 if (200..400).contains(&code) {
                     Ok(())
                 } else {
@@ -133,9 +142,7 @@ pub async fn run(
     status: Arc<Mutex<ProbeStatus>>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let http: Client<HttpConnector, Empty<bytes::Bytes>> = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(1)
-        .build_http();
+    let conn = Arc::new(Idle::default());
     {
         let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
         s.kind = spec.check.kind().to_string();
@@ -152,7 +159,7 @@ pub async fn run(
             _ = stop.changed() => return,
         }
         let t0 = Instant::now();
-        let result = check_once(&spec.check, spec.timeout, &http).await;
+        let result = check_once(&spec.check, spec.timeout, &conn).await;
         let latency = t0.elapsed().as_secs_f64() * 1000.0;
         let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
         s.checks += 1;
@@ -194,8 +201,8 @@ pub fn reset(backend: &Backend, status: &Mutex<ProbeStatus>) {
 mod tests {
     use super::*;
 
-    fn client() -> Client<HttpConnector, Empty<bytes::Bytes>> {
-        Client::builder(TokioExecutor::new()).build_http()
+    fn client() -> Arc<Idle> {
+        Arc::new(Idle::default())
     }
 
     #[tokio::test]
@@ -247,6 +254,80 @@ mod tests {
         .await
         .unwrap_err();
         assert!(e.contains("/no/such/probe"), "{e}");
+    }
+
+    /// A server answering `/CODE` with that status and a body of `?N` bytes, keeping
+    /// connections open; counts the connections it accepted.
+    async fn statuses() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    loop {
+                        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            match s.read(&mut chunk).await {
+                                Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                                _ => return,
+                            }
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                        buf.drain(..end + 4);
+                        let target = head.split(' ').nth(1).unwrap_or("/").to_string();
+                        let (code, len) =
+                            target[1..].split_once('?').unwrap_or((&target[1..], "0"));
+                        let len: usize = len.parse().unwrap();
+                        let out = format!(
+                            "HTTP/1.1 {code} X\r\ncontent-length: {len}\r\n\r\n{}",
+                            "b".repeat(len)
+                        );
+                        if s.write_all(out.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (port, accepted)
+    }
+
+    #[tokio::test]
+    async fn http_checks_judge_by_status_and_keep_one_connection() {
+        let (port, accepted) = statuses().await;
+        let t = Duration::from_secs(1);
+        let conn = client();
+        let http = |path: &str| Check::Http {
+            port,
+            path: path.into(),
+        };
+        for _ in 0..3 {
+            assert!(check_once(&http("/200?10"), t, &conn).await.is_ok());
+            assert!(check_once(&http("/302"), t, &conn).await.is_ok());
+            let e = check_once(&http("/500?3"), t, &conn).await.unwrap_err();
+            assert!(e.contains("HTTP 500"), "{e}");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        // A body past the limit is not read to its end: the connection is not used again.
+        assert!(
+            check_once(&http(&format!("/200?{}", BODY_MAX * 2)), t, &conn)
+                .await
+                .is_ok()
+        );
+        assert!(check_once(&http("/204"), t, &conn).await.is_ok());
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        let e = check_once(&http("/a b"), t, &conn).await.unwrap_err();
+        assert!(e.contains("bad probe path"), "{e}");
+        let e = check_once(&http("/x\r\nx-injected: 1"), t, &conn)
+            .await
+            .unwrap_err();
+        assert!(e.contains("bad probe path"), "{e}");
     }
 
     #[tokio::test]

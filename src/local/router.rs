@@ -9,22 +9,21 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::header::HeaderValue;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::metrics::{Outcome, Window};
+use super::upstream::{self, Idle, UpstreamBody};
 use crate::provider::RevisionKey;
 
 /// One instance the router may send to.
@@ -37,6 +36,8 @@ pub struct Backend {
     /// Cleared when the instance is being retired: no new requests.
     pub routable: AtomicBool,
     pub inflight: AtomicUsize,
+    /// Connections to it the router keeps open between requests.
+    pub idle: Arc<Idle>,
 }
 
 impl Backend {
@@ -47,6 +48,7 @@ impl Backend {
             ready: AtomicBool::new(false),
             routable: AtomicBool::new(true),
             inflight: AtomicUsize::new(0),
+            idle: Arc::new(Idle::default()),
         }
     }
 
@@ -72,22 +74,21 @@ struct Table {
 impl Table {
     /// Smooth weighted round-robin over revisions with a usable backend, then round-robin inside.
     fn pick(&mut self) -> Option<(Arc<Backend>, Arc<Window>)> {
-        let candidates: Vec<usize> = (0..self.revs.len())
-            .filter(|i| {
-                self.revs[*i].weight > 0 && self.revs[*i].backends.iter().any(|b| b.usable())
-            })
-            .collect();
-        if candidates.is_empty() {
-            return None;
-        }
-        let total: i64 = candidates.iter().map(|i| self.revs[*i].weight as i64).sum();
-        let mut best = candidates[0];
-        for &i in &candidates {
-            self.revs[i].current += self.revs[i].weight as i64;
-            if self.revs[i].current > self.revs[best].current {
-                best = i;
+        let mut total: i64 = 0;
+        let mut best: Option<usize> = None;
+        for i in 0..self.revs.len() {
+            let r = &mut self.revs[i];
+            if r.weight == 0 || !r.backends.iter().any(|b| b.usable()) {
+                continue;
+            }
+            total += i64::from(r.weight);
+            r.current += i64::from(r.weight);
+            let current = r.current;
+            if best.is_none_or(|b| current > self.revs[b].current) {
+                best = Some(i);
             }
         }
+        let best = best?;
         let r = &mut self.revs[best];
         r.current -= total;
         let n = r.backends.len();
@@ -103,8 +104,6 @@ impl Table {
     }
 }
 
-type ProxyBody = BoxBody<Bytes, hyper::Error>;
-
 /// A component's router. Dropping the handle does not stop it; call [`Router::shutdown`].
 pub struct Router {
     pub component: String,
@@ -114,6 +113,29 @@ pub struct Router {
     stop: watch::Sender<bool>,
     opened: watch::Sender<bool>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// The routers' own runtime: one thread that does nothing but proxy, apart from the host's other
+/// work (probes, processes, its API), so neither waits on the other and a request is handled by
+/// one thread from end to end (as nginx's one worker does). Started on first use; lives as long
+/// as the process, each router on it stopped by its owner ([`Router::shutdown`]).
+fn runtime() -> std::io::Result<&'static tokio::runtime::Handle> {
+    static RT: OnceLock<Result<tokio::runtime::Handle, std::io::ErrorKind>> = OnceLock::new();
+    let started = RT.get_or_init(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.kind())?;
+        let handle = rt.handle().clone();
+        std::thread::Builder::new()
+            .name("cutover-router".into())
+            .spawn(move || rt.block_on(std::future::pending::<()>()))
+            .map_err(|e| e.kind())?;
+        Ok(handle)
+    });
+    started
+        .as_ref()
+        .map_err(|kind| std::io::Error::new(*kind, "starting the routers' runtime"))
 }
 
 /// Bind a listen socket for a router: address reuse (a restarted host binds again at once) and
@@ -133,7 +155,6 @@ struct Shared {
     table: Arc<Mutex<Table>>,
     /// Handing over to another process: each response closes its connection.
     closing: AtomicBool,
-    client: Client<HttpConnector, Incoming>,
     timeout: Duration,
 }
 
@@ -157,25 +178,19 @@ impl Router {
         open: bool,
     ) -> std::io::Result<Arc<Router>> {
         listener.set_nonblocking(true)?;
+        let rt = runtime()?;
+        let _in_rt = rt.enter();
         let listener = TcpListener::from_std(listener)?;
         let listen = listener.local_addr()?;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(2)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(64)
-            .build(connector);
         let table = Arc::new(Mutex::new(Table::default()));
         let shared = Arc::new(Shared {
             table: table.clone(),
             closing: AtomicBool::new(false),
-            client,
             timeout: upstream_timeout,
         });
         let (stop, stop_rx) = watch::channel(false);
         let (opened, open_rx) = watch::channel(open);
-        let task = tokio::spawn(serve(listener, shared.clone(), stop_rx, open_rx));
+        let task = rt.spawn(serve(listener, shared.clone(), stop_rx, open_rx));
         Ok(Arc::new(Router {
             component: component.to_string(),
             listen,
@@ -301,11 +316,13 @@ async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let shared = shared.clone();
+                let client_ip: Arc<str> = peer.ip().to_string().into();
                 let svc = hyper::service::service_fn(move |req| {
                     let shared = shared.clone();
+                    let client_ip = client_ip.clone();
                     async move {
                         let closing = &shared.closing;
-                        let mut resp = proxy(req, peer, shared.clone()).await;
+                        let mut resp = proxy(req, &client_ip, &shared).await;
                         if closing.load(Ordering::Relaxed) {
                             resp.headers_mut().insert(
                                 hyper::header::CONNECTION,
@@ -339,37 +356,40 @@ async fn serve(
 /// next response); an idle one left after that is closed.
 pub const HAND_OVER_WAIT: Duration = Duration::from_millis(300);
 
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
+/// What the router answers with: its own short message, or the instance's response.
+enum ProxyBody {
+    Plain(Full<Bytes>),
+    Upstream(Tracked),
+}
 
-fn strip_hop_by_hop(h: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = h
-        .get_all(hyper::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in listed {
-        h.remove(name);
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        match self.get_mut() {
+            ProxyBody::Plain(b) => Pin::new(b).poll_frame(cx).map_err(|never| match never {}),
+            ProxyBody::Upstream(b) => Pin::new(&mut b.inner).poll_frame(cx),
+        }
     }
-    for name in HOP_BY_HOP {
-        h.remove(name);
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ProxyBody::Plain(b) => b.is_end_stream(),
+            ProxyBody::Upstream(b) => b.inner.is_end_stream(),
+        }
+    }
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ProxyBody::Plain(b) => b.size_hint(),
+            ProxyBody::Upstream(b) => b.inner.size_hint(),
+        }
     }
 }
 
 fn plain(status: StatusCode, msg: &str) -> Response<ProxyBody> {
-    let body = Full::new(Bytes::from(format!("{msg}\n")))
-        .map_err(|never| match never {})
-        .boxed();
+    let body = ProxyBody::Plain(Full::new(Bytes::from(format!("{msg}\n"))));
     let mut r = Response::new(body);
     *r.status_mut() = status;
     r.headers_mut().insert(
@@ -381,7 +401,7 @@ fn plain(status: StatusCode, msg: &str) -> Response<ProxyBody> {
 
 /// Keeps an instance counted as busy until the response body has been sent.
 struct Tracked {
-    inner: Incoming,
+    inner: UpstreamBody,
     backend: Arc<Backend>,
 }
 
@@ -391,28 +411,7 @@ impl Drop for Tracked {
     }
 }
 
-impl Body for Tracked {
-    type Data = Bytes;
-    type Error = hyper::Error;
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-async fn proxy(
-    mut req: Request<Incoming>,
-    peer: SocketAddr,
-    shared: Arc<Shared>,
-) -> Response<ProxyBody> {
+async fn proxy(req: Request<Incoming>, client_ip: &str, shared: &Shared) -> Response<ProxyBody> {
     let picked = shared
         .table
         .lock()
@@ -424,39 +423,19 @@ async fn proxy(
             "cutover: no ready instance",
         );
     };
-    let path = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    let uri = match format!("http://{}{}", backend.addr, path).parse::<hyper::Uri>() {
-        Ok(u) => u,
-        Err(_) => return plain(StatusCode::BAD_REQUEST, "cutover: bad request target"),
-    };
-    *req.uri_mut() = uri;
-    let headers = req.headers_mut();
-    strip_hop_by_hop(headers);
-    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {}", peer.ip()),
-        None => peer.ip().to_string(),
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert("x-forwarded-for", v);
-    }
     backend.inflight.fetch_add(1, Ordering::Relaxed);
     let start = Instant::now();
-    let result = tokio::time::timeout(shared.timeout, shared.client.request(req)).await;
+    let sent = upstream::send(req, backend.addr, &backend.idle, client_ip);
+    let result = tokio::time::timeout(shared.timeout, sent).await;
     let latency = start.elapsed();
     match result {
         Ok(Ok(resp)) => {
             window.record(Outcome::Status(resp.status().as_u16()), latency);
-            let (mut parts, body) = resp.into_parts();
-            strip_hop_by_hop(&mut parts.headers);
-            let body = Tracked {
+            let (parts, body) = resp.into_parts();
+            let body = ProxyBody::Upstream(Tracked {
                 inner: body,
                 backend,
-            }
-            .boxed();
+            });
             Response::from_parts(parts, body)
         }
         Ok(Err(e)) => {
@@ -538,20 +517,5 @@ mod tests {
         b1.routable.store(false, Ordering::Relaxed);
         b2.routable.store(false, Ordering::Relaxed);
         assert!(t.pick().is_none());
-    }
-
-    #[test]
-    fn hop_by_hop_headers_are_stripped() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            "connection",
-            HeaderValue::from_static("keep-alive, x-secret"),
-        );
-        h.insert("x-secret", HeaderValue::from_static("1"));
-        h.insert("transfer-encoding", HeaderValue::from_static("chunked"));
-        h.insert("x-keep", HeaderValue::from_static("1"));
-        strip_hop_by_hop(&mut h);
-        assert_eq!(h.len(), 1);
-        assert!(h.contains_key("x-keep"));
     }
 }

@@ -12,17 +12,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-use http_body_util::Empty;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 
 use super::super::probe::{self, ProbeSpec, ProbeStatus};
 use super::super::process::{self, Owned};
 use super::super::router::Backend;
 use super::super::table::{self, HostInstance, HostRevision};
+use super::super::upstream::Idle;
 use super::{launch, Host};
 use crate::provider::{RevisionKey, RevisionSpec};
 
@@ -110,9 +107,9 @@ fn kill(o: &Owned) {
 
 /// Check an adopted instance once, now: ready at once if it passes.
 pub async fn probe_now(spec: &ProbeSpec, backend: &Backend, status: &Mutex<ProbeStatus>) {
-    let http: Client<_, Empty<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let conn = Arc::new(Idle::default());
     let timeout = spec.timeout.min(Duration::from_secs(1));
-    let ok = probe::check_once(&spec.check, timeout, &http).await.is_ok();
+    let ok = probe::check_once(&spec.check, timeout, &conn).await.is_ok();
     let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
     s.kind = spec.check.kind().to_string();
     if ok {
