@@ -59,7 +59,9 @@ t0=$(date +%s.%N)
 t1=$(date +%s.%N)
 ready=$("$B" --state-dir "$D" host status --json | python3 -c 'import json,sys; s=json.load(sys.stdin); print(sum(1 for c in s["components"] for r in c["revisions"] for i in r["instances"] if i["ready"]))')
 [ "$ready" -eq "$N" ] || { echo "only $ready of $N instances ready" >&2; exit 1; }
-cpu() { awk '{print $14 + $15}' "/proc/$HOST/stat"; }
+# The host that serves (`host supervise` runs it as a child and restarts it).
+WORKER=$("$B" --state-dir "$D" host status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
+cpu() { awk '{print $14 + $15}' "/proc/$WORKER/stat"; }
 checks() {
   "$B" --state-dir "$D" host status --json | python3 -c 'import json,sys; s=json.load(sys.stdin); print(sum(i["probe"]["checks"] for c in s["components"] for r in c["revisions"] for i in r["instances"]))'
 }
@@ -68,7 +70,7 @@ c0=$(cpu); k0=$(checks); s0=$(date +%s.%N)
 sleep "$SECS"
 c1=$(cpu); k1=$(checks); s1=$(date +%s.%N)
 hz=$(getconf CLK_TCK)
-python3 - "$c0" "$c1" "$k0" "$k1" "$s0" "$s1" "$hz" "$N" "$MODE" "$(awk '/VmRSS/ {print $2}' "/proc/$HOST/status")" "$(python3 -c "print(round($t1 - $t0, 1))")" <<'PY'
+python3 - "$c0" "$c1" "$k0" "$k1" "$s0" "$s1" "$hz" "$N" "$MODE" "$(awk '/VmRSS/ {print $2}' "/proc/$WORKER/status")" "$(python3 -c "print(round($t1 - $t0, 1))")" <<'PY'
 import sys
 c0, c1, k0, k1, s0, s1, hz, n, mode, rss, start = sys.argv[1:]
 cpu = (float(c1) - float(c0)) / float(hz)

@@ -13,6 +13,7 @@
 
 use crate::store::{Outcome, RunKind};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -22,8 +23,9 @@ use crate::analysis::stats::{median, quantile};
 /// What the report needs to know about a run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fact {
-    pub deployment: String,
-    pub environment: String,
+    /// Shared by the runs of one place as the store reads them (no copy per run).
+    pub deployment: Arc<str>,
+    pub environment: Arc<str>,
     pub kind: RunKind,
     /// `None` while running.
     pub outcome: Option<Outcome>,
@@ -116,7 +118,53 @@ pub fn frequency_band(per_day: f64) -> &'static str {
     }
 }
 
-fn summary(scope: String, runs: &[&Fact], days: f64, now: DateTime<Utc>) -> Summary {
+/// Recovery times in one place (its deployments, rollback runs left out): from a failed or
+/// rolled-back deployment's end to the end of the next success there.
+fn recoveries(place: &[&Fact]) -> Vec<f64> {
+    let mut list: Vec<&Fact> = place
+        .iter()
+        .filter(|f| f.kind != RunKind::Rollback)
+        .copied()
+        .collect();
+    list.sort_by_key(|f| f.started);
+    let mut out = Vec::new();
+    for (i, f) in list.iter().enumerate() {
+        if !matches!(f.outcome, Some(Outcome::Failed | Outcome::RolledBack)) {
+            continue;
+        }
+        let Some(end) = f.finished else { continue };
+        if let Some(next) = list[i + 1..]
+            .iter()
+            .find(|g| g.outcome == Some(Outcome::Succeeded))
+        {
+            if let Some(fixed) = next.finished {
+                out.push((fixed - end).num_milliseconds().max(0) as f64 / 1000.0);
+            }
+        }
+    }
+    out
+}
+
+/// Runs grouped by deployment and environment.
+fn by_place<'a>(runs: &[&'a Fact]) -> HashMap<(&'a str, &'a str), Vec<&'a Fact>> {
+    let mut places: HashMap<(&str, &str), Vec<&Fact>> = HashMap::new();
+    for f in runs {
+        places
+            .entry((&*f.deployment, &*f.environment))
+            .or_default()
+            .push(f);
+    }
+    places
+}
+
+/// The summary of `runs`, given the recovery times of their places ([`recoveries`]).
+fn summary(
+    scope: String,
+    runs: &[&Fact],
+    days: f64,
+    now: DateTime<Utc>,
+    recoveries: &[f64],
+) -> Summary {
     let deploys: Vec<&&Fact> = runs
         .iter()
         .filter(|f| f.kind != RunKind::Rollback)
@@ -129,7 +177,7 @@ fn summary(scope: String, runs: &[&Fact], days: f64, now: DateTime<Utc>) -> Summ
         .filter(|f| is(f, Outcome::RolledBack))
         .count();
     let finished = succeeded + failed + rolled_back;
-    let durations: Vec<f64> = deploys
+    let mut durations: Vec<f64> = deploys
         .iter()
         .filter(|f| is(f, Outcome::Succeeded))
         .filter_map(|f| {
@@ -137,29 +185,8 @@ fn summary(scope: String, runs: &[&Fact], days: f64, now: DateTime<Utc>) -> Summ
                 .map(|e| (e - f.started).num_milliseconds() as f64 / 1000.0)
         })
         .collect();
-    // Recovery: a failed or rolled-back deployment's end to the next success in the same place.
-    let mut recoveries = Vec::new();
-    let mut by_place: HashMap<(&str, &str), Vec<&&Fact>> = HashMap::new();
-    for f in &deploys {
-        by_place
-            .entry((f.deployment.as_str(), f.environment.as_str()))
-            .or_default()
-            .push(f);
-    }
-    for list in by_place.values_mut() {
-        list.sort_by_key(|f| f.started);
-        for (i, f) in list.iter().enumerate() {
-            if !(is(f, Outcome::Failed) || is(f, Outcome::RolledBack)) {
-                continue;
-            }
-            let Some(end) = f.finished else { continue };
-            if let Some(next) = list[i + 1..].iter().find(|g| is(g, Outcome::Succeeded)) {
-                if let Some(fixed) = next.finished {
-                    recoveries.push((fixed - end).num_milliseconds().max(0) as f64 / 1000.0);
-                }
-            }
-        }
-    }
+    // Sorted once here, the median's and the p90's sorts find it sorted.
+    durations.sort_by(f64::total_cmp);
     let lead_times: Vec<f64> = deploys
         .iter()
         .filter(|f| is(f, Outcome::Succeeded))
@@ -184,7 +211,7 @@ fn summary(scope: String, runs: &[&Fact], days: f64, now: DateTime<Utc>) -> Summ
         p90_duration_s: quantile(&durations, 0.9),
         per_day,
         frequency: frequency_band(per_day),
-        recovery_median_s: median(&recoveries),
+        recovery_median_s: median(recoveries),
         lead_time_median_s: median(&lead_times),
         lead_time_samples: lead_times.len(),
         trend: trend(&deploys, now),
@@ -194,11 +221,10 @@ fn summary(scope: String, runs: &[&Fact], days: f64, now: DateTime<Utc>) -> Summ
 /// The last 28 days against the 28 before, when both have at least 10 deployments.
 fn trend(deploys: &[&&Fact], now: DateTime<Utc>) -> Option<Trend> {
     let window = |from: i64, to: i64| -> Vec<&&Fact> {
+        let (from, to) = (now - Duration::days(from), now - Duration::days(to));
         deploys
             .iter()
-            .filter(|f| {
-                f.started > now - Duration::days(from) && f.started <= now - Duration::days(to)
-            })
+            .filter(|f| f.started > from && f.started <= to)
             .copied()
             .collect()
     };
@@ -239,7 +265,11 @@ pub fn between(facts: &[Fact], from: DateTime<Utc>, to: DateTime<Utc>) -> Summar
         .filter(|f| f.started >= from && f.started <= to)
         .collect();
     let days = (to - from).num_seconds() as f64 / 86_400.0;
-    summary("all".into(), &recent, days, to)
+    let recovered: Vec<f64> = by_place(&recent)
+        .values()
+        .flat_map(|place| recoveries(place))
+        .collect();
+    summary("all".into(), &recent, days, to, &recovered)
 }
 
 /// Summaries per deployment and environment (by name), then `all`, over runs started in the
@@ -247,24 +277,22 @@ pub fn between(facts: &[Fact], from: DateTime<Utc>, to: DateTime<Utc>) -> Summar
 pub fn report(facts: &[Fact], days: i64, now: DateTime<Utc>) -> Vec<Summary> {
     let since = now - Duration::days(days);
     let recent: Vec<&Fact> = facts.iter().filter(|f| f.started >= since).collect();
-    let mut places: HashMap<(&str, &str), Vec<&Fact>> = HashMap::new();
-    for f in &recent {
-        places
-            .entry((&f.deployment, &f.environment))
-            .or_default()
-            .push(f);
-    }
     // In the order of their names (`deployment@environment`).
-    let mut places: Vec<(String, Vec<&Fact>)> = places
+    let mut places: Vec<(String, Vec<&Fact>)> = by_place(&recent)
         .into_iter()
         .map(|((d, e), runs)| (format!("{d}@{e}"), runs))
         .collect();
     places.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut recovered = Vec::new();
     let mut out: Vec<Summary> = places
         .into_iter()
-        .map(|(scope, runs)| summary(scope, &runs, days as f64, now))
+        .map(|(scope, runs)| {
+            let r = recoveries(&runs);
+            recovered.extend_from_slice(&r);
+            summary(scope, &runs, days as f64, now, &r)
+        })
         .collect();
-    out.push(summary("all".into(), &recent, days as f64, now));
+    out.push(summary("all".into(), &recent, days as f64, now, &recovered));
     out
 }
 

@@ -4,6 +4,8 @@
 //!
 //! Owns: that query. Must not touch: what reports make of it.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use rusqlite::params;
 use rusqlite::types::ValueRef;
@@ -15,8 +17,10 @@ use super::{kinds::opt_word, kinds::word, Result, RunKind, Store};
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunFacts {
     pub run_id: i64,
-    pub deployment: String,
-    pub environment: String,
+    /// One allocation per place, shared by its runs (they come in the index's order, place by
+    /// place).
+    pub deployment: Arc<str>,
+    pub environment: Arc<str>,
     pub kind: RunKind,
     /// `None` while running.
     pub outcome: Option<Outcome>,
@@ -49,11 +53,12 @@ impl Store {
                    AND (?2 IS NULL OR deployment = ?2)
                    AND (?3 IS NULL OR started_at >= ?3)",
             )?;
+            let mut names = (Shared::default(), Shared::default());
             let rows = st.query_map(params![environment, deployment, since], |r| {
                 Ok(RunFacts {
                     run_id: r.get(0)?,
-                    deployment: r.get(1)?,
-                    environment: r.get(2)?,
+                    deployment: names.0.read(r, 1)?,
+                    environment: names.1.read(r, 2)?,
                     kind: word(r, 3)?,
                     outcome: opt_word(r, 4)?,
                     started: time(r, 5)?,
@@ -63,6 +68,24 @@ impl Store {
             })?;
             rows.collect()
         })
+    }
+}
+
+/// The last name read from a column, handed out again while the next rows repeat it.
+#[derive(Default)]
+struct Shared(Option<Arc<str>>);
+
+impl Shared {
+    fn read(&mut self, r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Arc<str>> {
+        let text = r.get_ref(i)?.as_str()?;
+        match &self.0 {
+            Some(last) if **last == *text => Ok(last.clone()),
+            _ => {
+                let name: Arc<str> = text.into();
+                self.0 = Some(name.clone());
+                Ok(name)
+            }
+        }
     }
 }
 

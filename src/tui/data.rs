@@ -129,8 +129,8 @@ impl HistRow {
     /// The run as the delivery measures see it.
     pub fn fact(&self) -> Option<crate::analytics::report::Fact> {
         Some(crate::analytics::report::Fact {
-            deployment: self.deployment.clone(),
-            environment: self.environment.clone(),
+            deployment: self.deployment.as_str().into(),
+            environment: self.environment.as_str().into(),
             kind: self.kind,
             outcome: outcome_of(self.outcome),
             started: self.started?,
