@@ -18,6 +18,8 @@ use super::upstream::{self, Idle};
 /// The most of an HTTP probe's response body read (kubelet reads 10 KB); past it the connection
 /// is closed instead of kept for the next check.
 const BODY_MAX: usize = 64 * 1024;
+/// How long an HTTP probe's response body is read after its status.
+const DRAIN_FOR: Duration = Duration::from_millis(100);
 
 /// What to check, resolved to this instance's ports.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,18 +81,19 @@ pub async fn check_once(check: &Check, timeout: Duration, conn: &Arc<Idle>) -> R
                     .await
                     .map_err(|e| format!("GET {path}: {e}"))?;
                 let code = resp.status().as_u16();
-                // Read the body to its end (so the connection can be used again), up to a limit.
+                // The status decides. The body is read to its end so that the connection can be
+                // used again, up to a size and for a moment; past those it is closed instead.
                 let mut body = resp.into_body();
-                let mut read = 0;
-                while read <= BODY_MAX {
-                    match body.frame().await {
-                        Some(Ok(frame)) => {
-                            read += frame.data_ref().map_or(0, |d| d.len());
+                let drain = async {
+                    let mut read = 0;
+                    while read <= BODY_MAX {
+                        match body.frame().await {
+                            Some(Ok(frame)) => read += frame.data_ref().map_or(0, |d| d.len()),
+                            _ => break,
                         }
-                        Some(Err(e)) => return Err(format!("GET {path}: reading the body: {e}")),
-                        None => break,
                     }
-                }
+                };
+                let _ = tokio::time::timeout(DRAIN_FOR, drain).await;
                 if (200..400).contains(&code) {
                     Ok(())
                 } else {
@@ -324,10 +327,10 @@ mod tests {
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
         let e = check_once(&http("/a b"), t, &conn).await.unwrap_err();
         assert!(e.contains("bad probe path"), "{e}");
-        let e = check_once(&http("/x\r\nx-injected: 1"), t, &conn)
-            .await
-            .unwrap_err();
-        assert!(e.contains("bad probe path"), "{e}");
+        for bad in ["/x\r\nx-injected: 1", "/x#\r\nx-injected: 1", "/x#top"] {
+            let e = check_once(&http(bad), t, &conn).await.unwrap_err();
+            assert!(e.contains("bad probe path"), "{bad:?}: {e}");
+        }
     }
 
     #[tokio::test]

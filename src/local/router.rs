@@ -191,6 +191,7 @@ impl Router {
         let (stop, stop_rx) = watch::channel(false);
         let (opened, open_rx) = watch::channel(open);
         let task = rt.spawn(serve(listener, shared.clone(), stop_rx, open_rx));
+        rt.spawn(sweep_idle(table.clone(), stop.subscribe()));
         Ok(Arc::new(Router {
             component: component.to_string(),
             listen,
@@ -288,6 +289,31 @@ impl Router {
             if tokio::time::timeout(grace, task).await.is_err() {
                 tracing::warn!(component = %self.component, "router did not drain within {grace:?}");
             }
+        }
+    }
+}
+
+/// How often idle connections to the instances are checked.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Close idle connections to the instances that have waited too long or that the instances
+/// closed, until the router stops.
+async fn sweep_idle(table: Arc<Mutex<Table>>, mut stop: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let backends: Vec<Arc<Backend>> = table
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .revs
+            .iter()
+            .flat_map(|r| r.backends.iter().cloned())
+            .collect();
+        for b in backends {
+            b.idle.sweep();
         }
     }
 }

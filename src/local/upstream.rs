@@ -27,7 +27,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Idle connections kept per instance.
-const IDLE_MAX: usize = 256;
+const IDLE_MAX: usize = 64;
 /// An idle connection older than this is closed rather than reused.
 const IDLE_FOR: Duration = Duration::from_secs(30);
 /// Largest response head read.
@@ -89,6 +89,14 @@ impl Idle {
             conns.pop_front();
         }
         conns.push_back((stream, now));
+    }
+
+    /// Close the connections that waited too long or that the instance has closed (so none
+    /// sits half-closed holding a descriptor while no request comes).
+    pub fn sweep(&self) {
+        let now = Instant::now();
+        self.lock()
+            .retain(|(s, since)| now.duration_since(*since) < IDLE_FOR && looks_open(s));
     }
 
     /// Idle connections held (tests, status).
@@ -278,6 +286,9 @@ pub fn probe_target(path: &str) -> Result<(), String> {
     if !path.starts_with('/') {
         return Err("must start with /".into());
     }
+    if let Some(c) = path.chars().find(|c| !c.is_ascii_graphic() || *c == '#') {
+        return Err(format!("{c:?} cannot be sent in a request target"));
+    }
     path.parse::<hyper::http::uri::PathAndQuery>()
         .map(|_| ())
         .map_err(|e| e.to_string())
@@ -301,22 +312,26 @@ impl Outgoing<'_> {
         idle: &Arc<Idle>,
     ) -> Result<Response<UpstreamBody>, Failure> {
         let mut reused = idle.take();
-        loop {
+        'attempt: loop {
             let (mut stream, was_reused) = match reused.take() {
-                Some(s) if self.may_repeat || looks_open(&s) => (s, true),
+                Some(s) if looks_open(&s) => (s, true),
                 _ => (connect(addr).await?, false),
             };
+            let retry = was_reused && self.may_repeat;
             let mut buf = BytesMut::new();
-            match self.exchange(&mut stream, &mut buf).await {
-                Ok(()) => {}
-                Err(Failure::Closed) if was_reused && self.may_repeat => continue,
-                Err(Failure::Io(e)) if was_reused && self.may_repeat && stale(&e) => continue,
+            let cut_short = match self.exchange(&mut stream, &mut buf).await {
+                Ok(cut_short) => cut_short,
+                Err(Failure::Closed) if retry => continue,
+                Err(Failure::Io(e)) if retry && stale(&e) => continue,
                 Err(e) => return Err(e),
-            }
+            };
             let parsed = loop {
-                match parse_head(&mut buf, self.head_only)? {
-                    Some(p) => break p,
-                    None => {
+                match parse_head(&mut buf, self.head_only) {
+                    Ok(Some(p)) => break p,
+                    // Bytes left on a reused connection from before (a late body, a 408).
+                    Err(Failure::Malformed(_)) if retry => continue 'attempt,
+                    Err(e) => return Err(e),
+                    Ok(None) => {
                         if buf.len() > MAX_HEAD {
                             return Err(Failure::Malformed("response head too large"));
                         }
@@ -331,7 +346,8 @@ impl Outgoing<'_> {
                 io: Some(stream),
                 buf,
                 state: parsed.framing,
-                reusable: parsed.reusable,
+                // A request body not sent whole leaves the connection in no known state.
+                reusable: parsed.reusable && !cut_short,
                 idle: idle.clone(),
             };
             let mut resp = Response::new(body);
@@ -343,42 +359,59 @@ impl Outgoing<'_> {
     }
 
     /// Write the head and body, then read until the first bytes of the response are in `buf`.
+    /// An instance may answer before it has read the whole body (a 413, a 401, or a stream it
+    /// answers as it reads): sending stops there and the answer is read (returns true: the
+    /// body was cut short).
     async fn exchange(
         &mut self,
         stream: &mut TcpStream,
         buf: &mut BytesMut,
-    ) -> Result<(), Failure> {
+    ) -> Result<bool, Failure> {
         stream.write_all(self.head).await?;
+        let mut cut_short = false;
         if let (Some(body), true) = (self.body.as_mut(), self.framing != RequestBody::None) {
-            use http_body_util::BodyExt;
             let chunked = self.framing == RequestBody::Chunked;
-            while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(Failure::Client)?;
-                let Ok(data) = frame.into_data() else {
-                    continue; // trailers: not forwarded
-                };
-                if data.is_empty() {
-                    continue;
+            let (mut rd, mut wr) = stream.split();
+            let upload = async {
+                use http_body_util::BodyExt;
+                while let Some(frame) = body.frame().await {
+                    let frame = frame.map_err(Failure::Client)?;
+                    let Ok(data) = frame.into_data() else {
+                        continue; // trailers: not forwarded
+                    };
+                    if data.is_empty() {
+                        continue;
+                    }
+                    if chunked {
+                        wr.write_all(format!("{:x}\r\n", data.len()).as_bytes())
+                            .await?;
+                        wr.write_all(&data).await?;
+                        wr.write_all(b"\r\n").await?;
+                    } else {
+                        wr.write_all(&data).await?;
+                    }
                 }
                 if chunked {
-                    stream
-                        .write_all(format!("{:x}\r\n", data.len()).as_bytes())
-                        .await?;
-                    stream.write_all(&data).await?;
-                    stream.write_all(b"\r\n").await?;
-                } else {
-                    stream.write_all(&data).await?;
+                    wr.write_all(b"0\r\n\r\n").await?;
                 }
-            }
-            if chunked {
-                stream.write_all(b"0\r\n\r\n").await?;
+                Ok::<(), Failure>(())
+            };
+            tokio::select! {
+                biased;
+                answered = first_bytes(&mut rd, buf) => {
+                    answered?;
+                    cut_short = true;
+                }
+                sent = upload => sent?,
             }
         }
-        buf.reserve(8 * 1024);
-        if stream.read_buf(buf).await? == 0 {
-            return Err(Failure::Closed);
+        if buf.is_empty() {
+            buf.reserve(8 * 1024);
+            if stream.read_buf(buf).await? == 0 {
+                return Err(Failure::Closed);
+            }
         }
-        Ok(())
+        Ok(cut_short)
     }
 }
 
@@ -393,11 +426,40 @@ fn stale(e: &io::Error) -> bool {
     )
 }
 
+/// Wait for the instance to send something (or close) while the request body goes out.
+async fn first_bytes(
+    rd: &mut tokio::net::tcp::ReadHalf<'_>,
+    buf: &mut BytesMut,
+) -> Result<(), Failure> {
+    buf.reserve(8 * 1024);
+    match rd.read_buf(buf).await? {
+        0 => Err(Failure::Closed),
+        _ => Ok(()),
+    }
+}
+
 struct Parsed {
     status: StatusCode,
     headers: HeaderMap,
     framing: State,
     reusable: bool,
+}
+
+/// A content-length value: digits, or a list of the same digits repeated (RFC 9110 8.6).
+fn content_length(value: &[u8]) -> Option<u64> {
+    let mut found: Option<u64> = None;
+    for part in value.split(|b| *b == b',') {
+        let part = part.trim_ascii();
+        if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let n = part.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+        if found.is_some_and(|f| f != n) {
+            return None;
+        }
+        found = Some(n);
+    }
+    found
 }
 
 /// Parse a response head at the front of `buf` and take it off; `None` until it is whole.
@@ -463,10 +525,7 @@ fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Option<Parsed>, Fai
                 continue;
             }
             if name == header::CONTENT_LENGTH {
-                let n = std::str::from_utf8(h.value)
-                    .ok()
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .ok_or(Failure::Malformed("bad content-length"))?;
+                let n = content_length(h.value).ok_or(Failure::Malformed("bad content-length"))?;
                 if length.is_some_and(|l| l != n) {
                     return Err(Failure::Malformed("conflicting content-length"));
                 }
@@ -474,6 +533,8 @@ fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Option<Parsed>, Fai
                     continue;
                 }
                 length = Some(n);
+                headers.append(name, HeaderValue::from(n));
+                continue;
             }
             let value = HeaderValue::from_bytes(h.value)
                 .map_err(|_| Failure::Malformed("bad header value"))?;
@@ -500,7 +561,11 @@ fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Option<Parsed>, Fai
                 None => State::Close,
             }
         };
-        let reusable = !close && !matches!(framing, State::Close);
+        // Both lengths, or a transfer coding from an HTTP/1.0 server, may be an attempt to
+        // smuggle a response: this one is read as chunked, and the connection not used again
+        // (RFC 9112 6.3).
+        let suspect = encoded && (length.is_some() || !http11);
+        let reusable = !close && !suspect && !matches!(framing, State::Close);
         buf.advance(used);
         return Ok(Some(Parsed {
             status,
@@ -644,6 +709,11 @@ impl Body for UpstreamBody {
                     }
                     let data = this.buf.split().freeze();
                     return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                State::Chunk(Chunk::Size)
+                    if this.buf.first().is_some_and(|b| !b.is_ascii_hexdigit()) =>
+                {
+                    return Poll::Ready(Some(Err(invalid("a chunk without its size"))));
                 }
                 State::Chunk(Chunk::Size) => match httparse::parse_chunk_size(&this.buf) {
                     Ok(httparse::Status::Complete((used, size))) => {

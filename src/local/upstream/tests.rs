@@ -101,6 +101,16 @@ fn response_heads_say_how_the_body_ends_and_whether_the_connection_is_kept() {
     .unwrap()
     .unwrap();
     assert_eq!(p.framing, State::Chunk(Chunk::Size));
+    // Both lengths given: decoded as chunked, and the connection closed after.
+    assert!(!p.reusable);
+    assert!(p.headers.is_empty(), "{:?}", p.headers);
+    let p = parse(
+        "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: x-b\r\nx-b: 1\r\n\r\n",
+        false,
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(p.framing, State::Chunk(Chunk::Size));
     assert!(p.reusable);
     assert!(p.headers.is_empty(), "{:?}", p.headers);
 
@@ -283,9 +293,26 @@ async fn idle_connections_are_taken_newest_first_and_old_ones_closed() {
     assert_eq!(idle.take().unwrap().local_addr().unwrap().port(), b_port);
     assert_eq!(idle.len(), 1);
     // Aged past IDLE_FOR: dropped instead of used.
-    idle.lock().front_mut().unwrap().1 -= IDLE_FOR;
-    assert!(idle.take().is_none());
-    assert!(idle.is_empty());
+    let long_ago = Instant::now()
+        .checked_sub(IDLE_FOR)
+        .unwrap_or_else(Instant::now);
+    if let Some(front) = idle.lock().front_mut() {
+        front.1 = long_ago;
+    }
+    if Instant::now().checked_sub(IDLE_FOR).is_some() {
+        assert!(idle.take().is_none());
+        assert!(idle.is_empty());
+    }
+    // A connection the instance closed is swept out; an open one stays.
+    let (open, _t1) = pair().await;
+    let (closed, t2) = pair().await;
+    idle.put(open);
+    idle.put(closed);
+    drop(t2);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    idle.sweep();
+    assert_eq!(idle.len(), 1);
+    idle.lock().clear();
     for _ in 0..IDLE_MAX + 3 {
         let (s, _t) = pair().await;
         idle.put(s);
@@ -489,5 +516,132 @@ async fn chunked_bodies_pass_through_the_router_both_ways() {
         .await
         .unwrap();
     assert_eq!(r.text().await.unwrap(), "GET ");
+    router.shutdown(Duration::from_secs(1)).await;
+}
+
+#[test]
+fn content_lengths_are_digits_or_a_list_of_the_same() {
+    assert_eq!(content_length(b"12"), Some(12));
+    assert_eq!(content_length(b"5, 5"), Some(5));
+    for bad in [
+        &b"+5"[..],
+        b"-1",
+        b"5, 6",
+        b"",
+        b" ",
+        b"0x10",
+        b"99999999999999999999",
+    ] {
+        assert_eq!(
+            content_length(bad),
+            None,
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+    // A normalised value goes on, not the instance's text.
+    let p = parse("HTTP/1.1 200 OK\r\ncontent-length: 3, 3\r\n\r\n", false)
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.headers["content-length"], "3");
+    // Both lengths: read as chunked, and the connection is not used again.
+    let p = parse(
+        "HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n",
+        false,
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!((p.framing, p.reusable), (State::Chunk(Chunk::Size), false));
+}
+
+#[tokio::test]
+async fn a_chunk_without_a_size_is_an_error_not_the_end() {
+    let idle = Arc::new(Idle::default());
+    let (ours, theirs) = pair().await;
+    dribble(theirs, vec!["3\r\nabc\r\n\r\n0\r\n\r\n"], false);
+    let b = body(ours, State::Chunk(Chunk::Size), true, &idle);
+    assert!(b.collect().await.is_err());
+    assert!(idle.is_empty());
+}
+
+#[tokio::test]
+async fn an_answer_before_the_upload_ends_reaches_the_client() {
+    // The instance refuses at the head, reading none of the body (and keeps its socket open
+    // a while, so that the router's writes are not reset).
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = BytesMut::new();
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    if s.read_buf(&mut buf).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 413 Too Large\r\ncontent-length: 4\r\n\r\nbig!")
+                    .await;
+                tokio::time::sleep(Duration::from_secs(3)).await;
+            });
+        }
+    });
+    let router = router_to(addr).await;
+    let client = crate::net::client().unwrap();
+    let r = client
+        .post(format!("http://{}/", router.listen))
+        .body(vec![b'x'; 16 << 20])
+        .send()
+        .await;
+    let r = r.unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(r.text().await.unwrap(), "big!");
+    let w = router.weights();
+    assert_eq!(w.len(), 1);
+    router.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn bytes_left_on_an_idle_connection_are_not_taken_for_the_next_answer() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // Answers each GET, then sends a 408 on its own a moment later and closes.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = BytesMut::new();
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    if s.read_buf(&mut buf).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            });
+        }
+    });
+    let router = router_to(addr).await;
+    let client = crate::net::client().unwrap();
+    for _ in 0..3 {
+        let r = client
+            .get(format!("http://{}/", router.listen))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.text().await.unwrap(), "ok");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
     router.shutdown(Duration::from_secs(1)).await;
 }
