@@ -564,14 +564,20 @@ async fn a_chunk_without_a_size_is_an_error_not_the_end() {
     assert!(idle.is_empty());
 }
 
-#[tokio::test]
-async fn an_answer_before_the_upload_ends_reaches_the_client() {
-    // The instance refuses at the head, reading none of the body (and keeps its socket open
-    // a while, so that the router's writes are not reset).
+/// An instance that reads each connection's first request head (none of its body), then
+/// writes `pieces` in turn, each after its pause, and keeps the socket open 3 s (so the
+/// router's writes are not reset). Returns its address and the connections it accepted.
+async fn scripted(
+    pieces: &'static [(u64, &'static [u8])],
+) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
     tokio::spawn(async move {
         while let Ok((mut s, _)) = l.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
                 let mut buf = BytesMut::new();
                 while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -579,13 +585,25 @@ async fn an_answer_before_the_upload_ends_reaches_the_client() {
                         return;
                     }
                 }
-                let _ = s
-                    .write_all(b"HTTP/1.1 413 Too Large\r\ncontent-length: 4\r\n\r\nbig!")
-                    .await;
+                for (pause_ms, piece) in pieces {
+                    tokio::time::sleep(Duration::from_millis(*pause_ms)).await;
+                    let _ = s.write_all(piece).await;
+                }
                 tokio::time::sleep(Duration::from_secs(3)).await;
             });
         }
     });
+    (addr, accepted)
+}
+
+#[tokio::test]
+async fn an_answer_before_the_upload_ends_reaches_the_client() {
+    // The instance refuses at the head, reading none of the body.
+    let (addr, _) = scripted(&[(
+        0,
+        b"HTTP/1.1 413 Too Large\r\ncontent-length: 4\r\n\r\nbig!",
+    )])
+    .await;
     let router = router_to(addr).await;
     let client = crate::net::client().unwrap();
     let r = client
@@ -603,33 +621,16 @@ async fn an_answer_before_the_upload_ends_reaches_the_client() {
 
 #[tokio::test]
 async fn bytes_left_on_an_idle_connection_are_not_taken_for_the_next_answer() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    // Answers each GET, then sends a 408 on its own a moment later and closes.
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buf = BytesMut::new();
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    if s.read_buf(&mut buf).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                }
-                let _ = s
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                    .await;
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                let _ = s
-                    .write_all(b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n\r\n")
-                    .await;
-                tokio::time::sleep(Duration::from_secs(2)).await;
-            });
-        }
-    });
+    use std::sync::atomic::Ordering;
+    // Answers each GET, then sends a 408 on its own a moment later.
+    let (addr, accepted) = scripted(&[
+        (0, b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"),
+        (
+            20,
+            b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n\r\n",
+        ),
+    ])
+    .await;
     let router = router_to(addr).await;
     let client = crate::net::client().unwrap();
     for _ in 0..3 {
