@@ -464,6 +464,19 @@ async fn proxy(req: Request<Incoming>, client_ip: &str, shared: &Shared) -> Resp
             });
             Response::from_parts(parts, body)
         }
+        Ok(Err(upstream::Failure::Client(e))) => {
+            // The client's side failed (it went away in the middle of its upload): nothing
+            // about the instance, so not recorded against its revision.
+            backend.inflight.fetch_sub(1, Ordering::Relaxed);
+            tracing::debug!(
+                "request body for {} cut short by the client: {e}",
+                backend.id
+            );
+            plain(
+                StatusCode::BAD_REQUEST,
+                "cutover: the request body was cut short",
+            )
+        }
         Ok(Err(e)) => {
             backend.inflight.fetch_sub(1, Ordering::Relaxed);
             window.record(Outcome::Transport, latency);

@@ -394,7 +394,14 @@ async fn instance(
     (addr, accepted)
 }
 
-async fn router_to(addr: SocketAddr) -> Arc<crate::local::router::Router> {
+/// A router with one instance, `addr`, taking all traffic; its instance and their window.
+async fn router_to(
+    addr: SocketAddr,
+) -> (
+    Arc<crate::local::router::Router>,
+    Arc<crate::local::router::Backend>,
+    Arc<crate::local::metrics::Window>,
+) {
     use crate::local::router::{Backend, Router};
     let r = Router::start(
         "web",
@@ -406,13 +413,10 @@ async fn router_to(addr: SocketAddr) -> Arc<crate::local::router::Router> {
     let b = Arc::new(Backend::new("web@1#0".into(), addr));
     b.ready.store(true, std::sync::atomic::Ordering::Relaxed);
     let key = crate::provider::RevisionKey("web@1".into());
-    r.set_backends(
-        &key,
-        vec![b],
-        Arc::new(crate::local::metrics::Window::new()),
-    );
+    let window = Arc::new(crate::local::metrics::Window::new());
+    r.set_backends(&key, vec![b.clone()], window.clone());
     r.set_weights(&[(key, 100)]);
-    r
+    (r, b, window)
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
@@ -447,7 +451,7 @@ async fn raw(router: SocketAddr, request: &str) -> String {
 #[tokio::test]
 async fn the_router_keeps_one_connection_to_an_instance_across_requests() {
     let (addr, accepted) = instance(false, false).await;
-    let router = router_to(addr).await;
+    let (router, _, _) = router_to(addr).await;
     let client = crate::net::client().unwrap();
     for i in 0..5 {
         let r = client
@@ -466,7 +470,7 @@ async fn the_router_keeps_one_connection_to_an_instance_across_requests() {
 #[tokio::test]
 async fn a_connection_the_instance_closed_is_replaced_without_failing_a_request() {
     let (addr, accepted) = instance(false, true).await;
-    let router = router_to(addr).await;
+    let (router, _, _) = router_to(addr).await;
     let client = crate::net::client().unwrap();
     for i in 0..4 {
         // Sent at once: the closed connection may not be known closed yet (a GET is sent again).
@@ -495,7 +499,7 @@ async fn a_connection_the_instance_closed_is_replaced_without_failing_a_request(
 #[tokio::test]
 async fn chunked_bodies_pass_through_the_router_both_ways() {
     let (addr, _) = instance(true, false).await;
-    let router = router_to(addr).await;
+    let (router, _, _) = router_to(addr).await;
     let out = raw(
         router.listen,
         "POST /x HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
@@ -604,7 +608,7 @@ async fn an_answer_before_the_upload_ends_reaches_the_client() {
         b"HTTP/1.1 413 Too Large\r\ncontent-length: 4\r\n\r\nbig!",
     )])
     .await;
-    let router = router_to(addr).await;
+    let (router, _, window) = router_to(addr).await;
     let client = crate::net::client().unwrap();
     let r = client
         .post(format!("http://{}/", router.listen))
@@ -614,8 +618,47 @@ async fn an_answer_before_the_upload_ends_reaches_the_client() {
     let r = r.unwrap();
     assert_eq!(r.status(), 413);
     assert_eq!(r.text().await.unwrap(), "big!");
-    let w = router.weights();
-    assert_eq!(w.len(), 1);
+    // Counted for the revision as the answer it was: one request, not a server or transport
+    // error.
+    assert_eq!(window.totals(), (1, 0, 0));
+    router.shutdown(Duration::from_secs(1)).await;
+}
+
+/// A client that gives up in the middle of its upload says nothing about the instance: the
+/// revision's analysis does not count it as a transport error.
+#[tokio::test]
+async fn a_client_that_abandons_its_upload_is_not_held_against_the_instance() {
+    use std::sync::atomic::Ordering;
+    let (addr, _) = instance(false, false).await;
+    let (router, backend, window) = router_to(addr).await;
+    let mut c = TcpStream::connect(router.listen).await.unwrap();
+    c.write_all(b"POST / HTTP/1.1\r\nhost: web\r\ncontent-length: 100000\r\n\r\n0123456789")
+        .await
+        .unwrap();
+    let until = |busy: usize| {
+        let backend = backend.clone();
+        async move {
+            for _ in 0..250 {
+                if backend.inflight.load(Ordering::Relaxed) == busy {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            panic!("the instance never had {busy} request(s) in flight");
+        }
+    };
+    until(1).await;
+    drop(c);
+    until(0).await;
+    assert_eq!(window.totals(), (0, 0, 0));
+    // The instance still serves the next request.
+    let r = raw(
+        router.listen,
+        "GET / HTTP/1.1\r\nhost: web\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert_eq!(window.totals(), (1, 0, 0));
     router.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -631,7 +674,7 @@ async fn bytes_left_on_an_idle_connection_are_not_taken_for_the_next_answer() {
         ),
     ])
     .await;
-    let router = router_to(addr).await;
+    let (router, _, _) = router_to(addr).await;
     let client = crate::net::client().unwrap();
     for _ in 0..3 {
         let r = client

@@ -4,11 +4,15 @@
 //! their cells cut with `~`. Every row is laid out with the same widths, so rows line up
 //! whatever their content (six-digit run numbers, long names).
 //!
+//! Widths are terminal cells, as the terminal draws them (`unicode-width`, what ratatui itself
+//! measures with): a CJK name or an emoji takes two, a combining accent none.
+//!
 //! Owns: choosing the widths and padding or cutting a cell to its width. Must not touch: what
 //! the cells say or how they are styled.
 
 use ratatui::style::Style;
 use ratatui::text::Span;
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// The gap between two columns.
 pub const GAP: &str = "  ";
@@ -67,7 +71,7 @@ impl Widths {
         let mut widths: Vec<usize> = cols
             .iter()
             .zip(content.iter().chain(std::iter::repeat(&0)))
-            .map(|(c, w)| c.head.chars().count().max(*w))
+            .map(|(c, w)| width(c.head).max(*w))
             .collect();
         let mut shown = vec![true; cols.len()];
         let total = |w: &[usize], shown: &[bool]| {
@@ -116,10 +120,11 @@ impl Widths {
     pub fn cell(&self, i: usize, s: &str) -> String {
         let w = self.get(i);
         let s = cut(s, w);
+        let pad = " ".repeat(w.saturating_sub(width(&s)));
         if self.right.get(i).copied().unwrap_or(false) {
-            format!("{s:>w$}")
+            pad + &s
         } else {
-            format!("{s:<w$}")
+            s + &pad
         }
     }
 
@@ -183,20 +188,37 @@ impl Widths {
     }
 }
 
-/// `s` cut to `n` characters, its last one `~` when it was longer.
-pub fn cut(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
-        t.push('~');
-        t
-    }
+/// How many terminal cells `s` takes.
+pub fn width(s: &str) -> usize {
+    UnicodeWidthStr::width(s)
 }
 
-/// The widest of `cells`, in characters.
+/// `s` cut to `n` cells, its last one `~` when it was longer (a wide character that would
+/// straddle the cut is left out whole: the result may be a cell short).
+pub fn cut(s: &str, n: usize) -> String {
+    if width(s) <= n {
+        return s.to_string();
+    }
+    let room = n.saturating_sub(1);
+    let mut t = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w > room {
+            break;
+        }
+        used += w;
+        t.push(c);
+    }
+    if n > 0 {
+        t.push('~');
+    }
+    t
+}
+
+/// The widest of `cells`, in terminal cells.
 pub fn widest<'a>(cells: impl Iterator<Item = &'a str>) -> usize {
-    cells.map(|s| s.chars().count()).max().unwrap_or(0)
+    cells.map(width).max().unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -220,6 +242,31 @@ mod tests {
         assert_eq!(w.head(&COLS), "   run  deployment        by");
         assert_eq!(w.row(&rows[0]), "     7  shop              alice");
         assert_eq!(w.row(&rows[1]), "123456  payments-gateway  bob");
+    }
+
+    /// Names in CJK or with emoji take two cells a character; rows still line up, as the
+    /// terminal draws them, and a cut never splits a wide character.
+    #[test]
+    fn wide_characters_count_as_the_cells_they_take() {
+        let rows = [["7", "ショップ", "alice"], ["123456", "shop", "bob"]];
+        let content: Vec<usize> = (0..3).map(|i| widest(rows.iter().map(|r| r[i]))).collect();
+        assert_eq!(content, [6, 8, 5]);
+        let w = Widths::fit(&COLS, &content, 80, &[1]);
+        let a = w.row(&rows[0]);
+        let b = w.row(&rows[1]);
+        assert_eq!(a, "     7  ショップ    alice");
+        assert_eq!(b, "123456  shop        bob");
+        let bob = b.find("bob").unwrap_or(usize::MAX);
+        assert_eq!(width(&a[..a.find("alice").unwrap_or(0)]), width(&b[..bob]));
+        assert_eq!(cut("ショップ", 4), "シ~");
+        assert_eq!(cut("ショップ", 5), "ショ~");
+        assert_eq!(
+            width(&cut("ショップ", 4)),
+            3,
+            "the cut leaves a cell rather than half a character"
+        );
+        assert_eq!(cut("café", 4), "café");
+        assert_eq!(cut("abc", 0), "");
     }
 
     #[test]

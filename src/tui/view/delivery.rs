@@ -269,7 +269,7 @@ pub fn scopes(f: &mut Frame, d: &Delivery, look: &Look, area: Rect) {
     let w = d
         .scopes
         .iter()
-        .map(|s| s.scope.chars().count())
+        .map(|s| super::columns::width(&s.scope))
         .max()
         .unwrap_or(5)
         .max(5);
@@ -282,8 +282,9 @@ pub fn scopes(f: &mut Frame, d: &Delivery, look: &Look, area: Rect) {
     )];
     let row = |s: &Summary| {
         format!(
-            "{:<w$}  {:>7}  {:>8.2}  {:>11}  {:>9}  {:>9}  {:>9}",
+            "{}{}  {:>7}  {:>8.2}  {:>11}  {:>9}  {:>9}  {:>9}",
             s.scope,
+            " ".repeat(w.saturating_sub(super::columns::width(&s.scope))),
             s.deployments,
             s.per_day,
             pct(s.change_fail_rate),

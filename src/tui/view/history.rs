@@ -223,7 +223,7 @@ fn list(f: &mut Frame, m: &Model, visible: &[&HistRow], look: &Look, area: Rect)
         let mut row = w.spans(&cells, |i| (i == 5).then_some(style));
         if i == m.hist_selected {
             // The selection bar spans the whole list.
-            let used: usize = row.iter().map(|s| s.content.chars().count()).sum();
+            let used: usize = row.iter().map(|s| s.width()).sum();
             row.push(Span::raw(" ".repeat(inner.saturating_sub(used))));
             lines.push(Line::from(row).style(look.s(Slot::Selection)));
         } else {
