@@ -11,7 +11,9 @@
 # affinity. Installs what it needs with apt-get when missing (wrk, nginx-light, haproxy) and
 # builds the release binary. Prints, per proxy (medians over the rounds):
 #   - saturation: wrk, one thread, 64 keep-alive connections: requests/s, failures, latency;
-#   - an open-loop rate of 2000 req/s (`cutover load`): median and p99 latency;
+#   - an open-loop rate of 2000 req/s (`cutover load`): median and p99 latency, and the proxy's
+#     own CPU time per request over that run (its threads' time on CPU from /proc/PID/task/*/
+#     schedstat: cutover's host without its instances, nginx's worker, HAProxy's process);
 #   - failed: wrk's errors and non-2xx answers plus the open-loop run's failures, all rounds;
 #   - the share of requests each version answered (the demo-service instances' own counters).
 # PROFILE=FILE: also record the host with `perf record -g` while wrk loads cutover's router.
@@ -134,10 +136,30 @@ mkdir -p "$D/nginx"
   for b in "${BACKENDS[@]}"; do IFS=: read -r _ port w <<<"$b"; n=$((n + 1)); echo "  server s$n 127.0.0.1:$port weight $((w / 100))"; done
 } >"$D/haproxy.cfg"
 $PROXY nginx -c "$D/nginx/nginx.conf" -p "$D/nginx" 2>>"$D/nginx/error.log" &
-PIDS+=($!)
+NGXPID=$!
+PIDS+=($NGXPID)
 $PROXY haproxy -f "$D/haproxy.cfg" -db 2>"$D/haproxy.err" &
-PIDS+=($!)
+HAPPID=$!
+PIDS+=($HAPPID)
 sleep 1
+HOSTPID=$("$B" --state-dir "$D" host status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
+# The processes whose CPU is the proxy's: its own threads, not its children's.
+proxy_pids() {
+  case $1 in
+    cutover) echo "$HOSTPID" ;;
+    nginx) pgrep -P "$NGXPID" nginx || true ;;
+    haproxy) echo "$HAPPID" ;;
+  esac
+}
+cpu_ns() { # PIDS...: nanoseconds on CPU of all their threads
+  local total=0 ns
+  for p in "$@"; do
+    for t in /proc/"$p"/task/*/schedstat; do
+      read -r ns _ <"$t" 2>/dev/null && total=$((total + ns))
+    done
+  done
+  echo "$total"
+}
 # Requests each version answered, from the instances' own counters.
 answered() {
   for b in "${BACKENDS[@]}"; do
@@ -170,7 +192,6 @@ for round in $(seq "$ROUNDS"); do
     url="http://127.0.0.1:$port/"
     before=$(answered)
     if [ "$name" = cutover ] && [ -n "${PROFILE:-}" ] && [ "$round" = 1 ]; then
-      HOSTPID=$("$B" --state-dir "$D" host status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
       perf record -g -o "$PROFILE" -p "$HOSTPID" -- sleep "$SECS" >/dev/null 2>&1 &
       PERF=$!
     fi
@@ -181,23 +202,34 @@ for round in $(seq "$ROUNDS"); do
     errs=$(awk '/Non-2xx|Socket errors/ {gsub(/,/, ""); for (i=1;i<=NF;i++) if ($i ~ /^[0-9]+$/) s+=$i} END {print s+0}' <<<"$w")
     p50=$(awk '$1=="50%" {print $2}' <<<"$w")
     p99=$(awk '$1=="99%" {print $2}' <<<"$w")
+    read -r -a pp <<<"$(proxy_pids "$name" | tr '\n' ' ')"
+    c0=$(cpu_ns "${pp[@]}")
     open=$($LOAD "$B" load --target "$url" --rps 2000 --duration "${SECS}s" --concurrency 256 --json |
-      python3 -c 'import json,sys; r=json.load(sys.stdin); l=r["latency_ms"]; print(l["p50"], l["p99"], r["errors"]+r["transport_errors"])')
-    echo "$name $rps $errs $p50 $p99 $open $(share "$before" "$after" | tr ' ' '_')" >>"$D/results"
-    echo "  round $round $name: $rps req/s, p50 at 2000 req/s ${open%% *} ms" >&2
+      python3 -c 'import json,sys; r=json.load(sys.stdin); l=r["latency_ms"]; print(l["p50"], l["p99"], r["errors"]+r["transport_errors"], r["ok"]+r["errors"])')
+    c1=$(cpu_ns "${pp[@]}")
+    answered_n=${open##* }
+    open=${open% *}
+    # Microseconds of the proxy's CPU per request (none for direct).
+    us=$(python3 -c "import sys; n=int(sys.argv[3]); print('%.1f' % ((int(sys.argv[2]) - int(sys.argv[1])) / 1000 / n) if n and sys.argv[4] else '-')" "$c0" "$c1" "$answered_n" "${pp[*]}")
+    echo "$name $rps $errs $p50 $p99 $open $us $(share "$before" "$after" | tr ' ' '_')" >>"$D/results"
+    echo "  round $round $name: $rps req/s, p50 at 2000 req/s ${open%% *} ms, CPU $us us/request" >&2
   done
 done
 python3 - "$D/results" <<'PY'
 import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
-    name, rps, errs, p50, p99, op50, op99, ofail, share = line.split()
-    rows.setdefault(name, []).append((float(rps), int(errs), p50, p99, float(op50), float(op99), int(ofail), share.replace("_", " ")))
+    name, rps, errs, p50, p99, op50, op99, ofail, us, share = line.split()
+    rows.setdefault(name, []).append((float(rps), int(errs), p50, p99, float(op50), float(op99), int(ofail), share.replace("_", " "), us))
 def med(xs): return statistics.median(xs)
-print("%-8s %12s %8s %9s %9s   %-24s %-22s %s" % ("proxy", "wrk req/s", "failed", "wrk p50", "wrk p99", "2000 req/s p50 / p99", "answered by version", "req/s each round"))
+def cpu(rs):
+    xs = [float(x[8]) for x in rs if x[8] != "-"]
+    return "%.1f" % med(xs) if xs else "-"
+print("%-8s %12s %8s %9s %9s   %-24s %8s   %-22s %s" % ("proxy", "wrk req/s", "failed", "wrk p50", "wrk p99", "2000 req/s p50 / p99", "CPU/req", "answered by version", "each round: req/s, p50 at 2000"))
 for name, rs in rows.items():
     r = sorted(rs, key=lambda x: x[0])[len(rs) // 2]
     failed = sum(x[1] + x[6] for x in rs)
-    print("%-8s %12.0f %8d %9s %9s   %-24s %-22s %s" % (name, med([x[0] for x in rs]), failed, r[2], r[3],
-        "%.3f / %.3f ms" % (med([x[4] for x in rs]), med([x[5] for x in rs])), r[7], " ".join("%.0f" % x[0] for x in rs)))
+    print("%-8s %12.0f %8d %9s %9s   %-24s %8s   %-22s %s" % (name, med([x[0] for x in rs]), failed, r[2], r[3],
+        "%.3f / %.3f ms" % (med([x[4] for x in rs]), med([x[5] for x in rs])), cpu(rs) + " us", r[7],
+        " ".join("%.0f/%.3f" % (x[0], x[4]) for x in rs)))
 PY

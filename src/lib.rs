@@ -22,5 +22,6 @@ pub mod platform;
 pub mod provider;
 pub mod spec;
 pub mod store;
+pub mod text;
 pub mod tui;
 pub mod verify;

@@ -465,16 +465,18 @@ pub fn history(dir: &Path, env: Option<&str>, json: bool, limit: usize) -> Resul
         );
         return Ok(OK);
     }
-    // Columns as wide as their content (six-digit run numbers, long names).
+    // Columns as wide as their content (six-digit run numbers, long names), in terminal cells
+    // (a CJK name takes two a character).
+    use cutover::text::{pad, width as cells};
     let width = |f: &dyn Fn(&RunRow) -> usize, head: &str| {
         runs.iter().map(f).max().unwrap_or(0).max(head.len())
     };
     let (rw, dw, vw, ew, bw) = (
         width(&|r| r.run_id.to_string().len(), "RUN"),
-        width(&|r| r.deployment.chars().count(), "DEPLOYMENT"),
-        width(&|r| r.version.chars().count(), "VERSION"),
-        width(&|r| r.environment.chars().count(), "ENV"),
-        width(&|r| r.initiator.chars().count(), "BY"),
+        width(&|r| cells(&r.deployment), "DEPLOYMENT"),
+        width(&|r| cells(&r.version), "VERSION"),
+        width(&|r| cells(&r.environment), "ENV"),
+        width(&|r| cells(&r.initiator), "BY"),
     );
     out!(
         "{:>rw$}  {:<dw$}  {:<8}  {:<vw$}  {:<ew$}  {:<10}  {:<16}  {:>8}  {:<bw$}  REASON",
@@ -490,16 +492,16 @@ pub fn history(dir: &Path, env: Option<&str>, json: bool, limit: usize) -> Resul
     );
     for r in &runs {
         out!(
-            "{:>rw$}  {:<dw$}  {:<8}  {:<vw$}  {:<ew$}  {:<10}  {:<16}  {:>8}  {:<bw$}  {}",
+            "{:>rw$}  {}  {:<8}  {}  {}  {:<10}  {:<16}  {:>8}  {}  {}",
             r.run_id,
-            r.deployment,
+            pad(&r.deployment, dw, false),
             r.kind.to_string(),
-            r.version,
-            r.environment,
+            pad(&r.version, vw, false),
+            pad(&r.environment, ew, false),
             r.strategy.to_string(),
             r.outcome.map_or_else(|| live_status(r), |o| o.to_string()),
             duration_of(r).map(human).unwrap_or_else(|| "-".into()),
-            r.initiator,
+            pad(&r.initiator, bw, false),
             r.reason.clone().unwrap_or_default()
         );
     }

@@ -455,8 +455,9 @@ async fn proxy(req: Request<Incoming>, client_ip: &str, shared: &Shared) -> Resp
     let result = tokio::time::timeout(shared.timeout, sent).await;
     let latency = start.elapsed();
     match result {
-        Ok(Ok(resp)) => {
+        Ok(Ok(mut resp)) => {
             window.record(Outcome::Status(resp.status().as_u16()), latency);
+            resp.body_mut().stall_limit(shared.timeout);
             let (parts, body) = resp.into_parts();
             let body = ProxyBody::Upstream(Tracked {
                 inner: body,

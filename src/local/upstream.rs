@@ -12,6 +12,7 @@
 //! (`benches/router.sh`). Requests from clients are still parsed by hyper's server.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -349,6 +350,8 @@ impl Outgoing<'_> {
                 // A request body not sent whole leaves the connection in no known state.
                 reusable: parsed.reusable && !cut_short,
                 idle: idle.clone(),
+                stall_after: None,
+                stalled: None,
             };
             let mut resp = Response::new(body);
             *resp.status_mut() = parsed.status;
@@ -607,9 +610,21 @@ pub struct UpstreamBody {
     state: State,
     reusable: bool,
     idle: Arc<Idle>,
+    /// How long the instance may send nothing in the middle of the body ([`Self::stall_limit`]).
+    stall_after: Option<Duration>,
+    /// Armed while a read waits, cleared by each byte that arrives.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl UpstreamBody {
+    /// Give up on the body, with an error, when the instance sends nothing for `after` in the
+    /// middle of it (as nginx's `proxy_read_timeout`): a stalled instance then no longer holds
+    /// the client's connection, and its own count of requests in flight, for as long as the
+    /// client waits.
+    pub fn stall_limit(&mut self, after: Duration) {
+        self.stall_after = Some(after);
+    }
+
     /// At the end: hand the connection back (if reusable and nothing extra was sent).
     fn finish_if_done(&mut self) {
         if self.state == State::Length(0) {
@@ -633,9 +648,25 @@ impl UpstreamBody {
             self.buf.reserve(16 * 1024);
         }
         loop {
-            ready!(io.poll_read_ready(cx))?;
+            if io.poll_read_ready(cx)?.is_pending() {
+                let Some(after) = self.stall_after else {
+                    return Poll::Pending;
+                };
+                let timer = self
+                    .stalled
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
+                ready!(timer.as_mut().poll(cx));
+                self.stalled = None;
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("the instance sent nothing for {after:?} in the body"),
+                )));
+            }
             match io.try_read_buf(&mut self.buf) {
-                Ok(n) => return Poll::Ready(Ok(n)),
+                Ok(n) => {
+                    self.stalled = None;
+                    return Poll::Ready(Ok(n));
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Poll::Ready(Err(e)),
             }

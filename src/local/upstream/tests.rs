@@ -198,6 +198,8 @@ fn body(io: TcpStream, state: State, reusable: bool, idle: &Arc<Idle>) -> Upstre
         state,
         reusable,
         idle: idle.clone(),
+        stall_after: None,
+        stalled: None,
     }
 }
 
@@ -402,14 +404,22 @@ async fn router_to(
     Arc<crate::local::router::Backend>,
     Arc<crate::local::metrics::Window>,
 ) {
+    router_with(addr, Duration::from_secs(5)).await
+}
+
+/// [`router_to`], with the router's timeout `timeout`.
+async fn router_with(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> (
+    Arc<crate::local::router::Router>,
+    Arc<crate::local::router::Backend>,
+    Arc<crate::local::metrics::Window>,
+) {
     use crate::local::router::{Backend, Router};
-    let r = Router::start(
-        "web",
-        "127.0.0.1:0".parse().unwrap(),
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
+    let r = Router::start("web", "127.0.0.1:0".parse().unwrap(), timeout)
+        .await
+        .unwrap();
     let b = Arc::new(Backend::new("web@1#0".into(), addr));
     b.ready.store(true, std::sync::atomic::Ordering::Relaxed);
     let key = crate::provider::RevisionKey("web@1".into());
@@ -687,5 +697,47 @@ async fn bytes_left_on_an_idle_connection_are_not_taken_for_the_next_answer() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    router.shutdown(Duration::from_secs(1)).await;
+}
+
+/// An instance that stops sending in the middle of a body is cut off after the router's
+/// timeout: the client sees its connection end short of the length, and the instance is no
+/// longer counted as busy with it.
+#[tokio::test]
+async fn a_body_that_stalls_is_cut_off_after_the_routers_timeout() {
+    use std::sync::atomic::Ordering;
+    let (addr, _) = scripted(&[(
+        0,
+        b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789",
+    )])
+    .await;
+    let (router, backend, _) = router_with(addr, Duration::from_millis(300)).await;
+    let mut c = TcpStream::connect(router.listen).await.unwrap();
+    c.write_all(b"GET / HTTP/1.1\r\nhost: web\r\n\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut got))
+        .await
+        .expect("the router kept the stalled response open")
+        .ok();
+    let took = started.elapsed();
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.ends_with("0123456789"), "{text}");
+    assert!(
+        took >= Duration::from_millis(250),
+        "cut off early: {took:?}"
+    );
+    // The instance itself would hang up only after 3 s.
+    assert!(took < Duration::from_secs(2), "not cut off: {took:?}");
+    for _ in 0..100 {
+        if backend.inflight.load(Ordering::Relaxed) == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(backend.inflight.load(Ordering::Relaxed), 0);
     router.shutdown(Duration::from_secs(1)).await;
 }

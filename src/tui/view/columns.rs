@@ -4,15 +4,17 @@
 //! their cells cut with `~`. Every row is laid out with the same widths, so rows line up
 //! whatever their content (six-digit run numbers, long names).
 //!
-//! Widths are terminal cells, as the terminal draws them (`unicode-width`, what ratatui itself
-//! measures with): a CJK name or an emoji takes two, a combining accent none.
+//! Widths are terminal cells, as the terminal draws them ([`crate::text`]): a CJK name or an
+//! emoji takes two, a combining accent none.
 //!
 //! Owns: choosing the widths and padding or cutting a cell to its width. Must not touch: what
 //! the cells say or how they are styled.
 
 use ratatui::style::Style;
 use ratatui::text::Span;
-use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+use unicode_width::UnicodeWidthChar;
+
+pub use crate::text::width;
 
 /// The gap between two columns.
 pub const GAP: &str = "  ";
@@ -119,13 +121,7 @@ impl Widths {
     /// `s` in column `i`: cut to its width, padded to it on the side its alignment says.
     pub fn cell(&self, i: usize, s: &str) -> String {
         let w = self.get(i);
-        let s = cut(s, w);
-        let pad = " ".repeat(w.saturating_sub(width(&s)));
-        if self.right.get(i).copied().unwrap_or(false) {
-            pad + &s
-        } else {
-            s + &pad
-        }
+        crate::text::pad(&cut(s, w), w, self.right.get(i).copied().unwrap_or(false))
     }
 
     /// A whole row of cells (the shown ones), joined by the gap; the last is not padded.
@@ -186,11 +182,6 @@ impl Widths {
     pub fn head(&self, cols: &[Column]) -> String {
         self.row(&cols.iter().map(|c| c.head).collect::<Vec<_>>())
     }
-}
-
-/// How many terminal cells `s` takes.
-pub fn width(s: &str) -> usize {
-    UnicodeWidthStr::width(s)
 }
 
 /// `s` cut to `n` cells, its last one `~` when it was longer (a wide character that would

@@ -269,7 +269,7 @@ pub fn scopes(f: &mut Frame, d: &Delivery, look: &Look, area: Rect) {
     let w = d
         .scopes
         .iter()
-        .map(|s| super::columns::width(&s.scope))
+        .map(|s| crate::text::width(&s.scope))
         .max()
         .unwrap_or(5)
         .max(5);
@@ -282,9 +282,8 @@ pub fn scopes(f: &mut Frame, d: &Delivery, look: &Look, area: Rect) {
     )];
     let row = |s: &Summary| {
         format!(
-            "{}{}  {:>7}  {:>8.2}  {:>11}  {:>9}  {:>9}  {:>9}",
-            s.scope,
-            " ".repeat(w.saturating_sub(super::columns::width(&s.scope))),
+            "{}  {:>7}  {:>8.2}  {:>11}  {:>9}  {:>9}  {:>9}",
+            crate::text::pad(&s.scope, w, false),
             s.deployments,
             s.per_day,
             pct(s.change_fail_rate),
