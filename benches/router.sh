@@ -12,8 +12,9 @@
 # builds the release binary. Prints, per proxy (medians over the rounds):
 #   - saturation: wrk, one thread, 64 keep-alive connections: requests/s, failures, latency;
 #   - an open-loop rate of 2000 req/s (`cutover load`): median and p99 latency, and the proxy's
-#     own CPU time per request over that run (its threads' time on CPU from /proc/PID/task/*/
-#     schedstat: cutover's host without its instances, nginx's worker, HAProxy's process);
+#     own CPU time per request over that run (utime + stime from /proc/PID/stat: cutover's host
+#     without its instances but with its other work, probes included; nginx's worker; HAProxy's
+#     process);
 #   - failed: wrk's errors and non-2xx answers plus the open-loop run's failures, all rounds;
 #   - the share of requests each version answered (the demo-service instances' own counters).
 # PROFILE=FILE: also record the host with `perf record -g` while wrk loads cutover's router.
@@ -151,12 +152,14 @@ proxy_pids() {
     haproxy) echo "$HAPPID" ;;
   esac
 }
-cpu_ns() { # PIDS...: nanoseconds on CPU of all their threads
-  local total=0 ns
+TCK=$(getconf CLK_TCK)
+cpu_ns() { # PIDS...: nanoseconds on CPU of each whole process (threads gone since included)
+  local total=0 stat f
   for p in "$@"; do
-    for t in /proc/"$p"/task/*/schedstat; do
-      read -r ns _ <"$t" 2>/dev/null && total=$((total + ns))
-    done
+    stat=$(cat /proc/"$p"/stat 2>/dev/null) || continue
+    read -r -a f <<<"${stat##*) }"
+    # utime and stime, fields 14 and 15 (11 and 12 after the command's name).
+    total=$((total + (f[11] + f[12]) * 1000000000 / TCK))
   done
   echo "$total"
 }

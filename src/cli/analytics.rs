@@ -163,8 +163,15 @@ pub fn report(
         "last {days} day(s){}; dry runs left out; lead time from the specs' metadata.changedAt where they give it",
         env.map(|e| format!(", environment {e}")).unwrap_or_default()
     );
+    // The scope column at least 30 cells, wider for a longer name; counted in terminal cells.
+    let sw = summaries
+        .iter()
+        .map(|s| cutover::text::width(&s.scope))
+        .max()
+        .unwrap_or(0)
+        .max(30);
     out!(
-        "{:<30} {:>6} {:>8} {:>9} {:>9} {:>9} {:>10} {:>10}  FREQUENCY",
+        "{:<sw$} {:>6} {:>8} {:>9} {:>9} {:>9} {:>10} {:>10}  FREQUENCY",
         "SCOPE",
         "DEPLOY",
         "SUCCESS",
@@ -176,8 +183,8 @@ pub fn report(
     );
     for s in &summaries {
         out!(
-            "{:<30} {:>6} {:>8} {:>9} {:>9} {:>9} {:>10} {:>10}  {} ({:.2}/day){}",
-            s.scope,
+            "{} {:>6} {:>8} {:>9} {:>9} {:>9} {:>10} {:>10}  {} ({:.2}/day){}",
+            cutover::text::pad(&s.scope, sw, false),
             s.deployments,
             pct(s.success_rate),
             pct(s.change_fail_rate),

@@ -352,6 +352,7 @@ impl Outgoing<'_> {
                 idle: idle.clone(),
                 stall_after: None,
                 stalled: None,
+                armed: false,
             };
             let mut resp = Response::new(body);
             *resp.status_mut() = parsed.status;
@@ -612,8 +613,10 @@ pub struct UpstreamBody {
     idle: Arc<Idle>,
     /// How long the instance may send nothing in the middle of the body ([`Self::stall_limit`]).
     stall_after: Option<Duration>,
-    /// Armed while a read waits, cleared by each byte that arrives.
+    /// The stall timer (made the first time a read waits, then reset), and whether it runs:
+    /// armed when a read waits, disarmed by the bytes that arrive.
     stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+    armed: bool,
 }
 
 impl UpstreamBody {
@@ -655,8 +658,12 @@ impl UpstreamBody {
                 let timer = self
                     .stalled
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
+                if !self.armed {
+                    timer.as_mut().reset(tokio::time::Instant::now() + after);
+                    self.armed = true;
+                }
                 ready!(timer.as_mut().poll(cx));
-                self.stalled = None;
+                self.armed = false;
                 return Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!("the instance sent nothing for {after:?} in the body"),
@@ -664,7 +671,7 @@ impl UpstreamBody {
             }
             match io.try_read_buf(&mut self.buf) {
                 Ok(n) => {
-                    self.stalled = None;
+                    self.armed = false;
                     return Poll::Ready(Ok(n));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,

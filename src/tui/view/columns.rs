@@ -10,11 +10,9 @@
 //! Owns: choosing the widths and padding or cutting a cell to its width. Must not touch: what
 //! the cells say or how they are styled.
 
+pub use crate::text::{cut, width};
 use ratatui::style::Style;
 use ratatui::text::Span;
-use unicode_width::UnicodeWidthChar;
-
-pub use crate::text::width;
 
 /// The gap between two columns.
 pub const GAP: &str = "  ";
@@ -67,8 +65,8 @@ pub struct Widths {
 }
 
 impl Widths {
-    /// Widths for `cols` whose widest cells are `content` (characters, one per column), in a
-    /// box `avail` characters wide; when too wide, the columns in `give_way` shrink in that order.
+    /// Widths for `cols` whose widest cells are `content` (terminal cells, one per column), in
+    /// a box `avail` cells wide; when too wide, the columns in `give_way` shrink in that order.
     pub fn fit(cols: &[Column], content: &[usize], avail: usize, give_way: &[usize]) -> Widths {
         let mut widths: Vec<usize> = cols
             .iter()
@@ -184,29 +182,6 @@ impl Widths {
     }
 }
 
-/// `s` cut to `n` cells, its last one `~` when it was longer (a wide character that would
-/// straddle the cut is left out whole: the result may be a cell short).
-pub fn cut(s: &str, n: usize) -> String {
-    if width(s) <= n {
-        return s.to_string();
-    }
-    let room = n.saturating_sub(1);
-    let mut t = String::new();
-    let mut used = 0;
-    for c in s.chars() {
-        let w = c.width().unwrap_or(0);
-        if used + w > room {
-            break;
-        }
-        used += w;
-        t.push(c);
-    }
-    if n > 0 {
-        t.push('~');
-    }
-    t
-}
-
 /// The widest of `cells`, in terminal cells.
 pub fn widest<'a>(cells: impl Iterator<Item = &'a str>) -> usize {
     cells.map(width).max().unwrap_or(0)
@@ -236,7 +211,7 @@ mod tests {
     }
 
     /// Names in CJK or with emoji take two cells a character; rows still line up, as the
-    /// terminal draws them, and a cut never splits a wide character.
+    /// terminal draws them (cutting itself is tested in `text`).
     #[test]
     fn wide_characters_count_as_the_cells_they_take() {
         let rows = [["7", "ショップ", "alice"], ["123456", "shop", "bob"]];
@@ -249,15 +224,11 @@ mod tests {
         assert_eq!(b, "123456  shop        bob");
         let bob = b.find("bob").unwrap_or(usize::MAX);
         assert_eq!(width(&a[..a.find("alice").unwrap_or(0)]), width(&b[..bob]));
-        assert_eq!(cut("ショップ", 4), "シ~");
-        assert_eq!(cut("ショップ", 5), "ショ~");
-        assert_eq!(
-            width(&cut("ショップ", 4)),
-            3,
-            "the cut leaves a cell rather than half a character"
-        );
-        assert_eq!(cut("café", 4), "café");
-        assert_eq!(cut("abc", 0), "");
+        // Squeezed, the wide name is cut whole characters at a time and the row keeps its width.
+        let narrow = [COLS[0], Column::left("deployment", 4), COLS[2]];
+        let w = Widths::fit(&narrow, &content, 20, &[1]);
+        assert_eq!(w.row(&rows[0]), "     7  ショ~  alice");
+        assert_eq!(w.row(&["123456", "shop", "alice"]), "123456  shop   alice");
     }
 
     #[test]

@@ -157,8 +157,8 @@ pub fn health(r: &Row, look: &Look, width: usize) -> Vec<Line<'static>> {
         };
         let mut spans = vec![
             Span::raw(format!(
-                "{:<id_w$} {:<5} ",
-                super::columns::cut(&st.id, id_w),
+                "{} {:<5} ",
+                crate::text::pad(&crate::text::cut(&st.id, id_w), id_w, false),
                 st.probe
             )),
             Span::styled(format!("{state:<10}"), look.s(slot)),
