@@ -451,11 +451,10 @@ async fn proxy(req: Request<Incoming>, client_ip: &str, shared: &Shared) -> Resp
     };
     backend.inflight.fetch_add(1, Ordering::Relaxed);
     let start = Instant::now();
-    let sent = upstream::send(req, backend.addr, &backend.idle, client_ip);
-    let result = tokio::time::timeout(shared.timeout, sent).await;
+    let result = upstream::send(req, backend.addr, &backend.idle, client_ip, shared.timeout).await;
     let latency = start.elapsed();
     match result {
-        Ok(Ok(mut resp)) => {
+        Ok(mut resp) => {
             window.record(Outcome::Status(resp.status().as_u16()), latency);
             resp.body_mut().stall_limit(shared.timeout);
             let (parts, body) = resp.into_parts();
@@ -465,7 +464,16 @@ async fn proxy(req: Request<Incoming>, client_ip: &str, shared: &Shared) -> Resp
             });
             Response::from_parts(parts, body)
         }
-        Ok(Err(upstream::Failure::Client(e))) => {
+        Err(upstream::Failure::ClientIdle(after)) => {
+            // The client stopped sending its body: nothing about the instance.
+            backend.inflight.fetch_sub(1, Ordering::Relaxed);
+            tracing::debug!("client's body for {} idle for {after:?}", backend.id);
+            plain(
+                StatusCode::REQUEST_TIMEOUT,
+                "cutover: the request body stopped coming",
+            )
+        }
+        Err(upstream::Failure::Client(e)) => {
             // The client's side failed (it went away in the middle of its upload): nothing
             // about the instance, so not recorded against its revision.
             backend.inflight.fetch_sub(1, Ordering::Relaxed);
@@ -478,21 +486,21 @@ async fn proxy(req: Request<Incoming>, client_ip: &str, shared: &Shared) -> Resp
                 "cutover: the request body was cut short",
             )
         }
-        Ok(Err(e)) => {
+        Err(upstream::Failure::Timeout(_)) => {
+            backend.inflight.fetch_sub(1, Ordering::Relaxed);
+            window.record(Outcome::Transport, latency);
+            plain(
+                StatusCode::GATEWAY_TIMEOUT,
+                &format!("cutover: upstream {} timed out", backend.id),
+            )
+        }
+        Err(e) => {
             backend.inflight.fetch_sub(1, Ordering::Relaxed);
             window.record(Outcome::Transport, latency);
             tracing::debug!("upstream {} failed: {e}", backend.id);
             plain(
                 StatusCode::BAD_GATEWAY,
                 &format!("cutover: upstream {} failed", backend.id),
-            )
-        }
-        Err(_) => {
-            backend.inflight.fetch_sub(1, Ordering::Relaxed);
-            window.record(Outcome::Transport, latency);
-            plain(
-                StatusCode::GATEWAY_TIMEOUT,
-                &format!("cutover: upstream {} timed out", backend.id),
             )
         }
     }

@@ -53,6 +53,27 @@ pub enum Failure {
     Malformed(&'static str),
     #[error("reading the request body: {0}")]
     Client(hyper::Error),
+    /// The client sent nothing of its body for this long: the client's doing, not the
+    /// instance's.
+    #[error("the client sent nothing of its body for {0:?}")]
+    ClientIdle(Duration),
+    /// The instance took this long to read the request or to send anything back.
+    #[error("the instance sent or took nothing for {0:?}")]
+    Timeout(Duration),
+}
+
+/// `step`, given at most `wait` (no limit when `None`); past it, `late(wait)`.
+async fn within<T>(
+    wait: Option<Duration>,
+    step: impl Future<Output = Result<T, Failure>>,
+    late: fn(Duration) -> Failure,
+) -> Result<T, Failure> {
+    match wait {
+        None => step.await,
+        Some(w) => tokio::time::timeout(w, step)
+            .await
+            .unwrap_or_else(|_| Err(late(w))),
+    }
 }
 
 /// An instance's idle connections, most recently used last.
@@ -240,12 +261,16 @@ fn looks_open(stream: &TcpStream) -> bool {
 }
 
 /// Forward `req` to the instance at `addr`, on one of `idle`'s connections or a new one, and
-/// read the response head.
+/// read the response head. Each wait is limited to `wait` on its own, as nginx's timeouts are:
+/// for the client's next piece of body ([`Failure::ClientIdle`]), and for the instance to take
+/// the next piece or to answer ([`Failure::Timeout`]); a slow but steady upload takes as long
+/// as it needs.
 pub async fn send(
     req: Request<Incoming>,
     addr: SocketAddr,
     idle: &Arc<Idle>,
     client_ip: &str,
+    wait: Duration,
 ) -> Result<Response<UpstreamBody>, Failure> {
     let (parts, mut body) = req.into_parts();
     let mut head = Vec::with_capacity(512);
@@ -258,6 +283,7 @@ pub async fn send(
         body: Some(&mut body),
         may_repeat,
         head_only,
+        wait: Some(wait),
     };
     request.send(addr, idle).await
 }
@@ -278,6 +304,8 @@ pub async fn get(
         body: None,
         may_repeat: true,
         head_only: false,
+        // The probe limits the whole check itself.
+        wait: None,
     };
     request.send(addr, idle).await
 }
@@ -304,6 +332,8 @@ struct Outgoing<'a> {
     /// one turns out to have been closed by the instance.
     may_repeat: bool,
     head_only: bool,
+    /// The limit on each wait (see [`send`]).
+    wait: Option<Duration>,
 }
 
 impl Outgoing<'_> {
@@ -337,7 +367,8 @@ impl Outgoing<'_> {
                             return Err(Failure::Malformed("response head too large"));
                         }
                         buf.reserve(8 * 1024);
-                        if stream.read_buf(&mut buf).await? == 0 {
+                        let read = async { Ok(stream.read_buf(&mut buf).await?) };
+                        if within(self.wait, read, Failure::Timeout).await? == 0 {
                             return Err(Failure::Malformed("closed in the response head"));
                         }
                     }
@@ -371,14 +402,20 @@ impl Outgoing<'_> {
         stream: &mut TcpStream,
         buf: &mut BytesMut,
     ) -> Result<bool, Failure> {
-        stream.write_all(self.head).await?;
+        let wait = self.wait;
+        let head = async { Ok(stream.write_all(self.head).await?) };
+        within(wait, head, Failure::Timeout).await?;
         let mut cut_short = false;
         if let (Some(body), true) = (self.body.as_mut(), self.framing != RequestBody::None) {
             let chunked = self.framing == RequestBody::Chunked;
             let (mut rd, mut wr) = stream.split();
             let upload = async {
                 use http_body_util::BodyExt;
-                while let Some(frame) = body.frame().await {
+                loop {
+                    let next = async { Ok(body.frame().await) };
+                    let Some(frame) = within(wait, next, Failure::ClientIdle).await? else {
+                        break;
+                    };
                     let frame = frame.map_err(Failure::Client)?;
                     let Ok(data) = frame.into_data() else {
                         continue; // trailers: not forwarded
@@ -386,17 +423,22 @@ impl Outgoing<'_> {
                     if data.is_empty() {
                         continue;
                     }
-                    if chunked {
-                        wr.write_all(format!("{:x}\r\n", data.len()).as_bytes())
-                            .await?;
-                        wr.write_all(&data).await?;
-                        wr.write_all(b"\r\n").await?;
-                    } else {
-                        wr.write_all(&data).await?;
-                    }
+                    let put = async {
+                        if chunked {
+                            wr.write_all(format!("{:x}\r\n", data.len()).as_bytes())
+                                .await?;
+                            wr.write_all(&data).await?;
+                            wr.write_all(b"\r\n").await?;
+                        } else {
+                            wr.write_all(&data).await?;
+                        }
+                        Ok(())
+                    };
+                    within(wait, put, Failure::Timeout).await?;
                 }
                 if chunked {
-                    wr.write_all(b"0\r\n\r\n").await?;
+                    let end = async { Ok(wr.write_all(b"0\r\n\r\n").await?) };
+                    within(wait, end, Failure::Timeout).await?;
                 }
                 Ok::<(), Failure>(())
             };
@@ -411,7 +453,8 @@ impl Outgoing<'_> {
         }
         if buf.is_empty() {
             buf.reserve(8 * 1024);
-            if stream.read_buf(buf).await? == 0 {
+            let read = async { Ok(stream.read_buf(buf).await?) };
+            if within(wait, read, Failure::Timeout).await? == 0 {
                 return Err(Failure::Closed);
             }
         }

@@ -746,3 +746,66 @@ async fn a_body_that_stalls_is_cut_off_after_the_routers_timeout() {
     assert_eq!(backend.inflight.load(Ordering::Relaxed), 0);
     router.shutdown(Duration::from_secs(1)).await;
 }
+
+/// A client that uploads slowly but steadily is served, however long the whole upload takes:
+/// the router's timeout limits each wait, not the request.
+#[tokio::test]
+async fn a_slow_steady_upload_is_served_and_not_held_against_the_instance() {
+    let (addr, _) = instance(false, false).await;
+    let (router, _, window) = router_with(addr, Duration::from_millis(500)).await;
+    let mut c = TcpStream::connect(router.listen).await.unwrap();
+    c.write_all(b"POST / HTTP/1.1\r\nhost: web\r\nconnection: close\r\ncontent-length: 8\r\n\r\n")
+        .await
+        .unwrap();
+    // Eight bytes over 1.6 s, three times the timeout.
+    for b in b"01234567" {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        c.write_all(&[*b]).await.unwrap();
+    }
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.ends_with("POST 01234567"), "{text}");
+    assert_eq!(window.totals(), (1, 0, 0));
+    router.shutdown(Duration::from_secs(1)).await;
+}
+
+/// A client that stops sending its body gets 408 after the router's timeout, and the
+/// instance is not blamed; an instance that takes the request and never answers gets the
+/// client a 504, counted against it.
+#[tokio::test]
+async fn an_idle_client_gets_408_and_a_silent_instance_504() {
+    let (addr, _) = instance(false, false).await;
+    let (router, _, window) = router_with(addr, Duration::from_millis(300)).await;
+    let mut c = TcpStream::connect(router.listen).await.unwrap();
+    c.write_all(b"POST / HTTP/1.1\r\nhost: web\r\ncontent-length: 8\r\n\r\n01")
+        .await
+        .unwrap();
+    let mut got = vec![0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&got[..n]);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert_eq!(window.totals(), (0, 0, 0));
+    router.shutdown(Duration::from_secs(1)).await;
+
+    // Reads the request, then says nothing for 10 s.
+    let (addr, _) = scripted(&[(10_000, b"")]).await;
+    let (router, _, window) = router_with(addr, Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let r = raw(
+        router.listen,
+        "GET / HTTP/1.1\r\nhost: web\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 504"), "{r}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(window.totals(), (1, 0, 1));
+    router.shutdown(Duration::from_secs(1)).await;
+}
