@@ -425,16 +425,28 @@ fn plain(status: StatusCode, msg: &str) -> Response<ProxyBody> {
     r
 }
 
-/// Keeps an instance counted as busy until the response body has been sent.
-struct Tracked {
-    inner: UpstreamBody,
-    backend: Arc<Backend>,
+/// An instance counted as busy with one request for as long as this lives: from the pick until
+/// the response body has been sent, or until the request fails or is dropped (a client that
+/// goes away while waiting drops the whole request with it).
+struct Busy(Arc<Backend>);
+
+impl Busy {
+    fn new(backend: Arc<Backend>) -> Busy {
+        backend.inflight.fetch_add(1, Ordering::Relaxed);
+        Busy(backend)
+    }
 }
 
-impl Drop for Tracked {
+impl Drop for Busy {
     fn drop(&mut self) {
-        self.backend.inflight.fetch_sub(1, Ordering::Relaxed);
+        self.0.inflight.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// An instance's response body, its instance counted busy until it has been sent.
+struct Tracked {
+    inner: UpstreamBody,
+    _busy: Busy,
 }
 
 async fn proxy(req: Request<Incoming>, client_ip: &str, shared: &Shared) -> Response<ProxyBody> {
@@ -449,24 +461,25 @@ async fn proxy(req: Request<Incoming>, client_ip: &str, shared: &Shared) -> Resp
             "cutover: no ready instance",
         );
     };
-    backend.inflight.fetch_add(1, Ordering::Relaxed);
+    let busy = Busy::new(backend.clone());
     let start = Instant::now();
     let result = upstream::send(req, backend.addr, &backend.idle, client_ip, shared.timeout).await;
-    let latency = start.elapsed();
+    let took = start.elapsed();
     match result {
         Ok(mut resp) => {
+            // The instance's time: waiting for a slow client's upload is not its doing.
+            let latency = took.saturating_sub(resp.body().client_wait());
             window.record(Outcome::Status(resp.status().as_u16()), latency);
             resp.body_mut().stall_limit(shared.timeout);
             let (parts, body) = resp.into_parts();
             let body = ProxyBody::Upstream(Tracked {
                 inner: body,
-                backend,
+                _busy: busy,
             });
             Response::from_parts(parts, body)
         }
         Err(upstream::Failure::ClientIdle(after)) => {
             // The client stopped sending its body: nothing about the instance.
-            backend.inflight.fetch_sub(1, Ordering::Relaxed);
             tracing::debug!("client's body for {} idle for {after:?}", backend.id);
             plain(
                 StatusCode::REQUEST_TIMEOUT,
@@ -476,7 +489,6 @@ async fn proxy(req: Request<Incoming>, client_ip: &str, shared: &Shared) -> Resp
         Err(upstream::Failure::Client(e)) => {
             // The client's side failed (it went away in the middle of its upload): nothing
             // about the instance, so not recorded against its revision.
-            backend.inflight.fetch_sub(1, Ordering::Relaxed);
             tracing::debug!(
                 "request body for {} cut short by the client: {e}",
                 backend.id
@@ -486,17 +498,16 @@ async fn proxy(req: Request<Incoming>, client_ip: &str, shared: &Shared) -> Resp
                 "cutover: the request body was cut short",
             )
         }
-        Err(upstream::Failure::Timeout(_)) => {
-            backend.inflight.fetch_sub(1, Ordering::Relaxed);
-            window.record(Outcome::Transport, latency);
+        Err(upstream::Failure::Timeout(after)) => {
+            window.record(Outcome::Transport, took);
+            tracing::debug!("upstream {} silent for {after:?}", backend.id);
             plain(
                 StatusCode::GATEWAY_TIMEOUT,
                 &format!("cutover: upstream {} timed out", backend.id),
             )
         }
         Err(e) => {
-            backend.inflight.fetch_sub(1, Ordering::Relaxed);
-            window.record(Outcome::Transport, latency);
+            window.record(Outcome::Transport, took);
             tracing::debug!("upstream {} failed: {e}", backend.id);
             plain(
                 StatusCode::BAD_GATEWAY,

@@ -62,6 +62,47 @@ pub enum Failure {
     Timeout(Duration),
 }
 
+/// The answer's deadline and the limit it came from (none: no limit).
+type Deadline = Option<(tokio::time::Instant, Duration)>;
+
+/// `step`, by `deadline`; past it, the instance took too long.
+async fn by<T>(
+    deadline: Deadline,
+    step: impl Future<Output = Result<T, Failure>>,
+) -> Result<T, Failure> {
+    match deadline {
+        None => step.await,
+        Some((at, w)) => tokio::time::timeout_at(at, step)
+            .await
+            .unwrap_or_else(|_| Err(Failure::Timeout(w))),
+    }
+}
+
+/// Write all of `data` to the instance, each write given at most `wait`: progress resets the
+/// limit, as nginx's `proxy_send_timeout`.
+async fn put<W: tokio::io::AsyncWrite + Unpin>(
+    w: &mut W,
+    mut data: &[u8],
+    wait: Option<Duration>,
+) -> Result<(), Failure> {
+    while !data.is_empty() {
+        let n = within(wait, async { Ok(w.write(data).await?) }, Failure::Timeout).await?;
+        if n == 0 {
+            return Err(Failure::Io(io::ErrorKind::WriteZero.into()));
+        }
+        data = &data[n..];
+    }
+    Ok(())
+}
+
+/// What sending a request left to know: whether its body was cut short by an early answer,
+/// how long was spent waiting for the client's body, and when the answer is due.
+struct Sent {
+    cut_short: bool,
+    client_wait: Duration,
+    deadline: Deadline,
+}
+
 /// `step`, given at most `wait` (no limit when `None`); past it, `late(wait)`.
 async fn within<T>(
     wait: Option<Duration>,
@@ -261,10 +302,11 @@ fn looks_open(stream: &TcpStream) -> bool {
 }
 
 /// Forward `req` to the instance at `addr`, on one of `idle`'s connections or a new one, and
-/// read the response head. Each wait is limited to `wait` on its own, as nginx's timeouts are:
-/// for the client's next piece of body ([`Failure::ClientIdle`]), and for the instance to take
-/// the next piece or to answer ([`Failure::Timeout`]); a slow but steady upload takes as long
-/// as it needs.
+/// read the response head. Waits are limited to `wait` each, as nginx's timeouts are: for the
+/// client's next piece of body ([`Failure::ClientIdle`]), for the instance to take the next
+/// piece, and for its whole response head once the request is sent ([`Failure::Timeout`]); a
+/// slow but steady upload takes as long as it needs. The response's body tells how long was
+/// spent waiting for the client ([`UpstreamBody::client_wait`]).
 pub async fn send(
     req: Request<Incoming>,
     addr: SocketAddr,
@@ -350,8 +392,8 @@ impl Outgoing<'_> {
             };
             let retry = was_reused && self.may_repeat;
             let mut buf = BytesMut::new();
-            let cut_short = match self.exchange(&mut stream, &mut buf).await {
-                Ok(cut_short) => cut_short,
+            let sent = match self.exchange(&mut stream, &mut buf).await {
+                Ok(sent) => sent,
                 Err(Failure::Closed) if retry => continue,
                 Err(Failure::Io(e)) if retry && stale(&e) => continue,
                 Err(e) => return Err(e),
@@ -368,7 +410,7 @@ impl Outgoing<'_> {
                         }
                         buf.reserve(8 * 1024);
                         let read = async { Ok(stream.read_buf(&mut buf).await?) };
-                        if within(self.wait, read, Failure::Timeout).await? == 0 {
+                        if by(sent.deadline, read).await? == 0 {
                             return Err(Failure::Malformed("closed in the response head"));
                         }
                     }
@@ -379,11 +421,12 @@ impl Outgoing<'_> {
                 buf,
                 state: parsed.framing,
                 // A request body not sent whole leaves the connection in no known state.
-                reusable: parsed.reusable && !cut_short,
+                reusable: parsed.reusable && !sent.cut_short,
                 idle: idle.clone(),
                 stall_after: None,
                 stalled: None,
                 armed: false,
+                client_wait: sent.client_wait,
             };
             let mut resp = Response::new(body);
             *resp.status_mut() = parsed.status;
@@ -395,25 +438,29 @@ impl Outgoing<'_> {
 
     /// Write the head and body, then read until the first bytes of the response are in `buf`.
     /// An instance may answer before it has read the whole body (a 413, a 401, or a stream it
-    /// answers as it reads): sending stops there and the answer is read (returns true: the
-    /// body was cut short).
+    /// answers as it reads): sending stops there and the answer is read (the body was cut
+    /// short).
     async fn exchange(
         &mut self,
         stream: &mut TcpStream,
         buf: &mut BytesMut,
-    ) -> Result<bool, Failure> {
+    ) -> Result<Sent, Failure> {
         let wait = self.wait;
-        let head = async { Ok(stream.write_all(self.head).await?) };
-        within(wait, head, Failure::Timeout).await?;
+        put(stream, self.head, wait).await?;
         let mut cut_short = false;
+        let mut client_wait = Duration::ZERO;
         if let (Some(body), true) = (self.body.as_mut(), self.framing != RequestBody::None) {
             let chunked = self.framing == RequestBody::Chunked;
             let (mut rd, mut wr) = stream.split();
+            let waited = &mut client_wait;
             let upload = async {
                 use http_body_util::BodyExt;
                 loop {
+                    let asked = Instant::now();
                     let next = async { Ok(body.frame().await) };
-                    let Some(frame) = within(wait, next, Failure::ClientIdle).await? else {
+                    let next = within(wait, next, Failure::ClientIdle).await;
+                    *waited += asked.elapsed();
+                    let Some(frame) = next? else {
                         break;
                     };
                     let frame = frame.map_err(Failure::Client)?;
@@ -423,22 +470,16 @@ impl Outgoing<'_> {
                     if data.is_empty() {
                         continue;
                     }
-                    let put = async {
-                        if chunked {
-                            wr.write_all(format!("{:x}\r\n", data.len()).as_bytes())
-                                .await?;
-                            wr.write_all(&data).await?;
-                            wr.write_all(b"\r\n").await?;
-                        } else {
-                            wr.write_all(&data).await?;
-                        }
-                        Ok(())
-                    };
-                    within(wait, put, Failure::Timeout).await?;
+                    if chunked {
+                        put(&mut wr, format!("{:x}\r\n", data.len()).as_bytes(), wait).await?;
+                        put(&mut wr, &data, wait).await?;
+                        put(&mut wr, b"\r\n", wait).await?;
+                    } else {
+                        put(&mut wr, &data, wait).await?;
+                    }
                 }
                 if chunked {
-                    let end = async { Ok(wr.write_all(b"0\r\n\r\n").await?) };
-                    within(wait, end, Failure::Timeout).await?;
+                    put(&mut wr, b"0\r\n\r\n", wait).await?;
                 }
                 Ok::<(), Failure>(())
             };
@@ -451,14 +492,20 @@ impl Outgoing<'_> {
                 sent = upload => sent?,
             }
         }
+        // The whole response head is due within `wait` of the request's end.
+        let deadline = wait.map(|w| (tokio::time::Instant::now() + w, w));
         if buf.is_empty() {
             buf.reserve(8 * 1024);
             let read = async { Ok(stream.read_buf(buf).await?) };
-            if within(wait, read, Failure::Timeout).await? == 0 {
+            if by(deadline, read).await? == 0 {
                 return Err(Failure::Closed);
             }
         }
-        Ok(cut_short)
+        Ok(Sent {
+            cut_short,
+            client_wait,
+            deadline,
+        })
     }
 }
 
@@ -660,6 +707,8 @@ pub struct UpstreamBody {
     /// armed when a read waits, disarmed by the bytes that arrive.
     stalled: Option<Pin<Box<tokio::time::Sleep>>>,
     armed: bool,
+    /// How long the request spent waiting for the client's body.
+    client_wait: Duration,
 }
 
 impl UpstreamBody {
@@ -669,6 +718,11 @@ impl UpstreamBody {
     /// client waits.
     pub fn stall_limit(&mut self, after: Duration) {
         self.stall_after = Some(after);
+    }
+
+    /// How long sending the request waited for the client's body: not the instance's time.
+    pub fn client_wait(&self) -> Duration {
+        self.client_wait
     }
 
     /// At the end: hand the connection back (if reusable and nothing extra was sent).

@@ -201,6 +201,7 @@ fn body(io: TcpStream, state: State, reusable: bool, idle: &Arc<Idle>) -> Upstre
         stall_after: None,
         stalled: None,
         armed: false,
+        client_wait: Duration::ZERO,
     }
 }
 
@@ -748,18 +749,19 @@ async fn a_body_that_stalls_is_cut_off_after_the_routers_timeout() {
 }
 
 /// A client that uploads slowly but steadily is served, however long the whole upload takes:
-/// the router's timeout limits each wait, not the request.
+/// the router's timeout limits each wait, not the request; and the time spent waiting for the
+/// client is not the instance's response time.
 #[tokio::test]
 async fn a_slow_steady_upload_is_served_and_not_held_against_the_instance() {
     let (addr, _) = instance(false, false).await;
-    let (router, _, window) = router_with(addr, Duration::from_millis(500)).await;
+    let (router, _, window) = router_with(addr, Duration::from_secs(1)).await;
     let mut c = TcpStream::connect(router.listen).await.unwrap();
-    c.write_all(b"POST / HTTP/1.1\r\nhost: web\r\nconnection: close\r\ncontent-length: 8\r\n\r\n")
+    c.write_all(b"POST / HTTP/1.1\r\nhost: web\r\nconnection: close\r\ncontent-length: 16\r\n\r\n")
         .await
         .unwrap();
-    // Eight bytes over 1.6 s, three times the timeout.
-    for b in b"01234567" {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    // Sixteen bytes over 1.6 s, longer than the timeout.
+    for b in b"0123456789abcdef" {
+        tokio::time::sleep(Duration::from_millis(100)).await;
         c.write_all(&[*b]).await.unwrap();
     }
     let mut got = Vec::new();
@@ -769,8 +771,44 @@ async fn a_slow_steady_upload_is_served_and_not_held_against_the_instance() {
         .unwrap();
     let text = String::from_utf8_lossy(&got);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    assert!(text.ends_with("POST 01234567"), "{text}");
+    assert!(text.ends_with("POST 0123456789abcdef"), "{text}");
     assert_eq!(window.totals(), (1, 0, 0));
+    let m = window.metrics(Duration::from_secs(60));
+    let p99 = m.get("response_time_p99").copied().unwrap_or(f64::MAX);
+    assert!(
+        p99 < 1000.0,
+        "the upload's 1.6 s counted as the instance's: {p99} ms"
+    );
+    router.shutdown(Duration::from_secs(1)).await;
+}
+
+/// A client that goes away while the instance is still thinking takes its request with it:
+/// the instance is no longer counted as busy with it (which holds up its retirement).
+#[tokio::test]
+async fn a_client_that_leaves_while_waiting_frees_the_instance() {
+    use std::sync::atomic::Ordering;
+    // Reads the request, then says nothing for 10 s.
+    let (addr, _) = scripted(&[(10_000, b"")]).await;
+    let (router, backend, _) = router_to(addr).await;
+    let mut c = TcpStream::connect(router.listen).await.unwrap();
+    c.write_all(b"GET / HTTP/1.1\r\nhost: web\r\n\r\n")
+        .await
+        .unwrap();
+    let until = |busy: usize| {
+        let backend = backend.clone();
+        async move {
+            for _ in 0..150 {
+                if backend.inflight.load(Ordering::Relaxed) == busy {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            false
+        }
+    };
+    assert!(until(1).await, "the request never reached the instance");
+    drop(c);
+    assert!(until(0).await, "the instance is still counted busy");
     router.shutdown(Duration::from_secs(1)).await;
 }
 
