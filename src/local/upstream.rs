@@ -37,6 +37,10 @@ const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 100;
 /// How long a connect may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a request body the instance did not take is still read, in all and between two
+/// pieces ([`linger`]).
+const LINGER_FOR: Duration = Duration::from_secs(30);
+const LINGER_IDLE: Duration = Duration::from_secs(5);
 /// Largest chunk-size line or trailer section read.
 const MAX_LINE: usize = 16 * 1024;
 
@@ -327,7 +331,23 @@ pub async fn send(
         head_only,
         wait: Some(wait),
     };
-    request.send(addr, idle).await
+    let result = request.send(addr, idle).await;
+    if !body.is_end_stream() {
+        tokio::spawn(linger(body));
+    }
+    result
+}
+
+/// What is left of a request body the instance did not take (it answered first, or failed):
+/// read and dropped for a while (at most 5 s between pieces, 30 s in all), so that a client
+/// still sending reads the answer instead of a reset when the connection closes under its
+/// upload (nginx's lingering close).
+async fn linger(mut body: Incoming) {
+    use http_body_util::BodyExt;
+    let drain = async {
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(LINGER_IDLE, body.frame()).await {}
+    };
+    let _ = tokio::time::timeout(LINGER_FOR, drain).await;
 }
 
 /// `GET path` of the instance at `addr` (a health probe), on `idle`'s connection or a new one.
