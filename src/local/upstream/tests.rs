@@ -431,6 +431,18 @@ async fn router_with(
     (r, b, window)
 }
 
+/// Whether `backend` comes to have `n` requests in flight within 5 s.
+async fn busy_with(backend: &crate::local::router::Backend, n: usize) -> bool {
+    use std::sync::atomic::Ordering;
+    for _ in 0..250 {
+        if backend.inflight.load(Ordering::Relaxed) == n {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
@@ -640,28 +652,21 @@ async fn an_answer_before_the_upload_ends_reaches_the_client() {
 /// revision's analysis does not count it as a transport error.
 #[tokio::test]
 async fn a_client_that_abandons_its_upload_is_not_held_against_the_instance() {
-    use std::sync::atomic::Ordering;
     let (addr, _) = instance(false, false).await;
     let (router, backend, window) = router_to(addr).await;
     let mut c = TcpStream::connect(router.listen).await.unwrap();
     c.write_all(b"POST / HTTP/1.1\r\nhost: web\r\ncontent-length: 100000\r\n\r\n0123456789")
         .await
         .unwrap();
-    let until = |busy: usize| {
-        let backend = backend.clone();
-        async move {
-            for _ in 0..250 {
-                if backend.inflight.load(Ordering::Relaxed) == busy {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            panic!("the instance never had {busy} request(s) in flight");
-        }
-    };
-    until(1).await;
+    assert!(
+        busy_with(&backend, 1).await,
+        "the request never reached the instance"
+    );
     drop(c);
-    until(0).await;
+    assert!(
+        busy_with(&backend, 0).await,
+        "the instance is still counted busy"
+    );
     assert_eq!(window.totals(), (0, 0, 0));
     // The instance still serves the next request.
     let r = raw(
@@ -707,7 +712,6 @@ async fn bytes_left_on_an_idle_connection_are_not_taken_for_the_next_answer() {
 /// longer counted as busy with it.
 #[tokio::test]
 async fn a_body_that_stalls_is_cut_off_after_the_routers_timeout() {
-    use std::sync::atomic::Ordering;
     // Ten bytes of a hundred, then nothing for 10 s.
     let (addr, _) = scripted(&[
         (
@@ -738,13 +742,10 @@ async fn a_body_that_stalls_is_cut_off_after_the_routers_timeout() {
     );
     // The instance itself would hang up only after 13 s.
     assert!(took < Duration::from_secs(5), "not cut off: {took:?}");
-    for _ in 0..100 {
-        if backend.inflight.load(Ordering::Relaxed) == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(backend.inflight.load(Ordering::Relaxed), 0);
+    assert!(
+        busy_with(&backend, 0).await,
+        "the instance is still counted busy"
+    );
     router.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -786,7 +787,6 @@ async fn a_slow_steady_upload_is_served_and_not_held_against_the_instance() {
 /// the instance is no longer counted as busy with it (which holds up its retirement).
 #[tokio::test]
 async fn a_client_that_leaves_while_waiting_frees_the_instance() {
-    use std::sync::atomic::Ordering;
     // Reads the request, then says nothing for 10 s.
     let (addr, _) = scripted(&[(10_000, b"")]).await;
     let (router, backend, _) = router_to(addr).await;
@@ -794,21 +794,15 @@ async fn a_client_that_leaves_while_waiting_frees_the_instance() {
     c.write_all(b"GET / HTTP/1.1\r\nhost: web\r\n\r\n")
         .await
         .unwrap();
-    let until = |busy: usize| {
-        let backend = backend.clone();
-        async move {
-            for _ in 0..150 {
-                if backend.inflight.load(Ordering::Relaxed) == busy {
-                    return true;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            false
-        }
-    };
-    assert!(until(1).await, "the request never reached the instance");
+    assert!(
+        busy_with(&backend, 1).await,
+        "the request never reached the instance"
+    );
     drop(c);
-    assert!(until(0).await, "the instance is still counted busy");
+    assert!(
+        busy_with(&backend, 0).await,
+        "the instance is still counted busy"
+    );
     router.shutdown(Duration::from_secs(1)).await;
 }
 
